@@ -1,0 +1,34 @@
+/** Console output for the CLI, and the one error type that is shown to users as a message with a hint. */
+
+export interface CliOutput {
+  info(line: string): void;
+  error(line: string): void;
+}
+
+export const consoleOutput: CliOutput = {
+  info: (line) => process.stdout.write(line + '\n'),
+  error: (line) => process.stderr.write(line + '\n'),
+};
+
+/** A mistake in how a command was called or what it was pointed at: printed as `strata: message (hint)`. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Users never see a stack trace: known errors print their message, anything else a short report. */
+export function reportFailure(error: unknown, out: CliOutput): void {
+  if (error instanceof UsageError) {
+    out.error(`strata: ${error.message}${error.hint ? ` (${error.hint})` : ''}`);
+    return;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  out.error(`strata: ${message}`);
+  if (process.env['STRATA_DEBUG'] && error instanceof Error && error.stack) out.error(error.stack);
+  else out.error('(set STRATA_DEBUG=1 for details)');
+}

@@ -1,0 +1,31 @@
+import { createHash } from 'node:crypto';
+
+/** Stable JSON: object keys sorted, so that equal content always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return '{' + entries.map(([k, v]) => JSON.stringify(k) + ':' + canonicalJson(v)).join(',') + '}';
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** A short, URL-safe digest. 64 bits or more is enough to make accidental collisions negligible here. */
+export function shortHash(text: string, length = 16): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, length);
+}
+
+/** A number in [0, 100) from a stable hash, for deterministic percentage splits such as holdouts. */
+export function hashPercent(text: string): number {
+  const digest = createHash('sha256').update(text).digest();
+  return (digest.readUInt32BE(0) / 0x1_0000_0000) * 100;
+}
+
+/** A pseudonymous user reference for logs and execution names: never the raw id or email. */
+export function userRef(userId: string): string {
+  return 'u_' + shortHash('user:' + userId, 16);
+}

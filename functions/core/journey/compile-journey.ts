@@ -1,0 +1,224 @@
+/**
+ * Compiles a validated journey into Amazon States Language for Step Functions (and for aws-local-stepfunctions,
+ * which runs the same definition locally).
+ *
+ * Shape, per step:
+ * - content / invite / offer / branch / local-time wait: ONE Task (the journey-step function) then a Choice on
+ *   its `outcome`. A `deferred` outcome goes to a Wait on the returned `until`, then back to the same Task, so a
+ *   deferred send is re-checked (and never dropped).
+ * - a duration wait: one Wait state. An exit: one Succeed state.
+ * - guard exits (tier change, conversion, opt-out, holdout) share one Succeed state; any error that survives the
+ *   retries is caught into `$.failure` and the execution fails with that error and cause.
+ *
+ * JSONPath only: no QueryLanguage, no JSONata, no Assign (aws-local-stepfunctions silently ignores Assign).
+ * Task results are kept at `$.results.<stepId>`, so a branch can pass the send time of its `since` step.
+ * Output is deterministic: states and keys are emitted in a fixed order, so the same journey gives
+ * byte-identical JSON and the deployed definition only changes when the journey does.
+ */
+import { assertNever } from '../errors.js';
+import type { JourneyDefinition, JourneyStep } from './journey-schema.js';
+import { TRANSIENT_ERROR, type JourneyOutcome } from './journey-task.js';
+
+/** Substituted with the journey-step Lambda ARN by the CDK stack (`definitionSubstitutions`). */
+export const JOURNEY_STEP_RESOURCE = '${JourneyStepFunctionArn}';
+export const EXITED_STATE = 'Exited';
+export const FAILED_STATE = 'Failed';
+
+export interface AslRetrier {
+  ErrorEquals: string[];
+  IntervalSeconds: number;
+  MaxAttempts: number;
+  BackoffRate: number;
+  MaxDelaySeconds: number;
+  JitterStrategy: 'FULL' | 'NONE';
+}
+
+export interface AslCatcher {
+  ErrorEquals: string[];
+  ResultPath: string;
+  Next: string;
+}
+
+export interface AslChoiceRule {
+  Variable: string;
+  StringEquals: string;
+  Next: string;
+}
+
+export type AslState =
+  | {
+      Type: 'Task';
+      Comment: string;
+      Resource: string;
+      Parameters: Record<string, string>;
+      ResultPath: string;
+      Retry: AslRetrier[];
+      Catch: AslCatcher[];
+      Next: string;
+    }
+  | { Type: 'Choice'; Choices: AslChoiceRule[] }
+  | { Type: 'Wait'; Comment: string; Seconds: number; Next: string }
+  | { Type: 'Wait'; Comment: string; TimestampPath: string; Next: string }
+  | { Type: 'Succeed'; Comment: string }
+  | { Type: 'Fail'; Comment: string; ErrorPath: string; CausePath: string };
+
+export interface AslDefinition {
+  Comment: string;
+  StartAt: string;
+  States: Record<string, AslState>;
+}
+
+/** Errors worth retrying: Lambda's own transient failures, and the step function's TransientJourneyError. */
+export const TRANSIENT_ERRORS = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+  TRANSIENT_ERROR,
+];
+
+const RETRY: AslRetrier[] = [
+  { ErrorEquals: TRANSIENT_ERRORS, IntervalSeconds: 2, MaxAttempts: 6, BackoffRate: 2, MaxDelaySeconds: 60, JitterStrategy: 'FULL' },
+];
+const CATCH: AslCatcher[] = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: FAILED_STATE }];
+
+export const resultPath = (stepId: string): string => `$.results.${stepId}`;
+export const outcomeStateName = (stepId: string): string => `${stepId}.outcome`;
+export const deferredStateName = (stepId: string): string => `${stepId}.deferred`;
+export const untilStateName = (stepId: string): string => `${stepId}.until`;
+
+export function compileJourney(definition: JourneyDefinition): AslDefinition {
+  const byId = new Map(definition.steps.map((step) => [step.id, step]));
+  const states: Record<string, AslState> = {};
+  for (const step of definition.steps) Object.assign(states, compileStep(definition, step, byId));
+  states[EXITED_STATE] = { Type: 'Succeed', Comment: 'A guard ended the journey: tier change, conversion, opt-out or holdout.' };
+  states[FAILED_STATE] = {
+    Type: 'Fail',
+    Comment: 'A step failed after its retries; the error is kept at $.failure.',
+    ErrorPath: '$.failure.Error',
+    CausePath: '$.failure.Cause',
+  };
+  return {
+    Comment: `Strata journey "${definition.id}" for tier ${definition.tier} (${definition.name}). Compiled from the journey JSON; edit that, not this.`,
+    StartAt: definition.start,
+    States: states,
+  };
+}
+
+function compileStep(journey: JourneyDefinition, step: JourneyStep, byId: ReadonlyMap<string, JourneyStep>): Record<string, AslState> {
+  switch (step.type) {
+    case 'content':
+      return taskWithChoice(journey, step, `Send content ${step.templateId} via ${step.channel}`, {}, [
+        ['sent', step.next],
+        ['deferred', deferredStateName(step.id)],
+      ]);
+    case 'invite':
+      return taskWithChoice(journey, step, `Invite to group ${step.groupId} via ${step.channel}`, {}, [
+        ['sent', step.next],
+        ['deferred', deferredStateName(step.id)],
+      ]);
+    case 'offer':
+      return taskWithChoice(journey, step, `Offer ${step.offerId} (valid ${step.expiryDays} days) via ${step.channel}`, {}, [
+        ['sent', step.next],
+        ['deferred', deferredStateName(step.id)],
+      ]);
+    case 'branch': {
+      const since = byId.get(step.since);
+      const what = since?.type === 'invite' ? `group ${since.groupId}` : since?.type === 'content' ? `content ${since.templateId}` : step.since;
+      return taskWithChoice(
+        journey,
+        step,
+        `Branch on ${step.signal} of ${what} within ${step.timeoutDays} days of step ${step.since}`,
+        { 'sinceSentAt.$': `${resultPath(step.since)}.at` },
+        [
+          ['engaged', step.engaged],
+          ['not-engaged', step.notEngaged],
+          ['deferred', deferredStateName(step.id)],
+        ],
+      );
+    }
+    case 'wait':
+      if (step.untilLocalTime !== undefined) {
+        return {
+          ...taskWithChoice(journey, step, `Find the next ${step.untilLocalTime} in the user's time zone`, {}, [['wait', untilStateName(step.id)]]),
+          [untilStateName(step.id)]: {
+            Type: 'Wait',
+            Comment: `Wait until ${step.untilLocalTime} in the user's time zone`,
+            TimestampPath: `${resultPath(step.id)}.until`,
+            Next: step.next,
+          },
+        };
+      }
+      return {
+        [step.id]: {
+          Type: 'Wait',
+          Comment: `Wait ${describeDuration(step.days ?? 0, step.hours ?? 0)}`,
+          Seconds: (step.days ?? 0) * 86_400 + (step.hours ?? 0) * 3_600,
+          Next: step.next,
+        },
+      };
+    case 'exit':
+      return { [step.id]: { Type: 'Succeed', Comment: step.description ?? 'End of the journey' } };
+    default:
+      return assertNever(step, 'journey step');
+  }
+}
+
+/**
+ * A step's Task and the Choice on its outcome. `exit` always goes to the shared exit state; an outcome the
+ * Choice does not list fails the execution (States.NoChoiceMatched) rather than being taken for an exit.
+ */
+function taskWithChoice(
+  journey: JourneyDefinition,
+  step: JourneyStep,
+  comment: string,
+  extraParameters: Record<string, string>,
+  routes: Array<[JourneyOutcome, string]>,
+): Record<string, AslState> {
+  const outcomeVariable = `${resultPath(step.id)}.outcome`;
+  const states: Record<string, AslState> = {
+    [step.id]: {
+      Type: 'Task',
+      Comment: comment,
+      Resource: JOURNEY_STEP_RESOURCE,
+      Parameters: {
+        journeyId: journey.id,
+        tier: journey.tier,
+        stepId: step.id,
+        'userId.$': '$.userId',
+        'executionName.$': '$$.Execution.Name',
+        'startedAt.$': '$$.Execution.StartTime',
+        ...extraParameters,
+      },
+      ResultPath: resultPath(step.id),
+      // Fresh copies per state, so that a caller editing one state (a test, the CDK) cannot change another.
+      Retry: RETRY.map((retrier) => ({ ...retrier, ErrorEquals: [...retrier.ErrorEquals] })),
+      Catch: CATCH.map((catcher) => ({ ...catcher, ErrorEquals: [...catcher.ErrorEquals] })),
+      Next: outcomeStateName(step.id),
+    },
+    [outcomeStateName(step.id)]: {
+      Type: 'Choice',
+      Choices: [...routes, ['exit', EXITED_STATE] as [JourneyOutcome, string]].map(([outcome, next]) => ({
+        Variable: outcomeVariable,
+        StringEquals: outcome,
+        Next: next,
+      })),
+    },
+  };
+  if (routes.some(([outcome]) => outcome === 'deferred')) {
+    states[deferredStateName(step.id)] = {
+      Type: 'Wait',
+      Comment: 'Deferred by quiet hours, the frequency cap or a pending engagement; then check again',
+      TimestampPath: `${resultPath(step.id)}.until`,
+      Next: step.id,
+    };
+  }
+  return states;
+}
+
+export function describeDuration(days: number, hours: number): string {
+  const parts: string[] = [];
+  if (days > 0) parts.push(`${days} day${days === 1 ? '' : 's'}`);
+  if (hours > 0) parts.push(`${hours} hour${hours === 1 ? '' : 's'}`);
+  return parts.join(' ') || '0 hours';
+}

@@ -1,0 +1,239 @@
+/**
+ * The journey-step core: given one step of a running journey and the user's stored state, decide what happens
+ * now. Pure: time, the profile and the day buckets come in as arguments.
+ *
+ * Every step re-checks the exit guards first (same tier, not converted, not opted out, not held out), because
+ * the world may have changed during a wait. A send is never dropped for timing: quiet hours and the frequency
+ * cap defer it to the earliest instant at which it may go.
+ */
+import { addDays, isValidTimeZone, localDate } from '../dates.js';
+import { assertNever } from '../errors.js';
+import { hashPercent, shortHash } from '../hash.js';
+import type { DayBucket, JourneyRef, UserProfile } from '../state.js';
+import type { BranchStep, JourneyDefinition, SendStep } from './journey-schema.js';
+import type { DeferReason, ExitReason, JourneyStepResult } from './journey-task.js';
+import { inDailyWindow, instantAtLocalTime, localClock, nextLocalTime, parseTimeOfDay } from './local-time.js';
+import { branchSignalFilter, conversionSignalFilter, firstSignalSince } from './signals.js';
+
+const DAY_MS = 86_400_000;
+
+export interface JourneyStepInput {
+  journey: JourneyDefinition;
+  stepId: string;
+  execution: JourneyRef;
+  userId: string;
+  profile: UserProfile | undefined;
+  buckets: readonly DayBucket[];
+  now: Date;
+  /** The ruleset's zone: day buckets, and so frequency caps, are counted in its local days. */
+  rulesetTimeZone: string;
+  /** Branch checks only: when the branch's `since` step was sent. */
+  sinceSentAt?: string;
+}
+
+interface ActionBase {
+  /** Stable for one step of one execution, so that delivery channels can drop a redelivered action. */
+  actionId: string;
+  userId: string;
+  journeyId: string;
+  tier: string;
+  stepId: string;
+  executionName: string;
+  channel: SendStep['channel'];
+  at: string;
+}
+
+export type JourneyAction =
+  | (ActionBase & { kind: 'content'; templateId: string })
+  | (ActionBase & { kind: 'invite'; groupId: string })
+  | (ActionBase & { kind: 'offer'; offerId: string; expiresAt: string });
+
+export type JourneyDecision =
+  | { outcome: 'exit'; reason: ExitReason }
+  | { outcome: 'deferred'; until: string; reason: DeferReason }
+  | { outcome: 'sent'; action: JourneyAction }
+  | { outcome: 'engaged'; at: string }
+  | { outcome: 'not-engaged'; at: string }
+  | { outcome: 'wait'; until: string };
+
+export function journeyActionId(executionName: string, stepId: string): string {
+  return 'a' + shortHash(`${executionName}:${stepId}`, 22);
+}
+
+export function isHeldOut(userId: string, journey: Pick<JourneyDefinition, 'id' | 'settings'>): boolean {
+  return hashPercent(`${userId}:${journey.id}`) < journey.settings.holdoutPercent;
+}
+
+export function decideJourneyStep(input: JourneyStepInput): JourneyDecision {
+  const { journey, stepId, now } = input;
+  const step = journey.steps.find((candidate) => candidate.id === stepId);
+  // A step missing from the definition means the deployed definitions moved on under a running execution.
+  if (!step) return { outcome: 'exit', reason: 'unknown-step' };
+  const exit = exitReason(input);
+  if (exit) return { outcome: 'exit', reason: exit };
+
+  switch (step.type) {
+    case 'content':
+    case 'invite':
+    case 'offer': {
+      const earliest = earliestSendTime(input);
+      if (earliest) return { outcome: 'deferred', until: earliest.until.toISOString(), reason: earliest.reason };
+      return { outcome: 'sent', action: journeyAction(input, step) };
+    }
+    case 'branch':
+      return decideBranch(input, step);
+    case 'wait':
+      if (step.untilLocalTime === undefined) return { outcome: 'exit', reason: 'unknown-step' };
+      return { outcome: 'wait', until: nextLocalTime(now, parseTimeOfDay(step.untilLocalTime), userTimeZone(input)).toISOString() };
+    case 'exit':
+      return { outcome: 'exit', reason: 'unknown-step' };
+    default:
+      return assertNever(step, 'journey step');
+  }
+}
+
+/** The decision as the state machine stores it: the action itself goes to the bus, not into the execution state. */
+export function toStepResult(decision: JourneyDecision): JourneyStepResult {
+  switch (decision.outcome) {
+    case 'sent':
+      return { outcome: 'sent', at: decision.action.at, actionId: decision.action.actionId };
+    case 'exit':
+    case 'deferred':
+    case 'engaged':
+    case 'not-engaged':
+    case 'wait':
+      return decision;
+    default:
+      return assertNever(decision, 'journey decision');
+  }
+}
+
+function exitReason(input: JourneyStepInput): ExitReason | undefined {
+  const { profile, execution, journey, buckets, userId } = input;
+  if (!profile) return 'unknown-user';
+  if (profile.tier !== execution.tier) return 'tier-changed';
+  const conversion = journey.settings.exitOn.conversion;
+  if (conversion && firstSignalSince(buckets, conversionSignalFilter(conversion).id, epochSecondsOf(execution.startedAt)) !== undefined) {
+    return 'converted';
+  }
+  if (profile.optedOutAt !== undefined) return 'opted-out';
+  if (isHeldOut(userId, journey)) return 'held-out';
+  return undefined;
+}
+
+function epochSecondsOf(instant: string): number {
+  return Math.floor(Date.parse(instant) / 1000);
+}
+
+/** The user's IANA zone from their profile, else the journey's quiet-hours zone, else the ruleset's. */
+export function userTimeZone(input: Pick<JourneyStepInput, 'journey' | 'profile' | 'rulesetTimeZone'>): string {
+  const quiet = input.journey.settings.quietHours;
+  const value = input.profile?.attributes[quiet?.timezoneAttribute ?? 'timezone']?.value;
+  if (typeof value === 'string' && isValidTimeZone(value)) return value;
+  return quiet?.timezone ?? input.rulesetTimeZone;
+}
+
+/**
+ * The earliest instant at or after now at which a send may go, or undefined if it may go now. Quiet hours and
+ * the cap are applied in turn until neither holds, so the send is deferred once, to a time that is really free
+ * (a cap that frees at local midnight would otherwise land in quiet hours and defer a second time).
+ */
+function earliestSendTime(input: JourneyStepInput): { until: Date; reason: DeferReason } | undefined {
+  let at = input.now;
+  let reason: DeferReason | undefined;
+  for (let round = 0; round < 4; round++) {
+    const quietEnd = quietHoursEnd(input, at);
+    if (quietEnd) {
+      reason ??= 'quiet-hours';
+      at = quietEnd;
+      continue;
+    }
+    const capFree = frequencyCapFrees(input, at);
+    if (capFree) {
+      reason ??= 'frequency-cap';
+      at = capFree;
+      continue;
+    }
+    break;
+  }
+  return reason ? { until: at, reason } : undefined;
+}
+
+function quietHoursEnd(input: JourneyStepInput, at: Date): Date | undefined {
+  const quiet = input.journey.settings.quietHours;
+  if (!quiet) return undefined;
+  const zone = userTimeZone(input);
+  const start = parseTimeOfDay(quiet.start);
+  const end = parseTimeOfDay(quiet.end);
+  if (!inDailyWindow(localClock(at, zone).minutes, start, end)) return undefined;
+  return nextLocalTime(at, end, zone);
+}
+
+/** When `at` is over the cap: the start of the first local day whose window holds fewer sends than the cap. */
+function frequencyCapFrees(input: JourneyStepInput, at: Date): Date | undefined {
+  const cap = input.journey.settings.frequencyCap;
+  if (!cap) return undefined;
+  const zone = input.rulesetTimeZone;
+  const today = localDate(at, zone);
+  const sendsInWindowEnding = (day: string): number => {
+    const first = addDays(day, -(cap.days - 1));
+    // Days after `today` hold no sends yet as far as this decision knows.
+    return input.buckets.reduce((sum, bucket) => (bucket.date >= first && bucket.date <= day && bucket.date <= today ? sum + (bucket.sends ?? 0) : sum), 0);
+  };
+  if (sendsInWindowEnding(today) < cap.maxSends) return undefined;
+  for (let ahead = 1; ahead <= cap.days; ahead++) {
+    const day = addDays(today, ahead);
+    if (sendsInWindowEnding(day) < cap.maxSends) return instantAtLocalTime(day, 0, zone);
+  }
+  return instantAtLocalTime(addDays(today, cap.days), 0, zone);
+}
+
+function decideBranch(input: JourneyStepInput, step: BranchStep): JourneyDecision {
+  const now = input.now;
+  const filter = branchSignalFilter(input.journey, step);
+  if (!filter || input.sinceSentAt === undefined) return { outcome: 'exit', reason: 'unknown-step' };
+  const sentAt = Date.parse(input.sinceSentAt);
+  if (firstSignalSince(input.buckets, filter.id, Math.floor(sentAt / 1000)) !== undefined) {
+    return { outcome: 'engaged', at: now.toISOString() };
+  }
+  const deadline = sentAt + step.timeoutDays * DAY_MS;
+  if (now.getTime() < deadline) {
+    return { outcome: 'deferred', until: new Date(deadline).toISOString(), reason: 'awaiting-engagement' };
+  }
+  return { outcome: 'not-engaged', at: now.toISOString() };
+}
+
+function journeyAction(input: JourneyStepInput, step: SendStep): JourneyAction {
+  const { journey, execution, userId, now } = input;
+  const base: ActionBase = {
+    actionId: journeyActionId(execution.executionName, step.id),
+    userId,
+    journeyId: journey.id,
+    tier: journey.tier,
+    stepId: step.id,
+    executionName: execution.executionName,
+    channel: step.channel,
+    at: now.toISOString(),
+  };
+  switch (step.type) {
+    case 'content':
+      return { ...base, kind: 'content', templateId: step.templateId };
+    case 'invite':
+      return { ...base, kind: 'invite', groupId: step.groupId };
+    case 'offer':
+      return { ...base, kind: 'offer', offerId: step.offerId, expiresAt: new Date(now.getTime() + step.expiryDays * DAY_MS).toISOString() };
+    default:
+      return assertNever(step, 'send step');
+  }
+}
+
+/** The first local date whose bucket the decision for this step can read. */
+export function journeyLookbackDate(input: Pick<JourneyStepInput, 'journey' | 'execution' | 'now' | 'rulesetTimeZone' | 'sinceSentAt'>): string {
+  const zone = input.rulesetTimeZone;
+  const candidates = [localDate(input.execution.startedAt, zone)];
+  const cap = input.journey.settings.frequencyCap;
+  if (cap) candidates.push(addDays(localDate(input.now, zone), -(cap.days - 1)));
+  if (input.sinceSentAt) candidates.push(localDate(input.sinceSentAt, zone));
+  return candidates.reduce((a, b) => (a < b ? a : b));
+}
+

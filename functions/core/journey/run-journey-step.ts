@@ -1,0 +1,60 @@
+/**
+ * One journey step, end to end: load the user, decide, and for a send, record it and publish the action.
+ * The same function runs behind the Task state in Lambda and in the local runner; only the ports differ.
+ */
+import { localDate } from '../dates.js';
+import type { DayBucket, UserProfile } from '../state.js';
+import { decideJourneyStep, journeyLookbackDate, toStepResult, type JourneyAction } from './decide-journey-step.js';
+import type { JourneyDefinition } from './journey-schema.js';
+import type { JourneyStepResult, JourneyTaskInput } from './journey-task.js';
+
+export interface JourneyStepStore {
+  /** The profile (if any) and the day buckets dated from `sinceDate` on. */
+  loadUserForJourney(userId: string, sinceDate: string): Promise<{ profile: UserProfile | undefined; buckets: DayBucket[] }>;
+  /** Counts a send in that day's bucket, once per sendId; false if this sendId was already recorded. */
+  recordSend(userId: string, date: string, sendId: string): Promise<boolean>;
+}
+
+export interface JourneyActionPublisher {
+  publishJourneyAction(action: JourneyAction): Promise<void>;
+}
+
+export interface JourneyStepPorts {
+  store: JourneyStepStore;
+  publisher: JourneyActionPublisher;
+  clock: { now(): Date };
+}
+
+export interface JourneyStepRequest {
+  journey: JourneyDefinition;
+  task: JourneyTaskInput;
+  rulesetTimeZone: string;
+}
+
+export async function runJourneyStep(ports: JourneyStepPorts, request: JourneyStepRequest): Promise<JourneyStepResult> {
+  const { journey, task, rulesetTimeZone } = request;
+  const now = ports.clock.now();
+  const execution = { executionName: task.executionName, tier: task.tier, startedAt: task.startedAt };
+  const sinceDate = journeyLookbackDate({ journey, execution, now, rulesetTimeZone, ...(task.sinceSentAt ? { sinceSentAt: task.sinceSentAt } : {}) });
+  const { profile, buckets } = await ports.store.loadUserForJourney(task.userId, sinceDate);
+  const decision = decideJourneyStep({
+    journey,
+    stepId: task.stepId,
+    execution,
+    userId: task.userId,
+    profile,
+    buckets,
+    now,
+    rulesetTimeZone,
+    ...(task.sinceSentAt ? { sinceSentAt: task.sinceSentAt } : {}),
+  });
+  if (decision.outcome === 'sent') {
+    const { action } = decision;
+    await ports.store.recordSend(task.userId, localDate(now, rulesetTimeZone), action.actionId);
+    // Publish even when the send was already recorded: a previous attempt may have recorded it and then failed
+    // before publishing (the state machine retries the Task). Skipping would lose the action; publishing again
+    // is at-least-once delivery, and the stable actionId lets the channels drop the duplicate.
+    await ports.publisher.publishJourneyAction(action);
+  }
+  return toStepResult(decision);
+}

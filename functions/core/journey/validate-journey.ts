@@ -1,0 +1,330 @@
+/**
+ * Checks a journey file and returns every problem at once, each with the file, the JSON pointer, what is wrong
+ * and how to fix it. Shape errors come from zod; the graph checks (ids, reachability, loops, the order rule) run
+ * on every step that has a valid shape, so that one broken step does not hide the problems of the others.
+ */
+import type { z } from 'zod';
+import { jsonPointer, type Problem } from '../errors.js';
+import { isValidTimeZone } from '../dates.js';
+import { didYouMean } from '../suggest.js';
+import { loopWalk, loops, reachableSteps, stepLinks } from './journey-graph.js';
+import {
+  STEP_TYPES,
+  branchStepSchema,
+  contentStepSchema,
+  exitStepSchema,
+  inviteStepSchema,
+  isSendStep,
+  journeySchema,
+  journeySettingsSchema,
+  journeyStepSchema,
+  offerStepSchema,
+  waitStepSchema,
+  type BranchStep,
+  type JourneyDefinition,
+  type JourneyStep,
+} from './journey-schema.js';
+
+export interface JourneyCheckContext {
+  tierIds: string[];
+  expectedTier: string;
+}
+
+/** Field names of the format, for "did you mean" on a misspelled key. */
+const FORMAT_FIELDS = [
+  ...Object.keys(journeySchema.shape),
+  ...Object.keys(journeySettingsSchema.shape),
+  ...[contentStepSchema, inviteStepSchema, offerStepSchema, waitStepSchema, branchStepSchema, exitStepSchema].flatMap((s) => Object.keys(s.shape)),
+  'start',
+  'end',
+  'timezone',
+  'timezoneAttribute',
+  'maxSends',
+  'days',
+  'conversion',
+  'optOut',
+  'tierChange',
+  'where',
+];
+
+const FIELD_HINTS: Record<string, string> = {
+  templateId: 'name the content template to send, for example "pm-beginner-case-studies"',
+  groupId: 'name the community group to invite to, for example "zero-experience-career-change"',
+  offerId: 'name the offer to make, for example "pm-course-member-price"',
+  channel: 'for example "official-account" or "direct-message"',
+  next: 'use the id of the step that follows',
+  expiryDays: 'a whole number of days, 1 to 90',
+  timeoutDays: 'a whole number of days, 0 to 30',
+};
+
+export function checkJourneyDocument(
+  file: string,
+  document: unknown,
+  context: JourneyCheckContext,
+): { journey?: JourneyDefinition; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const report = (path: ReadonlyArray<string | number>, message: string, hint?: string): void => {
+    problems.push({ file, pointer: jsonPointer(path), message, ...(hint ? { hint } : {}) });
+  };
+
+  if (document === null || typeof document !== 'object' || Array.isArray(document)) {
+    report([], 'a journey file must hold one JSON object', 'start from one of the journeys in journeys/');
+    return { problems };
+  }
+  const raw = document as Record<string, unknown>;
+
+  const parsed = journeySchema.safeParse(document);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) reportIssue(issue, document, report);
+  }
+
+  checkTier(raw['tier'], context, report);
+  checkSettings(raw['settings'], report);
+  checkSteps(raw, report);
+
+  return parsed.success && problems.length === 0 ? { journey: parsed.data, problems } : { problems };
+}
+
+type Report = (path: ReadonlyArray<string | number>, message: string, hint?: string) => void;
+
+function reportIssue(issue: z.core.$ZodIssue, document: unknown, report: Report): void {
+  const path = issue.path.filter((part): part is string | number => typeof part !== 'symbol');
+  const field = path[path.length - 1];
+  const hint = typeof field === 'string' ? FIELD_HINTS[field] : undefined;
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      for (const key of issue.keys) report([...path, key], `"${key}" is not a field here`, misplacedKeyHint(key));
+      return;
+    case 'invalid_union':
+      if (field === 'type') {
+        const value = valueAt(document, path);
+        report(path, `${JSON.stringify(value)} is not a step type; a step type must be one of ${STEP_TYPES.join(', ')}`,
+          typeof value === 'string' ? didYouMean(value, STEP_TYPES, 'pick one of the step types') : 'pick one of the step types');
+        return;
+      }
+      report(path, issue.message, hint);
+      return;
+    case 'invalid_type':
+      if (valueAt(document, path) === undefined && issue.message.startsWith('Invalid input')) {
+        report(path, `${String(field)} is required`, hint);
+        return;
+      }
+      report(path, issue.message, hint);
+      return;
+    default:
+      report(path, issue.message, hint);
+  }
+}
+
+const SETTINGS_FIELDS = new Set(Object.keys(journeySettingsSchema.shape));
+
+function misplacedKeyHint(key: string): string {
+  if (SETTINGS_FIELDS.has(key)) return `move it into "settings"`;
+  if (FORMAT_FIELDS.includes(key)) return 'remove it: it is a field of another kind of step or setting';
+  return didYouMean(key, FORMAT_FIELDS, 'remove it');
+}
+
+function valueAt(document: unknown, path: ReadonlyArray<string | number>): unknown {
+  let value = document;
+  for (const part of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = Object.prototype.hasOwnProperty.call(value, part) ? (value as Record<string | number, unknown>)[part] : undefined;
+  }
+  return value;
+}
+
+function checkTier(tier: unknown, context: JourneyCheckContext, report: Report): void {
+  if (typeof tier !== 'string') return;
+  if (!context.tierIds.includes(tier)) {
+    report(['tier'], `tier "${tier}" is not a tier of this ruleset (tiers: ${context.tierIds.join(', ')})`,
+      didYouMean(tier, context.tierIds, `set it to "${context.expectedTier}"`));
+  } else if (tier !== context.expectedTier) {
+    report(['tier'], `tier is "${tier}", but this file is the journey of tier "${context.expectedTier}"`,
+      `set "tier": "${context.expectedTier}", or point tier "${tier}" at this file in rules/tiers.json`);
+  }
+}
+
+function checkSettings(settings: unknown, report: Report): void {
+  const parsed = journeySettingsSchema.safeParse(settings);
+  if (!parsed.success) return;
+  const quiet = parsed.data.quietHours;
+  if (!quiet) return;
+  if (quiet.start === quiet.end) {
+    report(['settings', 'quietHours', 'end'], 'quiet hours start and end at the same time', 'for example "start": "21:00", "end": "08:00"');
+  }
+  if (quiet.timezone !== undefined && !isValidTimeZone(quiet.timezone)) {
+    report(['settings', 'quietHours', 'timezone'], `"${quiet.timezone}" is not an IANA time zone`, 'for example "Asia/Shanghai"');
+  }
+}
+
+interface StepEntry {
+  index: number;
+  step: JourneyStep;
+}
+
+function checkSteps(raw: Record<string, unknown>, report: Report): void {
+  if (!Array.isArray(raw['steps'])) return;
+  const rawSteps: unknown[] = raw['steps'];
+
+  // Every id a step claims, valid or not, so that a link to a step with a broken shape is not also "unknown".
+  const knownIds = new Set<string>();
+  const firstIndexOf = new Map<string, number>();
+  const entries: StepEntry[] = [];
+  rawSteps.forEach((rawStep, index) => {
+    const id = rawStep !== null && typeof rawStep === 'object' ? (rawStep as Record<string, unknown>)['id'] : undefined;
+    if (typeof id === 'string') {
+      knownIds.add(id);
+      const first = firstIndexOf.get(id);
+      if (first !== undefined) report(['steps', index, 'id'], `step id "${id}" is already used by /steps/${first}`, 'give every step its own id');
+      else firstIndexOf.set(id, index);
+    }
+    const parsed = journeyStepSchema.safeParse(rawStep);
+    if (parsed.success && firstIndexOf.get(parsed.data.id) === index) entries.push({ index, step: parsed.data });
+  });
+  const allShapesValid = entries.length === rawSteps.length;
+  const byId = new Map(entries.map((entry) => [entry.step.id, entry.step]));
+  const indexOf = new Map(entries.map((entry) => [entry.step.id, entry.index]));
+
+  let allLinksKnown = true;
+  const checkLink = (path: ReadonlyArray<string | number>, target: string): void => {
+    if (!knownIds.has(target)) {
+      allLinksKnown = false;
+      report(path, `refers to step "${target}", which does not exist`, didYouMean(target, knownIds, 'use the id of one of the steps'));
+    }
+  };
+  const start = typeof raw['start'] === 'string' ? raw['start'] : undefined;
+  if (start !== undefined && start !== '') checkLink(['start'], start);
+
+  for (const { index, step } of entries) {
+    for (const { field, target } of stepLinks(step)) checkLink(['steps', index, field], target);
+    checkStepFields(index, step, report, checkLink);
+  }
+
+  if (start === undefined || !byId.has(start)) return;
+  const reachable = reachableSteps(start, byId);
+  // A broken shape or link already explains why the steps behind it look unreachable; say it once.
+  if (allShapesValid && allLinksKnown) {
+    for (const { index, step } of entries) {
+      if (!reachable.has(step.id)) {
+        report(['steps', index], `step "${step.id}" is never reached from start "${start}"`, 'link to it from another step, or delete it');
+      }
+    }
+  }
+
+  const ordered = entries.map((entry) => entry.step.id);
+  const waitFree = loops(ordered.filter((id) => byId.get(id)!.type !== 'wait'), byId);
+  const inWaitFreeLoop = new Set(waitFree.flat());
+  for (const component of waitFree) {
+    const first = component.reduce((a, b) => (indexOf.get(a)! <= indexOf.get(b)! ? a : b));
+    report(['steps', indexOf.get(first)!], `steps ${loopWalk(first, component, byId).map((id) => `"${id}"`).join(' → ')} loop with no wait step in between`,
+      'add a wait step inside the loop, or end it with an exit step');
+  }
+  for (const component of loops(ordered, byId)) {
+    for (const id of [...component].sort((a, b) => indexOf.get(a)! - indexOf.get(b)!)) {
+      const step = byId.get(id)!;
+      if (!isSendStep(step) || inWaitFreeLoop.has(id)) continue;
+      report(['steps', indexOf.get(id)!], `${step.type} step "${id}" is inside a loop, so it could send more than once in one journey run`,
+        'each step sends at most once per run (its action id is stable); break the loop, or add a second step for the repeat');
+    }
+  }
+
+  for (const { index, step } of entries) {
+    if (step.type === 'branch') checkBranchSince(index, step, start, byId, report);
+  }
+  checkContentBeforeOffer(start, byId, indexOf, report);
+}
+
+function checkStepFields(
+  index: number,
+  step: JourneyStep,
+  report: Report,
+  checkLink: (path: ReadonlyArray<string | number>, target: string) => void,
+): void {
+  switch (step.type) {
+    case 'wait': {
+      const hasDuration = step.days !== undefined || step.hours !== undefined;
+      if (hasDuration && step.untilLocalTime !== undefined) {
+        report(['steps', index], 'a wait step takes either a duration (days, hours) or untilLocalTime, not both', 'keep one of them');
+      } else if (!hasDuration && step.untilLocalTime === undefined) {
+        report(['steps', index], 'a wait step needs a duration (days and/or hours) or untilLocalTime', 'for example "days": 2, or "untilLocalTime": "19:30"');
+      } else if (hasDuration && (step.days ?? 0) + (step.hours ?? 0) === 0) {
+        report(['steps', index], 'a wait of 0 days and 0 hours does not wait', 'wait at least one hour, or remove the step');
+      }
+      return;
+    }
+    case 'offer':
+      if (step.allowColdOffer && !step.reason?.trim()) {
+        report(['steps', index, 'reason'], 'allowColdOffer is set but reason is empty', 'say why this offer may go to a user who has had no content first');
+      }
+      return;
+    case 'branch':
+      checkLink(['steps', index, 'since'], step.since);
+      if (step.since === step.id) report(['steps', index, 'since'], 'a branch cannot check engagement with itself', 'name an earlier content or invite step');
+      return;
+    case 'content':
+    case 'invite':
+    case 'exit':
+      return;
+  }
+}
+
+function withArticle(word: string): string {
+  return (/^[aeiou]/.test(word) ? 'an ' : 'a ') + word;
+}
+
+const SIGNAL_SOURCE: Record<BranchStep['signal'], 'content' | 'invite'> = {
+  'content-opened': 'content',
+  'content-completed': 'content',
+  'group-joined': 'invite',
+};
+
+function checkBranchSince(index: number, branch: BranchStep, start: string, byId: ReadonlyMap<string, JourneyStep>, report: Report): void {
+  const since = byId.get(branch.since);
+  if (!since || since.id === branch.id) return;
+  const wanted = SIGNAL_SOURCE[branch.signal];
+  if (since.type !== wanted) {
+    report(['steps', index, 'since'], `signal "${branch.signal}" needs since to name ${withArticle(wanted)} step, but "${since.id}" is ${withArticle(since.type)} step`,
+      wanted === 'content' ? 'point since at a content step before this branch, or use signal "group-joined" with an invite step' : 'point since at an invite step before this branch');
+    return;
+  }
+  // The branch reads the send time of `since` from the execution state, so `since` must be sent on every path to it.
+  if (reachableSteps(start, byId, since.id).has(branch.id)) {
+    report(['steps', index, 'since'], `step "${since.id}" is not sent on every path to this branch, so there may be nothing to check engagement against`,
+      `move the branch after "${since.id}" on every path`);
+  }
+}
+
+/**
+ * The order rule: an offer must never reach a user who has had no content in this journey. Walks every path
+ * from start with a flag "has passed a content step", and reports each offer reachable with the flag unset.
+ */
+function checkContentBeforeOffer(start: string, byId: ReadonlyMap<string, JourneyStep>, indexOf: ReadonlyMap<string, number>, report: Report): void {
+  type Visit = { id: string; warm: boolean };
+  const key = (visit: Visit): string => `${visit.id}|${visit.warm}`;
+  const parent = new Map<string, Visit | undefined>();
+  const first: Visit = { id: start, warm: byId.get(start)!.type === 'content' };
+  parent.set(key(first), undefined);
+  const queue: Visit[] = [first];
+  const reported = new Set<string>();
+  while (queue.length > 0) {
+    const visit = queue.shift()!;
+    const step = byId.get(visit.id)!;
+    if (step.type === 'offer' && !visit.warm && !step.allowColdOffer && !reported.has(step.id)) {
+      reported.add(step.id);
+      const path: string[] = [];
+      for (let at: Visit | undefined = visit; at; at = parent.get(key(at))) path.unshift(at.id);
+      report(['steps', indexOf.get(step.id)!],
+        `offer step "${step.id}" can be reached with no content step before it (${path.map((id) => `"${id}"`).join(' → ')}): ` +
+          'this is a cold offer, and Strata refuses it because pitching an offer to a user who has had no content first loses them',
+        'put a content step on every path before it, or set "allowColdOffer": true with a "reason"');
+    }
+    for (const { target } of stepLinks(step)) {
+      const next = byId.get(target);
+      if (!next) continue;
+      const nextVisit: Visit = { id: target, warm: visit.warm || next.type === 'content' };
+      if (parent.has(key(nextVisit))) continue;
+      parent.set(key(nextVisit), visit);
+      queue.push(nextVisit);
+    }
+  }
+}

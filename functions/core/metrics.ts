@@ -1,0 +1,179 @@
+/**
+ * Facts for the rules: metric aggregation from daily buckets, and attribute values from the profile.
+ *
+ * Per event, the store adds `dayIncrements` to that day's bucket. Adds commute, so out-of-order and concurrent
+ * events give the same counters; a duplicate is stopped by the store's event-id guard.
+ */
+import { InvalidEventError } from './errors.js';
+import { addDays, daysBetween, localDate } from './dates.js';
+import type { UserEvent } from './event.js';
+import type { CounterSpec, Ruleset } from './ruleset.js';
+import type { DayBucket, StoredAttribute, UserProfile } from './state.js';
+import type { SignalFilter } from './journey/journey-schema.js';
+
+export type FactValue = number | string | boolean | string[] | null;
+export type Facts = Record<string, FactValue>;
+
+export interface DayIncrement {
+  date: string;
+  counters: Record<string, number>;
+  signals: string[];
+}
+
+type FilterLike = Pick<CounterSpec, 'eventTypes' | 'where'>;
+
+export function eventMatches(filter: FilterLike, event: Pick<UserEvent, 'type' | 'properties'>): boolean {
+  if (filter.eventTypes && !filter.eventTypes.includes(event.type)) return false;
+  if (filter.where) {
+    for (const [property, expected] of Object.entries(filter.where)) {
+      const actual = Object.prototype.hasOwnProperty.call(event.properties, property) ? event.properties[property] : undefined;
+      if (Array.isArray(expected) ? !expected.includes(actual as never) : actual !== expected) return false;
+    }
+  }
+  return true;
+}
+
+export function epochSeconds(instant: string): number {
+  return Math.floor(Date.parse(instant) / 1000);
+}
+
+/** What one event adds to its day's bucket. Throws InvalidEventError if a summed property is not a number. */
+export function dayIncrements(ruleset: Pick<Ruleset, 'counters' | 'timezone' | 'signalFilters'>, event: UserEvent): DayIncrement {
+  const counters: Record<string, number> = {};
+  for (const counter of ruleset.counters) {
+    if (!eventMatches(counter, event)) continue;
+    if (counter.sumProperty === undefined) {
+      counters[counter.id] = 1;
+      continue;
+    }
+    const raw = Object.prototype.hasOwnProperty.call(event.properties, counter.sumProperty) ? event.properties[counter.sumProperty] : undefined;
+    if (raw === undefined) continue;
+    if (typeof raw !== 'number' || !Number.isFinite(raw)) {
+      throw new InvalidEventError(event.eventId, [
+        { pointer: `/properties/${counter.sumProperty}`, message: `must be a number (a metric adds it up), found ${JSON.stringify(raw)}` },
+      ]);
+    }
+    counters[counter.id] = raw;
+  }
+  const signals = ruleset.signalFilters
+    .filter((filter: SignalFilter) => eventMatches(filter, event))
+    .map((filter) => `${filter.id}@${epochSeconds(event.occurredAt)}`);
+  return { date: localDate(event.occurredAt, ruleset.timezone), counters, signals };
+}
+
+/**
+ * Metric values as of a local date, from the user's buckets. Buckets dated after `asOf` are ignored (an event
+ * stamped in the future counts from its own day), so evaluating at a future date with no new events is exact.
+ */
+export function aggregateMetrics(ruleset: Pick<Ruleset, 'metrics'>, buckets: readonly DayBucket[], asOf: string): Record<string, number | null> {
+  const values: Record<string, number | null> = {};
+  for (const metric of ruleset.metrics) {
+    const { definition } = metric;
+    const firstDay = addDays(asOf, -(definition.windowDays - 1));
+    let count = 0;
+    let sum = 0;
+    let days = 0;
+    let latest: string | undefined;
+    for (const bucket of buckets) {
+      if (bucket.date < firstDay || bucket.date > asOf) continue;
+      const n = bucket.counters[metric.countCounter] ?? 0;
+      if (n <= 0) continue;
+      count += n;
+      days += 1;
+      if (metric.sumCounter) sum += bucket.counters[metric.sumCounter] ?? 0;
+      if (latest === undefined || bucket.date > latest) latest = bucket.date;
+    }
+    switch (definition.kind) {
+      case 'count':
+        values[metric.name] = count;
+        break;
+      case 'sum':
+        // Rounded to cents so that float addition order never changes a comparison.
+        values[metric.name] = Math.round(sum * 100) / 100;
+        break;
+      case 'distinct-days':
+        values[metric.name] = days;
+        break;
+      case 'last':
+        values[metric.name] = latest === undefined ? null : daysBetween(latest, asOf);
+        break;
+    }
+  }
+  return values;
+}
+
+/** Attribute facts as of a local date. */
+export function attributeFacts(ruleset: Pick<Ruleset, 'attributes' | 'timezone'>, attributes: Record<string, StoredAttribute>, asOf: string): Facts {
+  const facts: Facts = {};
+  for (const [name, definition] of Object.entries(ruleset.attributes)) {
+    const stored = Object.prototype.hasOwnProperty.call(attributes, name) ? attributes[name] : undefined;
+    if (definition.type === 'days-since') {
+      facts[name] = stored ? Math.max(0, daysBetween(localDate(stored.at, ruleset.timezone), asOf)) : null;
+    } else if (definition.type === 'tags') {
+      facts[name] = Array.isArray(stored?.value) ? stored.value : [];
+    } else {
+      facts[name] = stored === undefined ? null : (stored.value as FactValue);
+    }
+  }
+  return facts;
+}
+
+export function factsAt(ruleset: Ruleset, buckets: readonly DayBucket[], attributes: Record<string, StoredAttribute>, asOf: string): Facts {
+  return { ...aggregateMetrics(ruleset, buckets, asOf), ...attributeFacts(ruleset, attributes, asOf) };
+}
+
+function isLater(a: { at: string; eventId: string }, b: { at: string; eventId: string }): boolean {
+  const ta = Date.parse(a.at);
+  const tb = Date.parse(b.at);
+  return ta !== tb ? ta > tb : a.eventId > b.eventId;
+}
+
+function tagValues(raw: unknown): string[] | undefined {
+  if (typeof raw === 'string') return [raw];
+  if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return raw as string[];
+  return undefined;
+}
+
+/**
+ * The profile attributes after an event. Latest occurredAt wins for values (ties broken by event id), tags
+ * accumulate and days-since keeps the earliest, so the result is the same in any delivery order.
+ * Returns undefined when nothing changes, so the profile is not written.
+ */
+export function applyEventToAttributes(
+  ruleset: Pick<Ruleset, 'attributes'>,
+  profile: Pick<UserProfile, 'attributes'>,
+  event: UserEvent,
+): Record<string, StoredAttribute> | undefined {
+  let next: Record<string, StoredAttribute> | undefined;
+  const write = (name: string, value: StoredAttribute): void => {
+    next ??= { ...profile.attributes };
+    next[name] = value;
+  };
+  for (const [name, definition] of Object.entries(ruleset.attributes)) {
+    if (definition.event !== event.type) continue;
+    const stored = Object.prototype.hasOwnProperty.call(profile.attributes, name) ? profile.attributes[name] : undefined;
+    const candidate = { at: event.occurredAt, eventId: event.eventId };
+    if (definition.type === 'days-since') {
+      if (!stored || isLater(stored, candidate)) write(name, { value: null, ...candidate });
+      continue;
+    }
+    const raw = Object.prototype.hasOwnProperty.call(event.properties, definition.property) ? event.properties[definition.property] : undefined;
+    if (raw === undefined) continue;
+    if (definition.type === 'tags') {
+      const values = tagValues(raw);
+      if (!values) throw new InvalidEventError(event.eventId, [{ pointer: `/properties/${definition.property}`, message: 'must be a string or a list of strings (it sets tags)' }]);
+      const current = Array.isArray(stored?.value) ? stored.value : [];
+      const merged = [...new Set([...current, ...values])].sort();
+      // `at` tracks the latest contributing event so that the stored item is the same in any delivery order.
+      const candidateIsNewer = !stored || isLater(candidate, stored);
+      const latest = candidateIsNewer ? candidate : stored;
+      if (merged.length !== current.length || candidateIsNewer) write(name, { value: merged, at: latest.at, eventId: latest.eventId });
+      continue;
+    }
+    if (typeof raw !== definition.type) {
+      throw new InvalidEventError(event.eventId, [{ pointer: `/properties/${definition.property}`, message: `must be a ${definition.type} (it sets attribute "${name}"), found ${JSON.stringify(raw)}` }]);
+    }
+    if (!stored || isLater(candidate, stored)) write(name, { value: raw as string | number | boolean, ...candidate });
+  }
+  return next;
+}

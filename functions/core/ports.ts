@@ -1,0 +1,56 @@
+/**
+ * The ports through which the core services reach storage, Step Functions and the event bus. Adapters live in
+ * functions/aws (DynamoDB, SFN, EventBridge) and functions/local (in-process stand-ins); the services in
+ * ingest.ts and review.ts are the same code in Lambda, in `strata dev` and in `strata simulate`.
+ */
+import type { DayIncrement } from './metrics.js';
+import type { DayBucket, HistoryEntry, JourneyRef, TierNotice, UserProfile } from './state.js';
+
+export type { HistoryEntry, TierNotice };
+
+
+
+export interface TierStore {
+  /**
+   * Adds an event's increments to its day bucket, guarded by the event key: a second delivery changes nothing
+   * and reports `duplicate`.
+   */
+  recordEvent(userId: string, eventKey: string, increment: DayIncrement): Promise<{ duplicate: boolean }>;
+  /** The profile (if any) and the buckets dated from `fromDate` on, read together. */
+  loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[] }>;
+  /**
+   * Writes the whole profile, as version expectedVersion + 1, only if its stored version is still
+   * `expectedVersion` (0 = must not exist yet). Resolves false on a version conflict so that the caller re-reads
+   * and re-decides. Maintains the review index from `profile.reviewAt`.
+   */
+  saveProfile(profile: UserProfile, expectedVersion: number): Promise<boolean>;
+  /** Stores a history entry; writing the same entry twice leaves one. */
+  appendHistory(entry: HistoryEntry): Promise<void>;
+  /**
+   * Empties the outbox once its work is done, unless a newer decision has added to it meanwhile (the stored
+   * outboxVersion differs), and lists the user in the review index under `profile.reviewAt` again.
+   */
+  clearOutbox(profile: UserProfile): Promise<void>;
+  /** One page of the users whose review date is `date`, in one shard of the review index. */
+  listDueForReview(date: string, shard: number, cursor?: string): Promise<{ userIds: string[]; cursor?: string }>;
+  /** The last review date completed, so that a missed night is caught up. */
+  getReviewCheckpoint(): Promise<string | undefined>;
+  setReviewCheckpoint(date: string): Promise<void>;
+  /** Newest first. */
+  listHistory(userId: string, limit: number): Promise<HistoryEntry[]>;
+}
+
+export interface JourneyStarter {
+  /** Starts the tier's journey under a deterministic name; an existing execution of that name counts as done. */
+  start(journey: JourneyRef, userId: string): Promise<'started' | 'already-exists'>;
+  /** Stops a running execution (its tier is the name's prefix); an unknown or finished one counts as done. */
+  stop(executionName: string): Promise<void>;
+}
+
+export interface NoticePublisher {
+  publishNotices(notices: TierNotice[]): Promise<void>;
+}
+
+export interface Clock {
+  now(): Date;
+}

@@ -1,0 +1,83 @@
+/**
+ * Qualification: which tier the rules put a user in, with the per-condition results that explain it.
+ * A user qualifies for the highest tier whose rule passes; the base tier needs no rule.
+ */
+import type { RuleResult } from 'json-rules-engine';
+import type { Facts, FactValue } from './metrics.js';
+import type { Ruleset } from './ruleset.js';
+
+export interface ConditionResult {
+  fact?: string;
+  operator?: string;
+  value?: unknown;
+  path?: string;
+  factValue?: FactValue;
+  result?: boolean;
+  all?: ConditionResult[];
+  any?: ConditionResult[];
+  not?: ConditionResult;
+}
+
+export interface RuleOutcome {
+  tier: string;
+  rule: string;
+  passed: boolean;
+  conditions: ConditionResult;
+}
+
+export interface Qualification {
+  tier: string;
+  facts: Facts;
+  rules: RuleOutcome[];
+}
+
+function toConditionResult(node: Record<string, unknown>): ConditionResult {
+  if (Array.isArray(node['all'])) return { all: node['all'].map((c) => toConditionResult(c as Record<string, unknown>)), result: node['result'] as boolean | undefined };
+  if (Array.isArray(node['any'])) return { any: node['any'].map((c) => toConditionResult(c as Record<string, unknown>)), result: node['result'] as boolean | undefined };
+  if (node['not'] && typeof node['not'] === 'object') return { not: toConditionResult(node['not'] as Record<string, unknown>), result: node['result'] as boolean | undefined };
+  const result: ConditionResult = {
+    fact: node['fact'] as string,
+    operator: node['operator'] as string,
+    value: node['value'],
+    factValue: (node['factResult'] ?? null) as FactValue,
+    result: node['result'] as boolean,
+  };
+  if (typeof node['path'] === 'string') result.path = node['path'];
+  return result;
+}
+
+export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualification> {
+  const { results, failureResults } = await ruleset.engine.run(facts);
+  const outcomes: RuleOutcome[] = [...results, ...failureResults].map((result: RuleResult) => {
+    const params = (result.event?.params ?? {}) as { tier: string; rule: string };
+    return {
+      tier: params.tier,
+      rule: params.rule,
+      passed: result.result,
+      conditions: toConditionResult(result.conditions as unknown as Record<string, unknown>),
+    };
+  });
+  let tier = ruleset.baseTier;
+  for (const candidate of ruleset.tiers) {
+    if (outcomes.some((outcome) => outcome.tier === candidate.id && outcome.passed)) tier = candidate.id;
+  }
+  // Engine order depends on priorities and timing; sort so that stored explanations are deterministic.
+  const order = new Map(ruleset.tiers.map((t, i) => [t.id, i]));
+  outcomes.sort((a, b) => order.get(a.tier)! - order.get(b.tier)! || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0));
+  return { tier, facts, rules: outcomes };
+}
+
+/** Qualification without the explanation tree, for hot loops such as review-date search. */
+export async function qualifiedTier(ruleset: Ruleset, facts: Facts): Promise<string> {
+  const { events } = await ruleset.engine.run(facts);
+  let tier = ruleset.baseTier;
+  let best = 0;
+  for (const event of events) {
+    const index = ruleset.tiers.findIndex((t) => t.id === (event.params as { tier: string }).tier);
+    if (index > best) {
+      best = index;
+      tier = ruleset.tiers[index]!.id;
+    }
+  }
+  return tier;
+}

@@ -1,0 +1,115 @@
+import type { Explanation } from './decide.js';
+
+/**
+ * The stored state of a user, as the core sees it. Adapters map these to DynamoDB items and back; the core
+ * never sees keys, versions conditions or capacity.
+ */
+
+/** One local day of a user's activity: counters keyed by counter id (see metrics.ts). */
+export interface DayBucket {
+  date: string;
+  counters: Record<string, number>;
+  /** Engagement and conversion signals of that day, `signalId@epochSeconds` (see signals in metrics.ts). */
+  signals?: string[];
+  /** Journey sends recorded that day, for frequency caps. */
+  sends?: number;
+}
+
+export interface StoredAttribute {
+  /** string | number | boolean for value attributes, string[] for tags, null for days-since. */
+  value: string | number | boolean | string[] | null;
+  /** occurredAt of the event that set it: the latest wins for values, the earliest for days-since. */
+  at: string;
+  eventId: string;
+}
+
+export interface TierLock {
+  tier: string;
+  /** Local date on which the lock ends; absent = until unlocked by hand. */
+  until?: string;
+  reason: string;
+}
+
+export interface JourneyRef {
+  executionName: string;
+  tier: string;
+  startedAt: string;
+}
+
+/**
+ * The outbox: written in the same profile update that changes the tier, cleared once StartExecution (and the
+ * StopExecution of the previous runs) are done. Anything still here is retried by the next event or review.
+ */
+export interface PendingJourney {
+  /** The new tier's journey; absent when that tier has none. */
+  start?: JourneyRef;
+  /** Executions to stop first: the previous journey, and a start that an unprocessed outbox may have made. */
+  stopExecutionNames: string[];
+}
+
+/** A notice for the bus (TierChanged, GraceStarted, GraceCleared), kept in the profile until published. */
+export interface TierNotice {
+  /** Deterministic, so that a republished notice can be recognised downstream. */
+  noticeId: string;
+  detailType: 'TierChanged' | 'GraceStarted' | 'GraceCleared';
+  userRef: string;
+  userId: string;
+  kind: string;
+  fromTier?: string;
+  toTier: string;
+  graceUntil?: string;
+  at: string;
+  rulesetVersion: string;
+}
+
+export type TierEntry = 'start' | 'promotion' | 'demotion' | 'lock';
+
+export interface UserProfile {
+  userId: string;
+  tier: string;
+  /** Instant of the last tier change. */
+  tierSince: string;
+  tierEnteredBy: TierEntry;
+  /** Local date on which grace expires; present only while in grace. */
+  graceUntil?: string;
+  lock?: TierLock;
+  /** Optimistic-locking version; 0 means the profile has never been stored. */
+  version: number;
+  /** Local date of the next review; absent = not in the review index. */
+  reviewAt?: string;
+  attributes: Record<string, StoredAttribute>;
+  optedOutAt?: string;
+  journey?: JourneyRef;
+  /*
+   * The outbox, written in the same conditional update as the decision it belongs to and emptied by
+   * flushOutbox. A newer decision merges into it, so clearing is conditional on `outboxVersion`.
+   */
+  pendingJourney?: PendingJourney;
+  pendingNotices?: TierNotice[];
+  pendingHistory?: HistoryEntry[];
+  /** The profile version that last added to the outbox. */
+  outboxVersion?: number;
+  /** The night on which the review retries the outbox if nothing has emptied it by then. */
+  outboxRetryAt?: string;
+}
+
+/** A tier-history entry: the change and its explanation, keyed by the profile version it produced. */
+export interface HistoryEntry {
+  userId: string;
+  at: string;
+  version: number;
+  fromTier: string;
+  toTier: string;
+  explanation: Explanation;
+}
+
+export function newProfile(userId: string, baseTier: string, now: Date): UserProfile {
+  return {
+    userId,
+    tier: baseTier,
+    tierSince: now.toISOString(),
+    tierEnteredBy: 'start',
+    version: 0,
+    attributes: {},
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * The embedded DynamoDB: dynalite in this process, speaking the real DynamoDB API, so that the real SDK client and
+ * the same DynamoDB store run on one machine with no AWS account. dynalite has no transactions, TTL, streams or
+ * PartiQL, which is why the store uses none of them.
+ */
+import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  type CreateTableCommandInput,
+  type TableDescription,
+} from '@aws-sdk/client-dynamodb';
+import { TABLE_KEYS } from '../aws/table-schema.js';
+
+export const DEFAULT_TABLE_NAME = 'strata';
+
+/** A real CreateTable takes seconds; dynalite's "CREATING" lasts a timer tick, so polling starts fast. */
+const TABLE_READY_TIMEOUT_MS = 5 * 60_000;
+const FIRST_POLL_DELAY_MS = 10;
+const MAX_POLL_DELAY_MS = 2_000;
+
+interface DynaliteOptions {
+  path?: string;
+  createTableMs?: number;
+  deleteTableMs?: number;
+  updateTableMs?: number;
+}
+
+// dynalite is CommonJS and ships no type declarations; this is the one function of it used here.
+const requireCommonJs = createRequire(import.meta.url);
+const createDynaliteServer = requireCommonJs('dynalite') as (options: DynaliteOptions) => Server;
+
+export class DynaliteError extends Error {
+  override readonly name = 'DynaliteError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(`Dynalite: ${message}`, options);
+  }
+}
+
+export interface StartDynaliteOptions {
+  /** A directory to persist the data in (for example `.strata/`); in memory when absent. */
+  path?: string;
+  /** The port to listen on; a free one when absent. */
+  port?: number;
+  tableName?: string;
+}
+
+export interface RunningDynalite {
+  endpoint: string;
+  client: DynamoDBClient;
+  tableName: string;
+  close(): Promise<void>;
+}
+
+/** The Strata table exactly as functions/aws/table-schema.ts lays it out (the CDK stack builds the same). */
+export function strataTableDefinition(tableName: string): CreateTableCommandInput {
+  const { partitionKey, sortKey, reviewIndexName, reviewPartitionKey, reviewSortKey } = TABLE_KEYS;
+  const stringAttributes = [...new Set([partitionKey, sortKey, reviewPartitionKey, reviewSortKey])];
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: stringAttributes.map((name) => ({ AttributeName: name, AttributeType: 'S' })),
+    KeySchema: [
+      { AttributeName: partitionKey, KeyType: 'HASH' },
+      { AttributeName: sortKey, KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: reviewIndexName,
+        KeySchema: [
+          { AttributeName: reviewPartitionKey, KeyType: 'HASH' },
+          { AttributeName: reviewSortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+    ],
+  };
+}
+
+async function describeTable(client: DynamoDBClient, tableName: string): Promise<TableDescription | undefined> {
+  try {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    return Table;
+  } catch (error) {
+    if ((error as Error).name === 'ResourceNotFoundException') return undefined;
+    throw error;
+  }
+}
+
+/** Refuses a table left over from an older layout (for example a persisted .strata/) instead of failing later. */
+function layoutProblems(table: TableDescription): string[] {
+  const problems: string[] = [];
+  const keyOf = (schema: TableDescription['KeySchema']): string => (schema ?? []).map((k) => `${k.AttributeName}:${k.KeyType}`).join(',');
+  const { partitionKey, sortKey, reviewIndexName, reviewPartitionKey, reviewSortKey } = TABLE_KEYS;
+  if (keyOf(table.KeySchema) !== `${partitionKey}:HASH,${sortKey}:RANGE`) problems.push(`its key is (${keyOf(table.KeySchema)})`);
+  const index = table.GlobalSecondaryIndexes?.find((gsi) => gsi.IndexName === reviewIndexName);
+  if (!index) problems.push(`it has no "${reviewIndexName}" index`);
+  else if (keyOf(index.KeySchema) !== `${reviewPartitionKey}:HASH,${reviewSortKey}:RANGE`) {
+    problems.push(`its "${reviewIndexName}" index is keyed (${keyOf(index.KeySchema)})`);
+  }
+  return problems;
+}
+
+function isReady(table: TableDescription | undefined): boolean {
+  return table?.TableStatus === 'ACTIVE' && (table.GlobalSecondaryIndexes ?? []).every((gsi) => gsi.IndexStatus === 'ACTIVE');
+}
+
+/**
+ * Creates the Strata table unless it exists, and resolves once it and its index are usable. Safe to call again,
+ * and from several processes at once.
+ */
+export async function createStrataTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  let table = await describeTable(client, tableName);
+  if (!table) {
+    try {
+      table = (await client.send(new CreateTableCommand(strataTableDefinition(tableName)))).TableDescription;
+    } catch (error) {
+      // Another process created it between our describe and create.
+      if ((error as Error).name !== 'ResourceInUseException') throw new DynaliteError(`cannot create table "${tableName}"`, { cause: error });
+    }
+  }
+  const deadline = Date.now() + TABLE_READY_TIMEOUT_MS;
+  for (let delay = FIRST_POLL_DELAY_MS; !isReady(table); delay = Math.min(delay * 2, MAX_POLL_DELAY_MS)) {
+    if (Date.now() > deadline) throw new DynaliteError(`table "${tableName}" is still ${table?.TableStatus ?? 'missing'} after ${TABLE_READY_TIMEOUT_MS / 1000}s`);
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    table = await describeTable(client, tableName);
+  }
+  const problems = layoutProblems(table!);
+  if (problems.length > 0) {
+    throw new DynaliteError(`table "${tableName}" does not have the Strata layout: ${problems.join('; ')}; delete it (or the data directory) and start again`);
+  }
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Starts dynalite on 127.0.0.1, creates the Strata table if needed, and returns a client pointed at it. */
+export async function startDynalite(options: StartDynaliteOptions = {}): Promise<RunningDynalite> {
+  if (options.path) await mkdir(options.path, { recursive: true });
+  const server = createDynaliteServer({
+    ...(options.path ? { path: options.path } : {}),
+    createTableMs: 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+  });
+  let port: number;
+  try {
+    port = await listen(server, options.port ?? 0);
+  } catch (error) {
+    throw new DynaliteError(`cannot listen on port ${options.port ?? '(any free port)'}`, { cause: error });
+  }
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'local',
+    // dynalite checks that requests are signed, not by whom.
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  const close = async (): Promise<void> => {
+    // Closing the client first frees its keep-alive sockets, which would otherwise hold the server open.
+    client.destroy();
+    await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+  };
+  const tableName = options.tableName ?? DEFAULT_TABLE_NAME;
+  try {
+    await createStrataTable(client, tableName);
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+  return { endpoint, client, tableName, close };
+}
