@@ -283,11 +283,11 @@ function storedFields(item: Item): Record<string, unknown> {
   return fromItem(rest);
 }
 
-function profileOf(item: Item): UserProfile {
+function profileOf(item: Item, operation: StoreOperation): UserProfile {
   const fields = storedFields(item);
   const userId = userIdOf(item);
   if (typeof fields['tier'] !== 'string' || typeof fields[PROFILE_VERSION_ATTRIBUTE] !== 'number') {
-    throw new StoreError('loadUser', `the profile item of ${userRef(userId)} has no tier or version`);
+    throw new StoreError(operation, `the profile item of ${userRef(userId)} has no tier or version`);
   }
   return { attributes: {}, ...fields, userId } as UserProfile;
 }
@@ -391,7 +391,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       const buckets: DayBucket[] = [];
       for (const item of items) {
         const sortKey = item[TABLE_KEYS.sortKey]?.S ?? '';
-        if (sortKey === PROFILE_KEY) profile = profileOf(item);
+        if (sortKey === PROFILE_KEY) profile = profileOf(item, operation);
         else if (sortKey.startsWith(DAY_PREFIX)) buckets.push(dayBucketOf(item));
       }
       return { profile, buckets };

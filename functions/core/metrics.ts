@@ -66,40 +66,63 @@ export function dayIncrements(ruleset: Pick<Ruleset, 'counters' | 'timezone' | '
  * stamped in the future counts from its own day), so evaluating at a future date with no new events is exact.
  */
 export function aggregateMetrics(ruleset: Pick<Ruleset, 'metrics'>, buckets: readonly DayBucket[], asOf: string): Record<string, number | null> {
-  const values: Record<string, number | null> = {};
-  for (const metric of ruleset.metrics) {
-    const { definition } = metric;
-    const firstDay = addDays(asOf, -(definition.windowDays - 1));
-    let count = 0;
-    let sum = 0;
-    let days = 0;
-    let latest: string | undefined;
-    for (const bucket of buckets) {
-      if (bucket.date < firstDay || bucket.date > asOf) continue;
-      const n = bucket.counters[metric.countCounter] ?? 0;
-      if (n <= 0) continue;
-      count += n;
-      days += 1;
-      if (metric.sumCounter) sum += bucket.counters[metric.sumCounter] ?? 0;
-      if (latest === undefined || bucket.date > latest) latest = bucket.date;
+  // One pass over the buckets for all metrics: this runs on every event, so it avoids allocation in the loop.
+  const metrics = ruleset.metrics;
+  const count = metrics.length;
+  const firstDays = metrics.map((metric) => windowStartDate(asOf, metric.definition.windowDays));
+  const counts = new Array<number>(count).fill(0);
+  const sums = new Array<number>(count).fill(0);
+  const days = new Array<number>(count).fill(0);
+  const latest = new Array<string | undefined>(count).fill(undefined);
+  for (const bucket of buckets) {
+    const date = bucket.date;
+    if (date > asOf) continue;
+    const counters = bucket.counters;
+    for (let i = 0; i < count; i++) {
+      if (date < firstDays[i]!) continue;
+      const metric = metrics[i]!;
+      const n = counters[metric.countCounter];
+      if (n === undefined || n <= 0) continue;
+      counts[i]! += n;
+      days[i]! += 1;
+      if (metric.sumCounter !== undefined) sums[i]! += counters[metric.sumCounter] ?? 0;
+      if (latest[i] === undefined || date > latest[i]!) latest[i] = date;
     }
-    switch (definition.kind) {
+  }
+  const values: Record<string, number | null> = {};
+  for (let i = 0; i < count; i++) {
+    const metric = metrics[i]!;
+    switch (metric.definition.kind) {
       case 'count':
-        values[metric.name] = count;
+        values[metric.name] = counts[i]!;
         break;
       case 'sum':
         // Rounded to cents so that float addition order never changes a comparison.
-        values[metric.name] = Math.round(sum * 100) / 100;
+        values[metric.name] = Math.round(sums[i]! * 100) / 100;
         break;
       case 'distinct-days':
-        values[metric.name] = days;
+        values[metric.name] = days[i]!;
         break;
       case 'last':
-        values[metric.name] = latest === undefined ? null : daysBetween(latest, asOf);
+        values[metric.name] = latest[i] === undefined ? null : daysBetween(latest[i]!, asOf);
         break;
     }
   }
   return values;
+}
+
+const windowStarts = new Map<string, string>();
+
+/** The first local date inside a window ending on `asOf`; memoised because every event asks for the same few. */
+function windowStartDate(asOf: string, windowDays: number): string {
+  const key = asOf + '|' + windowDays;
+  let start = windowStarts.get(key);
+  if (start === undefined) {
+    if (windowStarts.size > 4096) windowStarts.clear();
+    start = addDays(asOf, -(windowDays - 1));
+    windowStarts.set(key, start);
+  }
+  return start;
 }
 
 /** Attribute facts as of a local date. */
@@ -119,7 +142,10 @@ export function attributeFacts(ruleset: Pick<Ruleset, 'attributes' | 'timezone'>
 }
 
 export function factsAt(ruleset: Ruleset, buckets: readonly DayBucket[], attributes: Record<string, StoredAttribute>, asOf: string): Facts {
-  return { ...aggregateMetrics(ruleset, buckets, asOf), ...attributeFacts(ruleset, attributes, asOf) };
+  const facts: Facts = aggregateMetrics(ruleset, buckets, asOf);
+  const attributeValues = attributeFacts(ruleset, attributes, asOf);
+  for (const name in attributeValues) facts[name] = attributeValues[name]!;
+  return facts;
 }
 
 function isLater(a: { at: string; eventId: string }, b: { at: string; eventId: string }): boolean {

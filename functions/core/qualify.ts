@@ -54,7 +54,8 @@ export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualifica
       tier: params.tier,
       rule: params.rule,
       passed: result.result,
-      conditions: toConditionResult(result.conditions as unknown as Record<string, unknown>),
+      // The engine leaves the top-level group's result unset; it is the rule's own result.
+      conditions: { ...toConditionResult(result.conditions as unknown as Record<string, unknown>), result: result.result },
     };
   });
   let tier = ruleset.baseTier;
