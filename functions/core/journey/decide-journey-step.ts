@@ -83,6 +83,8 @@ export function decideJourneyStep(input: JourneyStepInput): JourneyDecision {
     case 'branch':
       return decideBranch(input, step);
     case 'wait':
+      // Only a wait until a local time has a Task; a duration wait is a plain Wait state. Asked about one, the
+      // definitions no longer match the running state machine.
       if (step.untilLocalTime === undefined) return { outcome: 'exit', reason: 'unknown-step' };
       return { outcome: 'wait', until: nextLocalTime(now, parseTimeOfDay(step.untilLocalTime), userTimeZone(input)).toISOString() };
     case 'exit':
