@@ -3,11 +3,16 @@
  * failure is reported as a message, never a stack trace.
  */
 import '../local/polyfills.js';
-import '../local/quiet-sdk-warnings.js';
+import '../local/cli-environment.js';
 import { Command } from 'commander';
 import { validateCommand } from './commands/validate.js';
 import { schemasCommand } from './commands/schemas.js';
 import { simulateCommand } from './commands/simulate.js';
+import { explainCommand, userCommand } from './commands/user.js';
+import { devCommand } from './commands/dev.js';
+import { journeyCommand } from './commands/journey.js';
+import { loadValidRuleset } from './commands/simulate.js';
+import { UsageError } from './output.js';
 import { consoleOutput, reportFailure } from './output.js';
 
 const program = new Command('strata')
@@ -15,9 +20,20 @@ const program = new Command('strata')
   .showHelpAfterError()
   .configureOutput({ writeErr: (text) => process.stderr.write(text) });
 
+program.addCommand(devCommand(consoleOutput));
 program.addCommand(validateCommand(consoleOutput));
 program.addCommand(schemasCommand(consoleOutput));
 program.addCommand(simulateCommand(consoleOutput));
+program.addCommand(userCommand(consoleOutput));
+program.addCommand(explainCommand(consoleOutput));
+program.addCommand(
+  journeyCommand(async (tier) => {
+    const ruleset = await loadValidRuleset(process.cwd(), 'the ruleset');
+    const journey = ruleset.journeys[tier];
+    if (!journey) throw new UsageError(`no journey for tier "${tier}"`, `tiers with journeys: ${Object.keys(ruleset.journeys).join(', ')}`);
+    return journey;
+  }),
+);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   reportFailure(error, consoleOutput);

@@ -2,7 +2,7 @@
  * The user event that producers post, and its validation. Events are untrusted input: sizes and shapes are
  * bounded, and keys that could pollute prototypes are refused before anything reads them.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidEventError, jsonPointer } from './errors.js';
 import { FORBIDDEN_KEYS } from './ruleset-schema.js';
 

@@ -2,7 +2,7 @@
  * JSON Schemas of every format, generated from the zod schemas that validate them, so that editors autocomplete
  * exactly what `strata validate` accepts. `strata schemas` writes them to schemas/; a test keeps them current.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { userEventSchema } from './event.js';
 import { ruleFileSchema, tiersFileSchema } from './ruleset-schema.js';
 import { journeyJsonSchema } from './journey/journey-schema.js';

@@ -3,7 +3,7 @@
  * (standard json-rules-engine rules). Zod validates them; `strata schemas` exports the same schemas as JSON
  * Schema so that editors can autocomplete.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Names that would reach Object.prototype if used as keys; never allowed as a fact, metric or path segment. */
 export const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);

@@ -3,7 +3,7 @@
  * style of dittofeed. Zod checks the shape; validate-journey.ts checks the graph (ids, reachability, loops, the
  * content-before-offer rule). `journeyJsonSchema()` exports the same schema for editors.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { tierId } from '../ruleset-schema.js';
 
 /** Step ids become ASL state names and JSONPath keys (`$.results.<id>`), so they stay plain snake_case. */

@@ -1,0 +1,146 @@
+/**
+ * JourneyStarter on Step Functions: one Standard state machine per tier's journey.
+ *
+ * Starting is idempotent through the outbox's deterministic execution name: Step Functions refuses a second
+ * execution of the same name (ExecutionAlreadyExists), which is exactly "already done". Stopping derives the tier
+ * from the name (`<tier>-<hash>`), so the outbox needs to remember nothing but names.
+ */
+import {
+  DescribeExecutionCommand,
+  ExecutionAlreadyExists,
+  ExecutionDoesNotExist,
+  type SFNClient,
+  StartExecutionCommand,
+  StopExecutionCommand,
+} from '@aws-sdk/client-sfn';
+import { userRef } from '../core/hash.js';
+import type { JourneyExecutionInput } from '../core/journey/journey-task.js';
+import type { JourneyStarter } from '../core/ports.js';
+import type { JourneyRef } from '../core/state.js';
+
+/**
+ * The execution input. The compiled journeys read only `$.userId` (tier, journey id and name are constants or
+ * `$$.Execution` there); the rest makes an execution readable in the console and in its history.
+ */
+export interface StartedJourneyInput extends JourneyExecutionInput {
+  tier: string;
+  journeyId: string;
+  executionName: string;
+}
+
+/** The hash part of `<tier>-<hash>` (see journeyExecutionName in core/decide.ts). */
+const EXECUTION_HASH_LENGTH = 22;
+
+export class JourneyStarterError extends Error {
+  override readonly name = 'JourneyStarterError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(`JourneyStarter: ${message}`, options);
+  }
+}
+
+export interface SfnJourneyStarterOptions {
+  client: SFNClient;
+  /** Tier id → ARN of that tier's journey state machine. */
+  stateMachineArns: Record<string, string>;
+  /** Tier id → the journey's id, passed to the execution; defaults to the tier id. */
+  journeyIds?: Record<string, string>;
+}
+
+/** Parses the JSON map (tier → state machine ARN) that the stack puts in an env var, failing with a clear message. */
+export function parseStateMachineArns(text: string, variable: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new JourneyStarterError(`${variable} is not JSON (expected {"<tier>": "<state machine ARN>"})`, { cause: error });
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new JourneyStarterError(`${variable} must be a JSON object of tier → state machine ARN`);
+  }
+  const arns: Record<string, string> = {};
+  for (const [tier, arn] of Object.entries(parsed)) {
+    if (typeof arn !== 'string' || !arn.includes(':stateMachine:')) {
+      throw new JourneyStarterError(`${variable}: the value for tier "${tier}" is not a state machine ARN`);
+    }
+    arns[tier] = arn;
+  }
+  return arns;
+}
+
+/** The execution ARN of a named execution: same region, account and machine name, under `execution:`. */
+export function executionArn(stateMachineArn: string, executionName: string): string {
+  return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${executionName}`;
+}
+
+/**
+ * The tier of an execution name. Tier ids may contain '-' and so may the hash, so the split is by the hash's
+ * fixed length, and the result must be a tier we know.
+ */
+export function tierOfExecutionName(executionName: string, knownTiers: Iterable<string>): string | undefined {
+  const tier = executionName.slice(0, -(EXECUTION_HASH_LENGTH + 1));
+  if (executionName.charAt(tier.length) !== '-') return undefined;
+  for (const known of knownTiers) if (known === tier) return tier;
+  return undefined;
+}
+
+export function createSfnJourneyStarter(options: SfnJourneyStarterOptions): JourneyStarter {
+  const { client, stateMachineArns, journeyIds = {} } = options;
+
+  function stateMachineFor(tier: string): string {
+    const arn = stateMachineArns[tier];
+    if (!arn) throw new JourneyStarterError(`no journey state machine for tier "${tier}" (known: ${Object.keys(stateMachineArns).join(', ') || 'none'})`);
+    return arn;
+  }
+
+  async function isRunning(arn: string): Promise<boolean> {
+    try {
+      const { status } = await client.send(new DescribeExecutionCommand({ executionArn: arn }));
+      return status === 'RUNNING' || status === 'PENDING_REDRIVE';
+    } catch (error) {
+      if ((error as Error).name === 'ExecutionDoesNotExist') return false;
+      throw new JourneyStarterError(`cannot describe ${arn.slice(arn.lastIndexOf(':') + 1)}`, { cause: error });
+    }
+  }
+
+  return {
+    async start(journey: JourneyRef, userId: string): Promise<'started' | 'already-exists'> {
+      const input: StartedJourneyInput = {
+        userId,
+        tier: journey.tier,
+        journeyId: journeyIds[journey.tier] ?? journey.tier,
+        executionName: journey.executionName,
+      };
+      try {
+        await client.send(
+          new StartExecutionCommand({
+            stateMachineArn: stateMachineFor(journey.tier),
+            name: journey.executionName,
+            input: JSON.stringify(input),
+          }),
+        );
+        return 'started';
+      } catch (error) {
+        // The outbox retries a start after a crash; the name makes the retry a no-op rather than a second journey.
+        if (error instanceof ExecutionAlreadyExists || (error as Error).name === 'ExecutionAlreadyExists') return 'already-exists';
+        if (error instanceof JourneyStarterError) throw error;
+        throw new JourneyStarterError(`cannot start ${journey.executionName} for ${userRef(userId)}`, { cause: error });
+      }
+    },
+
+    async stop(executionName: string): Promise<void> {
+      const tier = tierOfExecutionName(executionName, Object.keys(stateMachineArns));
+      // A tier removed from the ladder has no machine left to stop, so its executions cannot be running here.
+      if (tier === undefined) return;
+      const arn = executionArn(stateMachineFor(tier), executionName);
+      try {
+        await client.send(new StopExecutionCommand({ executionArn: arn, cause: 'The user changed tier' }));
+      } catch (error) {
+        // Never started: the outbox lists a start that may not have happened before a crash.
+        if (error instanceof ExecutionDoesNotExist || (error as Error).name === 'ExecutionDoesNotExist') return;
+        // A refusal is fine when the execution has already ended; the service's message is not a contract, the status is.
+        if ((error as Error).name === 'ValidationException' && !(await isRunning(arn))) return;
+        throw new JourneyStarterError(`cannot stop ${executionName}`, { cause: error });
+      }
+    },
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * `strata dev` (and `npm start`): the whole system on one machine. A PutEvents endpoint for producers using the
+ * real AWS SDK, the ingest handler behind an in-process queue, journeys on the local runner, the nightly review
+ * on a virtual day, and a readable live log. With the demo (the default), 60 days of an example population are
+ * posted through the SDK at 0.8 s per virtual day, so promotions, graces, demotions and every kind of
+ * journey step show up within a minute; the clock then runs at one day every --day-seconds.
+ */
+import { Command } from 'commander';
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { appendFile, mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { addDays, localDate } from '../../core/dates.js';
+import type { UserEvent } from '../../core/event.js';
+import { instantAtLocalTime } from '../../core/journey/local-time.js';
+import type { Ruleset } from '../../core/ruleset.js';
+import { createCatchUpClock } from '../../local/catch-up-clock.js';
+import { type Clock, createScaledClock } from '../../local/clock.js';
+import { generateEvents } from '../../local/example-population.js';
+import { appendJourneyLog } from '../../local/journey-log.js';
+import { DYNALITE_FOLDER, removeStackInfo, writeStackInfo } from '../../local/local-data.js';
+import { type LocalStack, type StackActivity, startLocalStack } from '../../local/local-stack.js';
+import { PortInUseError, startPutEventsEndpoint } from '../../local/put-events-endpoint.js';
+import { type CliOutput, UsageError } from '../output.js';
+import { loadValidRuleset } from './simulate.js';
+
+export const DEMO_DAYS = 60;
+export const DEMO_USERS = 60;
+const DEMO_MS_PER_DAY = 800;
+const REVIEW_MINUTE_OF_DAY = 2 * 60;
+
+export interface DevOptions {
+  port: string;
+  daySeconds: string;
+  data: string;
+  rules: string;
+  reset?: boolean;
+  demo: boolean;
+}
+
+export interface RunningDev {
+  stack: LocalStack;
+  eventsUrl: string;
+  clock: Clock;
+  stop(): Promise<void>;
+}
+
+function describeActivity(activity: StackActivity): string | undefined {
+  switch (activity.kind) {
+    case 'notice': {
+      const n = activity.notice;
+      if (n.kind === 'grace-started') return `${n.userId}  grace started in ${n.toTier}, until ${n.graceUntil}`;
+      if (n.kind === 'grace-cleared') return `${n.userId}  grace cleared, stays ${n.toTier}`;
+      if (n.kind === 'entered') return `${n.userId}  entered as ${n.toTier}`;
+      return `${n.userId}  ${n.kind} ${n.fromTier} → ${n.toTier}`;
+    }
+    case 'action': {
+      const a = activity.action;
+      const what = a.kind === 'content' ? a.templateId : a.kind === 'invite' ? a.groupId : a.offerId;
+      return `${a.userId}  ${a.kind.padEnd(7)} ${what} via ${a.channel}  (${a.journeyId}/${a.stepId})`;
+    }
+    case 'dead-letter':
+      return `dead letter ${activity.letter.eventRef}: ${activity.letter.reason}`;
+    case 'journey-step':
+      return activity.result.outcome === 'deferred'
+        ? `${activity.task.userId}  deferred ${activity.task.stepId} until ${activity.result.until} (${activity.result.reason})`
+        : activity.result.outcome === 'exit' && activity.result.reason !== 'held-out'
+          ? `${activity.task.userId}  left ${activity.task.journeyId} (${activity.result.reason})`
+          : undefined;
+    case 'journey-started':
+    case 'journey-stopped':
+      return undefined;
+  }
+}
+
+export async function startDev(options: DevOptions, out: CliOutput): Promise<RunningDev> {
+  const port = Number(options.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`dev: --port must be a port number, not "${options.port}"`);
+  const daySeconds = Number(options.daySeconds);
+  if (!(daySeconds > 0)) throw new UsageError(`dev: --day-seconds must be a positive number, not "${options.daySeconds}"`);
+  const dataDir = resolve(options.data);
+  const ruleset: Ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
+  if (options.reset) await rm(dataDir, { recursive: true, force: true });
+  await mkdir(dataDir, { recursive: true });
+
+  const startedAt = Date.now();
+  const clock = options.demo
+    ? createCatchUpClock({ from: new Date(startedAt - DEMO_DAYS * 86_400_000), catchUpMsPerDay: DEMO_MS_PER_DAY, msPerDay: daySeconds * 1000, wallStart: startedAt })
+    : createScaledClock({ msPerDay: daySeconds * 1000 });
+  const stamp = (): string => clock.now().toISOString().slice(0, 16).replace('T', ' ');
+  const write = async (file: string, value: unknown): Promise<void> => appendFile(join(dataDir, file), JSON.stringify(value) + '\n');
+
+  // Notices are delivered at least once (a concurrent event may flush an outbox again); print each once, as a
+  // consumer deduplicating by noticeId would.
+  const noticesSeen = new Set<string>();
+  const stack = await startLocalStack({
+    ruleset,
+    clock,
+    dynalitePath: join(dataDir, DYNALITE_FOLDER),
+    onActivity: async (activity) => {
+      if (activity.kind === 'notice') {
+        if (noticesSeen.has(activity.notice.noticeId)) return;
+        noticesSeen.add(activity.notice.noticeId);
+      }
+      const line = describeActivity(activity);
+      if (line) out.info(`${stamp()}  ${line}`);
+      if (activity.kind === 'action') await write('actions.jsonl', activity.action);
+      if (activity.kind === 'dead-letter') await write('dlq.jsonl', activity.letter);
+      if (activity.kind === 'journey-started') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: activity.tier, status: 'RUNNING' }]);
+      if (activity.kind === 'journey-stopped') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: '', status: 'ABORTED' }]);
+      if (activity.kind === 'journey-step') {
+        await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.task.executionName, tier: activity.task.tier, stepId: activity.task.stepId, outcome: activity.result.outcome }]);
+      }
+    },
+  });
+  let endpoint;
+  try {
+    endpoint = await startPutEventsEndpoint({ port, busName: 'strata', onEvents: (envelopes) => stack.bus.put(envelopes), now: () => clock.now() });
+  } catch (error) {
+    await stack.close();
+    if (error instanceof PortInUseError) throw new UsageError(`dev: port ${port} is already in use`, 'stop whatever uses it, or pass --port');
+    throw error;
+  }
+  await writeStackInfo(dataDir, { dynamoEndpoint: stack.dynalite.endpoint, tableName: stack.dynalite.tableName, eventsEndpoint: endpoint.url, pid: process.pid });
+
+  const stopping = new AbortController();
+  const reviewLoop = (async () => {
+    while (!stopping.signal.aborted) {
+      const today = localDate(clock.now(), ruleset.timezone);
+      let next = instantAtLocalTime(today, REVIEW_MINUTE_OF_DAY, ruleset.timezone);
+      if (next <= clock.now()) next = instantAtLocalTime(addDays(today, 1), REVIEW_MINUTE_OF_DAY, ruleset.timezone);
+      try {
+        await clock.sleepUntil(next, stopping.signal);
+      } catch {
+        return;
+      }
+      const result = await stack.runNightlyReview();
+      if (result.usersDue > 0) out.info(`${stamp()}  nightly review: ${result.usersDue} users due, ${result.usersChanged} changed`);
+    }
+  })();
+
+  const demoLoop = options.demo ? postDemo(endpoint.url, clock, ruleset, stopping.signal, out) : Promise.resolve();
+
+  out.info(`Strata is running: PutEvents at ${endpoint.url} (bus "strata"), data in ${options.data}, one day every ${daySeconds} s.`);
+  out.info(`Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`);
+  if (options.demo) out.info(`Demo: ${DEMO_USERS} example users, the last ${DEMO_DAYS} days at ${DEMO_MS_PER_DAY / 1000} s per day.`);
+
+  return {
+    stack,
+    eventsUrl: endpoint.url,
+    clock,
+    async stop() {
+      stopping.abort();
+      await Promise.allSettled([reviewLoop, demoLoop]);
+      await endpoint.close();
+      await stack.close();
+      await removeStackInfo(dataDir);
+    },
+  };
+}
+
+/** Posts the demo population through the real SDK client as the clock reaches each event's time. */
+async function postDemo(url: string, clock: Clock, ruleset: Ruleset, signal: AbortSignal, out: CliOutput): Promise<void> {
+  const start = localDate(clock.now(), ruleset.timezone);
+  const events: UserEvent[] = generateEvents({ users: DEMO_USERS, days: DEMO_DAYS, seed: 11, start });
+  const client = new EventBridgeClient({ endpoint: url, region: 'local', credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' } });
+  try {
+    let next = 0;
+    while (next < events.length && !signal.aborted) {
+      try {
+        await clock.sleepUntil(new Date(events[next]!.occurredAt), signal);
+      } catch {
+        return;
+      }
+      const due: UserEvent[] = [];
+      while (next < events.length && Date.parse(events[next]!.occurredAt) <= clock.now().getTime()) due.push(events[next++]!);
+      for (let i = 0; i < due.length; i += 10) {
+        const entries: PutEventsRequestEntry[] = due.slice(i, i + 10).map((event) => ({
+          EventBusName: 'strata',
+          Source: 'demo.app',
+          DetailType: event.type,
+          Detail: JSON.stringify(event),
+          Time: new Date(event.occurredAt),
+        }));
+        const response = await client.send(new PutEventsCommand({ Entries: entries }));
+        if (response.FailedEntryCount) out.error(`demo: ${response.FailedEntryCount} entries rejected`);
+      }
+    }
+    if (!signal.aborted) out.info(`${clock.now().toISOString().slice(0, 16).replace('T', ' ')}  demo: all ${events.length} events posted; the stack now runs live`);
+  } finally {
+    client.destroy();
+  }
+}
+
+export function devCommand(out: CliOutput): Command {
+  return new Command('dev')
+    .description('run the whole system locally: PutEvents endpoint, ingest, journeys and the nightly review')
+    .option('--port <port>', 'the PutEvents endpoint port', '4010')
+    .option('--day-seconds <n>', 'wall seconds per virtual day', '10')
+    .option('--data <dir>', 'where the local data lives', '.strata')
+    .option('--rules <dir>', 'the project directory with rules/ and journeys/', '.')
+    .option('--reset', 'wipe the data directory first')
+    .option('--no-demo', 'do not post the example population')
+    .action(async (options: DevOptions) => {
+      const running = await startDev(options, out);
+      await new Promise<void>((resolveStop) => {
+        const shutdown = (): void => {
+          out.info('\nStopping: flushing state...');
+          void running.stop().then(() => {
+            out.info('Stopped.');
+            resolveStop();
+          });
+        };
+        process.once('SIGINT', shutdown);
+        process.once('SIGTERM', shutdown);
+      });
+    });
+}

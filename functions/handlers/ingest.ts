@@ -1,0 +1,190 @@
+/**
+ * The ingest Lambda: SQS (filled by an EventBridge rule) → parse → ingestEvent → adapters.
+ *
+ * Each record is settled on its own (partial batch response):
+ * - a poison message (not an EventBridge envelope, or an event that fails validation) goes to the dead-letter
+ *   queue with its reason and counts as done, so it never blocks or retries the batch;
+ * - any other failure (throttling that outlasted the SDK's own retries, a version conflict storm, a bus outage)
+ *   fails only that record, and SQS redelivers it; the core makes the redelivery safe.
+ */
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { createDynamoTierStore } from '../aws/dynamo-store.js';
+import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
+import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
+import { type DeadLetterSender, createSqsDeadLetterSender } from '../aws/sqs-dead-letter.js';
+import { InvalidEventError } from '../core/errors.js';
+import { type UserEvent, parseUserEvent } from '../core/event.js';
+import { userRef } from '../core/hash.js';
+import { type TierServices, ingestEvent } from '../core/ingest.js';
+import {
+  ENV,
+  HandlerOutsideBundleError,
+  bakedProjectFiles,
+  createDynamoDbClient,
+  createEventBridgeClient,
+  createSfnClient,
+  journeyIdsOf,
+  createSqsClient,
+  loadRulesetOrFail,
+  redactUserId,
+  requireEnv,
+  requirePositiveIntegerEnv,
+  systemClock,
+} from './runtime.js';
+
+export const INGEST_SERVICE_NAME = 'strata-ingest';
+export const METRICS_NAMESPACE = 'Strata';
+
+export interface IngestDependencies {
+  services: TierServices;
+  deadLetters: DeadLetterSender;
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+export type IngestHandler = (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse>;
+
+/** Why a message can never be applied, and the reference to log and attach (an event id, never a user id). */
+export interface PoisonMessage {
+  reason: string;
+  eventRef: string;
+  /** The user id, when the broken event had one: only so that it can be kept out of the log line. */
+  userId?: string;
+}
+
+/**
+ * Reads the user event out of an SQS body holding an EventBridge envelope. The event is `detail`; producers may
+ * leave its `type` out and let the envelope's `detail-type` name it.
+ */
+export function readUserEvent(body: string, messageId: string): { event: UserEvent } | { poison: PoisonMessage } {
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(body);
+  } catch (error) {
+    return { poison: { reason: `Ingest: the message body is not JSON (${(error as Error).message})`, eventRef: messageId } };
+  }
+  if (envelope === null || typeof envelope !== 'object' || Array.isArray(envelope)) {
+    return { poison: { reason: 'Ingest: the message body is not an EventBridge event (expected an object with "detail")', eventRef: messageId } };
+  }
+  const { detail, 'detail-type': detailType } = envelope as { detail?: unknown; 'detail-type'?: unknown };
+  if (detail === null || typeof detail !== 'object' || Array.isArray(detail)) {
+    return { poison: { reason: 'Ingest: /detail is missing or not an object; it must hold the user event', eventRef: messageId } };
+  }
+  const candidate = { ...(detail as Record<string, unknown>) };
+  if (candidate['type'] === undefined && typeof detailType === 'string') candidate['type'] = detailType;
+  try {
+    return { event: parseUserEvent(candidate, messageId) };
+  } catch (error) {
+    if (!(error instanceof InvalidEventError)) throw error;
+    const userId = typeof candidate['userId'] === 'string' && candidate['userId'] !== '' ? candidate['userId'] : undefined;
+    return { poison: { reason: error.message, eventRef: error.eventRef, ...(userId ? { userId } : {}) } };
+  }
+}
+
+interface IngestTally {
+  ingested: number;
+  duplicates: number;
+  tierChanges: number;
+  poison: number;
+}
+
+export function createIngestHandler(dependencies: IngestDependencies): IngestHandler {
+  const { services, deadLetters } = dependencies;
+  const logger = dependencies.logger ?? new Logger({ serviceName: INGEST_SERVICE_NAME });
+  const metrics = dependencies.metrics ?? new Metrics({ namespace: METRICS_NAMESPACE, serviceName: INGEST_SERVICE_NAME });
+
+  async function processRecord(record: SQSRecord, tally: IngestTally): Promise<void> {
+    const read = readUserEvent(record.body, record.messageId);
+    if ('poison' in read) {
+      const { reason, eventRef, userId } = read.poison;
+      await deadLetters.sendToDeadLetter({ body: record.body, reason, eventRef });
+      tally.poison += 1;
+      const ref = userId ? userRef(userId) : undefined;
+      logger.warn('Poison event sent to the dead-letter queue', {
+        eventRef: ref ? redactUserId(eventRef, userId, ref) : eventRef,
+        reason: ref ? redactUserId(reason, userId, ref) : reason,
+        ...(ref ? { userRef: ref } : {}),
+      });
+      return;
+    }
+    const { event } = read;
+    const ref = userRef(event.userId);
+    // Producers sometimes build event ids from user ids; the log line keeps the ref instead.
+    const eventRef = redactUserId(event.eventId, event.userId, ref);
+    try {
+      const result = await ingestEvent(services, event);
+      tally.ingested += 1;
+      if (result.duplicate) tally.duplicates += 1;
+      if (result.decision?.tierChanged) {
+        tally.tierChanges += 1;
+        logger.info('Tier changed', { userRef: ref, eventRef, toTier: result.profile?.tier });
+      }
+    } catch (error) {
+      const err = error as Error;
+      logger.error('Event failed; SQS will redeliver it', {
+        userRef: ref,
+        eventRef,
+        errorName: err.name,
+        errorMessage: redactUserId(err.message, event.userId, ref),
+      });
+      throw new IngestRecordError(eventRef, { cause: error });
+    }
+  }
+
+  return async (event, context) => {
+    // One processor per invocation: it keeps the batch's outcomes, and the embedded stack may run batches at once.
+    const processor = new BatchProcessor(EventType.SQS);
+    if (context) logger.addContext(context);
+    const tally: IngestTally = { ingested: 0, duplicates: 0, tierChanges: 0, poison: 0 };
+    try {
+      return await processPartialResponse(event, (record: SQSRecord) => processRecord(record, tally), processor, {
+        ...(context ? { context } : {}),
+        // A batch where every record failed is still a partial response: SQS redelivers exactly those.
+        throwOnFullBatchFailure: false,
+      });
+    } finally {
+      metrics.addMetric('EventsIngested', MetricUnit.Count, tally.ingested);
+      metrics.addMetric('DuplicateEvents', MetricUnit.Count, tally.duplicates);
+      metrics.addMetric('TierChanges', MetricUnit.Count, tally.tierChanges);
+      metrics.addMetric('PoisonEvents', MetricUnit.Count, tally.poison);
+      metrics.publishStoredMetrics();
+    }
+  };
+}
+
+/** One record failed for a reason worth retrying; only that record is reported to SQS. */
+export class IngestRecordError extends Error {
+  override readonly name = 'IngestRecordError';
+  constructor(eventRef: string, options?: { cause?: unknown }) {
+    super(`Ingest: event ${eventRef} failed and will be redelivered`, options);
+  }
+}
+
+/** The production wiring, built once per cold start from the env and the baked-in ruleset. */
+export function ingestDependenciesFromEnvironment(files = bakedProjectFiles()): IngestDependencies {
+  if (!files) throw new HandlerOutsideBundleError('ingest', 'createIngestHandler');
+  const ruleset = loadRulesetOrFail(files);
+  const tableName = requireEnv(ENV.tableName, 'the DynamoDB table');
+  const shardCount = requirePositiveIntegerEnv(ENV.reviewShardCount, 'the number of review index shards');
+  const stateMachineArns = parseStateMachineArns(requireEnv(ENV.journeyStateMachines, 'tier → journey state machine ARN, as JSON'), ENV.journeyStateMachines);
+  const eventBusName = requireEnv(ENV.eventBusName, 'the event bus for tier notices');
+  const deadLetterQueueUrl = requireEnv(ENV.deadLetterQueueUrl, 'the dead-letter queue for poison events');
+  return {
+    services: {
+      ruleset,
+      store: createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone }),
+      journeys: createSfnJourneyStarter({ client: createSfnClient(), stateMachineArns, journeyIds: journeyIdsOf(ruleset) }),
+      publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
+      clock: systemClock,
+    },
+    deadLetters: createSqsDeadLetterSender({ client: createSqsClient(), queueUrl: deadLetterQueueUrl }),
+  };
+}
+
+/** The Lambda entry point. Outside a bundle it only explains itself, so importing this module stays harmless. */
+export const handler: IngestHandler = bakedProjectFiles()
+  ? createIngestHandler(ingestDependenciesFromEnvironment())
+  : () => Promise.reject(new HandlerOutsideBundleError('ingest', 'createIngestHandler'));

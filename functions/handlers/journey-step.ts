@@ -1,0 +1,149 @@
+/**
+ * The journey-step Lambda: the Task that every compiled journey state machine calls, with the Task's Parameters
+ * as input (see core/journey/journey-task.ts) and the step's outcome as output, which the Choice after the Task
+ * routes on. The decision is the journey core's; this wires it to DynamoDB and the event bus.
+ *
+ * Failures worth retrying (throttling, a bus outage) are thrown as `Strata.Transient`, which the compiled
+ * definition retries with backoff; anything else fails the step into the journey's Failed state.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { type JourneyUserStore, createDynamoTierStore, isTransientError } from '../aws/dynamo-store.js';
+import { PublishFailedError, createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
+import { userRef } from '../core/hash.js';
+import { type JourneyStepPorts, type JourneyStepStore, runJourneyStep } from '../core/journey/run-journey-step.js';
+import { type JourneyStepResult, type JourneyTaskInput, TransientJourneyError } from '../core/journey/journey-task.js';
+import type { Ruleset } from '../core/ruleset.js';
+import {
+  ENV,
+  HandlerOutsideBundleError,
+  bakedProjectFiles,
+  createDynamoDbClient,
+  createEventBridgeClient,
+  loadRulesetOrFail,
+  redactUserId,
+  requireEnv,
+  requirePositiveIntegerEnv,
+  systemClock,
+} from './runtime.js';
+
+export const JOURNEY_STEP_SERVICE_NAME = 'strata-journey-step';
+
+export interface JourneyStepDependencies {
+  ruleset: Ruleset;
+  ports: JourneyStepPorts;
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+export type JourneyStepHandler = (input: unknown) => Promise<JourneyStepResult>;
+
+/** The Task passed something that no compiled journey passes: a hand-edited definition or a hand-started run. */
+export class InvalidJourneyTaskError extends Error {
+  override readonly name = 'InvalidJourneyTaskError';
+  constructor(problem: string) {
+    super(`JourneyStep: ${problem}; the compiled journey passes journeyId, tier, stepId, userId, executionName and startedAt`);
+  }
+}
+
+const REQUIRED_TASK_FIELDS = ['journeyId', 'tier', 'stepId', 'userId', 'executionName', 'startedAt'] as const;
+
+export function parseJourneyTaskInput(input: unknown): JourneyTaskInput {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new InvalidJourneyTaskError('the input is not an object');
+  const fields = input as Record<string, unknown>;
+  const missing = REQUIRED_TASK_FIELDS.filter((field) => typeof fields[field] !== 'string' || fields[field] === '');
+  if (missing.length > 0) throw new InvalidJourneyTaskError(`missing or not a string: ${missing.join(', ')}`);
+  if (fields['sinceSentAt'] !== undefined && typeof fields['sinceSentAt'] !== 'string') throw new InvalidJourneyTaskError('sinceSentAt must be a string');
+  const task: JourneyTaskInput = {
+    journeyId: fields['journeyId'] as string,
+    tier: fields['tier'] as string,
+    stepId: fields['stepId'] as string,
+    userId: fields['userId'] as string,
+    executionName: fields['executionName'] as string,
+    startedAt: fields['startedAt'] as string,
+  };
+  if (typeof fields['sinceSentAt'] === 'string') task.sinceSentAt = fields['sinceSentAt'];
+  return task;
+}
+
+const OUTCOME_METRICS: Partial<Record<JourneyStepResult['outcome'], string>> = {
+  sent: 'JourneySends',
+  deferred: 'JourneyDeferrals',
+  exit: 'JourneyExits',
+};
+
+export function createJourneyStepHandler(dependencies: JourneyStepDependencies): JourneyStepHandler {
+  const { ruleset, ports } = dependencies;
+  const logger = dependencies.logger ?? new Logger({ serviceName: JOURNEY_STEP_SERVICE_NAME });
+  const metrics = dependencies.metrics ?? new Metrics({ namespace: 'Strata', serviceName: JOURNEY_STEP_SERVICE_NAME });
+
+  return async (input) => {
+    const task = parseJourneyTaskInput(input);
+    const ref = userRef(task.userId);
+    const journey = ruleset.journeys[task.tier];
+    if (!journey || journey.id !== task.journeyId) {
+      // The deployed rules moved on under a running execution (journey removed or renamed): end it quietly, as the
+      // core does for a step that no longer exists.
+      logger.warn('Journey no longer deployed; the execution ends', { userRef: ref, journeyId: task.journeyId, tier: task.tier, stepId: task.stepId });
+      return { outcome: 'exit', reason: 'unknown-step' };
+    }
+    let result: JourneyStepResult;
+    try {
+      result = await runJourneyStep(ports, { journey, task, rulesetTimeZone: ruleset.timezone });
+    } catch (error) {
+      const err = error as Error;
+      const transient = error instanceof PublishFailedError || isTransientError(error);
+      logger.error('Journey step failed', {
+        userRef: ref,
+        journeyId: journey.id,
+        stepId: task.stepId,
+        transient,
+        errorName: err.name,
+        errorMessage: redactUserId(err.message, task.userId, ref),
+      });
+      if (transient) throw new TransientJourneyError(`JourneyStep: ${journey.id}/${task.stepId} for ${ref} hit a transient failure (${err.name})`, { cause: error });
+      throw error;
+    }
+    const metric = OUTCOME_METRICS[result.outcome];
+    if (metric) {
+      metrics.addMetric(metric, MetricUnit.Count, 1);
+      metrics.publishStoredMetrics();
+    }
+    logger.info('Journey step done', { userRef: ref, journeyId: journey.id, stepId: task.stepId, outcome: result.outcome });
+    return result;
+  };
+}
+
+/**
+ * The DynamoDB store as the journey core's port. The store reports an absent profile as a missing key and the
+ * port wants it spelled out as undefined; this is the only difference.
+ */
+export function journeyStepStore(store: JourneyUserStore): JourneyStepStore {
+  return {
+    async loadUserForJourney(userId, sinceDate) {
+      const { profile, buckets } = await store.loadUserForJourney(userId, sinceDate);
+      return { profile, buckets };
+    },
+    recordSend: (userId, date, sendId) => store.recordSend(userId, date, sendId),
+  };
+}
+
+export function journeyStepDependenciesFromEnvironment(files = bakedProjectFiles()): JourneyStepDependencies {
+  if (!files) throw new HandlerOutsideBundleError('journey-step', 'createJourneyStepHandler');
+  const ruleset = loadRulesetOrFail(files);
+  const tableName = requireEnv(ENV.tableName, 'the DynamoDB table');
+  const shardCount = requirePositiveIntegerEnv(ENV.reviewShardCount, 'the number of review index shards');
+  const eventBusName = requireEnv(ENV.eventBusName, 'the event bus for journey actions');
+  return {
+    ruleset,
+    ports: {
+      store: journeyStepStore(createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone })),
+      publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
+      clock: systemClock,
+    },
+  };
+}
+
+export const handler: JourneyStepHandler = bakedProjectFiles()
+  ? createJourneyStepHandler(journeyStepDependenciesFromEnvironment())
+  : () => Promise.reject(new HandlerOutsideBundleError('journey-step', 'createJourneyStepHandler'));

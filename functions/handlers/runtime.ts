@@ -1,0 +1,121 @@
+/**
+ * What every Lambda handler shares: the names of its env vars, reading them once and failing fast, the ruleset
+ * baked into the bundle at synth, the system clock and the AWS clients' settings.
+ *
+ * The ruleset is not read from disk or from the environment at run time: the CDK app reads rules/ and journeys/
+ * at synth and esbuild inlines them as `__STRATA_PROJECT_FILES__`, so a deployed function always runs exactly the
+ * rules whose version hash it reports, and a broken file fails the deploy rather than the first event.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { ConfigError } from '../core/errors.js';
+import type { Clock } from '../core/ports.js';
+import { type ProjectFiles, type Ruleset, loadRuleset } from '../core/ruleset.js';
+
+declare global {
+  /** Inlined by esbuild `define` in the Lambda bundles (see infra/); absent everywhere else. */
+  // eslint-disable-next-line no-var
+  var __STRATA_PROJECT_FILES__: ProjectFiles | undefined;
+}
+
+/** The global name the CDK app defines; kept here so the bundler and the reader cannot drift apart. */
+export const PROJECT_FILES_GLOBAL = '__STRATA_PROJECT_FILES__';
+
+/** Every env var the handlers read, by purpose. The CDK stack sets them through the same names. */
+export const ENV = {
+  tableName: 'STRATA_TABLE_NAME',
+  reviewShardCount: 'STRATA_REVIEW_SHARDS',
+  journeyStateMachines: 'STRATA_JOURNEY_STATE_MACHINES',
+  eventBusName: 'STRATA_EVENT_BUS_NAME',
+  deadLetterQueueUrl: 'STRATA_DEAD_LETTER_QUEUE_URL',
+} as const;
+
+export class MissingEnvironmentError extends Error {
+  override readonly name = 'MissingEnvironmentError';
+  constructor(variable: string, what: string) {
+    super(`Runtime: env var ${variable} is not set (${what}); the CDK stack sets it, so deploy through the stack`);
+  }
+}
+
+export class InvalidEnvironmentError extends Error {
+  override readonly name = 'InvalidEnvironmentError';
+  constructor(variable: string, problem: string, options?: { cause?: unknown }) {
+    super(`Runtime: env var ${variable} ${problem}`, options);
+  }
+}
+
+export class HandlerOutsideBundleError extends Error {
+  override readonly name = 'HandlerOutsideBundleError';
+  constructor(handlerName: string, factoryName: string) {
+    super(
+      `Runtime: the module-level ${handlerName} handler runs only in a Lambda bundle built by the CDK app, which bakes ` +
+        `in the ruleset; elsewhere call ${factoryName}(...) with your own dependencies`,
+    );
+  }
+}
+
+export function requireEnv(variable: string, what: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[variable];
+  if (value === undefined || value.trim() === '') throw new MissingEnvironmentError(variable, what);
+  return value;
+}
+
+export function requirePositiveIntegerEnv(variable: string, what: string, env: NodeJS.ProcessEnv = process.env): number {
+  const text = requireEnv(variable, what, env);
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new InvalidEnvironmentError(variable, `must be a positive whole number, found "${text}"`);
+  return value;
+}
+
+/** The project files inlined at synth, or undefined outside a bundle. */
+export function bakedProjectFiles(): ProjectFiles | undefined {
+  // `typeof` keeps this safe where the global was never defined; in a bundle esbuild replaces the name itself.
+  return typeof __STRATA_PROJECT_FILES__ === 'undefined' ? undefined : __STRATA_PROJECT_FILES__;
+}
+
+/** Loads the ruleset, throwing every problem at once (ConfigError) so a broken bundle fails at its cold start. */
+export function loadRulesetOrFail(files: ProjectFiles): Ruleset {
+  const { ruleset, problems } = loadRuleset(files);
+  if (!ruleset) throw new ConfigError(problems);
+  return ruleset;
+}
+
+/** Tier → the id of that tier's journey, which the starter passes in each execution's input. */
+export function journeyIdsOf(ruleset: Ruleset): Record<string, string> {
+  return Object.fromEntries(Object.entries(ruleset.journeys).map(([tier, journey]) => [tier, journey.id]));
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/**
+ * Throttling is retried by the SDK first (with backoff and jitter), and only then fails the record so that SQS
+ * redelivers it later; more attempts than the default 3 ride out a short burst without a redelivery.
+ */
+export const DYNAMODB_MAX_ATTEMPTS = 6;
+
+export function createDynamoDbClient(): DynamoDBClient {
+  return new DynamoDBClient({ maxAttempts: DYNAMODB_MAX_ATTEMPTS });
+}
+
+export function createSfnClient(): SFNClient {
+  return new SFNClient({});
+}
+
+export function createEventBridgeClient(): EventBridgeClient {
+  return new EventBridgeClient({});
+}
+
+export function createSqsClient(): SQSClient {
+  return new SQSClient({});
+}
+
+/**
+ * Replaces a raw user id in a text (an error message from a lower layer, say) with its pseudonymous ref, so that
+ * nothing that reaches a log line can carry it.
+ */
+export function redactUserId(text: string, userId: string | undefined, ref: string): string {
+  if (!userId) return text;
+  return text.split(userId).join(ref);
+}

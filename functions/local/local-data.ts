@@ -1,0 +1,63 @@
+/**
+ * Opens the local data directory (default `.strata/`) for commands such as `strata user` and `strata explain`.
+ *
+ * dynalite keeps its data in LevelDB, which one process at a time may open. While `strata dev` runs, it writes
+ * its endpoint to `<data>/stack.json` and other commands talk to it there; otherwise they open the files
+ * themselves.
+ */
+import { ListTablesCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { readFile, writeFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULT_TABLE_NAME, startDynalite } from './dynalite.js';
+
+export interface StackInfo {
+  dynamoEndpoint: string;
+  tableName: string;
+  eventsEndpoint: string;
+  pid: number;
+}
+
+export const STACK_FILE = 'stack.json';
+export const DYNALITE_FOLDER = 'dynalite';
+
+export async function writeStackInfo(dataDir: string, info: StackInfo): Promise<void> {
+  await writeFile(join(dataDir, STACK_FILE), JSON.stringify(info, null, 2) + '\n');
+}
+
+export async function removeStackInfo(dataDir: string): Promise<void> {
+  await rm(join(dataDir, STACK_FILE), { force: true });
+}
+
+async function runningStack(dataDir: string): Promise<StackInfo | undefined> {
+  let info: StackInfo;
+  try {
+    info = JSON.parse(await readFile(join(dataDir, STACK_FILE), 'utf8')) as StackInfo;
+  } catch {
+    return undefined;
+  }
+  const client = new DynamoDBClient({ endpoint: info.dynamoEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 });
+  try {
+    await client.send(new ListTablesCommand({}), { abortSignal: AbortSignal.timeout(1500) });
+    return info;
+  } catch {
+    return undefined; // left behind by a stack that did not shut down cleanly
+  } finally {
+    client.destroy();
+  }
+}
+
+export interface LocalData {
+  client: DynamoDBClient;
+  tableName: string;
+  close(): Promise<void>;
+}
+
+export async function openLocalData(dataDir: string): Promise<LocalData> {
+  const stack = await runningStack(dataDir);
+  if (stack) {
+    const client = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    return { client, tableName: stack.tableName, close: async () => client.destroy() };
+  }
+  const dynalite = await startDynalite({ path: join(dataDir, DYNALITE_FOLDER), tableName: DEFAULT_TABLE_NAME });
+  return { client: dynalite.client, tableName: dynalite.tableName, close: dynalite.close };
+}

@@ -1,0 +1,188 @@
+/**
+ * The embedded stack: the production handlers and adapters wired to local stand-ins.
+ *
+ *   producer --PutEvents--> local bus --USER_EVENTS_PATTERN--> local queue --> ingest handler --> DynamoDB store
+ *                                                                                (dynalite)
+ *   ingest / review --> journey starter --> local journey runner (the compiled ASL) --> journey-step handler
+ *   notices and JourneyActions --> local bus --> the live log, actions.jsonl
+ *
+ * Nothing here decides anything: the decisions are the core's, behind the same handlers that run in Lambda.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { journeyActionEntry, noticeEntry } from '../aws/eventbridge-publisher.js';
+import { createDynamoTierStore, type DynamoTierStore } from '../aws/dynamo-store.js';
+import type { DeadLetter } from '../aws/sqs-dead-letter.js';
+import { JOURNEY_ACTIONS_PATTERN, TIER_NOTICES_PATTERN, USER_EVENTS_PATTERN } from '../core/event-pattern.js';
+import type { TierServices } from '../core/ingest.js';
+import { compileJourney } from '../core/journey/compile-journey.js';
+import type { JourneyAction } from '../core/journey/decide-journey-step.js';
+import type { JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
+import type { JourneyStarter, NoticePublisher } from '../core/ports.js';
+import type { Ruleset } from '../core/ruleset.js';
+import type { TierNotice } from '../core/state.js';
+import { createIngestHandler } from '../handlers/ingest.js';
+import { createJourneyStepHandler, journeyStepStore } from '../handlers/journey-step.js';
+import { type ShardReviewResult, type ReviewPlan, createReviewHandler } from '../handlers/review.js';
+import type { Clock } from './clock.js';
+import { startDynalite, type RunningDynalite } from './dynalite.js';
+import { createJourneyRunner, type JourneyRunner } from './journey-runner.js';
+import { type LocalBus, createLocalBus } from './local-bus.js';
+import { type LocalQueue, createLocalQueue } from './local-queue.js';
+
+export const LOCAL_BUS_NAME = 'strata';
+export const LOCAL_REVIEW_SHARDS = 4;
+
+export type StackActivity =
+  | { kind: 'notice'; notice: TierNotice }
+  | { kind: 'action'; action: JourneyAction }
+  | { kind: 'dead-letter'; letter: DeadLetter }
+  | { kind: 'journey-started'; executionName: string; tier: string; userId: string; at: string }
+  | { kind: 'journey-stopped'; executionName: string; at: string }
+  | { kind: 'journey-step'; task: JourneyTaskInput; result: JourneyStepResult; at: string };
+
+export interface LocalStackOptions {
+  ruleset: Ruleset;
+  clock: Clock;
+  /** Persist dynalite here; in memory when absent. */
+  dynalitePath?: string;
+  dynalitePort?: number;
+  onActivity?: (activity: StackActivity) => void | Promise<void>;
+  /** Lambda concurrency of the ingest queue's consumer. */
+  ingestConcurrency?: number;
+  /** How long the queue lets a batch fill up; a backtest that settles after every wave wants 0. */
+  batchWindowMs?: number;
+}
+
+export interface NightlyReviewResult {
+  dates: string[];
+  usersDue: number;
+  usersChanged: number;
+}
+
+export interface LocalStack {
+  ruleset: Ruleset;
+  bus: LocalBus;
+  queue: LocalQueue;
+  store: DynamoTierStore;
+  runner: JourneyRunner;
+  dynalite: RunningDynalite;
+  services: TierServices;
+  /** Events applied for the first time, and deliveries recognised as duplicates. */
+  counters: { eventsRecorded: number; duplicates: number };
+  /** The nightly review as the deployed state machine runs it: plan, every shard, then the checkpoint. */
+  runNightlyReview(): Promise<NightlyReviewResult>;
+  /** Resolves once the queue is empty and every journey is finished or waiting for the clock. */
+  settle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function quietLogger(serviceName: string): Logger {
+  // Handlers log JSON for CloudWatch; on a terminal the stack prints its own readable log instead.
+  return new Logger({ serviceName, logLevel: 'ERROR' });
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const { ruleset, clock } = options;
+  const report = async (activity: StackActivity): Promise<void> => {
+    await options.onActivity?.(activity);
+  };
+  const dynalite = await startDynalite({ ...(options.dynalitePath ? { path: options.dynalitePath } : {}), ...(options.dynalitePort ? { port: options.dynalitePort } : {}) });
+  const baseStore = createDynamoTierStore({ client: dynalite.client, tableName: dynalite.tableName, shardCount: LOCAL_REVIEW_SHARDS, timeZone: ruleset.timezone });
+  const counters = { eventsRecorded: 0, duplicates: 0 };
+  // Counted at the store, the one place that knows whether a delivery was new.
+  const store: DynamoTierStore = {
+    ...baseStore,
+    async recordEvent(userId, eventKey, increment) {
+      const result = await baseStore.recordEvent(userId, eventKey, increment);
+      if (result.duplicate) counters.duplicates += 1;
+      else counters.eventsRecorded += 1;
+      return result;
+    },
+  };
+  const bus = createLocalBus(clock);
+  const deliver = (entries: PutEventsRequestEntry[]): Promise<void> => bus.putEntries(entries);
+  const publisher: NoticePublisher & { publishJourneyAction(action: JourneyAction): Promise<void> } = {
+    publishNotices: (notices) => deliver(notices.map((notice) => noticeEntry(LOCAL_BUS_NAME, notice))),
+    publishJourneyAction: (action) => deliver([journeyActionEntry(LOCAL_BUS_NAME, action)]),
+  };
+
+  const runStep = createJourneyStepHandler({
+    ruleset,
+    ports: { store: journeyStepStore(store), publisher, clock },
+    logger: quietLogger('strata-journey-step'),
+  });
+  const machines = Object.fromEntries(Object.entries(ruleset.journeys).map(([tier, journey]) => [tier, compileJourney(journey)]));
+  const runner = createJourneyRunner({
+    machines,
+    clock,
+    runStep: async (task) => {
+      const result = await runStep(task);
+      await report({ kind: 'journey-step', task, result, at: clock.now().toISOString() });
+      return result;
+    },
+  });
+  const journeys: JourneyStarter = {
+    async start(journey, userId) {
+      const outcome = await runner.start(journey.executionName, journey.tier, { userId });
+      if (outcome === 'started') await report({ kind: 'journey-started', executionName: journey.executionName, tier: journey.tier, userId, at: clock.now().toISOString() });
+      return outcome;
+    },
+    async stop(executionName) {
+      await runner.stop(executionName);
+      await report({ kind: 'journey-stopped', executionName, at: clock.now().toISOString() });
+    },
+  };
+
+  const services: TierServices = { ruleset, store, journeys, publisher, clock };
+  const ingest = createIngestHandler({
+    services,
+    deadLetters: { sendToDeadLetter: (letter) => report({ kind: 'dead-letter', letter }) },
+    logger: quietLogger('strata-ingest'),
+  });
+  const queue = createLocalQueue({
+    handler: ingest,
+    concurrency: options.ingestConcurrency ?? 4,
+    ...(options.batchWindowMs !== undefined ? { batchWindowMs: options.batchWindowMs } : {}),
+    onDeadLetter: (letter) => report({ kind: 'dead-letter', letter }),
+  });
+  bus.addTarget({ name: 'ingest-queue', pattern: USER_EVENTS_PATTERN, deliver: (envelope) => queue.send(JSON.stringify(envelope)) });
+  bus.addTarget({ name: 'tier-notices', pattern: TIER_NOTICES_PATTERN, deliver: (envelope) => report({ kind: 'notice', notice: envelope.detail as unknown as TierNotice }) });
+  bus.addTarget({ name: 'journey-actions', pattern: JOURNEY_ACTIONS_PATTERN, deliver: (envelope) => report({ kind: 'action', action: envelope.detail as unknown as JourneyAction }) });
+
+  const review = createReviewHandler({ services, shardCount: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-review') });
+
+  return {
+    ruleset,
+    bus,
+    queue,
+    store,
+    runner,
+    dynalite,
+    services,
+    counters,
+    async runNightlyReview() {
+      const plan = (await review({ step: 'plan' })) as ReviewPlan;
+      const results = (await Promise.all(plan.shards.map((shard) => review({ step: 'shard', dates: plan.dates, shard })))) as ShardReviewResult[];
+      await review({ step: 'advance', dates: plan.dates });
+      return {
+        dates: plan.dates,
+        usersDue: results.reduce((sum, r) => sum + r.usersDue, 0),
+        usersChanged: results.reduce((sum, r) => sum + r.usersChanged, 0),
+      };
+    },
+    async settle() {
+      // Ingest can start journeys and journeys can publish; loop until both are quiet.
+      for (let round = 0; round < 50; round++) {
+        await queue.drain();
+        await runner.idle();
+        if (queue.stats().inFlight === 0) return;
+      }
+    },
+    async close() {
+      await queue.close();
+      for (const execution of runner.executions()) if (execution.status === 'RUNNING') await runner.stop(execution.executionName);
+      await dynalite.close();
+    },
+  };
+}

@@ -1,0 +1,383 @@
+/**
+ * The Strata stack: the distributed engine for users who outgrow one machine.
+ *
+ *   producers ─PutEvents→ bus ─rule (user events)→ ingest queue ─batch of 10→ ingest Lambda ─→ table
+ *                                                      └ DLQ (poison, exhausted retries, undeliverable)
+ *   ingest / review ─StartExecution→ one journey state machine per tier ─Task→ journey-step Lambda ─→ bus
+ *   Scheduler (nightly, local time) → review state machine: plan → Map over shards → advance checkpoint
+ *
+ * The rules and journeys are read at synth: the journeys are compiled to the state machines' ASL, and the files
+ * are baked into every function, so one deploy ships one consistent version of both.
+ */
+import { Aws, CfnOutput, Duration, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
+import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { AttributeType, Billing, ProjectionType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { EventBus, Match, Rule } from 'aws-cdk-lib/aws-events';
+import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
+import { AccountPrincipal, AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import {
+  Choice,
+  Condition,
+  DefinitionBody,
+  JsonPath,
+  LogLevel,
+  Map as MapState,
+  StateMachine,
+  StateMachineType,
+  Succeed,
+  TaskInput,
+} from 'aws-cdk-lib/aws-stepfunctions';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import type { Construct } from 'constructs';
+import { TABLE_KEYS } from '../functions/aws/table-schema.js';
+import { JOURNEY_SOURCE, TIER_SOURCE } from '../functions/aws/eventbridge-publisher.js';
+import { ConfigError } from '../functions/core/errors.js';
+import { JOURNEY_STEP_RESOURCE, compileJourney } from '../functions/core/journey/compile-journey.js';
+import { type ProjectFiles, type Ruleset, loadRuleset } from '../functions/core/ruleset.js';
+import { bindDeadLetterQueue, bindEventBus, bindJourneyStarter, bindTable } from './bindings.js';
+import { acknowledge, acknowledgeWildcardResources } from './nag.js';
+import { RESERVED_SOURCE_PREFIX, type StageSettings } from './stage-settings.js';
+import { StrataFunction } from './strata-function.js';
+
+/** The name inside the `${...}` placeholder that the journey compiler leaves in every Task's Resource. */
+export const JOURNEY_STEP_SUBSTITUTION = /^\$\{(\w+)\}$/.exec(JOURNEY_STEP_RESOURCE)![1]!;
+
+/** SQS wants the visibility timeout at six times the function timeout, so a slow batch is not handed out twice. */
+const INGEST_TIMEOUT = Duration.seconds(30);
+const INGEST_VISIBILITY_TIMEOUT = Duration.seconds(INGEST_TIMEOUT.toSeconds() * 6);
+/** Deliveries of one message before SQS moves it to the DLQ: room for throttling, not for a hot loop. */
+const INGEST_MAX_RECEIVES = 5;
+export const INGEST_BATCH_SIZE = 10;
+
+export interface StrataStackProps extends StackProps {
+  /** The repository root (rules/, journeys/, functions/, package-lock.json). */
+  projectRoot: string;
+  /** rules/*.json and journeys/*.json, path → text, as read at synth. */
+  projectFiles: ProjectFiles;
+  settings: StageSettings;
+}
+
+export class StrataStack extends Stack {
+  readonly ruleset: Ruleset;
+  readonly bus: EventBus;
+  readonly table: TableV2;
+  readonly ingestQueue: Queue;
+  readonly ingestDeadLetterQueue: Queue;
+  readonly scheduleDeadLetterQueue: Queue;
+  readonly journeyMachines: Record<string, StateMachine> = {};
+  readonly reviewMachine: StateMachine;
+  readonly ingestFunction: StrataFunction;
+  readonly reviewFunction: StrataFunction;
+  readonly journeyStepFunction: StrataFunction;
+
+  constructor(scope: Construct, id: string, props: StrataStackProps) {
+    super(scope, id, props);
+    const { settings, projectFiles, projectRoot } = props;
+
+    // A broken rule or journey fails the synth with every problem listed, before anything is deployed.
+    const loaded = loadRuleset(projectFiles);
+    if (!loaded.ruleset) throw new ConfigError(loaded.problems);
+    this.ruleset = loaded.ruleset;
+
+    const functionDefaults = { projectRoot, projectFiles, logRetention: settings.logRetentionDays };
+    const shardCount = settings.reviewShards;
+
+    // ---- Storage -------------------------------------------------------------------------------------------
+    this.table = new TableV2(this, 'Table', {
+      partitionKey: { name: TABLE_KEYS.partitionKey, type: AttributeType.STRING },
+      sortKey: { name: TABLE_KEYS.sortKey, type: AttributeType.STRING },
+      billing: Billing.onDemand(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: TABLE_KEYS.timeToLiveAttribute,
+      globalSecondaryIndexes: [
+        {
+          indexName: TABLE_KEYS.reviewIndexName,
+          partitionKey: { name: TABLE_KEYS.reviewPartitionKey, type: AttributeType.STRING },
+          sortKey: { name: TABLE_KEYS.reviewSortKey, type: AttributeType.STRING },
+          // The review needs only who is due; it reads each profile itself, consistently.
+          projectionType: ProjectionType.KEYS_ONLY,
+        },
+      ],
+    });
+    const tableBinding = { table: this.table, shardCount };
+
+    // ---- Event intake --------------------------------------------------------------------------------------
+    this.bus = new EventBus(this, 'Bus', { description: 'Strata: user events in; tier notices and journey actions out' });
+    this.addBusPolicy(settings);
+
+    this.ingestDeadLetterQueue = new Queue(this, 'IngestDeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.ingestQueue = new Queue(this, 'IngestQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: INGEST_VISIBILITY_TIMEOUT,
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.ingestDeadLetterQueue, maxReceiveCount: INGEST_MAX_RECEIVES },
+    });
+    new Rule(this, 'UserEventsRule', {
+      eventBus: this.bus,
+      description: 'User events (not Strata\'s own notices) to the ingest queue',
+      eventPattern: {
+        source: Match.anythingButPrefix(RESERVED_SOURCE_PREFIX),
+        detail: { userId: Match.exists(), eventId: Match.exists() },
+      },
+      // An event that cannot reach the queue lands in the same DLQ as the poison messages, so nothing is lost.
+      targets: [new SqsQueue(this.ingestQueue, { deadLetterQueue: this.ingestDeadLetterQueue })],
+    });
+
+    // ---- Functions -----------------------------------------------------------------------------------------
+    this.journeyStepFunction = new StrataFunction(this, 'JourneyStep', {
+      ...functionDefaults,
+      handlerName: 'journey-step',
+      description: 'Strata: one journey step (guard, send or defer), called by the journey state machines',
+      timeout: Duration.seconds(30),
+      memorySize: 512,
+    });
+    bindTable(this.journeyStepFunction.function, tableBinding, 'journeyStep');
+    bindEventBus(this.journeyStepFunction.function, this.bus);
+
+    for (const tier of this.ruleset.tiers) {
+      const journey = this.ruleset.journeys[tier.id];
+      if (journey) this.journeyMachines[tier.id] = this.journeyMachine(tier.id, journey, settings);
+    }
+
+    this.ingestFunction = new StrataFunction(this, 'Ingest', {
+      ...functionDefaults,
+      handlerName: 'ingest',
+      description: 'Strata: user events from SQS to tier decisions, journeys and notices',
+      timeout: INGEST_TIMEOUT,
+      memorySize: 512,
+    });
+    bindTable(this.ingestFunction.function, tableBinding, 'ingest');
+    bindEventBus(this.ingestFunction.function, this.bus);
+    bindJourneyStarter(this.ingestFunction.function, this.journeyMachines);
+    bindDeadLetterQueue(this.ingestFunction.function, this.ingestDeadLetterQueue);
+    this.ingestFunction.function.addEventSource(
+      new SqsEventSource(this.ingestQueue, { batchSize: INGEST_BATCH_SIZE, reportBatchItemFailures: true }),
+    );
+
+    this.reviewFunction = new StrataFunction(this, 'Review', {
+      ...functionDefaults,
+      handlerName: 'review',
+      description: 'Strata: nightly review steps (plan, one shard, advance the checkpoint)',
+      // A shard of a catch-up run may hold several nights of due users; a timeout is resumed by the retry.
+      timeout: Duration.minutes(15),
+      memorySize: 1024,
+    });
+    bindTable(this.reviewFunction.function, tableBinding, 'review');
+    bindEventBus(this.reviewFunction.function, this.bus);
+    bindJourneyStarter(this.reviewFunction.function, this.journeyMachines);
+
+    // ---- Nightly review ------------------------------------------------------------------------------------
+    this.reviewMachine = this.reviewStateMachine(settings);
+    this.scheduleDeadLetterQueue = new Queue(this, 'ScheduleDeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(
+      this.scheduleDeadLetterQueue,
+      'AwsSolutions-SQS3',
+      'This queue is itself a dead-letter queue: EventBridge Scheduler puts a review start here after its retries fail.',
+    );
+    const timeZone = settings.reviewTimeZone ?? this.ruleset.timezone;
+    new Schedule(this, 'NightlyReview', {
+      description: `Strata nightly review, ${settings.reviewSchedule} in ${timeZone}`,
+      schedule: ScheduleExpression.expression(settings.reviewSchedule, TimeZone.of(timeZone)),
+      target: new StepFunctionsStartExecution(this.reviewMachine, {
+        input: ScheduleTargetInput.fromObject({ trigger: 'schedule' }),
+        deadLetterQueue: this.scheduleDeadLetterQueue,
+        retryAttempts: 10,
+        maxEventAge: Duration.hours(6),
+      }),
+    });
+
+    // ---- Alarms --------------------------------------------------------------------------------------------
+    for (const [id, queue] of [
+      ['IngestDeadLetterQueue', this.ingestDeadLetterQueue],
+      ['ScheduleDeadLetterQueue', this.scheduleDeadLetterQueue],
+    ] as const) {
+      queue
+        .metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' })
+        .createAlarm(this, `${id}DepthAlarm`, {
+          alarmDescription: `Strata: messages in ${id}; read their "reason" attribute, fix, then redrive`,
+          threshold: 0,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        });
+    }
+    const machines: Array<[string, StateMachine]> = [
+      ...Object.entries(this.journeyMachines).map(([tier, machine]): [string, StateMachine] => [`Journey-${tier}`, machine]),
+      ['Review', this.reviewMachine],
+    ];
+    for (const [id, machine] of machines) {
+      machine.metricFailed({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, `${id}FailedAlarm`, {
+        alarmDescription: `Strata: ${id} executions failed`,
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+    }
+    this.reviewMachine.metricTimedOut({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, 'ReviewTimedOutAlarm', {
+      alarmDescription: 'Strata: the nightly review timed out; it resumes on the next run, but look why',
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+
+    new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName, description: 'Producers PutEvents here' });
+    new CfnOutput(this, 'EventBusArn', { value: this.bus.eventBusArn });
+  }
+
+  /**
+   * Who may put events on the bus besides this account's own principals (which IAM already governs):
+   * the listed accounts, limited to the listed sources when there are any. With sources listed, no one (this
+   * account included) may put any other source, except Strata's own notices; Strata's sources can never come
+   * from another account, so no one outside can forge a tier notice or a journey action.
+   */
+  private addBusPolicy(settings: StageSettings): void {
+    const { allowedAccounts, allowedSources } = settings;
+    const onBus = { actions: ['events:PutEvents'], resources: [this.bus.eventBusArn] };
+    if (allowedAccounts.length > 0) {
+      this.bus.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'AllowListedAccounts',
+          principals: allowedAccounts.map((account) => new AccountPrincipal(account)),
+          ...onBus,
+          ...(allowedSources.length > 0 ? { conditions: { StringEquals: { 'events:source': allowedSources } } } : {}),
+        }),
+      );
+      this.bus.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'DenyStrataSourcesFromOtherAccounts',
+          effect: Effect.DENY,
+          principals: [new AnyPrincipal()],
+          ...onBus,
+          conditions: {
+            StringLike: { 'events:source': `${RESERVED_SOURCE_PREFIX}*` },
+            StringNotEquals: { 'aws:PrincipalAccount': Aws.ACCOUNT_ID },
+          },
+        }),
+      );
+    }
+    if (allowedSources.length > 0) {
+      this.bus.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'DenyUnlistedSources',
+          effect: Effect.DENY,
+          principals: [new AnyPrincipal()],
+          ...onBus,
+          conditions: { StringNotEquals: { 'events:source': [...allowedSources, TIER_SOURCE, JOURNEY_SOURCE] } },
+        }),
+      );
+    }
+  }
+
+  /** Logs for a state machine: every event, but never the execution data (it holds user ids). */
+  private stateMachineLogs(id: string, settings: StageSettings) {
+    const destination = new LogGroup(this, `${id}Logs`, {
+      // Step Functions delivers through CloudWatch vended logs; this prefix keeps the account's log resource
+      // policy from growing with every state machine.
+      logGroupName: `/aws/vendedlogs/states/${this.stackName}-${id}`,
+      retention: settings.logRetentionDays,
+    });
+    return { destination, level: LogLevel.ALL, includeExecutionData: false };
+  }
+
+  private acknowledgeStateMachineRole(machine: StateMachine): void {
+    acknowledge(
+      machine.role,
+      'AwsSolutions-IAM5[Resource::*]',
+      'Step Functions log delivery (logs:*LogDelivery, DescribeResourcePolicies) and X-Ray tracing (xray:Put*) have no resource-level permissions; these are the actions CDK adds for logging and tracing only.',
+    );
+  }
+
+  private journeyMachine(tier: string, journey: Ruleset['journeys'][string], settings: StageSettings): StateMachine {
+    const id = `Journey-${tier}`;
+    const stepFunction = this.journeyStepFunction.function;
+    const machine = new StateMachine(this, id, {
+      comment: `Strata journey "${journey.id}" for tier ${tier}`,
+      stateMachineType: StateMachineType.STANDARD,
+      // Compiled from journeys/*.json at synth; never hand-written ASL.
+      definitionBody: DefinitionBody.fromString(JSON.stringify(compileJourney(journey))),
+      definitionSubstitutions: { [JOURNEY_STEP_SUBSTITUTION]: stepFunction.functionArn },
+      logs: this.stateMachineLogs(id, settings),
+      tracingEnabled: true,
+    });
+    // The Task's Resource is the unqualified function ARN, so invoking that ARN is all the role needs.
+    machine.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [stepFunction.functionArn] }));
+    this.acknowledgeStateMachineRole(machine);
+    return machine;
+  }
+
+  /**
+   * plan → (nothing due? done) → Map over shards, MaxConcurrency at a time → advance the checkpoint. One Lambda
+   * per shard, never one child per user: a shard of a night is a few hundred users, and a failed shard fails
+   * the run before the checkpoint moves, so the next run catches up on that night.
+   */
+  private reviewStateMachine(settings: StageSettings): StateMachine {
+    const reviewFunction = this.reviewFunction.function;
+    const plan = new LambdaInvoke(this, 'PlanReview', {
+      lambdaFunction: reviewFunction,
+      payload: TaskInput.fromObject({ step: 'plan' }),
+      payloadResponseOnly: true,
+      resultPath: '$.plan',
+    });
+    const reviewShard = new LambdaInvoke(this, 'ReviewShard', {
+      lambdaFunction: reviewFunction,
+      payloadResponseOnly: true,
+    });
+    // Any failure (throttling, a timeout mid-shard) is retried: a rerun of a shard resumes where it stopped,
+    // because reviewed users have already left the partition being read.
+    reviewShard.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(30), maxAttempts: 3, backoffRate: 2 });
+    const eachShard = new MapState(this, 'ReviewEachShard', {
+      itemsPath: '$.plan.shards',
+      maxConcurrency: settings.reviewMapConcurrency,
+      itemSelector: {
+        step: 'shard',
+        dates: JsonPath.listAt('$.plan.dates'),
+        shard: JsonPath.numberAt('$$.Map.Item.Value'),
+      },
+      resultPath: '$.shards',
+    });
+    eachShard.itemProcessor(reviewShard);
+    const advance = new LambdaInvoke(this, 'AdvanceCheckpoint', {
+      lambdaFunction: reviewFunction,
+      payload: TaskInput.fromObject({ step: 'advance', dates: JsonPath.listAt('$.plan.dates') }),
+      payloadResponseOnly: true,
+      resultPath: '$.checkpoint',
+    });
+    const definition = plan.next(
+      new Choice(this, 'AnythingToReview')
+        .when(Condition.isPresent('$.plan.dates[0]'), eachShard.next(advance))
+        .otherwise(new Succeed(this, 'AlreadyReviewed')),
+    );
+    const machine = new StateMachine(this, 'ReviewStateMachine', {
+      comment: 'Strata nightly review: plan, review each shard, advance the checkpoint',
+      stateMachineType: StateMachineType.STANDARD,
+      definitionBody: DefinitionBody.fromChainable(definition),
+      timeout: Duration.hours(12),
+      logs: this.stateMachineLogs('Review', settings),
+      tracingEnabled: true,
+    });
+    this.acknowledgeStateMachineRole(machine);
+    // LambdaInvoke grants the function ARN and its versions (`<arn>:*`); only the unqualified ARN is called.
+    acknowledgeWildcardResources(
+      machine.role,
+      [`${reviewFunction.functionArn}:*`],
+      'CDK\'s LambdaInvoke also grants the review function\'s versions and aliases; it is one function of this stack.',
+    );
+    return machine;
+  }
+}
