@@ -1,14 +1,8 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so `npx strata` works without a build step.
-import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
+// Runs the TypeScript CLI through tsx, so `npx strata` works without a build step. tsx is registered in this
+// process rather than run as a child: a supervisor (or a test) that sends SIGINT/SIGTERM to the `strata` pid then
+// reaches the command itself, so `strata dev` shuts down cleanly and its exit code is the command's own.
+import { register } from 'tsx/esm/api';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
-const tsxCli = require.resolve('tsx/cli');
-const result = spawnSync(process.execPath, [tsxCli, join(root, 'functions/cli/main.ts'), ...process.argv.slice(2)], {
-  stdio: 'inherit',
-});
-process.exit(result.status ?? 1);
+register();
+await import('../functions/cli/main.ts');

@@ -48,7 +48,8 @@ export const DEFAULT_STAGE_SETTINGS: StageSettings = {
 };
 
 /** Our own sources on the bus; a producer may not claim them, or it could forge tier notices and journey actions. */
-export const RESERVED_SOURCE_PREFIX = 'strata.';
+export { RESERVED_SOURCE_PREFIX } from '../functions/core/event-pattern.js';
+import { RESERVED_SOURCE_PREFIX } from '../functions/core/event-pattern.js';
 
 export class StageSettingsError extends Error {
   override readonly name = 'StageSettingsError';

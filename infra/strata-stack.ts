@@ -12,7 +12,7 @@
 import { Aws, CfnOutput, Duration, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
 import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { AttributeType, Billing, ProjectionType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { EventBus, Match, Rule } from 'aws-cdk-lib/aws-events';
+import { EventBus, type EventPattern, Rule } from 'aws-cdk-lib/aws-events';
 import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import { AccountPrincipal, AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -42,6 +42,7 @@ import { type ProjectFiles, type Ruleset, loadRuleset } from '../functions/core/
 import { bindDeadLetterQueue, bindEventBus, bindJourneyStarter, bindTable } from './bindings.js';
 import { acknowledge, acknowledgeWildcardResources } from './nag.js';
 import { RESERVED_SOURCE_PREFIX, type StageSettings } from './stage-settings.js';
+import { USER_EVENTS_PATTERN } from '../functions/core/event-pattern.js';
 import { StrataFunction } from './strata-function.js';
 
 /** The name inside the `${...}` placeholder that the journey compiler leaves in every Task's Resource. */
@@ -125,10 +126,8 @@ export class StrataStack extends Stack {
     new Rule(this, 'UserEventsRule', {
       eventBus: this.bus,
       description: 'User events (not Strata\'s own notices) to the ingest queue',
-      eventPattern: {
-        source: Match.anythingButPrefix(RESERVED_SOURCE_PREFIX),
-        detail: { userId: Match.exists(), eventId: Match.exists() },
-      },
+      // The very pattern object the embedded stack routes by, so local and AWS agree on what reaches ingest.
+      eventPattern: USER_EVENTS_PATTERN as unknown as EventPattern,
       // An event that cannot reach the queue lands in the same DLQ as the poison messages, so nothing is lost.
       targets: [new SqsQueue(this.ingestQueue, { deadLetterQueue: this.ingestDeadLetterQueue })],
     });

@@ -51,7 +51,8 @@ export function parseUserEvent(input: unknown, eventRef = 'unknown'): UserEvent 
   }
   const event = parsed.data;
   const problems: string[][] = [...hostile];
-  propertiesProblems(event.properties, ['properties'], 1, problems);
+  // The raw input, not the parsed copy: zod's record drops a "__proto__" key silently, and it must be refused.
+  propertiesProblems((input as Record<string, unknown>)['properties'], ['properties'], 1, problems);
   const size = Buffer.byteLength(JSON.stringify(event.properties), 'utf8');
   if (size > MAX_PROPERTIES_BYTES) {
     problems.push(['/properties', `is ${size} bytes; the limit is ${MAX_PROPERTIES_BYTES} (send ids, not documents)`]);

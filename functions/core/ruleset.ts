@@ -365,7 +365,14 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
   if (LIST_OPERATORS.has(operator)) {
     if (!Array.isArray(value)) {
       problems.push({ file, pointer: valuePointer, message: `"${operator}" needs a list of values, found ${describeJson(value)}`, hint: `write [${JSON.stringify(value)}]` });
+      return;
     }
+    // An object in the list (say {"$regex": ...}) could never match and reads like a query another engine would run.
+    value.forEach((element, i) => {
+      if (element !== null && typeof element === 'object') {
+        problems.push({ file, pointer: `${valuePointer}/${i}`, message: 'a list value may hold only strings, numbers, booleans and null' });
+      }
+    });
     return;
   }
   if (ELEMENT_OPERATORS.has(operator)) {
@@ -417,6 +424,18 @@ function checkLadderOrder(tiers: TierDefinition[], rules: Record<string, RuleDef
   }
 }
 
+/**
+ * zod's records drop a "__proto__" key without a word, so a metric named "__proto__" would vanish and surface only
+ * as "unknown fact" elsewhere; reserved keys are looked for before the schema sees the document.
+ */
+function reservedKeyProblems(file: string, value: unknown, path: Array<string | number>, problems: Problem[]): void {
+  if (value === null || typeof value !== 'object') return;
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) problems.push({ file, pointer: jsonPointer([...path, key]), message: `"${key}" is a reserved name and is not allowed` });
+    else reservedKeyProblems(file, (value as Record<string, unknown>)[key], [...path, Array.isArray(value) ? Number(key) : key], problems);
+  }
+}
+
 export function loadRuleset(files: ProjectFiles): LoadResult {
   const problems: Problem[] = [];
   const tiersText = files[TIERS_FILE];
@@ -424,6 +443,7 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
     return { problems: [{ file: TIERS_FILE, pointer: '', message: 'file not found', hint: 'create rules/tiers.json with the ladder, metrics and attributes' }] };
   }
   const tiersDocument = parseProjectJson(TIERS_FILE, tiersText, problems);
+  reservedKeyProblems(TIERS_FILE, tiersDocument, [], problems);
   const tiersFile = tiersDocument === undefined ? undefined : validateWithSchema(TIERS_FILE, tiersFileSchema, tiersDocument, problems);
   if (!tiersFile) return { problems };
 

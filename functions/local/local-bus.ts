@@ -2,13 +2,12 @@
  * The embedded stack's event bus: envelopes in, delivered to every target whose rule pattern matches, using the
  * same patterns (and the same matcher) as the rules the CDK stack deploys.
  */
-import { randomUUID } from 'node:crypto';
 import type { PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { type EventPattern, matchesEventPattern } from '../core/event-pattern.js';
 import type { EventBridgeEnvelope } from '../core/event-pattern.js';
+import { DEFAULT_ACCOUNT_ID, DEFAULT_REGION, type EnvelopeParts, buildEnvelope } from './put-events-endpoint.js';
 
-export const LOCAL_ACCOUNT = '000000000000';
-export const LOCAL_REGION = 'local';
+const LOCAL_BUS_IDENTITY = { accountId: DEFAULT_ACCOUNT_ID, region: DEFAULT_REGION };
 
 export interface BusTarget {
   name: string;
@@ -23,18 +22,19 @@ export interface LocalBus {
   putEntries(entries: PutEventsRequestEntry[]): Promise<void>;
 }
 
+/** Strata's own entries (notices, JourneyActions) as the envelopes EventBridge would deliver. */
 export function entryToEnvelope(entry: PutEventsRequestEntry, now: Date): EventBridgeEnvelope {
-  return {
-    version: '0',
-    id: randomUUID(),
-    'detail-type': entry.DetailType ?? '',
+  return localEnvelope({
     source: entry.Source ?? '',
-    account: LOCAL_ACCOUNT,
-    time: (entry.Time ?? now).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    region: LOCAL_REGION,
-    resources: entry.Resources ?? [],
+    detailType: entry.DetailType ?? '',
     detail: JSON.parse(entry.Detail ?? '{}') as Record<string, unknown>,
-  };
+    time: entry.Time ?? now,
+    resources: entry.Resources ?? [],
+  });
+}
+
+export function localEnvelope(parts: EnvelopeParts): EventBridgeEnvelope {
+  return buildEnvelope(parts, LOCAL_BUS_IDENTITY);
 }
 
 export function createLocalBus(clock: { now(): Date }): LocalBus {

@@ -184,17 +184,33 @@ function checkEntry(
   }
   const time = entry['Time'] !== undefined && entry['Time'] !== null ? parseTime(entry['Time'])! : now;
   return {
-    envelope: {
-      version: '0',
-      id: randomUUID(),
-      'detail-type': entry['DetailType'] as string,
-      source: entry['Source'] as string,
-      account: bus.accountId,
-      time: toEventTime(time),
-      region: bus.region,
-      resources: [...((entry['Resources'] as string[] | undefined) ?? [])],
-      detail,
-    },
+    envelope: buildEnvelope(
+      { source: entry['Source'] as string, detailType: entry['DetailType'] as string, detail, time, resources: (entry['Resources'] as string[] | undefined) ?? [] },
+      bus,
+    ),
+  };
+}
+
+export interface EnvelopeParts {
+  source: string;
+  detailType: string;
+  detail: Record<string, unknown>;
+  time: Date;
+  resources?: string[];
+}
+
+/** The envelope EventBridge wraps around an accepted entry; also used for Strata's own in-process events. */
+export function buildEnvelope(parts: EnvelopeParts, identity: { accountId: string; region: string }): EventBridgeEnvelope {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': parts.detailType,
+    source: parts.source,
+    account: identity.accountId,
+    time: toEventTime(parts.time),
+    region: identity.region,
+    resources: [...(parts.resources ?? [])],
+    detail: parts.detail,
   };
 }
 

@@ -17,7 +17,7 @@ import { createVirtualClock } from './clock.js';
 import { instantAtLocalTime } from '../core/journey/local-time.js';
 import { type StackActivity, startLocalStack } from './local-stack.js';
 import type { EventBridgeEnvelope } from '../core/event-pattern.js';
-import { LOCAL_ACCOUNT, LOCAL_REGION } from './local-bus.js';
+import { localEnvelope } from './local-bus.js';
 import type { DaySnapshot, JourneyFunnel, JourneyStepFunnel, RulesetComparison, SimulationSummary, TierFlow } from './simulation-summary.js';
 
 const HOUR_MS = 3_600_000;
@@ -114,17 +114,7 @@ class ActivityTally {
 }
 
 function toEnvelope(event: UserEvent): EventBridgeEnvelope {
-  return {
-    version: '0',
-    id: `sim-${event.eventId}`,
-    'detail-type': event.type,
-    source: 'simulate.history',
-    account: LOCAL_ACCOUNT,
-    time: event.occurredAt,
-    region: LOCAL_REGION,
-    resources: [],
-    detail: { ...event },
-  };
+  return localEnvelope({ source: 'simulate.history', detailType: event.type, detail: { ...event }, time: new Date(event.occurredAt) });
 }
 
 function journeyFunnels(ruleset: Ruleset, tally: ActivityTally, events: UserEvent[], endAt: string): JourneyFunnel[] {

@@ -203,15 +203,21 @@ export function devCommand(out: CliOutput): Command {
     .action(async (options: DevOptions) => {
       const running = await startDev(options, out);
       await new Promise<void>((resolveStop) => {
+        let stopping = false;
         const shutdown = (): void => {
+          // Under `npm start` one Ctrl-C arrives more than once: from the terminal and again relayed by npm and
+          // tsx. A listener that is gone after the first would let the second kill the process mid-shutdown,
+          // leaving stack.json behind; so the listeners stay, and repeats are ignored.
+          if (stopping) return;
+          stopping = true;
           out.info('\nStopping: flushing state...');
           void running.stop().then(() => {
             out.info('Stopped.');
             resolveStop();
           });
         };
-        process.once('SIGINT', shutdown);
-        process.once('SIGTERM', shutdown);
+        process.on('SIGINT', shutdown);
+        process.on('SIGTERM', shutdown);
       });
     });
 }

@@ -1,0 +1,102 @@
+/**
+ * Producers' events are untrusted: oversized properties, prototype-polluting keys (top level and nested) and wrong
+ * types are rejected by parseUserEvent with every problem and its JSON pointer, and through the ingest handler they
+ * go to the dead-letter queue with that reason, while the log line carries no raw user id or email.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { InvalidEventError } from '../../functions/core/errors.js';
+import { MAX_PROPERTIES_BYTES, parseUserEvent } from '../../functions/core/event.js';
+import { userRef } from '../../functions/core/hash.js';
+import { useDynalite } from '../helpers/dynalite-fixture.js';
+import { batch, createIngestWorld, envelope, failedIds, sqsRecord } from '../reliability/world.js';
+
+const dynalite = useDynalite();
+const EMAIL = 'ana@example.com';
+const valid = { eventId: 'evt-1', userId: EMAIL, type: 'order.paid', occurredAt: '2026-03-10T09:00:00Z', properties: { amount: 5 } };
+
+function problemsOf(input: unknown): string[] {
+  try {
+    parseUserEvent(input);
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidEventError);
+    return (error as InvalidEventError).problems.map((p) => `${p.pointer}: ${p.message}`);
+  }
+  throw new Error('parseUserEvent accepted hostile input');
+}
+
+let output: string[];
+beforeEach(() => {
+  output = [];
+  // Powertools writes INFO to stdout and WARN/ERROR to stderr; both are kept.
+  for (const stream of [process.stdout, process.stderr]) vi.spyOn(stream, 'write').mockImplementation((chunk: unknown) => (output.push(String(chunk)), true));
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('parseUserEvent rejects hostile or malformed events with a reason', () => {
+  it('oversized properties', () => {
+    expect(problemsOf({ ...valid, properties: { blob: 'x'.repeat(MAX_PROPERTIES_BYTES) } })).toEqual([
+      `/properties: is ${MAX_PROPERTIES_BYTES + 11} bytes; the limit is ${MAX_PROPERTIES_BYTES} (send ids, not documents)`,
+    ]);
+  });
+
+  it('properties nested too deeply', () => {
+    expect(problemsOf({ ...valid, properties: { a: { b: { c: { d: { e: 1 } } } } } })).toEqual(['/properties/a/b/c/d: is nested deeper than 4 levels']);
+  });
+
+  it.each([
+    ['__proto__ at the top level', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","__proto__":{"admin":true}}', '/__proto__'],
+    ['constructor at the top level', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","constructor":{"prototype":{}}}', '/constructor'],
+    ['__proto__ in properties', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"__proto__":{"admin":true}}}', '/properties/__proto__'],
+    ['constructor nested in properties', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"cart":{"constructor":{"prototype":{"admin":true}}}}}', '/properties/cart/constructor'],
+    ['prototype nested in properties', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"cart":{"prototype":1}}}', '/properties/cart/prototype'],
+  ])('%s', (_label, json, pointer) => {
+    expect(problemsOf(JSON.parse(json))).toContain(`${pointer}: is a reserved key and is not allowed`);
+    expect(({} as Record<string, unknown>)['admin']).toBeUndefined();
+  });
+
+  it.each([
+    ['userId is a number', { ...valid, userId: 42 }, '/userId'],
+    ['occurredAt is not a date', { ...valid, occurredAt: 'yesterday' }, '/occurredAt'],
+    ['properties is an array', { ...valid, properties: [1, 2] }, '/properties'],
+    ['type is not dotted lower case', { ...valid, type: 'Order Paid' }, '/type'],
+    ['an unknown top-level field', { ...valid, admin: true }, ''],
+    ['eventId is too long', { ...valid, eventId: 'e'.repeat(129) }, '/eventId'],
+  ])('%s', (_label, input, pointer) => {
+    expect(problemsOf(input).some((line) => line.startsWith(`${pointer}: `))).toBe(true);
+  });
+});
+
+describe('through the ingest handler', () => {
+  it('each hostile event goes to the DLQ with its body and reason, the valid one is applied, and no log line has the email', async () => {
+    const world = await createIngestWorld(dynalite);
+    const hostile = [
+      envelope({ ...valid, eventId: 'big', properties: { blob: 'x'.repeat(MAX_PROPERTIES_BYTES) } }),
+      `{"detail-type":"UserEvent","detail":{"eventId":"proto","userId":"${EMAIL}","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","__proto__":{"admin":true}}}`,
+      `{"detail-type":"UserEvent","detail":{"eventId":"nested","userId":"${EMAIL}","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"a":{"constructor":{"x":1}}}}}`,
+      envelope({ ...valid, eventId: `${EMAIL}-typed`, occurredAt: 12 }),
+    ];
+    const records = [...hostile.map((body, i) => sqsRecord(`m-${i}`, body)), sqsRecord('m-ok', envelope({ ...valid, eventId: 'ok', properties: { amount: 120 } }))];
+    const logger = new Logger({ serviceName: 'strata-ingest-security', logLevel: 'DEBUG' });
+
+    const response = await world.handler({}, logger)(batch(records));
+
+    expect(failedIds(response)).toEqual([]);
+    expect(world.deadLetters.letters.map((l) => l.body)).toEqual(hostile);
+    expect(world.deadLetters.letters.map((l) => l.reason)).toEqual([
+      expect.stringContaining('/properties: is'),
+      expect.stringContaining('/__proto__: is a reserved key'),
+      expect.stringContaining('/properties/a/constructor: is a reserved key'),
+      expect.stringContaining('/occurredAt'),
+    ]);
+    expect((await world.store.loadUser(EMAIL, '2026-01-01')).profile?.tier).toBe('core');
+
+    const logs = output.join('');
+    expect(logs).toContain('Poison event sent to the dead-letter queue');
+    expect(logs).toContain(userRef(EMAIL));
+    expect(logs).not.toContain(EMAIL);
+    expect(logs).not.toContain(encodeURIComponent(EMAIL));
+  });
+});
