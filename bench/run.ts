@@ -1,34 +1,146 @@
 /**
- * `npm run bench`: measures Strata against the targets in its design and writes bench/results.json.
- * (This first cut measures evaluation speed; the capacity, throughput, review, journey, cold-start and cost
- * sections build on it.)
+ * `npm run bench` (`-- --quick` for a run under two minutes): measures Strata against the performance targets in
+ * DESIGN.md, writes bench/results.json, prints the table and refreshes README.md's bench section. Every figure
+ * comes from this one run, so ratios compare like with like on the same machine at the same moment.
  */
 import '../functions/local/polyfills.js';
-import '../functions/local/quiet-sdk-warnings.js';
-import { writeFile } from 'node:fs/promises';
+import '../functions/local/cli-environment.js';
+import { readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { loadRulesetOrThrow } from '../functions/core/ruleset.js';
 import { readProjectFiles } from '../functions/local/project-files.js';
+import { type CapacityFigures, measureCapacity } from './capacity.js';
+import { measureColdStart } from './cold-start.js';
+import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
+import { type JourneyFigures, measureJourneys } from './journeys.js';
+import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
+import { measureActiveUserReviews, measureNightlyReview } from './review.js';
+import { measureThroughput } from './throughput.js';
+
+export interface BenchOptions {
+  projectRoot: string;
+  quick: boolean;
+  capacityUsers: number;
+  evaluationIterations: number;
+  throughputEvents: number;
+  reviewUsers: number;
+  coldStartRuns: number;
+  activeUserDays: number;
+  log?: (line: string) => void;
+}
+
+export interface BenchResults {
+  at: string;
+  quick: boolean;
+  machine: { cpu: string; cores: number; node: string; loadAverage: number[] };
+  capacity: { users: number; measuredEvents: number; noChange: CapacityFigures; tierChange: CapacityFigures; meanPerEvent: { read: number; write: number }; byOperation: Record<string, unknown>; seedSeconds: number };
+  evaluation: { coreUs: number; jreUs: number; plainJsUs: number; coreOverJre: number };
+  throughput: { eventsPerSec: number; dynaliteOpsPerSec: number; ratio: number; events: number; ingestConcurrency: number };
+  review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string };
+  journeys: Record<string, JourneyFigures>;
+  coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
+  cost: CostResult;
+  targets?: TargetCheck[];
+}
+
+export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
+  return quick
+    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, coldStartRuns: 10, activeUserDays: 45 }
+    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, coldStartRuns: 10, activeUserDays: 60 };
+}
+
+const r1 = (value: number): number => Math.round(value * 10) / 10;
+const r3 = (value: number): number => Math.round(value * 1000) / 1000;
+
+export async function runBench(options: BenchOptions): Promise<BenchResults> {
+  const log = options.log ?? (() => undefined);
+  const files = await readProjectFiles(options.projectRoot);
+  const ruleset = loadRulesetOrThrow(files);
+  const timed = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    const result = await body();
+    log(`${name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return result;
+  };
+
+  const evaluation = await timed('evaluation', () => measureEvaluation(ruleset, options.evaluationIterations));
+  const capacity = await timed('capacity', () => measureCapacity(ruleset, { users: options.capacityUsers }));
+  const throughput = await timed('throughput', () => measureThroughput(ruleset, { events: options.throughputEvents, concurrency: 8 }));
+  const review = await timed('nightly review', () => measureNightlyReview(ruleset, { users: options.reviewUsers }));
+  const active = await timed('active user reviews', () => measureActiveUserReviews(ruleset, options.activeUserDays));
+  const journeys = await timed('journeys', () => measureJourneys(ruleset));
+  const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
+
+  const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
+  const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
+  const cost = costModel(prices, {
+    perEvent: capacity.meanPerEvent,
+    tierChangeShare: capacity.measuredEvents > 0 ? capacity.tierChange.events / capacity.measuredEvents : 0,
+    journey: threeSend,
+  });
+  const results: BenchResults = {
+    at: new Date().toISOString(),
+    quick: options.quick,
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, loadAverage: (await import('node:os')).loadavg().map(r3) },
+    capacity: {
+      users: capacity.users,
+      measuredEvents: capacity.measuredEvents,
+      noChange: capacity.noChange,
+      tierChange: capacity.tierChange,
+      meanPerEvent: capacity.meanPerEvent,
+      byOperation: capacity.byOperation,
+      seedSeconds: capacity.seedSeconds,
+    },
+    evaluation: { coreUs: r1(evaluation.coreUs), jreUs: r1(evaluation.jreUs), plainJsUs: r3(evaluation.plainJsUs), coreOverJre: r3(evaluation.coreOverJre) },
+    throughput: {
+      eventsPerSec: r1(throughput.eventsPerSec),
+      dynaliteOpsPerSec: r1(throughput.dynaliteOpsPerSec),
+      ratio: r3(throughput.ratio),
+      events: throughput.events,
+      ingestConcurrency: throughput.concurrency,
+    },
+    review: {
+      users: review.users,
+      due: review.due,
+      itemsRead: review.itemsRead,
+      ratio: r3(review.ratio),
+      seconds: r1(review.seconds),
+      fullScanItemsRead: review.fullScanItemsRead,
+      fullScanSeconds: r1(review.fullScanSeconds),
+      seedSeconds: r1(review.seedSeconds),
+      reviewsPerActiveUser30d: active.reviewsLast30Days,
+      activeUserTier: active.tier,
+    },
+    journeys,
+    coldStart,
+    cost,
+  };
+  results.targets = targetChecks(results);
+  return results;
+}
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const ruleset = loadRulesetOrThrow(await readProjectFiles('.'));
-  const evaluation = await measureEvaluation(ruleset, quick ? 2000 : 10000);
-  const results = {
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
-    evaluation: { coreUs: round(evaluation.coreUs), jreUs: round(evaluation.jreUs), plainJsUs: round(evaluation.plainJsUs) },
-  };
+  const started = performance.now();
+  const results = await runBench({ ...benchOptions(quick), log: (line) => process.stderr.write(`bench: ${line}\n`) });
   await writeFile('bench/results.json', JSON.stringify(results, null, 2) + '\n');
-  process.stdout.write(`evaluation: core ${results.evaluation.coreUs} µs, bare json-rules-engine ${results.evaluation.jreUs} µs, plain JS ${results.evaluation.plainJsUs} µs ` +
-    `(core/jre ${evaluation.coreOverJre.toFixed(2)}, plain/jre ${evaluation.plainOverJre.toFixed(2)})\n`);
+  const table = renderTable(results);
+  process.stdout.write(`${table}\n\nbench: done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote bench/results.json\n`);
+  const readme = await readFile('README.md', 'utf8').catch(() => '');
+  const updated = replaceReadmeSection(readme, table);
+  if (updated === undefined) process.stdout.write('bench: README.md has no <!-- bench:start --> / <!-- bench:end --> markers; the section is printed above\n');
+  else if (updated !== readme) {
+    await writeFile('README.md', updated);
+    process.stdout.write('bench: refreshed the bench section of README.md\n');
+  }
 }
 
-function round(value: number): number {
-  return Math.round(value * 10) / 10;
+// Run only as the entry point, so that the test can import runBench.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  });
 }
-
-main().catch((error: unknown) => {
-  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
-});

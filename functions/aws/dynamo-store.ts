@@ -22,6 +22,7 @@ import { userRef } from '../core/hash.js';
 import type { DayIncrement } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
 import type { TierStore } from '../core/ports.js';
+import { instantAtLocalTime } from '../core/local-time.js';
 import { reviewIndexDate } from '../core/review-date.js';
 import { reviewShard } from '../core/review.js';
 import type { DayBucket, HistoryEntry, UserProfile } from '../core/state.js';
@@ -224,35 +225,9 @@ function fromItem(item: Item): Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------------------------
 // Item mapping
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-/** Milliseconds the zone's wall clock is ahead of UTC at an instant. */
-function zoneOffsetMs(instantMs: number, timeZone: string): number {
-  let formatter = formatters.get(timeZone);
-  if (!formatter) {
-    formatter = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-    formatters.set(timeZone, formatter);
-  }
-  const part = (type: Intl.DateTimeFormatPartTypes): number => Number(formatter.formatToParts(instantMs).find((p) => p.type === type)?.value);
-  const wallClockAsUtc = Date.UTC(part('year'), part('month') - 1, part('day'), part('hour'), part('minute'), part('second'));
-  return wallClockAsUtc - (instantMs - (instantMs % 1000));
-}
-
 /** Epoch seconds of the local midnight that starts `date` in `timeZone`. */
 function startOfLocalDay(date: string, timeZone: string): number {
-  const utcMidnight = Date.parse(`${date}T00:00:00Z`);
-  // The second pass corrects the offset when a daylight-saving change falls between the guess and the answer.
-  const guess = utcMidnight - zoneOffsetMs(utcMidnight, timeZone);
-  return Math.floor((utcMidnight - zoneOffsetMs(guess, timeZone)) / 1000);
+  return Math.floor(instantAtLocalTime(date, 0, timeZone).getTime() / 1000);
 }
 
 function dayBucketOf(item: Item): DayBucket {

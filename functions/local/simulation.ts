@@ -14,7 +14,7 @@ import { isSendStep } from '../core/journey/journey-schema.js';
 import { eventMatches } from '../core/metrics.js';
 import type { Ruleset } from '../core/ruleset.js';
 import { createVirtualClock } from './clock.js';
-import { instantAtLocalTime } from '../core/journey/local-time.js';
+import { instantAtLocalTime } from '../core/local-time.js';
 import { type StackActivity, startLocalStack } from './local-stack.js';
 import type { EventBridgeEnvelope } from '../core/event-pattern.js';
 import { localEnvelope } from './local-bus.js';

@@ -32,6 +32,7 @@ import { useDynalite } from '../helpers/dynalite-fixture.js';
 import { testRuleset, testTiers, testTiersFile } from '../helpers/fixtures.js';
 import { journeyDocument } from '../helpers/journey-fixtures.js';
 import { ManualClock } from '../helpers/memory-ports.js';
+import { captureProcessOutput } from '../helpers/captured-output.js';
 
 const dynalite = useDynalite();
 
@@ -55,7 +56,7 @@ const sfn = mockClient(sfnClient);
 const eventBridge = mockClient(eventBridgeClient);
 const sqs = mockClient(sqsClient);
 
-let output: string[];
+const output = captureProcessOutput();
 
 beforeEach(() => {
   sfn.reset();
@@ -67,14 +68,6 @@ beforeEach(() => {
     Entries: input.Entries.map((_, i) => ({ EventId: `e-${i}` })),
   }));
   sqs.on(SendMessageCommand).resolves({ MessageId: 'dlq-1' });
-  // Powertools writes logs and EMF metrics to stdout/stderr; everything is kept to check what they say.
-  output = [];
-  const capture = (chunk: unknown): boolean => {
-    output.push(String(chunk));
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
 });
 
 afterEach(() => {
@@ -143,7 +136,7 @@ const batch = (...records: SQSRecord[]): SQSEvent => ({ Records: records });
 /** The EMF metric values published during the test, summed by name. */
 function metricTotals(): Record<string, number> {
   const totals: Record<string, number> = {};
-  for (const line of output.join('').split('\n')) {
+  for (const line of output.text().split('\n')) {
     if (!line.includes('"_aws"')) continue;
     const document = JSON.parse(line) as Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> } };
     for (const { Name } of document._aws.CloudWatchMetrics.flatMap((directive) => directive.Metrics)) {
@@ -155,7 +148,7 @@ function metricTotals(): Record<string, number> {
 }
 
 function expectNoRawUserIds(...userIds: string[]): void {
-  const text = output.join('');
+  const text = output.text();
   expect(text.length).toBeGreaterThan(0);
   for (const userId of userIds) expect(text).not.toContain(userId);
 }
@@ -205,7 +198,7 @@ describe('ingest handler: poison messages', () => {
     expect(await countersOf(store, ALICE)).toEqual([1]);
     expect(await countersOf(store, BOB)).toEqual([2]); // content.completed counts as a day and as a lesson
     expect(metricTotals()).toMatchObject({ EventsIngested: 2, PoisonEvents: 4, DuplicateEvents: 0 });
-    expect(output.join('')).toContain(`${userRef(ALICE)}#signup`);
+    expect(output.text()).toContain(`${userRef(ALICE)}#signup`);
     expectNoRawUserIds(ALICE, BOB);
   });
 
@@ -269,7 +262,7 @@ describe('ingest handler: throttling', () => {
       expect(await countersOf(store, BOB)).toEqual([1]);
       expect(metricTotals()).toMatchObject({ EventsIngested: 4, DuplicateEvents: 2 });
       expectNoRawUserIds(ALICE, BOB);
-      expect(output.join('')).toContain(userRef(BOB));
+      expect(output.text()).toContain(userRef(BOB));
     } finally {
       dynamo.restore();
     }

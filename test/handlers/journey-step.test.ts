@@ -16,6 +16,7 @@ import { useDynalite } from '../helpers/dynalite-fixture.js';
 import { testRuleset, testTiers, testTiersFile, userEvent } from '../helpers/fixtures.js';
 import { journeyDocument } from '../helpers/journey-fixtures.js';
 import { ManualClock, RecordingJourneyStarter, RecordingPublisher } from '../helpers/memory-ports.js';
+import { captureProcessOutput } from '../helpers/captured-output.js';
 
 const dynalite = useDynalite();
 const ruleset = testRuleset({
@@ -27,20 +28,13 @@ const USER = 'fatima@example.com';
 const eventBridgeClient = new EventBridgeClient({ region: 'eu-west-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
 const eventBridge = mockClient(eventBridgeClient);
 
-let output: string[];
+const output = captureProcessOutput();
 beforeEach(() => {
   eventBridge.reset();
   eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
     FailedEntryCount: 0,
     Entries: input.Entries.map((_, i) => ({ EventId: `e-${i}` })),
   }));
-  output = [];
-  const capture = (chunk: unknown): boolean => {
-    output.push(String(chunk));
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
 });
 afterEach(() => {
   vi.restoreAllMocks();
@@ -91,7 +85,7 @@ describe('journey-step handler', () => {
     expect(await handler(task)).toMatchObject({ outcome: 'sent', actionId: action.actionId });
     const { buckets } = await store.loadUserForJourney(USER, '2026-03-01');
     expect(buckets.reduce((sum, bucket) => sum + (bucket.sends ?? 0), 0)).toBe(1);
-    expect(output.join('')).not.toContain(USER);
+    expect(output.text()).not.toContain(USER);
   });
 
   it('turns a bus failure into Strata.Transient, which the compiled journey retries', async () => {
@@ -102,7 +96,7 @@ describe('journey-step handler', () => {
     expect((failure as Error).name).toBe(TRANSIENT_ERROR);
     expect((failure as Error).cause).toBeInstanceOf(PublishFailedError);
     expect(((failure as Error).cause as PublishFailedError).failures).toEqual([{ detailType: 'JourneyAction', errorCode: 'ThrottlingException' }]);
-    expect(output.join('')).not.toContain(USER);
+    expect(output.text()).not.toContain(USER);
   });
 
   it('ends an execution whose journey is no longer deployed', async () => {

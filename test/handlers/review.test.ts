@@ -4,7 +4,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createDynamoTierStore } from '../../functions/aws/dynamo-store.js';
 import { type TierServices, ingestEvent, windowStart } from '../../functions/core/ingest.js';
 import {
@@ -17,25 +17,14 @@ import {
 import { useDynalite } from '../helpers/dynalite-fixture.js';
 import { testRuleset, userEvent } from '../helpers/fixtures.js';
 import { ManualClock, RecordingJourneyStarter, RecordingPublisher } from '../helpers/memory-ports.js';
+import { captureProcessOutput } from '../helpers/captured-output.js';
 
 const dynalite = useDynalite();
 const ruleset = testRuleset();
 const SHARDS = 4;
 const USERS = ['ana@example.com', 'ben@example.com', 'chen@example.com', 'dana@example.com', 'eli@example.com'];
 
-let output: string[];
-beforeEach(() => {
-  output = [];
-  const capture = (chunk: unknown): boolean => {
-    output.push(String(chunk));
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const output = captureProcessOutput();
 
 /** Five members (active on two days), then the clock moves on past their review date with no new event. */
 async function membersWhoWentQuiet() {
@@ -83,7 +72,7 @@ describe('review handler', () => {
       expect(profile?.graceUntil, userId).toBeDefined();
     }
     expect([...publisher.notices.values()].filter((notice) => notice.detailType === 'GraceStarted')).toHaveLength(USERS.length);
-    for (const userId of USERS) expect(output.join('')).not.toContain(userId);
+    for (const userId of USERS) expect(output.text()).not.toContain(userId);
   });
 
   it('is safe to rerun: a second pass finds no one, and the checkpoint never moves back', async () => {

@@ -4,12 +4,13 @@
  * go to the dead-letter queue with that reason, while the log line carries no raw user id or email.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidEventError } from '../../functions/core/errors.js';
 import { MAX_PROPERTIES_BYTES, parseUserEvent } from '../../functions/core/event.js';
 import { userRef } from '../../functions/core/hash.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
 import { batch, createIngestWorld, envelope, failedIds, sqsRecord } from '../reliability/world.js';
+import { captureProcessOutput } from '../helpers/captured-output.js';
 
 const dynalite = useDynalite();
 const EMAIL = 'ana@example.com';
@@ -25,15 +26,8 @@ function problemsOf(input: unknown): string[] {
   throw new Error('parseUserEvent accepted hostile input');
 }
 
-let output: string[];
-beforeEach(() => {
-  output = [];
-  // Powertools writes INFO to stdout and WARN/ERROR to stderr; both are kept.
-  for (const stream of [process.stdout, process.stderr]) vi.spyOn(stream, 'write').mockImplementation((chunk: unknown) => (output.push(String(chunk)), true));
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+// Powertools writes INFO to stdout and WARN/ERROR to stderr; both are kept.
+const output = captureProcessOutput();
 
 describe('parseUserEvent rejects hostile or malformed events with a reason', () => {
   it('oversized properties', () => {
@@ -93,7 +87,7 @@ describe('through the ingest handler', () => {
     ]);
     expect((await world.store.loadUser(EMAIL, '2026-01-01')).profile?.tier).toBe('core');
 
-    const logs = output.join('');
+    const logs = output.text();
     expect(logs).toContain('Poison event sent to the dead-letter queue');
     expect(logs).toContain(userRef(EMAIL));
     expect(logs).not.toContain(EMAIL);

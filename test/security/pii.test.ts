@@ -5,7 +5,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createSfnJourneyStarter } from '../../functions/aws/sfn-journey-starter.js';
 import { journeyExecutionName } from '../../functions/core/decide.js';
 import { userRef } from '../../functions/core/hash.js';
@@ -15,19 +15,13 @@ import { throttlingError, withFaults } from '../helpers/fault-injection.js';
 import { ManualClock } from '../helpers/memory-ports.js';
 import { createMemoryJourneyPorts, profileFor } from '../helpers/journey-fixtures.js';
 import { batch, createIngestWorld, envelope, ladderWithJourneys, paid, recordsOf, silentMetrics, sqsRecord } from '../reliability/world.js';
+import { captureProcessOutput } from '../helpers/captured-output.js';
 
 const dynalite = useDynalite();
 const EMAIL = 'ana@example.com';
 const LOCAL_PART = 'ana@';
 
-let output: string[];
-beforeEach(() => {
-  output = [];
-  for (const stream of [process.stdout, process.stderr]) vi.spyOn(stream, 'write').mockImplementation((chunk: unknown) => (output.push(String(chunk)), true));
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const output = captureProcessOutput();
 
 const expectNoPii = (text: string): void => {
   expect(text).not.toContain(EMAIL);
@@ -72,7 +66,7 @@ describe('log lines', () => {
     await world.handler({ store: leaky }, logger)(batch(records));
     await world.handler({}, logger)(batch([records[0]!]));
 
-    const logs = output.join('');
+    const logs = output.text();
     expect(logs).toContain('Event failed; SQS will redeliver it');
     expect(logs).toContain('Poison event sent to the dead-letter queue');
     expect(logs).toContain('Tier changed');
@@ -99,7 +93,7 @@ describe('log lines', () => {
     await expect(step(task)).rejects.toThrow(/transient/);
     await expect(step(task)).resolves.toMatchObject({ outcome: 'sent' });
 
-    const logs = output.join('');
+    const logs = output.text();
     expect(logs).toContain('Journey step failed');
     expect(logs).toContain('Journey step done');
     expectNoPii(logs);

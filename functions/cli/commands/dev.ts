@@ -11,7 +11,7 @@ import { appendFile, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { addDays, localDate } from '../../core/dates.js';
 import type { UserEvent } from '../../core/event.js';
-import { instantAtLocalTime } from '../../core/journey/local-time.js';
+import { instantAtLocalTime } from '../../core/local-time.js';
 import type { Ruleset } from '../../core/ruleset.js';
 import { createCatchUpClock } from '../../local/catch-up-clock.js';
 import { type Clock, createScaledClock } from '../../local/clock.js';

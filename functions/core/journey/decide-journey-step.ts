@@ -12,7 +12,7 @@ import { hashPercent, shortHash } from '../hash.js';
 import type { DayBucket, JourneyRef, UserProfile } from '../state.js';
 import type { BranchStep, JourneyDefinition, SendStep } from './journey-schema.js';
 import type { DeferReason, ExitReason, JourneyStepResult } from './journey-task.js';
-import { inDailyWindow, instantAtLocalTime, localClock, nextLocalTime, parseTimeOfDay } from './local-time.js';
+import { inDailyWindow, instantAtLocalTime, localClock, nextLocalTime, parseTimeOfDay } from '../local-time.js';
 import { branchSignalFilter, conversionSignalFilter, firstSignalSince } from './signals.js';
 
 const DAY_MS = 86_400_000;

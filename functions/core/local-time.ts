@@ -2,7 +2,7 @@
  * Clock times in a time zone: "is it quiet hours for this user", "when is 08:00 next in Asia/Shanghai", "when
  * does this local day start". Instants are Dates; local times are minutes after local midnight.
  */
-import { addDays } from '../dates.js';
+import { addDays } from './dates.js';
 
 const partFormatters = new Map<string, Intl.DateTimeFormat>();
 

@@ -1,0 +1,72 @@
+/**
+ * The benchmark's table, rendered from results.json, for the terminal and for README.md's section between the
+ * `<!-- bench:start -->` and `<!-- bench:end -->` markers.
+ */
+import type { BenchResults } from './run.js';
+
+export const README_START = '<!-- bench:start -->';
+export const README_END = '<!-- bench:end -->';
+
+export interface TargetCheck {
+  metric: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+const fixed = (value: number, digits = 2): string => value.toFixed(digits);
+
+export function targetChecks(r: BenchResults): TargetCheck[] {
+  const threeSend = Object.entries(r.journeys).find(([, j]) => j.sends === 3);
+  const reads = Math.max(r.capacity.noChange.rruP95, r.capacity.tierChange.rruP95);
+  const evalRatio = r.evaluation.coreUs / r.evaluation.jreUs;
+  return [
+    { metric: 'DynamoDB write units per event, no tier change (median / p95)', target: '≤ 1.0', measured: `${r.capacity.noChange.wruMedian} / ${r.capacity.noChange.wruP95}`, met: r.capacity.noChange.wruP95 <= 1 },
+    { metric: 'DynamoDB read units per event (p95, any event)', target: '≤ 2.0', measured: String(reads), met: reads <= 2 },
+    {
+      metric: `Step Functions transitions, 3-send journey${threeSend ? ` (${threeSend[0]})` : ''}`,
+      target: '≤ 12',
+      measured: threeSend ? String(threeSend[1].transitions) : 'n/a',
+      met: threeSend ? threeSend[1].transitions <= 12 : false,
+    },
+    { metric: `nightly review: items read ÷ users due (${r.review.users} users, ${r.review.due} due)`, target: '≤ 1.2', measured: fixed(r.review.ratio, 3), met: r.review.ratio <= 1.2 },
+    { metric: 'reviews per steadily active user per 30 days', target: '≤ 3', measured: String(r.review.reviewsPerActiveUser30d), met: r.review.reviewsPerActiveUser30d <= 3 },
+    { metric: 'core evaluation time ÷ bare json-rules-engine', target: '≤ 1.2', measured: fixed(evalRatio), met: evalRatio <= 1.2 },
+    { metric: 'local end-to-end events/s ÷ dynalite UpdateItem ops/s', target: '≥ 0.5', measured: fixed(r.throughput.ratio), met: r.throughput.ratio >= 0.5 },
+    { metric: 'ingest Lambda bundle, minified', target: '≤ 600 KB', measured: `${(r.coldStart.bundleBytes / 1024).toFixed(0)} KiB`, met: r.coldStart.bundleBytes <= 600 * 1024 },
+  ];
+}
+
+export function renderTable(r: BenchResults): string {
+  const rows = targetChecks(r).map((c) => `| ${c.metric} | ${c.target} | ${c.measured} | ${c.met ? 'met' : 'missed'} |`);
+  const c = r.capacity;
+  const other = [
+    `| capacity per event, tier change (WRU median / p95, RRU median / p95) | ${c.tierChange.wruMedian} / ${c.tierChange.wruP95}, ${c.tierChange.rruMedian} / ${c.tierChange.rruP95} |`,
+    `| evaluation µs per event: core / bare json-rules-engine / plain JS | ${r.evaluation.coreUs} / ${r.evaluation.jreUs} / ${r.evaluation.plainJsUs} |`,
+    `| local throughput: events/s / dynalite ops/s | ${fixed(r.throughput.eventsPerSec, 0)} / ${fixed(r.throughput.dynaliteOpsPerSec, 0)} |`,
+    `| nightly review time (index) / full scan time and items | ${fixed(r.review.seconds, 1)} s / ${fixed(r.review.fullScanSeconds, 1)} s, ${r.review.fullScanItemsRead} items |`,
+    `| journey transitions per tier | ${Object.entries(r.journeys).map(([tier, j]) => `${tier} ${j.transitions}`).join(', ')} |`,
+    `| ingest cold start: import time (median of 10) | ${r.coldStart.importMsMedian} ms |`,
+    `| cost per 1M events / per 1M journeys | $${fixed(r.cost.per1MEvents)} / $${fixed(r.cost.per1MJourneys)} |`,
+    `| monthly, 1M users × 20 events (Strata / Pinpoint journeys) | $${fixed(r.cost.monthly1MUsers)} / $${fixed(r.cost.pinpointMonthly1MUsers)} |`,
+  ];
+  return [
+    `Measured by \`npm run bench${r.quick ? ' -- --quick' : ''}\` on ${r.machine.cpu} (${r.machine.cores} cores), Node ${r.machine.node}, ${r.at.slice(0, 10)}; ${r.capacity.users} users for capacity. All ratios come from one run.`,
+    '',
+    '| metric | target | measured | |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+    '',
+    '| other figures | measured |',
+    '| --- | --- |',
+    ...other,
+  ].join('\n');
+}
+
+/** Replaces the marked section; undefined when README.md has no markers yet. */
+export function replaceReadmeSection(readme: string, table: string): string | undefined {
+  const start = readme.indexOf(README_START);
+  const end = readme.indexOf(README_END);
+  if (start < 0 || end < start) return undefined;
+  return `${readme.slice(0, start + README_START.length)}\n${table}\n${readme.slice(end)}`;
+}

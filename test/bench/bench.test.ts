@@ -1,0 +1,44 @@
+/**
+ * Runs the benchmark code itself on a tiny population so that it cannot rot. No timing is asserted (the machine
+ * decides those); capacity units are, because on dynalite they follow from item sizes alone.
+ */
+import { describe, expect, it } from 'vitest';
+import { README_END, README_START, renderTable, replaceReadmeSection } from '../../bench/report.js';
+import { type BenchResults, benchOptions, runBench } from '../../bench/run.js';
+
+describe('npm run bench', () => {
+  it('measures every section on a tiny population, with the keys results.json promises', async () => {
+    const results: BenchResults = await runBench({
+      ...benchOptions(true),
+      capacityUsers: 40,
+      evaluationIterations: 50,
+      throughputEvents: 60,
+      reviewUsers: 200,
+      coldStartRuns: 1,
+      activeUserDays: 35,
+    });
+
+    expect(results.machine.cores).toBeGreaterThan(0);
+    // An event that changes no tier: one guarded UpdateItem of a day item under 1 KB, one consistent Query under 4 KB.
+    expect(results.capacity.noChange).toMatchObject({ wruMedian: 1, wruP95: 1, rruMedian: 1, rruP95: 1 });
+    expect(results.capacity.noChange.events).toBeGreaterThan(0);
+    for (const key of ['coreUs', 'jreUs', 'plainJsUs'] as const) expect(results.evaluation[key]).toBeGreaterThan(0);
+    expect(results.throughput.eventsPerSec).toBeGreaterThan(0);
+    expect(Number.isFinite(results.throughput.ratio)).toBe(true);
+    // 200 users, every 50th due: 4 due; listing them reads 4 index items plus the checkpoint. The scan reads every
+    // item: 200 profiles, the checkpoint and the 4 history items the review wrote when it started their grace.
+    expect(results.review).toMatchObject({ users: 200, due: 4, itemsRead: 5, ratio: 1.25, fullScanItemsRead: 205 });
+    expect(results.review.reviewsPerActiveUser30d).toBeGreaterThan(0);
+    expect(Object.keys(results.journeys).sort()).toEqual(['active', 'core', 'member', 'visitor']);
+    expect(results.journeys['member']).toMatchObject({ transitions: 9, sends: 3, status: 'SUCCEEDED' });
+    expect(results.coldStart.bundleBytes).toBeGreaterThan(100_000);
+    expect(results.coldStart.importMsMedian).toBeGreaterThan(0);
+    for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
+    expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
+
+    const table = renderTable(results);
+    expect(table).toContain('| nightly review: items read ÷ users due');
+    expect(replaceReadmeSection('# Strata\n', table)).toBeUndefined();
+    expect(replaceReadmeSection(`a\n${README_START}\nold\n${README_END}\nb`, table)).toBe(`a\n${README_START}\n${table}\n${README_END}\nb`);
+  }, 60_000);
+});
