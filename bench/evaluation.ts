@@ -66,8 +66,12 @@ function plainQualify(buckets: DayBucket[], today: string, counters: Record<stri
   return 'visitor';
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 async function timeIt(iterations: number, run: () => Promise<unknown> | unknown): Promise<number> {
-  for (let i = 0; i < Math.min(500, iterations); i++) await run();
   const started = process.hrtime.bigint();
   for (let i = 0; i < iterations; i++) await run();
   return Number(process.hrtime.bigint() - started) / 1000 / iterations;
@@ -98,17 +102,24 @@ export async function measureEvaluation(ruleset: Ruleset, iterations = 5000): Pr
   // The common case: an event that leaves the user where they are.
   const profile = { ...newProfile('user-1', coreTier, new Date('2026-10-01T00:00:00Z')), version: 3 };
 
-  // Interleave the three measurements twice so that a slow phase of the machine does not favour one side.
-  let coreUs = Infinity;
-  let jreUs = Infinity;
-  let plainJsUs = Infinity;
-  for (let round = 0; round < 2; round++) {
-    coreUs = Math.min(coreUs, await timeIt(iterations, async () => {
-      const qualification = await qualify(ruleset, factsAt(ruleset, buckets, profile.attributes, today));
-      return decideTier({ ruleset, profile, qualification, now, trigger: 'event' });
-    }));
-    jreUs = Math.min(jreUs, await timeIt(iterations, () => bare.run(facts)));
-    plainJsUs = Math.min(plainJsUs, await timeIt(iterations * 10, () => plainQualify(buckets, today, counterIds, null)));
+  // Alternate short chunks of the three and take each side's median chunk, so that a slow phase of a shared machine
+  // (or a garbage collection) lands on both sides rather than deciding the ratio.
+  const core = async (): Promise<unknown> => {
+    const qualification = await qualify(ruleset, factsAt(ruleset, buckets, profile.attributes, today));
+    return decideTier({ ruleset, profile, qualification, now, trigger: 'event' });
+  };
+  const jre = (): Promise<unknown> => bare.run(facts);
+  const plain = (): unknown => plainQualify(buckets, today, counterIds, null);
+  const chunk = Math.max(100, Math.floor(iterations / 10));
+  const chunks = { core: [] as number[], jre: [] as number[], plain: [] as number[] };
+  for (const run of [core, jre, plain]) await timeIt(chunk, run); // warm-up
+  for (let round = 0; round < Math.ceil(iterations / chunk); round++) {
+    chunks.core.push(await timeIt(chunk, core));
+    chunks.jre.push(await timeIt(chunk, jre));
+    chunks.plain.push(await timeIt(chunk * 10, plain));
   }
+  const coreUs = median(chunks.core);
+  const jreUs = median(chunks.jre);
+  const plainJsUs = median(chunks.plain);
   return { coreUs, jreUs, plainJsUs, coreOverJre: coreUs / jreUs, plainOverJre: plainJsUs / jreUs };
 }

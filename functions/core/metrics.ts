@@ -65,10 +65,34 @@ export function dayIncrements(ruleset: Pick<Ruleset, 'counters' | 'timezone' | '
  * Metric values as of a local date, from the user's buckets. Buckets dated after `asOf` are ignored (an event
  * stamped in the future counts from its own day), so evaluating at a future date with no new events is exact.
  */
+interface AggregationPlan {
+  /** Counter id → the metrics that count days and events with it. */
+  countTargets: Map<string, number[]>;
+  /** Counter id → the metrics that add it up. */
+  sumTargets: Map<string, number[]>;
+}
+
+const aggregationPlans = new WeakMap<object, AggregationPlan>();
+
+/** Which metrics each counter feeds; built once per ruleset, since aggregation runs on every event. */
+function aggregationPlan(metrics: Ruleset['metrics']): AggregationPlan {
+  let plan = aggregationPlans.get(metrics);
+  if (!plan) {
+    plan = { countTargets: new Map(), sumTargets: new Map() };
+    metrics.forEach((metric, i) => {
+      plan!.countTargets.set(metric.countCounter, [...(plan!.countTargets.get(metric.countCounter) ?? []), i]);
+      if (metric.sumCounter !== undefined) plan!.sumTargets.set(metric.sumCounter, [...(plan!.sumTargets.get(metric.sumCounter) ?? []), i]);
+    });
+    aggregationPlans.set(metrics, plan);
+  }
+  return plan;
+}
+
 export function aggregateMetrics(ruleset: Pick<Ruleset, 'metrics'>, buckets: readonly DayBucket[], asOf: string): Record<string, number | null> {
-  // One pass over the buckets for all metrics: this runs on every event, so it avoids allocation in the loop.
+  // One pass over each bucket's few counters rather than over every metric: this runs on every event.
   const metrics = ruleset.metrics;
   const count = metrics.length;
+  const { countTargets, sumTargets } = aggregationPlan(metrics);
   const firstDays = metrics.map((metric) => windowStartDate(asOf, metric.definition.windowDays));
   const counts = new Array<number>(count).fill(0);
   const sums = new Array<number>(count).fill(0);
@@ -78,15 +102,20 @@ export function aggregateMetrics(ruleset: Pick<Ruleset, 'metrics'>, buckets: rea
     const date = bucket.date;
     if (date > asOf) continue;
     const counters = bucket.counters;
-    for (let i = 0; i < count; i++) {
-      if (date < firstDays[i]!) continue;
-      const metric = metrics[i]!;
-      const n = counters[metric.countCounter];
-      if (n === undefined || n <= 0) continue;
-      counts[i]! += n;
-      days[i]! += 1;
-      if (metric.sumCounter !== undefined) sums[i]! += counters[metric.sumCounter] ?? 0;
-      if (latest[i] === undefined || date > latest[i]!) latest[i] = date;
+    for (const counterId in counters) {
+      const n = counters[counterId]!;
+      const counted = countTargets.get(counterId);
+      if (counted !== undefined && n > 0) {
+        for (const i of counted) {
+          if (date < firstDays[i]!) continue;
+          counts[i]! += n;
+          days[i]! += 1;
+          if (latest[i] === undefined || date > latest[i]!) latest[i] = date;
+        }
+      }
+      // A sum counter only moves with its count counter, so summing by itself is the same as summing on counted days.
+      const summed = sumTargets.get(counterId);
+      if (summed !== undefined) for (const i of summed) if (date >= firstDays[i]!) sums[i]! += n;
     }
   }
   const values: Record<string, number | null> = {};

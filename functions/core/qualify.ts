@@ -46,9 +46,8 @@ function toConditionResult(node: Record<string, unknown>): ConditionResult {
   return result;
 }
 
-export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualification> {
-  const { results, failureResults } = await ruleset.engine.run(facts);
-  const outcomes: RuleOutcome[] = [...results, ...failureResults].map((result: RuleResult) => {
+function ruleOutcomes(ruleset: Ruleset, ruleResults: RuleResult[]): RuleOutcome[] {
+  const outcomes = ruleResults.map((result): RuleOutcome => {
     const params = (result.event?.params ?? {}) as { tier: string; rule: string };
     return {
       tier: params.tier,
@@ -58,27 +57,37 @@ export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualifica
       conditions: { ...toConditionResult(result.conditions as unknown as Record<string, unknown>), result: result.result },
     };
   });
-  let tier = ruleset.baseTier;
-  for (const candidate of ruleset.tiers) {
-    if (outcomes.some((outcome) => outcome.tier === candidate.id && outcome.passed)) tier = candidate.id;
-  }
   // Engine order depends on priorities and timing; sort so that stored explanations are deterministic.
   const order = new Map(ruleset.tiers.map((t, i) => [t.id, i]));
-  outcomes.sort((a, b) => order.get(a.tier)! - order.get(b.tier)! || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0));
-  return { tier, facts, rules: outcomes };
+  return outcomes.sort((a, b) => order.get(a.tier)! - order.get(b.tier)! || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0));
+}
+
+/** The highest tier among the rules that passed; the base tier when none did. */
+function highestPassingTier(ruleset: Ruleset, passed: ReadonlyArray<{ params?: Record<string, unknown> }>): string {
+  let best = 0;
+  for (const event of passed) {
+    const index = ruleset.tiers.findIndex((t) => t.id === (event.params as { tier: string }).tier);
+    if (index > best) best = index;
+  }
+  return ruleset.tiers[best]!.id;
+}
+
+export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualification> {
+  const { events, results, failureResults } = await ruleset.engine.run(facts);
+  let rules: RuleOutcome[] | undefined;
+  return {
+    tier: highestPassingTier(ruleset, events),
+    facts,
+    // Built only when read: most events change nothing, and then no explanation is stored.
+    get rules(): RuleOutcome[] {
+      rules ??= ruleOutcomes(ruleset, [...results, ...failureResults]);
+      return rules;
+    },
+  };
 }
 
 /** Qualification without the explanation tree, for hot loops such as review-date search. */
 export async function qualifiedTier(ruleset: Ruleset, facts: Facts): Promise<string> {
   const { events } = await ruleset.engine.run(facts);
-  let tier = ruleset.baseTier;
-  let best = 0;
-  for (const event of events) {
-    const index = ruleset.tiers.findIndex((t) => t.id === (event.params as { tier: string }).tier);
-    if (index > best) {
-      best = index;
-      tier = ruleset.tiers[index]!.id;
-    }
-  }
-  return tier;
+  return highestPassingTier(ruleset, events);
 }

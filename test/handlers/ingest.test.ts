@@ -33,6 +33,7 @@ import { testRuleset, testTiers, testTiersFile } from '../helpers/fixtures.js';
 import { journeyDocument } from '../helpers/journey-fixtures.js';
 import { ManualClock } from '../helpers/memory-ports.js';
 import { captureProcessOutput } from '../helpers/captured-output.js';
+import { sqsRecord as sqsRecordSentAt } from '../helpers/sqs-records.js';
 
 const dynalite = useDynalite();
 
@@ -93,24 +94,8 @@ async function setup() {
   return { handler, store, clock };
 }
 
-/** An SQS record carrying what the EventBridge rule delivers: the whole event envelope as the body. */
 function sqsRecord(messageId: string, body: string): SQSRecord {
-  return {
-    messageId,
-    receiptHandle: `receipt-${messageId}`,
-    body,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: String(Date.parse(NOW)),
-      SenderId: 'AIDAEVENTBRIDGE',
-      ApproximateFirstReceiveTimestamp: String(Date.parse(NOW)),
-    },
-    messageAttributes: {},
-    md5OfBody: 'not-checked',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:strata-ingest',
-    awsRegion: 'eu-west-1',
-  };
+  return sqsRecordSentAt(messageId, body, NOW);
 }
 
 function envelope(detail: Record<string, unknown>, detailType = 'UserEvent'): string {

@@ -20,6 +20,7 @@ import { createIngestHandler, type IngestHandler } from '../../functions/handler
 import type { DynaliteFixture } from '../helpers/dynalite-fixture.js';
 import { testRuleset, testTiers, testTiersFile } from '../helpers/fixtures.js';
 import { ManualClock } from '../helpers/memory-ports.js';
+import { sqsRecord as sqsRecordSentAt } from '../helpers/sqs-records.js';
 
 export const SHARDS = 4;
 
@@ -166,22 +167,7 @@ export function envelope(userEvent: UserEvent | Record<string, unknown>, ebId = 
 }
 
 export function sqsRecord(messageId: string, body: string): SQSRecord {
-  return {
-    messageId,
-    receiptHandle: `receipt-${messageId}`,
-    body,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: String(Date.parse(NOW)),
-      SenderId: 'AIDAEVENTBRIDGE',
-      ApproximateFirstReceiveTimestamp: String(Date.parse(NOW)),
-    },
-    messageAttributes: {},
-    md5OfBody: 'not-checked',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:strata-ingest',
-    awsRegion: 'eu-west-1',
-  };
+  return sqsRecordSentAt(messageId, body, NOW);
 }
 
 /** One SQS record per event, message ids `m-<eventId>` unless given. */
