@@ -2,9 +2,34 @@
  * The DynamoDB adapter of the TierStore port (and of the journey side's user reads and send records), on the
  * single table laid out in table-schema.ts. The same code talks to DynamoDB in AWS and to dynalite locally.
  *
- * Cost is the point of the layout: an event is one conditional UpdateItem on a day item kept under 1 KB (one
+ * Cost is the point of the layout: a typical event is one conditional UpdateItem on a day item kept under 1 KB (one
  * write unit) and one consistent Query that reads the window's day items and the profile together. The profile is
  * written only when the decision changes something, and the review index is a sparse GSI maintained from it.
+ *
+ * Light and heavy days (the duplicate guard). DynamoDB has no transactions here (dynalite has none), so the guard
+ * and the counters must either change in one item or be healed idempotently:
+ *
+ * - A light day (fewer than `lightDayEvents` events) keeps its event keys in the day item itself (`ids`): one
+ *   UpdateItem adds the counters and the key under `NOT contains(ids, key)`, atomically. 1 WRU.
+ * - When `ids` is full the day turns heavy (`hv`): the keys it holds are copied to SEEN# guards and removed, so the
+ *   day item stays small whatever the day's volume (no item grows with events; the window Query stays cheap). Each
+ *   further event of that day makes two writes:
+ *     W1  day item: ADD counters, SET p_<key> = token, under `attribute_not_exists(p_<key>) AND NOT contains(ids, key)`
+ *     W2  PutItem USER#id / SEEN#<key> {token, date} under `attribute_not_exists(pk)`, with a TTL of the horizon
+ *   W2's key has no date, so it is the guard by event id whatever the day. Why this is exact:
+ *     - W1 fails on p_<key>: a crashed or concurrent attempt of this event applied the counters; adopt its token
+ *       (read from the failed write's old item) and go on to W2 with it. Only one token per key per day is ever applied.
+ *     - W2 fails with our token: a previous attempt got there (a crash after W2); nothing to undo.
+ *     - W2 fails with another token: the event was applied earlier (another delivery, another day, or while the day
+ *       was light); undo W1 under `p_<key> = token` (ADD the negated counters, REMOVE p_<key>), which is idempotent.
+ *     - a crash between W1 and W2, or before the undo, leaves p_<key>; the redelivery adopts the token and finishes.
+ *     - p_<key> may be removed at any time after W2 succeeded: a later delivery then applies W1 afresh, finds another
+ *       token in W2 and undoes itself. So the next heavy write of this store to the same day removes the keys it has
+ *       confirmed (no extra write), and p_ entries stay few.
+ *   A failed conditional write still costs a write unit, so a day known to be heavy (from an earlier write or the
+ *   window read) skips the light attempt.
+ * - Duplicates across days are caught exactly when either copy fell on a heavy day (W2). Two copies both on light
+ *   days are guarded per day only: a producer resend with another date lands on another light day (see README).
  */
 import {
   type AttributeValue,
@@ -12,11 +37,15 @@ import {
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
+  type PutItemCommandInput,
   QueryCommand,
   type QueryCommandInput,
   type QueryCommandOutput,
   UpdateItemCommand,
+  type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { addDays } from '../core/dates.js';
 import { userRef } from '../core/hash.js';
 import type { DayIncrement } from '../core/metrics.js';
@@ -34,11 +63,29 @@ import {
   dayKey,
   historyKey,
   reviewPartition,
+  seenKey,
   userKey,
 } from './table-schema.js';
 
 /** Day items older than this are expired by DynamoDB TTL; it must be at least the longest metric window (400). */
 export const DEFAULT_RETENTION_DAYS = 400;
+/** Days a day item outlives the longest metric window, so that a late event or a slow review still finds it. */
+export const RETENTION_MARGIN_DAYS = 7;
+/** Tier-history entries (with their explanations) expire after this many days unless configured otherwise. */
+export const DEFAULT_HISTORY_RETENTION_DAYS = 400;
+/** SEEN# guards expire after this many days: SQS keeps a message 14 days, and producer resends are covered as long. */
+export const DEFAULT_DEDUP_HORIZON_DAYS = 15;
+/** A day item holds this many event keys; the next event of that day turns it heavy. ~13 bytes a key. */
+export const DEFAULT_LIGHT_DAY_EVENTS = 16;
+/** At most this many confirmed p_<key> entries are removed by one heavy write (they ride along for free). */
+const PENDING_REMOVALS_PER_WRITE = 24;
+/** How many heavy days a store remembers, so that their events skip the light attempt (a failed write costs). */
+const HEAVY_DAYS_REMEMBERED = 10_000;
+
+/** The day retention that a ruleset needs: its longest window plus a margin (handlers pass this). */
+export function dayRetentionDays(maxWindowDays: number): number {
+  return maxWindowDays + RETENTION_MARGIN_DAYS;
+}
 export const REVIEW_PAGE_SIZE = 500;
 
 /**
@@ -50,7 +97,13 @@ const DAY_ATTRIBUTES = {
   signals: 'sig',
   sends: 'sends',
   sendIds: 'sendIds',
+  heavy: 'hv',
 } as const;
+/** A heavy day's pending key: `p_<event key>` = the token of the attempt whose counters were applied. */
+const PENDING_PREFIX = 'p_';
+/** The explanation rides compressed: it is most of a history entry's bytes, and bytes are write units. */
+const COMPRESSED_PENDING_HISTORY = 'pendingHistoryZ';
+const COMPRESSED_EXPLANATION = 'explanationZ';
 const NON_COUNTER_ATTRIBUTES: ReadonlySet<string> = new Set([
   TABLE_KEYS.partitionKey,
   TABLE_KEYS.sortKey,
@@ -59,7 +112,7 @@ const NON_COUNTER_ATTRIBUTES: ReadonlySet<string> = new Set([
 ]);
 const PROFILE_VERSION_ATTRIBUTE = 'version' satisfies keyof UserProfile;
 /** The profile fields that make up the outbox, emptied together by clearOutbox. */
-const OUTBOX_FIELDS = ['pendingJourney', 'pendingNotices', 'pendingHistory', 'outboxVersion', 'outboxRetryAt'] as const satisfies ReadonlyArray<keyof UserProfile>;
+const OUTBOX_FIELDS = ['pendingJourney', 'pendingNotices', 'outboxVersion', 'outboxRetryAt', 'outboxLease'] as const satisfies ReadonlyArray<keyof UserProfile>;
 const CHECKPOINT_DATE_ATTRIBUTE = 'date';
 const USER_PREFIX = userKey('');
 const DAY_PREFIX = dayKey('');
@@ -69,6 +122,7 @@ const HISTORY_PREFIX = historyKey(0).replace(/\d+$/, '');
 /** The operations reported to `onCapacity` and named in errors. */
 export type StoreOperation =
   | 'recordEvent'
+  | 'guardEvent'
   | 'loadUser'
   | 'saveProfile'
   | 'appendHistory'
@@ -97,8 +151,16 @@ export interface DynamoTierStoreOptions {
   shardCount: number;
   /** The ruleset's time zone: day items expire at local midnight. Default UTC. */
   timeZone?: string;
-  /** Days a day item is kept. Default 400, the longest window a ruleset may declare. */
+  /** Days a day item is kept. Default 400, the longest window a ruleset may declare; see dayRetentionDays. */
   retentionDays?: number;
+  /** Days a tier-history entry is kept. Default 400. */
+  historyRetentionDays?: number;
+  /** Days a heavy day's SEEN# guard is kept. Default 15. */
+  dedupHorizonDays?: number;
+  /** Event keys a day item holds before the day turns heavy. Default 16. */
+  lightDayEvents?: number;
+  /** The wall clock for guard and history expiry (TTL is wall-clock time). Default: the system clock. */
+  now?: () => Date;
   /** Called with the units DynamoDB reports for every request, so that capacity per event can be measured. */
   onCapacity?: (operation: StoreOperation, capacity: CapacityUnits) => void;
 }
@@ -183,6 +245,7 @@ function toAttribute(value: unknown, path: string): AttributeValue | undefined {
       if (!Number.isFinite(value)) throw new TypeError(`${path} is ${value}, which DynamoDB cannot store`);
       return { N: String(value) };
     case 'object':
+      if (value instanceof Uint8Array) return { B: value };
       if (Array.isArray(value)) {
         return { L: value.flatMap((element, i) => toAttribute(element, `${path}[${i}]`) ?? []) };
       }
@@ -258,8 +321,17 @@ function storedFields(item: Item): Record<string, unknown> {
   return fromItem(rest);
 }
 
+function compress(value: unknown): Uint8Array {
+  return deflateRawSync(Buffer.from(JSON.stringify(value)));
+}
+
+function decompress(value: unknown): unknown {
+  return JSON.parse(inflateRawSync(value as Uint8Array).toString('utf8'));
+}
+
 function profileOf(item: Item, operation: StoreOperation): UserProfile {
-  const fields = storedFields(item);
+  const { [COMPRESSED_PENDING_HISTORY]: pendingHistory, ...fields } = storedFields(item);
+  if (pendingHistory !== undefined) fields['pendingHistory'] = decompress(pendingHistory);
   const userId = userIdOf(item);
   if (typeof fields['tier'] !== 'string' || typeof fields[PROFILE_VERSION_ATTRIBUTE] !== 'number') {
     throw new StoreError(operation, `the profile item of ${userRef(userId)} has no tier or version`);
@@ -268,7 +340,9 @@ function profileOf(item: Item, operation: StoreOperation): UserProfile {
 }
 
 function historyEntryOf(item: Item): HistoryEntry {
-  return { ...storedFields(item), userId: userIdOf(item) } as HistoryEntry;
+  const { [COMPRESSED_EXPLANATION]: explanation, [TABLE_KEYS.timeToLiveAttribute]: _expiresAt, ...fields } = storedFields(item);
+  if (explanation !== undefined) fields['explanation'] = decompress(explanation);
+  return { ...fields, userId: userIdOf(item) } as HistoryEntry;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -301,6 +375,13 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   const { client, tableName, shardCount, onCapacity } = options;
   const timeZone = options.timeZone ?? 'UTC';
   const retentionDays = options.retentionDays ?? DEFAULT_RETENTION_DAYS;
+  const historyRetentionDays = options.historyRetentionDays ?? DEFAULT_HISTORY_RETENTION_DAYS;
+  const dedupHorizonDays = options.dedupHorizonDays ?? DEFAULT_DEDUP_HORIZON_DAYS;
+  const lightDayEvents = options.lightDayEvents ?? DEFAULT_LIGHT_DAY_EVENTS;
+  const wallClock = options.now ?? (() => new Date());
+  for (const [name, value] of Object.entries({ historyRetentionDays, dedupHorizonDays, lightDayEvents })) {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`DynamoStore: ${name} must be a positive integer, got ${value}`);
+  }
   if (!Number.isInteger(shardCount) || shardCount < 1) throw new RangeError(`DynamoStore: shardCount must be a positive integer, got ${shardCount}`);
   if (!Number.isInteger(retentionDays) || retentionDays < 1) throw new RangeError(`DynamoStore: retentionDays must be a positive integer, got ${retentionDays}`);
 
@@ -367,7 +448,11 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       for (const item of items) {
         const sortKey = item[TABLE_KEYS.sortKey]?.S ?? '';
         if (sortKey === PROFILE_KEY) profile = profileOf(item, operation);
-        else if (sortKey.startsWith(DAY_PREFIX)) buckets.push(dayBucketOf(item));
+        else if (sortKey.startsWith(DAY_PREFIX)) {
+          const bucket = dayBucketOf(item);
+          if (item[DAY_ATTRIBUTES.heavy]?.BOOL) rememberHeavy(dayRef(userId, bucket.date));
+          buckets.push(bucket);
+        }
       }
       return { profile, buckets };
     });
@@ -382,40 +467,214 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
 
   const reviewPartitionOf = (userId: string, date: string): string => reviewPartition(date, reviewShard(userId, shardCount));
 
+  // -------------------------------------------------------------------------------------------------------------
+  // The day-item writes of one event (light and heavy days; the protocol is described at the top of this file).
+  // `strata import` reuses recordEvent for batch writes, so this is the one place that writes event counters.
+
+  const heavyDays = new Set<string>();
+  /** Per heavy day, the keys whose SEEN# guard this store wrote: their p_ entries go with its next write there. */
+  const confirmedKeys = new Map<string, string[]>();
+  const dayRef = (userId: string, date: string): string => `${userId}\u0000${date}`;
+
+  function rememberHeavy(ref: string): void {
+    if (heavyDays.has(ref)) return;
+    if (heavyDays.size >= HEAVY_DAYS_REMEMBERED) {
+      const oldest = heavyDays.values().next().value as string;
+      heavyDays.delete(oldest);
+      confirmedKeys.delete(oldest);
+    }
+    heavyDays.add(ref);
+  }
+
+  /** The ADD clauses of an increment; negated for an undo, which leaves signals (a set may share them). */
+  function incrementClauses(increment: DayIncrement, sign: 1 | -1, names: Record<string, string>, values: Item): string[] {
+    const additions = Object.entries(increment.counters).map(([counterId, amount], i) => {
+      names[`#c${i}`] = counterId;
+      values[`:c${i}`] = toAttribute(sign * amount + 0, counterId)!;
+      return `#c${i} :c${i}`;
+    });
+    if (sign === 1 && increment.signals.length > 0) {
+      names['#sig'] = DAY_ATTRIBUTES.signals;
+      // A string set refuses duplicates in its input.
+      values[':sig'] = { SS: [...new Set(increment.signals)] };
+      additions.push('#sig :sig');
+    }
+    return additions;
+  }
+
+  /**
+   * A conditional write: applied, or the item as it was when the condition failed. DynamoDB returns that item with
+   * the failure (ReturnValuesOnConditionCheckFailure); dynalite does not, so it is read back there.
+   */
+  async function conditionalWrite(
+    operation: StoreOperation,
+    key: Item,
+    send: () => Promise<{ ConsumedCapacity?: ConsumedCapacity }>,
+  ): Promise<{ applied: true } | { applied: false; old: Item | undefined }> {
+    try {
+      await metered(operation, 'write', send());
+      return { applied: true };
+    } catch (error) {
+      if (!isConditionalCheckFailure(error)) throw error;
+      const returned = (error as { Item?: Item }).Item;
+      if (returned) return { applied: false, old: returned };
+      const { Item: old } = await metered(operation, 'read', client.send(new GetItemCommand({ ...common, Key: key, ConsistentRead: true })));
+      return { applied: false, old };
+    }
+  }
+
+  const updateDay = (input: Omit<UpdateItemCommandInput, 'TableName'>) => () => client.send(new UpdateItemCommand({ ...common, ReturnValuesOnConditionCheckFailure: 'ALL_OLD', ...input }));
+
+  /** One UpdateItem: counters and key together, while the day is light and has room. */
+  async function lightWrite(userId: string, eventKey: string, increment: DayIncrement): Promise<{ outcome: 'applied' | 'duplicate' | 'heavy'; keysToMove?: string[] }> {
+    const names: Record<string, string> = { '#ids': DAY_ATTRIBUTES.eventKeys, '#hv': DAY_ATTRIBUTES.heavy, '#expiresAt': TABLE_KEYS.timeToLiveAttribute };
+    const values: Item = {
+      ':key': { S: eventKey },
+      ':keys': { SS: [eventKey] },
+      ':limit': { N: String(lightDayEvents) },
+      ':expiresAt': expiresAt(increment.date),
+    };
+    const additions = ['#ids :keys', ...incrementClauses(increment, 1, names, values)];
+    const key = dayItemKey(userId, increment.date);
+    const result = await conditionalWrite(
+      'recordEvent',
+      key,
+      updateDay({
+        Key: key,
+        UpdateExpression: `ADD ${additions.join(', ')} SET #expiresAt = :expiresAt`,
+        ConditionExpression: 'NOT contains(#ids, :key) AND attribute_not_exists(#hv) AND (attribute_not_exists(#ids) OR size(#ids) < :limit)',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      }),
+    );
+    if (result.applied) return { outcome: 'applied' };
+    const keys = result.old?.[DAY_ATTRIBUTES.eventKeys]?.SS;
+    if (keys?.includes(eventKey)) return { outcome: 'duplicate' };
+    // Full, or already heavy. A full light day's keys are final (no light write can add one), so they can move.
+    return keys && result.old?.[DAY_ATTRIBUTES.heavy] === undefined ? { outcome: 'heavy', keysToMove: keys } : { outcome: 'heavy' };
+  }
+
+  /** The token that marks the light keys' guards: no heavy attempt ever has it. */
+  const LIGHT_TOKEN = 'light';
+
+  function putGuard(userId: string, eventKey: string, token: string, date: string) {
+    const key = { [TABLE_KEYS.partitionKey]: { S: userKey(userId) }, [TABLE_KEYS.sortKey]: { S: seenKey(eventKey) } };
+    const guardExpiresAt = Math.floor(wallClock().getTime() / 1000) + dedupHorizonDays * 86_400;
+    const input: PutItemCommandInput = {
+      ...common,
+      Item: { ...key, token: { S: token }, date: { S: date }, [TABLE_KEYS.timeToLiveAttribute]: { N: String(guardExpiresAt) } },
+      ConditionExpression: 'attribute_not_exists(#pk)',
+      ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    };
+    return conditionalWrite('guardEvent', key, () => client.send(new PutItemCommand(input)));
+  }
+
+  /**
+   * A full light day turns heavy: its keys get SEEN# guards first, then leave the day item, so that a redelivery
+   * of one of them is still caught (by W2) once they are gone. Repeatable after a crash at any point.
+   */
+  async function turnHeavy(userId: string, date: string, keys: string[]): Promise<void> {
+    await Promise.all(keys.map((eventKey) => putGuard(userId, eventKey, LIGHT_TOKEN, date)));
+    const key = dayItemKey(userId, date);
+    await conditionalWrite(
+      'recordEvent',
+      key,
+      updateDay({
+        Key: key,
+        UpdateExpression: 'REMOVE #ids SET #hv = :true',
+        ConditionExpression: 'attribute_exists(#ids)',
+        ExpressionAttributeNames: { '#ids': DAY_ATTRIBUTES.eventKeys, '#hv': DAY_ATTRIBUTES.heavy },
+        ExpressionAttributeValues: { ':true': { BOOL: true } },
+        ReturnValuesOnConditionCheckFailure: 'NONE',
+      }),
+    );
+  }
+
+  /** W1 and W2 of a heavy day, with the adoption and undo cases spelled out at the top of this file. */
+  async function heavyWrite(userId: string, eventKey: string, increment: DayIncrement): Promise<{ duplicate: boolean }> {
+    const ref = dayRef(userId, increment.date);
+    const key = dayItemKey(userId, increment.date);
+    const pendingName = PENDING_PREFIX + eventKey;
+    // A few rounds at most: a round only repeats when a pending entry vanished between a failure and its read.
+    for (let round = 0; round < 4; round++) {
+      let token = randomUUID().replace(/-/g, '').slice(0, 12);
+      const confirmed = (confirmedKeys.get(ref) ?? []).filter((k) => k !== eventKey).slice(0, PENDING_REMOVALS_PER_WRITE);
+      const names: Record<string, string> = {
+        '#p': pendingName,
+        '#ids': DAY_ATTRIBUTES.eventKeys,
+        '#hv': DAY_ATTRIBUTES.heavy,
+        '#expiresAt': TABLE_KEYS.timeToLiveAttribute,
+      };
+      const values: Item = { ':token': { S: token }, ':key': { S: eventKey }, ':true': { BOOL: true }, ':expiresAt': expiresAt(increment.date) };
+      const removals = confirmed.map((k, i) => {
+        names[`#r${i}`] = PENDING_PREFIX + k;
+        return `#r${i}`;
+      });
+      const additions = incrementClauses(increment, 1, names, values);
+      const w1 = await conditionalWrite(
+        'recordEvent',
+        key,
+        updateDay({
+          Key: key,
+          UpdateExpression:
+            (additions.length > 0 ? `ADD ${additions.join(', ')} ` : '') +
+            'SET #p = :token, #hv = :true, #expiresAt = :expiresAt' +
+            (removals.length > 0 ? ` REMOVE ${removals.join(', ')}` : ''),
+          ConditionExpression: 'attribute_not_exists(#p) AND NOT contains(#ids, :key)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      let adopted = false;
+      if (w1.applied) {
+        confirmedKeys.set(ref, (confirmedKeys.get(ref) ?? []).filter((k) => !confirmed.includes(k)));
+      } else {
+        if (w1.old?.[DAY_ATTRIBUTES.eventKeys]?.SS?.includes(eventKey)) return { duplicate: true };
+        const pendingToken = w1.old?.[pendingName]?.S;
+        if (pendingToken === undefined) continue;
+        token = pendingToken;
+        adopted = true;
+      }
+      const w2 = await putGuard(userId, eventKey, token, increment.date);
+      if (!w2.applied && w2.old === undefined) continue;
+      if (w2.applied || w2.old?.['token']?.S === token) {
+        rememberHeavy(ref);
+        confirmedKeys.set(ref, [...(confirmedKeys.get(ref) ?? []), eventKey]);
+        return { duplicate: adopted };
+      }
+      // Applied before under another token: take this day's copy back out.
+      const undoNames: Record<string, string> = { '#p': pendingName };
+      const undoValues: Item = { ':token': { S: token } };
+      const subtractions = incrementClauses(increment, -1, undoNames, undoValues);
+      await conditionalWrite(
+        'recordEvent',
+        key,
+        updateDay({
+          Key: key,
+          UpdateExpression: (subtractions.length > 0 ? `ADD ${subtractions.join(', ')} ` : '') + 'REMOVE #p',
+          ConditionExpression: '#p = :token',
+          ExpressionAttributeNames: undoNames,
+          ExpressionAttributeValues: undoValues,
+          ReturnValuesOnConditionCheckFailure: 'NONE',
+        }),
+      );
+      return { duplicate: true };
+    }
+    throw new StoreError('recordEvent', `the guard of event key ${eventKey} for ${userRef(userId)} kept changing; the event will be retried`);
+  }
+
   return {
     recordEvent(userId, eventKey, increment: DayIncrement) {
       return guarded('recordEvent', userId, async () => {
-        const attributeNames: Record<string, string> = { '#ids': DAY_ATTRIBUTES.eventKeys, '#expiresAt': TABLE_KEYS.timeToLiveAttribute };
-        const values: Item = { ':key': { S: eventKey }, ':keys': { SS: [eventKey] }, ':expiresAt': expiresAt(increment.date) };
-        const additions = ['#ids :keys'];
-        Object.entries(increment.counters).forEach(([counterId, amount], i) => {
-          attributeNames[`#c${i}`] = counterId;
-          values[`:c${i}`] = toAttribute(amount, counterId)!;
-          additions.push(`#c${i} :c${i}`);
-        });
-        if (increment.signals.length > 0) {
-          attributeNames['#sig'] = DAY_ATTRIBUTES.signals;
-          // A string set refuses duplicates in its input.
-          values[':sig'] = { SS: [...new Set(increment.signals)] };
-          additions.push('#sig :sig');
+        const ref = dayRef(userId, increment.date);
+        if (!heavyDays.has(ref)) {
+          const light = await lightWrite(userId, eventKey, increment);
+          if (light.outcome !== 'heavy') return { duplicate: light.outcome === 'duplicate' };
+          rememberHeavy(ref);
+          if (light.keysToMove) await turnHeavy(userId, increment.date, light.keysToMove);
         }
-        const applied = await unlessConditionFails(
-          metered(
-            'recordEvent',
-            'write',
-            client.send(
-              new UpdateItemCommand({
-                ...common,
-                Key: dayItemKey(userId, increment.date),
-                UpdateExpression: `ADD ${additions.join(', ')} SET #expiresAt = :expiresAt`,
-                ConditionExpression: 'NOT contains(#ids, :key)',
-                ExpressionAttributeNames: attributeNames,
-                ExpressionAttributeValues: values,
-              }),
-            ),
-          ),
-        );
-        return { duplicate: applied === undefined };
+        return heavyWrite(userId, eventKey, increment);
       });
     },
 
@@ -429,8 +688,12 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
 
     saveProfile(profile, expectedVersion) {
       return guarded('saveProfile', profile.userId, async () => {
-        const { userId, version: _previous, ...fields } = profile;
-        const item = userItem(userId, PROFILE_KEY, { ...fields, [PROFILE_VERSION_ATTRIBUTE]: expectedVersion + 1 });
+        const { userId, version: _previous, pendingHistory, ...fields } = profile;
+        const item = userItem(userId, PROFILE_KEY, {
+          ...fields,
+          ...(pendingHistory?.length ? { [COMPRESSED_PENDING_HISTORY]: compress(pendingHistory) } : {}),
+          [PROFILE_VERSION_ATTRIBUTE]: expectedVersion + 1,
+        });
         // The review index is sparse: a profile with no review date is simply not in it.
         const indexDate = reviewIndexDate(profile);
         if (indexDate !== undefined) item[TABLE_KEYS.reviewPartitionKey] = { S: reviewPartitionOf(userId, indexDate) };
@@ -459,15 +722,21 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
 
     appendHistory(entry) {
       return guarded('appendHistory', entry.userId, async () => {
-        const { userId, ...fields } = entry;
+        const { userId, explanation, ...fields } = entry;
+        const historyExpiresAt = Math.floor(Date.parse(entry.at) / 1000) + historyRetentionDays * 86_400;
+        const item = userItem(userId, historyKey(entry.version), {
+          ...fields,
+          [COMPRESSED_EXPLANATION]: compress(explanation),
+          [TABLE_KEYS.timeToLiveAttribute]: historyExpiresAt,
+        });
         // Keyed by the version the change produced, so writing the same entry again overwrites it with itself.
-        await metered('appendHistory', 'write', client.send(new PutItemCommand({ ...common, Item: userItem(userId, historyKey(entry.version), fields) })));
+        await metered('appendHistory', 'write', client.send(new PutItemCommand({ ...common, Item: item })));
       });
     },
 
     clearOutbox(profile) {
       return guarded('clearOutbox', profile.userId, async () => {
-        if (profile.outboxVersion === undefined) return;
+        if (profile.outboxVersion === undefined) return true;
         const attributeNames: Record<string, string> = {
           '#outboxVersion': 'outboxVersion' satisfies keyof UserProfile,
           '#reviewAt': 'reviewAt' satisfies keyof UserProfile,
@@ -477,6 +746,8 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           attributeNames[`#${field}`] = field;
           return `#${field}`;
         });
+        attributeNames['#pendingHistory'] = COMPRESSED_PENDING_HISTORY;
+        removals.push('#pendingHistory');
         const values: Item = { ':outboxVersion': { N: String(profile.outboxVersion) } };
         let setReviewPartition = '';
         // The index key is rebuilt from this profile's reviewAt, so the stored one must still be the same: a later
@@ -491,7 +762,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           removals.push('#reviewPk');
           reviewAtUnchanged = 'attribute_not_exists(#reviewAt)';
         }
-        await unlessConditionFails(
+        const cleared = await unlessConditionFails(
           metered(
             'clearOutbox',
             'write',
@@ -508,6 +779,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
             ),
           ),
         );
+        return cleared !== undefined;
       });
     },
 

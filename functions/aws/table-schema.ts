@@ -2,8 +2,10 @@
  * The single table's key layout, shared by the DynamoDB store, the embedded dynalite stack and the CDK stack, so
  * that all three always agree.
  *
- *   USER#<id> / DAY#<yyyy-mm-dd>   day bucket: metric counters, event-key set, signals, journey sends
+ *   USER#<id> / DAY#<yyyy-mm-dd>   day bucket: metric counters, signals, journey sends, and the event keys of a
+ *                                  light day (a heavy day keeps only a few pending keys; see dynamo-store.ts)
  *   USER#<id> / PROFILE            the small profile (tier, grace, lock, version, review date, outbox)
+ *   USER#<id> / SEEN#<event key>   the duplicate guard of one event on a heavy day, whatever its date (expires)
  *   USER#<id> / TIERLOG#<version>  tier history with explanations (sorts after PROFILE, outside the window query)
  *   SYSTEM / REVIEW_CHECKPOINT     the last completed nightly review date
  *
@@ -15,7 +17,10 @@ export const TABLE_KEYS = {
   reviewIndexName: 'review',
   reviewPartitionKey: 'reviewPk',
   reviewSortKey: 'pk',
-  /** Day items carry this epoch-seconds attribute; DynamoDB TTL deletes them, and it is harmless where TTL is off. */
+  /**
+   * Day items, event guards and history entries carry this epoch-seconds attribute; DynamoDB TTL deletes them, and
+   * it is harmless where TTL is off.
+   */
   timeToLiveAttribute: 'expiresAt',
 } as const;
 
@@ -24,6 +29,8 @@ export const DEFAULT_REVIEW_SHARDS = 16;
 export const userKey = (userId: string): string => `USER#${userId}`;
 export const dayKey = (date: string): string => `DAY#${date}`;
 export const PROFILE_KEY = 'PROFILE';
+/** Sorts after PROFILE and before TIERLOG, so neither the window query nor the history query reads guards. */
+export const seenKey = (eventKey: string): string => `SEEN#${eventKey}`;
 export const historyKey = (version: number): string => `TIERLOG#${String(version).padStart(10, '0')}`;
 export const reviewPartition = (date: string, shard: number): string => `REVIEW#${date}#${shard}`;
 export const SYSTEM_KEY = 'SYSTEM';

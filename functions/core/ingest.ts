@@ -4,10 +4,11 @@
  *   1. One guarded day-bucket update (a duplicate changes nothing).
  *   2. One read of the profile and the window's buckets.
  *   3. Pure decision; the profile is written only if something changed, under a version condition.
- *   4. The outbox (journey start/stop and bus notices) is flushed and cleared.
+ *   4. The outbox (journey start/stop and bus notices) is flushed and cleared by whoever holds its lease.
  *
  * Step 2 onwards runs after a duplicate too: evaluation is a pure function of stored state, so a crash between
- * any two writes is healed when the event is redelivered.
+ * any two writes is healed when the event is redelivered. A failure in step 4 does not fail the event: the profile
+ * is saved, and the outbox is retried by the user's next event or by the review on `outboxRetryAt`.
  */
 import { addDays, localDate } from './dates.js';
 import { type Decision, type TierTransition, decideTier, lockTier, unlockTier } from './decide.js';
@@ -23,6 +24,15 @@ import { type DayBucket, type HistoryEntry, type TierLock, type TierNotice, type
 
 export const OPT_OUT_EVENT = 'message.opted_out';
 const MAX_CONFLICT_RETRIES = 8;
+/** Long enough for StartExecution, StopExecution and PutEvents with their SDK retries; short enough to retry soon. */
+export const OUTBOX_LEASE_MS = 120_000;
+/**
+ * An outbox that cannot be flushed (a bus outage) keeps only the newest entries of each kind, so that retries
+ * never grow the profile without bound; the tier history of a dropped decision is then lost, never a tier change.
+ */
+export const MAX_PENDING_ENTRIES = 8;
+/** Passes of one flush: a newer decision that adds to the outbox during a flush is flushed by the same holder. */
+const MAX_FLUSH_PASSES = 3;
 
 export interface TierServices {
   ruleset: Ruleset;
@@ -36,6 +46,15 @@ export interface IngestResult {
   duplicate: boolean;
   decision?: Decision;
   profile?: UserProfile;
+  /** Why the outbox could not be flushed; the event itself is applied, and the outbox is retried later. */
+  outboxError?: unknown;
+}
+
+/** What decideAndSave wrote, and the lease owner if this caller now holds the outbox's lease. */
+export interface SavedDecision {
+  decision: Decision;
+  profile: UserProfile;
+  leaseOwner?: string;
 }
 
 export class VersionConflictError extends Error {
@@ -105,7 +124,7 @@ export async function decideAndSave(
   userId: string,
   trigger: 'event' | 'review' | { lock: TierLock | undefined },
   event?: UserEvent,
-): Promise<{ decision: Decision; profile: UserProfile }> {
+): Promise<SavedDecision> {
   const { ruleset, store, clock } = services;
   for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
     const now = clock.now();
@@ -129,8 +148,18 @@ export async function decideAndSave(
       typeof trigger === 'object'
         ? operatorDecision(ruleset, profile, trigger.lock, now, qualification)
         : decideTier({ ruleset, profile, qualification, now, trigger, ...(event ? { eventId: event.eventId } : {}) });
+    const leaseOwner = shortHash(`lease|${userId}|${profile.version}|${now.toISOString()}`, 16);
+    const leaseIsFree = !profile.outboxLease || Date.parse(profile.outboxLease.until) <= now.getTime();
+    const lease = { owner: leaseOwner, until: new Date(now.getTime() + OUTBOX_LEASE_MS).toISOString() };
     // At review the review date itself always moves, so the profile is always written.
-    if (!decision.changed && !ownChange && trigger === 'event') return { decision, profile: stored ?? profile };
+    if (!decision.changed && !ownChange && trigger === 'event') {
+      const unchanged = stored ?? profile;
+      // An outbox left by a failed or crashed flush: take its lease (one write, only on this retry path) and flush.
+      if (unchanged.outboxVersion === undefined || !leaseIsFree) return { decision, profile: unchanged };
+      const leased: UserProfile = { ...unchanged, outboxLease: lease };
+      if (await store.saveProfile(leased, unchanged.version)) return { decision, profile: { ...leased, version: unchanged.version + 1 }, leaseOwner };
+      continue;
+    }
 
     const next: UserProfile = { ...decision.profile };
     const reviewAt = await nextReviewDate(ruleset, next, buckets as DayBucket[], now);
@@ -138,17 +167,23 @@ export async function decideAndSave(
     else delete next.reviewAt;
     const version = profile.version + 1;
     const notices = noticesFor(decision, userId);
-    if (notices.length > 0) next.pendingNotices = [...(next.pendingNotices ?? []), ...notices];
+    if (notices.length > 0) next.pendingNotices = [...(next.pendingNotices ?? []), ...notices].slice(-MAX_PENDING_ENTRIES);
     if (decision.explanation) {
       const { explanation } = decision;
       const entry: HistoryEntry = { userId, at: explanation.at, version, fromTier: explanation.fromTier, toTier: explanation.toTier, explanation };
-      next.pendingHistory = [...(next.pendingHistory ?? []), entry];
+      next.pendingHistory = [...(next.pendingHistory ?? []), entry].slice(-MAX_PENDING_ENTRIES);
     }
     if (decision.changed) {
       next.outboxVersion = version;
       next.outboxRetryAt = addDays(today, 1);
     }
-    if (await store.saveProfile(next, profile.version)) return { decision, profile: { ...next, version } };
+    // The lease rides in this same write. A live lease of another flush is kept: that flush sees the newer outbox
+    // when its clear fails, and flushes the rest itself.
+    const holdsLease = next.outboxVersion !== undefined && leaseIsFree;
+    if (holdsLease) next.outboxLease = lease;
+    if (await store.saveProfile(next, profile.version)) {
+      return { decision, profile: { ...next, version }, ...(holdsLease ? { leaseOwner } : {}) };
+    }
   }
   throw new VersionConflictError(userRef(userId));
 }
@@ -160,30 +195,64 @@ function operatorDecision(ruleset: Ruleset, profile: UserProfile, lock: TierLock
 
 /** An operator pins a user's tier (lock) or hands it back to the rules (lock undefined). */
 export async function setTierLock(services: TierServices, userId: string, lock: TierLock | undefined): Promise<Decision> {
-  const { decision, profile } = await decideAndSave(services, userId, { lock });
-  await flushOutbox(services, profile);
-  return decision;
+  const saved = await decideAndSave(services, userId, { lock });
+  await flushOutbox(services, saved);
+  return saved.decision;
 }
 
 /**
- * Does what the outbox holds (history, journey stop and start, bus notices), then clears it. Every step is
- * idempotent, so a crash anywhere here is healed by repeating the whole flush on the next event or review.
+ * Does what the outbox holds (history, journey stop and start, bus notices), then clears it, if this caller holds
+ * the outbox's lease (`saved.leaseOwner`); otherwise another flush is under way and this one does nothing. Every step
+ * is idempotent, so a crash anywhere here is healed by repeating the flush on the next event or review. When a
+ * newer decision adds to the outbox meanwhile (the clear is refused), the holder flushes what it has not done yet.
  */
-export async function flushOutbox(services: TierServices, profile: UserProfile): Promise<void> {
-  const { pendingJourney, pendingNotices, pendingHistory, outboxVersion } = profile;
-  if (outboxVersion === undefined) return;
-  for (const entry of pendingHistory ?? []) await services.store.appendHistory(entry);
-  if (pendingJourney) {
-    for (const name of pendingJourney.stopExecutionNames) await services.journeys.stop(name);
-    if (pendingJourney.start) await services.journeys.start(pendingJourney.start, profile.userId);
+export async function flushOutbox(services: TierServices, saved: Pick<SavedDecision, 'profile' | 'leaseOwner'>): Promise<void> {
+  const { leaseOwner } = saved;
+  let profile = saved.profile;
+  if (profile.outboxVersion === undefined || leaseOwner === undefined) return;
+  const done = new Set<string>();
+  const once = async (id: string, work: () => Promise<unknown>): Promise<void> => {
+    if (done.has(id)) return;
+    await work();
+    done.add(id);
+  };
+  for (let pass = 0; pass < MAX_FLUSH_PASSES; pass++) {
+    const { pendingJourney, pendingNotices, pendingHistory } = profile;
+    for (const entry of pendingHistory ?? []) await once(`history:${entry.version}`, () => services.store.appendHistory(entry));
+    if (pendingJourney) {
+      for (const name of pendingJourney.stopExecutionNames) await once(`stop:${name}`, () => services.journeys.stop(name));
+      const { start } = pendingJourney;
+      if (start) await once(`start:${start.executionName}`, () => services.journeys.start(start, profile.userId));
+    }
+    const fresh = (pendingNotices ?? []).filter((notice) => !done.has(`notice:${notice.noticeId}`));
+    if (fresh.length > 0) {
+      await services.publisher.publishNotices(fresh);
+      for (const notice of fresh) done.add(`notice:${notice.noticeId}`);
+    }
+    if (await services.store.clearOutbox(profile)) return;
+    const { profile: current } = await services.store.loadUser(profile.userId, windowStart(services.ruleset, services.clock.now()));
+    if (current?.outboxVersion === undefined || current.outboxLease?.owner !== leaseOwner) return;
+    profile = current;
   }
-  if (pendingNotices?.length) await services.publisher.publishNotices(pendingNotices);
-  await services.store.clearOutbox(profile);
+}
+
+/**
+ * flushOutbox that reports instead of throwing: once the profile is saved, a failed StartExecution or PutEvents must
+ * neither fail the event (which would dead-letter an applied event) nor stop a review shard. The outbox stays, and
+ * the next event or the review on `outboxRetryAt` retries it once the lease has run out.
+ */
+export async function tryFlushOutbox(services: TierServices, saved: Pick<SavedDecision, 'profile' | 'leaseOwner'>): Promise<{ error?: unknown }> {
+  try {
+    await flushOutbox(services, saved);
+    return {};
+  } catch (error) {
+    return { error };
+  }
 }
 
 export async function ingestEvent(services: TierServices, event: UserEvent): Promise<IngestResult> {
   const { duplicate } = await services.store.recordEvent(event.userId, eventKey(event.eventId), dayIncrements(services.ruleset, event));
-  const { decision, profile } = await decideAndSave(services, event.userId, 'event', event);
-  await flushOutbox(services, profile);
-  return { duplicate, decision, profile };
+  const saved = await decideAndSave(services, event.userId, 'event', event);
+  const { error } = await tryFlushOutbox(services, saved);
+  return { duplicate, decision: saved.decision, profile: saved.profile, ...(error !== undefined ? { outboxError: error } : {}) };
 }

@@ -183,6 +183,12 @@ function isLater(a: { at: string; eventId: string }, b: { at: string; eventId: s
   return ta !== tb ? ta > tb : a.eventId > b.eventId;
 }
 
+/**
+ * A tags attribute keeps at most this many values (the first in sort order) so that a profile, and so every write
+ * of it, stays small whatever a producer sends.
+ */
+export const MAX_TAGS = 32;
+
 function tagValues(raw: unknown): string[] | undefined {
   if (typeof raw === 'string') return [raw];
   if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return raw as string[];
@@ -218,7 +224,8 @@ export function applyEventToAttributes(
       const values = tagValues(raw);
       if (!values) throw new InvalidEventError(event.eventId, [{ pointer: `/properties/${definition.property}`, message: 'must be a string or a list of strings (it sets tags)' }]);
       const current = Array.isArray(stored?.value) ? stored.value : [];
-      const merged = [...new Set([...current, ...values])].sort();
+      // Capped, and by sort order rather than arrival, so that the stored set is the same in any delivery order.
+      const merged = [...new Set([...current, ...values])].sort().slice(0, MAX_TAGS);
       // `at` tracks the latest contributing event so that the stored item is the same in any delivery order.
       const candidateIsNewer = !stored || isLater(candidate, stored);
       const latest = candidateIsNewer ? candidate : stored;

@@ -27,10 +27,11 @@ export interface TierStore {
   /** Stores a history entry; writing the same entry twice leaves one. */
   appendHistory(entry: HistoryEntry): Promise<void>;
   /**
-   * Empties the outbox once its work is done, unless a newer decision has added to it meanwhile (the stored
-   * outboxVersion differs), and lists the user in the review index under `profile.reviewAt` again.
+   * Empties the outbox (and its lease) once its work is done, unless a newer decision has added to it meanwhile
+   * (the stored outboxVersion or reviewAt differs), and lists the user in the review index under `profile.reviewAt`
+   * again. Resolves true if it emptied the outbox, false if a newer decision was there first.
    */
-  clearOutbox(profile: UserProfile): Promise<void>;
+  clearOutbox(profile: UserProfile): Promise<boolean>;
   /** One page of the users whose review date is `date`, in one shard of the review index. */
   listDueForReview(date: string, shard: number, cursor?: string): Promise<{ userIds: string[]; cursor?: string }>;
   /** The last review date completed, so that a missed night is caught up. */

@@ -7,7 +7,7 @@
  */
 import { addDays, localDate } from './dates.js';
 import { shortHash } from './hash.js';
-import { type TierServices, decideAndSave, flushOutbox } from './ingest.js';
+import { type TierServices, decideAndSave, tryFlushOutbox } from './ingest.js';
 import type { Decision } from './decide.js';
 
 /** With no checkpoint yet (a new install), the first run looks back this far. */
@@ -31,11 +31,14 @@ export function datesToReview(checkpoint: string | undefined, today: string): st
   return dates;
 }
 
-/** Reviews one user: the same decide-and-save as ingest, with demotion allowed, then the outbox. */
+/**
+ * Reviews one user: the same decide-and-save as ingest, with demotion allowed, then the outbox. A failed flush does
+ * not throw (the decision is saved; the outbox keeps its retry date), so it cannot stop the shard.
+ */
 export async function reviewUser(services: TierServices, userId: string): Promise<Decision> {
-  const { decision, profile } = await decideAndSave(services, userId, 'review');
-  await flushOutbox(services, profile);
-  return decision;
+  const saved = await decideAndSave(services, userId, 'review');
+  await tryFlushOutbox(services, saved);
+  return saved.decision;
 }
 
 /** Reviews every due user of one date in one shard, page by page. */

@@ -91,6 +91,18 @@ export interface UserProfile {
   outboxVersion?: number;
   /** The night on which the review retries the outbox if nothing has emptied it by then. */
   outboxRetryAt?: string;
+  /**
+   * Who is flushing the outbox, and until when: an event or review that finds a live lease held by another leaves
+   * the outbox alone (no second StartExecution, no duplicate notices). Written in the same conditional write as the
+   * outbox, so taking it costs nothing on a tier change.
+   */
+  outboxLease?: OutboxLease;
+}
+
+export interface OutboxLease {
+  owner: string;
+  /** Instant after which another event or the review may take the outbox over. */
+  until: string;
 }
 
 /** A tier-history entry: the change and its explanation, keyed by the profile version it produced. */

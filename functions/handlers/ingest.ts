@@ -11,7 +11,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { createDynamoTierStore } from '../aws/dynamo-store.js';
+import { createDynamoTierStore, dayRetentionDays } from '../aws/dynamo-store.js';
 import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
 import { type DeadLetterSender, createSqsDeadLetterSender } from '../aws/sqs-dead-letter.js';
@@ -89,6 +89,7 @@ interface IngestTally {
   duplicates: number;
   tierChanges: number;
   poison: number;
+  outboxFailures: number;
 }
 
 export function createIngestHandler(dependencies: IngestDependencies): IngestHandler {
@@ -118,6 +119,17 @@ export function createIngestHandler(dependencies: IngestDependencies): IngestHan
       const result = await ingestEvent(services, event);
       tally.ingested += 1;
       if (result.duplicate) tally.duplicates += 1;
+      if (result.outboxError !== undefined) {
+        // The event is applied and the profile saved; failing the record would dead-letter it. The outbox is retried.
+        tally.outboxFailures += 1;
+        const cause = result.outboxError as Error;
+        logger.warn('Outbox flush failed; the next event or the nightly review retries it', {
+          userRef: ref,
+          eventRef,
+          errorName: cause?.name,
+          errorMessage: redactUserId(String(cause?.message ?? cause), event.userId, ref),
+        });
+      }
       if (result.decision?.tierChanged) {
         tally.tierChanges += 1;
         logger.info('Tier changed', { userRef: ref, eventRef, toTier: result.profile?.tier });
@@ -138,7 +150,7 @@ export function createIngestHandler(dependencies: IngestDependencies): IngestHan
     // One processor per invocation: it keeps the batch's outcomes, and the embedded stack may run batches at once.
     const processor = new BatchProcessor(EventType.SQS);
     if (context) logger.addContext(context);
-    const tally: IngestTally = { ingested: 0, duplicates: 0, tierChanges: 0, poison: 0 };
+    const tally: IngestTally = { ingested: 0, duplicates: 0, tierChanges: 0, poison: 0, outboxFailures: 0 };
     try {
       return await processPartialResponse(event, (record: SQSRecord) => processRecord(record, tally), processor, {
         ...(context ? { context } : {}),
@@ -150,6 +162,7 @@ export function createIngestHandler(dependencies: IngestDependencies): IngestHan
       metrics.addMetric('DuplicateEvents', MetricUnit.Count, tally.duplicates);
       metrics.addMetric('TierChanges', MetricUnit.Count, tally.tierChanges);
       metrics.addMetric('PoisonEvents', MetricUnit.Count, tally.poison);
+      metrics.addMetric('OutboxFlushFailures', MetricUnit.Count, tally.outboxFailures);
       metrics.publishStoredMetrics();
     }
   };
@@ -175,7 +188,7 @@ export function ingestDependenciesFromEnvironment(files = bakedProjectFiles()): 
   return {
     services: {
       ruleset,
-      store: createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone }),
+      store: createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone, retentionDays: dayRetentionDays(ruleset.maxWindowDays) }),
       journeys: createSfnJourneyStarter({ client: createSfnClient(), stateMachineArns, journeyIds: journeyIdsOf(ruleset) }),
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,

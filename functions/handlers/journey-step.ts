@@ -8,7 +8,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { type JourneyUserStore, createDynamoTierStore, isTransientError } from '../aws/dynamo-store.js';
+import { type JourneyUserStore, createDynamoTierStore, dayRetentionDays, isTransientError } from '../aws/dynamo-store.js';
 import { PublishFailedError, createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { userRef } from '../core/hash.js';
 import { type JourneyStepPorts, type JourneyStepStore, runJourneyStep } from '../core/journey/run-journey-step.js';
@@ -137,7 +137,7 @@ export function journeyStepDependenciesFromEnvironment(files = bakedProjectFiles
   return {
     ruleset,
     ports: {
-      store: journeyStepStore(createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone })),
+      store: journeyStepStore(createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone, retentionDays: dayRetentionDays(ruleset.maxWindowDays) })),
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,
     },

@@ -11,7 +11,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { createDynamoTierStore } from '../aws/dynamo-store.js';
+import { createDynamoTierStore, dayRetentionDays } from '../aws/dynamo-store.js';
 import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
 import { LOCAL_DATE, localDate } from '../core/dates.js';
@@ -157,7 +157,7 @@ export function reviewDependenciesFromEnvironment(files = bakedProjectFiles()): 
     shardCount,
     services: {
       ruleset,
-      store: createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone }),
+      store: createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone, retentionDays: dayRetentionDays(ruleset.maxWindowDays) }),
       journeys: createSfnJourneyStarter({ client: createSfnClient(), stateMachineArns, journeyIds: journeyIdsOf(ruleset) }),
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,

@@ -11,7 +11,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { journeyActionEntry, noticeEntry } from '../aws/eventbridge-publisher.js';
-import { createDynamoTierStore, type DynamoTierStore } from '../aws/dynamo-store.js';
+import { createDynamoTierStore, dayRetentionDays, type DynamoTierStore } from '../aws/dynamo-store.js';
 import type { DeadLetter } from '../aws/sqs-dead-letter.js';
 import { JOURNEY_ACTIONS_PATTERN, TIER_NOTICES_PATTERN, USER_EVENTS_PATTERN } from '../core/event-pattern.js';
 import type { TierServices } from '../core/ingest.js';
@@ -88,7 +88,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await options.onActivity?.(activity);
   };
   const dynalite = await startDynalite({ ...(options.dynalitePath ? { path: options.dynalitePath } : {}), ...(options.dynalitePort ? { port: options.dynalitePort } : {}) });
-  const baseStore = createDynamoTierStore({ client: dynalite.client, tableName: dynalite.tableName, shardCount: LOCAL_REVIEW_SHARDS, timeZone: ruleset.timezone });
+  const baseStore = createDynamoTierStore({ client: dynalite.client, tableName: dynalite.tableName, shardCount: LOCAL_REVIEW_SHARDS, timeZone: ruleset.timezone, retentionDays: dayRetentionDays(ruleset.maxWindowDays) });
   const counters = { eventsRecorded: 0, duplicates: 0 };
   // Counted at the store, the one place that knows whether a delivery was new.
   const store: DynamoTierStore = {

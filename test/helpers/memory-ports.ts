@@ -52,14 +52,16 @@ export class MemoryTierStore implements TierStore {
     this.history.set(entry.userId, [...list, clone(entry)].sort((a, b) => a.version - b.version));
   }
 
-  async clearOutbox(profile: UserProfile): Promise<void> {
+  async clearOutbox(profile: UserProfile): Promise<boolean> {
     const stored = this.profiles.get(profile.userId);
-    if (!stored || stored.outboxVersion !== profile.outboxVersion) return;
+    if (!stored || stored.outboxVersion !== profile.outboxVersion || stored.reviewAt !== profile.reviewAt) return false;
     delete stored.pendingJourney;
     delete stored.pendingNotices;
     delete stored.pendingHistory;
     delete stored.outboxVersion;
     delete stored.outboxRetryAt;
+    delete stored.outboxLease;
+    return true;
   }
 
   async listDueForReview(date: string, shard: number): Promise<{ userIds: string[] }> {
