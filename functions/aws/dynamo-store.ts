@@ -54,12 +54,13 @@ import type { TierStore } from '../core/ports.js';
 import { instantAtLocalTime } from '../core/local-time.js';
 import { reviewIndexDate } from '../core/review-date.js';
 import { reviewShard } from '../core/review.js';
-import type { DayBucket, HistoryEntry, UserProfile } from '../core/state.js';
+import { type DayBucket, type HistoryEntry, type UserProfile, committedHistory } from '../core/state.js';
 import {
   PROFILE_KEY,
   REVIEW_CHECKPOINT_KEY,
   SYSTEM_KEY,
   TABLE_KEYS,
+  HISTORY_PREFIX,
   dayKey,
   historyKey,
   reviewPartition,
@@ -116,8 +117,6 @@ const OUTBOX_FIELDS = ['pendingJourney', 'pendingNotices', 'outboxVersion', 'out
 const CHECKPOINT_DATE_ATTRIBUTE = 'date';
 const USER_PREFIX = userKey('');
 const DAY_PREFIX = dayKey('');
-/** What every history sort key starts with: historyKey without its version digits. */
-const HISTORY_PREFIX = historyKey(0).replace(/\d+$/, '');
 
 /** The operations reported to `onCapacity` and named in errors. */
 export type StoreOperation =
@@ -599,7 +598,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     // A few rounds at most: a round only repeats when a pending entry vanished between a failure and its read.
     for (let round = 0; round < 4; round++) {
       let token = randomUUID().replace(/-/g, '').slice(0, 12);
-      const confirmed = (confirmedKeys.get(ref) ?? []).filter((k) => k !== eventKey).slice(0, PENDING_REMOVALS_PER_WRITE);
+      const confirmed = [...new Set(confirmedKeys.get(ref))].filter((k) => k !== eventKey).slice(0, PENDING_REMOVALS_PER_WRITE);
       const names: Record<string, string> = {
         '#p': pendingName,
         '#ids': DAY_ATTRIBUTES.eventKeys,
@@ -640,7 +639,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       if (!w2.applied && w2.old === undefined) continue;
       if (w2.applied || w2.old?.['token']?.S === token) {
         rememberHeavy(ref);
-        confirmedKeys.set(ref, [...(confirmedKeys.get(ref) ?? []), eventKey]);
+        if (!confirmedKeys.get(ref)?.includes(eventKey)) confirmedKeys.set(ref, [...(confirmedKeys.get(ref) ?? []), eventKey]);
         return { duplicate: adopted };
       }
       // Applied before under another token: take this day's copy back out.
@@ -724,7 +723,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       return guarded('appendHistory', entry.userId, async () => {
         const { userId, explanation, ...fields } = entry;
         const historyExpiresAt = Math.floor(Date.parse(entry.at) / 1000) + historyRetentionDays * 86_400;
-        const item = userItem(userId, historyKey(entry.version), {
+        const item = userItem(userId, historyKey(entry.version, entry.id), {
           ...fields,
           [COMPRESSED_EXPLANATION]: compress(explanation),
           [TABLE_KEYS.timeToLiveAttribute]: historyExpiresAt,
@@ -848,18 +847,21 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     listHistory(userId, limit) {
       return guarded('listHistory', userId, async () => {
         if (limit <= 0) return [];
-        const items = await queryAll(
+        const { Item: profileItem } = await metered(
           'listHistory',
-          {
-            KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :history)',
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: { ':pk': { S: userKey(userId) }, ':history': { S: HISTORY_PREFIX } },
-            ScanIndexForward: false,
-            Limit: limit,
-          },
-          limit,
+          'read',
+          client.send(new GetItemCommand({ ...common, Key: userItem(userId, PROFILE_KEY, {}), ConsistentRead: true, ProjectionExpression: '#head', ExpressionAttributeNames: { '#head': 'lastHistoryId' satisfies keyof UserProfile } })),
         );
-        return items.map(historyEntryOf);
+        const head = profileItem?.['lastHistoryId']?.S;
+        // Uncommitted entries (a lost version race) are rare, so a page a little longer than the limit usually does.
+        const items = await queryAll('listHistory', {
+          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :history)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':pk': { S: userKey(userId) }, ':history': { S: HISTORY_PREFIX } },
+          ScanIndexForward: false,
+          Limit: limit + 4,
+        });
+        return committedHistory(items.map(historyEntryOf), head, limit);
       });
     },
 

@@ -6,7 +6,7 @@
  *                                  light day (a heavy day keeps only a few pending keys; see dynamo-store.ts)
  *   USER#<id> / PROFILE            the small profile (tier, grace, lock, version, review date, outbox)
  *   USER#<id> / SEEN#<event key>   the duplicate guard of one event on a heavy day, whatever its date (expires)
- *   USER#<id> / TIERLOG#<version>  tier history with explanations (sorts after PROFILE, outside the window query)
+ *   USER#<id> / TIERLOG#<version>#<entry id>  tier history with explanations (after PROFILE, outside the window)
  *   SYSTEM / REVIEW_CHECKPOINT     the last completed nightly review date
  *
  * The sparse review index lists a profile under REVIEW#<date>#<shard> only while it has a review date.
@@ -31,7 +31,9 @@ export const dayKey = (date: string): string => `DAY#${date}`;
 export const PROFILE_KEY = 'PROFILE';
 /** Sorts after PROFILE and before TIERLOG, so neither the window query nor the history query reads guards. */
 export const seenKey = (eventKey: string): string => `SEEN#${eventKey}`;
-export const historyKey = (version: number): string => `TIERLOG#${String(version).padStart(10, '0')}`;
+export const HISTORY_PREFIX = 'TIERLOG#';
+/** By version, then id: two writers of one version (one of them loses the profile write) never overwrite each other. */
+export const historyKey = (version: number, id?: string): string => `${HISTORY_PREFIX}${String(version).padStart(10, '0')}${id === undefined ? '' : `#${id}`}`;
 export const reviewPartition = (date: string, shard: number): string => `REVIEW#${date}#${shard}`;
 export const SYSTEM_KEY = 'SYSTEM';
 export const REVIEW_CHECKPOINT_KEY = 'REVIEW_CHECKPOINT';

@@ -169,9 +169,13 @@ export async function decideAndSave(
     const notices = noticesFor(decision, userId);
     if (notices.length > 0) next.pendingNotices = [...(next.pendingNotices ?? []), ...notices].slice(-MAX_PENDING_ENTRIES);
     if (decision.explanation) {
+      // History first, then the profile that points to it (see HistoryEntry): the explanation stays out of the outbox.
       const { explanation } = decision;
-      const entry: HistoryEntry = { userId, at: explanation.at, version, fromTier: explanation.fromTier, toTier: explanation.toTier, explanation };
-      next.pendingHistory = [...(next.pendingHistory ?? []), entry].slice(-MAX_PENDING_ENTRIES);
+      const id = `${version}.${shortHash(JSON.stringify(explanation), 10)}`;
+      const entry: HistoryEntry = { userId, at: explanation.at, version, fromTier: explanation.fromTier, toTier: explanation.toTier, explanation, id };
+      if (profile.lastHistoryId !== undefined) entry.previousId = profile.lastHistoryId;
+      await store.appendHistory(entry);
+      next.lastHistoryId = id;
     }
     if (decision.changed) {
       next.outboxVersion = version;

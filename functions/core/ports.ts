@@ -24,7 +24,10 @@ export interface TierStore {
    * and re-decides. Maintains the review index from `profile.reviewAt`.
    */
   saveProfile(profile: UserProfile, expectedVersion: number): Promise<boolean>;
-  /** Stores a history entry; writing the same entry twice leaves one. */
+  /**
+   * Stores a history entry under its version and id, before the profile write that commits it; writing the same
+   * entry twice leaves one, and entries of other ids at the same version stay apart.
+   */
   appendHistory(entry: HistoryEntry): Promise<void>;
   /**
    * Empties the outbox (and its lease) once its work is done, unless a newer decision has added to it meanwhile
@@ -37,7 +40,7 @@ export interface TierStore {
   /** The last review date completed, so that a missed night is caught up. */
   getReviewCheckpoint(): Promise<string | undefined>;
   setReviewCheckpoint(date: string): Promise<void>;
-  /** Newest first. */
+  /** The committed entries, newest first (see committedHistory in state.ts). */
   listHistory(userId: string, limit: number): Promise<HistoryEntry[]>;
 }
 

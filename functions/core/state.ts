@@ -86,7 +86,10 @@ export interface UserProfile {
    */
   pendingJourney?: PendingJourney;
   pendingNotices?: TierNotice[];
+  /** Only in profiles stored before history entries were written ahead of the profile; flushed like the rest. */
   pendingHistory?: HistoryEntry[];
+  /** The newest committed tier-history entry: the head of the chain that listHistory follows. */
+  lastHistoryId?: string;
   /** The profile version that last added to the outbox. */
   outboxVersion?: number;
   /** The night on which the review retries the outbox if nothing has emptied it by then. */
@@ -105,7 +108,14 @@ export interface OutboxLease {
   until: string;
 }
 
-/** A tier-history entry: the change and its explanation, keyed by the profile version it produced. */
+/**
+ * A tier-history entry: the change and its explanation, keyed by the profile version it produced and its id.
+ *
+ * It is written before the profile write that commits it, so that the explanation never rides in the profile (a
+ * profile over 1 KB costs two write units, twice). A writer that then loses the version race leaves an entry that
+ * nothing points to: entries form a chain from `UserProfile.lastHistoryId` through `previousId`, and only the chain
+ * is history (see committedHistory). Entries stored before the chain existed have no id and end it.
+ */
 export interface HistoryEntry {
   userId: string;
   at: string;
@@ -113,6 +123,31 @@ export interface HistoryEntry {
   fromTier: string;
   toTier: string;
   explanation: Explanation;
+  /** Deterministic for a decision, so that a retried write of the same decision is the same entry. */
+  id?: string;
+  previousId?: string;
+}
+
+/**
+ * The committed entries among `newestFirst` (every stored entry of a user, newest version first), by following the
+ * chain from the profile's lastHistoryId; at most `limit`. With no chain yet, every entry is committed.
+ */
+export function committedHistory(newestFirst: readonly HistoryEntry[], lastHistoryId: string | undefined, limit: number): HistoryEntry[] {
+  if (lastHistoryId === undefined) return newestFirst.slice(0, Math.max(0, limit));
+  const committed: HistoryEntry[] = [];
+  let expected: string | undefined = lastHistoryId;
+  for (const entry of newestFirst) {
+    if (committed.length >= limit) break;
+    if (entry.id === undefined) {
+      // An entry from before the chain: everything from here on was committed one write at a time.
+      if (expected === undefined) committed.push(entry);
+      continue;
+    }
+    if (entry.id !== expected) continue;
+    committed.push(entry);
+    expected = entry.previousId;
+  }
+  return committed;
 }
 
 export function newProfile(userId: string, baseTier: string, now: Date): UserProfile {

@@ -7,7 +7,7 @@ import type { DayIncrement } from '../../functions/core/metrics.js';
 import type { Clock, JourneyStarter, NoticePublisher, TierStore } from '../../functions/core/ports.js';
 import { reviewShard } from '../../functions/core/review.js';
 import { reviewIndexDate } from '../../functions/core/review-date.js';
-import type { DayBucket, HistoryEntry, JourneyRef, TierNotice, UserProfile } from '../../functions/core/state.js';
+import { type DayBucket, type HistoryEntry, type JourneyRef, type TierNotice, type UserProfile, committedHistory } from '../../functions/core/state.js';
 
 const clone = <T>(value: T): T => structuredClone(value);
 
@@ -48,7 +48,7 @@ export class MemoryTierStore implements TierStore {
   }
 
   async appendHistory(entry: HistoryEntry): Promise<void> {
-    const list = (this.history.get(entry.userId) ?? []).filter((e) => e.version !== entry.version);
+    const list = (this.history.get(entry.userId) ?? []).filter((e) => e.version !== entry.version || e.id !== entry.id);
     this.history.set(entry.userId, [...list, clone(entry)].sort((a, b) => a.version - b.version));
   }
 
@@ -81,7 +81,7 @@ export class MemoryTierStore implements TierStore {
   }
 
   async listHistory(userId: string, limit: number): Promise<HistoryEntry[]> {
-    return [...(this.history.get(userId) ?? [])].reverse().slice(0, limit);
+    return committedHistory([...(this.history.get(userId) ?? [])].reverse(), this.profiles.get(userId)?.lastHistoryId, limit);
   }
 }
 
