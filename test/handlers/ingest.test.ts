@@ -280,4 +280,23 @@ describe('ingest handler: tier changes', () => {
     expect(metricTotals()['TierChanges']).toBeGreaterThanOrEqual(1);
     expectNoRawUserIds(ALICE);
   });
+
+  it('does not fail the record when StartExecution and PutEvents fail after the profile was saved; the outbox waits for a retry', async () => {
+    const { handler, store } = await setup();
+    sfn.on(StartExecutionCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $fault: 'client' }));
+    eventBridge.on(PutEventsCommand).rejects(Object.assign(new Error('service unavailable'), { name: 'ServiceUnavailable', $fault: 'server' }));
+    await handler(batch(eventRecord('m1', { eventId: 'evt-1', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-01T09:00:00Z' })));
+
+    const response = await handler(batch(eventRecord('m2', { eventId: 'evt-2', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-02T09:00:00Z' })));
+
+    // A failed record would be redelivered five times and dead-lettered, though the event is applied.
+    expect(response.batchItemFailures).toEqual([]);
+    const { profile } = await store.loadUser(ALICE, windowStart(ruleset, new Date(NOW)));
+    expect(profile?.tier).toBe('member');
+    expect(profile?.outboxRetryAt).toBeDefined();
+    expect(profile?.pendingJourney?.start?.tier).toBe('member');
+    expect(metricTotals()['OutboxFlushFailures']).toBe(1);
+    expect(output.text()).toContain('Outbox flush failed');
+    expectNoRawUserIds(ALICE);
+  });
 });
