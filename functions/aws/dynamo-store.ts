@@ -48,7 +48,7 @@ import { randomUUID } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { addDays } from '../core/dates.js';
 import { userRef } from '../core/hash.js';
-import type { DayIncrement } from '../core/metrics.js';
+import { type DayIncrement, coarsenSignal } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
 import type { TierStore } from '../core/ports.js';
 import { instantAtLocalTime } from '../core/local-time.js';
@@ -78,6 +78,8 @@ export const DEFAULT_HISTORY_RETENTION_DAYS = 400;
 export const DEFAULT_DEDUP_HORIZON_DAYS = 15;
 /** A day item holds this many event keys; the next event of that day turns it heavy. ~13 bytes a key. */
 export const DEFAULT_LIGHT_DAY_EVENTS = 16;
+/** A heavy day keeps one signal per filter per hour (see coarsenSignal), so its signal set stays bounded too. */
+const HEAVY_DAY_SIGNAL_SECONDS = 3600;
 /** At most this many confirmed p_<key> entries are removed by one heavy write (they ride along for free). */
 const PENDING_REMOVALS_PER_WRITE = 24;
 /** How many heavy days a store remembers, so that their events skip the light attempt (a failed write costs). */
@@ -156,7 +158,10 @@ export interface DynamoTierStoreOptions {
   historyRetentionDays?: number;
   /** Days a heavy day's SEEN# guard is kept. Default 15. */
   dedupHorizonDays?: number;
-  /** Event keys a day item holds before the day turns heavy. Default 16. */
+  /**
+   * Event keys a day item holds before the day turns heavy. Default 16. 0 makes every day heavy: each event then
+   * costs 2 WRU, and a producer resend with another date is caught whatever the days (see the top of this file).
+   */
   lightDayEvents?: number;
   /** The wall clock for guard and history expiry (TTL is wall-clock time). Default: the system clock. */
   now?: () => Date;
@@ -284,6 +289,29 @@ function fromItem(item: Item): Record<string, unknown> {
   return values;
 }
 
+/**
+ * An item's size as DynamoDB bills it: attribute names plus values (UTF-8 strings, numbers at about one byte per
+ * two digits, binary as is, 3 bytes per list or map plus its elements). Used by tests and benchmarks to show that
+ * no item grows with a user's activity.
+ */
+export function itemSizeBytes(item: Item): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(item)) bytes += Buffer.byteLength(name) + attributeSizeBytes(value);
+  return bytes;
+}
+
+function attributeSizeBytes(value: AttributeValue): number {
+  if (value.S !== undefined) return Buffer.byteLength(value.S);
+  if (value.N !== undefined) return Math.ceil(value.N.replace(/^-|\./g, '').length / 2) + 1;
+  if (value.B !== undefined) return value.B.byteLength;
+  if (value.BOOL !== undefined || value.NULL !== undefined) return 1;
+  if (value.SS !== undefined) return value.SS.reduce((sum, s) => sum + Buffer.byteLength(s), 0);
+  if (value.NS !== undefined) return value.NS.reduce((sum, n) => sum + Math.ceil(n.length / 2) + 1, 0);
+  if (value.L !== undefined) return 3 + value.L.reduce((sum, element) => sum + 1 + attributeSizeBytes(element), 0);
+  if (value.M !== undefined) return 3 + Object.entries(value.M).reduce((sum, [name, element]) => sum + 1 + Buffer.byteLength(name) + attributeSizeBytes(element), 0);
+  return 0;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Item mapping
 
@@ -378,9 +406,10 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   const dedupHorizonDays = options.dedupHorizonDays ?? DEFAULT_DEDUP_HORIZON_DAYS;
   const lightDayEvents = options.lightDayEvents ?? DEFAULT_LIGHT_DAY_EVENTS;
   const wallClock = options.now ?? (() => new Date());
-  for (const [name, value] of Object.entries({ historyRetentionDays, dedupHorizonDays, lightDayEvents })) {
+  for (const [name, value] of Object.entries({ historyRetentionDays, dedupHorizonDays })) {
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`DynamoStore: ${name} must be a positive integer, got ${value}`);
   }
+  if (!Number.isInteger(lightDayEvents) || lightDayEvents < 0) throw new RangeError(`DynamoStore: lightDayEvents must be a whole number, got ${lightDayEvents}`);
   if (!Number.isInteger(shardCount) || shardCount < 1) throw new RangeError(`DynamoStore: shardCount must be a positive integer, got ${shardCount}`);
   if (!Number.isInteger(retentionDays) || retentionDays < 1) throw new RangeError(`DynamoStore: retentionDays must be a positive integer, got ${retentionDays}`);
 
@@ -610,7 +639,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         names[`#r${i}`] = PENDING_PREFIX + k;
         return `#r${i}`;
       });
-      const additions = incrementClauses(increment, 1, names, values);
+      const additions = incrementClauses({ ...increment, signals: increment.signals.map((signal) => coarsenSignal(signal, HEAVY_DAY_SIGNAL_SECONDS)) }, 1, names, values);
       const w1 = await conditionalWrite(
         'recordEvent',
         key,
@@ -667,7 +696,8 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     recordEvent(userId, eventKey, increment: DayIncrement) {
       return guarded('recordEvent', userId, async () => {
         const ref = dayRef(userId, increment.date);
-        if (!heavyDays.has(ref)) {
+        // lightDayEvents 0: every day is heavy, so every event has a SEEN# guard (2 WRU, duplicates caught across days).
+        if (lightDayEvents > 0 && !heavyDays.has(ref)) {
           const light = await lightWrite(userId, eventKey, increment);
           if (light.outcome !== 'heavy') return { duplicate: light.outcome === 'duplicate' };
           rememberHeavy(ref);

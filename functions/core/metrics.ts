@@ -37,6 +37,17 @@ export function epochSeconds(instant: string): number {
   return Math.floor(Date.parse(instant) / 1000);
 }
 
+/**
+ * A signal (`signalId@epochSeconds`) moved to the end of its `seconds`-long slot, so that a day with very many events
+ * keeps a bounded set (one per slot). Rounding up keeps "a signal at or after T" true for every real signal after T;
+ * the cost is that a signal up to one slot before T also counts.
+ */
+export function coarsenSignal(signal: string, seconds: number): string {
+  const at = signal.lastIndexOf('@');
+  const epoch = Number(signal.slice(at + 1));
+  return `${signal.slice(0, at)}@${Math.ceil(epoch / seconds) * seconds}`;
+}
+
 /** What one event adds to its day's bucket. Throws InvalidEventError if a summed property is not a number. */
 export function dayIncrements(ruleset: Pick<Ruleset, 'counters' | 'timezone' | 'signalFilters'>, event: UserEvent): DayIncrement {
   const counters: Record<string, number> = {};

@@ -1,0 +1,204 @@
+/**
+ * Heavy days on dynalite: a user with many events in one day keeps every item small and every event's cost bounded,
+ * and the guard stays exact by event id whatever the day, under redelivery, concurrency and a crash between any two
+ * of the store's writes (no transactions: dynalite has none). The protocol is described in dynamo-store.ts.
+ */
+import { type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { type DynamoTierStore, createDynamoTierStore, itemSizeBytes } from '../../functions/aws/dynamo-store.js';
+import { seenKey } from '../../functions/aws/table-schema.js';
+import type { DayIncrement } from '../../functions/core/metrics.js';
+import { useDynalite } from '../helpers/dynalite-fixture.js';
+import { type FaultRule, SimulatedCrash, withClientFaults } from '../helpers/fault-injection.js';
+
+const dynalite = useDynalite();
+const USER = '5f0c2a8e-3b1d-4c7a-9e2f-8d6b4a1c0e37';
+
+const increment = (date: string, amount = 1): DayIncrement => ({ date, counters: { n_events: 1, s_amount: amount }, signals: [] });
+
+async function tableItems(tableName: string) {
+  const { Items = [] } = await dynalite.client.send(new ScanCommand({ TableName: tableName }));
+  return Items;
+}
+
+async function countersOn(store: DynamoTierStore, date: string): Promise<Record<string, number>> {
+  const { buckets } = await store.loadUser(USER, date);
+  return buckets.find((bucket) => bucket.date === date)?.counters ?? {};
+}
+
+/** A store on `tableName` whose DynamoDB client crashes as the rules say: a new "process" after each crash. */
+function crashingStore(tableName: string, rules: FaultRule[], options: { lightDayEvents?: number } = {}) {
+  const client = withClientFaults(dynalite.client, rules);
+  return createDynamoTierStore({ client: client as DynamoDBClient, tableName, shardCount: 4, ...options });
+}
+
+interface WriteInput {
+  Key?: Record<string, { S?: string }>;
+  Item?: Record<string, { S?: string }>;
+  UpdateExpression?: string;
+  ConditionExpression?: string;
+}
+const inputOf = (args: unknown[]): WriteInput => (args[0] as { input: WriteInput }).input;
+const sortKeyOf = (input: WriteInput): string => (input.Key ?? input.Item)?.['sk']?.S ?? '';
+
+/** The store's writes, told apart by what they write (see dynamo-store.ts). */
+const W1 = (date = '') => (args: unknown[]) => sortKeyOf(inputOf(args)).startsWith(`DAY#${date}`) && (inputOf(args).UpdateExpression ?? '').includes('#p = :token');
+const W2 = (args: unknown[]) => sortKeyOf(inputOf(args)).startsWith('SEEN#');
+const UNDO = (args: unknown[]) => inputOf(args).ConditionExpression === '#p = :token';
+const TURN_HEAVY = (args: unknown[]) => inputOf(args).UpdateExpression === 'REMOVE #ids SET #hv = :true';
+
+/** What the caller of a killed process sees: the store wraps the crash as it would any non-retryable failure. */
+async function expectCrash(request: Promise<unknown>): Promise<void> {
+  await expect(request).rejects.toMatchObject({ cause: expect.any(SimulatedCrash) });
+}
+
+describe('a heavy day', () => {
+  // bench/capacity.ts measures a full 1,000-event day (capacity.heavyUser); this is the same bound, quicker.
+  it('400 events in one day: each applied once, ≤ 2 WRU per event at p99, a window read ≤ 4 RRU, no item over 64 KB', async () => {
+    const { store, tableName, capacity } = await dynalite.freshStore();
+    const perEvent: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      capacity.clear();
+      expect(await store.recordEvent(USER, `k${i}`, increment('2026-03-10', i % 7))).toEqual({ duplicate: false });
+      perEvent.push(capacity.total().write);
+    }
+    perEvent.sort((a, b) => a - b);
+    const p99 = perEvent[Math.ceil(0.99 * perEvent.length) - 1]!;
+    expect(p99).toBeLessThanOrEqual(2);
+    expect(perEvent[199]).toBe(2);
+
+    capacity.clear();
+    const counters = await countersOn(store, '2026-03-10');
+    expect(capacity.total().read).toBeLessThanOrEqual(4);
+    expect(counters).toEqual({ n_events: 400, s_amount: Array.from({ length: 400 }, (_, i) => i % 7).reduce((a, b) => a + b, 0) });
+
+    const sizes = (await tableItems(tableName)).map(itemSizeBytes);
+    expect(Math.max(...sizes)).toBeLessThan(64 * 1024);
+    // The day item does not grow with the day: a few pending keys at most, whatever the volume.
+    const dayItem = (await tableItems(tableName)).find((item) => item['sk']?.S === 'DAY#2026-03-10')!;
+    expect(itemSizeBytes(dayItem)).toBeLessThan(1024);
+  });
+
+  it('redelivering every event of a heavy day changes nothing', async () => {
+    const { store, tableName } = await dynalite.freshStore({ lightDayEvents: 4 });
+    for (let i = 0; i < 40; i++) await store.recordEvent(USER, `k${i}`, increment('2026-03-10'));
+    const before = await countersOn(store, '2026-03-10');
+    // A redelivery usually reaches another container, with nothing cached: a second store on the same table.
+    const other = createDynamoTierStore({ client: dynalite.client, tableName, shardCount: 4, lightDayEvents: 4 });
+    for (let i = 0; i < 40; i++) expect(await other.recordEvent(USER, `k${i}`, increment('2026-03-10'))).toEqual({ duplicate: true });
+    for (let i = 0; i < 40; i += 7) expect(await store.recordEvent(USER, `k${i}`, increment('2026-03-10'))).toEqual({ duplicate: true });
+    expect(await countersOn(store, '2026-03-10')).toEqual(before);
+    expect(before['n_events']).toBe(40);
+  });
+
+  it('concurrent deliveries, each event up to three times at once, apply each event once', async () => {
+    const { store } = await dynalite.freshStore({ lightDayEvents: 4 });
+    const deliveries = Array.from({ length: 90 }, (_, i) => store.recordEvent(USER, `k${i % 30}`, increment('2026-03-10', i % 30)));
+    const results = await Promise.all(deliveries);
+    expect(results.filter((r) => !r.duplicate)).toHaveLength(30);
+    expect(await countersOn(store, '2026-03-10')).toEqual({ n_events: 30, s_amount: Array.from({ length: 30 }, (_, i) => i).reduce((a, b) => a + b, 0) });
+  });
+});
+
+describe('the guard by event id, whatever the day', () => {
+  it('a producer resend with another date is applied once when either day is heavy', async () => {
+    const { store } = await dynalite.freshStore({ lightDayEvents: 2 });
+    for (const date of ['2026-03-10', '2026-03-11']) for (let i = 0; i < 3; i++) await store.recordEvent(USER, `${date}-${i}`, increment(date));
+    expect(await store.recordEvent(USER, 'resent', increment('2026-03-10'))).toEqual({ duplicate: false });
+
+    expect(await store.recordEvent(USER, 'resent', increment('2026-03-11'))).toEqual({ duplicate: true });
+
+    expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(4);
+    expect((await countersOn(store, '2026-03-11'))['n_events']).toBe(3);
+  });
+
+  it('with lightDayEvents 0 every event is guarded across days, at 2 WRU', async () => {
+    const { store, capacity } = await dynalite.freshStore({ lightDayEvents: 0 });
+    capacity.clear();
+    expect(await store.recordEvent(USER, 'e1', increment('2026-03-10'))).toEqual({ duplicate: false });
+    expect(capacity.total().write).toBe(2);
+    expect(await store.recordEvent(USER, 'e1', increment('2026-02-01'))).toEqual({ duplicate: true });
+    expect(await store.recordEvent(USER, 'e1', increment('2026-03-10'))).toEqual({ duplicate: true });
+    expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(1);
+    expect(await countersOn(store, '2026-02-01')).toEqual({ n_events: 0, s_amount: 0 });
+  });
+
+  it('an event applied while its day was light is still a duplicate after the day turned heavy', async () => {
+    const { store, tableName } = await dynalite.freshStore({ lightDayEvents: 3 });
+    for (let i = 0; i < 3; i++) await store.recordEvent(USER, `light-${i}`, increment('2026-03-10'));
+    await store.recordEvent(USER, 'turns-heavy', increment('2026-03-10'));
+    const items = await tableItems(tableName);
+    expect(items.filter((item) => item['sk']?.S?.startsWith('SEEN#')).map((item) => item['sk']?.S).sort()).toEqual(
+      ['light-0', 'light-1', 'light-2', 'turns-heavy'].map(seenKey).sort(),
+    );
+    expect(items.find((item) => item['sk']?.S === 'DAY#2026-03-10')?.['ids']).toBeUndefined();
+
+    for (let i = 0; i < 3; i++) expect(await store.recordEvent(USER, `light-${i}`, increment('2026-03-10'))).toEqual({ duplicate: true });
+    expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(4);
+  });
+});
+
+describe('a crash between the store\'s writes, then the redelivery', () => {
+  /** A heavy day with `events` events already applied, on a table of its own. */
+  async function heavyDay(events = 3) {
+    const { store, tableName } = await dynalite.freshStore({ lightDayEvents: 2 });
+    for (let i = 0; i < events; i++) await store.recordEvent(USER, `seed-${i}`, increment('2026-03-10'));
+    return { store, tableName };
+  }
+
+  const cases: Array<{ name: string; rules: FaultRule[]; redeliveryIsDuplicate: boolean }> = [
+    { name: 'before W1', rules: [{ operation: 'UpdateItemCommand', call: 1, when: 'before', match: W1() }], redeliveryIsDuplicate: false },
+    { name: 'after W1 (counters applied), before W2 (the guard)', rules: [{ operation: 'UpdateItemCommand', call: 1, when: 'after', match: W1() }], redeliveryIsDuplicate: true },
+    { name: 'after W2, before the reply', rules: [{ operation: 'PutItemCommand', call: 1, when: 'after', match: W2 }], redeliveryIsDuplicate: true },
+  ];
+  for (const { name, rules, redeliveryIsDuplicate } of cases) {
+    it(`${name}: the event counts once`, async () => {
+      const { store, tableName } = await heavyDay();
+      const crashing = crashingStore(tableName, rules, { lightDayEvents: 2 });
+      await expectCrash(crashing.recordEvent(USER, 'victim', increment('2026-03-10', 5)));
+
+      expect((await store.recordEvent(USER, 'victim', increment('2026-03-10', 5))).duplicate).toBe(redeliveryIsDuplicate);
+      expect(await store.recordEvent(USER, 'victim', increment('2026-03-10', 5))).toEqual({ duplicate: true });
+
+      expect(await countersOn(store, '2026-03-10')).toEqual({ n_events: 4, s_amount: 8 });
+    });
+  }
+
+  it('a cross-day resend that crashes after W1 and again before its undo still counts once', async () => {
+    const { store, tableName } = await heavyDay();
+    await heavyDayOn(store, '2026-03-11');
+    expect(await store.recordEvent(USER, 'resent', increment('2026-03-10', 5))).toEqual({ duplicate: false });
+
+    // The resend lands on the 11th: W1 applies there, then the process dies.
+    const first = crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'after', match: W1('2026-03-11') }], { lightDayEvents: 2 });
+    await expectCrash(first.recordEvent(USER, 'resent', increment('2026-03-11', 5)));
+    expect((await countersOn(store, '2026-03-11'))['n_events']).toBe(4);
+    // The redelivery adopts the first attempt, finds the guard of the 10th and dies before the undo.
+    const second = crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'before', match: UNDO }], { lightDayEvents: 2 });
+    await expectCrash(second.recordEvent(USER, 'resent', increment('2026-03-11', 5)));
+    expect((await countersOn(store, '2026-03-11'))['n_events']).toBe(4);
+
+    expect(await store.recordEvent(USER, 'resent', increment('2026-03-11', 5))).toEqual({ duplicate: true });
+    expect(await store.recordEvent(USER, 'resent', increment('2026-03-11', 5))).toEqual({ duplicate: true });
+    expect(await countersOn(store, '2026-03-10')).toEqual({ n_events: 4, s_amount: 8 });
+    expect(await countersOn(store, '2026-03-11')).toEqual({ n_events: 3, s_amount: 3 });
+  });
+
+  it('a crash while a day turns heavy leaves nothing to count twice', async () => {
+    const { store, tableName } = await dynalite.freshStore({ lightDayEvents: 3 });
+    for (let i = 0; i < 3; i++) await store.recordEvent(USER, `light-${i}`, increment('2026-03-10'));
+    // The keys got their guards; the process dies before they leave the day item.
+    const crashing = crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'before', match: TURN_HEAVY }], { lightDayEvents: 3 });
+    await expectCrash(crashing.recordEvent(USER, 'turns-heavy', increment('2026-03-10')));
+
+    const fresh = createDynamoTierStore({ client: dynalite.client, tableName, shardCount: 4, lightDayEvents: 3 });
+    expect(await fresh.recordEvent(USER, 'turns-heavy', increment('2026-03-10'))).toEqual({ duplicate: false });
+    for (let i = 0; i < 3; i++) expect(await fresh.recordEvent(USER, `light-${i}`, increment('2026-03-10'))).toEqual({ duplicate: true });
+    expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(4);
+  });
+});
+
+async function heavyDayOn(store: DynamoTierStore, date: string): Promise<void> {
+  for (let i = 0; i < 3; i++) await store.recordEvent(USER, `${date}-${i}`, increment(date));
+}
+
