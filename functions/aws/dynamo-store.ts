@@ -777,7 +777,8 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         });
         attributeNames['#pendingHistory'] = COMPRESSED_PENDING_HISTORY;
         removals.push('#pendingHistory');
-        const values: Item = { ':outboxVersion': { N: String(profile.outboxVersion) } };
+        const values: Item = { ':outboxVersion': { N: String(profile.outboxVersion) }, ':one': { N: '1' } };
+        attributeNames['#version'] = PROFILE_VERSION_ATTRIBUTE;
         let setReviewPartition = '';
         // The index key is rebuilt from this profile's reviewAt, so the stored one must still be the same: a later
         // write that moved it also carried the outbox forward, and clears it itself after its own flush.
@@ -799,7 +800,8 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
               new UpdateItemCommand({
                 ...common,
                 Key: { [TABLE_KEYS.partitionKey]: { S: userKey(profile.userId) }, [TABLE_KEYS.sortKey]: { S: PROFILE_KEY } },
-                UpdateExpression: `REMOVE ${removals.join(', ')}${setReviewPartition}`,
+                // The version moves too: a writer that read the profile before this clear must not put the outbox back.
+                UpdateExpression: `REMOVE ${removals.join(', ')}${setReviewPartition} ADD #version :one`,
                 // A newer decision that added to the outbox changed outboxVersion; its own flush clears it.
                 ConditionExpression: `#outboxVersion = :outboxVersion AND ${reviewAtUnchanged}`,
                 ExpressionAttributeNames: attributeNames,

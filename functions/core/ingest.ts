@@ -24,8 +24,11 @@ import { type DayBucket, type HistoryEntry, type TierLock, type TierNotice, type
 
 export const OPT_OUT_EVENT = 'message.opted_out';
 const MAX_CONFLICT_RETRIES = 8;
-/** Long enough for StartExecution, StopExecution and PutEvents with their SDK retries; short enough to retry soon. */
-export const OUTBOX_LEASE_MS = 120_000;
+/**
+ * Longer than one flush can last (the ingest Lambda's timeout is 30 s), shorter than the queue's visibility timeout
+ * (180 s), so that the redelivery of an event whose process died mid-flush finds the lease run out and flushes.
+ */
+export const OUTBOX_LEASE_MS = 60_000;
 /**
  * An outbox that cannot be flushed (a bus outage) keeps only the newest entries of each kind, so that retries
  * never grow the profile without bound; the tier history of a dropped decision is then lost, never a tier change.

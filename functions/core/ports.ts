@@ -32,7 +32,8 @@ export interface TierStore {
   /**
    * Empties the outbox (and its lease) once its work is done, unless a newer decision has added to it meanwhile
    * (the stored outboxVersion or reviewAt differs), and lists the user in the review index under `profile.reviewAt`
-   * again. Resolves true if it emptied the outbox, false if a newer decision was there first.
+   * again. Resolves true if it emptied the outbox, false if a newer decision was there first. It moves the stored
+   * version on, so that a writer that read the outbox before the clear cannot write it back.
    */
   clearOutbox(profile: UserProfile): Promise<boolean>;
   /** One page of the users whose review date is `date`, in one shard of the review index. */

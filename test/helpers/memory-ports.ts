@@ -61,6 +61,7 @@ export class MemoryTierStore implements TierStore {
     delete stored.outboxVersion;
     delete stored.outboxRetryAt;
     delete stored.outboxLease;
+    stored.version += 1;
     return true;
   }
 

@@ -6,6 +6,12 @@
  * followed by redelivery of the crashed batch. It must end where a small independent reference model ends when fed
  * the clean, ordered, once-only stream.
  *
+ * Heavy days: each case picks how many event keys a day item holds (lightDayEvents 16, 1 or 0), so that days turn
+ * heavy after one event or are heavy from the start, and the crash points include the store's own writes inside
+ * recordEvent (the light write, W1, W2, the undo and the turn to heavy; see dynamo-store.ts). With lightDayEvents 0
+ * producers also resend events later with the same id and another date (within the window), which must count once:
+ * the resends come after the originals, as a producer's do, so the original's date is the one that counts.
+ *
  * What is compared, and why:
  * - Final tiers and final facts: always equal to the reference on the clean ordered stream. Promotion happens on
  *   arrival, so this holds only because every fact used here grows with more events: questionnaire answers are
@@ -21,17 +27,18 @@
  *   running. Without crashes every tier entered with a journey started one; after a crash a tier change that was
  *   superseded before its outbox was flushed may legitimately never start its (already obsolete) journey.
  */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DynamoTierStore, createDynamoTierStore } from '../../functions/aws/dynamo-store.js';
 import { addDays, localDate } from '../../functions/core/dates.js';
 import type { UserEvent } from '../../functions/core/event.js';
-import { windowStart } from '../../functions/core/ingest.js';
+import { OUTBOX_LEASE_MS, windowStart } from '../../functions/core/ingest.js';
 import { factsAt } from '../../functions/core/metrics.js';
 import { createIngestHandler } from '../../functions/handlers/ingest.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
-import { type FaultRule, SimulatedCrash, withFaults } from '../helpers/fault-injection.js';
+import { type FaultRule, SimulatedCrash, withClientFaults, withFaults } from '../helpers/fault-injection.js';
 import { ManualClock } from '../helpers/memory-ports.js';
 import { propertyRuns } from '../helpers/property-runs.js';
 import {
@@ -100,8 +107,30 @@ function modelHistory(events: UserEvent[]): string[] {
 // ---------------------------------------------------------------------------------------------------------------
 // The generated runs.
 
-const WRITE_POINTS = ['recordEvent', 'saveProfile', 'appendHistory', 'start', 'publishNotices', 'clearOutbox'] as const;
+const PORT_WRITE_POINTS = ['recordEvent', 'saveProfile', 'appendHistory', 'start', 'publishNotices', 'clearOutbox'] as const;
+/** The store's own DynamoDB writes inside recordEvent, told apart by what they write. */
+const STORE_WRITE_POINTS = ['lightWrite', 'W1', 'W2', 'undo', 'turnHeavy'] as const;
+const WRITE_POINTS = [...PORT_WRITE_POINTS, ...STORE_WRITE_POINTS] as const;
 type WritePoint = (typeof WRITE_POINTS)[number];
+
+interface CommandInput {
+  Key?: Record<string, { S?: string }>;
+  Item?: Record<string, { S?: string }>;
+  UpdateExpression?: string;
+  ConditionExpression?: string;
+}
+
+function storeWritePoint(command: unknown): WritePoint | undefined {
+  const input = (command as { input?: CommandInput }).input ?? {};
+  const sortKey = (input.Key ?? input.Item)?.['sk']?.S ?? '';
+  if (sortKey.startsWith('SEEN#')) return 'W2';
+  if (!sortKey.startsWith('DAY#') || input.UpdateExpression === undefined) return undefined;
+  if (input.ConditionExpression === '#p = :token') return 'undo';
+  if (input.UpdateExpression.includes('#p = :token')) return 'W1';
+  if (input.UpdateExpression.startsWith('REMOVE #ids')) return 'turnHeavy';
+  if ((input.ConditionExpression ?? '').includes('attribute_not_exists(#hv)')) return 'lightWrite';
+  return undefined;
+}
 
 const eventSpec = fc.record({
   user: fc.nat(3),
@@ -118,6 +147,8 @@ const runSpec = fc.record({
   shuffleSeed: fc.option(fc.integer(), { nil: undefined }),
   concurrency: fc.option(fc.record({ batchSize: fc.integer({ min: 1, max: 4 }), parallelBatches: fc.boolean() }), { nil: undefined }),
   crashes: fc.array(fc.record({ point: fc.constantFrom(...WRITE_POINTS), call: fc.integer({ min: 1, max: 6 }), when: fc.constantFrom('before' as const, 'after' as const) }), { maxLength: 2 }),
+  lightDayEvents: fc.constantFrom(16, 1, 0),
+  resends: fc.array(fc.record({ pick: fc.nat(), shiftDays: fc.integer({ min: -3, max: 3 }).filter((d) => d !== 0) }), { maxLength: 3 }),
 });
 type RunSpec = typeof runSpec extends fc.Arbitrary<infer T> ? T : never;
 
@@ -152,10 +183,31 @@ function deliveryOrder(spec: RunSpec, events: UserEvent[]): UserEvent[] {
  * "process": once a planned crash fires, every later port call of that process fails too, and SQS redelivers the
  * whole batch (the invocation never answered). Crash plans count calls across the whole run and fire once.
  */
-async function deliverAll(spec: RunSpec, delivered: UserEvent[], ports: { store: DynamoTierStore; sfn: RecordingSfn; bus: RecordingBus; clock: ManualClock }) {
+/** Producer resends: the same event id later, with another date in the window (only where days are all heavy). */
+function resendsOf(spec: RunSpec, events: UserEvent[]): UserEvent[] {
+  if (spec.lightDayEvents !== 0) return [];
+  return spec.resends.flatMap(({ pick, shiftDays }) => {
+    const original = events[pick % events.length]!;
+    const occurredAt = new Date(Date.parse(original.occurredAt) + shiftDays * 86_400_000);
+    const date = localDate(occurredAt, ruleset.timezone);
+    if (date > TODAY || date < addDays(TODAY, -12)) return [];
+    return [{ ...original, occurredAt: occurredAt.toISOString() }];
+  });
+}
+
+interface Ports {
+  store: DynamoTierStore;
+  sfn: RecordingSfn;
+  bus: RecordingBus;
+  clock: ManualClock;
+  /** A store on the same table through a given client: each batch is a process of its own, with its own cache. */
+  storeFor(client: DynamoDBClient): DynamoTierStore;
+}
+
+async function deliverAll(spec: RunSpec, delivered: UserEvent[], ports: Ports, firstMessage = 0) {
   const callCounts = new Map<WritePoint, number>();
   const pending = spec.crashes.map((crash) => ({ ...crash, fired: false }));
-  const records = delivered.map((e, i) => sqsRecord(`msg-${i}`, envelope(e, `eb-${i}`)));
+  const records = delivered.map((e, i) => sqsRecord(`msg-${firstMessage + i}`, envelope(e, `eb-${firstMessage + i}`)));
   const batchSize = spec.concurrency?.batchSize ?? 1;
   let queue: SQSRecord[][] = [];
   for (let i = 0; i < records.length; i += batchSize) queue.push(records.slice(i, i + batchSize));
@@ -188,10 +240,19 @@ async function deliverAll(spec: RunSpec, delivered: UserEvent[], ports: { store:
       },
       { operation: '*', call: 1, times: Infinity, when: 'after', match: () => plannedAfter, error: () => ((process.dead = true), new SimulatedCrash('process', 'after', 0)) },
     ];
+    // The same rules one level down, on the store's DynamoDB client, with each command named by its write point.
+    const clientRules: FaultRule[] = rules.map((rule) => ({
+      ...rule,
+      match: (args: unknown[]) => {
+        const point = storeWritePoint(args[0]);
+        return rule.match!(args, point ?? 'read');
+      },
+    }));
+    const store = ports.storeFor(withClientFaults(dynalite.client, clientRules));
     const handler = createIngestHandler({
       services: {
         ruleset,
-        store: withFaults(ports.store, rules as FaultRule<keyof DynamoTierStore & string>[]),
+        store: withFaults(store, rules as FaultRule<keyof DynamoTierStore & string>[]),
         journeys: withFaults(ports.sfn, rules as FaultRule<keyof RecordingSfn & string>[]),
         publisher: withFaults(ports.bus, rules as FaultRule<keyof RecordingBus & string>[]),
         clock: ports.clock,
@@ -210,6 +271,8 @@ async function deliverAll(spec: RunSpec, delivered: UserEvent[], ports: { store:
     if (round > 50) throw new Error('deliveries never settled');
     const current = queue;
     queue = [];
+    // A redelivery comes after the visibility timeout, which outlasts the outbox lease of a process that died.
+    if (round > 0) ports.clock.set(new Date(ports.clock.now().getTime() + OUTBOX_LEASE_MS + 1000));
     const retries = spec.concurrency?.parallelBatches ? await Promise.all(current.map(runBatch)) : await sequentially(current, runBatch);
     for (const redelivered of retries) if (redelivered.length > 0) queue.push(redelivered);
   }
@@ -228,9 +291,12 @@ describe('ingest model', () => {
     // One table for every case: each case has its own user ids, so cases never see each other.
     tableName = await dynalite.freshTable();
   });
-  const stats = { cases: 0, crashed: 0, concurrent: 0, shuffled: 0 };
+  const stats = { cases: 0, crashed: 0, concurrent: 0, shuffled: 0, heavy: 0, resent: 0 };
   afterAll(() => {
-    console.info(`ingest model: ${stats.cases} cases, ${stats.crashed} with a crash, ${stats.concurrent} concurrent, ${stats.shuffled} reordered`);
+    console.info(
+      `ingest model: ${stats.cases} cases, ${stats.crashed} with a crash, ${stats.concurrent} concurrent, ${stats.shuffled} reordered, ` +
+        `${stats.heavy} with heavy days, ${stats.resent} with resends on other days`,
+    );
   });
 
   it('ends where the reference model ends on the clean ordered stream, under duplicates, reordering, concurrency and crashes', async () => {
@@ -238,11 +304,19 @@ describe('ingest model', () => {
       fc.asyncProperty(runSpec, async (spec) => {
         const events = eventsOf(spec);
         const delivered = deliveryOrder(spec, events);
-        const store = createDynamoTierStore({ client: dynalite.client, tableName, shardCount: SHARDS, timeZone: ruleset.timezone });
+        const storeFor = (client: DynamoDBClient) =>
+          createDynamoTierStore({ client, tableName, shardCount: SHARDS, timeZone: ruleset.timezone, lightDayEvents: spec.lightDayEvents });
+        const store = storeFor(dynalite.client);
         const sfn = new RecordingSfn();
         const bus = new RecordingBus();
         const clock = new ManualClock(NOW);
-        const { crashesFired } = await deliverAll(spec, delivered, { store, sfn, bus, clock });
+        const ports = { store, sfn, bus, clock, storeFor };
+        const { crashesFired: crashesBeforeResends } = await deliverAll(spec, delivered, ports);
+        const resends = resendsOf(spec, events);
+        const { crashesFired: crashesInResends } = await deliverAll({ ...spec, crashes: [] }, resends, ports, delivered.length);
+        const crashesFired = crashesBeforeResends + crashesInResends;
+        if (resends.length > 0) stats.resent += 1;
+        if (spec.lightDayEvents < 16) stats.heavy += 1;
         stats.cases += 1;
         if (crashesFired > 0) stats.crashed += 1;
         if (spec.concurrency && (spec.concurrency.batchSize > 1 || spec.concurrency.parallelBatches)) stats.concurrent += 1;
