@@ -13,7 +13,10 @@
  *   UpdateItem adds the counters and the key under `NOT contains(ids, key)`, atomically. 1 WRU.
  * - When `ids` is full the day turns heavy (`hv`): the keys it holds are copied to SEEN# guards and removed, so the
  *   day item stays small whatever the day's volume (no item grows with events; the window Query stays cheap). Each
- *   further event of that day makes two writes:
+ *   further event of that day makes two writes, after one small read:
+ *     R   GetItem SEEN#<key> (eventually consistent, 0.5 RRU): there already, the event is a duplicate; any counters a
+ *         crashed attempt of this copy left on this day (p_<key> under another token) are taken back out, and W1 is
+ *         never made, so no reader sees a resend counted twice in the meantime
  *     W1  day item: ADD counters, SET p_<key> = token, under `attribute_not_exists(p_<key>) AND NOT contains(ids, key)`
  *     W2  PutItem USER#id / SEEN#<key> {token, date} under `attribute_not_exists(pk)`, with a TTL of the horizon
  *   W2's key has no date, so it is the guard by event id whatever the day. Why this is exact:
@@ -28,8 +31,11 @@
  *       confirmed (no extra write), and p_ entries stay few.
  *   A failed conditional write still costs a write unit, so a day known to be heavy (from an earlier write or the
  *   window read) skips the light attempt.
+ *   The one window left: two copies of one event on different days in flight at the same moment. Both pass R, both
+ *   make W1, and the loser of W2 undoes its copy; a decision made in between may see the event twice.
  * - Duplicates across days are caught exactly when either copy fell on a heavy day (W2). Two copies both on light
  *   days are guarded per day only: a producer resend with another date lands on another light day (see README).
+ *   `lightDayEvents: 0` makes every day heavy, for producers that resend with new dates.
  */
 import {
   type AttributeValue,
@@ -586,7 +592,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   const LIGHT_TOKEN = 'light';
 
   function putGuard(userId: string, eventKey: string, token: string, date: string) {
-    const key = { [TABLE_KEYS.partitionKey]: { S: userKey(userId) }, [TABLE_KEYS.sortKey]: { S: seenKey(eventKey) } };
+    const key = guardKey(userId, eventKey);
     const guardExpiresAt = Math.floor(wallClock().getTime() / 1000) + dedupHorizonDays * 86_400;
     const input: PutItemCommandInput = {
       ...common,
@@ -619,11 +625,54 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     );
   }
 
+  const guardKey = (userId: string, eventKey: string): Item => ({ [TABLE_KEYS.partitionKey]: { S: userKey(userId) }, [TABLE_KEYS.sortKey]: { S: seenKey(eventKey) } });
+
+  /** Takes a copy of the event back out of a day, if one is there under a token other than the guard's. */
+  async function undoStrayCopy(userId: string, eventKey: string, increment: DayIncrement, guardToken: string | undefined): Promise<void> {
+    const key = dayItemKey(userId, increment.date);
+    const pendingName = PENDING_PREFIX + eventKey;
+    const { Item: day } = await metered(
+      'recordEvent',
+      'read',
+      client.send(new GetItemCommand({ ...common, Key: key, ConsistentRead: true, ProjectionExpression: '#p', ExpressionAttributeNames: { '#p': pendingName } })),
+    );
+    const stray = day?.[pendingName]?.S;
+    if (stray === undefined || stray === guardToken) return;
+    const names: Record<string, string> = { '#p': pendingName };
+    const values: Item = { ':token': { S: stray } };
+    const subtractions = incrementClauses(increment, -1, names, values);
+    await conditionalWrite(
+      'recordEvent',
+      key,
+      updateDay({
+        Key: key,
+        UpdateExpression: (subtractions.length > 0 ? `ADD ${subtractions.join(', ')} ` : '') + 'REMOVE #p',
+        ConditionExpression: '#p = :token',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ReturnValuesOnConditionCheckFailure: 'NONE',
+      }),
+    );
+  }
+
+  const appliedOnOf = (guard: Item | undefined): { duplicate: true; appliedOn?: string } => {
+    const date = guard?.['date']?.S;
+    return date === undefined ? { duplicate: true } : { duplicate: true, appliedOn: date };
+  };
+
   /** W1 and W2 of a heavy day, with the adoption and undo cases spelled out at the top of this file. */
-  async function heavyWrite(userId: string, eventKey: string, increment: DayIncrement): Promise<{ duplicate: boolean }> {
+  async function heavyWrite(userId: string, eventKey: string, increment: DayIncrement): Promise<{ duplicate: boolean; appliedOn?: string }> {
     const ref = dayRef(userId, increment.date);
     const key = dayItemKey(userId, increment.date);
     const pendingName = PENDING_PREFIX + eventKey;
+    // A guard already there means the event is applied (on its own day): report a duplicate before W1 rather than
+    // undo after it, so that no reader ever sees the copy in between. Only a crashed attempt of this copy can have
+    // left counters here, and those go. An eventually consistent read that misses a fresh guard is caught by W2.
+    const { Item: existingGuard } = await metered('guardEvent', 'read', client.send(new GetItemCommand({ ...common, Key: guardKey(userId, eventKey) })));
+    if (existingGuard) {
+      await undoStrayCopy(userId, eventKey, increment, existingGuard['token']?.S);
+      return appliedOnOf(existingGuard);
+    }
     // A few rounds at most: a round only repeats when a pending entry vanished between a failure and its read.
     for (let round = 0; round < 4; round++) {
       let token = randomUUID().replace(/-/g, '').slice(0, 12);
@@ -672,22 +721,8 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         return { duplicate: adopted };
       }
       // Applied before under another token: take this day's copy back out.
-      const undoNames: Record<string, string> = { '#p': pendingName };
-      const undoValues: Item = { ':token': { S: token } };
-      const subtractions = incrementClauses(increment, -1, undoNames, undoValues);
-      await conditionalWrite(
-        'recordEvent',
-        key,
-        updateDay({
-          Key: key,
-          UpdateExpression: (subtractions.length > 0 ? `ADD ${subtractions.join(', ')} ` : '') + 'REMOVE #p',
-          ConditionExpression: '#p = :token',
-          ExpressionAttributeNames: undoNames,
-          ExpressionAttributeValues: undoValues,
-          ReturnValuesOnConditionCheckFailure: 'NONE',
-        }),
-      );
-      return { duplicate: true };
+      await undoStrayCopy(userId, eventKey, increment, w2.old?.['token']?.S);
+      return appliedOnOf(w2.old);
     }
     throw new StoreError('recordEvent', `the guard of event key ${eventKey} for ${userRef(userId)} kept changing; the event will be retried`);
   }

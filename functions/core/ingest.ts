@@ -127,6 +127,8 @@ export async function decideAndSave(
   userId: string,
   trigger: 'event' | 'review' | { lock: TierLock | undefined },
   event?: UserEvent,
+  /** False for a copy of an event already applied under another date: its attributes must not count twice either. */
+  applyAttributes = true,
 ): Promise<SavedDecision> {
   const { ruleset, store, clock } = services;
   for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
@@ -134,7 +136,7 @@ export async function decideAndSave(
     const { profile: stored, buckets } = await store.loadUser(userId, windowStart(ruleset, now));
     let profile = stored ?? newProfile(userId, ruleset.baseTier, now);
     let ownChange = false;
-    if (event) {
+    if (event && applyAttributes) {
       const attributes = applyEventToAttributes(ruleset, profile, event);
       if (attributes) {
         profile = { ...profile, attributes };
@@ -258,8 +260,11 @@ export async function tryFlushOutbox(services: TierServices, saved: Pick<SavedDe
 }
 
 export async function ingestEvent(services: TierServices, event: UserEvent): Promise<IngestResult> {
-  const { duplicate } = await services.store.recordEvent(event.userId, eventKey(event.eventId), dayIncrements(services.ruleset, event));
-  const saved = await decideAndSave(services, event.userId, 'event', event);
+  const increment = dayIncrements(services.ruleset, event);
+  const { duplicate, appliedOn } = await services.store.recordEvent(event.userId, eventKey(event.eventId), increment);
+  // A same-day duplicate still applies its attributes (idempotent), which heals a crash before the profile write.
+  const resentOnAnotherDay = duplicate && appliedOn !== undefined && appliedOn !== increment.date;
+  const saved = await decideAndSave(services, event.userId, 'event', event, !resentOnAnotherDay);
   const { error } = await tryFlushOutbox(services, saved);
   return { duplicate, decision: saved.decision, profile: saved.profile, ...(error !== undefined ? { outboxError: error } : {}) };
 }

@@ -13,9 +13,10 @@ export type { HistoryEntry, TierNotice };
 export interface TierStore {
   /**
    * Adds an event's increments to its day bucket, guarded by the event key: a second delivery changes nothing
-   * and reports `duplicate`.
+   * and reports `duplicate`, with `appliedOn` the date the event counts on when the store knows it (a copy with
+   * another date is then a producer resend, not a redelivery).
    */
-  recordEvent(userId: string, eventKey: string, increment: DayIncrement): Promise<{ duplicate: boolean }>;
+  recordEvent(userId: string, eventKey: string, increment: DayIncrement): Promise<{ duplicate: boolean; appliedOn?: string }>;
   /** The profile (if any) and the buckets dated from `fromDate` on, read together. */
   loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[] }>;
   /**

@@ -85,8 +85,8 @@ describe('a heavy day', () => {
     const before = await countersOn(store, '2026-03-10');
     // A redelivery usually reaches another container, with nothing cached: a second store on the same table.
     const other = createDynamoTierStore({ client: dynalite.client, tableName, shardCount: 4, lightDayEvents: 4 });
-    for (let i = 0; i < 40; i++) expect(await other.recordEvent(USER, `k${i}`, increment('2026-03-10'))).toEqual({ duplicate: true });
-    for (let i = 0; i < 40; i += 7) expect(await store.recordEvent(USER, `k${i}`, increment('2026-03-10'))).toEqual({ duplicate: true });
+    for (let i = 0; i < 40; i++) expect(await other.recordEvent(USER, `k${i}`, increment('2026-03-10'))).toMatchObject({ duplicate: true });
+    for (let i = 0; i < 40; i += 7) expect(await store.recordEvent(USER, `k${i}`, increment('2026-03-10'))).toMatchObject({ duplicate: true });
     expect(await countersOn(store, '2026-03-10')).toEqual(before);
     expect(before['n_events']).toBe(40);
   });
@@ -106,7 +106,7 @@ describe('the guard by event id, whatever the day', () => {
     for (const date of ['2026-03-10', '2026-03-11']) for (let i = 0; i < 3; i++) await store.recordEvent(USER, `${date}-${i}`, increment(date));
     expect(await store.recordEvent(USER, 'resent', increment('2026-03-10'))).toEqual({ duplicate: false });
 
-    expect(await store.recordEvent(USER, 'resent', increment('2026-03-11'))).toEqual({ duplicate: true });
+    expect(await store.recordEvent(USER, 'resent', increment('2026-03-11'))).toEqual({ duplicate: true, appliedOn: '2026-03-10' });
 
     expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(4);
     expect((await countersOn(store, '2026-03-11'))['n_events']).toBe(3);
@@ -117,10 +117,11 @@ describe('the guard by event id, whatever the day', () => {
     capacity.clear();
     expect(await store.recordEvent(USER, 'e1', increment('2026-03-10'))).toEqual({ duplicate: false });
     expect(capacity.total().write).toBe(2);
-    expect(await store.recordEvent(USER, 'e1', increment('2026-02-01'))).toEqual({ duplicate: true });
-    expect(await store.recordEvent(USER, 'e1', increment('2026-03-10'))).toEqual({ duplicate: true });
+    expect(await store.recordEvent(USER, 'e1', increment('2026-02-01'))).toEqual({ duplicate: true, appliedOn: '2026-03-10' });
+    expect(await store.recordEvent(USER, 'e1', increment('2026-03-10'))).toEqual({ duplicate: true, appliedOn: '2026-03-10' });
     expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(1);
-    expect(await countersOn(store, '2026-02-01')).toEqual({ n_events: 0, s_amount: 0 });
+    // The resend never touched the 1st of February: the guard was read before any counter moved.
+    expect(await countersOn(store, '2026-02-01')).toEqual({});
   });
 
   it('an event applied while its day was light is still a duplicate after the day turned heavy', async () => {
@@ -133,7 +134,7 @@ describe('the guard by event id, whatever the day', () => {
     );
     expect(items.find((item) => item['sk']?.S === 'DAY#2026-03-10')?.['ids']).toBeUndefined();
 
-    for (let i = 0; i < 3; i++) expect(await store.recordEvent(USER, `light-${i}`, increment('2026-03-10'))).toEqual({ duplicate: true });
+    for (let i = 0; i < 3; i++) expect(await store.recordEvent(USER, `light-${i}`, increment('2026-03-10'))).toMatchObject({ duplicate: true });
     expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(4);
   });
 });
@@ -158,28 +159,29 @@ describe('a crash between the store\'s writes, then the redelivery', () => {
       await expectCrash(crashing.recordEvent(USER, 'victim', increment('2026-03-10', 5)));
 
       expect((await store.recordEvent(USER, 'victim', increment('2026-03-10', 5))).duplicate).toBe(redeliveryIsDuplicate);
-      expect(await store.recordEvent(USER, 'victim', increment('2026-03-10', 5))).toEqual({ duplicate: true });
+      expect(await store.recordEvent(USER, 'victim', increment('2026-03-10', 5))).toMatchObject({ duplicate: true });
 
       expect(await countersOn(store, '2026-03-10')).toEqual({ n_events: 4, s_amount: 8 });
     });
   }
 
-  it('a cross-day resend that crashes after W1 and again before its undo still counts once', async () => {
+  it('an original and its resend in flight together, both crashing after W1, then the resend crashing before its undo: counts once', async () => {
     const { store, tableName } = await heavyDay();
     await heavyDayOn(store, '2026-03-11');
-    expect(await store.recordEvent(USER, 'resent', increment('2026-03-10', 5))).toEqual({ duplicate: false });
+    const crashAfterW1 = (date: string) => crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'after', match: W1(date) }], { lightDayEvents: 2 });
 
-    // The resend lands on the 11th: W1 applies there, then the process dies.
-    const first = crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'after', match: W1('2026-03-11') }], { lightDayEvents: 2 });
-    await expectCrash(first.recordEvent(USER, 'resent', increment('2026-03-11', 5)));
-    expect((await countersOn(store, '2026-03-11'))['n_events']).toBe(4);
-    // The redelivery adopts the first attempt, finds the guard of the 10th and dies before the undo.
-    const second = crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'before', match: UNDO }], { lightDayEvents: 2 });
-    await expectCrash(second.recordEvent(USER, 'resent', increment('2026-03-11', 5)));
+    // Neither has a guard yet when the other reads: both pass R, both apply W1, both die.
+    await expectCrash(crashAfterW1('2026-03-10').recordEvent(USER, 'resent', increment('2026-03-10', 5)));
+    await expectCrash(crashAfterW1('2026-03-11').recordEvent(USER, 'resent', increment('2026-03-11', 5)));
+    // The original's redelivery adopts its W1 and takes the guard.
+    expect(await store.recordEvent(USER, 'resent', increment('2026-03-10', 5))).toMatchObject({ duplicate: true });
+    // The resend's redelivery finds the guard and dies before it can take its copy out of the 11th.
+    const beforeUndo = crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'before', match: UNDO }], { lightDayEvents: 2 });
+    await expectCrash(beforeUndo.recordEvent(USER, 'resent', increment('2026-03-11', 5)));
     expect((await countersOn(store, '2026-03-11'))['n_events']).toBe(4);
 
-    expect(await store.recordEvent(USER, 'resent', increment('2026-03-11', 5))).toEqual({ duplicate: true });
-    expect(await store.recordEvent(USER, 'resent', increment('2026-03-11', 5))).toEqual({ duplicate: true });
+    expect(await store.recordEvent(USER, 'resent', increment('2026-03-11', 5))).toEqual({ duplicate: true, appliedOn: '2026-03-10' });
+    expect(await store.recordEvent(USER, 'resent', increment('2026-03-11', 5))).toEqual({ duplicate: true, appliedOn: '2026-03-10' });
     expect(await countersOn(store, '2026-03-10')).toEqual({ n_events: 4, s_amount: 8 });
     expect(await countersOn(store, '2026-03-11')).toEqual({ n_events: 3, s_amount: 3 });
   });
@@ -193,7 +195,7 @@ describe('a crash between the store\'s writes, then the redelivery', () => {
 
     const fresh = createDynamoTierStore({ client: dynalite.client, tableName, shardCount: 4, lightDayEvents: 3 });
     expect(await fresh.recordEvent(USER, 'turns-heavy', increment('2026-03-10'))).toEqual({ duplicate: false });
-    for (let i = 0; i < 3; i++) expect(await fresh.recordEvent(USER, `light-${i}`, increment('2026-03-10'))).toEqual({ duplicate: true });
+    for (let i = 0; i < 3; i++) expect(await fresh.recordEvent(USER, `light-${i}`, increment('2026-03-10'))).toMatchObject({ duplicate: true });
     expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(4);
   });
 });
