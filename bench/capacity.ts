@@ -5,7 +5,8 @@
  * AsyncLocalStorage rather than on "the event in flight".
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { type CapacityUnits, type StoreOperation, createDynamoTierStore } from '../functions/aws/dynamo-store.js';
+import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type CapacityUnits, type StoreOperation, createDynamoTierStore, dayRetentionDays, itemSizeBytes } from '../functions/aws/dynamo-store.js';
 import { localDate } from '../functions/core/dates.js';
 import type { UserEvent } from '../functions/core/event.js';
 import { type TierServices, ingestEvent, windowStart } from '../functions/core/ingest.js';
@@ -138,4 +139,115 @@ export async function measureCapacity(ruleset: Ruleset, options: { users: number
   } finally {
     await dynalite.close();
   }
+}
+
+export interface HeavyUserResult {
+  /** Events a day for the measured user, and how many such days were measured through ingestEvent. */
+  eventsPerDay: number;
+  days: number;
+  /** Capacity per event through the real ingestEvent, every event of every heavy day. */
+  wruP50: number;
+  wruP99: number;
+  /** The window read (loadUser) of each event; the event's whole read cost is rruEventP99. */
+  rruP99: number;
+  rruEventP99: number;
+  /** The largest item in the table afterwards, by DynamoDB's size rules. */
+  maxItemBytes: number;
+  /** The extreme day: this many events for one user in one day, all through recordEvent, with concurrency. */
+  extremeEvents: number;
+  extremeApplied: number;
+  extremeFailures: number;
+  extremeMaxItemBytes: number;
+}
+
+/**
+ * One user far heavier than anyone in the population: `eventsPerDay` events on each of `days` days, drawn from the
+ * example generator's mix and sent through the real ingestEvent in order, as one user's stream is. Then an extreme
+ * day of `extremeEvents` events for one user, written with 16 at a time (a bot), to show that every event is applied
+ * and no item grows with the day.
+ */
+export async function measureHeavyUser(ruleset: Ruleset, options: { eventsPerDay: number; days: number; extremeEvents: number }): Promise<HeavyUserResult> {
+  const template = generateEvents({ users: 400, days: 30, seed: 11, start: POPULATION_START });
+  const userId = 'heavy-5f0c2a8e-3b1d-4c7a-9e2f';
+  const dynalite = await startDynalite();
+  const context = new AsyncLocalStorage<EventContext & { loadRead: number }>();
+  try {
+    const store = createDynamoTierStore({
+      client: dynalite.client,
+      tableName: dynalite.tableName,
+      shardCount: 16,
+      timeZone: ruleset.timezone,
+      retentionDays: dayRetentionDays(ruleset.maxWindowDays),
+      onCapacity: (operation, units) => {
+        const current = context.getStore();
+        if (!current) return;
+        current.read += units.read;
+        current.write += units.write;
+        if (operation === 'loadUser') current.loadRead += units.read;
+      },
+    });
+    const services: TierServices = {
+      ruleset,
+      store,
+      journeys: { start: async () => 'started', stop: async () => undefined },
+      publisher: { publishNotices: async () => undefined },
+      clock: { now: () => context.getStore()?.now ?? new Date(`${POPULATION_START}T00:00:00Z`) },
+    };
+    const samples: Array<EventContext & { loadRead: number }> = [];
+    const startMs = Date.parse(`${POPULATION_START}T01:00:00Z`);
+    for (let day = 0; day < options.days; day++) {
+      for (let i = 0; i < options.eventsPerDay; i++) {
+        const source = template[(day * options.eventsPerDay + i) % template.length]!;
+        const occurredAt = new Date(startMs + day * 86_400_000 + Math.floor((i * 50_400_000) / options.eventsPerDay)).toISOString();
+        const event: UserEvent = { ...source, userId, eventId: `heavy-${day}-${i}`, occurredAt };
+        const sample = { now: new Date(Date.parse(occurredAt) + 1000), read: 0, write: 0, loadRead: 0 };
+        await context.run(sample, () => ingestEvent(services, event));
+        samples.push(sample);
+      }
+    }
+    const maxItemBytes = await largestItem(dynalite.client, dynalite.tableName);
+
+    // The extreme day: one user, one day, all at once (16 in flight), each event once.
+    const extremeUser = 'bot-guest';
+    const date = '2026-10-01';
+    let extremeFailures = 0;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < options.extremeEvents; i = next++) {
+        try {
+          await store.recordEvent(extremeUser, `bot-${i}`, { date, counters: { n_bot: 1 }, signals: [] });
+        } catch {
+          extremeFailures += 1;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    const { buckets } = await store.loadUser(extremeUser, date);
+    return {
+      eventsPerDay: options.eventsPerDay,
+      days: options.days,
+      wruP50: median(samples.map((s) => s.write)),
+      wruP99: percentile(samples.map((s) => s.write), 99),
+      rruP99: percentile(samples.map((s) => s.loadRead), 99),
+      rruEventP99: percentile(samples.map((s) => s.read), 99),
+      maxItemBytes,
+      extremeEvents: options.extremeEvents,
+      extremeApplied: buckets[0]?.counters['n_bot'] ?? 0,
+      extremeFailures,
+      extremeMaxItemBytes: await largestItem(dynalite.client, dynalite.tableName),
+    };
+  } finally {
+    await dynalite.close();
+  }
+}
+
+async function largestItem(client: DynamoDBClient, tableName: string): Promise<number> {
+  let largest = 0;
+  let exclusiveStartKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await client.send(new ScanCommand({ TableName: tableName, ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}) }));
+    for (const item of page.Items ?? []) largest = Math.max(largest, itemSizeBytes(item));
+    exclusiveStartKey = page.LastEvaluatedKey;
+  } while (exclusiveStartKey);
+  return largest;
 }

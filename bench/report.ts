@@ -23,6 +23,13 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
   return [
     { metric: 'DynamoDB write units per event, no tier change (median / p95)', target: '≤ 1.0', measured: `${r.capacity.noChange.wruMedian} / ${r.capacity.noChange.wruP95}`, met: r.capacity.noChange.wruP95 <= 1 },
     { metric: 'DynamoDB read units per event (p95, any event)', target: '≤ 2.0', measured: String(reads), met: reads <= 2 },
+    { metric: 'write units per tier change (median)', target: '≤ 4', measured: String(r.capacity.tierChange.wruMedian), met: r.capacity.tierChange.wruMedian <= 4 },
+    {
+      metric: `a user with ${r.capacity.heavyUser.eventsPerDay} events a day: write units per event (p99); window read (p99); largest item`,
+      target: '≤ 2; ≤ 4 RRU; ≤ 64 KB',
+      measured: `${r.capacity.heavyUser.wruP99}; ${r.capacity.heavyUser.rruP99}; ${(r.capacity.heavyUser.maxItemBytes / 1024).toFixed(1)} KB`,
+      met: r.capacity.heavyUser.wruP99 <= 2 && r.capacity.heavyUser.rruP99 <= 4 && r.capacity.heavyUser.maxItemBytes <= 64 * 1024,
+    },
     {
       metric: `Step Functions transitions, 3-send journey${threeSend ? ` (${threeSend[0]})` : ''}`,
       target: '≤ 12',
@@ -48,6 +55,8 @@ export function renderTable(r: BenchResults): string {
     `| journey transitions per tier | ${Object.entries(r.journeys).map(([tier, j]) => `${tier} ${j.transitions}`).join(', ')} |`,
     `| ingest cold start: import time (median of 10) | ${r.coldStart.importMsMedian} ms |`,
     `| cost per 1M events / per 1M journeys | $${fixed(r.cost.per1MEvents)} / $${fixed(r.cost.per1MJourneys)} |`,
+    `| one user, ${r.capacity.heavyUser.extremeEvents} events in one day: applied / failed, largest item | ${r.capacity.heavyUser.extremeApplied} / ${r.capacity.heavyUser.extremeFailures}, ${r.capacity.heavyUser.extremeMaxItemBytes} B |`,
+    `| storage per user, live after TTL: 60 days / 365 days (365 days with no expiry) | ${r.storage.bytesPerUser['60d']} B / ${r.storage.bytesPerUser['365d']} B (${r.storage.bytesPerUserWithoutExpiry365d} B) |`,
     `| monthly, 1M users × 20 events (Strata / Pinpoint journeys) | $${fixed(r.cost.monthly1MUsers)} / $${fixed(r.cost.pinpointMonthly1MUsers)} |`,
   ];
   return [

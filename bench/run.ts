@@ -10,13 +10,14 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { loadRulesetOrThrow } from '../functions/core/ruleset.js';
 import { readProjectFiles } from '../functions/local/project-files.js';
-import { type CapacityFigures, measureCapacity } from './capacity.js';
+import { type CapacityFigures, type HeavyUserResult, measureCapacity, measureHeavyUser } from './capacity.js';
 import { measureColdStart } from './cold-start.js';
 import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
 import { measureActiveUserReviews, measureNightlyReview } from './review.js';
+import { type StorageResult, measureStorage } from './storage.js';
 import { measureThroughput } from './throughput.js';
 
 export interface BenchOptions {
@@ -28,6 +29,8 @@ export interface BenchOptions {
   reviewUsers: number;
   coldStartRuns: number;
   activeUserDays: number;
+  heavyUser: { eventsPerDay: number; days: number; extremeEvents: number };
+  storageUsers: number;
   log?: (line: string) => void;
 }
 
@@ -35,7 +38,17 @@ export interface BenchResults {
   at: string;
   quick: boolean;
   machine: { cpu: string; cores: number; node: string; loadAverage: number[] };
-  capacity: { users: number; measuredEvents: number; noChange: CapacityFigures; tierChange: CapacityFigures; meanPerEvent: { read: number; write: number }; byOperation: Record<string, unknown>; seedSeconds: number };
+  capacity: {
+    users: number;
+    measuredEvents: number;
+    noChange: CapacityFigures;
+    tierChange: CapacityFigures;
+    meanPerEvent: { read: number; write: number };
+    byOperation: Record<string, unknown>;
+    seedSeconds: number;
+    heavyUser: HeavyUserResult;
+  };
+  storage: StorageResult;
   evaluation: { coreUs: number; jreUs: number; plainJsUs: number; coreOverJre: number };
   throughput: { eventsPerSec: number; dynaliteOpsPerSec: number; ratio: number; events: number; ingestConcurrency: number };
   review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string };
@@ -47,8 +60,30 @@ export interface BenchResults {
 
 export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
   return quick
-    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, coldStartRuns: 10, activeUserDays: 45 }
-    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, coldStartRuns: 10, activeUserDays: 60 };
+    ? {
+        projectRoot,
+        quick,
+        capacityUsers: 1_000,
+        evaluationIterations: 2_000,
+        throughputEvents: 800,
+        reviewUsers: 10_000,
+        coldStartRuns: 10,
+        activeUserDays: 45,
+        heavyUser: { eventsPerDay: 1_000, days: 1, extremeEvents: 5_000 },
+        storageUsers: 40,
+      }
+    : {
+        projectRoot,
+        quick,
+        capacityUsers: 10_000,
+        evaluationIterations: 10_000,
+        throughputEvents: 3_000,
+        reviewUsers: 100_000,
+        coldStartRuns: 10,
+        activeUserDays: 60,
+        heavyUser: { eventsPerDay: 1_000, days: 3, extremeEvents: 100_000 },
+        storageUsers: 300,
+      };
 }
 
 const r1 = (value: number): number => Math.round(value * 10) / 10;
@@ -67,6 +102,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
 
   const evaluation = await timed('evaluation', () => measureEvaluation(ruleset, options.evaluationIterations));
   const capacity = await timed('capacity', () => measureCapacity(ruleset, { users: options.capacityUsers }));
+  const heavyUser = await timed('heavy user', () => measureHeavyUser(ruleset, options.heavyUser));
+  const storage = await timed('storage', () => measureStorage(ruleset, { users: options.storageUsers }));
   const throughput = await timed('throughput', () => measureThroughput(ruleset, { events: options.throughputEvents, concurrency: 8 }));
   const review = await timed('nightly review', () => measureNightlyReview(ruleset, { users: options.reviewUsers }));
   const active = await timed('active user reviews', () => measureActiveUserReviews(ruleset, options.activeUserDays));
@@ -92,7 +129,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       meanPerEvent: capacity.meanPerEvent,
       byOperation: capacity.byOperation,
       seedSeconds: capacity.seedSeconds,
+      heavyUser,
     },
+    storage,
     evaluation: { coreUs: r1(evaluation.coreUs), jreUs: r1(evaluation.jreUs), plainJsUs: r3(evaluation.plainJsUs), coreOverJre: r3(evaluation.coreOverJre) },
     throughput: {
       eventsPerSec: r1(throughput.eventsPerSec),

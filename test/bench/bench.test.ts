@@ -16,6 +16,8 @@ describe('npm run bench', () => {
       reviewUsers: 200,
       coldStartRuns: 1,
       activeUserDays: 35,
+      heavyUser: { eventsPerDay: 40, days: 1, extremeEvents: 80 },
+      storageUsers: 4,
     });
 
     expect(results.machine.cores).toBeGreaterThan(0);
@@ -31,6 +33,11 @@ describe('npm run bench', () => {
     expect(results.review.reviewsPerActiveUser30d).toBeGreaterThan(0);
     expect(Object.keys(results.journeys).sort()).toEqual(['active', 'core', 'member', 'visitor']);
     expect(results.journeys['member']).toMatchObject({ transitions: 9, sends: 3, status: 'SUCCEEDED' });
+    // Past 16 events the day is heavy: a guard item and the day item per event, and no item grows with the day.
+    expect(results.capacity.heavyUser).toMatchObject({ eventsPerDay: 40, wruP50: 2, extremeApplied: 80, extremeFailures: 0 });
+    expect(results.capacity.heavyUser.maxItemBytes).toBeLessThan(1024);
+    expect(results.storage.bytesPerUser['60d']).toBeGreaterThan(0);
+    expect(results.storage.bytesPerUser['365d']).toBeLessThan(results.storage.bytesPerUserWithoutExpiry365d);
     expect(results.coldStart.bundleBytes).toBeGreaterThan(100_000);
     expect(results.coldStart.importMsMedian).toBeGreaterThan(0);
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
@@ -40,5 +47,5 @@ describe('npm run bench', () => {
     expect(table).toContain('| nightly review: items read ÷ users due');
     expect(replaceReadmeSection('# Strata\n', table)).toBeUndefined();
     expect(replaceReadmeSection(`a\n${README_START}\nold\n${README_END}\nb`, table)).toBe(`a\n${README_START}\n${table}\n${README_END}\nb`);
-  }, 60_000);
+  }, 180_000);
 });
