@@ -1,0 +1,11 @@
+import '../functions/local/polyfills.js';
+import '../functions/local/cli-environment.js';
+import { loadRulesetOrThrow } from '../functions/core/ruleset.js';
+import { readProjectFiles } from '../functions/local/project-files.js';
+import { measureHeavyUser } from './capacity.js';
+import { measureStorage } from './storage.js';
+const ruleset = loadRulesetOrThrow(await readProjectFiles('.'));
+let t = performance.now();
+if (process.argv[2] !== 'storage') console.log(JSON.stringify(await measureHeavyUser(ruleset, { eventsPerDay: Number(process.argv[3] ?? 200), days: 2, extremeEvents: Number(process.argv[4] ?? 2000) })), (performance.now() - t) / 1000);
+t = performance.now();
+if (process.argv[2] !== 'heavy') console.log(JSON.stringify(await measureStorage(ruleset, { users: Number(process.argv[3] ?? 30) })), (performance.now() - t) / 1000);
