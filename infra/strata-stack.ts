@@ -9,7 +9,7 @@
  * The rules and journeys are read at synth: the journeys are compiled to the state machines' ASL, and the files
  * are baked into every function, so one deploy ships one consistent version of both.
  */
-import { Aws, CfnDeletionPolicy, CfnOutput, Duration, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
 import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { AttributeType, Billing, ProjectionType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { EventBus, type EventPattern, Rule } from 'aws-cdk-lib/aws-events';
@@ -335,7 +335,8 @@ export class StrataStack extends Stack {
    * the review start executions on the alias. The version resource is replaced whenever the definition changes
    * (its revision id does), and the replaced one is retained, so the versions of earlier deploys stay available:
    * a rollback is one `update-state-machine-alias` (see the README). Running executions are never moved; a
-   * version only decides what new entries run. Deleting the stack deletes the machine and all its versions.
+   * version only decides what new entries run. Retained versions cannot outlive their machine: deleting a state
+   * machine (a failed first deploy's rollback, or `cdk destroy`) deletes all its versions.
    */
   private publishJourneyVersion(tier: string, journey: Ruleset['journeys'][string], machine: StateMachine): JourneyTarget & { version: CfnStateMachineVersion } {
     const id = `Journey-${tier}`;
@@ -344,7 +345,7 @@ export class StrataStack extends Stack {
       stateMachineRevisionId: machine.stateMachineRevisionId,
       description: `Strata journey "${journey.id}" version ${journeyVersion(journey)}`,
     });
-    version.cfnOptions.updateReplacePolicy = CfnDeletionPolicy.RETAIN;
+    version.applyRemovalPolicy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE);
     const alias = new CfnStateMachineAlias(this, `${id}Alias`, {
       name: JOURNEY_ALIAS_NAME,
       description: `Strata: new ${tier} journeys start here; point it at an earlier version to roll back`,

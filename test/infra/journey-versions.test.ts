@@ -22,6 +22,7 @@ let projectFiles: ProjectFiles;
 let stack: StrataStack;
 let template: Template;
 let resources: Resources;
+let validationFindings: unknown[];
 
 const logicalIdOf = (construct: { node: { defaultChild?: unknown } }): string => stack.getLogicalId((construct.node.defaultChild ?? construct) as never);
 const idOfCfn = (element: unknown): string => stack.getLogicalId(element as never);
@@ -33,6 +34,8 @@ beforeAll(async () => {
   stack = built.stack;
   // Throws if any cdk-nag finding (the new resources' included) is not acknowledged.
   built.app.synth();
+  const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as { pluginReports: Array<{ violations?: unknown[] }> };
+  validationFindings = report.pluginReports.flatMap((plugin) => plugin.violations ?? []);
   template = Template.fromJSON(JSON.parse(readFileSync(join(outdir, `${stack.stackName}.template.json`), 'utf8')));
   resources = template.toJSON().Resources as Resources;
 }, 120_000);
@@ -42,6 +45,10 @@ afterAll(() => {
 });
 
 describe('journey versions and aliases', () => {
+  it('adds no validation findings (cdk-nag and the template checks)', () => {
+    expect(validationFindings).toEqual([]);
+  });
+
   it('publishes each journey machine\'s revision as a version, kept when a later deploy replaces it', () => {
     const tiers = Object.keys(stack.journeyMachines);
     expect(tiers.length).toBeGreaterThan(0);
@@ -58,7 +65,7 @@ describe('journey versions and aliases', () => {
       });
       // The replaced version stays, so a rollback has somewhere to go.
       expect(version.UpdateReplacePolicy).toBe('Retain');
-      expect(version.DeletionPolicy ?? 'Delete').toBe('Delete');
+      expect(version.DeletionPolicy).toBe('RetainExceptOnCreate');
     }
   });
 
