@@ -247,8 +247,8 @@ function unusedMetricWarnings({ tiersFile, tiersFileName, rules }: SemanticCheck
 
 /**
  * A branch that finds no engagement waits until `timeoutDays` after its `since` step was sent, and only then
- * decides. A wait between the send and the branch therefore only lets users who engaged early move on sooner;
- * one as long as the branch's window (or longer) changes nothing but when the branch looks.
+ * decides. A wait between the send and the branch as long as that window (or longer) gives no extra time: the
+ * author likely meant "wait, then check once", which is timeoutDays 0, or more time, which is a longer timeout.
  */
 function journeyWaitWarnings({ journeys }: SemanticCheckInput): Problem[] {
   const problems: Problem[] = [];
@@ -262,13 +262,13 @@ function journeyWaitWarnings({ journeys }: SemanticCheckInput): Problem[] {
       const since = byId.get(branch.since);
       if (!since || !('next' in since) || since.next !== wait.id) continue;
       const waitHours = (wait.days ?? 0) * 24 + (wait.hours ?? 0);
-      if (waitHours < branch.timeoutDays * 24) continue;
+      if (branch.timeoutDays === 0 || waitHours < branch.timeoutDays * 24) continue;
       problems.push(
         warning(
           file,
           ['steps', indexOf.get(wait.id)!],
           `wait "${wait.id}" (${describeDuration(wait.days ?? 0, wait.hours ?? 0)}) adds nothing: branch "${branch.id}" right after it already waits up to ${describeDuration(branch.timeoutDays, 0)} after "${since.id}" is sent`,
-          `remove the wait, or make it shorter than the branch's timeoutDays so that users who engage early move on sooner`,
+          `set the branch's "timeoutDays" to 0 to check once when the wait ends, or remove the wait; to give more time, raise "timeoutDays" instead`,
         ),
       );
     }

@@ -37,7 +37,7 @@ describe('renderJourneyMermaid', () => {
 
   it('labels both arms of a branch and shows a local-time wait', () => {
     const visitor = renderJourneyMermaid(loadShippedJourney('visitor'));
-    expect(visitor).toContain('  opened_cases{"Opened pm-beginner-case-studies?<br/>within 2 days of beginner_cases<br/>Did they open the case studies within two days?"}\n');
+    expect(visitor).toContain('  opened_cases{"Opened pm-beginner-case-studies?<br/>since beginner_cases<br/>Did they open the case studies within two days?"}\n');
     expect(visitor).toContain('  opened_cases -- engaged --> career_change_group\n');
     expect(visitor).toContain('  opened_cases -- not engaged --> success_story\n');
     expect(renderJourneyMermaid(loadShippedJourney('core'))).toContain('  evening{{"Wait until 19:30 local time<br/>Offers to core members go out in the evening, when they read their messages"}}\n');

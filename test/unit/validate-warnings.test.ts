@@ -118,23 +118,24 @@ describe('validate: warnings for mistakes that are not typos', () => {
     ]);
   });
 
-  it('warns about a wait that adds nothing before a branch, and not about a shorter one', () => {
-    const steps = (waitDays: number): Json[] => [
+  it('warns about a wait that adds nothing before a branch, and not about a shorter one or a check-once branch', () => {
+    const steps = (waitDays: number, timeoutDays = 2): Json[] => [
       { id: 'cases', type: 'content', templateId: 'pm-beginner-case-studies', channel: 'official-account', next: 'give_time' },
       { id: 'give_time', type: 'wait', days: waitDays, next: 'opened' },
-      { id: 'opened', type: 'branch', since: 'cases', signal: 'content-opened', timeoutDays: 2, engaged: 'done', notEngaged: 'done' },
+      { id: 'opened', type: 'branch', since: 'cases', signal: 'content-opened', timeoutDays, engaged: 'done', notEngaged: 'done' },
       { id: 'done', type: 'exit' },
     ];
-    const files = (waitDays: number): ProjectFiles => {
+    const files = (waitDays: number, timeoutDays?: number): ProjectFiles => {
       const rules = testRules() as Json;
       usingEveryMetric(rules);
       const tiers = testTiersFile() as Json;
       tiers.tiers[1].journey = 'journeys/member.json';
-      return { ...testProjectFiles({ rules, tiers }), 'journeys/member.json': JSON.stringify(journeyDocument({ start: 'cases', steps: steps(waitDays) })) };
+      return { ...testProjectFiles({ rules, tiers }), 'journeys/member.json': JSON.stringify(journeyDocument({ start: 'cases', steps: steps(waitDays, timeoutDays) })) };
     };
     expect(warningsOf(files(2))).toEqual([
-      'journeys/member.json: /steps/1: warning: wait "give_time" (2 days) adds nothing: branch "opened" right after it already waits up to 2 days after "cases" is sent (remove the wait, or make it shorter than the branch\'s timeoutDays so that users who engage early move on sooner)',
+      'journeys/member.json: /steps/1: warning: wait "give_time" (2 days) adds nothing: branch "opened" right after it already waits up to 2 days after "cases" is sent (set the branch\'s "timeoutDays" to 0 to check once when the wait ends, or remove the wait; to give more time, raise "timeoutDays" instead)',
     ]);
     expect(warningsOf(files(1))).toEqual([]);
+    expect(warningsOf(files(2, 0))).toEqual([]);
   });
 });

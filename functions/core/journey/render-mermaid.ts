@@ -84,7 +84,8 @@ function label(step: JourneyStep, byId: ReadonlyMap<string, JourneyStep>): strin
       const since = byId.get(step.since);
       const subject = since?.type === 'content' ? since.templateId : since?.type === 'invite' ? since.groupId : step.since;
       const verb = step.signal === 'content-opened' ? 'Opened' : step.signal === 'content-completed' ? 'Completed' : 'Joined';
-      return [`${verb} ${subject}?`, `within ${describeDuration(step.timeoutDays, 0)} of ${step.since}`];
+      // A timeout of 0 checks once, typically after a wait step, so "within 0 days" would misread.
+      return [`${verb} ${subject}?`, step.timeoutDays === 0 ? `since ${step.since}` : `within ${describeDuration(step.timeoutDays, 0)} of ${step.since}`];
     }
     case 'exit':
       return [step.description ?? 'Exit'];
