@@ -177,6 +177,7 @@ describe('compileJourney', () => {
     const asl = compileJourney(loadShippedJourney('visitor'));
     const branch = asl.States['opened_cases'];
     const journey = loadShippedJourney('visitor');
+    const openedCases = journey.steps.find((step) => step.id === 'opened_cases') as BranchStep;
     expect(branch?.Type === 'Task' && branch.Parameters).toEqual({
       journeyId: 'visitor-welcome',
       journeyVersion: journeyVersion(journey),
@@ -188,7 +189,7 @@ describe('compileJourney', () => {
         quietHours: { start: '21:00', end: '08:00', timezone: 'Asia/Shanghai', timezoneAttribute: 'timezone' },
         frequencyCap: { maxSends: 3, days: 7 },
       },
-      step: { type: 'branch', engagementSignal: branchSignalFilter(journey, journey.steps.find((step) => step.id === 'opened_cases') as BranchStep)!.id, timeoutDays: 2 },
+      step: { type: 'branch', engagementSignal: branchSignalFilter(journey, openedCases)!.id, timeoutDays: openedCases.timeoutDays },
       'userId.$': '$.userId',
       'executionName.$': '$$.Execution.Name',
       'startedAt.$': '$$.Execution.StartTime',

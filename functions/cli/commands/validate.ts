@@ -9,6 +9,8 @@ import { readProjectFiles } from '../../local/project-files.js';
 import { type CliOutput, UsageError } from '../output.js';
 
 export interface ValidateOptions {
+  /** Treat warnings (likely mistakes that still load) as errors. */
+  strict?: boolean;
   /** A git ref: also list the journey changes since it that affect users mid-journey. */
   against?: string;
 }
@@ -18,11 +20,21 @@ export async function validateProject(projectDir: string, out: CliOutput, option
   if (Object.keys(files).length === 0) {
     throw new UsageError(`validate: no rules/ or journeys/ JSON files under ${projectDir}`, 'run it in a Strata project, or pass the project directory');
   }
-  const { ruleset, problems } = loadRuleset(files);
+  const { ruleset, problems, warnings } = loadRuleset(files);
+  const count = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
   if (problems.length > 0) {
     for (const problem of problems) out.error(formatProblem(problem));
-    out.error(`\n${problems.length} problem${problems.length === 1 ? '' : 's'} found in ${Object.keys(files).length} files.`);
+    out.error(`\n${count(problems.length, 'problem')} found in ${Object.keys(files).length} files.`);
     return 1;
+  }
+  if (warnings.length > 0) {
+    for (const warning of warnings) out.error(formatProblem(warning));
+    out.error(
+      `\n${count(warnings.length, 'warning')}: likely mistakes that still load. ` +
+        (options.strict ? 'Failing because of --strict.' : 'Fix them, or pass --strict to make them fail the check.') +
+        '\n',
+    );
+    if (options.strict) return 1;
   }
   out.info(
     `OK: ${Object.keys(files).length} files, ${ruleset!.tiers.length} tiers (${ruleset!.tiers.map((t) => t.id).join(' < ')}), ` +
@@ -92,8 +104,9 @@ export function validateCommand(out: CliOutput): Command {
   return new Command('validate')
     .description('check every rule and journey file and how they fit together')
     .argument('[dir]', 'the project directory', '.')
+    .option('--strict', 'treat warnings (likely mistakes that still load) as errors')
     .option('--against <ref>', 'also list the journey changes since this git ref that affect users mid-journey')
-    .action(async (dir: string, options: { against?: string }) => {
-      process.exitCode = await validateProject(resolve(dir), out, options.against !== undefined ? { against: options.against } : {});
+    .action(async (dir: string, options: ValidateOptions) => {
+      process.exitCode = await validateProject(resolve(dir), out, options);
     });
 }
