@@ -1,9 +1,10 @@
 /**
  * The embedded stack's dead-letter queue: `<data>/dlq.jsonl`, one JSON line per event that can never be applied,
  * with what the AWS dead-letter queue keeps (the original body, the reason, the event id) and when it arrived.
- * `strata dlq` lists it and redrives it.
+ * `strata dlq` lists it and redrives it; a redriven letter is retired by a mark once the stack accepted it again.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeadLetter } from '../aws/sqs-dead-letter.js';
 import type { EventBridgeEnvelope } from '../core/event-pattern.js';
@@ -11,57 +12,78 @@ import type { EventBridgeEnvelope } from '../core/event-pattern.js';
 export const DLQ_FILE = 'dlq.jsonl';
 
 export interface DeadLetterLine extends DeadLetter {
+  /** Names the letter for a redrive's mark. */
+  id: string;
   /** When it was dead-lettered (wall time). */
   at: string;
 }
 
 export function deadLetterLine(letter: DeadLetter, at: Date): DeadLetterLine {
-  return { at: at.toISOString(), eventRef: letter.eventRef, reason: letter.reason, body: letter.body };
+  return { id: randomUUID(), at: at.toISOString(), eventRef: letter.eventRef, reason: letter.reason, body: letter.body };
 }
 
 export interface DeadLetterFile {
+  /** The letters not yet redriven, with their 1-based line in the file. */
   letters: Array<DeadLetterLine & { line: number }>;
-  /** Lines that are not dead letters (a torn last line after a crash): kept as they are, never dropped. */
+  /** Lines that are neither letters nor marks (a torn last line after a crash): skipped, never dropped. */
   unreadable: number[];
-  /** The file's size when read: a line appended later is not among `letters`, and a rewrite keeps it. */
-  bytes: number;
 }
 
+/**
+ * Reads the file: letters, minus those a `{"redriven": id}` mark retires. The file is only ever appended to while
+ * the stack runs (by the stack's dead letters and by redrive's marks), so the two writers never overwrite each
+ * other; `compactDeadLetters` drops retired letters when the stack starts.
+ */
 export async function readDeadLetters(dataDir: string): Promise<DeadLetterFile> {
   let text: string;
   try {
     text = await readFile(join(dataDir, DLQ_FILE), 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { letters: [], unreadable: [], bytes: 0 };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { letters: [], unreadable: [] };
     throw error;
   }
   const letters: DeadLetterFile['letters'] = [];
+  const redriven = new Set<string>();
   const unreadable: number[] = [];
   text.split('\n').forEach((raw, index) => {
     if (raw.trim() === '') return;
     try {
-      const parsed = JSON.parse(raw) as Partial<DeadLetterLine>;
+      const parsed = JSON.parse(raw) as Partial<DeadLetterLine> & { redriven?: unknown };
+      if (typeof parsed.redriven === 'string') {
+        redriven.add(parsed.redriven);
+        return;
+      }
       if (typeof parsed.body !== 'string' || typeof parsed.reason !== 'string') throw new Error('not a dead letter');
-      letters.push({ at: String(parsed.at ?? ''), eventRef: String(parsed.eventRef ?? ''), reason: parsed.reason, body: parsed.body, line: index + 1 });
+      letters.push({ id: String(parsed.id ?? `line-${index + 1}`), at: String(parsed.at ?? ''), eventRef: String(parsed.eventRef ?? ''), reason: parsed.reason, body: parsed.body, line: index + 1 });
     } catch {
       unreadable.push(index + 1);
     }
   });
-  return { letters, unreadable, bytes: Buffer.byteLength(text, 'utf8') };
+  return { letters: letters.filter((letter) => !redriven.has(letter.id)), unreadable };
 }
 
-/**
- * Removes the given lines (1-based, as read) and keeps everything else, including anything the running stack
- * appended after the file was read. Written beside the file and renamed over it, so a crash leaves one or the other.
- */
-export async function removeDeadLetters(dataDir: string, read: DeadLetterFile, lines: ReadonlySet<number>): Promise<void> {
+/** Retires letters once their events are accepted again: appended marks, so a letter arriving meanwhile is kept. */
+export async function markRedriven(dataDir: string, ids: Iterable<string>, at: Date): Promise<void> {
+  const lines = [...ids].map((id) => JSON.stringify({ redriven: id, at: at.toISOString() }) + '\n').join('');
+  if (lines) await appendFile(join(dataDir, DLQ_FILE), lines);
+}
+
+/** Rewrites the file without retired letters; only while nothing else writes to it (the stack starting). */
+export async function compactDeadLetters(dataDir: string): Promise<void> {
   const path = join(dataDir, DLQ_FILE);
-  const current = await readFile(path);
-  const known = current.subarray(0, read.bytes).toString('utf8').split('\n');
-  const kept = known.filter((raw, index) => raw.trim() !== '' && !lines.has(index + 1));
-  const appendedSince = current.subarray(read.bytes).toString('utf8');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (!text.includes('"redriven"')) return;
+  const { letters, unreadable } = await readDeadLetters(dataDir);
+  const keep = new Set([...letters.map((letter) => letter.line), ...unreadable]);
+  const kept = text.split('\n').filter((raw, index) => keep.has(index + 1));
   const next = `${path}.next`;
-  await writeFile(next, kept.map((line) => line + '\n').join('') + appendedSince);
+  await writeFile(next, kept.map((line) => line + '\n').join(''));
   await rename(next, path);
 }
 

@@ -88,7 +88,12 @@ export async function openIngestLog(dataDir: string, options: { compactAfterDone
       if (doneSinceRewrite >= compactAfterDone) {
         doneSinceRewrite = 0;
         await file.close();
-        file = await rewrite(path, pending);
+        try {
+          file = await rewrite(path, pending);
+        } catch {
+          // The rename is atomic, so the old log is intact: keep appending to it and compact another time.
+          file = await open(path, 'a');
+        }
       }
     }
   }

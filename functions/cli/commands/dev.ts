@@ -17,7 +17,7 @@ import { createCatchUpClock } from '../../local/catch-up-clock.js';
 import { type Clock, createScaledClock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
-import { DLQ_FILE, deadLetterLine } from '../../local/dead-letter-file.js';
+import { DLQ_FILE, compactDeadLetters, deadLetterLine } from '../../local/dead-letter-file.js';
 import { INGEST_LOG_FILE } from '../../local/ingest-log.js';
 import { DYNALITE_FOLDER, removeStackInfo, writeStackInfo } from '../../local/local-data.js';
 import { type LocalStack, type StackActivity, startLocalStack } from '../../local/local-stack.js';
@@ -92,6 +92,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   const ruleset: Ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
   if (options.reset) await rm(dataDir, { recursive: true, force: true });
   await mkdir(dataDir, { recursive: true });
+  await compactDeadLetters(dataDir);
 
   const startedAt = Date.now();
   const clock = options.demo

@@ -5,7 +5,7 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { Command } from 'commander';
 import { resolve } from 'node:path';
-import { DLQ_FILE, type DeadLetterLine, envelopeOf, readDeadLetters, removeDeadLetters } from '../../local/dead-letter-file.js';
+import { DLQ_FILE, type DeadLetterLine, envelopeOf, markRedriven, readDeadLetters } from '../../local/dead-letter-file.js';
 import { runningStack } from '../../local/local-data.js';
 import { DEFAULT_BUS_NAME, MAX_ENTRIES_PER_CALL } from '../../local/put-events-endpoint.js';
 import { type CliOutput, UsageError } from '../output.js';
@@ -49,7 +49,7 @@ async function redriveDeadLetters(options: DlqOptions & { line?: string[] }, out
     return;
   }
 
-  const redrivable: Array<{ line: number; entry: PutEventsRequestEntry }> = [];
+  const redrivable: Array<{ id: string; line: number; entry: PutEventsRequestEntry }> = [];
   for (const letter of chosen) {
     const envelope = envelopeOf(letter.body);
     if (!envelope) {
@@ -58,6 +58,7 @@ async function redriveDeadLetters(options: DlqOptions & { line?: string[] }, out
     }
     const time = new Date(envelope.time);
     redrivable.push({
+      id: letter.id,
       line: letter.line,
       entry: {
         EventBusName: DEFAULT_BUS_NAME,
@@ -71,21 +72,21 @@ async function redriveDeadLetters(options: DlqOptions & { line?: string[] }, out
   }
 
   const client = new EventBridgeClient({ endpoint: stack.eventsEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
-  const accepted = new Set<number>();
+  const accepted = new Set<string>();
   try {
     for (let start = 0; start < redrivable.length; start += MAX_ENTRIES_PER_CALL) {
       const chunk = redrivable.slice(start, start + MAX_ENTRIES_PER_CALL);
       const response = await client.send(new PutEventsCommand({ Entries: chunk.map((item) => item.entry) }));
       (response.Entries ?? []).forEach((result, index) => {
         const item = chunk[index]!;
-        if (result.EventId) accepted.add(item.line);
+        if (result.EventId) accepted.add(item.id);
         else out.error(`dlq redrive: line ${item.line} was not accepted (${result.ErrorCode}: ${result.ErrorMessage}); it stays`);
       });
     }
   } finally {
     client.destroy();
     // Only what the stack accepted (durably) leaves the file, even if a later call failed.
-    if (accepted.size > 0) await removeDeadLetters(dataDir, file, accepted);
+    await markRedriven(dataDir, accepted, new Date());
   }
   out.info(`dlq redrive: ${accepted.size} of ${chosen.length} sent again and removed from ${DLQ_FILE}; any that still fail come back with their reason.`);
 }
