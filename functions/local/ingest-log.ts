@@ -99,7 +99,8 @@ export async function openIngestLog(dataDir: string, options: { compactAfterDone
   }
 
   function startWriting(): Promise<void> {
-    writing ??= writeQueued().finally(() => {
+    // A failed append is reported to its own caller; nothing else may crash the stack from here.
+    writing ??= writeQueued().catch(() => undefined).finally(() => {
       writing = undefined;
       if (queued.length > 0 || doneLines.length > 0) void startWriting();
     });
