@@ -109,7 +109,9 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     clock,
     dynalitePath: join(dataDir, DYNALITE_FOLDER),
     ingestLogDir: dataDir,
-    maxEventFutureMs: maxFutureHours * 3_600_000,
+    // The demo's clock starts DEMO_DAYS back and catches up with the wall clock; a producer's event stamped with the
+    // wall time during the catch-up is not from the future.
+    maxEventFutureMs: maxFutureHours * 3_600_000 + (options.demo ? DEMO_DAYS * 86_400_000 : 0),
     onActivity: async (activity) => {
       if (activity.kind === 'notice') {
         if (noticesSeen.has(activity.notice.noticeId)) return;
