@@ -191,8 +191,8 @@ export function createLocalQueue(options: LocalQueueOptions): LocalQueue {
         pump();
       });
     }
-    if (head < fresh.length) schedule(batchWindowMs);
-    else if (retries.length > 0) schedule(Math.max(1, Math.min(...retries.map((m) => m.visibleAt)) - now));
+    // Fresh messages left over wait for a running batch to finish, which pumps again; retries wait for their time.
+    if (running < concurrency && retries.length > 0) schedule(Math.max(1, Math.min(...retries.map((m) => m.visibleAt)) - now));
     settleIfIdle();
   }
 

@@ -32,7 +32,7 @@ const DAY_SECONDS = '86400';
 const running: RunningStrata[] = [];
 const folders: string[] = [];
 afterEach(async () => {
-  for (const process of running.splice(0)) process.kill();
+  for (const child of running.splice(0)) child.kill();
   for (const folder of folders.splice(0)) await rm(folder, { recursive: true, force: true });
 });
 
