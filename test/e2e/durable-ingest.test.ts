@@ -28,6 +28,8 @@ const EVENTS_PER_USER = 15;
 const TOTAL = USERS * EVENTS_PER_USER;
 /** One virtual day per wall day: event times are the wall clock's, and no nightly review runs during a test. */
 const DAY_SECONDS = '86400';
+/** A few seconds each on an idle machine; two process starts each, so room for a busy CI runner. */
+const E2E_TIMEOUT_MS = 240_000;
 
 const running: RunningStrata[] = [];
 const folders: string[] = [];
@@ -103,7 +105,7 @@ async function restartAndFinish(data: string): Promise<{ resumed: number }> {
   const { dev, client } = await startDev(data);
   client.destroy();
   const resuming = await dev.waitForLine(/^Resuming: \d+ accepted events from the last run/, 5_000);
-  await dev.waitForLine(/  backlog applied: every accepted event so far is applied$/, 60_000);
+  await dev.waitForLine(/  backlog applied: every accepted event so far is applied$/, 120_000);
   expect(await dev.stop('SIGINT', 20_000)).toBe(0);
   expect(dev.lines.at(-1)?.text).toBe('Stopped: every accepted event is applied.');
   return { resumed: Number(/^Resuming: (\d+)/.exec(resuming.text)![1]) };
@@ -125,7 +127,7 @@ describe('strata dev keeps every accepted event (the real EventBridge SDK agains
     expect(resumed).toBeGreaterThanOrEqual(TOTAL - beforeRestart);
     expect(await appliedPerUser(data)).toEqual(Array.from({ length: USERS }, () => EVENTS_PER_USER));
     console.info(`kill -9: ${accepted} accepted, ${beforeRestart} applied before the crash, ${resumed} replayed, ${TOTAL} applied after restart`);
-  });
+  }, E2E_TIMEOUT_MS);
 
   it('stops on SIGINT during ingest without losing anything, and says how many events are left for the next start', async () => {
     const data = await tempData();
@@ -145,7 +147,7 @@ describe('strata dev keeps every accepted event (the real EventBridge SDK agains
     expect(resumed).toBe(remaining);
     expect(await appliedPerUser(data)).toEqual(Array.from({ length: USERS }, () => EVENTS_PER_USER));
     console.info(`SIGINT: ${accepted} accepted, ${remaining} reported left and replayed, ${TOTAL} applied after restart`);
-  });
+  }, E2E_TIMEOUT_MS);
 });
 
 describe('strata dev gives every bad event a reason', () => {
@@ -211,5 +213,5 @@ describe('strata dev gives every bad event a reason', () => {
     expect(await dev.stop('SIGINT', 20_000)).toBe(0);
     const goodOnes = await strata(['user', 'bad-input', '--json', '--data', data]);
     expect((JSON.parse(goodOnes.stdout) as { metrics: Record<string, number> }).metrics['spend90']).toBe(10); // the two neighbours, 5 each
-  });
+  }, E2E_TIMEOUT_MS);
 });
