@@ -120,6 +120,7 @@ const NON_COUNTER_ATTRIBUTES: ReadonlySet<string> = new Set([
   ...Object.values(DAY_ATTRIBUTES),
 ]);
 const PROFILE_VERSION_ATTRIBUTE = 'version' satisfies keyof UserProfile;
+const OUTBOX_CLEARS_ATTRIBUTE = 'outboxClears' satisfies keyof UserProfile;
 /** The profile fields that make up the outbox, emptied together by clearOutbox. */
 const OUTBOX_FIELDS = ['pendingJourney', 'pendingNotices', 'outboxVersion', 'outboxRetryAt', 'outboxLease'] as const satisfies ReadonlyArray<keyof UserProfile>;
 const CHECKPOINT_DATE_ATTRIBUTE = 'date';
@@ -772,9 +773,14 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
                 ...(expectedVersion === 0
                   ? { ConditionExpression: 'attribute_not_exists(#pk)', ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey } }
                   : {
-                      ConditionExpression: '#version = :expected',
-                      ExpressionAttributeNames: { '#version': PROFILE_VERSION_ATTRIBUTE },
-                      ExpressionAttributeValues: { ':expected': { N: String(expectedVersion) } },
+                      // The clears this writer read must still be the stored ones (see clearOutbox).
+                      ConditionExpression:
+                        '#version = :expected AND ' + (profile.outboxClears === undefined ? 'attribute_not_exists(#clears)' : '#clears = :clears'),
+                      ExpressionAttributeNames: { '#version': PROFILE_VERSION_ATTRIBUTE, '#clears': OUTBOX_CLEARS_ATTRIBUTE },
+                      ExpressionAttributeValues: {
+                        ':expected': { N: String(expectedVersion) },
+                        ...(profile.outboxClears === undefined ? {} : { ':clears': { N: String(profile.outboxClears) } }),
+                      },
                     }),
               }),
             ),
@@ -813,7 +819,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         attributeNames['#pendingHistory'] = COMPRESSED_PENDING_HISTORY;
         removals.push('#pendingHistory');
         const values: Item = { ':outboxVersion': { N: String(profile.outboxVersion) }, ':one': { N: '1' } };
-        attributeNames['#version'] = PROFILE_VERSION_ATTRIBUTE;
+        attributeNames['#clears'] = OUTBOX_CLEARS_ATTRIBUTE;
         let setReviewPartition = '';
         // The index key is rebuilt from this profile's reviewAt, so the stored one must still be the same: a later
         // write that moved it also carried the outbox forward, and clears it itself after its own flush.
@@ -835,8 +841,8 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
               new UpdateItemCommand({
                 ...common,
                 Key: { [TABLE_KEYS.partitionKey]: { S: userKey(profile.userId) }, [TABLE_KEYS.sortKey]: { S: PROFILE_KEY } },
-                // The version moves too: a writer that read the profile before this clear must not put the outbox back.
-                UpdateExpression: `REMOVE ${removals.join(', ')}${setReviewPartition} ADD #version :one`,
+                // outboxClears moves too: a writer that read the profile before this clear cannot put the outbox back.
+                UpdateExpression: `REMOVE ${removals.join(', ')}${setReviewPartition} ADD #clears :one`,
                 // A newer decision that added to the outbox changed outboxVersion; its own flush clears it.
                 ConditionExpression: `#outboxVersion = :outboxVersion AND ${reviewAtUnchanged}`,
                 ExpressionAttributeNames: attributeNames,

@@ -21,8 +21,8 @@ export interface TierStore {
   loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[] }>;
   /**
    * Writes the whole profile, as version expectedVersion + 1, only if its stored version is still
-   * `expectedVersion` (0 = must not exist yet). Resolves false on a version conflict so that the caller re-reads
-   * and re-decides. Maintains the review index from `profile.reviewAt`.
+   * `expectedVersion` (0 = must not exist yet) and its outboxClears is still `profile.outboxClears`. Resolves false on
+   * a conflict so that the caller re-reads and re-decides. Maintains the review index from `profile.reviewAt`.
    */
   saveProfile(profile: UserProfile, expectedVersion: number): Promise<boolean>;
   /**
@@ -33,8 +33,9 @@ export interface TierStore {
   /**
    * Empties the outbox (and its lease) once its work is done, unless a newer decision has added to it meanwhile
    * (the stored outboxVersion or reviewAt differs), and lists the user in the review index under `profile.reviewAt`
-   * again. Resolves true if it emptied the outbox, false if a newer decision was there first. It moves the stored
-   * version on, so that a writer that read the outbox before the clear cannot write it back.
+   * again. Resolves true if it emptied the outbox, false if a newer decision was there first. It counts up
+   * `outboxClears`, and saveProfile refuses a profile whose `outboxClears` is not the stored one, so that a writer
+   * that read the outbox before the clear cannot write it back.
    */
   clearOutbox(profile: UserProfile): Promise<boolean>;
   /** One page of the users whose review date is `date`, in one shard of the review index. */

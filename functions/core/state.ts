@@ -88,6 +88,12 @@ export interface UserProfile {
   pendingNotices?: TierNotice[];
   /** Only in profiles stored before history entries were written ahead of the profile; flushed like the rest. */
   pendingHistory?: HistoryEntry[];
+  /**
+   * How many times the outbox has been cleared. A clear does not move `version`, so this is what stops a writer that
+   * read the outbox before a clear from writing it back: saveProfile also requires the stored count to be the one
+   * the profile carries.
+   */
+  outboxClears?: number;
   /** The newest committed tier-history entry: the head of the chain that listHistory follows. */
   lastHistoryId?: string;
   /** The profile version that last added to the outbox. */
@@ -130,10 +136,10 @@ export interface HistoryEntry {
 
 /**
  * The committed entries among `newestFirst` (every stored entry of a user, newest version first), by following the
- * chain from the profile's lastHistoryId; at most `limit`. With no chain yet, every entry is committed.
+ * chain from the profile's lastHistoryId; at most `limit`. Entries from before the chain (no id) are all committed.
  */
 export function committedHistory(newestFirst: readonly HistoryEntry[], lastHistoryId: string | undefined, limit: number): HistoryEntry[] {
-  if (lastHistoryId === undefined) return newestFirst.slice(0, Math.max(0, limit));
+  if (lastHistoryId === undefined) return newestFirst.filter((entry) => entry.id === undefined).slice(0, Math.max(0, limit));
   const committed: HistoryEntry[] = [];
   let expected: string | undefined = lastHistoryId;
   for (const entry of newestFirst) {

@@ -42,7 +42,7 @@ export class MemoryTierStore implements TierStore {
 
   async saveProfile(profile: UserProfile, expectedVersion: number): Promise<boolean> {
     const stored = this.profiles.get(profile.userId);
-    if ((stored?.version ?? 0) !== expectedVersion) return false;
+    if ((stored?.version ?? 0) !== expectedVersion || stored?.outboxClears !== profile.outboxClears) return false;
     this.profiles.set(profile.userId, clone({ ...profile, version: expectedVersion + 1 }));
     return true;
   }
@@ -61,7 +61,7 @@ export class MemoryTierStore implements TierStore {
     delete stored.outboxVersion;
     delete stored.outboxRetryAt;
     delete stored.outboxLease;
-    stored.version += 1;
+    stored.outboxClears = (stored.outboxClears ?? 0) + 1;
     return true;
   }
 
