@@ -21,7 +21,7 @@ import { DYNALITE_FOLDER, removeStackInfo, writeStackInfo } from '../../local/lo
 import { type LocalStack, type StackActivity, startLocalStack } from '../../local/local-stack.js';
 import { PortInUseError, startPutEventsEndpoint } from '../../local/put-events-endpoint.js';
 import { type CliOutput, UsageError } from '../output.js';
-import { loadValidRuleset } from './simulate.js';
+import { loadValidRuleset } from '../load-ruleset.js';
 
 export const DEMO_DAYS = 60;
 export const DEMO_USERS = 60;

@@ -1,22 +1,15 @@
 import { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { formatProblem } from '../../core/errors.js';
-import { loadRuleset, type Ruleset } from '../../core/ruleset.js';
 import { readEventLines } from '../../local/event-lines.js';
-import { readProjectFiles } from '../../local/project-files.js';
 import { renderReportHtml } from '../../local/report-html.js';
 import { compareRulesets, runSimulation } from '../../local/simulation.js';
 import type { SimulationSummary } from '../../local/simulation-summary.js';
+import { loadValidRuleset } from '../load-ruleset.js';
 import { type CliOutput, UsageError } from '../output.js';
 
-export async function loadValidRuleset(projectDir: string, what: string): Promise<Ruleset> {
-  const { ruleset, problems } = loadRuleset(await readProjectFiles(projectDir));
-  if (!ruleset) {
-    throw new UsageError(`${what} in ${projectDir} has ${problems.length} problem(s):\n  ${problems.map(formatProblem).join('\n  ')}`, 'run `strata validate` and fix them first');
-  }
-  return ruleset;
-}
+// Also exported from here, where it used to live, for callers that import it with the simulator.
+export { loadValidRuleset };
 
 export function formatWeeklyTable(summary: SimulationSummary): string[] {
   const tierIds = summary.tiers.map((t) => t.id);
