@@ -3,7 +3,6 @@
  * to exit, median of several runs after one warm-up run (which also rebuilds a stale bundle). `user` reads from a
  * running `strata dev` stack (started here with no demo, one user posted through the real EventBridge client).
  */
-import '../functions/local/polyfills.js';
 import '../functions/local/cli-environment.js';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { execFile } from 'node:child_process';

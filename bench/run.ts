@@ -3,7 +3,6 @@
  * DESIGN.md, writes bench/results.json, prints the table and refreshes README.md's bench section. Every figure
  * comes from this one run, so ratios compare like with like on the same machine at the same moment.
  */
-import '../functions/local/polyfills.js';
 import '../functions/local/cli-environment.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';

@@ -6,7 +6,6 @@
  * runs, so `strata --help` and `strata validate` start in a fraction of a second. To add a command, add an entry
  * to `commands`: its summary is what the top-level help lists without loading the module.
  */
-import '../local/polyfills.js';
 import '../local/cli-environment.js';
 import { Command } from 'commander';
 import { UsageError } from './output.js';
