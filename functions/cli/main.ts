@@ -8,7 +8,6 @@
  */
 import '../local/cli-environment.js';
 import { Command } from 'commander';
-import { UsageError } from './output.js';
 import { consoleOutput, reportFailure } from './output.js';
 
 interface CommandEntry {
@@ -45,12 +44,7 @@ const commands: Record<string, CommandEntry> = {
     summary: 'inspect the journeys',
     load: async () => {
       const [{ journeyCommand }, { loadValidRuleset }] = await Promise.all([import('./commands/journey.js'), import('./load-ruleset.js')]);
-      return journeyCommand(async (tier) => {
-        const ruleset = await loadValidRuleset(process.cwd(), 'the ruleset');
-        const journey = ruleset.journeys[tier];
-        if (!journey) throw new UsageError(`no journey for tier "${tier}"`, `tiers with journeys: ${Object.keys(ruleset.journeys).join(', ')}`);
-        return journey;
-      });
+      return journeyCommand(async () => (await loadValidRuleset(process.cwd(), 'the ruleset')).journeys);
     },
   },
 };
