@@ -205,8 +205,8 @@ export function devCommand(out: CliOutput): Command {
       await new Promise<void>((resolveStop) => {
         let stopping = false;
         const shutdown = (): void => {
-          // Under `npm start` one Ctrl-C arrives more than once: from the terminal and again relayed by npm and
-          // tsx. A listener that is gone after the first would let the second kill the process mid-shutdown,
+          // Under `npm start` one Ctrl-C arrives more than once: from the terminal and again relayed by npm.
+          // A listener that is gone after the first would let the second kill the process mid-shutdown,
           // leaving stack.json behind; so the listeners stay, and repeats are ignored.
           if (stopping) return;
           stopping = true;
