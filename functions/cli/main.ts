@@ -40,6 +40,10 @@ const commands: Record<string, CommandEntry> = {
     summary: "print why a user is in their tier: the last decision's rules, conditions and values",
     load: async () => (await import('./commands/user.js')).explainCommand(consoleOutput),
   },
+  dlq: {
+    summary: 'list the events the local stack could not apply, with their reasons; send them again',
+    load: async () => (await import('./commands/dlq.js')).dlqCommand(consoleOutput),
+  },
   journey: {
     summary: 'inspect the journeys',
     load: async () => {

@@ -15,7 +15,7 @@ describe('the strata bin', () => {
   it('lists every command with its summary, without loading them', async () => {
     const { code, stdout } = await strata(['--help']);
     expect(code).toBe(0);
-    for (const name of ['dev', 'validate', 'schemas', 'simulate', 'user', 'explain', 'journey']) expect(stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['dev', 'validate', 'schemas', 'simulate', 'user', 'explain', 'dlq', 'journey']) expect(stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     expect(stdout).toContain('check every rule and journey file and how they fit together');
   });
 
