@@ -25,6 +25,7 @@ import {
   bakedProjectFiles,
   createDynamoDbClient,
   createEventBridgeClient,
+  createHandlerMetrics,
   createSfnClient,
   journeyIdsOf,
   createSqsClient,
@@ -181,6 +182,7 @@ export function ingestDependenciesFromEnvironment(files = bakedProjectFiles()): 
       clock: systemClock,
     },
     deadLetters: createSqsDeadLetterSender({ client: createSqsClient(), queueUrl: deadLetterQueueUrl }),
+    metrics: createHandlerMetrics(INGEST_SERVICE_NAME),
   };
 }
 

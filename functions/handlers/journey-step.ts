@@ -20,6 +20,7 @@ import {
   bakedProjectFiles,
   createDynamoDbClient,
   createEventBridgeClient,
+  createHandlerMetrics,
   loadRulesetOrFail,
   redactUserId,
   requireEnv,
@@ -141,6 +142,7 @@ export function journeyStepDependenciesFromEnvironment(files = bakedProjectFiles
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,
     },
+    metrics: createHandlerMetrics(JOURNEY_STEP_SERVICE_NAME),
   };
 }
 
