@@ -96,21 +96,28 @@ async function reviewUserIsolated(services: TierServices, userId: string, option
 
 /**
  * Runs `work` on each item, at most `concurrency` at once, while `hasTimeLeft()`; resolves whether every item was
- * started (and so finished).
+ * started (and so finished). A failure stops new work, waits for the work under way, then is thrown: nothing is
+ * left running behind a failed shard step.
  */
 async function forEachBounded<T>(items: readonly T[], concurrency: number, hasTimeLeft: () => boolean, work: (item: T) => Promise<void>): Promise<boolean> {
   let next = 0;
   let stopped = false;
+  let failure: { error: unknown } | undefined;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (next < items.length && failure === undefined) {
       if (!hasTimeLeft()) {
         stopped = true;
         return;
       }
-      await work(items[next++]!);
+      try {
+        await work(items[next++]!);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  if (failure !== undefined) throw failure.error;
   return !stopped;
 }
 
