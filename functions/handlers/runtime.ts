@@ -33,6 +33,8 @@ export const ENV = {
   deadLetterQueueUrl: 'STRATA_DEAD_LETTER_QUEUE_URL',
   /** The CloudWatch namespace of the handlers' metrics: one per stack, so two stages in one account stay apart. */
   metricsNamespace: 'STRATA_METRICS_NAMESPACE',
+  /** Optional: hours an event's occurredAt may be ahead of now (default 24). */
+  maxEventFutureHours: 'STRATA_MAX_EVENT_FUTURE_HOURS',
 } as const;
 
 export class MissingEnvironmentError extends Error {
@@ -69,6 +71,14 @@ export function requirePositiveIntegerEnv(variable: string, what: string, env: N
   const text = requireEnv(variable, what, env);
   const value = Number(text);
   if (!Number.isInteger(value) || value < 1) throw new InvalidEnvironmentError(variable, `must be a positive whole number, found "${text}"`);
+  return value;
+}
+
+export function optionalPositiveNumberEnv(variable: string, what: string, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env[variable];
+  if (text === undefined || text.trim() === '') return undefined;
+  const value = Number(text);
+  if (!(value > 0) || !Number.isFinite(value)) throw new InvalidEnvironmentError(variable, `(${what}) must be a positive number, found "${text}"`);
   return value;
 }
 
