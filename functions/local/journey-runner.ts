@@ -138,6 +138,13 @@ interface Execution {
   shadow: JsonObject;
   /** The instant the latest Wait ends, in journey time. */
   resumeAt?: number;
+  /**
+   * The same as far as the event log has got: the log runs behind the library, so a state's position takes its
+   * wake-up time from here (resumeAt may already hold the end of a Wait after it). Fed by waitEndsToLog.
+   */
+  loggedResumeAt?: number;
+  /** The ends of the Waits started, in order, until the log reaches their StateEntered. */
+  waitEndsToLog: number[];
   /** Wait ends computed from the shadow, checked against the event log's real Wait input. */
   pathWaitChecks: Array<{ state: string; path: string; value: unknown }>;
   sleeps: AbortController;
@@ -218,6 +225,7 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
   const onWaitStarted = (execution: Execution, stateName: string, wait: WaitState): number => {
     const ends = waitEnds(execution, stateName, wait);
     execution.resumeAt = Math.max(ends, execution.resumeAt ?? -Infinity);
+    execution.waitEndsToLog.push(execution.resumeAt);
     const wallMs = clock.wallDelayMs ? Math.min(clock.wallDelayMs(new Date(execution.resumeAt)), 2_147_483_647) : 0;
     if (wallMs > 0) setPhase(execution, 'sleeping');
     return wallMs;
@@ -342,6 +350,7 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       run.abort();
     };
     const onStateEntered = (name: string, type: string, input: unknown): void => {
+      if (type === 'Wait') execution.loggedResumeAt = execution.waitEndsToLog.shift();
       const restored = execution.enteredFromRecord;
       if (restored && !restored.entered && restored.state === name) {
         restored.entered = true;
@@ -349,7 +358,8 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       }
       execution.summary.transitions++;
       execution.summary.statesEntered.push(name);
-      execution.position = { state: name, input, ...(execution.resumeAt !== undefined ? { wakeAt: new Date(execution.resumeAt).toISOString() } : {}) };
+      const wakeAt = execution.loggedResumeAt;
+      execution.position = { state: name, input, ...(wakeAt !== undefined ? { wakeAt: new Date(wakeAt).toISOString() } : {}) };
       execution.positionSaved = save(execution);
       execution.positionSaved.catch((error: unknown) => failWith({ error: 'JourneyRunner.StoreFailed', cause: String(error) }));
       const check = type === 'Wait' ? execution.pathWaitChecks.find((c) => c.state === name) : undefined;
@@ -410,7 +420,8 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
     taskCalls: 0,
     taskAnnouncements: 0,
     announcementWaiters: [],
-    ...(position.wakeAt !== undefined ? { resumeAt: Date.parse(position.wakeAt) } : {}),
+    waitEndsToLog: [],
+    ...(position.wakeAt !== undefined ? { resumeAt: Date.parse(position.wakeAt), loggedResumeAt: Date.parse(position.wakeAt) } : {}),
   });
 
   const runner: JourneyRunner = {
