@@ -13,7 +13,9 @@ import { addDays, localDate } from '../../core/dates.js';
 import type { UserEvent } from '../../core/event.js';
 import { instantAtLocalTime } from '../../core/local-time.js';
 import type { Ruleset } from '../../core/ruleset.js';
+import { openActionLog } from '../../local/action-log.js';
 import { createCatchUpClock } from '../../local/catch-up-clock.js';
+import { keepClockCheckpoint, readClockCheckpoint } from '../../local/clock-checkpoint.js';
 import { type Clock, createScaledClock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
@@ -83,30 +85,32 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   await mkdir(dataDir, { recursive: true });
 
   const startedAt = Date.now();
+  // Journey time carries on from where the last run left it, never behind the wall clock.
+  const reached = options.demo ? undefined : await readClockCheckpoint(dataDir);
   const clock = options.demo
     ? createCatchUpClock({ from: new Date(startedAt - DEMO_DAYS * 86_400_000), catchUpMsPerDay: DEMO_MS_PER_DAY, msPerDay: daySeconds * 1000, wallStart: startedAt })
-    : createScaledClock({ msPerDay: daySeconds * 1000 });
+    : createScaledClock({ msPerDay: daySeconds * 1000, ...(reached && reached.getTime() > startedAt ? { start: reached } : {}) });
   const stamp = (): string => clock.now().toISOString().slice(0, 16).replace('T', ' ');
   const write = async (file: string, value: unknown): Promise<void> => appendFile(join(dataDir, file), JSON.stringify(value) + '\n');
 
   // Notices are delivered at least once (a concurrent event may flush an outbox again); print each once, as a
   // consumer deduplicating by noticeId would.
   const noticesSeen = new Set<string>();
+  const actions = await openActionLog(dataDir);
   const stack = await startLocalStack({
     ruleset,
     clock,
     dynalitePath: join(dataDir, DYNALITE_FOLDER),
+    journeyDataDir: dataDir,
     onActivity: async (activity) => {
       if (activity.kind === 'notice') {
         if (noticesSeen.has(activity.notice.noticeId)) return;
         noticesSeen.add(activity.notice.noticeId);
       }
+      if (activity.kind === 'action' && !(await actions.deliver(activity.action))) return;
       const line = describeActivity(activity);
       if (line) out.info(`${stamp()}  ${line}`);
-      if (activity.kind === 'action') await write('actions.jsonl', activity.action);
       if (activity.kind === 'dead-letter') await write('dlq.jsonl', activity.letter);
-      if (activity.kind === 'journey-started') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: activity.tier, status: 'RUNNING' }]);
-      if (activity.kind === 'journey-stopped') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: '', status: 'ABORTED' }]);
       if (activity.kind === 'journey-step') {
         await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.task.executionName, tier: activity.task.tier, stepId: activity.task.stepId, outcome: activity.result.outcome }]);
       }
@@ -121,6 +125,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     throw error;
   }
   await writeStackInfo(dataDir, { dynamoEndpoint: stack.dynalite.endpoint, tableName: stack.dynalite.tableName, eventsEndpoint: endpoint.url, pid: process.pid });
+  const clockCheckpoint = keepClockCheckpoint(dataDir, clock);
 
   const stopping = new AbortController();
   const reviewLoop = (async () => {
@@ -143,6 +148,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   out.info(`Strata is running: PutEvents at ${endpoint.url} (bus "strata"), data in ${options.data}, one day every ${daySeconds} s.`);
   out.info(`Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`);
   if (options.demo) out.info(`Demo: ${DEMO_USERS} example users, the last ${DEMO_DAYS} days at ${DEMO_MS_PER_DAY / 1000} s per day.`);
+  if (stack.resumedJourneys > 0) out.info(`Resumed ${stack.resumedJourneys} journey${stack.resumedJourneys === 1 ? '' : 's'} where ${stack.resumedJourneys === 1 ? 'it' : 'they'} stopped.`);
 
   return {
     stack,
@@ -153,6 +159,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
       await stack.close();
+      await clockCheckpoint.stop();
       await removeStackInfo(dataDir);
     },
   };
