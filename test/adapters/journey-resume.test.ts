@@ -3,6 +3,8 @@
  * temporary folder) and a new runner over the same file carries on where the old one was. The compiled ASL of the
  * shipped member journey runs on aws-local-stepfunctions with a virtual clock and in-memory journey-step ports.
  *
+ * The local action log, which drops a repeated actionId as a channel would, is tested here too.
+ *
  * A crash is simulated at every write the runner makes: the log takes the first k records, the (k+1)-th reaches the
  * file cut in half and nothing after it arrives, and the old runner is abandoned. The restarted runner must then
  * send each step's action (by actionId) exactly as an uninterrupted run does, at the same instants.
@@ -15,6 +17,7 @@ import { compileJourney, type AslDefinition } from '../../functions/core/journey
 import type { JourneyAction } from '../../functions/core/journey/decide-journey-step.js';
 import type { JourneyDefinition } from '../../functions/core/journey/journey-schema.js';
 import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js';
+import { ACTIONS_FILE, openActionLog } from '../../functions/local/action-log.js';
 import { type VirtualClock, createVirtualClock } from '../../functions/local/clock.js';
 import {
   JOURNEY_EXECUTIONS_FILE,
@@ -166,7 +169,7 @@ describe('the journey execution log', () => {
     const log = await openJourneyExecutionLog(folder);
     await log.save(record('a', 'ABORTED'));
     await log.close();
-    await writeFile(join(folder, `${JOURNEY_EXECUTIONS_FILE}.compacting`), '{"executionName":"half');
+    await writeFile(join(folder, `${JOURNEY_EXECUTIONS_FILE}.replacing`), '{"executionName":"half');
     const reopened = await openJourneyExecutionLog(folder);
     expect(reopened.records().map((r) => [r.executionName, r.status])).toEqual([['a', 'ABORTED']]);
     await reopened.close();
@@ -192,6 +195,29 @@ describe('the journey execution log', () => {
     // 3,000 saves of about 700 bytes: without the rewrite, 2 MB.
     expect(lines.length).toBeLessThan(1_500);
     expect(JSON.parse(lines.at(-1)!)).toMatchObject({ transitions: 2_999 });
+  });
+});
+
+describe('the local action log', () => {
+  const action = (stepId: string): JourneyAction =>
+    ({ actionId: `id-${stepId}`, kind: 'content', userId: 'u1', journeyId: 'member-nurture', stepId, at: T0, templateId: 't', channel: 'c' }) as unknown as JourneyAction;
+
+  it('delivers each actionId once, across a restart, and after a line cut short by a crash', async () => {
+    const folder = await dataFolder();
+    const log = await openActionLog(folder);
+    expect(await log.deliver(action('a'))).toBe(true);
+    expect(await log.deliver(action('a'))).toBe(false);
+    await log.close();
+    const torn = JSON.stringify(action('b'));
+    await appendFile(join(folder, ACTIONS_FILE), torn.slice(0, 20));
+
+    const reopened = await openActionLog(folder);
+    expect(await reopened.deliver(action('a'))).toBe(false);
+    // The cut-off line never counted as delivered: the repeat is delivered, on a line of its own.
+    expect(await reopened.deliver(action('b'))).toBe(true);
+    await reopened.close();
+    const lines = (await readFile(join(folder, ACTIONS_FILE), 'utf8')).split('\n');
+    expect(lines.map((line) => (line.startsWith('{') && line.endsWith('}') ? (JSON.parse(line) as JourneyAction).stepId : line))).toEqual(['a', torn.slice(0, 20), 'b', '']);
   });
 });
 

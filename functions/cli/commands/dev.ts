@@ -121,6 +121,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     endpoint = await startPutEventsEndpoint({ port, busName: 'strata', onEvents: (envelopes) => stack.bus.put(envelopes), now: () => clock.now() });
   } catch (error) {
     await stack.close();
+    await actions.close();
     if (error instanceof PortInUseError) throw new UsageError(`dev: port ${port} is already in use`, 'stop whatever uses it, or pass --port');
     throw error;
   }
@@ -159,6 +160,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
       await stack.close();
+      await actions.close();
       await clockCheckpoint.stop();
       await removeStackInfo(dataDir);
     },
