@@ -18,7 +18,7 @@ import type { JourneyAction } from '../../functions/core/journey/decide-journey-
 import type { JourneyDefinition } from '../../functions/core/journey/journey-schema.js';
 import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js';
 import { ACTIONS_FILE, openActionLog } from '../../functions/local/action-log.js';
-import { type VirtualClock, createVirtualClock } from '../../functions/local/clock.js';
+import { type VirtualClock, createScaledClock, createVirtualClock } from '../../functions/local/clock.js';
 import {
   JOURNEY_EXECUTIONS_FILE,
   JourneyExecutionLogError,
@@ -306,6 +306,43 @@ describe('journeys survive a restart of the local runner', () => {
       expect(await readJourneyExecution(folder, EXECUTION), context).toMatchObject({ status: 'SUCCEEDED' });
     }
   }, 120_000);
+
+  it('runs a step only once the store holds its position (a scaled clock, where the library Waits do the pausing)', async () => {
+    // Without quiet hours: a scaled clock keeps running while the machine is built, so the start hour is not known.
+    const fast: JourneyDefinition = { ...journey, settings: { ...journey.settings, quietHours: undefined } };
+    const folder = await dataFolder();
+    const log = await openJourneyExecutionLog(folder);
+    const happened: string[] = [];
+    // Each save takes 30 ms to become durable: long enough for a step that did not wait for it to run first.
+    const slowStore: ExecutionStore = {
+      records: () => log.records(),
+      save: async (record) => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        await log.save(record);
+        if (record.position && record.position.result === undefined) happened.push(`durable ${record.position.state}`);
+      },
+    };
+    const clock = createScaledClock({ msPerDay: 100, start: new Date(T0) });
+    const memory = createMemoryJourneyPorts(clock);
+    const userId = userIdFor(fast, false);
+    memory.setProfile(profileFor(userId, 'member'));
+    const runner = createJourneyRunner({
+      machines: { member: compileJourney(fast) },
+      clock,
+      store: slowStore,
+      runStep: (task) => {
+        happened.push(`step ${task.stepId}`);
+        return runJourneyStep(memory.ports, { journey: fast, task, rulesetTimeZone: RULESET_TIME_ZONE });
+      },
+    });
+    await runner.start(EXECUTION, 'member', { userId });
+    while (runner.executions()[0]?.status === 'RUNNING') await new Promise((resolve) => setTimeout(resolve, 10));
+    await log.close();
+    expect(runner.executions()[0]?.status).toBe('SUCCEEDED');
+    const steps = happened.filter((line) => line.startsWith('step '));
+    expect(steps).toEqual(['step live_session_replay', 'step members_group', 'step member_price']);
+    for (const step of steps) expect(happened.indexOf(`durable ${step.slice(5)}`), step).toBeLessThan(happened.indexOf(step));
+  });
 
   it('stopping the stack leaves a journey RUNNING; a Wait that ended while it was down goes on at once', async () => {
     const folder = await dataFolder();
