@@ -168,6 +168,8 @@ interface Execution {
   taskInFlight?: Promise<unknown>;
   /** Halted by suspend(): stays RUNNING in the store. */
   suspended?: boolean;
+  /** RUNNING in the store from an earlier run of the stack, not yet taken up by resume(). */
+  awaitingResume?: boolean;
 }
 
 export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunner {
@@ -448,6 +450,11 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
     async stop(executionName) {
       const execution = executions.get(executionName);
       if (!execution || execution.summary.status !== 'RUNNING' || execution.suspended) return;
+      if (execution.awaitingResume) {
+        // Stopped before this run took it up again: it ends where it was.
+        execution.awaitingResume = false;
+        return finish(execution, 'ABORTED');
+      }
       execution.sleeps.abort();
       execution.abortRun?.();
       await execution.done;
@@ -455,21 +462,18 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
 
     async resume() {
       let resumed = 0;
-      for (const record of store?.records() ?? []) {
-        if (executions.has(record.executionName)) continue;
-        const { position, ...summary } = record;
-        const compiled = machines.get(record.tier);
-        if (record.status !== 'RUNNING') {
-          executions.set(record.executionName, newExecution(summary, new Date(record.startedAt), position ?? { state: '', input: {} }));
+      for (const execution of executions.values()) {
+        if (!execution.awaitingResume) continue;
+        execution.awaitingResume = false;
+        const { executionName, tier } = execution.summary;
+        const state = execution.position.state;
+        const compiled = machines.get(tier);
+        if (!compiled || !(state in compiled.asl.States)) {
+          const where = !compiled ? `there is no journey for tier "${tier}" any more` : `its journey has no state "${state}" any more`;
+          await finish(execution, 'FAILED', { error: 'JourneyRunner.CannotResume', cause: `JourneyRunner: ${executionName} cannot carry on after the restart: ${where} (the journey was edited while it ran)` });
           continue;
         }
-        const execution = newExecution(summary, new Date(record.startedAt), position ?? { state: '', input: {} });
-        executions.set(record.executionName, execution);
-        if (!compiled || !position || !(position.state in compiled.asl.States)) {
-          const where = !compiled ? `there is no journey for tier "${record.tier}" any more` : `its journey has no state "${position?.state}" any more`;
-          await finish(execution, 'FAILED', { error: 'JourneyRunner.CannotResume', cause: `JourneyRunner: ${record.executionName} cannot carry on after the restart: ${where} (the journey was edited while it ran)` });
-          continue;
-        }
+        execution.phase = 'running';
         launch(execution, compiled);
         resumed++;
       }
@@ -501,6 +505,14 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
     },
   };
 
+  // Known from the start, so that a StartExecution or StopExecution before resume() finds them as Step Functions would.
+  for (const { position, ...summary } of store?.records() ?? []) {
+    const execution = newExecution(summary, new Date(summary.startedAt), position ?? { state: '', input: {} });
+    // Not running in this process until resume(): idle() does not wait for it.
+    execution.phase = 'done';
+    execution.awaitingResume = summary.status === 'RUNNING';
+    executions.set(summary.executionName, execution);
+  }
   if (isVirtualClock(clock)) clock.settleWith(() => runner.idle());
   return runner;
 }

@@ -392,8 +392,9 @@ describe('journeys survive a restart of the local runner', () => {
 
     const reopened = await openJourneyExecutionLog(folder);
     const second = world.boot(reopened, END);
-    expect(await second.resume()).toBe(0);
+    // Known before resume(), as Step Functions would know them, e.g. to a replayed event that starts journeys.
     expect(await second.start('member-other', journey.tier, { userId: otherUser })).toBe('already-exists');
+    expect(await second.resume()).toBe(0);
     await second.idle();
     await reopened.close();
     expect(second.executions().map((e) => [e.executionName, e.status, e.stoppedAt])).toEqual([
@@ -401,6 +402,28 @@ describe('journeys survive a restart of the local runner', () => {
       ['member-other', 'ABORTED', at(1)],
     ]);
     expect(world.memory.published.filter((action) => action.userId === otherUser).map((action) => action.kind)).toEqual(['content']);
+  });
+
+  it('a StopExecution that arrives before resume() ends the journey where it was', async () => {
+    const folder = await dataFolder();
+    const world = createWorld(journey);
+    const log = await openJourneyExecutionLog(folder);
+    const first = world.boot(log, T0);
+    await first.start(EXECUTION, journey.tier, { userId: world.userId });
+    await world.clock.advanceTo(at(1));
+    await first.idle();
+    await first.suspend();
+    await log.close();
+
+    const reopened = await openJourneyExecutionLog(folder);
+    const second = world.boot(reopened, at(1));
+    await second.stop(EXECUTION);
+    expect(await second.resume()).toBe(0);
+    await world.clock.advanceTo(END);
+    await second.idle();
+    await reopened.close();
+    expect(world.memory.published.map((action) => action.kind)).toEqual(['content']);
+    expect(await readJourneyExecution(folder, EXECUTION)).toMatchObject({ status: 'ABORTED', stoppedAt: at(1) });
   });
 
   it('fails an execution whose recorded state the edited journey no longer has, saying why', async () => {
