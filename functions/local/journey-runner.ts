@@ -103,8 +103,9 @@ export interface JourneyRunner {
   /** Like StopExecution: aborts a running execution; an unknown or finished one is left as it is. */
   stop(executionName: string): Promise<void>;
   /**
-   * Takes up the store's executions: finished ones are listed (their names stay taken), running ones carry on from
-   * their recorded position. Returns how many carry on. Call once, before starting new executions.
+   * Carries on with the executions the store holds as running, each from its recorded position; returns how many.
+   * (The store's executions, finished ones too, are known from creation: their names stay taken, and stop() ends
+   * one that has not been taken up yet.) Call once, when whatever a step publishes to is ready.
    */
   resume(): Promise<number>;
   /**
