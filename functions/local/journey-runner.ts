@@ -113,6 +113,8 @@ export interface JourneyRunner {
    * store each stays RUNNING where it was, for the next `resume()`.
    */
   suspend(): Promise<void>;
+  /** Like a deploy: new executions run these machines; running ones keep the definition they started with. */
+  deploy(machines: Record<string, AslDefinition>): void;
   /** Resolves once every execution has finished or is waiting for the clock. */
   idle(): Promise<void>;
   executions(): ExecutionSummary[];
@@ -490,6 +492,10 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       }
       await Promise.all(running.map((execution) => execution.done));
       await Promise.all(running.map((execution) => execution.taskInFlight));
+    },
+
+    deploy(next) {
+      for (const [tier, asl] of Object.entries(next)) machines.set(tier, buildMachine(asl));
     },
 
     async idle() {

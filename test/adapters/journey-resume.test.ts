@@ -67,7 +67,7 @@ function createWorld(journey: JourneyDefinition) {
       return createJourneyRunner({
         machines,
         clock,
-        runStep: (task) => runJourneyStep(memory.ports, { journey, task, rulesetTimeZone: RULESET_TIME_ZONE }),
+        runStep: (task) => runJourneyStep(memory.ports, { task, rulesetTimeZone: RULESET_TIME_ZONE }),
         ...(store ? { store } : {}),
       });
     },
@@ -332,7 +332,7 @@ describe('journeys survive a restart of the local runner', () => {
       store: slowStore,
       runStep: (task) => {
         happened.push(`step ${task.stepId}`);
-        return runJourneyStep(memory.ports, { journey: fast, task, rulesetTimeZone: RULESET_TIME_ZONE });
+        return runJourneyStep(memory.ports, { task, rulesetTimeZone: RULESET_TIME_ZONE });
       },
     });
     await runner.start(EXECUTION, 'member', { userId });
