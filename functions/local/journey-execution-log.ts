@@ -11,9 +11,12 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDurableFile } from './durable-file.js';
+import type { AslDefinition } from '../core/journey/compile-journey.js';
 import type { ExecutionRecord, ExecutionStore } from './journey-runner.js';
 
 export const JOURNEY_EXECUTIONS_FILE = 'journey-executions.jsonl';
+/** The compiled definitions executions run, one line per version: `{ "key": …, "definition": … }`. */
+export const JOURNEY_DEFINITIONS_FILE = 'journey-definitions.jsonl';
 /** Rewrite once the lines appended since the last rewrite pass both of these. */
 const COMPACT_AFTER_BYTES = 1_048_576;
 const COMPACT_AFTER_RATIO = 4;
@@ -39,6 +42,9 @@ export async function openJourneyExecutionLog(dataDir: string): Promise<JourneyE
   await file.replaceWith(compacted);
   let compactedBytes = Buffer.byteLength(compacted);
   let appendedBytes = 0;
+  const definitionsPath = join(dataDir, JOURNEY_DEFINITIONS_FILE);
+  const definitions = await readDefinitions(definitionsPath);
+  const definitionsFile = await openDurableFile(definitionsPath);
 
   return {
     path,
@@ -56,8 +62,34 @@ export async function openJourneyExecutionLog(dataDir: string): Promise<JourneyE
         file.replaceWith(compacted).catch(() => undefined);
       }
     },
-    close: () => file.close(),
+    definitions: () => new Map(definitions),
+    async saveDefinition(key, definition) {
+      if (definitions.has(key)) return;
+      definitions.set(key, definition);
+      await definitionsFile.append(JSON.stringify({ key, definition }) + '\n');
+    },
+    async close() {
+      await file.close();
+      await definitionsFile.close();
+    },
   };
+}
+
+async function readDefinitions(path: string): Promise<Map<string, AslDefinition>> {
+  const definitions = new Map<string, AslDefinition>();
+  let text = '';
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new JourneyExecutionLogError(`JourneyExecutionLog: could not read ${path} (${(error as Error).message})`, { cause: error });
+  }
+  // A last line cut short by a crash belongs to an execution that never started: its start waits for this line.
+  for (const line of text.split('\n').slice(0, -1)) {
+    if (!line) continue;
+    const { key, definition } = JSON.parse(line) as { key: string; definition: AslDefinition };
+    definitions.set(key, definition);
+  }
+  return definitions;
 }
 
 /** One execution's latest record, read without opening the log for writing (for `strata user`). */

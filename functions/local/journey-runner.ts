@@ -33,9 +33,10 @@
  *   Between the step's own writes and its result's there is a window in which a crash means the step runs again on
  *   resume; the step is idempotent for that (its send is recorded once per actionId, and the action it publishes
  *   again carries the same actionId).
- * - `resume()` starts each running execution again from its recorded state, with its recorded input, on the same
- *   compiled ASL with only StartAt moved (one derived machine per state, built once). A Wait resumes with the end
- *   it had, so a Wait that ended while the stack was down goes on at once.
+ * - `resume()` starts each running execution again from its recorded state, with its recorded input, on the
+ *   compiled ASL it started with (kept in the store by content hash, so a journey deployed since does not change
+ *   it), with only StartAt moved (one derived machine per state, built once). A Wait resumes with the end it had,
+ *   so a Wait that ended while the stack was down goes on at once.
  * - `suspend()` (stopping the stack) leaves executions RUNNING in the store; `stop()` (StopExecution) and the end
  *   of an execution record its final status and stop time.
  * The library sets `$$.Execution.Input` to the input of the run, which on resume is the recorded state's input, so
@@ -43,6 +44,7 @@
  */
 import './polyfills.js';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { createHash } from 'node:crypto';
 import type { AslDefinition } from '../core/journey/compile-journey.js';
 import type { JourneyExecutionInput, JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
 import { isVirtualClock, type Clock } from './clock.js';
@@ -77,6 +79,8 @@ export interface ExecutionPosition {
 export interface ExecutionRecord extends ExecutionSummary {
   /** Present while the execution is RUNNING. */
   position?: ExecutionPosition;
+  /** The key of the definition it runs (see ExecutionStore.definitions): it keeps it across restarts and deploys. */
+  definition?: string;
 }
 
 /** Durable storage for execution records (the local stack's is journey-execution-log.ts). */
@@ -85,6 +89,10 @@ export interface ExecutionStore {
   records(): ExecutionRecord[];
   /** Resolves once the record is durable. */
   save(record: ExecutionRecord): Promise<void>;
+  /** Every definition an execution has run, by key (a content hash). */
+  definitions(): Map<string, AslDefinition>;
+  /** Resolves once the definition is durable. */
+  saveDefinition(key: string, definition: AslDefinition): Promise<void>;
 }
 
 export interface JourneyRunnerOptions {
@@ -126,6 +134,8 @@ type WaitState = { Type: 'Wait'; Seconds?: number; Timestamp?: string; SecondsPa
 
 interface CompiledMachine {
   asl: AslDefinition;
+  /** A content hash of the definition: executions record it to keep their version. */
+  key: string;
   machine: StateMachine;
   /** The same definition started at another state, for resumed executions; built when first needed. */
   machinesFrom: Map<string, StateMachine>;
@@ -173,6 +183,8 @@ interface Execution {
   suspended?: boolean;
   /** RUNNING in the store from an earlier run of the stack, not yet taken up by resume(). */
   awaitingResume?: boolean;
+  /** The key of the definition it runs; absent in records from before definitions were kept. */
+  definition?: string;
 }
 
 export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunner {
@@ -198,6 +210,7 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
     if (!store) return Promise.resolve();
     const record: ExecutionRecord = structuredClone(execution.summary);
     if (execution.summary.status === 'RUNNING') record.position = structuredClone(execution.position);
+    if (execution.definition !== undefined) record.definition = execution.definition;
     savesUnderWay++;
     const saved = store.save(record);
     // idle() also waits for saves, so that what a caller sees after it is on disk.
@@ -310,6 +323,18 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
     if (error) execution.summary.error = error;
     setPhase(execution, 'done');
     await save(execution);
+  };
+
+  /** The definition a resumed execution started with, built once per definition. */
+  const byDefinition = new Map<string, CompiledMachine>();
+  const definitionOf = (execution: Execution): CompiledMachine | undefined => {
+    const key = execution.definition;
+    if (key === undefined) return undefined;
+    let compiled = byDefinition.get(key) ?? [...machines.values()].find((machine) => machine.key === key);
+    const asl = compiled ? undefined : store?.definitions().get(key);
+    if (asl) compiled = buildMachine(asl);
+    if (compiled) byDefinition.set(key, compiled);
+    return compiled;
   };
 
   /** Runs the execution from its position: the start state of a new one, or where a resumed one was. */
@@ -439,8 +464,10 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       // The start state counts as entered from here: StartExecution has happened once the record is durable.
       const summary: ExecutionSummary = { executionName, tier, status: 'RUNNING', startedAt: startedAt.toISOString(), transitions: 1, statesEntered: [startState] };
       const execution = newExecution(summary, startedAt, { state: startState, input: structuredClone(input) });
+      execution.definition = compiled.key;
       executions.set(executionName, execution);
       try {
+        if (store && !store.definitions().has(compiled.key)) await store.saveDefinition(compiled.key, compiled.asl);
         await save(execution);
       } catch (error) {
         executions.delete(executionName);
@@ -470,7 +497,7 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
         execution.awaitingResume = false;
         const { executionName, tier } = execution.summary;
         const state = execution.position.state;
-        const compiled = machines.get(tier);
+        const compiled = definitionOf(execution) ?? machines.get(tier);
         if (!compiled || !(state in compiled.asl.States)) {
           const where = !compiled ? `there is no journey for tier "${tier}" any more` : `its journey has no state "${state}" any more`;
           await finish(execution, 'FAILED', { error: 'JourneyRunner.CannotResume', cause: `JourneyRunner: ${executionName} cannot carry on after the restart: ${where} (the journey was edited while it ran)` });
@@ -513,8 +540,9 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
   };
 
   // Known from the start, so that a StartExecution or StopExecution before resume() finds them as Step Functions would.
-  for (const { position, ...summary } of store?.records() ?? []) {
+  for (const { position, definition, ...summary } of store?.records() ?? []) {
     const execution = newExecution(summary, new Date(summary.startedAt), position ?? { state: '', input: {} });
+    if (definition !== undefined) execution.definition = definition;
     // Not running in this process until resume(): idle() does not wait for it.
     execution.phase = 'done';
     execution.awaitingResume = summary.status === 'RUNNING';
@@ -539,7 +567,8 @@ function buildMachine(asl: AslDefinition): CompiledMachine {
       `JourneyRunner: the journey "${asl.Comment}" reads $$.Execution.Input, which a resumed execution cannot give it (the local library sets it to the input of the resumed state); put the value in the execution data and read it with a $. path`,
     );
   }
-  return { asl, machine: createStateMachine(asl), machinesFrom: new Map(), taskResultPaths, waits };
+  const key = createHash('sha256').update(JSON.stringify(asl)).digest('base64url').slice(0, 22);
+  return { asl, key, machine: createStateMachine(asl), machinesFrom: new Map(), taskResultPaths, waits };
 }
 
 /**

@@ -20,6 +20,7 @@ import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js
 import { ACTIONS_FILE, openActionLog } from '../../functions/local/action-log.js';
 import { type VirtualClock, createScaledClock, createVirtualClock } from '../../functions/local/clock.js';
 import {
+  JOURNEY_DEFINITIONS_FILE,
   JOURNEY_EXECUTIONS_FILE,
   JourneyExecutionLogError,
   type JourneyExecutionLog,
@@ -61,11 +62,11 @@ function createWorld(journey: JourneyDefinition) {
     get clock(): VirtualClock {
       return clock;
     },
-    /** A new stack process: a new clock from `instant` and a new runner over `store`. */
-    boot(store: ExecutionStore | undefined, instant: string): JourneyRunner {
+    /** A new stack process: a new clock from `instant` and a new runner over `store`, with the journey deployed then. */
+    boot(store: ExecutionStore | undefined, instant: string, deployed: JourneyDefinition = journey): JourneyRunner {
       clock = createVirtualClock(instant);
       return createJourneyRunner({
-        machines,
+        machines: deployed === journey ? machines : { [deployed.tier]: compileJourney(deployed) },
         clock,
         runStep: (task) => runJourneyStep(memory.ports, { task, rulesetTimeZone: RULESET_TIME_ZONE }),
         ...(store ? { store } : {}),
@@ -74,22 +75,24 @@ function createWorld(journey: JourneyDefinition) {
   };
 }
 
+/** The execution log with its own `save` in front (definitions go straight through). */
+function withSave(log: JourneyExecutionLog, save: ExecutionStore['save']): ExecutionStore {
+  return { records: () => log.records(), definitions: () => log.definitions(), saveDefinition: (key, definition) => log.saveDefinition(key, definition), save };
+}
+
 /** The execution log, until a crash: the first `survive` records are written, the next one only half, then none. */
 function crashingAfter(log: JourneyExecutionLog, survive: number) {
   const saved: ExecutionRecord[] = [];
   let crash: { record: ExecutionRecord; at: string } | undefined;
   let clockNow = (): Date => new Date(0);
-  const store: ExecutionStore = {
-    records: () => log.records(),
-    save(record) {
-      if (saved.length < survive) {
-        saved.push(structuredClone(record));
-        return log.save(record);
-      }
-      crash ??= { record: structuredClone(record), at: clockNow().toISOString() };
-      return Promise.reject(new Error('the process died'));
-    },
-  };
+  const store = withSave(log, (record) => {
+    if (saved.length < survive) {
+      saved.push(structuredClone(record));
+      return log.save(record);
+    }
+    crash ??= { record: structuredClone(record), at: clockNow().toISOString() };
+    return Promise.reject(new Error('the process died'));
+  });
   return {
     store,
     saved,
@@ -108,7 +111,13 @@ async function uninterruptedRun(journey: JourneyDefinition) {
   const world = createWorld(journey);
   const log = await openJourneyExecutionLog(folder);
   const recorded: ExecutionRecord[] = [];
-  const runner = world.boot({ records: () => log.records(), save: (record) => (recorded.push(structuredClone(record)), log.save(record)) }, T0);
+  const runner = world.boot(
+    withSave(log, (record) => {
+      recorded.push(structuredClone(record));
+      return log.save(record);
+    }),
+    T0,
+  );
   expect(await runner.start(EXECUTION, journey.tier, { userId: world.userId })).toBe('started');
   await world.clock.advanceTo(END);
   await runner.idle();
@@ -314,14 +323,11 @@ describe('journeys survive a restart of the local runner', () => {
     const log = await openJourneyExecutionLog(folder);
     const happened: string[] = [];
     // Each save takes 30 ms to become durable: long enough for a step that did not wait for it to run first.
-    const slowStore: ExecutionStore = {
-      records: () => log.records(),
-      save: async (record) => {
-        await new Promise((resolve) => setTimeout(resolve, 30));
-        await log.save(record);
-        if (record.position && record.position.result === undefined) happened.push(`durable ${record.position.state}`);
-      },
-    };
+    const slowStore = withSave(log, async (record) => {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await log.save(record);
+      if (record.position && record.position.result === undefined) happened.push(`durable ${record.position.state}`);
+    });
     const clock = createScaledClock({ msPerDay: 100, start: new Date(T0) });
     const memory = createMemoryJourneyPorts(clock);
     const userId = userIdFor(fast, false);
@@ -426,7 +432,36 @@ describe('journeys survive a restart of the local runner', () => {
     expect(await readJourneyExecution(folder, EXECUTION)).toMatchObject({ status: 'ABORTED', stoppedAt: at(1) });
   });
 
-  it('fails an execution whose recorded state the edited journey no longer has, saying why', async () => {
+  it('a journey edited while an execution waits: after the restart it carries on with the version it started with', async () => {
+    const folder = await dataFolder();
+    const world = createWorld(journey);
+    const log = await openJourneyExecutionLog(folder);
+    const first = world.boot(log, T0);
+    await first.start(EXECUTION, journey.tier, { userId: world.userId });
+    await world.clock.advanceTo(at(1));
+    await first.idle();
+    await first.suspend();
+    await log.close();
+
+    const edited: JourneyDefinition = {
+      ...journey,
+      steps: journey.steps.map((step) => (step.type === 'invite' ? { ...step, groupId: 'a-newer-group' } : step.type === 'offer' ? { ...step, id: 'newer_offer' } : step.id === 'wait_in_group' ? { ...step, next: 'newer_offer' } : step)),
+    };
+    const reopened = await openJourneyExecutionLog(folder);
+    const runner = world.boot(reopened, at(1), edited);
+    expect(await runner.resume()).toBe(1);
+    await world.clock.advanceTo(END);
+    await runner.idle();
+    await reopened.close();
+    expect(actionLines(world.memory.published)).toEqual([
+      '2026-03-02T02:00:00.000Z content beginner-live-session-replay',
+      '2026-03-04T02:00:00.000Z invite pm-career-change-members',
+      '2026-03-08T02:00:00.000Z offer pm-course-member-price',
+    ]);
+    expect(runner.executions()[0]).toMatchObject({ status: 'SUCCEEDED', transitions: 9 });
+  });
+
+  it('fails an execution whose recorded state the edited journey no longer has, when its own version is gone', async () => {
     const folder = await dataFolder();
     const world = createWorld(journey);
     const log = await openJourneyExecutionLog(folder);
@@ -443,6 +478,8 @@ describe('journeys survive a restart of the local runner', () => {
       ...journey,
       steps: journey.steps.map((step) => (step.id === 'member_price' ? { ...step, id: 'member_offer' } : step.id === 'wait_in_group' ? { ...step, next: 'member_offer' } : step)),
     };
+    // A data folder from before definitions were kept (or whose definitions file was removed).
+    await rm(join(folder, JOURNEY_DEFINITIONS_FILE));
     const reopened = await openJourneyExecutionLog(folder);
     const runner = createJourneyRunner({ machines: { member: compileJourney(edited) }, clock: createVirtualClock(at(3)), runStep: () => Promise.reject(new Error('not called')), store: reopened });
     expect(await runner.resume()).toBe(0);
