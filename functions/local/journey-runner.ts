@@ -42,7 +42,6 @@
  * The library sets `$$.Execution.Input` to the input of the run, which on resume is the recorded state's input, so
  * a definition that reads `$$.Execution.Input` is refused: such values travel in the execution data instead.
  */
-import './polyfills.js';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { createHash } from 'node:crypto';
 import type { AslDefinition } from '../core/journey/compile-journey.js';

@@ -13,7 +13,7 @@ import { readJourneyExecution } from '../../local/journey-execution-log.js';
 import { readLastSentStep } from '../../local/journey-log.js';
 import { formatExplanation } from '../format-explanation.js';
 import { type CliOutput, UsageError } from '../output.js';
-import { loadValidRuleset } from './simulate.js';
+import { loadValidRuleset } from '../load-ruleset.js';
 
 export interface UserView {
   userId: string;
