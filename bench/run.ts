@@ -3,7 +3,6 @@
  * DESIGN.md, writes bench/results.json, prints the table and refreshes README.md's bench section. Every figure
  * comes from this one run, so ratios compare like with like on the same machine at the same moment.
  */
-import '../functions/local/polyfills.js';
 import '../functions/local/cli-environment.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -11,12 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { loadRulesetOrThrow } from '../functions/core/ruleset.js';
 import { readProjectFiles } from '../functions/local/project-files.js';
 import { type CapacityFigures, type HeavyUserResult, measureCapacity, measureHeavyUser } from './capacity.js';
+import { type CliFigures, measureCli } from './cli.js';
 import { measureColdStart } from './cold-start.js';
 import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
-import { measureActiveUserReviews, measureNightlyReview } from './review.js';
+import { measureActiveUserReviews, measureNightlyReview, measureShardThroughput } from './review.js';
 import { type StorageResult, measureStorage } from './storage.js';
 import { measureThroughput } from './throughput.js';
 
@@ -27,10 +27,13 @@ export interface BenchOptions {
   evaluationIterations: number;
   throughputEvents: number;
   reviewUsers: number;
+  /** Users due in the one shard whose review throughput is measured. */
+  reviewShardUsers: number;
   coldStartRuns: number;
   activeUserDays: number;
   heavyUser: { eventsPerDay: number; days: number; extremeEvents: number };
   storageUsers: number;
+  cliRuns: number;
   log?: (line: string) => void;
 }
 
@@ -51,9 +54,10 @@ export interface BenchResults {
   storage: StorageResult;
   evaluation: { coreUs: number; jreUs: number; plainJsUs: number; coreOverJre: number };
   throughput: { eventsPerSec: number; dynaliteOpsPerSec: number; ratio: number; events: number; ingestConcurrency: number };
-  review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string };
+  review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string; usersPerSecondPerShard: number };
   journeys: Record<string, JourneyFigures>;
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
+  cli: CliFigures;
   cost: CostResult;
   targets?: TargetCheck[];
 }
@@ -68,7 +72,9 @@ export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
         throughputEvents: 800,
         reviewUsers: 10_000,
         coldStartRuns: 10,
+        reviewShardUsers: 500,
         activeUserDays: 45,
+        cliRuns: 10,
         heavyUser: { eventsPerDay: 1_000, days: 1, extremeEvents: 5_000 },
         storageUsers: 40,
       }
@@ -80,7 +86,9 @@ export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
         throughputEvents: 3_000,
         reviewUsers: 100_000,
         coldStartRuns: 10,
+        reviewShardUsers: 2_000,
         activeUserDays: 60,
+        cliRuns: 10,
         heavyUser: { eventsPerDay: 1_000, days: 3, extremeEvents: 100_000 },
         storageUsers: 300,
       };
@@ -107,8 +115,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const throughput = await timed('throughput', () => measureThroughput(ruleset, { events: options.throughputEvents, concurrency: 8 }));
   const review = await timed('nightly review', () => measureNightlyReview(ruleset, { users: options.reviewUsers }));
   const active = await timed('active user reviews', () => measureActiveUserReviews(ruleset, options.activeUserDays));
+  const shard = await timed('review shard throughput', () => measureShardThroughput(ruleset, { users: options.reviewShardUsers }));
   const journeys = await timed('journeys', () => measureJourneys(ruleset));
   const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
+  const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
@@ -151,9 +161,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       seedSeconds: r1(review.seedSeconds),
       reviewsPerActiveUser30d: active.reviewsLast30Days,
       activeUserTier: active.tier,
+      usersPerSecondPerShard: r1(shard.usersPerSecondPerShard),
     },
     journeys,
     coldStart,
+    cli,
     cost,
   };
   results.targets = targetChecks(results);

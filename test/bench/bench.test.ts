@@ -14,10 +14,12 @@ describe('npm run bench', () => {
       evaluationIterations: 50,
       throughputEvents: 60,
       reviewUsers: 200,
+      reviewShardUsers: 30,
       coldStartRuns: 1,
       activeUserDays: 35,
       heavyUser: { eventsPerDay: 40, days: 1, extremeEvents: 80 },
       storageUsers: 4,
+      cliRuns: 1,
     });
 
     expect(results.machine.cores).toBeGreaterThan(0);
@@ -31,6 +33,7 @@ describe('npm run bench', () => {
     // item: 200 profiles, the checkpoint and the 4 history items the review wrote when it started their grace.
     expect(results.review).toMatchObject({ users: 200, due: 4, itemsRead: 5, ratio: 1.25, fullScanItemsRead: 205 });
     expect(results.review.reviewsPerActiveUser30d).toBeGreaterThan(0);
+    expect(results.review.usersPerSecondPerShard).toBeGreaterThan(0);
     expect(Object.keys(results.journeys).sort()).toEqual(['active', 'core', 'member', 'visitor']);
     expect(results.journeys['member']).toMatchObject({ transitions: 9, sends: 3, status: 'SUCCEEDED' });
     // Past 16 events the day is heavy: a guard item and the day item per event, and no item grows with the day.
@@ -40,6 +43,7 @@ describe('npm run bench', () => {
     expect(results.storage.bytesPerUser['365d']).toBeLessThan(results.storage.bytesPerUserWithoutExpiry365d);
     expect(results.coldStart.bundleBytes).toBeGreaterThan(100_000);
     expect(results.coldStart.importMsMedian).toBeGreaterThan(0);
+    for (const key of ['helpMs', 'validateMs', 'userMs'] as const) expect(results.cli[key]).toBeGreaterThan(0);
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
     expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
 
