@@ -34,6 +34,47 @@ interface DynaliteOptions {
 const requireCommonJs = createRequire(import.meta.url);
 const createDynaliteServer = requireCommonJs('dynalite') as (options: DynaliteOptions) => Server;
 
+interface LevelIterator {
+  close(): Promise<void>;
+  return?: () => Promise<IteratorReturnResult<undefined>>;
+}
+
+/**
+ * The abstract-level module each of dynalite's stores (LevelDB on disk, memory-level in memory) builds its
+ * iterators from, found the way Node resolves it from dynalite's own folder.
+ */
+export function dynaliteIteratorClasses(): Array<{ prototype: LevelIterator }> {
+  const fromDynalite = createRequire(requireCommonJs.resolve('dynalite'));
+  const fromLevel = createRequire(fromDynalite.resolve('level'));
+  const stores = [createRequire(fromLevel.resolve('classic-level')), createRequire(fromDynalite.resolve('memory-level'))];
+  return stores.flatMap((requireFromStore) => {
+    const level = requireFromStore('abstract-level') as Record<'AbstractIterator' | 'AbstractKeyIterator' | 'AbstractValueIterator', { prototype: LevelIterator }>;
+    return [level.AbstractIterator, level.AbstractKeyIterator, level.AbstractValueIterator];
+  });
+}
+
+/**
+ * dynalite 4.0.0 ends its read streams (every Query and Scan) by calling `iterator.return()`, which the
+ * abstract-level 3 iterators it gets do not have: they are closed with `close()`. So no iterator was ever closed.
+ * Each stayed registered with the database, holding its buffered items (about 2 KB per query) and a LevelDB
+ * snapshot that stops compaction from dropping overwritten versions: memory and the data folder grew without
+ * bound. Giving the iterators the `return()` dynalite calls closes them where dynalite meant to. Done at run time
+ * rather than by patching node_modules on install, so that it holds however the packages were installed.
+ */
+export function closeDynaliteIteratorsOnReturn(): void {
+  for (const { prototype } of dynaliteIteratorClasses()) {
+    if (typeof prototype.return === 'function') continue;
+    Object.defineProperty(prototype, 'return', {
+      configurable: true,
+      writable: true,
+      value: async function closeOnReturn(this: LevelIterator): Promise<IteratorReturnResult<undefined>> {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+    });
+  }
+}
+
 export class DynaliteError extends Error {
   override readonly name = 'DynaliteError';
   constructor(message: string, options?: { cause?: unknown }) {
@@ -148,6 +189,7 @@ function listen(server: Server, port: number): Promise<number> {
 /** Starts dynalite on 127.0.0.1, creates the Strata table if needed, and returns a client pointed at it. */
 export async function startDynalite(options: StartDynaliteOptions = {}): Promise<RunningDynalite> {
   if (options.path) await mkdir(options.path, { recursive: true });
+  closeDynaliteIteratorsOnReturn();
   const server = createDynaliteServer({
     ...(options.path ? { path: options.path } : {}),
     createTableMs: 0,
