@@ -16,6 +16,7 @@ import type { Ruleset } from '../../core/ruleset.js';
 import { createCatchUpClock } from '../../local/catch-up-clock.js';
 import { type Clock, createScaledClock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
+import { reportIngestProgress } from '../../local/ingest-progress.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
 import { DYNALITE_FOLDER, removeStackInfo, writeStackInfo } from '../../local/local-data.js';
 import { type LocalStack, type StackActivity, startLocalStack } from '../../local/local-stack.js';
@@ -35,6 +36,7 @@ export interface DevOptions {
   rules: string;
   reset?: boolean;
   demo: boolean;
+  progressSeconds: string;
 }
 
 export interface RunningDev {
@@ -77,6 +79,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`dev: --port must be a port number, not "${options.port}"`);
   const daySeconds = Number(options.daySeconds);
   if (!(daySeconds > 0)) throw new UsageError(`dev: --day-seconds must be a positive number, not "${options.daySeconds}"`);
+  const progressSeconds = Number(options.progressSeconds);
+  if (!(progressSeconds >= 0)) throw new UsageError(`dev: --progress-seconds must be a number of seconds (0 for none), not "${options.progressSeconds}"`);
   const dataDir = resolve(options.data);
   const ruleset: Ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
   if (options.reset) await rm(dataDir, { recursive: true, force: true });
@@ -139,6 +143,10 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   })();
 
   const demoLoop = options.demo ? postDemo(endpoint.url, clock, ruleset, stopping.signal, out) : Promise.resolve();
+  const progress =
+    progressSeconds > 0
+      ? reportIngestProgress({ applied: () => stack.counters.eventsRecorded + stack.counters.duplicates, intervalMs: progressSeconds * 1000, print: (line) => out.info(`${stamp()}  ${line}`) })
+      : undefined;
 
   out.info(`Strata is running: PutEvents at ${endpoint.url} (bus "strata"), data in ${options.data}, one day every ${daySeconds} s.`);
   out.info(`Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`);
@@ -150,6 +158,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     clock,
     async stop() {
       stopping.abort();
+      progress?.stop();
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
       await stack.close();
@@ -200,6 +209,7 @@ export function devCommand(out: CliOutput): Command {
     .option('--rules <dir>', 'the project directory with rules/ and journeys/', '.')
     .option('--reset', 'wipe the data directory first')
     .option('--no-demo', 'do not post the example population')
+    .option('--progress-seconds <n>', 'how often to print how many events were applied (0: never)', '5')
     .action(async (options: DevOptions) => {
       const running = await startDev(options, out);
       await new Promise<void>((resolveStop) => {
