@@ -266,11 +266,23 @@ export async function measureDev(options: DevBenchOptions): Promise<DevFigures> 
   }
 }
 
-/** `tsx bench/dev.ts [--quick]`: this section alone, printed as JSON (npm run bench runs it with the others). */
+/** `tsx bench/dev.ts [--quick] [--events N --users N --idle S]`: this section alone, printed as JSON (npm run bench runs it with the others). */
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const quick = process.argv.includes('--quick');
+  const flag = (name: string): number | undefined => {
+    const at = process.argv.indexOf(`--${name}`);
+    return at > 0 ? Number(process.argv[at + 1]) : undefined;
+  };
+  const size = quick ? { events: 3_000, users: 300, idleSeconds: 10 } : { events: 100_000, users: 10_000, idleSeconds: 60 };
   const nodeArgs = process.env['STRATA_BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
-  measureDev({ projectRoot: '.', nodeArgs, ...(quick ? { events: 3_000, users: 300, idleSeconds: 5 } : { events: 100_000, users: 10_000, idleSeconds: 60 }), log: (line) => process.stderr.write(`bench: ${line}\n`) })
+  measureDev({
+    projectRoot: '.',
+    nodeArgs,
+    events: flag('events') ?? size.events,
+    users: flag('users') ?? size.users,
+    idleSeconds: flag('idle') ?? size.idleSeconds,
+    log: (line) => process.stderr.write(`bench: ${line}\n`),
+  })
     .then((figures) => process.stdout.write(JSON.stringify(figures, null, 2) + '\n'))
     .catch((error: unknown) => {
       process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

@@ -1,0 +1,25 @@
+import './functions/local/polyfills.js';
+import './functions/local/cli-environment.js';
+import { readProjectFiles } from './functions/local/project-files.js';
+import { loadRulesetOrThrow } from './functions/core/ruleset.js';
+import { startLocalStack } from './functions/local/local-stack.js';
+import { createScaledClock } from './functions/local/clock.js';
+import { localEnvelope } from './functions/local/local-bus.js';
+import { benchEvents } from './bench/dev.js';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const N = Number(process.argv[2] ?? 3000), USERS = Number(process.argv[3] ?? 300), CONC = Number(process.argv[4] ?? 4);
+const ruleset = loadRulesetOrThrow(await readProjectFiles('.'));
+const clock = createScaledClock({ msPerDay: 86_400_000 });
+const stack = await startLocalStack({ ruleset, clock, dynalitePath: await mkdtemp(join(tmpdir(), 'scratch-')), ingestConcurrency: CONC });
+const ops = new Map<string, number>();
+stack.dynalite.client.middlewareStack.add((next, context) => async (args) => { ops.set(context.commandName!, (ops.get(context.commandName!) ?? 0) + 1); return next(args); }, { step: 'initialize' });
+const events = benchEvents(N, USERS, new Date());
+const c0 = process.cpuUsage(); const t0 = performance.now();
+await stack.bus.put(events.map((e) => localEnvelope({ source: 'bench', detailType: e.type, detail: { ...e }, time: new Date(e.occurredAt), resources: [] })));
+await stack.queue.drain();
+const c = process.cpuUsage(c0); const t = performance.now() - t0;
+console.log(`${N} events: ${(N / (t / 1000)).toFixed(0)} ev/s, cpu ${((c.user + c.system) / 1000 / N).toFixed(2)} ms/event, applied ${stack.counters.eventsRecorded + stack.counters.duplicates}`, Object.fromEntries([...ops].map(([k, v]) => [k, (v / N).toFixed(2)])), stack.queue.stats());
+await stack.close();
