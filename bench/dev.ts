@@ -78,7 +78,7 @@ export function benchEvents(events: number, users: number, now: Date): UserEvent
   const start = new Date(now.getTime() - 15 * 86_400_000).toISOString().slice(0, 10);
   // 14 days of the example population average a little over 10 events per user.
   const population = generateEvents({ users, days: 14, seed: 29, start });
-  if (population.length < events) throw new DevBenchError(`${users} users make only ${population.length} events; ask for at least ${Math.ceil(events / 10)} users`);
+  if (population.length < events) throw new DevBenchError(`${users} users make only ${population.length} events; ask for at least ${Math.ceil((users * events) / Math.max(1, population.length)) + 1} users`);
   return population.slice(0, events);
 }
 

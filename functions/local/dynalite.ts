@@ -1,12 +1,8 @@
 /**
- * The embedded DynamoDB: dynalite in this process, speaking the real DynamoDB API, so that the real SDK client and
- * the same DynamoDB store run on one machine with no AWS account. dynalite has no transactions, TTL, streams or
- * PartiQL, which is why the store uses none of them.
+ * The embedded DynamoDB: dynalite in this process (in this thread or a worker thread), speaking the real DynamoDB
+ * API, so that the real SDK client and the same DynamoDB store run on one machine with no AWS account. dynalite has
+ * no transactions, TTL, streams or PartiQL, which is why the store uses none of them.
  */
-import { mkdir } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   CreateTableCommand,
   DescribeTableCommand,
@@ -16,6 +12,9 @@ import {
   type TableDescription,
 } from '@aws-sdk/client-dynamodb';
 import { TABLE_KEYS } from '../aws/table-schema.js';
+import { DynaliteError, serveDynalite, serveDynaliteInWorker } from './dynalite-server.js';
+
+export { DynaliteError, dynaliteIteratorClasses } from './dynalite-server.js';
 
 export const DEFAULT_TABLE_NAME = 'strata';
 
@@ -31,71 +30,14 @@ const MAX_POLL_DELAY_MS = 2_000;
  */
 const SILENT_SDK_LOGGER = { trace: () => undefined, debug: () => undefined, warn: () => undefined } as unknown as NonNullable<DynamoDBClientConfig['logger']>;
 
-interface DynaliteOptions {
-  path?: string;
-  createTableMs?: number;
-  deleteTableMs?: number;
-  updateTableMs?: number;
-}
-
-// dynalite is CommonJS and ships no type declarations; this is the one function of it used here.
-const requireCommonJs = createRequire(import.meta.url);
-const createDynaliteServer = requireCommonJs('dynalite') as (options: DynaliteOptions) => Server;
-
-interface LevelIterator {
-  close(): Promise<void>;
-  return?: () => Promise<IteratorReturnResult<undefined>>;
-}
-
-/**
- * The abstract-level module each of dynalite's stores (LevelDB on disk, memory-level in memory) builds its
- * iterators from, found the way Node resolves it from dynalite's own folder.
- */
-export function dynaliteIteratorClasses(): Array<{ prototype: LevelIterator }> {
-  const fromDynalite = createRequire(requireCommonJs.resolve('dynalite'));
-  const fromLevel = createRequire(fromDynalite.resolve('level'));
-  const stores = [createRequire(fromLevel.resolve('classic-level')), createRequire(fromDynalite.resolve('memory-level'))];
-  return stores.flatMap((requireFromStore) => {
-    const level = requireFromStore('abstract-level') as Record<'AbstractIterator' | 'AbstractKeyIterator' | 'AbstractValueIterator', { prototype: LevelIterator }>;
-    return [level.AbstractIterator, level.AbstractKeyIterator, level.AbstractValueIterator];
-  });
-}
-
-/**
- * dynalite 4.0.0 ends its read streams (every Query and Scan) by calling `iterator.return()`, which the
- * abstract-level 3 iterators it gets do not have: they are closed with `close()`. So no iterator was ever closed.
- * Each stayed registered with the database, holding its buffered items (about 2 KB per query) and a LevelDB
- * snapshot that stops compaction from dropping overwritten versions: memory and the data folder grew without
- * bound. Giving the iterators the `return()` dynalite calls closes them where dynalite meant to. Done at run time
- * rather than by patching node_modules on install, so that it holds however the packages were installed.
- */
-export function closeDynaliteIteratorsOnReturn(): void {
-  for (const { prototype } of dynaliteIteratorClasses()) {
-    if (typeof prototype.return === 'function') continue;
-    Object.defineProperty(prototype, 'return', {
-      configurable: true,
-      writable: true,
-      value: async function closeOnReturn(this: LevelIterator): Promise<IteratorReturnResult<undefined>> {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    });
-  }
-}
-
-export class DynaliteError extends Error {
-  override readonly name = 'DynaliteError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(`Dynalite: ${message}`, options);
-  }
-}
-
 export interface StartDynaliteOptions {
   /** A directory to persist the data in (for example `.strata/`); in memory when absent. */
   path?: string;
   /** The port to listen on; a free one when absent. */
   port?: number;
   tableName?: string;
+  /** Where dynalite runs: in this thread (the default), or in a worker thread so that it gets a core of its own. */
+  thread?: 'main' | 'worker';
 }
 
 export interface RunningDynalite {
@@ -184,33 +126,14 @@ export async function createStrataTable(client: DynamoDBClient, tableName: strin
   }
 }
 
-function listen(server: Server, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-/** Starts dynalite on 127.0.0.1, creates the Strata table if needed, and returns a client pointed at it. */
+/**
+ * Starts dynalite on 127.0.0.1, creates the Strata table if needed, and returns a client pointed at it. With
+ * `thread: 'worker'` dynalite runs in a worker thread of this process.
+ */
 export async function startDynalite(options: StartDynaliteOptions = {}): Promise<RunningDynalite> {
-  if (options.path) await mkdir(options.path, { recursive: true });
-  closeDynaliteIteratorsOnReturn();
-  const server = createDynaliteServer({
-    ...(options.path ? { path: options.path } : {}),
-    createTableMs: 0,
-    deleteTableMs: 0,
-    updateTableMs: 0,
-  });
-  let port: number;
-  try {
-    port = await listen(server, options.port ?? 0);
-  } catch (error) {
-    throw new DynaliteError(`cannot listen on port ${options.port ?? '(any free port)'}`, { cause: error });
-  }
-  const endpoint = `http://127.0.0.1:${port}`;
+  const where = { ...(options.path ? { path: options.path } : {}), ...(options.port !== undefined ? { port: options.port } : {}) };
+  const server = options.thread === 'worker' ? await serveDynaliteInWorker(where) : await serveDynalite(where);
+  const endpoint = `http://127.0.0.1:${server.port}`;
   const client = new DynamoDBClient({
     endpoint,
     region: 'local',
@@ -221,7 +144,7 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
   const close = async (): Promise<void> => {
     // Closing the client first frees its keep-alive sockets, which would otherwise hold the server open.
     client.destroy();
-    await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+    await server.close();
   };
   const tableName = options.tableName ?? DEFAULT_TABLE_NAME;
   try {
