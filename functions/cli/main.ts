@@ -10,6 +10,7 @@ import { schemasCommand } from './commands/schemas.js';
 import { simulateCommand } from './commands/simulate.js';
 import { explainCommand, userCommand } from './commands/user.js';
 import { devCommand } from './commands/dev.js';
+import { dlqCommand } from './commands/dlq.js';
 import { journeyCommand } from './commands/journey.js';
 import { loadValidRuleset } from './commands/simulate.js';
 import { UsageError } from './output.js';
@@ -26,13 +27,9 @@ program.addCommand(schemasCommand(consoleOutput));
 program.addCommand(simulateCommand(consoleOutput));
 program.addCommand(userCommand(consoleOutput));
 program.addCommand(explainCommand(consoleOutput));
+program.addCommand(dlqCommand(consoleOutput));
 program.addCommand(
-  journeyCommand(async (tier) => {
-    const ruleset = await loadValidRuleset(process.cwd(), 'the ruleset');
-    const journey = ruleset.journeys[tier];
-    if (!journey) throw new UsageError(`no journey for tier "${tier}"`, `tiers with journeys: ${Object.keys(ruleset.journeys).join(', ')}`);
-    return journey;
-  }),
+  journeyCommand(async () => (await loadValidRuleset(process.cwd(), 'the ruleset')).journeys),
 );
 
 program.parseAsync(process.argv).catch((error: unknown) => {
