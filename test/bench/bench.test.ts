@@ -17,7 +17,7 @@ describe('npm run bench', () => {
       coldStartRuns: 1,
       activeUserDays: 35,
       devEvents: 200,
-      devUsers: 20,
+      devUsers: 30,
       devIdleSeconds: 1,
     });
 
@@ -37,9 +37,9 @@ describe('npm run bench', () => {
     expect(results.coldStart.bundleBytes).toBeGreaterThan(100_000);
     expect(results.coldStart.importMsMedian).toBeGreaterThan(0);
     // Every posted event was applied (the bench waits for that) and is in the data folder when it measures.
-    expect(results.dev).toMatchObject({ events: 200, users: 20, idleSeconds: 1 });
+    expect(results.dev).toMatchObject({ events: 200, users: 30, idleSeconds: 1 });
     for (const key of ['rssAfterStartMb', 'rssAfter100kEventsMb', 'rssAfterIdleMb', 'appliedEventsPerSec', 'acceptedEventsPerSec', 'cpuMsPerEvent'] as const) expect(results.dev[key]).toBeGreaterThan(0);
-    expect(results.dev.liveItems).toBeGreaterThan(20);
+    expect(results.dev.liveItems).toBeGreaterThan(30);
     expect(results.dev.dynaliteFolderBytes).toBeGreaterThan(0);
     expect(results.dev.dataFolderBytes).toBeGreaterThanOrEqual(results.dev.dynaliteFolderBytes);
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
