@@ -3,7 +3,6 @@
  * DESIGN.md, writes bench/results.json, prints the table and refreshes README.md's bench section. Every figure
  * comes from this one run, so ratios compare like with like on the same machine at the same moment.
  */
-import '../functions/local/polyfills.js';
 import '../functions/local/cli-environment.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -11,13 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { loadRulesetOrThrow } from '../functions/core/ruleset.js';
 import { readProjectFiles } from '../functions/local/project-files.js';
 import { type CapacityFigures, measureCapacity } from './capacity.js';
+import { type CliFigures, measureCli } from './cli.js';
 import { measureColdStart } from './cold-start.js';
 import { type DevFigures, measureDev } from './dev.js';
 import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
-import { measureActiveUserReviews, measureNightlyReview } from './review.js';
+import { measureActiveUserReviews, measureNightlyReview, measureShardThroughput } from './review.js';
 import { measureThroughput } from './throughput.js';
 
 export interface BenchOptions {
@@ -27,8 +27,11 @@ export interface BenchOptions {
   evaluationIterations: number;
   throughputEvents: number;
   reviewUsers: number;
+  /** Users due in the one shard whose review throughput is measured. */
+  reviewShardUsers: number;
   coldStartRuns: number;
   activeUserDays: number;
+  cliRuns: number;
   devEvents: number;
   devUsers: number;
   devIdleSeconds: number;
@@ -42,9 +45,10 @@ export interface BenchResults {
   capacity: { users: number; measuredEvents: number; noChange: CapacityFigures; tierChange: CapacityFigures; meanPerEvent: { read: number; write: number }; byOperation: Record<string, unknown>; seedSeconds: number };
   evaluation: { coreUs: number; jreUs: number; plainJsUs: number; coreOverJre: number };
   throughput: { eventsPerSec: number; dynaliteOpsPerSec: number; ratio: number; events: number; ingestConcurrency: number };
-  review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string };
+  review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string; usersPerSecondPerShard: number };
   journeys: Record<string, JourneyFigures>;
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
+  cli: CliFigures;
   dev: DevFigures;
   cost: CostResult;
   targets?: TargetCheck[];
@@ -52,8 +56,8 @@ export interface BenchResults {
 
 export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
   return quick
-    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, coldStartRuns: 10, activeUserDays: 45, devEvents: 3_000, devUsers: 300, devIdleSeconds: 10 }
-    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, coldStartRuns: 10, activeUserDays: 60, devEvents: 100_000, devUsers: 10_000, devIdleSeconds: 60 };
+    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, reviewShardUsers: 500, coldStartRuns: 10, activeUserDays: 45, cliRuns: 10, devEvents: 3_000, devUsers: 300, devIdleSeconds: 10 }
+    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, reviewShardUsers: 2_000, coldStartRuns: 10, activeUserDays: 60, cliRuns: 10, devEvents: 100_000, devUsers: 10_000, devIdleSeconds: 60 };
 }
 
 const r1 = (value: number): number => Math.round(value * 10) / 10;
@@ -75,8 +79,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const throughput = await timed('throughput', () => measureThroughput(ruleset, { events: options.throughputEvents, concurrency: 8 }));
   const review = await timed('nightly review', () => measureNightlyReview(ruleset, { users: options.reviewUsers }));
   const active = await timed('active user reviews', () => measureActiveUserReviews(ruleset, options.activeUserDays));
+  const shard = await timed('review shard throughput', () => measureShardThroughput(ruleset, { users: options.reviewShardUsers }));
   const journeys = await timed('journeys', () => measureJourneys(ruleset));
   const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
+  const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
   const dev = await timed('strata dev', () => measureDev({ projectRoot: options.projectRoot, events: options.devEvents, users: options.devUsers, idleSeconds: options.devIdleSeconds, log }));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
@@ -118,9 +124,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       seedSeconds: r1(review.seedSeconds),
       reviewsPerActiveUser30d: active.reviewsLast30Days,
       activeUserTier: active.tier,
+      usersPerSecondPerShard: r1(shard.usersPerSecondPerShard),
     },
     journeys,
     coldStart,
+    cli,
     dev,
     cost,
   };

@@ -111,12 +111,21 @@ export interface DynaliteWorkerData {
  * Runs dynalite in a worker thread: LevelDB reads, writes and dynalite's request parsing then use the second core
  * while the SDK clients and the handlers use the first. The worker loads TypeScript through tsx, as the CLI does.
  */
-export async function serveDynaliteInWorker(data: DynaliteWorkerData): Promise<DynaliteServer> {
-  // Node 20 resolves a worker's entry before any --import hook runs, so a small script registers tsx first.
+/**
+ * In the compiled command (bin/cli-bundle.js) the worker is its own bundle, dynalite-worker.js, beside this code.
+ * Run from source (tsx, the tests), the worker loads the TypeScript through tsx; Node 20 resolves a worker's entry
+ * before any --import hook runs, so a small script registers tsx first.
+ */
+function startWorkerThread(data: DynaliteWorkerData): Worker {
+  if (import.meta.url.endsWith('.js')) return new Worker(new URL('./dynalite-worker.js', import.meta.url), { workerData: data });
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./dynalite-worker.ts', import.meta.url).href;
   const bootstrap = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
-  const worker = new Worker(bootstrap, { eval: true, workerData: data });
+  return new Worker(bootstrap, { eval: true, workerData: data });
+}
+
+export async function serveDynaliteInWorker(data: DynaliteWorkerData): Promise<DynaliteServer> {
+  const worker = startWorkerThread(data);
   const reply = (): Promise<DynaliteWorkerReply> =>
     new Promise((resolve, reject) => {
       const onMessage = (message: DynaliteWorkerReply): void => {
