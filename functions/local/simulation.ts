@@ -16,8 +16,9 @@ import { startLocalStack } from './local-stack.js';
 import type { EventBridgeEnvelope } from '../core/event-pattern.js';
 import { localEnvelope } from './local-bus.js';
 import type { SimulationResult } from '../replay/replay-engine.js';
+import { screenEvents } from '../replay/rejections.js';
 import { ActivityTally, buildSummary, compareEventOrder } from '../replay/replay-summary.js';
-import type { DaySnapshot, RulesetComparison } from '../replay/simulation-summary.js';
+import type { DaySnapshot } from '../replay/simulation-summary.js';
 
 const HOUR_MS = 3_600_000;
 const REVIEW_MINUTE_OF_DAY = 2 * 60;
@@ -28,6 +29,8 @@ export interface SimulationOptions {
   ruleset: Ruleset;
   events: UserEvent[];
   skippedLines?: number;
+  /** Each event's line in the history file, for reporting the ones ingest refuses. */
+  lines?: number[];
   /** Keep running nightly reviews this many days past the last event, so that grace periods play out. */
   extraDays?: number;
   onProgress?: (done: number, total: number) => void;
@@ -39,7 +42,8 @@ function toEnvelope(event: UserEvent): EventBridgeEnvelope {
 
 export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
   const { ruleset } = options;
-  const events = options.events
+  const { accepted, rejected } = screenEvents(ruleset, options.events, options.lines);
+  const events = accepted
     .map((event, line) => ({ event, at: Date.parse(event.occurredAt), eventId: event.eventId, line }))
     .sort(compareEventOrder)
     .map(({ event }) => event);
@@ -95,35 +99,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     const endAt = clock.now().toISOString();
     const eventsByUser = new Map<string, UserEvent[]>();
     for (const event of events) eventsByUser.set(event.userId, [...(eventsByUser.get(event.userId) ?? []), event]);
-    const summary = buildSummary({ ruleset, tally, eventsByUser, firstDate, lastDate, days, counters: stack.counters, skippedLines: options.skippedLines ?? 0, endAt });
-    return { summary, finalTierByUser: tally.tierByUser };
+    const summary = buildSummary({ ruleset, tally, eventsByUser, firstDate, lastDate, days, counters: stack.counters, skippedLines: options.skippedLines ?? 0, rejected, endAt });
+    return { summary, finalTierByUser: tally.tierByUser, rejected };
   } finally {
     await stack.close();
   }
-}
-
-/** How the final tiers of `candidate` differ from `baseline`, user by user. */
-export function compareRulesets(baseline: SimulationResult, candidate: SimulationResult): RulesetComparison {
-  const order = new Map(candidate.summary.tiers.map((t, i) => [t.id, i]));
-  const moves = new Map<string, { from: string; to: string; count: number }>();
-  let up = 0;
-  let down = 0;
-  for (const [userId, before] of baseline.finalTierByUser) {
-    const after = candidate.finalTierByUser.get(userId) ?? before;
-    if (after === before) continue;
-    const key = `${before}>${after}`;
-    const move = moves.get(key) ?? { from: before, to: after, count: 0 };
-    move.count += 1;
-    moves.set(key, move);
-    if ((order.get(after) ?? 0) > (order.get(before) ?? 0)) up += 1;
-    else down += 1;
-  }
-  return {
-    rulesetVersion: candidate.summary.rulesetVersion,
-    finalTiers: candidate.summary.finalTiers,
-    usersMoved: up + down,
-    moves: [...moves.values()].sort((a, b) => b.count - a.count),
-    up,
-    down,
-  };
 }

@@ -14,7 +14,6 @@
  * end, and keeps only that user's state in memory.
  */
 import { addDays, localDate } from '../core/dates.js';
-import { InvalidEventError } from '../core/errors.js';
 import type { UserEvent } from '../core/event.js';
 import { type TierServices, ingestEvent } from '../core/ingest.js';
 import { compileJourney } from '../core/journey/compile-journey.js';
@@ -27,6 +26,7 @@ import { reviewIndexDate } from '../core/review-date.js';
 import type { Ruleset } from '../core/ruleset.js';
 import { type CompiledJourneyMachine, type MachineExecution, JourneyMachineError, journeyMachine } from './journey-machine.js';
 import { MemoryReplayStore } from './memory-store.js';
+import { type RejectedEvent, screenEvents } from './rejections.js';
 import { ActivityTally, buildSummary, compareEventOrder } from './replay-summary.js';
 import { MinHeap } from './scheduler.js';
 import type { DaySnapshot, SimulationSummary } from './simulation-summary.js';
@@ -40,22 +40,19 @@ export interface ReplayOptions {
   ruleset: Ruleset;
   events: UserEvent[];
   skippedLines?: number;
+  /** Each event's line in the history file, for reporting the ones ingest refuses. */
+  lines?: number[];
   /** Keep running nightly reviews this many days past the last event, so that grace periods play out. */
   extraDays?: number;
   onProgress?: (done: number, total: number) => void;
-}
-
-export interface RejectedEvent {
-  eventId: string;
-  reason: string;
 }
 
 export interface SimulationResult {
   summary: SimulationSummary;
   /** Each user's tier at the end, for comparing rulesets. */
   finalTierByUser: Map<string, string>;
-  /** Events ingest refused (a summed property that is not a number, say), in replay order. */
-  rejected?: RejectedEvent[];
+  /** Events ingest refuses under this ruleset (a summed property that is not a number, say), in file order. */
+  rejected: RejectedEvent[];
 }
 
 /** One point of the shared timeline: a slice's delivery or a night's review, at its instant on the replay clock. */
@@ -117,8 +114,9 @@ interface WakeUp {
 
 export async function runReplay(options: ReplayOptions): Promise<SimulationResult> {
   const { ruleset } = options;
-  if (options.events.length === 0) throw new Error('Replay: no events to replay');
-  const order = options.events.map((event, line) => ({ event, at: Date.parse(event.occurredAt), eventId: event.eventId, line }));
+  const { accepted, rejected } = screenEvents(ruleset, options.events, options.lines);
+  if (accepted.length === 0) throw new Error('Replay: no events to replay');
+  const order = accepted.map((event, line) => ({ event, at: Date.parse(event.occurredAt), eventId: event.eventId, line }));
   order.sort(compareEventOrder);
   const timeline = buildTimeline(ruleset, Float64Array.from(order, (o) => o.at), options.extraDays ?? 0);
   const reviewTicks = timeline.ticks.flatMap((tick, index) => (tick.reviewDates ? [index] : []));
@@ -140,7 +138,6 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
   const tally = new ActivityTally(ruleset.journeys);
   const store = new MemoryReplayStore(REVIEW_SHARDS);
   const counters = { eventsRecorded: 0, duplicates: 0 };
-  const rejected: RejectedEvent[] = [];
   const tierDays = timeline.dates.map(() => new Map<string, number>());
   let now = timeline.ticks[0]?.at ?? timeline.endAt;
   const clock = { now: () => new Date(now) };
@@ -237,14 +234,9 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
       if (tickIndex === deliveryTick) {
         for (; nextEvent < events.length && ticks[nextEvent] === tickIndex; nextEvent++) {
           const event = events[nextEvent]!;
-          try {
-            const { duplicate } = await ingestEvent(services, event);
-            if (duplicate) counters.duplicates += 1;
-            else counters.eventsRecorded += 1;
-          } catch (error) {
-            if (!(error instanceof InvalidEventError)) throw error;
-            rejected.push({ eventId: event.eventId, reason: error.problems.map((p) => `${p.pointer}: ${p.message}`).join('; ') });
-          }
+          const { duplicate } = await ingestEvent(services, event);
+          if (duplicate) counters.duplicates += 1;
+          else counters.eventsRecorded += 1;
           await settle();
         }
       } else {
@@ -281,6 +273,7 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
     days,
     counters,
     skippedLines: options.skippedLines ?? 0,
+    rejected,
     endAt: new Date(timeline.endAt).toISOString(),
   });
   return { summary, finalTierByUser: tally.tierByUser, rejected };

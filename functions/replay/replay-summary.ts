@@ -10,6 +10,7 @@ import { isSendStep } from '../core/journey/journey-schema.js';
 import { eventMatches } from '../core/metrics.js';
 import type { Ruleset } from '../core/ruleset.js';
 import type { TierNotice } from '../core/state.js';
+import { MAX_LISTED_REJECTIONS, type RejectedEvent } from './rejections.js';
 import type { DaySnapshot, JourneyFunnel, JourneyStepFunnel, SimulationSummary, TierFlow } from './simulation-summary.js';
 
 /** What an engine reports while it replays; the full stack reports a superset (dead letters too). */
@@ -135,6 +136,7 @@ export interface SummaryInput {
   days: DaySnapshot[];
   counters: { eventsRecorded: number; duplicates: number };
   skippedLines: number;
+  rejected: readonly RejectedEvent[];
   /** The instant the replay ended. */
   endAt: string;
 }
@@ -147,7 +149,13 @@ export function buildSummary(input: SummaryInput): SimulationSummary {
     firstDate: input.firstDate,
     lastDate: input.lastDate,
     users: input.eventsByUser.size,
-    events: { applied: input.counters.eventsRecorded, duplicates: input.counters.duplicates, skippedLines: input.skippedLines },
+    events: {
+      applied: input.counters.eventsRecorded,
+      duplicates: input.counters.duplicates,
+      skippedLines: input.skippedLines,
+      rejected: input.rejected.length,
+      rejections: input.rejected.slice(0, MAX_LISTED_REJECTIONS),
+    },
     transitions: { ...tally.transitions },
     days,
     finalTiers: days[days.length - 1]!.tiers,

@@ -53,7 +53,15 @@ export interface SimulationSummary {
   firstDate: string;
   lastDate: string;
   users: number;
-  events: { applied: number; duplicates: number; skippedLines: number };
+  events: {
+    applied: number;
+    duplicates: number;
+    skippedLines: number;
+    /** Events that ingest refuses under this ruleset (see rejections); not applied. */
+    rejected: number;
+    /** The first few rejected events, by line, with the reason. */
+    rejections: Array<{ line?: number; eventId: string; reason: string }>;
+  };
   transitions: { promotions: number; demotions: number; graceStarted: number; graceCleared: number };
   days: DaySnapshot[];
   finalTiers: Record<string, number>;

@@ -47,8 +47,8 @@ describe('strata simulate (the command) on a fixed event file', () => {
       '',
     ]);
     // 301 lines - 2 skipped = 299 events read; the resend among them is applied once.
-    expect(summary.events).toEqual({ applied: 298, duplicates: 1, skippedLines: 2 });
-    expect(result.stdout).toContain('Simulating 299 events on a virtual clock, 20 extra days of nightly reviews...');
+    expect(summary.events).toEqual({ applied: 298, duplicates: 1, skippedLines: 2, rejected: 0, rejections: [] });
+    expect(result.stdout).toContain('Simulating 299 events in memory on a virtual clock, 20 extra days of nightly reviews...');
   });
 
   it('moves users up and down the ladder by the shipped rules, exactly', () => {
