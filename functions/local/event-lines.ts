@@ -69,6 +69,6 @@ export async function streamEventLines(file: string, onProgress?: (bytesRead: nu
   return read;
 }
 
-export async function readEventLines(file: string): Promise<EventLines> {
+export async function readEventLines(file: string): Promise<NumberedEventLines> {
   return parseEventLines(await readFile(file, 'utf8'));
 }
