@@ -33,6 +33,18 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
     { metric: 'reviews per steadily active user per 30 days', target: '≤ 3', measured: String(r.review.reviewsPerActiveUser30d), met: r.review.reviewsPerActiveUser30d <= 3 },
     { metric: 'core evaluation time ÷ bare json-rules-engine', target: '≤ 1.2', measured: fixed(evalRatio), met: evalRatio <= 1.2 },
     { metric: 'local end-to-end events/s ÷ dynalite UpdateItem ops/s', target: '≥ 0.5', measured: fixed(r.throughput.ratio), met: r.throughput.ratio >= 0.5 },
+    {
+      metric: `strata simulate, in-memory events/s (${r.simulate.events} events; full stack ${fixed(r.simulate.fullStackEventsPerSec, 0)}/s)`,
+      target: '≥ 20,000',
+      measured: fixed(r.simulate.eventsPerSec, 0),
+      met: r.simulate.eventsPerSec >= 20_000,
+    },
+    {
+      metric: `strata simulate, ${r.simulate.millionEvents.events} events: seconds / peak RSS`,
+      target: '≤ 60 s / ≤ 1.5 GB',
+      measured: `${fixed(r.simulate.millionEvents.seconds, 1)} s / ${r.simulate.millionEvents.peakRssMb} MB`,
+      met: r.simulate.millionEvents.seconds <= 60 && r.simulate.millionEvents.peakRssMb <= 1536,
+    },
     { metric: 'ingest Lambda bundle, minified', target: '≤ 600 KB', measured: `${(r.coldStart.bundleBytes / 1024).toFixed(0)} KiB`, met: r.coldStart.bundleBytes <= 600 * 1024 },
   ];
 }

@@ -17,6 +17,7 @@ import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
 import { measureActiveUserReviews, measureNightlyReview } from './review.js';
+import { type SimulateFigures, measureSimulate } from './simulate.js';
 import { measureThroughput } from './throughput.js';
 
 export interface BenchOptions {
@@ -28,6 +29,8 @@ export interface BenchOptions {
   reviewUsers: number;
   coldStartRuns: number;
   activeUserDays: number;
+  simulateUsers: number;
+  simulateBigEvents: number;
   log?: (line: string) => void;
 }
 
@@ -42,13 +45,14 @@ export interface BenchResults {
   journeys: Record<string, JourneyFigures>;
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
   cost: CostResult;
+  simulate: SimulateFigures;
   targets?: TargetCheck[];
 }
 
 export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
   return quick
-    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, coldStartRuns: 10, activeUserDays: 45 }
-    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, coldStartRuns: 10, activeUserDays: 60 };
+    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, coldStartRuns: 10, activeUserDays: 45, simulateUsers: 200, simulateBigEvents: 100_000 }
+    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, coldStartRuns: 10, activeUserDays: 60, simulateUsers: 2_000, simulateBigEvents: 1_000_000 };
 }
 
 const r1 = (value: number): number => Math.round(value * 10) / 10;
@@ -72,6 +76,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const active = await timed('active user reviews', () => measureActiveUserReviews(ruleset, options.activeUserDays));
   const journeys = await timed('journeys', () => measureJourneys(ruleset));
   const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
+  const simulate = await timed('simulate', () => measureSimulate(ruleset, { users: options.simulateUsers, bigEvents: options.simulateBigEvents }));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
@@ -116,6 +121,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     journeys,
     coldStart,
     cost,
+    simulate: {
+      ...simulate,
+      eventsPerSec: r1(simulate.eventsPerSec),
+      fullStackEventsPerSec: r1(simulate.fullStackEventsPerSec),
+      eventsPerCpuSec: r1(simulate.eventsPerCpuSec),
+    },
   };
   results.targets = targetChecks(results);
   return results;

@@ -16,6 +16,8 @@ describe('npm run bench', () => {
       reviewUsers: 200,
       coldStartRuns: 1,
       activeUserDays: 35,
+      simulateUsers: 12,
+      simulateBigEvents: 2_000,
     });
 
     expect(results.machine.cores).toBeGreaterThan(0);
@@ -35,10 +37,16 @@ describe('npm run bench', () => {
     expect(results.coldStart.importMsMedian).toBeGreaterThan(0);
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
     expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
+    // Both engines replayed the same history (the bench checks their summaries are equal), and the big one ran.
+    expect(results.simulate.events).toBeGreaterThan(100);
+    for (const key of ['eventsPerSec', 'fullStackEventsPerSec', 'eventsPerCpuSec'] as const) expect(results.simulate[key]).toBeGreaterThan(0);
+    expect(results.simulate.millionEvents.events).toBeGreaterThan(1_000);
+    expect(results.simulate.millionEvents.seconds).toBeGreaterThan(0);
+    expect(results.simulate.millionEvents.peakRssMb).toBeGreaterThan(0);
 
     const table = renderTable(results);
     expect(table).toContain('| nightly review: items read ÷ users due');
     expect(replaceReadmeSection('# Strata\n', table)).toBeUndefined();
     expect(replaceReadmeSection(`a\n${README_START}\nold\n${README_END}\nb`, table)).toBe(`a\n${README_START}\n${table}\n${README_END}\nb`);
-  }, 60_000);
+  }, 180_000);
 });
