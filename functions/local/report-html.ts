@@ -5,6 +5,7 @@
  *
  * Native SVG `<title>` elements give every area, bar and cell a hover label and a name for screen readers.
  */
+import { REPLAY_HOLDOUT_CAVEAT, describeDifference } from '../replay/holdout-text.js';
 import type { JourneyFunnel, RulesetComparison, SimulationSummary, TierFlow } from './simulation-summary.js';
 
 /**
@@ -55,7 +56,7 @@ export function renderReportHtml(summary: SimulationSummary): string {
 <header>
   <h1>Strata simulation report</h1>
   <p class="subtitle">${escapeHtml(formatDate(summary.firstDate))} – ${escapeHtml(formatDate(summary.lastDate))} · ruleset <code>${escapeHtml(summary.rulesetVersion)}</code> ·
-  ${count(summary.events.applied)} events applied, ${count(summary.events.duplicates)} duplicates ignored, ${count(summary.events.skippedLines)} lines skipped</p>
+  ${count(summary.events.applied)} events applied, ${count(summary.events.duplicates)} duplicates ignored, ${count(summary.events.skippedLines)} lines skipped, ${count(summary.events.rejected)} events rejected by ingest</p>
 </header>
 <main>
 ${sections.filter(Boolean).join('\n')}
@@ -108,7 +109,7 @@ function conversionSection(journeys: JourneyFunnel[], tiers: Map<string, TierSty
   if (journeys.length === 0) return '';
   return section(
     'Conversion: treated vs holdout',
-    'Share of users who converted while in the journey. The holdout gets no sends, so the gap is what the journey adds.',
+    `Share of users who converted within the same window after entering the journey: until they left the tier, the journey's planned length ended or the replay ended. ${REPLAY_HOLDOUT_CAVEAT}`,
     legendList([
       { label: 'Treated (received the journey)', colour: TREATED_COLOUR },
       { label: 'Holdout (received nothing)', colour: HOLDOUT_COLOUR },
@@ -240,7 +241,6 @@ function flowMatrix(id: string, title: string, flows: TierFlow[], tiers: Map<str
 function journeyFunnel(journey: JourneyFunnel, index: number, tiers: Map<string, TierStyle>): string {
   const colour = tiers.get(journey.tier)?.colour ?? TIER_COLOURS[0]!;
   const tierName = tiers.get(journey.tier)?.name ?? journey.tier;
-  const treated = journey.entered - journey.heldOut;
   const rows: Array<{ label: string; sublabel: string; main: number; mainClass: string; unit: string; deferred?: number; exited?: number; mainColour: string }> = [
     { label: 'Entered', sublabel: `${count(journey.heldOut)} held out`, main: journey.entered, mainClass: 'bar-entered', mainColour: NEUTRAL_COLOUR, unit: 'entered' },
     ...journey.steps.map((step, stepIndex) => ({
@@ -253,7 +253,7 @@ function journeyFunnel(journey: JourneyFunnel, index: number, tiers: Map<string,
       exited: step.exited,
       mainColour: colour,
     })),
-    { label: 'Converted', sublabel: `of ${count(treated)} treated`, main: journey.converted.treated, mainClass: 'bar-converted', mainColour: TREATED_COLOUR, unit: 'converted' },
+    { label: 'Converted', sublabel: `of ${count(journey.observed.treated.users)} treated users`, main: journey.observed.treated.converted, mainClass: 'bar-converted', mainColour: TREATED_COLOUR, unit: 'converted' },
   ];
   const labelWidth = 250;
   const valueWidth = 250;
@@ -287,13 +287,8 @@ ${svgChart(`journey-${index}`, `Funnel of journey ${journey.journeyId}`, `Entere
 
 function conversionChart(journeys: JourneyFunnel[], tiers: Map<string, TierStyle>): string {
   const rates = journeys.map((journey) => {
-    const treated = journey.entered - journey.heldOut;
-    return {
-      journey,
-      treated,
-      treatedRate: treated > 0 ? journey.converted.treated / treated : 0,
-      holdoutRate: journey.heldOut > 0 ? journey.converted.holdout / journey.heldOut : undefined,
-    };
+    const { treated, heldOut } = journey.observed;
+    return { journey, treated, heldOut, treatedRate: treated.rate ?? 0, holdoutRate: heldOut.users > 0 ? (heldOut.rate ?? 0) : undefined };
   });
   const labelWidth = 250;
   const barSpace = CHART_WIDTH - labelWidth - 300;
@@ -306,16 +301,16 @@ function conversionChart(journeys: JourneyFunnel[], tiers: Map<string, TierStyle
       const y = rowIndex * rowHeight + 8;
       const { journey } = rate;
       const tierName = tiers.get(journey.tier)?.name ?? journey.tier;
-      const uplift = rate.holdoutRate === undefined ? 'uplift not measured' : `${signedPoints(rate.treatedRate - rate.holdoutRate)} uplift`;
-      const treatedBar = `<rect class="bar bar-treated" x="${labelWidth}" y="${y}" width="${Math.max(1, length(rate.treatedRate))}" height="22" rx="3" fill="${TREATED_COLOUR}"><title>${escapeHtml(journey.journeyId)} treated: ${count(journey.converted.treated)} of ${count(rate.treated)} converted (${percent(rate.treatedRate)})</title></rect><text x="${labelWidth + Math.max(1, length(rate.treatedRate)) + 8}" y="${y + 16}" class="bar-value">${percent(rate.treatedRate)} <tspan class="bar-sublabel">(${count(journey.converted.treated)} of ${count(rate.treated)})</tspan></text>`;
+      const difference = describeDifference(journey.observed);
+      const treatedBar = `<rect class="bar bar-treated" x="${labelWidth}" y="${y}" width="${Math.max(1, length(rate.treatedRate))}" height="22" rx="3" fill="${TREATED_COLOUR}"><title>${escapeHtml(journey.journeyId)} treated: ${count(rate.treated.converted)} of ${count(rate.treated.users)} users converted (${percent(rate.treatedRate)})</title></rect><text x="${labelWidth + Math.max(1, length(rate.treatedRate)) + 8}" y="${y + 16}" class="bar-value">${percent(rate.treatedRate)} <tspan class="bar-sublabel">(${count(rate.treated.converted)} of ${count(rate.treated.users)})</tspan></text>`;
       const holdoutBar =
         rate.holdoutRate === undefined
           ? `<text x="${labelWidth}" y="${y + 42}" class="bar-sublabel">no holdout group</text>`
-          : `<rect class="bar bar-holdout" x="${labelWidth}" y="${y + 27}" width="${Math.max(1, length(rate.holdoutRate))}" height="22" rx="3" fill="${HOLDOUT_COLOUR}"><title>${escapeHtml(journey.journeyId)} holdout: ${count(journey.converted.holdout)} of ${count(journey.heldOut)} converted (${percent(rate.holdoutRate)})</title></rect><text x="${labelWidth + Math.max(1, length(rate.holdoutRate)) + 8}" y="${y + 43}" class="bar-value">${percent(rate.holdoutRate)} <tspan class="bar-sublabel">(${count(journey.converted.holdout)} of ${count(journey.heldOut)})</tspan></text>`;
+          : `<rect class="bar bar-holdout" x="${labelWidth}" y="${y + 27}" width="${Math.max(1, length(rate.holdoutRate))}" height="22" rx="3" fill="${HOLDOUT_COLOUR}"><title>${escapeHtml(journey.journeyId)} holdout: ${count(rate.heldOut.converted)} of ${count(rate.heldOut.users)} users converted (${percent(rate.holdoutRate)})</title></rect><text x="${labelWidth + Math.max(1, length(rate.holdoutRate)) + 8}" y="${y + 43}" class="bar-value">${percent(rate.holdoutRate)} <tspan class="bar-sublabel">(${count(rate.heldOut.converted)} of ${count(rate.heldOut.users)})</tspan></text>`;
       const labels =
         svgText(journey.journeyId, { x: 0, y: y + 16, className: 'bar-label', maxChars: LABEL_CHARS }) +
         svgText(tierName, { x: 0, y: y + 33, className: 'bar-sublabel', maxChars: LABEL_CHARS }) +
-        svgText(uplift, { x: 0, y: y + 50, className: 'bar-uplift', maxChars: LABEL_CHARS });
+        svgText(difference, { x: 0, y: y + 50, className: 'bar-uplift', maxChars: LABEL_CHARS });
       return labels + treatedBar + holdoutBar;
     })
     .join('');

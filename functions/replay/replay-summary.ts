@@ -7,11 +7,14 @@ import type { UserEvent } from '../core/event.js';
 import type { JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
 import type { JourneyDefinition } from '../core/journey/journey-schema.js';
 import { isSendStep } from '../core/journey/journey-schema.js';
+import { isHeldOut } from '../core/journey/decide-journey-step.js';
+import { plannedLengthMs } from '../core/journey/planned-length.js';
 import { eventMatches } from '../core/metrics.js';
+import { conversionDifference } from '../core/uplift.js';
 import type { Ruleset } from '../core/ruleset.js';
 import type { TierNotice } from '../core/state.js';
 import { MAX_LISTED_REJECTIONS, type RejectedEvent } from './rejections.js';
-import type { DaySnapshot, JourneyFunnel, JourneyStepFunnel, SimulationSummary, TierFlow } from './simulation-summary.js';
+import type { DaySnapshot, GroupOutcome, HoldoutComparison, JourneyFunnel, JourneyStepFunnel, SimulationSummary, TierFlow } from './simulation-summary.js';
 
 /** What an engine reports while it replays; the full stack reports a superset (dead letters too). */
 export type ReplayActivity =
@@ -40,6 +43,8 @@ export class ActivityTally {
   readonly flows = new Map<string, TierFlow>();
   readonly executions = new Map<string, ExecutionRecord>();
   readonly steps = new Map<string, JourneyStepFunnel>();
+  /** Each user's tier changes, in the order they happened: when a user left a journey's tier. */
+  readonly tierChangesByUser = new Map<string, Array<{ at: number; fromTier?: string; toTier: string }>>();
   private readonly seenNotices = new Set<string>();
 
   constructor(private readonly journeys: Record<string, JourneyDefinition>) {}
@@ -52,6 +57,9 @@ export class ActivityTally {
         this.seenNotices.add(notice.noticeId);
         if (notice.detailType === 'TierChanged') {
           this.tierByUser.set(notice.userId, notice.toTier);
+          const changes = this.tierChangesByUser.get(notice.userId) ?? [];
+          changes.push({ at: Date.parse(notice.at), ...(notice.fromTier !== undefined ? { fromTier: notice.fromTier } : {}), toTier: notice.toTier });
+          this.tierChangesByUser.set(notice.userId, changes);
           const from = notice.kind === 'entered' ? null : (notice.fromTier ?? null);
           const key = `${from}>${notice.toTier}`;
           const flow = this.flows.get(key) ?? { from, to: notice.toTier, count: 0 };
@@ -103,27 +111,59 @@ export class ActivityTally {
   }
 }
 
+/**
+ * Treated and held-out users observed over the same horizon: from each entry into the journey until the user
+ * leaves the tier, the journey's planned length ends, or the replay ends, whichever comes first. (The execution's
+ * own end is no horizon: a held-out user's execution ends at its first step.)
+ */
+function observeHoldout(ruleset: Ruleset, journey: JourneyDefinition, tally: ActivityTally, executions: ExecutionRecord[], eventsByUser: ReadonlyMap<string, readonly UserEvent[]>, endAt: number): HoldoutComparison {
+  const horizonMs = plannedLengthMs(journey);
+  const conversion = journey.settings.exitOn?.conversion;
+  const filter = conversion ? { eventTypes: [conversion.type], ...(conversion.where ? { where: conversion.where } : {}) } : undefined;
+  const entriesByUser = new Map<string, number[]>();
+  for (const execution of executions) entriesByUser.set(execution.userId, [...(entriesByUser.get(execution.userId) ?? []), Date.parse(execution.startedAt)]);
+  const groups = { treated: { users: 0, converted: 0 }, heldOut: { users: 0, converted: 0 } };
+  for (const [userId, entries] of entriesByUser) {
+    const group = groups[isHeldOut(userId, journey) ? 'heldOut' : 'treated'];
+    group.users += 1;
+    if (!filter) continue;
+    const changes = tally.tierChangesByUser.get(userId) ?? [];
+    const conversions = (eventsByUser.get(userId) ?? []).filter((event) => eventMatches(filter, event)).map((event) => Date.parse(event.occurredAt));
+    const converted = entries.some((start) => {
+      const leftTier = changes.find((change) => change.fromTier === journey.tier && change.at >= start)?.at ?? Infinity;
+      const until = Math.min(start + horizonMs, leftTier, endAt);
+      return conversions.some((at) => at >= start && at <= until);
+    });
+    if (converted) group.converted += 1;
+  }
+  const outcome = ({ users, converted }: { users: number; converted: number }): GroupOutcome => ({ users, converted, rate: users > 0 ? converted / users : null });
+  const difference = conversionDifference({ successes: groups.treated.converted, trials: groups.treated.users }, { successes: groups.heldOut.converted, trials: groups.heldOut.users });
+  return {
+    horizonDays: Number.isFinite(horizonMs) ? horizonMs / 86_400_000 : null,
+    treated: outcome(groups.treated),
+    heldOut: outcome(groups.heldOut),
+    difference: difference ? { points: difference.difference * 100, low: difference.low * 100, high: difference.high * 100 } : null,
+  };
+}
+
 function journeyFunnels(ruleset: Ruleset, tally: ActivityTally, eventsByUser: ReadonlyMap<string, readonly UserEvent[]>, endAt: string): JourneyFunnel[] {
   return ruleset.tiers.flatMap((tier): JourneyFunnel[] => {
     const journey = ruleset.journeys[tier.id];
     if (!journey) return [];
     const executions = [...tally.executions.values()].filter((e) => e.tier === tier.id);
-    const conversion = journey.settings.exitOn?.conversion;
-    const converted = { treated: 0, holdout: 0 };
-    if (conversion) {
-      const filter = { eventTypes: [conversion.type], ...(conversion.where ? { where: conversion.where } : {}) };
-      for (const execution of executions) {
-        const until = execution.endedAt ?? endAt;
-        const didConvert = (eventsByUser.get(execution.userId) ?? []).some(
-          (event) => event.occurredAt >= execution.startedAt && event.occurredAt <= until && eventMatches(filter, event),
-        );
-        if (didConvert) converted[execution.heldOut ? 'holdout' : 'treated'] += 1;
-      }
-    }
     const steps = journey.steps
       .filter((step) => isSendStep(step) || step.type === 'branch')
       .map((step) => tally.steps.get(`${tier.id}/${step.id}`) ?? { stepId: step.id, kind: step.type as JourneyStepFunnel['kind'], sent: 0, deferred: 0, exited: 0 });
-    return [{ journeyId: journey.id, tier: tier.id, entered: executions.length, heldOut: executions.filter((e) => e.heldOut).length, steps, converted }];
+    return [
+      {
+        journeyId: journey.id,
+        tier: tier.id,
+        entered: executions.length,
+        heldOut: executions.filter((e) => e.heldOut).length,
+        steps,
+        observed: observeHoldout(ruleset, journey, tally, executions, eventsByUser, Date.parse(endAt)),
+      },
+    ];
   });
 }
 

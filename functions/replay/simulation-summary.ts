@@ -33,8 +33,31 @@ export interface JourneyFunnel {
   /** Users the holdout kept from every send. */
   heldOut: number;
   steps: JourneyStepFunnel[];
-  /** Users who converted while in the journey, treated and held out. */
-  converted: { treated: number; holdout: number };
+  /** Conversions of treated and held-out users, observed over the same horizon. */
+  observed: HoldoutComparison;
+}
+
+export interface GroupOutcome {
+  /** Users who entered the journey at least once. */
+  users: number;
+  /** Of them, users with a conversion event within an observation window. */
+  converted: number;
+  /** converted ÷ users; null for an empty group. */
+  rate: number | null;
+}
+
+/**
+ * Each entry is observed from entry until the user leaves the tier, the journey's planned length ends or the replay
+ * ends, whichever comes first, for treated and held-out users alike. In a replay the history does not react to
+ * sends, so the difference describes the history, not what the journey adds.
+ */
+export interface HoldoutComparison {
+  /** The journey's planned length in days (its waits and branch timeouts); null when a loop makes it open-ended. */
+  horizonDays: number | null;
+  treated: GroupOutcome;
+  heldOut: GroupOutcome;
+  /** Treated − held-out rate in percentage points, with a 95 % interval (Newcombe); null below 30 users a group. */
+  difference: { points: number; low: number; high: number } | null;
 }
 
 export interface RulesetComparison {

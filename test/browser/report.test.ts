@@ -141,7 +141,12 @@ describe('report.html', () => {
     const text = await page.locator('#conversion').textContent();
     expect(text).toContain('15.0%'); // member-nurture treated: 61 of 407
     expect(text).toContain('6.7%'); // member-nurture holdout: 3 of 45
-    expect(text).toContain('+8.3 pts uplift');
+    // 61 of 407 against 3 of 45: Newcombe's interval crosses 0, and the report calls it a difference, never an uplift.
+    expect(text).toContain('difference +8.3 pts (95% interval −3.3 to +14.1)');
+    expect(text).toContain('too few to tell'); // active-practice: 21 held out
+    expect(text).not.toContain('uplift');
+    expect(await page.locator('#conversion').textContent()).toBeTruthy();
+    expect(await page.locator('section', { hasText: 'Conversion: treated vs holdout' }).textContent()).toContain('does not react to sends');
   });
 
   it('shows the headline numbers', async () => {
@@ -195,7 +200,8 @@ describe('report.html with hostile or sparse input', () => {
     const summary = fixture();
     delete summary.compare;
     summary.journeys[1]!.heldOut = 0;
-    summary.journeys[1]!.converted.holdout = 0;
+    summary.journeys[1]!.observed.heldOut = { users: 0, converted: 0, rate: null };
+    summary.journeys[1]!.observed.difference = null;
     const { page, problems } = await openReport(summary, 'no-compare');
     expect(problems).toEqual([]);
     expect(await page.locator('#comparison').count()).toBe(0);

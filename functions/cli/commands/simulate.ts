@@ -8,6 +8,7 @@ import { readProjectFiles } from '../../local/project-files.js';
 import { renderReportHtml } from '../../local/report-html.js';
 import { compareRulesets } from '../../replay/compare.js';
 import { type ReplayOptions, type SimulationResult, runReplay } from '../../replay/replay-engine.js';
+import { REPLAY_HOLDOUT_CAVEAT, describeDifference, describeGroup } from '../../replay/holdout-text.js';
 import type { SimulationSummary } from '../../replay/simulation-summary.js';
 import { type CliOutput, UsageError } from '../output.js';
 
@@ -77,6 +78,10 @@ async function replayWith(options: SimulateOptions, replay: ReplayOptions): Prom
   return runSimulation(replay);
 }
 
+function horizonText(days: number | null): string {
+  return days === null ? 'the tier stay' : `${Math.round(days * 10) / 10} days (or leaving the tier)`;
+}
+
 function printSummary(summary: SimulationSummary, out: CliOutput): void {
   out.info(`Tier distribution, ${summary.users} users, ${summary.firstDate} to ${summary.lastDate} (ruleset ${summary.rulesetVersion}):`);
   for (const line of formatWeeklyTable(summary)) out.info('  ' + line);
@@ -84,8 +89,11 @@ function printSummary(summary: SimulationSummary, out: CliOutput): void {
   out.info(`  promotions ${t.promotions}, grace entries ${t.graceStarted}, graces cleared ${t.graceCleared}, demotions ${t.demotions}`);
   for (const journey of summary.journeys) {
     const steps = journey.steps.map((s) => `${s.stepId} ${s.sent}`).join(' → ');
-    out.info(`  journey ${journey.journeyId}: entered ${journey.entered} (held out ${journey.heldOut}); sent ${steps}; converted ${journey.converted.treated} treated, ${journey.converted.holdout} held out`);
+    const { treated, heldOut } = journey.observed;
+    out.info(`  journey ${journey.journeyId}: entered ${journey.entered} (held out ${journey.heldOut}); sent ${steps}`);
+    out.info(`    converted within ${horizonText(journey.observed.horizonDays)} of entry: treated ${describeGroup(treated)}, held out ${describeGroup(heldOut)}; ${describeDifference(journey.observed)}`);
   }
+  if (summary.journeys.some((journey) => journey.observed.heldOut.users > 0)) out.info(`  ${REPLAY_HOLDOUT_CAVEAT}`);
   const e = summary.events;
   out.info(`  events applied ${e.applied}, duplicates ignored ${e.duplicates}, lines skipped ${e.skippedLines}, rejected by ingest ${e.rejected}`);
 }
