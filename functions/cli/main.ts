@@ -27,12 +27,7 @@ program.addCommand(simulateCommand(consoleOutput));
 program.addCommand(userCommand(consoleOutput));
 program.addCommand(explainCommand(consoleOutput));
 program.addCommand(
-  journeyCommand(async (tier) => {
-    const ruleset = await loadValidRuleset(process.cwd(), 'the ruleset');
-    const journey = ruleset.journeys[tier];
-    if (!journey) throw new UsageError(`no journey for tier "${tier}"`, `tiers with journeys: ${Object.keys(ruleset.journeys).join(', ')}`);
-    return journey;
-  }),
+  journeyCommand(async () => (await loadValidRuleset(process.cwd(), 'the ruleset')).journeys),
 );
 
 program.parseAsync(process.argv).catch((error: unknown) => {

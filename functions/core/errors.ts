@@ -15,12 +15,15 @@ export interface Problem {
   /** 1-based position, for JSON syntax errors. */
   line?: number;
   column?: number;
+  /** A warning is a likely mistake that still loads; every other problem is an error. */
+  severity?: 'warning';
 }
 
 export function formatProblem(problem: Problem): string {
   const where = problem.line !== undefined ? `${problem.file}:${problem.line}:${problem.column ?? 1}` : problem.file;
   const hint = problem.hint ? ` (${problem.hint})` : '';
-  return `${where}: ${problem.pointer || '/'}: ${problem.message}${hint}`;
+  const severity = problem.severity === 'warning' ? 'warning: ' : '';
+  return `${where}: ${problem.pointer || '/'}: ${severity}${problem.message}${hint}`;
 }
 
 export function jsonPointer(path: ReadonlyArray<PropertyKey>): string {

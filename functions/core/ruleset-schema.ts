@@ -109,6 +109,10 @@ export const tiersFileSchema = z.strictObject({
     .describe('The ladder, lowest first. The first tier is the base tier: everyone starts there and it has no rule file.'),
   metrics: z.record(factName, metricSchema).default({}),
   attributes: z.record(factName, attributeSchema).default({}),
+  knownEventTypes: z
+    .array(eventType)
+    .optional()
+    .describe('Event types your producers send beyond the documented ones, so that validate does not warn about them.'),
 });
 export type TiersFile = z.infer<typeof tiersFileSchema>;
 

@@ -16,6 +16,7 @@ import {
   type ConditionNode,
   FORBIDDEN_KEYS,
   KNOWN_OPERATORS,
+  type KnownOperator,
   type MetricDefinition,
   type RuleDefinition,
   type TierDefinition,
@@ -25,9 +26,11 @@ import {
   tiersFileSchema,
 } from './ruleset-schema.js';
 import { didYouMean } from './suggest.js';
+import { describeValueIssue, valueAtPath } from './zod-issues.js';
 import { registerSafeOperators } from './operators.js';
 import { type JourneyDefinition, type SignalFilter } from './journey/journey-schema.js';
 import { checkJourneyDocument } from './journey/validate-journey.js';
+import { semanticWarnings } from './semantic-checks.js';
 import { journeySignalFilters } from './journey/signals.js';
 
 export const TIERS_FILE = 'rules/tiers.json';
@@ -76,12 +79,15 @@ export type ProjectFiles = Record<string, string>;
 const FORMAT_VOCABULARY = [
   'timezone', 'tiers', 'metrics', 'attributes', 'id', 'name', 'graceDays', 'minTenureDays', 'downgrade', 'journey',
   'kind', 'windowDays', 'eventTypes', 'where', 'property', 'description', 'type', 'event', 'conditions', 'all', 'any',
-  'not', 'fact', 'operator', 'value', 'path', 'priority', 'params',
+  'not', 'fact', 'operator', 'value', 'path', 'priority', 'params', 'knownEventTypes',
 ];
 
 export interface LoadResult {
   ruleset?: Ruleset;
+  /** Errors: the ruleset is absent when there is any. */
   problems: Problem[];
+  /** Likely mistakes in a ruleset that loads (semantic-checks.ts); only looked for when there are no errors. */
+  warnings: Problem[];
 }
 
 export function tierIndex(ruleset: Ruleset, tier: string): number {
@@ -103,9 +109,26 @@ export function parseProjectJson(file: string, text: string, problems: Problem[]
   return undefined;
 }
 
+/** Advice per field of the rule formats, used when a value is out of range or of the wrong kind. */
+const RULE_FIELD_HINTS: Record<string, string> = {
+  tiers: 'list 2 to 7 tiers, lowest first',
+  graceDays: 'a whole number of days from 0 to 365; 0 moves the user down at the first review after they stop qualifying',
+  minTenureDays: 'a whole number of days from 0 to 365',
+  windowDays: 'a whole number of days from 1 to 400, today included',
+  priority: 'a whole number of 1 or more',
+};
+
+/** For anything without a better hint: the schema is where the format is spelled out. */
+const SCHEMA_HINT = 'see the JSON Schema in schemas/; an editor shows it when the file names its "$schema"';
+
 export function zodProblems(file: string, error: ZodError, document: unknown, knownKeys: readonly string[] = FORMAT_VOCABULARY): Problem[] {
-  return error.issues.map((issue) => {
+  return error.issues.map((issue): Problem => {
     const pointer = jsonPointer(issue.path);
+    const field = issue.path[issue.path.length - 1];
+    const fieldHint = typeof field === 'string' ? RULE_FIELD_HINTS[field] : undefined;
+    const actual = valueAtPath(document, issue.path);
+    const described = describeValueIssue(issue, actual, fieldHint);
+    if (described) return { file, pointer, ...described };
     switch (issue.code) {
       case 'unrecognized_keys': {
         const key = issue.keys[0]!;
@@ -117,45 +140,32 @@ export function zodProblems(file: string, error: ZodError, document: unknown, kn
         };
       }
       case 'invalid_type': {
-        const actual = valueAt(document, issue.path);
         const found = actual === undefined ? 'nothing' : Array.isArray(actual) ? 'an array' : actual === null ? 'null' : `a ${typeof actual}`;
         return actual === undefined
           ? { file, pointer, message: `is required`, hint: `add ${describeExpected(issue.expected)}` }
-          : { file, pointer, message: `must be ${describeExpected(issue.expected)}, found ${found}` };
-      }
-      case 'too_small':
-      case 'too_big': {
-        const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
-        const word = issue.code === 'too_small' ? 'at least' : 'at most';
-        return issue.origin === 'array'
-          ? { file, pointer, message: `needs ${word} ${String(bound)} item${Number(bound) === 1 ? '' : 's'}` }
-          : issue.origin === 'string'
-            ? { file, pointer, message: `must be ${word} ${String(bound)} characters long` }
-            : { file, pointer, message: `must be ${word} ${String(bound)}, found ${JSON.stringify(valueAt(document, issue.path))}` };
+          : { file, pointer, message: `must be ${describeExpected(issue.expected)}, found ${found}`, hint: fieldHint ?? `write ${describeExpected(issue.expected)} here` };
       }
       case 'invalid_union':
         if ((issue as { note?: string }).note === 'No matching discriminator') {
           const options = [...issue.message.matchAll(/'([^']+)'/g)].map((m) => m[1]!);
-          const actual = valueAt(document, issue.path);
           return {
             file,
             pointer,
-            message: actual === undefined ? 'is required' : `${JSON.stringify(actual)} is not a known ${String(issue.path[issue.path.length - 1] ?? 'value')}`,
+            message: actual === undefined ? 'is required' : `${JSON.stringify(actual)} is not a known ${String(field ?? 'value')}`,
             hint: typeof actual === 'string' ? didYouMean(actual, options, `use one of: ${options.join(', ')}`) : `use one of: ${options.join(', ')}`,
           };
         }
-        return { file, pointer, message: issue.message };
+        return { file, pointer, message: issue.message, hint: SCHEMA_HINT };
       case 'invalid_value': {
         const options = 'values' in issue ? (issue.values as unknown[]) : undefined;
-        const actual = valueAt(document, issue.path);
         if (options && options.length) {
           const hint = typeof actual === 'string' ? didYouMean(actual, options.map(String), `use one of: ${options.map((o) => JSON.stringify(o)).join(', ')}`) : `use one of: ${options.map((o) => JSON.stringify(o)).join(', ')}`;
           return { file, pointer, message: `${JSON.stringify(actual)} is not allowed here`, hint };
         }
-        return { file, pointer, message: issue.message };
+        return { file, pointer, message: issue.message, hint: SCHEMA_HINT };
       }
       default:
-        return { file, pointer, message: issue.message.replace(/^Too small: expected |^Too big: expected /, 'must be ') };
+        return { file, pointer, message: issue.message, hint: fieldHint ?? SCHEMA_HINT };
     }
   });
 }
@@ -175,15 +185,6 @@ function describeExpected(expected: string): string {
     default:
       return expected;
   }
-}
-
-function valueAt(document: unknown, path: ReadonlyArray<PropertyKey>): unknown {
-  let current = document;
-  for (const key of path) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
 }
 
 export function validateWithSchema<T>(
@@ -225,6 +226,23 @@ function compileMetrics(metrics: Record<string, MetricDefinition>): { compiled: 
   }
   return { compiled, counters: [...counters.values()].sort((a, b) => (a.id < b.id ? -1 : 1)) };
 }
+
+/** What people write from habit, and the operator it means. */
+const OPERATOR_FOR_SYMBOL: Record<string, KnownOperator> = {
+  '>': 'greaterThan',
+  '>=': 'greaterThanInclusive',
+  '≥': 'greaterThanInclusive',
+  '<': 'lessThan',
+  '<=': 'lessThanInclusive',
+  '≤': 'lessThanInclusive',
+  '=': 'equal',
+  '==': 'equal',
+  '===': 'equal',
+  '!=': 'notEqual',
+  '!==': 'notEqual',
+  '<>': 'notEqual',
+  '≠': 'notEqual',
+};
 
 const NUMERIC_OPERATORS = new Set(['lessThan', 'lessThanInclusive', 'greaterThan', 'greaterThanInclusive']);
 const LIST_OPERATORS = new Set(['in', 'notIn']);
@@ -296,7 +314,7 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
   }
   let kind = facts.get(node.fact);
   if (FORBIDDEN_KEYS.has(node.fact)) {
-    problems.push({ file, pointer: pointer + '/fact', message: `"${node.fact}" is a reserved name and can never be a fact` });
+    problems.push({ file, pointer: pointer + '/fact', message: `"${node.fact}" is a reserved name and can never be a fact`, hint: 'name a metric or attribute from rules/tiers.json' });
     return;
   }
   if (kind === undefined) {
@@ -326,11 +344,15 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
     return;
   }
   if (!(KNOWN_OPERATORS as readonly string[]).includes(operator)) {
+    const named = OPERATOR_FOR_SYMBOL[operator.trim()];
     problems.push({
       file,
       pointer: pointer + '/operator',
       message: `unknown operator "${operator}"`,
-      hint: didYouMean(operator, KNOWN_OPERATORS, `use one of: ${KNOWN_OPERATORS.join(', ')}`),
+      // Symbols are not close to any name by spelling, so "did you mean" would guess wrong; name the operator.
+      hint: named
+        ? `json-rules-engine names its operators: write "${named}" for ${operator.trim()}`
+        : didYouMean(operator, KNOWN_OPERATORS, `use one of: ${KNOWN_OPERATORS.join(', ')}`),
     });
     return;
   }
@@ -344,7 +366,7 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
     const keys = Object.keys(value);
     const other = (value as { fact?: unknown }).fact;
     if (keys.length !== 1 || typeof other !== 'string') {
-      problems.push({ file, pointer: pointer + '/value', message: 'an object value must be {"fact": "<name>"} to compare with another fact' });
+      problems.push({ file, pointer: pointer + '/value', message: 'an object value must be {"fact": "<name>"} to compare with another fact', hint: 'write a plain value, or {"fact": "otherFact"}' });
     } else if (!facts.has(other)) {
       problems.push({ file, pointer: pointer + '/value/fact', message: `unknown fact "${other}"`, hint: didYouMean(other, facts.keys(), `declare it in ${TIERS_FILE}`) });
     }
@@ -357,7 +379,7 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
       return;
     }
     if (kind !== undefined && kind !== 'number') {
-      problems.push({ file, pointer: valuePointer, message: `"${operator}" compares numbers, but fact "${node.fact}" is ${kind === 'tags' ? 'a list of tags' : `a ${kind}`}` });
+      problems.push({ file, pointer: valuePointer, message: `"${operator}" compares numbers, but fact "${node.fact}" is ${kind === 'tags' ? 'a list of tags' : `a ${kind}`}`, hint: kind === 'tags' ? 'use "contains" or "doesNotContain"' : 'use "equal", "notEqual", "in" or "notIn"' });
     }
     (context.thresholds[node.fact] ??= []).push(value);
     return;
@@ -370,7 +392,7 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
     // An object in the list (say {"$regex": ...}) could never match and reads like a query another engine would run.
     value.forEach((element, i) => {
       if (element !== null && typeof element === 'object') {
-        problems.push({ file, pointer: `${valuePointer}/${i}`, message: 'a list value may hold only strings, numbers, booleans and null' });
+        problems.push({ file, pointer: `${valuePointer}/${i}`, message: 'a list value may hold only strings, numbers, booleans and null', hint: 'list the plain values to match' });
       }
     });
     return;
@@ -380,7 +402,7 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
       problems.push({ file, pointer: pointer + '/operator', message: `"${operator}" looks inside a list, but fact "${node.fact}" is a ${kind}`, hint: 'use "equal" or "in" for single values' });
     }
     if (typeof value !== 'string' && typeof value !== 'number') {
-      problems.push({ file, pointer: valuePointer, message: `"${operator}" needs a single value to look for, found ${describeJson(value)}` });
+      problems.push({ file, pointer: valuePointer, message: `"${operator}" needs a single value to look for, found ${describeJson(value)}`, hint: 'write one string or number; use several conditions under "any" for several' });
     }
     return;
   }
@@ -431,7 +453,7 @@ function checkLadderOrder(tiers: TierDefinition[], rules: Record<string, RuleDef
 function reservedKeyProblems(file: string, value: unknown, path: Array<string | number>, problems: Problem[]): void {
   if (value === null || typeof value !== 'object') return;
   for (const key of Object.keys(value)) {
-    if (FORBIDDEN_KEYS.has(key)) problems.push({ file, pointer: jsonPointer([...path, key]), message: `"${key}" is a reserved name and is not allowed` });
+    if (FORBIDDEN_KEYS.has(key)) problems.push({ file, pointer: jsonPointer([...path, key]), message: `"${key}" is a reserved name and is not allowed`, hint: 'rename it' });
     else reservedKeyProblems(file, (value as Record<string, unknown>)[key], [...path, Array.isArray(value) ? Number(key) : key], problems);
   }
 }
@@ -440,12 +462,12 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
   const problems: Problem[] = [];
   const tiersText = files[TIERS_FILE];
   if (tiersText === undefined) {
-    return { problems: [{ file: TIERS_FILE, pointer: '', message: 'file not found', hint: 'create rules/tiers.json with the ladder, metrics and attributes' }] };
+    return { problems: [{ file: TIERS_FILE, pointer: '', message: 'file not found', hint: 'create rules/tiers.json with the ladder, metrics and attributes' }], warnings: [] };
   }
   const tiersDocument = parseProjectJson(TIERS_FILE, tiersText, problems);
   reservedKeyProblems(TIERS_FILE, tiersDocument, [], problems);
   const tiersFile = tiersDocument === undefined ? undefined : validateWithSchema(TIERS_FILE, tiersFileSchema, tiersDocument, problems);
-  if (!tiersFile) return { problems };
+  if (!tiersFile) return { problems, warnings: [] };
 
   if (!isValidTimeZone(tiersFile.timezone)) {
     problems.push({ file: TIERS_FILE, pointer: '/timezone', message: `"${tiersFile.timezone}" is not a known time zone`, hint: 'use an IANA name such as "Asia/Shanghai" or "UTC"' });
@@ -466,6 +488,7 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
   const facts = factKinds(tiersFile);
   const thresholds: Record<string, number[]> = {};
   const rules: Record<string, RuleDefinition[]> = {};
+  const ruleFileIsList: Record<string, boolean> = {};
   const baseTier = tiersFile.tiers[0]!.id;
   const tierIds = new Set(tiersFile.tiers.map((t) => t.id));
 
@@ -515,9 +538,11 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
       }
     });
     rules[tier.id] = list;
+    ruleFileIsList[tier.id] = Array.isArray(parsed);
   });
 
   const journeys: Record<string, JourneyDefinition> = {};
+  const journeyFiles: Record<string, string> = {};
   tiersFile.tiers.forEach((tier, index) => {
     if (!tier.journey) return;
     const file = tier.journey.replace(/^\.\//, '');
@@ -530,7 +555,10 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
     if (document === undefined) return;
     const checked = checkJourneyDocument(file, document, { tierIds: [...tierIds], expectedTier: tier.id });
     problems.push(...checked.problems);
-    if (checked.journey) journeys[tier.id] = checked.journey;
+    if (checked.journey) {
+      journeys[tier.id] = checked.journey;
+      journeyFiles[tier.id] = file;
+    }
   });
   for (const file of Object.keys(files).sort()) {
     if (!file.startsWith('journeys/') || !file.endsWith('.json')) continue;
@@ -540,8 +568,15 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
   }
 
   if (problems.length === 0) checkLadderOrder(tiersFile.tiers, rules, problems);
-  if (problems.length > 0) return { problems };
+  if (problems.length > 0) return { problems, warnings: [] };
 
+  const warnings = semanticWarnings({
+    tiersFile,
+    tiersFileName: TIERS_FILE,
+    rules,
+    ruleFileIsList,
+    journeys: Object.fromEntries(Object.entries(journeys).map(([tier, journey]) => [tier, { file: journeyFiles[tier]!, journey }])),
+  });
   const { compiled, counters } = compileMetrics(tiersFile.metrics);
   const engine = createEngine(rules);
   const version = sha256Hex(canonicalJson({ tiers: tiersFile, rules, journeys })).slice(0, 12);
@@ -561,7 +596,7 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
     engine,
     maxWindowDays: Math.max(1, ...compiled.map((m) => m.definition.windowDays)),
   };
-  return { ruleset, problems: [] };
+  return { ruleset, problems: [], warnings };
 }
 
 function jsonDepthExceeds(value: unknown, limit: number): boolean {

@@ -68,7 +68,7 @@ export const brokenProjects: Array<{ name: string; files: ProjectFiles; expected
       "rules/tiers.json: /tiers/1/downgrade: \"one_step\" is not allowed here (did you mean \"one-step\"?)"
     ] },
   { name: 'a negative grace period', files: withTiers((t) => (t.tiers[1].graceDays = -1)), expected: [
-      "rules/tiers.json: /tiers/1/graceDays: must be at least 0, found -1"
+      "rules/tiers.json: /tiers/1/graceDays: must be at least 0, found -1 (a whole number of days from 0 to 365; 0 moves the user down at the first review after they stop qualifying)"
     ] },
   { name: 'an unknown metric kind', files: withTiers((t) => (t.metrics.days7.kind = 'distinct')), expected: [
       "rules/tiers.json: /metrics/days7/kind: \"distinct\" is not a known kind (use one of: count, sum, distinct-days, last)"
@@ -92,7 +92,7 @@ export const brokenProjects: Array<{ name: string; files: ProjectFiles; expected
       "rules/active.json: /conditions/all/0/operator: \"contains\" looks inside a list, but fact \"plan\" is a string (use \"equal\" or \"in\" for single values)"
     ] },
   { name: 'a __proto__ fact', files: withRule('active', (r) => (r.conditions.all[0].fact = '__proto__')), expected: [
-      "rules/active.json: /conditions/all/0/fact: \"__proto__\" is a reserved name and can never be a fact"
+      "rules/active.json: /conditions/all/0/fact: \"__proto__\" is a reserved name and can never be a fact (name a metric or attribute from rules/tiers.json)"
     ] },
   { name: 'a constructor path', files: withRule('active', (r) => (r.conditions.all[0].path = 'constructor.prototype')), expected: [
       "rules/active.json: /conditions/all/0/path: \"constructor.prototype\" is not a plain dotted path (use names joined by dots, like \"address.city\"; JSONPath filters, wildcards and scripts are not allowed)"
@@ -119,12 +119,21 @@ export const brokenProjects: Array<{ name: string; files: ProjectFiles; expected
       "rules/active.json: /event: is required (add an object)"
     ] },
   { name: 'a ladder with one tier', files: withTiers((t) => (t.tiers = t.tiers.slice(0, 1))), expected: [
-      "rules/tiers.json: /tiers: needs at least 2 items"
+      "rules/tiers.json: /tiers: needs at least 2 items (list 2 to 7 tiers, lowest first)"
     ] },
   { name: 'a metric and an attribute with the same name', files: withTiers((t) => (t.attributes.days7 = { type: 'string', event: 'x.y', property: 'z' })), expected: [
       "rules/tiers.json: /attributes/days7: \"days7\" is both a metric and an attribute (rename one of them)"
     ] },
   { name: 'deeply nested conditions', files: withRule('active', (r) => { let node: Json = { fact: 'days7', operator: 'equal', value: 1 }; for (let i = 0; i < 12; i++) node = { not: node }; r.conditions = { all: [node] }; }), expected: [
       "rules/active.json: /conditions/all/0/not/not/not/not/not/not/not: conditions are nested deeper than 8 levels (flatten the rule with all/any)"
+    ] },
+  { name: 'a symbol for an operator', files: withRule('active', (r) => (r.conditions.all[0].operator = '>=')), expected: [
+      "rules/active.json: /conditions/all/0/operator: unknown operator \">=\" (json-rules-engine names its operators: write \"greaterThanInclusive\" for >=)"
+    ] },
+  { name: 'a negative window', files: withTiers((t) => (t.metrics.days7.windowDays = -3)), expected: [
+      "rules/tiers.json: /metrics/days7/windowDays: must be at least 1, found -3 (a whole number of days from 1 to 400, today included)"
+    ] },
+  { name: 'a fraction of a day', files: withTiers((t) => (t.tiers[1].graceDays = 2.5)), expected: [
+      "rules/tiers.json: /tiers/1/graceDays: must be a whole number, found 2.5 (a whole number of days from 0 to 365; 0 moves the user down at the first review after they stop qualifying)"
     ] },
 ];

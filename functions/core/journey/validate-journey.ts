@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { jsonPointer, type Problem } from '../errors.js';
 import { isValidTimeZone } from '../dates.js';
 import { didYouMean } from '../suggest.js';
+import { describeValueIssue, valueAtPath } from '../zod-issues.js';
 import { loopWalk, loops, reachableSteps, stepLinks } from './journey-graph.js';
 import {
   STEP_TYPES,
@@ -55,7 +56,22 @@ const FIELD_HINTS: Record<string, string> = {
   next: 'use the id of the step that follows',
   expiryDays: 'a whole number of days, 1 to 90',
   timeoutDays: 'a whole number of days, 0 to 30',
+  days: 'a whole number of days, 0 to 90; for part of a day use "hours"',
+  hours: 'a whole number of hours, 0 to 23',
+  holdoutPercent: 'a share from 0 to 50: the users held out get nothing, so more than half leaves too few treated users to learn from',
+  'frequencyCap.maxSends': 'a whole number of sends, 1 to 50',
+  'frequencyCap.days': 'a whole number of days, 1 to 60',
+  id: 'lower-case letters, digits and _ (steps) or - (journeys), starting with a letter',
+  start: 'use the id of the first step',
+  since: 'use the id of an earlier content or invite step',
+  engaged: 'use the id of the step taken when the user engaged',
+  notEngaged: 'use the id of the step taken when the user did not engage in time',
+  name: 'a short name people will read, at most 100 characters',
+  type: 'use one of: ' + STEP_TYPES.join(', '),
 };
+
+/** For anything without a better hint: the schema is where the format is spelled out. */
+const SCHEMA_HINT = 'see schemas/journey.schema.json; an editor shows it when the file names its "$schema"';
 
 export function checkJourneyDocument(
   file: string,
@@ -90,29 +106,34 @@ type Report = (path: ReadonlyArray<string | number>, message: string, hint?: str
 function reportIssue(issue: z.core.$ZodIssue, document: unknown, report: Report): void {
   const path = issue.path.filter((part): part is string | number => typeof part !== 'symbol');
   const field = path[path.length - 1];
-  const hint = typeof field === 'string' ? FIELD_HINTS[field] : undefined;
+  const hint = typeof field === 'string' ? (FIELD_HINTS[path.includes('frequencyCap') ? `frequencyCap.${field}` : field] ?? FIELD_HINTS[field]) : undefined;
+  const actual = valueAtPath(document, path);
+  const described = describeValueIssue(issue, actual, hint);
+  if (described) {
+    report(path, described.message, described.hint);
+    return;
+  }
   switch (issue.code) {
     case 'unrecognized_keys':
       for (const key of issue.keys) report([...path, key], `"${key}" is not a field here`, misplacedKeyHint(key));
       return;
     case 'invalid_union':
       if (field === 'type') {
-        const value = valueAt(document, path);
-        report(path, `${JSON.stringify(value)} is not a step type; a step type must be one of ${STEP_TYPES.join(', ')}`,
-          typeof value === 'string' ? didYouMean(value, STEP_TYPES, 'pick one of the step types') : 'pick one of the step types');
+        report(path, `${JSON.stringify(actual)} is not a step type; a step type must be one of ${STEP_TYPES.join(', ')}`,
+          typeof actual === 'string' ? didYouMean(actual, STEP_TYPES, 'pick one of the step types') : 'pick one of the step types');
         return;
       }
-      report(path, issue.message, hint);
+      report(path, issue.message, hint ?? SCHEMA_HINT);
       return;
     case 'invalid_type':
-      if (valueAt(document, path) === undefined && issue.message.startsWith('Invalid input')) {
-        report(path, `${String(field)} is required`, hint);
+      if (actual === undefined && issue.message.startsWith('Invalid input')) {
+        report(path, `${String(field)} is required`, hint ?? SCHEMA_HINT);
         return;
       }
-      report(path, issue.message, hint);
+      report(path, issue.message, hint ?? SCHEMA_HINT);
       return;
     default:
-      report(path, issue.message, hint);
+      report(path, issue.message, hint ?? SCHEMA_HINT);
   }
 }
 
@@ -122,15 +143,6 @@ function misplacedKeyHint(key: string): string {
   if (SETTINGS_FIELDS.has(key)) return `move it into "settings"`;
   if (FORMAT_FIELDS.includes(key)) return 'remove it: it is a field of another kind of step or setting';
   return didYouMean(key, FORMAT_FIELDS, 'remove it');
-}
-
-function valueAt(document: unknown, path: ReadonlyArray<string | number>): unknown {
-  let value = document;
-  for (const part of path) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = Object.prototype.hasOwnProperty.call(value, part) ? (value as Record<string | number, unknown>)[part] : undefined;
-  }
-  return value;
 }
 
 function checkTier(tier: unknown, context: JourneyCheckContext, report: Report): void {
