@@ -16,7 +16,9 @@ import { startLocalStack } from './local-stack.js';
 import type { EventBridgeEnvelope } from '../core/event-pattern.js';
 import { localEnvelope } from './local-bus.js';
 import type { SimulationResult } from '../replay/replay-engine.js';
+import { windowStart } from '../core/ingest.js';
 import { screenEvents } from '../replay/rejections.js';
+import { type ShipDayChange, judgeAtDeploy, sortShipDay } from '../replay/ship-day.js';
 import { ActivityTally, buildSummary, compareEventOrder } from '../replay/replay-summary.js';
 import type { DaySnapshot } from '../replay/simulation-summary.js';
 
@@ -34,6 +36,7 @@ export interface SimulationOptions {
   /** Keep running nightly reviews this many days past the last event, so that grace periods play out. */
   extraDays?: number;
   onProgress?: (done: number, total: number) => void;
+  shipDayRuleset?: Ruleset;
 }
 
 function toEnvelope(event: UserEvent): EventBridgeEnvelope {
@@ -100,7 +103,15 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     const eventsByUser = new Map<string, UserEvent[]>();
     for (const event of events) eventsByUser.set(event.userId, [...(eventsByUser.get(event.userId) ?? []), event]);
     const summary = buildSummary({ ruleset, tally, eventsByUser, firstDate, lastDate, days, counters: stack.counters, skippedLines: options.skippedLines ?? 0, rejected, endAt });
-    return { summary, finalTierByUser: tally.tierByUser, rejected };
+    const shipDay: ShipDayChange[] = [];
+    if (options.shipDayRuleset) {
+      for (const userId of eventsByUser.keys()) {
+        const { profile, buckets } = await stack.store.loadUser(userId, windowStart(options.shipDayRuleset, clock.now()));
+        const change = profile ? await judgeAtDeploy(options.shipDayRuleset, profile, buckets, clock.now()) : undefined;
+        if (change) shipDay.push(change);
+      }
+    }
+    return { summary, finalTierByUser: tally.tierByUser, rejected, ...(options.shipDayRuleset ? { shipDay: sortShipDay(shipDay) } : {}) };
   } finally {
     await stack.close();
   }

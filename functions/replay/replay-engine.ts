@@ -15,7 +15,7 @@
  */
 import { addDays, localDate } from '../core/dates.js';
 import type { UserEvent } from '../core/event.js';
-import { type TierServices, ingestEvent } from '../core/ingest.js';
+import { type TierServices, ingestEvent, windowStart } from '../core/ingest.js';
 import { compileJourney } from '../core/journey/compile-journey.js';
 import type { JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
 import { runJourneyStep } from '../core/journey/run-journey-step.js';
@@ -29,6 +29,7 @@ import { MemoryReplayStore } from './memory-store.js';
 import { type RejectedEvent, screenEvents } from './rejections.js';
 import { ActivityTally, buildSummary, compareEventOrder } from './replay-summary.js';
 import { MinHeap } from './scheduler.js';
+import { type ShipDayChange, judgeAtDeploy, sortShipDay } from './ship-day.js';
 import type { DaySnapshot, SimulationSummary } from './simulation-summary.js';
 
 const HOUR_MS = 3_600_000;
@@ -45,6 +46,8 @@ export interface ReplayOptions {
   /** Keep running nightly reviews this many days past the last event, so that grace periods play out. */
   extraDays?: number;
   onProgress?: (done: number, total: number) => void;
+  /** A candidate ruleset to judge every user by once, as the baseline leaves them at the end (the ship-day effect). */
+  shipDayRuleset?: Ruleset;
 }
 
 export interface SimulationResult {
@@ -53,6 +56,8 @@ export interface SimulationResult {
   finalTierByUser: Map<string, string>;
   /** Events ingest refuses under this ruleset (a summed property that is not a number, say), in file order. */
   rejected: RejectedEvent[];
+  /** With shipDayRuleset: what judging each user by it at the end would do, by user id. */
+  shipDay?: ShipDayChange[];
 }
 
 /** One point of the shared timeline: a slice's delivery or a night's review, at its instant on the replay clock. */
@@ -201,6 +206,7 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
     if (wakeAt !== undefined) wakeUps.push({ at: wakeAt, order: wakeOrder++, execution });
   };
 
+  const shipDay: ShipDayChange[] = [];
   let done = 0;
   for (const [userId, events] of eventsByUser) {
     const ticks = ticksByUser.get(userId)!;
@@ -224,7 +230,7 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
       if (wake && wake.at <= (tick?.at ?? timeline.endAt)) {
         wakeUps.pop();
         if (wake.execution.status !== 'RUNNING') continue;
-        now = Math.max(now, wake.at);
+        now = wake.at;
         await advance(wake.execution);
         continue;
       }
@@ -251,6 +257,13 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
       }
     }
     countDaysBefore(timeline.dates.length);
+    const profile = store.profileOf(userId);
+    if (options.shipDayRuleset && profile) {
+      now = timeline.endAt;
+      const { buckets } = await store.loadUser(userId, windowStart(options.shipDayRuleset, clock.now()));
+      const change = await judgeAtDeploy(options.shipDayRuleset, profile, buckets, clock.now());
+      if (change) shipDay.push(change);
+    }
     store.forget(userId);
     executionNames.clear();
     running.clear();
@@ -276,7 +289,7 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
     rejected,
     endAt: new Date(timeline.endAt).toISOString(),
   });
-  return { summary, finalTierByUser: tally.tierByUser, rejected };
+  return { summary, finalTierByUser: tally.tierByUser, rejected, ...(options.shipDayRuleset ? { shipDay: sortShipDay(shipDay) } : {}) };
 }
 
 const TASK_FIELDS = ['journeyId', 'tier', 'stepId', 'userId', 'executionName', 'startedAt'] as const;

@@ -60,14 +60,62 @@ export interface HoldoutComparison {
   difference: { points: number; low: number; high: number } | null;
 }
 
-export interface RulesetComparison {
+/** One side of a comparison: which rules, named so that a reader knows which is which. */
+export interface ComparedSide {
+  /** The project folder's name. */
+  label: string;
+  /** `git describe` of the folder, when it is in a git checkout. */
+  describe?: string;
   rulesetVersion: string;
+}
+
+/** A journey's numbers on one side; null on the side whose ruleset has no such journey. */
+export interface JourneyNumbers {
+  journeyId: string;
+  entered: number;
+  /** Sends per step id (checks for branches). */
+  sent: Record<string, number>;
+  /** Users converted within the observation horizon, treated and held out together. */
+  converted: number;
+}
+
+export interface JourneyComparison {
+  tier: string;
+  before: JourneyNumbers | null;
+  after: JourneyNumbers | null;
+}
+
+export interface ShipDayMove {
+  userId: string;
+  kind: 'promoted' | 'grace-started' | 'demoted' | 'tier-removed';
+  from: string;
+  to: string;
+  graceUntil?: string;
+}
+
+export interface RulesetComparison {
+  /** The summary's own rules; the baseline. */
+  baseline: ComparedSide;
+  /** The --compare rules: the change being considered. */
+  candidate: ComparedSide;
+  rulesetVersion: string;
+  /** The candidate's ladder; a tier in either ladder appears in every chart. */
+  tiers: Array<{ id: string; name: string }>;
   finalTiers: Record<string, number>;
   /** Users whose final tier differs between the two rulesets. */
   usersMoved: number;
   moves: TierFlow[];
   up: number;
   down: number;
+  /** Every user who ends in a different tier, by user id. */
+  users: Array<{ userId: string; from: string; to: string }>;
+  /** Per tier's journey: entries, sends per step and conversions, before (baseline) and after (candidate). */
+  journeys: JourneyComparison[];
+  /**
+   * Deploying the candidate over the baseline's state at the end of the history: each user judged once by the new
+   * rules, as the first review after the deploy would. Who is promoted at once, who enters grace.
+   */
+  shipDay: { promoted: number; graceStarted: number; demoted: number; tierRemoved: number; users: ShipDayMove[] };
 }
 
 export interface SimulationSummary {

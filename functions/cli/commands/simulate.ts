@@ -1,15 +1,16 @@
 import { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { execFile } from 'node:child_process';
+import { basename, join, resolve } from 'node:path';
 import { formatProblem } from '../../core/errors.js';
 import { loadRuleset, type Ruleset } from '../../core/ruleset.js';
 import { streamEventLines } from '../../local/event-lines.js';
 import { readProjectFiles } from '../../local/project-files.js';
 import { renderReportHtml } from '../../local/report-html.js';
-import { compareRulesets } from '../../replay/compare.js';
+import { compareRulesets, movesCsv } from '../../replay/compare.js';
 import { type ReplayOptions, type SimulationResult, runReplay } from '../../replay/replay-engine.js';
 import { REPLAY_HOLDOUT_CAVEAT, describeDifference, describeGroup } from '../../replay/holdout-text.js';
-import type { SimulationSummary } from '../../replay/simulation-summary.js';
+import type { ComparedSide, RulesetComparison, SimulationSummary } from '../../replay/simulation-summary.js';
 import { type CliOutput, UsageError } from '../output.js';
 
 export async function loadValidRuleset(projectDir: string, what: string): Promise<Ruleset> {
@@ -67,6 +68,7 @@ export interface SimulateOptions {
   compare?: string;
   days: string;
   out?: string;
+  movesCsv?: string;
   /** Replay through the embedded stack (dynalite, the local queue, aws-local-stepfunctions) instead of in memory. */
   fullStack?: boolean;
 }
@@ -98,6 +100,35 @@ function printSummary(summary: SimulationSummary, out: CliOutput): void {
   out.info(`  events applied ${e.applied}, duplicates ignored ${e.duplicates}, lines skipped ${e.skippedLines}, rejected by ingest ${e.rejected}`);
 }
 
+const sideName = (side: ComparedSide): string => `${side.label}${side.describe ? ` @ ${side.describe}` : ''} (ruleset ${side.rulesetVersion})`;
+
+/** The folder's name, and `git describe` when the folder is in a git checkout (nothing when it is not). */
+async function describeSide(dir: string, ruleset: Ruleset): Promise<ComparedSide> {
+  const path = resolve(dir);
+  const describe = await new Promise<string | undefined>((done) => {
+    execFile('git', ['-C', path, 'describe', '--always', '--dirty', '--tags'], { timeout: 5_000 }, (error, stdout) => done(error ? undefined : stdout.trim() || undefined));
+  });
+  return { label: basename(path), ...(describe ? { describe } : {}), rulesetVersion: ruleset.version };
+}
+
+function printComparison(c: RulesetComparison, out: CliOutput): void {
+  out.info('');
+  out.info(`Comparison. Baseline: ${sideName(c.baseline)}. The change: ${sideName(c.candidate)}.`);
+  out.info(`  With the change, ${c.usersMoved} users end in a different tier (${c.up} up, ${c.down} down)`);
+  for (const move of c.moves) out.info(`    ${move.from} → ${move.to}: ${move.count}`);
+  for (const journey of c.journeys) {
+    const { before, after } = journey;
+    const steps = [...new Set([...Object.keys(before?.sent ?? {}), ...Object.keys(after?.sent ?? {})])];
+    const pair = (a: number | undefined, b: number | undefined): string => `${a ?? '–'} → ${b ?? '–'}`;
+    out.info(
+      `  journey for ${journey.tier} (${after?.journeyId ?? before?.journeyId}): entered ${pair(before?.entered, after?.entered)}; ` +
+        `${steps.map((step) => `${step} ${pair(before?.sent[step], after?.sent[step])}`).join(', ')}; converted ${pair(before?.converted, after?.converted)}`,
+    );
+  }
+  const ship = c.shipDay;
+  out.info(`  On the day the change ships (every user judged by it once, from where the baseline leaves them): ${ship.promoted} promoted at once, ${ship.graceStarted} enter grace, ${ship.demoted} demoted${ship.tierRemoved ? `, ${ship.tierRemoved} in a tier the change removes` : ''}`);
+}
+
 function reportRejections(eventsFile: string, result: SimulationResult, out: CliOutput): void {
   const { rejected } = result;
   for (const event of rejected.slice(0, 20)) out.error(`${eventsFile}:${event.line ?? '?'}: rejected by ingest (event ${event.eventId}): ${event.reason}`);
@@ -120,18 +151,22 @@ export async function simulate(options: SimulateOptions, out: CliOutput): Promis
   const engine = options.fullStack ? 'through the embedded stack (--full-stack)' : 'in memory';
   out.info(`Simulating ${events.length} events ${engine} on a virtual clock, ${extraDays} extra days of nightly reviews...`);
   const replay = (ruleset: Ruleset): ReplayOptions => ({ ruleset, events, lines, skippedLines: skipped.length, extraDays, onProgress: progressReporter(ruleset.version, 'events', out) });
-  const baseline = await replayWith(options, replay(ruleset));
+  const baseline = await replayWith(options, { ...replay(ruleset), ...(candidate ? { shipDayRuleset: candidate } : {}) });
   reportRejections(options.events, baseline, out);
   const summary: SimulationSummary = { ...baseline.summary };
   printSummary(summary, out);
   if (candidate) {
     const compared = await replayWith(options, replay(candidate));
     reportRejections(`${options.events} (under the --compare rules)`, compared, out);
-    const c = compareRulesets(baseline, compared);
+    const c = compareRulesets(baseline, compared, { baseline: await describeSide(options.rules, ruleset), candidate: await describeSide(options.compare!, candidate) });
     summary.compare = c;
-    out.info('');
-    out.info(`With the rules in ${options.compare} (ruleset ${c.rulesetVersion}): ${c.usersMoved} users end in a different tier (${c.up} up, ${c.down} down)`);
-    for (const move of c.moves) out.info(`  ${move.from} → ${move.to}: ${move.count}`);
+    printComparison(c, out);
+    if (options.movesCsv) {
+      await writeFile(resolve(options.movesCsv), movesCsv(c.users));
+      out.info(`  wrote ${c.users.length} moves to ${options.movesCsv}`);
+    }
+  } else if (options.movesCsv) {
+    throw new UsageError('simulate: --moves-csv needs --compare DIR', 'the moves are between the rules in --rules and in --compare');
   }
   if (options.out) {
     const dir = resolve(options.out);
@@ -151,6 +186,7 @@ export function simulateCommand(out: CliOutput): Command {
     .option('--compare <dir>', 'a second project directory: run its rules on the same events and show the difference')
     .option('--days <n>', 'keep running nightly reviews this many days after the last event', '0')
     .option('--out <dir>', 'write summary.json and report.html here')
+    .option('--moves-csv <file>', 'with --compare: write every user who ends in a different tier (userId,from,to) to this CSV file')
     .option('--full-stack', 'replay through the embedded stack (dynalite, local queue, Step Functions emulator) instead of in memory: slower, the fidelity reference')
     .action(async (options: SimulateOptions) => {
       await simulate(options, out);
