@@ -10,6 +10,7 @@ import { schemasCommand } from './commands/schemas.js';
 import { simulateCommand } from './commands/simulate.js';
 import { explainCommand, userCommand } from './commands/user.js';
 import { devCommand } from './commands/dev.js';
+import { dlqCommand } from './commands/dlq.js';
 import { journeyCommand } from './commands/journey.js';
 import { loadValidRuleset } from './commands/simulate.js';
 import { UsageError } from './output.js';
@@ -26,6 +27,7 @@ program.addCommand(schemasCommand(consoleOutput));
 program.addCommand(simulateCommand(consoleOutput));
 program.addCommand(userCommand(consoleOutput));
 program.addCommand(explainCommand(consoleOutput));
+program.addCommand(dlqCommand(consoleOutput));
 program.addCommand(
   journeyCommand(async () => (await loadValidRuleset(process.cwd(), 'the ruleset')).journeys),
 );

@@ -73,10 +73,13 @@ export class InvalidEventPatternError extends Error {
 /** Sources starting with this are Strata's own notices; producers' events never use it for ingest. */
 export const RESERVED_SOURCE_PREFIX = 'strata.';
 
-/** User events to ingest: anything a producer sends that carries a user and an event id, never Strata's own. */
+/**
+ * User events to ingest: everything a producer sends, never Strata's own. The pattern deliberately does not
+ * require `userId` or `eventId`: an event without them would match no rule and vanish without a trace, whereas
+ * ingest dead-letters it with a reason naming the missing field.
+ */
 export const USER_EVENTS_PATTERN: EventPattern = deepFreeze({
   source: [{ 'anything-but': { prefix: RESERVED_SOURCE_PREFIX } }],
-  detail: { userId: [{ exists: true }], eventId: [{ exists: true }] },
 });
 
 /** Journey sends (content, invite, offer) for the delivery channels. */

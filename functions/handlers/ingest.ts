@@ -2,8 +2,9 @@
  * The ingest Lambda: SQS (filled by an EventBridge rule) → parse → ingestEvent → adapters.
  *
  * Each record is settled on its own (partial batch response):
- * - a poison message (not an EventBridge envelope, or an event that fails validation) goes to the dead-letter
- *   queue with its reason and counts as done, so it never blocks or retries the batch;
+ * - a poison message (not an EventBridge envelope, an event that fails validation, or one the core or the store
+ *   refuses for its content, such as `amount: "999"`) goes to the dead-letter queue with its reason and event id
+ *   and counts as done, so it never blocks or retries the batch;
  * - any other failure (throttling that outlasted the SDK's own retries, a version conflict storm, a bus outage)
  *   fails only that record, and SQS redelivers it; the core makes the redelivery safe.
  */
@@ -16,7 +17,7 @@ import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
 import { type DeadLetterSender, createSqsDeadLetterSender } from '../aws/sqs-dead-letter.js';
 import { InvalidEventError } from '../core/errors.js';
-import { type UserEvent, parseUserEvent } from '../core/event.js';
+import { type EventTimeBounds, type UserEvent, parseUserEvent } from '../core/event.js';
 import { userRef } from '../core/hash.js';
 import { type TierServices, ingestEvent } from '../core/ingest.js';
 import {
@@ -29,6 +30,7 @@ import {
   journeyIdsOf,
   createSqsClient,
   loadRulesetOrFail,
+  optionalPositiveNumberEnv,
   redactUserId,
   requireEnv,
   requirePositiveIntegerEnv,
@@ -43,6 +45,8 @@ export interface IngestDependencies {
   deadLetters: DeadLetterSender;
   logger?: Logger;
   metrics?: Metrics;
+  /** How far ahead of the clock an event may be stamped; the core's default (one day) when absent. */
+  maxEventFutureMs?: number;
 }
 
 export type IngestHandler = (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse>;
@@ -59,7 +63,7 @@ export interface PoisonMessage {
  * Reads the user event out of an SQS body holding an EventBridge envelope. The event is `detail`; producers may
  * leave its `type` out and let the envelope's `detail-type` name it.
  */
-export function readUserEvent(body: string, messageId: string): { event: UserEvent } | { poison: PoisonMessage } {
+export function readUserEvent(body: string, messageId: string, timeBounds?: EventTimeBounds): { event: UserEvent } | { poison: PoisonMessage } {
   let envelope: unknown;
   try {
     envelope = JSON.parse(body);
@@ -76,7 +80,7 @@ export function readUserEvent(body: string, messageId: string): { event: UserEve
   const candidate = { ...(detail as Record<string, unknown>) };
   if (candidate['type'] === undefined && typeof detailType === 'string') candidate['type'] = detailType;
   try {
-    return { event: parseUserEvent(candidate, messageId) };
+    return { event: parseUserEvent(candidate, messageId, timeBounds) };
   } catch (error) {
     if (!(error instanceof InvalidEventError)) throw error;
     const userId = typeof candidate['userId'] === 'string' && candidate['userId'] !== '' ? candidate['userId'] : undefined;
@@ -96,20 +100,25 @@ export function createIngestHandler(dependencies: IngestDependencies): IngestHan
   const logger = dependencies.logger ?? new Logger({ serviceName: INGEST_SERVICE_NAME });
   const metrics = dependencies.metrics ?? new Metrics({ namespace: METRICS_NAMESPACE, serviceName: INGEST_SERVICE_NAME });
 
+  async function deadLetter(record: SQSRecord, poison: PoisonMessage, tally: IngestTally): Promise<void> {
+    const { reason, eventRef, userId } = poison;
+    await deadLetters.sendToDeadLetter({ body: record.body, reason, eventRef });
+    tally.poison += 1;
+    const ref = userId ? userRef(userId) : undefined;
+    logger.warn('Poison event sent to the dead-letter queue', {
+      eventRef: ref ? redactUserId(eventRef, userId, ref) : eventRef,
+      reason: ref ? redactUserId(reason, userId, ref) : reason,
+      ...(ref ? { userRef: ref } : {}),
+    });
+  }
+
   async function processRecord(record: SQSRecord, tally: IngestTally): Promise<void> {
-    const read = readUserEvent(record.body, record.messageId);
-    if ('poison' in read) {
-      const { reason, eventRef, userId } = read.poison;
-      await deadLetters.sendToDeadLetter({ body: record.body, reason, eventRef });
-      tally.poison += 1;
-      const ref = userId ? userRef(userId) : undefined;
-      logger.warn('Poison event sent to the dead-letter queue', {
-        eventRef: ref ? redactUserId(eventRef, userId, ref) : eventRef,
-        reason: ref ? redactUserId(reason, userId, ref) : reason,
-        ...(ref ? { userRef: ref } : {}),
-      });
-      return;
-    }
+    const timeBounds: EventTimeBounds = {
+      now: services.clock.now(),
+      ...(dependencies.maxEventFutureMs !== undefined ? { maxFutureMs: dependencies.maxEventFutureMs } : {}),
+    };
+    const read = readUserEvent(record.body, record.messageId, timeBounds);
+    if ('poison' in read) return deadLetter(record, read.poison, tally);
     const { event } = read;
     const ref = userRef(event.userId);
     // Producers sometimes build event ids from user ids; the log line keeps the ref instead.
@@ -123,6 +132,9 @@ export function createIngestHandler(dependencies: IngestDependencies): IngestHan
         logger.info('Tier changed', { userRef: ref, eventRef, toTier: result.profile?.tier });
       }
     } catch (error) {
+      // Retrying cannot change the event's content: send it to the DLQ now, with the reason, not after 5 receives.
+      const refused = contentRefusal(error);
+      if (refused) return deadLetter(record, { reason: refused, eventRef: event.eventId, userId: event.userId }, tally);
       const err = error as Error;
       logger.error('Event failed; SQS will redeliver it', {
         userRef: ref,
@@ -155,6 +167,20 @@ export function createIngestHandler(dependencies: IngestDependencies): IngestHan
   };
 }
 
+/**
+ * The reason an event can never be applied, when a failure is about the event's content: an InvalidEventError
+ * from the core (a property of the wrong type for a metric or attribute), or DynamoDB refusing a value
+ * (ValidationException, for example a sum beyond its number range). Anything else (throttling, conflicts, an
+ * outage, a missing table or permission) is left to SQS redelivery. Looks through `cause` chains.
+ */
+export function contentRefusal(error: unknown): string | undefined {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth++) {
+    if (current instanceof InvalidEventError) return current.message;
+    if (current.name === 'ValidationException') return `Ingest: DynamoDB refused the event's values: ${current.message}`;
+  }
+  return undefined;
+}
+
 /** One record failed for a reason worth retrying; only that record is reported to SQS. */
 export class IngestRecordError extends Error {
   override readonly name = 'IngestRecordError';
@@ -172,7 +198,9 @@ export function ingestDependenciesFromEnvironment(files = bakedProjectFiles()): 
   const stateMachineArns = parseStateMachineArns(requireEnv(ENV.journeyStateMachines, 'tier → journey state machine ARN, as JSON'), ENV.journeyStateMachines);
   const eventBusName = requireEnv(ENV.eventBusName, 'the event bus for tier notices');
   const deadLetterQueueUrl = requireEnv(ENV.deadLetterQueueUrl, 'the dead-letter queue for poison events');
+  const maxFutureHours = optionalPositiveNumberEnv(ENV.maxEventFutureHours, 'how many hours ahead of now an event may be stamped');
   return {
+    ...(maxFutureHours !== undefined ? { maxEventFutureMs: maxFutureHours * 3_600_000 } : {}),
     services: {
       ruleset,
       store: createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone }),

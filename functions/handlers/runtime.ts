@@ -30,6 +30,8 @@ export const ENV = {
   journeyStateMachines: 'STRATA_JOURNEY_STATE_MACHINES',
   eventBusName: 'STRATA_EVENT_BUS_NAME',
   deadLetterQueueUrl: 'STRATA_DEAD_LETTER_QUEUE_URL',
+  /** Optional: hours an event's occurredAt may be ahead of now (default 24). */
+  maxEventFutureHours: 'STRATA_MAX_EVENT_FUTURE_HOURS',
 } as const;
 
 export class MissingEnvironmentError extends Error {
@@ -66,6 +68,14 @@ export function requirePositiveIntegerEnv(variable: string, what: string, env: N
   const text = requireEnv(variable, what, env);
   const value = Number(text);
   if (!Number.isInteger(value) || value < 1) throw new InvalidEnvironmentError(variable, `must be a positive whole number, found "${text}"`);
+  return value;
+}
+
+export function optionalPositiveNumberEnv(variable: string, what: string, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env[variable];
+  if (text === undefined || text.trim() === '') return undefined;
+  const value = Number(text);
+  if (!(value > 0) || !Number.isFinite(value)) throw new InvalidEnvironmentError(variable, `(${what}) must be a positive number, found "${text}"`);
   return value;
 }
 

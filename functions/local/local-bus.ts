@@ -13,6 +13,8 @@ export interface BusTarget {
   name: string;
   pattern: EventPattern;
   deliver(envelope: EventBridgeEnvelope): Promise<void> | void;
+  /** When present, a put's matching envelopes arrive in one call (the ingest queue writes them with one fsync). */
+  deliverBatch?(envelopes: EventBridgeEnvelope[]): Promise<void>;
 }
 
 export interface LocalBus {
@@ -40,8 +42,11 @@ export function localEnvelope(parts: EnvelopeParts): EventBridgeEnvelope {
 export function createLocalBus(clock: { now(): Date }): LocalBus {
   const targets: BusTarget[] = [];
   const put = async (envelopes: EventBridgeEnvelope[]): Promise<void> => {
-    for (const envelope of envelopes) {
-      for (const target of targets) if (matchesEventPattern(target.pattern, envelope)) await target.deliver(envelope);
+    for (const target of targets) {
+      const matching = envelopes.filter((envelope) => matchesEventPattern(target.pattern, envelope));
+      if (matching.length === 0) continue;
+      if (target.deliverBatch) await target.deliverBatch(matching);
+      else for (const envelope of matching) await target.deliver(envelope);
     }
   };
   return {

@@ -28,7 +28,8 @@ export async function removeStackInfo(dataDir: string): Promise<void> {
   await rm(join(dataDir, STACK_FILE), { force: true });
 }
 
-async function runningStack(dataDir: string): Promise<StackInfo | undefined> {
+/** The stack `strata dev` runs on this data folder, or undefined when none answers. */
+export async function runningStack(dataDir: string): Promise<StackInfo | undefined> {
   let info: StackInfo;
   try {
     info = JSON.parse(await readFile(join(dataDir, STACK_FILE), 'utf8')) as StackInfo;

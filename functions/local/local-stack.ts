@@ -13,7 +13,7 @@ import type { PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { journeyActionEntry, noticeEntry } from '../aws/eventbridge-publisher.js';
 import { createDynamoTierStore, type DynamoTierStore } from '../aws/dynamo-store.js';
 import type { DeadLetter } from '../aws/sqs-dead-letter.js';
-import { JOURNEY_ACTIONS_PATTERN, TIER_NOTICES_PATTERN, USER_EVENTS_PATTERN } from '../core/event-pattern.js';
+import { type EventBridgeEnvelope, JOURNEY_ACTIONS_PATTERN, TIER_NOTICES_PATTERN, USER_EVENTS_PATTERN } from '../core/event-pattern.js';
 import type { TierServices } from '../core/ingest.js';
 import { compileJourney } from '../core/journey/compile-journey.js';
 import type { JourneyAction } from '../core/journey/decide-journey-step.js';
@@ -28,6 +28,7 @@ import type { Clock } from './clock.js';
 import { startDynalite, type RunningDynalite } from './dynalite.js';
 import { createJourneyRunner, type JourneyRunner } from './journey-runner.js';
 import { type LocalBus, createLocalBus } from './local-bus.js';
+import { type IngestLog, openIngestLog } from './ingest-log.js';
 import { type LocalQueue, createLocalQueue } from './local-queue.js';
 
 export const LOCAL_BUS_NAME = 'strata';
@@ -52,6 +53,10 @@ export interface LocalStackOptions {
   ingestConcurrency?: number;
   /** How long the queue lets a batch fill up; a backtest that settles after every wave wants 0. */
   batchWindowMs?: number;
+  /** Makes acceptance durable: the ingest queue is written to (and replayed from) a log in this folder. */
+  ingestLogDir?: string;
+  /** How far ahead of the clock an event may be stamped; the core's default (one day) when absent. */
+  maxEventFutureMs?: number;
 }
 
 export interface NightlyReviewResult {
@@ -74,7 +79,8 @@ export interface LocalStack {
   runNightlyReview(): Promise<NightlyReviewResult>;
   /** Resolves once the queue is empty and every journey is finished or waiting for the clock. */
   settle(): Promise<void>;
-  close(): Promise<void>;
+  /** Resolves with how many accepted events are not yet applied (kept in the ingest log for the next start). */
+  close(): Promise<{ remaining: number }>;
 }
 
 function quietLogger(serviceName: string): Logger {
@@ -139,14 +145,29 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     services,
     deadLetters: { sendToDeadLetter: (letter) => report({ kind: 'dead-letter', letter }) },
     logger: quietLogger('strata-ingest'),
+    ...(options.maxEventFutureMs !== undefined ? { maxEventFutureMs: options.maxEventFutureMs } : {}),
   });
+  let ingestLog: IngestLog | undefined;
+  try {
+    ingestLog = options.ingestLogDir ? await openIngestLog(options.ingestLogDir) : undefined;
+  } catch (error) {
+    await dynalite.close();
+    throw error;
+  }
   const queue = createLocalQueue({
     handler: ingest,
     concurrency: options.ingestConcurrency ?? 4,
     ...(options.batchWindowMs !== undefined ? { batchWindowMs: options.batchWindowMs } : {}),
+    ...(ingestLog ? { log: ingestLog } : {}),
     onDeadLetter: (letter) => report({ kind: 'dead-letter', letter }),
   });
-  bus.addTarget({ name: 'ingest-queue', pattern: USER_EVENTS_PATTERN, deliver: (envelope) => queue.send(JSON.stringify(envelope)) });
+  const toMessage = (envelope: EventBridgeEnvelope) => ({ id: envelope.id, body: JSON.stringify(envelope) });
+  bus.addTarget({
+    name: 'ingest-queue',
+    pattern: USER_EVENTS_PATTERN,
+    deliver: (envelope) => queue.send([toMessage(envelope)]),
+    deliverBatch: (envelopes) => queue.send(envelopes.map(toMessage)),
+  });
   bus.addTarget({ name: 'tier-notices', pattern: TIER_NOTICES_PATTERN, deliver: (envelope) => report({ kind: 'notice', notice: envelope.detail as unknown as TierNotice }) });
   bus.addTarget({ name: 'journey-actions', pattern: JOURNEY_ACTIONS_PATTERN, deliver: (envelope) => report({ kind: 'action', action: envelope.detail as unknown as JourneyAction }) });
 
@@ -180,9 +201,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }
     },
     async close() {
-      await queue.close();
+      const { remaining } = await queue.close();
       for (const execution of runner.executions()) if (execution.status === 'RUNNING') await runner.stop(execution.executionName);
       await dynalite.close();
+      return { remaining };
     },
   };
 }

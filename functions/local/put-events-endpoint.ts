@@ -6,6 +6,8 @@
  * Entries are validated the way EventBridge validates them: whole-request errors (more than 10 entries, too large)
  * fail the call; a bad entry fails alone, at its index, while the good ones in the same call are accepted.
  * Accepted entries become EventBridge envelopes and go to `onEvents`; routing them by pattern is the caller's job.
+ * An entry counts as accepted only once `onEvents` resolves (the embedded stack resolves after an fsync), and when
+ * `capacity` says the backlog is full, entries get `ThrottlingException`, as EventBridge answers over its quota.
  */
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
@@ -24,6 +26,11 @@ export const MAX_ENTRIES_PER_CALL = 10;
 export const MAX_TOTAL_ENTRY_BYTES = 256 * 1024;
 /** Entries are JSON strings inside JSON, so escaping can double them; anything beyond this is over the limit anyway. */
 const MAX_BODY_BYTES = 4 * MAX_TOTAL_ENTRY_BYTES;
+/**
+ * How deeply a Detail may nest. EventBridge documents no figure; Strata's own user events nest a few levels, and a
+ * bound keeps one pathological entry from exhausting the stack of whatever serialises it later.
+ */
+export const MAX_DETAIL_DEPTH = 64;
 /** EventBridge counts a given Time as 14 bytes of the entry. */
 const TIME_FIELD_BYTES = 14;
 
@@ -38,6 +45,8 @@ export interface PutEventsEndpointOptions {
   region?: string;
   /** Receives each call's accepted entries; if it throws, those entries are reported as InternalFailure. */
   onEvents: (events: EventBridgeEnvelope[]) => Promise<void> | void;
+  /** How many more entries may be accepted now; the rest of a call gets ThrottlingException. Unlimited when absent. */
+  capacity?: () => number;
   now?: () => Date;
 }
 
@@ -48,7 +57,7 @@ export interface PutEventsEndpoint {
 }
 
 export type PutEventsResultEntry = { EventId: string } | { ErrorCode: PutEventsErrorCode; ErrorMessage: string };
-export type PutEventsErrorCode = 'InvalidArgument' | 'MalformedDetail' | 'ResourceNotFoundException' | 'InternalFailure';
+export type PutEventsErrorCode = 'InvalidArgument' | 'MalformedDetail' | 'ResourceNotFoundException' | 'ThrottlingException' | 'InternalFailure';
 
 export class PortInUseError extends Error {
   override readonly name = 'PortInUseError';
@@ -116,7 +125,7 @@ function checkPutEventsRequest(body: unknown, bus: BusIdentity, now: Date): Chec
   const results: CheckedCall['results'] = [];
   const accepted: CheckedCall['accepted'] = new Map();
   entries.forEach((entry, index) => {
-    const checked = checkEntry(entry, bus, now);
+    const checked = checkEntryAlone(entry, bus, now);
     if ('envelope' in checked) {
       accepted.set(index, checked.envelope);
       results.push(undefined);
@@ -161,6 +170,15 @@ function entrySize(entry: RequestEntry): number {
   );
 }
 
+/** One entry's failure, whatever it is, stays that entry's: its neighbours in the call are still accepted. */
+function checkEntryAlone(entry: RequestEntry, bus: BusIdentity, now: Date): ReturnType<typeof checkEntry> {
+  try {
+    return checkEntry(entry, bus, now);
+  } catch (error) {
+    return { failure: { ErrorCode: 'InternalFailure', ErrorMessage: `Internal Failure: this entry could not be read (${describeError(error)})` } };
+  }
+}
+
 function checkEntry(
   entry: RequestEntry,
   bus: BusIdentity,
@@ -178,6 +196,9 @@ function checkEntry(
   }
   // EventBridge takes only a JSON object as Detail: an array, string or number is malformed too.
   if (!isObject(detail)) return fail('MalformedDetail', 'Detail is malformed.');
+  if (nestsDeeperThan(detail, MAX_DETAIL_DEPTH)) {
+    return fail('MalformedDetail', `Detail is malformed: it nests objects or arrays more than ${MAX_DETAIL_DEPTH} levels deep; flatten it (a user event needs only a few levels).`);
+  }
   const busName = entry['EventBusName'];
   if (typeof busName === 'string' && busName !== '' && busName !== bus.busName && busName !== bus.busArn) {
     return fail('ResourceNotFoundException', `Event bus ${busName} does not exist. (The local bus is "${bus.busName}".)`);
@@ -225,6 +246,18 @@ function toEventTime(time: Date): string {
   return time.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** Iterative, so that the check itself cannot overflow the stack on the input it guards against. */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
+  while (stack.length > 0) {
+    const { value: current, depth } = stack.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(current)) if (child !== null && typeof child === 'object') stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
@@ -240,7 +273,7 @@ export async function startPutEventsEndpoint(options: PutEventsEndpointOptions):
   const now = options.now ?? (() => new Date());
 
   const server = createServer((request, response) => {
-    handleRequest(request, bus, now, options.onEvents).then(
+    handleRequest(request, bus, now, options).then(
       (result) => send(response, 200, result),
       (error: unknown) => {
         const failure = error instanceof AwsJsonError ? error : new AwsJsonError('InternalException', describeError(error), 500);
@@ -265,7 +298,7 @@ async function handleRequest(
   request: IncomingMessage,
   bus: BusIdentity,
   now: () => Date,
-  onEvents: PutEventsEndpointOptions['onEvents'],
+  options: Pick<PutEventsEndpointOptions, 'onEvents' | 'capacity'>,
 ): Promise<{ FailedEntryCount: number; Entries: PutEventsResultEntry[] }> {
   const body = await readBody(request);
   const target = request.headers['x-amz-target'];
@@ -281,9 +314,19 @@ async function handleRequest(
     throw new AwsJsonError('SerializationException', `The request body is not valid JSON: ${(error as Error).message}`);
   }
   const { results, accepted } = checkPutEventsRequest(parsed, bus, now());
+  if (options.capacity && accepted.size > 0) {
+    let room = Math.max(0, options.capacity());
+    for (const index of [...accepted.keys()]) {
+      if (room > 0) room -= 1;
+      else {
+        accepted.delete(index);
+        results[index] = { ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded. (The local stack has a full backlog of events to apply; resend this entry shortly.)' };
+      }
+    }
+  }
   if (accepted.size > 0) {
     try {
-      await onEvents([...accepted.values()]);
+      await options.onEvents([...accepted.values()]);
     } catch (error) {
       // The producer must learn that these were not delivered, so it resends them; ingest dedupes by eventId.
       const failure = { ErrorCode: 'InternalFailure' as const, ErrorMessage: `Internal Failure: the local router failed: ${describeError(error)}` };

@@ -4,6 +4,7 @@ import {
   type EventBridgeEnvelope,
   type PutEventsEndpoint,
   PortInUseError,
+  MAX_DETAIL_DEPTH,
   startPutEventsEndpoint,
 } from '../../functions/local/put-events-endpoint.js';
 
@@ -192,5 +193,65 @@ describe('PutEvents endpoint', () => {
     await expect(second).rejects.toThrow(
       `PutEvents endpoint: port ${endpoint.port} is already in use on 127.0.0.1 (is another Strata stack running?); pass --port to use a different port`,
     );
+  });
+
+  describe('one entry at a time', () => {
+    /** An endpoint whose onEvents serialises each envelope, as the embedded stack does to write its ingest log. */
+    async function serialisingEndpoint(capacity?: () => number): Promise<{ client: EventBridgeClient; logged: string[]; close(): Promise<void> }> {
+      const logged: string[] = [];
+      const own = await startPutEventsEndpoint({
+        port: 0,
+        now: () => NOW,
+        onEvents: (events) => void logged.push(...events.map((event) => JSON.stringify(event))),
+        ...(capacity ? { capacity } : {}),
+      });
+      const ownClient = new EventBridgeClient({ endpoint: own.url, region: 'eu-west-1', credentials: { accessKeyId: 'dummy', secretAccessKey: 'dummy' }, maxAttempts: 1 });
+      return {
+        client: ownClient,
+        logged,
+        close: async () => {
+          ownClient.destroy();
+          await own.close();
+        },
+      };
+    }
+
+    it('fails an entry whose Detail nests 100,000 levels deep alone, with MalformedDetail; its neighbours are accepted', async () => {
+      const own = await serialisingEndpoint();
+      try {
+        const deep = `{"eventId":"deep","userId":"u-1","properties":{"p":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
+        const response = await own.client.send(new PutEventsCommand({ Entries: [userEvent('before'), userEvent('deep', { Detail: deep }), userEvent('after')] }));
+        expect(response.FailedEntryCount).toBe(1);
+        expect(response.Entries?.[1]).toEqual({
+          ErrorCode: 'MalformedDetail',
+          ErrorMessage: `Detail is malformed: it nests objects or arrays more than ${MAX_DETAIL_DEPTH} levels deep; flatten it (a user event needs only a few levels).`,
+        });
+        expect(own.logged.map((body) => (JSON.parse(body) as EventBridgeEnvelope).detail['eventId'])).toEqual(['before', 'after']);
+      } finally {
+        await own.close();
+      }
+    });
+
+    it('answers ThrottlingException for the entries beyond the backlog bound, as EventBridge does over its quota', async () => {
+      let room = 2;
+      const own = await serialisingEndpoint(() => room);
+      try {
+        const response = await own.client.send(
+          new PutEventsCommand({ Entries: [userEvent('e-1'), userEvent('bad', { DetailType: '' }), userEvent('e-2'), userEvent('e-3'), userEvent('e-4')] }),
+        );
+        expect(response.FailedEntryCount).toBe(3);
+        expect(response.Entries?.map((entry) => entry.ErrorCode ?? 'accepted')).toEqual(['accepted', 'InvalidArgument', 'accepted', 'ThrottlingException', 'ThrottlingException']);
+        expect(response.Entries?.[3]?.ErrorMessage).toMatch(/^Rate exceeded\./);
+        room = 0;
+        const full = await own.client.send(new PutEventsCommand({ Entries: [userEvent('e-3')] }));
+        expect(full.Entries?.[0]?.ErrorCode).toBe('ThrottlingException');
+        room = 10;
+        const resent = await own.client.send(new PutEventsCommand({ Entries: [userEvent('e-3'), userEvent('e-4')] }));
+        expect(resent.FailedEntryCount).toBe(0);
+        expect(own.logged).toHaveLength(4);
+      } finally {
+        await own.close();
+      }
+    });
   });
 });

@@ -181,7 +181,7 @@ describe('strata dev (the command, with the real EventBridge SDK)', () => {
     // 7. Ctrl-C: a clean shutdown, exit 0, and no stale stack.json for `strata user` to trip over.
     const code = await dev.stop('SIGINT', 20_000);
     expect(code).toBe(0);
-    expect(dev.lines.map((l) => l.text).slice(-2)).toEqual(['Stopping: flushing state...', 'Stopped.']);
+    expect(dev.lines.map((l) => l.text).slice(-2)).toEqual(['Stopping: flushing state...', 'Stopped: every accepted event is applied.']);
     expect(existsSync(join(data, 'stack.json'))).toBe(false);
     expect(dev.stderr()).not.toMatch(/\n\s+at /);
   });

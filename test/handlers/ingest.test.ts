@@ -6,6 +6,7 @@
  * of the batch succeeds; a throttled write fails only its record, and the redelivery applies it exactly once.
  */
 import {
+  DynamoDBServiceException,
   ProvisionedThroughputExceededException,
   ThrottlingException,
   UpdateItemCommand,
@@ -185,6 +186,83 @@ describe('ingest handler: poison messages', () => {
     expect(metricTotals()).toMatchObject({ EventsIngested: 2, PoisonEvents: 4, DuplicateEvents: 0 });
     expect(output.text()).toContain(`${userRef(ALICE)}#signup`);
     expectNoRawUserIds(ALICE, BOB);
+  });
+
+  it('dead-letters at once, with the reason and the event id, an event the core or the store refuses for its content', async () => {
+    const { handler, store } = await setup();
+    const records = [
+      // A summed property that is not a number: dayIncrements throws InvalidEventError.
+      eventRecord('m-string-amount', { eventId: 'evt-string-amount', userId: ALICE, type: 'order.paid', occurredAt: '2026-03-02T09:00:00Z', properties: { amount: '199' } }),
+      // An attribute of the wrong type: applyEventToAttributes throws InvalidEventError, after the day write.
+      eventRecord('m-plan', { eventId: 'evt-plan', userId: BOB, type: 'questionnaire.answered', occurredAt: '2026-03-02T09:00:00Z', properties: { plan: 5 } }),
+      eventRecord('m-good', { eventId: 'evt-good', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-02T09:10:00Z' }),
+    ];
+    const response = await handler(batch(...records));
+
+    // Nothing is left for SQS to redeliver: a retry could not change the event.
+    expect(response.batchItemFailures).toEqual([]);
+    const sent = sqs.commandCalls(SendMessageCommand).map((call) => call.args[0].input as SendMessageCommandInput);
+    const reasonOf = Object.fromEntries(sent.map((input) => [input.MessageAttributes!['eventRef']!.StringValue!, input.MessageAttributes!['reason']!.StringValue!]));
+    expect(Object.keys(reasonOf).sort()).toEqual(['evt-plan', 'evt-string-amount']);
+    expect(reasonOf['evt-string-amount']).toBe('Event evt-string-amount: /properties/amount: must be a number (a metric adds it up), found "199"');
+    expect(reasonOf['evt-plan']).toBe('Event evt-plan: /properties/plan: must be a string (it sets attribute "plan"), found 5');
+    expect(sent.find((input) => input.MessageAttributes!['eventRef']!.StringValue === 'evt-plan')!.MessageBody).toBe(records[1]!.body);
+    expect(await countersOf(store, ALICE)).toEqual([1]);
+    expect(metricTotals()).toMatchObject({ PoisonEvents: 2, EventsIngested: 1 });
+    expectNoRawUserIds(ALICE, BOB);
+  });
+
+  it('dead-letters at once an event whose values DynamoDB refuses (ValidationException), but retries throttling', async () => {
+    const { handler } = await setup();
+    // dynalite does not enforce DynamoDB's number range on ADD, so the refusal real DynamoDB gives is injected.
+    const dynamo = mockClient(dynalite.client);
+    try {
+      dynamo.send.callThrough();
+      const overflow = new DynamoDBServiceException({
+        name: 'ValidationException',
+        $fault: 'client',
+        message: 'Number overflow. Attempting to store a number with magnitude larger than supported range',
+        $metadata: { httpStatusCode: 400 },
+      });
+      dynamo.on(UpdateItemCommand, { Key: { pk: { S: userKey('carol') } } }).rejects(overflow);
+      dynamo.on(UpdateItemCommand, { Key: { pk: { S: userKey(BOB) } } }).rejectsOnce(new ThrottlingException({ message: 'Rate exceeded', $metadata: {} }));
+      const response = await handler(
+        batch(
+          eventRecord('m-big', { eventId: 'evt-big', userId: 'carol', type: 'order.paid', occurredAt: '2026-03-02T09:00:00Z', properties: { amount: 9e125 } }),
+          eventRecord('m-bob', { eventId: 'evt-b', userId: BOB, type: 'app.opened', occurredAt: '2026-03-02T09:10:00Z' }),
+        ),
+      );
+      expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'm-bob' }]);
+      const sent = sqs.commandCalls(SendMessageCommand).map((call) => call.args[0].input as SendMessageCommandInput);
+      expect(sent).toHaveLength(1);
+      expect(sent[0]!.MessageAttributes!['eventRef']!.StringValue).toBe('evt-big');
+      expect(sent[0]!.MessageAttributes!['reason']!.StringValue).toMatch(/^Ingest: DynamoDB refused the event's values: .*Number overflow/);
+    } finally {
+      dynamo.restore();
+    }
+  });
+
+  it('dead-letters an event dated implausibly early or too far ahead, or without a time zone, saying which', async () => {
+    const { handler } = await setup();
+    const response = await handler(
+      batch(
+        eventRecord('m-1970', { eventId: 'evt-1970', userId: ALICE, type: 'app.opened', occurredAt: '1970-01-01T00:00:00Z' }),
+        eventRecord('m-2100', { eventId: 'evt-2100', userId: ALICE, type: 'app.opened', occurredAt: '2100-01-01T00:00:00Z' }),
+        eventRecord('m-no-zone', { eventId: 'evt-no-zone', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-02T09:00:00' }),
+        eventRecord('m-huge', { eventId: 'evt-huge', userId: ALICE, type: 'order.paid', occurredAt: '2026-03-02T09:00:00Z', properties: { amount: 1e308 } }),
+        eventRecord('m-soon', { eventId: 'evt-soon', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-03T09:00:00Z' }),
+      ),
+    );
+    expect(response.batchItemFailures).toEqual([]);
+    const reasonOf = Object.fromEntries(
+      sqs.commandCalls(SendMessageCommand).map((call) => [call.args[0].input.MessageAttributes!['eventRef']!.StringValue!, call.args[0].input.MessageAttributes!['reason']!.StringValue!]),
+    );
+    expect(reasonOf).toEqual({
+      'evt-1970': expect.stringContaining('/occurredAt: 1970-01-01T00:00:00Z is before 2000-01-01'),
+      'evt-2100': expect.stringContaining(`/occurredAt: 2100-01-01T00:00:00Z is more than 24 h ahead of the receiving clock (${new Date(NOW).toISOString()})`),
+      'evt-no-zone': expect.stringContaining('/occurredAt: "2026-03-02T09:00:00" has no time zone: add Z for UTC or an offset such as +08:00'),
+      'evt-huge': expect.stringContaining('/properties/amount: 1e+308 is outside the range DynamoDB can store'),
+    });
   });
 
   it('keeps a poison message on its queue when the DLQ cannot take it', async () => {

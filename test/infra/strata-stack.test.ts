@@ -189,13 +189,10 @@ describe('event bus', () => {
     for (const [, policy] of ofType('AWS::Events::EventBusPolicy')) expect(policy.Properties['EventBusName']).toEqual(ref(busId()));
   });
 
-  it('routes user events (not Strata\'s own) to the ingest queue', () => {
+  it('routes user events (not Strata\'s own) to the ingest queue, even without a userId or eventId, so they get a dead letter', () => {
     template.hasResourceProperties('AWS::Events::Rule', {
       EventBusName: ref(busId()),
-      EventPattern: {
-        source: [{ 'anything-but': { prefix: 'strata.' } }],
-        detail: { userId: [{ exists: true }], eventId: [{ exists: true }] },
-      },
+      EventPattern: Match.exact({ source: [{ 'anything-but': { prefix: 'strata.' } }] }),
       Targets: [
         Match.objectLike({
           Arn: { 'Fn::GetAtt': [logicalIdOf(stack.ingestQueue), 'Arn'] },
@@ -308,6 +305,14 @@ describe('IAM', () => {
       // And never a wildcard resource such as the table's `/index/*`.
       expect(JSON.stringify(statement.Resource), statement.policy).not.toContain('*');
     }
+  });
+
+  it('lets ingest send a refused event to its dead-letter queue itself (with the reason), and no other function', () => {
+    const dlqId = logicalIdOf(stack.ingestDeadLetterQueue);
+    const senders = statements().filter((statement) => actionsOf(statement).includes('sqs:SendMessage') && JSON.stringify(statement.Resource).includes(dlqId));
+    expect(senders.map((statement) => statement.policy)).toEqual([logicalIdOf(stack.ingestFunction.role.node.findChild('DefaultPolicy') as never)]);
+    const ingestEnv = resources[logicalIdOf(stack.ingestFunction.function)]!.Properties['Environment'].Variables as Record<string, unknown>;
+    expect(ingestEnv[ENV.deadLetterQueueUrl]).toEqual(ref(dlqId));
   });
 
   it('grants no wildcard action anywhere', () => {

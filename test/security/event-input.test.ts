@@ -61,6 +61,23 @@ describe('parseUserEvent rejects hostile or malformed events with a reason', () 
   ])('%s', (_label, input, pointer) => {
     expect(problemsOf(input).some((line) => line.startsWith(`${pointer}: `))).toBe(true);
   });
+
+  it.each([
+    ['occurredAt without a time zone', { ...valid, occurredAt: '2026-03-10T09:00:00' }, '/occurredAt: "2026-03-10T09:00:00" has no time zone: add Z for UTC or an offset such as +08:00 (for example 2026-03-10T09:00:00Z)'],
+    ['occurredAt before 2000', { ...valid, occurredAt: '1970-01-01T00:00:00Z' }, "/occurredAt: 1970-01-01T00:00:00Z is before 2000-01-01; check the producer's clock and units (seconds vs milliseconds)"],
+    ['a number DynamoDB cannot store', { ...valid, properties: { amount: 1e308, nested: { list: [1, -1e-200] } } }, '/properties/amount: 1e+308 is outside the range DynamoDB can store (magnitude 1e-130 to 9.99e125)'],
+  ])('%s, saying what is wrong', (_label, input, problem) => {
+    expect(problemsOf(input)).toContain(problem);
+  });
+
+  it('refuses occurredAt more than the margin ahead of the receiving clock, and takes it within the margin', () => {
+    const now = new Date('2026-03-10T09:00:00Z');
+    expect(() => parseUserEvent({ ...valid, occurredAt: '2026-03-11T08:59:59Z' }, 'x', { now })).not.toThrow();
+    expect(() => parseUserEvent({ ...valid, occurredAt: '2026-03-11T09:00:01Z' }, 'x', { now })).toThrow(
+      "/occurredAt: 2026-03-11T09:00:01Z is more than 24 h ahead of the receiving clock (2026-03-10T09:00:00.000Z); check the producer's clock and time zone",
+    );
+    expect(() => parseUserEvent({ ...valid, occurredAt: '2026-03-11T09:00:01Z' }, 'x', { now, maxFutureMs: 2 * 86_400_000 })).not.toThrow();
+  });
 });
 
 describe('through the ingest handler', () => {

@@ -211,8 +211,13 @@ describe('the patterns Strata deploys', () => {
     expect(RESERVED_SOURCE_PREFIX).toBe('strata.');
     expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('com.example.app', { userId: 'u', eventId: 'e' }))).toBe(true);
     expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('strata.tiers', { userId: 'u', eventId: 'e' }))).toBe(false);
-    expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('com.example.app', { userId: 'u' }))).toBe(false);
-    expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('com.example.app', { eventId: 'e' }))).toBe(false);
+    expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('strata.journeys', { userId: 'u', eventId: 'e' }))).toBe(false);
+  });
+
+  it('sends producers\' events without a usable userId or eventId to ingest, which dead-letters them with a reason', () => {
+    for (const detail of [{ userId: 'u' }, { eventId: 'e' }, {}, { userId: 42, eventId: ['e'] }, { userId: null, eventId: '' }]) {
+      expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('com.example.app', detail))).toBe(true);
+    }
   });
 
   it('routes journey actions and tier notices by source', () => {

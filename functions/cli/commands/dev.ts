@@ -17,6 +17,8 @@ import { createCatchUpClock } from '../../local/catch-up-clock.js';
 import { type Clock, createScaledClock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
+import { DLQ_FILE, compactDeadLetters, deadLetterLine } from '../../local/dead-letter-file.js';
+import { INGEST_LOG_FILE } from '../../local/ingest-log.js';
 import { DYNALITE_FOLDER, removeStackInfo, writeStackInfo } from '../../local/local-data.js';
 import { type LocalStack, type StackActivity, startLocalStack } from '../../local/local-stack.js';
 import { PortInUseError, startPutEventsEndpoint } from '../../local/put-events-endpoint.js';
@@ -27,6 +29,8 @@ export const DEMO_DAYS = 60;
 export const DEMO_USERS = 60;
 const DEMO_MS_PER_DAY = 800;
 const REVIEW_MINUTE_OF_DAY = 2 * 60;
+/** About 10-20 MB of waiting events, and under a minute of work at the embedded stack's applied rate. */
+export const DEFAULT_MAX_BACKLOG = 10_000;
 
 export interface DevOptions {
   port: string;
@@ -35,13 +39,16 @@ export interface DevOptions {
   rules: string;
   reset?: boolean;
   demo: boolean;
+  maxBacklog: string;
+  maxFutureHours: string;
 }
 
 export interface RunningDev {
   stack: LocalStack;
   eventsUrl: string;
   clock: Clock;
-  stop(): Promise<void>;
+  /** Resolves with how many accepted events are not applied yet (they are applied on the next start). */
+  stop(): Promise<{ remaining: number }>;
 }
 
 function describeActivity(activity: StackActivity): string | undefined {
@@ -77,10 +84,15 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`dev: --port must be a port number, not "${options.port}"`);
   const daySeconds = Number(options.daySeconds);
   if (!(daySeconds > 0)) throw new UsageError(`dev: --day-seconds must be a positive number, not "${options.daySeconds}"`);
+  const maxBacklog = Number(options.maxBacklog);
+  if (!Number.isInteger(maxBacklog) || maxBacklog < 1) throw new UsageError(`dev: --max-backlog must be a positive whole number, not "${options.maxBacklog}"`);
+  const maxFutureHours = Number(options.maxFutureHours);
+  if (!(maxFutureHours > 0) || !Number.isFinite(maxFutureHours)) throw new UsageError(`dev: --max-future-hours must be a positive number, not "${options.maxFutureHours}"`);
   const dataDir = resolve(options.data);
   const ruleset: Ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
   if (options.reset) await rm(dataDir, { recursive: true, force: true });
   await mkdir(dataDir, { recursive: true });
+  await compactDeadLetters(dataDir);
 
   const startedAt = Date.now();
   const clock = options.demo
@@ -96,6 +108,10 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     ruleset,
     clock,
     dynalitePath: join(dataDir, DYNALITE_FOLDER),
+    ingestLogDir: dataDir,
+    // The demo's clock starts DEMO_DAYS back and catches up with the wall clock; a producer's event stamped with the
+    // wall time during the catch-up is not from the future.
+    maxEventFutureMs: maxFutureHours * 3_600_000 + (options.demo ? DEMO_DAYS * 86_400_000 : 0),
     onActivity: async (activity) => {
       if (activity.kind === 'notice') {
         if (noticesSeen.has(activity.notice.noticeId)) return;
@@ -104,7 +120,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       const line = describeActivity(activity);
       if (line) out.info(`${stamp()}  ${line}`);
       if (activity.kind === 'action') await write('actions.jsonl', activity.action);
-      if (activity.kind === 'dead-letter') await write('dlq.jsonl', activity.letter);
+      if (activity.kind === 'dead-letter') await write(DLQ_FILE, deadLetterLine(activity.letter, new Date()));
       if (activity.kind === 'journey-started') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: activity.tier, status: 'RUNNING' }]);
       if (activity.kind === 'journey-stopped') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: '', status: 'ABORTED' }]);
       if (activity.kind === 'journey-step') {
@@ -114,7 +130,14 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   });
   let endpoint;
   try {
-    endpoint = await startPutEventsEndpoint({ port, busName: 'strata', onEvents: (envelopes) => stack.bus.put(envelopes), now: () => clock.now() });
+    endpoint = await startPutEventsEndpoint({
+      port,
+      busName: 'strata',
+      onEvents: (envelopes) => stack.bus.put(envelopes),
+      // Over the bound, producers get ThrottlingException per entry and resend, instead of the backlog growing.
+      capacity: () => maxBacklog - stack.queue.stats().inFlight,
+      now: () => clock.now(),
+    });
   } catch (error) {
     await stack.close();
     if (error instanceof PortInUseError) throw new UsageError(`dev: port ${port} is already in use`, 'stop whatever uses it, or pass --port');
@@ -143,6 +166,11 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   out.info(`Strata is running: PutEvents at ${endpoint.url} (bus "strata"), data in ${options.data}, one day every ${daySeconds} s.`);
   out.info(`Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`);
   if (options.demo) out.info(`Demo: ${DEMO_USERS} example users, the last ${DEMO_DAYS} days at ${DEMO_MS_PER_DAY / 1000} s per day.`);
+  const { replayed } = stack.queue.stats();
+  if (replayed > 0) {
+    out.info(`Resuming: ${replayed} accepted events from the last run were not applied yet; applying them now.`);
+    void stack.queue.drain().then(() => out.info(`${stamp()}  backlog applied: every accepted event so far is applied`));
+  }
 
   return {
     stack,
@@ -152,8 +180,9 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       stopping.abort();
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
-      await stack.close();
+      const { remaining } = await stack.close();
       await removeStackInfo(dataDir);
+      return { remaining };
     },
   };
 }
@@ -200,6 +229,8 @@ export function devCommand(out: CliOutput): Command {
     .option('--rules <dir>', 'the project directory with rules/ and journeys/', '.')
     .option('--reset', 'wipe the data directory first')
     .option('--no-demo', 'do not post the example population')
+    .option('--max-backlog <n>', 'accepted events waiting to be applied before PutEvents answers ThrottlingException', String(DEFAULT_MAX_BACKLOG))
+    .option('--max-future-hours <n>', 'how far ahead of the clock an event\'s occurredAt may be', '24')
     .action(async (options: DevOptions) => {
       const running = await startDev(options, out);
       await new Promise<void>((resolveStop) => {
@@ -211,8 +242,12 @@ export function devCommand(out: CliOutput): Command {
           if (stopping) return;
           stopping = true;
           out.info('\nStopping: flushing state...');
-          void running.stop().then(() => {
-            out.info('Stopped.');
+          void running.stop().then(({ remaining }) => {
+            out.info(
+              remaining === 0
+                ? 'Stopped: every accepted event is applied.'
+                : `Stopped: ${remaining} accepted events are not applied yet; they are kept in ${join(options.data, INGEST_LOG_FILE)} and applied on the next start.`,
+            );
             resolveStop();
           });
         };
