@@ -159,10 +159,7 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
   };
   const runTask = async (parameters: unknown): Promise<JourneyStepResult> => {
     const task = journeyTaskInput(parameters);
-    const journey = ruleset.journeys[task.tier];
-    // As the journey-step handler does when the deployed rules moved on under a running execution.
-    const result: JourneyStepResult =
-      !journey || journey.id !== task.journeyId ? { outcome: 'exit', reason: 'unknown-step' } : await runJourneyStep(journeyPorts, { journey, task, rulesetTimeZone: ruleset.timezone });
+    const result = await runJourneyStep(journeyPorts, { task, rulesetTimeZone: ruleset.timezone });
     tally.record({ kind: 'journey-step', task, result, at: new Date(now).toISOString() });
     return result;
   };
@@ -292,12 +289,18 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
   return { summary, finalTierByUser: tally.tierByUser, rejected, ...(options.shipDayRuleset ? { shipDay: sortShipDay(shipDay) } : {}) };
 }
 
-const TASK_FIELDS = ['journeyId', 'tier', 'stepId', 'userId', 'executionName', 'startedAt'] as const;
+const TASK_FIELDS = ['journeyId', 'journeyVersion', 'tier', 'stepId', 'userId', 'executionName', 'startedAt'] as const;
 
-/** The Task's Parameters as the journey-step function reads them; anything else is a definition it never emits. */
+/**
+ * The Task's Parameters as the journey-step function reads them. The compiled definition always passes a complete
+ * step (the handler validates it with the full schema; here the hot path checks what a hand-edited definition
+ * would most likely get wrong), and anything else fails the Task as the handler's validation would.
+ */
 function journeyTaskInput(parameters: unknown): JourneyTaskInput {
   const fields = (parameters ?? {}) as Record<string, unknown>;
   const missing = TASK_FIELDS.filter((field) => typeof fields[field] !== 'string' || fields[field] === '');
+  if (typeof fields['step'] !== 'object' || fields['step'] === null) missing.push('step' as never);
+  if (typeof fields['settings'] !== 'object' || fields['settings'] === null) missing.push('settings' as never);
   if (missing.length > 0) throw new JourneyMachineError(`a journey Task passed no ${missing.join(', ')}; compile the journey again`);
   return fields as unknown as JourneyTaskInput;
 }
