@@ -81,7 +81,7 @@ async function replayWith(options: SimulateOptions, replay: ReplayOptions): Prom
 }
 
 function horizonText(days: number | null): string {
-  return days === null ? 'the tier stay' : `${Math.round(days * 10) / 10} days (or leaving the tier)`;
+  return days === null ? 'their stay in the tier' : `${Math.round(days * 10) / 10} days of entry or until leaving the tier`;
 }
 
 function printSummary(summary: SimulationSummary, out: CliOutput): void {
@@ -93,7 +93,7 @@ function printSummary(summary: SimulationSummary, out: CliOutput): void {
     const steps = journey.steps.map((s) => `${s.stepId} ${s.sent}`).join(' → ');
     const { treated, heldOut } = journey.observed;
     out.info(`  journey ${journey.journeyId}: entered ${journey.entered} (held out ${journey.heldOut}); sent ${steps}`);
-    out.info(`    converted within ${horizonText(journey.observed.horizonDays)} of entry: treated ${describeGroup(treated)}, held out ${describeGroup(heldOut)}; ${describeDifference(journey.observed)}`);
+    out.info(`    converted within ${horizonText(journey.observed.horizonDays)}: treated ${describeGroup(treated)}, held out ${describeGroup(heldOut)}; ${describeDifference(journey.observed)}`);
   }
   if (summary.journeys.some((journey) => journey.observed.heldOut.users > 0)) out.info(`  ${REPLAY_HOLDOUT_CAVEAT}`);
   const e = summary.events;
