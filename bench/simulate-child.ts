@@ -2,7 +2,6 @@
  * Runs `strata simulate` (the command's own code, in memory) on one history and prints its wall time and this
  * process's peak RSS as JSON on the last line. Started by bench/simulate.ts, so that the RSS is the command's alone.
  */
-import '../functions/local/polyfills.js';
 import '../functions/local/cli-environment.js';
 import { simulate } from '../functions/cli/commands/simulate.js';
 

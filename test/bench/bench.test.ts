@@ -18,6 +18,7 @@ describe('npm run bench', () => {
       activeUserDays: 35,
       simulateUsers: 12,
       simulateBigEvents: 2_000,
+      cliRuns: 1,
     });
 
     expect(results.machine.cores).toBeGreaterThan(0);
@@ -35,6 +36,7 @@ describe('npm run bench', () => {
     expect(results.journeys['member']).toMatchObject({ transitions: 9, sends: 3, status: 'SUCCEEDED' });
     expect(results.coldStart.bundleBytes).toBeGreaterThan(100_000);
     expect(results.coldStart.importMsMedian).toBeGreaterThan(0);
+    for (const key of ['helpMs', 'validateMs', 'userMs'] as const) expect(results.cli[key]).toBeGreaterThan(0);
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
     expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
     // Both engines replayed the same history (the bench checks their summaries are equal), and the big one ran.
@@ -48,5 +50,5 @@ describe('npm run bench', () => {
     expect(table).toContain('| nightly review: items read ÷ users due');
     expect(replaceReadmeSection('# Strata\n', table)).toBeUndefined();
     expect(replaceReadmeSection(`a\n${README_START}\nold\n${README_END}\nb`, table)).toBe(`a\n${README_START}\n${table}\n${README_END}\nb`);
-  }, 180_000);
+  }, 240_000);
 });
