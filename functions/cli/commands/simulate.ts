@@ -48,6 +48,9 @@ export function progressReporter(label: string, unit: string, out: CliOutput, is
   };
 }
 
+/** Off a terminal, a run shorter than this needs no progress lines. */
+const PROGRESS_MIN_EVENTS = 20_000;
+
 function readingProgress(out: CliOutput): (bytesRead: number, totalBytes: number) => void {
   const report = progressReporter('reading', 'MB', out);
   const megabytes = (bytes: number): number => Math.round(bytes / 1e5) / 10;
@@ -149,7 +152,7 @@ export async function simulate(options: SimulateOptions, out: CliOutput): Promis
 
   const engine = options.fullStack ? 'through the embedded stack (--full-stack)' : 'in memory';
   out.info(`Simulating ${events.length} events ${engine} on a virtual clock, ${extraDays} extra days of nightly reviews...`);
-  const replay = (ruleset: Ruleset): ReplayOptions => ({ ruleset, events, lines, skippedLines: skipped.length, extraDays, onProgress: progressReporter(ruleset.version, 'events', out) });
+  const replay = (ruleset: Ruleset): ReplayOptions => ({ ruleset, events, lines, skippedLines: skipped.length, extraDays, ...(events.length >= PROGRESS_MIN_EVENTS || process.stderr.isTTY ? { onProgress: progressReporter(ruleset.version, 'events', out) } : {}) });
   const baseline = await replayWith(options, { ...replay(ruleset), ...(candidate ? { shipDayRuleset: candidate } : {}) });
   reportRejections(options.events, baseline, out);
   const summary: SimulationSummary = { ...baseline.summary };
