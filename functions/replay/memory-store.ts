@@ -32,12 +32,25 @@ interface StoredUser {
 export class MemoryReplayStore implements TierStore, JourneyStepStore {
   private readonly users = new Map<string, StoredUser>();
   private checkpoint: string | undefined;
+  private shardCountSeen: number;
+  /** Review dates set by deferReview, which a profile write replaces (as the DynamoDB item's index key is). */
+  private readonly deferredReviews = new Map<string, string>();
 
-  constructor(private readonly shardCount: number) {}
+  constructor(private readonly shardCount: number) {
+    this.shardCountSeen = shardCount;
+  }
 
   /** Forgets a user whose replay is over, so that memory holds only the users still being replayed. */
   forget(userId: string): void {
     this.users.delete(userId);
+    this.deferredReviews.delete(userId);
+  }
+
+  /** Whether the review index lists the user under `date`. */
+  isDueForReview(userId: string, date: string): boolean {
+    const profile = this.users.get(userId)?.profile;
+    if (!profile) return false;
+    return (this.deferredReviews.get(userId) ?? reviewIndexDate(profile)) === date;
   }
 
   profileOf(userId: string): UserProfile | undefined {
@@ -100,6 +113,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const user = this.user(profile.userId);
     if ((user.profile?.version ?? 0) !== expectedVersion) return false;
     user.profile = { ...profile, version: expectedVersion + 1 };
+    this.deferredReviews.delete(profile.userId);
     return true;
   }
 
@@ -119,8 +133,8 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
 
   async listDueForReview(date: string, shard: number): Promise<{ userIds: string[] }> {
     const userIds: string[] = [];
-    for (const [userId, user] of this.users) {
-      if (user.profile && reviewIndexDate(user.profile) === date && reviewShard(userId, this.shardCount) === shard) userIds.push(userId);
+    for (const userId of this.users.keys()) {
+      if (this.isDueForReview(userId, date) && reviewShard(userId, this.shardCount) === shard) userIds.push(userId);
     }
     return { userIds: userIds.sort() };
   }
@@ -131,6 +145,15 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
 
   async setReviewCheckpoint(date: string): Promise<void> {
     if (this.checkpoint === undefined || date > this.checkpoint) this.checkpoint = date;
+  }
+
+  async deferReview(userId: string, date: string): Promise<void> {
+    if (this.users.get(userId)?.profile) this.deferredReviews.set(userId, date);
+  }
+
+  async widenReviewShardCount(current: number): Promise<number> {
+    this.shardCountSeen = Math.max(this.shardCountSeen, current);
+    return this.shardCountSeen;
   }
 
   async listHistory(userId: string, limit: number): Promise<HistoryEntry[]> {

@@ -22,7 +22,6 @@ import { runJourneyStep } from '../core/journey/run-journey-step.js';
 import { instantAtLocalTime } from '../core/local-time.js';
 import type { JourneyStarter, NoticePublisher } from '../core/ports.js';
 import { datesToReview, reviewUser } from '../core/review.js';
-import { reviewIndexDate } from '../core/review-date.js';
 import type { Ruleset } from '../core/ruleset.js';
 import { type CompiledJourneyMachine, type MachineExecution, JourneyMachineError, journeyMachine } from './journey-machine.js';
 import { MemoryReplayStore } from './memory-store.js';
@@ -245,8 +244,7 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
       } else {
         nextReview++;
         for (const date of tick.reviewDates!) {
-          const profile = store.profileOf(userId);
-          if (profile && reviewIndexDate(profile) === date) {
+          if (store.isDueForReview(userId, date)) {
             await reviewUser(services, userId);
             await settle();
           }
