@@ -24,7 +24,10 @@ describe('npm run bench', () => {
 
     expect(results.machine.cores).toBeGreaterThan(0);
     // An event that changes no tier: one guarded UpdateItem of a day item under 1 KB, one consistent Query under 4 KB.
-    expect(results.capacity.noChange).toMatchObject({ wruMedian: 1, wruP95: 1, rruMedian: 1, rruP95: 1 });
+    // The example population now opens the journeys' content and joins their groups, so a busy user's window can
+    // pass 4 KB and take a second read unit at p95: still within the design's 2.0 read units per event.
+    expect(results.capacity.noChange).toMatchObject({ wruMedian: 1, wruP95: 1, rruMedian: 1 });
+    expect(results.capacity.noChange.rruP95).toBeLessThanOrEqual(2);
     expect(results.capacity.noChange.events).toBeGreaterThan(0);
     for (const key of ['coreUs', 'jreUs', 'plainJsUs'] as const) expect(results.evaluation[key]).toBeGreaterThan(0);
     expect(results.throughput.eventsPerSec).toBeGreaterThan(0);
