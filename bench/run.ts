@@ -12,12 +12,14 @@ import { readProjectFiles } from '../functions/local/project-files.js';
 import { type CapacityFigures, type HeavyUserResult, measureCapacity, measureHeavyUser } from './capacity.js';
 import { type CliFigures, measureCli } from './cli.js';
 import { measureColdStart } from './cold-start.js';
+import { type DevFigures, measureDev } from './dev.js';
 import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
 import { measureActiveUserReviews, measureNightlyReview, measureShardThroughput } from './review.js';
 import { type StorageResult, measureStorage } from './storage.js';
+import { type SimulateFigures, measureSimulate } from './simulate.js';
 import { measureThroughput } from './throughput.js';
 
 export interface BenchOptions {
@@ -33,7 +35,12 @@ export interface BenchOptions {
   activeUserDays: number;
   heavyUser: { eventsPerDay: number; days: number; extremeEvents: number };
   storageUsers: number;
+  simulateUsers: number;
+  simulateBigEvents: number;
   cliRuns: number;
+  devEvents: number;
+  devUsers: number;
+  devIdleSeconds: number;
   log?: (line: string) => void;
 }
 
@@ -58,7 +65,9 @@ export interface BenchResults {
   journeys: Record<string, JourneyFigures>;
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
   cli: CliFigures;
+  dev: DevFigures;
   cost: CostResult;
+  simulate: SimulateFigures;
   targets?: TargetCheck[];
 }
 
@@ -77,6 +86,11 @@ export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
         cliRuns: 10,
         heavyUser: { eventsPerDay: 1_000, days: 1, extremeEvents: 5_000 },
         storageUsers: 40,
+        devEvents: 3_000,
+        devUsers: 300,
+        devIdleSeconds: 10,
+        simulateUsers: 200,
+        simulateBigEvents: 100_000,
       }
     : {
         projectRoot,
@@ -91,6 +105,11 @@ export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
         cliRuns: 10,
         heavyUser: { eventsPerDay: 1_000, days: 3, extremeEvents: 100_000 },
         storageUsers: 300,
+        devEvents: 100_000,
+        devUsers: 10_000,
+        devIdleSeconds: 60,
+        simulateUsers: 200,
+        simulateBigEvents: 1_000_000,
       };
 }
 
@@ -119,6 +138,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const journeys = await timed('journeys', () => measureJourneys(ruleset));
   const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
   const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
+  const dev = await timed('strata dev', () => measureDev({ projectRoot: options.projectRoot, events: options.devEvents, users: options.devUsers, idleSeconds: options.devIdleSeconds, log }));
+  const simulate = await timed('simulate', () => measureSimulate(ruleset, { users: options.simulateUsers, bigEvents: options.simulateBigEvents }));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
@@ -166,7 +187,14 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     journeys,
     coldStart,
     cli,
+    dev,
     cost,
+    simulate: {
+      ...simulate,
+      eventsPerSec: r1(simulate.eventsPerSec),
+      fullStackEventsPerSec: r1(simulate.fullStackEventsPerSec),
+      eventsPerCpuSec: r1(simulate.eventsPerCpuSec),
+    },
   };
   results.targets = targetChecks(results);
   return results;

@@ -54,7 +54,7 @@ import { randomUUID } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { addDays } from '../core/dates.js';
 import { userRef } from '../core/hash.js';
-import { type DayIncrement, coarsenSignal } from '../core/metrics.js';
+import { DEFAULT_LIGHT_DAY_EVENTS, type DayIncrement, HEAVY_DAY_SIGNAL_SECONDS, coarsenSignal } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
 import type { TierStore } from '../core/ports.js';
 import { instantAtLocalTime } from '../core/local-time.js';
@@ -82,10 +82,7 @@ export const RETENTION_MARGIN_DAYS = 7;
 export const DEFAULT_HISTORY_RETENTION_DAYS = 400;
 /** SEEN# guards expire after this many days: SQS keeps a message 14 days, and producer resends are covered as long. */
 export const DEFAULT_DEDUP_HORIZON_DAYS = 15;
-/** A day item holds this many event keys; the next event of that day turns it heavy. ~13 bytes a key. */
-export const DEFAULT_LIGHT_DAY_EVENTS = 16;
-/** A heavy day keeps one signal per filter per hour (see coarsenSignal), so its signal set stays bounded too. */
-const HEAVY_DAY_SIGNAL_SECONDS = 3600;
+export { DEFAULT_LIGHT_DAY_EVENTS };
 /** At most this many confirmed p_<key> entries are removed by one heavy write (they ride along for free). */
 const PENDING_REMOVALS_PER_WRITE = 24;
 /** How many heavy days a store remembers, so that their events skip the light attempt (a failed write costs). */

@@ -42,6 +42,14 @@ export function epochSeconds(instant: string): number {
  * keeps a bounded set (one per slot). Rounding up keeps "a signal at or after T" true for every real signal after T;
  * the cost is that a signal up to one slot before T also counts.
  */
+/**
+ * A day holds this many event keys beside its counters (one write per event); the next event of that day turns it
+ * heavy, and its keys move to per-event guards (functions/aws/dynamo-store.ts; the replay store mirrors it).
+ */
+export const DEFAULT_LIGHT_DAY_EVENTS = 16;
+/** A heavy day keeps one signal per filter per hour (see coarsenSignal), so its signal set stays bounded too. */
+export const HEAVY_DAY_SIGNAL_SECONDS = 3600;
+
 export function coarsenSignal(signal: string, seconds: number): string {
   const at = signal.lastIndexOf('@');
   const epoch = Number(signal.slice(at + 1));
