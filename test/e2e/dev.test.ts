@@ -48,11 +48,11 @@ function localDay(value: string): number {
   return Math.floor(ms / DAY_MS);
 }
 
-/** A log line starts with the stack's clock: "2026-11-23 09:30  ..." in UTC. */
+/** A log line starts with the stack's clock in the ruleset's zone: "2026-11-23 17:30 +08:00  ...". */
 function stampOf(text: string): number {
-  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) /.exec(text);
+  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) ([+-]\d{2}:\d{2})  /.exec(text);
   if (!match) throw new Error(`no time stamp on log line: ${text}`);
-  return Date.parse(`${match[1]}T${match[2]}:00Z`);
+  return Date.parse(`${match[1]}T${match[2]}:00${match[3]}`);
 }
 
 const userEvent = (userId: string, n: number, type: string, at: Date, properties: Record<string, unknown> = {}): PutEventsRequestEntry => ({
@@ -185,7 +185,7 @@ describe('strata dev (the command, with the real EventBridge SDK)', () => {
     const texts = dev.lines.map((l) => l.text);
     const afterStopping = texts.slice(texts.lastIndexOf('Stopping: flushing state...') + 1);
     expect(afterStopping.at(-1)).toBe('Stopped: every accepted event is applied.');
-    for (const line of afterStopping.slice(0, -1)) expect(line).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}  /);
+    for (const line of afterStopping.slice(0, -1)) expect(line).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2} \+08:00  /);
     expect(existsSync(join(data, 'stack.json'))).toBe(false);
     expect(dev.stderr()).not.toMatch(/\n\s+at /);
   });

@@ -21,10 +21,12 @@ export interface StrataResult {
   stderr: string;
 }
 
-/** Runs one `strata` command to completion. */
-export async function strata(args: string[], cwd = root): Promise<StrataResult> {
+/** Runs one `strata` command to completion; `extraEnv` adds to (or, with undefined, removes from) the environment. */
+export async function strata(args: string[], cwd = root, extraEnv: Record<string, string | undefined> = {}): Promise<StrataResult> {
+  const childEnv = { ...env(), ...extraEnv };
+  for (const [name, value] of Object.entries(extraEnv)) if (value === undefined) delete childEnv[name];
   try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd, env: env(), maxBuffer: 16 * 1024 * 1024 });
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd, env: childEnv, maxBuffer: 16 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
