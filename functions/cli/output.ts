@@ -18,9 +18,14 @@ export const consoleOutput: CliOutput = {
 export function stopQuietlyOnClosedPipe(): void {
   let closed = false;
   const onError = (error: NodeJS.ErrnoException): void => {
-    if (error.code !== 'EPIPE') throw error;
     if (closed) return;
     closed = true;
+    if (error.code !== 'EPIPE') {
+      // Any other failure to write (a full disk behind a redirect) is a failure, still without a stack trace.
+      process.exitCode = 2;
+      process.stderr.write(`strata: cannot write the output (${error.code ?? error.message}); check where it is redirected\n`, () => process.exit());
+      return;
+    }
     if (process.listenerCount('SIGTERM') > 0) process.kill(process.pid, 'SIGTERM');
     else process.exit(0);
   };
