@@ -13,9 +13,12 @@ import { addDays, localDate } from '../../core/dates.js';
 import type { UserEvent } from '../../core/event.js';
 import { formatLocalMinute, instantAtLocalTime } from '../../core/local-time.js';
 import type { Ruleset } from '../../core/ruleset.js';
+import { openActionLog } from '../../local/action-log.js';
 import { createCatchUpClock } from '../../local/catch-up-clock.js';
+import { keepClockCheckpoint, readClockCheckpoint } from '../../local/clock-checkpoint.js';
 import type { Clock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
+import { reportIngestProgress } from '../../local/ingest-progress.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
 import { DLQ_FILE, compactDeadLetters, deadLetterLine } from '../../local/dead-letter-file.js';
 import { INGEST_LOG_FILE } from '../../local/ingest-log.js';
@@ -39,6 +42,7 @@ export interface DevOptions {
   rules: string;
   reset?: boolean;
   demo: boolean;
+  progressSeconds: string;
   maxBacklog: string;
   maxFutureHours: string;
 }
@@ -85,6 +89,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`dev: --port must be a port number, not "${options.port}"`);
   const daySeconds = Number(options.daySeconds);
   if (!(daySeconds > 0)) throw new UsageError(`dev: --day-seconds must be a positive number, not "${options.daySeconds}"`);
+  const progressSeconds = Number(options.progressSeconds);
+  if (!(progressSeconds >= 0)) throw new UsageError(`dev: --progress-seconds must be a number of seconds (0 for none), not "${options.progressSeconds}"`);
   const maxBacklog = Number(options.maxBacklog);
   if (!Number.isInteger(maxBacklog) || maxBacklog < 1) throw new UsageError(`dev: --max-backlog must be a positive whole number, not "${options.maxBacklog}"`);
   const maxFutureHours = Number(options.maxFutureHours);
@@ -96,13 +102,14 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   await compactDeadLetters(dataDir);
 
   const startedAt = Date.now();
-  // Without the demo there is nothing to catch up: the clock starts at the wall time, at one day per --day-seconds.
-  const clockOptions = {
-    from: new Date(options.demo ? startedAt - DEMO_DAYS * 86_400_000 : startedAt),
-    catchUpMsPerDay: DEMO_MS_PER_DAY,
-    msPerDay: daySeconds * 1000,
-    wallStart: startedAt,
-  };
+  // Journey time carries on from where the last run left it, never behind the wall clock.
+  const reached = options.demo ? undefined : await readClockCheckpoint(dataDir);
+  // Both modes use the catch-up clock, so that stack.json can publish it for `strata user`. Without the demo there
+  // is nothing to catch up: both speeds are one day per --day-seconds, from the wall time or where the last run left it.
+  const msPerDay = daySeconds * 1000;
+  const clockOptions = options.demo
+    ? { from: new Date(startedAt - DEMO_DAYS * 86_400_000), catchUpMsPerDay: DEMO_MS_PER_DAY, msPerDay, wallStart: startedAt }
+    : { from: reached && reached.getTime() > startedAt ? reached : new Date(startedAt), catchUpMsPerDay: msPerDay, msPerDay, wallStart: startedAt };
   const clock = createCatchUpClock(clockOptions);
   const stamp = (): string => formatLocalMinute(clock.now(), ruleset.timezone);
   const write = async (file: string, value: unknown): Promise<void> => appendFile(join(dataDir, file), JSON.stringify(value) + '\n');
@@ -110,25 +117,27 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   // Notices are delivered at least once (a concurrent event may flush an outbox again); print each once, as a
   // consumer deduplicating by noticeId would.
   const noticesSeen = new Set<string>();
+  const actions = await openActionLog(dataDir);
   const stack = await startLocalStack({
     ruleset,
     clock,
     dynalitePath: join(dataDir, DYNALITE_FOLDER),
+    journeyDataDir: dataDir,
     ingestLogDir: dataDir,
     // The demo's clock starts DEMO_DAYS back and catches up with the wall clock; a producer's event stamped with the
     // wall time during the catch-up is not from the future.
     maxEventFutureMs: maxFutureHours * 3_600_000 + (options.demo ? DEMO_DAYS * 86_400_000 : 0),
+    // dynalite on a core of its own roughly halves the main thread's work per event.
+    dynaliteThread: 'worker',
     onActivity: async (activity) => {
       if (activity.kind === 'notice') {
         if (noticesSeen.has(activity.notice.noticeId)) return;
         noticesSeen.add(activity.notice.noticeId);
       }
+      if (activity.kind === 'action' && !(await actions.deliver(activity.action))) return;
       const line = describeActivity(activity, ruleset.timezone);
       if (line) out.info(`${stamp()}  ${line}`);
-      if (activity.kind === 'action') await write('actions.jsonl', activity.action);
       if (activity.kind === 'dead-letter') await write(DLQ_FILE, deadLetterLine(activity.letter, new Date()));
-      if (activity.kind === 'journey-started') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: activity.tier, status: 'RUNNING' }]);
-      if (activity.kind === 'journey-stopped') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: '', status: 'ABORTED' }]);
       if (activity.kind === 'journey-step') {
         await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.task.executionName, tier: activity.task.tier, stepId: activity.task.stepId, outcome: activity.result.outcome }]);
       }
@@ -146,10 +155,12 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     });
   } catch (error) {
     await stack.close();
+    await actions.close();
     if (error instanceof PortInUseError) throw new UsageError(`dev: port ${port} is already in use`, 'stop whatever uses it, or pass --port');
     throw error;
   }
   await writeStackInfo(dataDir, { dynamoEndpoint: stack.dynalite.endpoint, tableName: stack.dynalite.tableName, eventsEndpoint: endpoint.url, pid: process.pid, clock: stackClock(clockOptions) });
+  const clockCheckpoint = keepClockCheckpoint(dataDir, clock);
 
   const stopping = new AbortController();
   const reviewLoop = (async () => {
@@ -168,11 +179,16 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   })();
 
   const demoLoop = options.demo ? postDemo(endpoint.url, clock, ruleset, stopping.signal, out, stamp) : Promise.resolve();
+  const progress =
+    progressSeconds > 0
+      ? reportIngestProgress({ applied: () => stack.counters.eventsRecorded + stack.counters.duplicates, intervalMs: progressSeconds * 1000, print: (line) => out.info(`${stamp()}  ${line}`) })
+      : undefined;
 
   out.info(`Strata is running: PutEvents at ${endpoint.url} (bus "strata"), data in ${options.data}, one day every ${daySeconds} s.`);
   out.info(`Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`);
   out.info(`Log times are the stack's clock, in the ruleset's time zone ${ruleset.timezone}.`);
   if (options.demo) out.info(`Demo: ${DEMO_USERS} example users, the last ${DEMO_DAYS} days at ${DEMO_MS_PER_DAY / 1000} s per day.`);
+  if (stack.resumedJourneys > 0) out.info(`Resumed ${stack.resumedJourneys} journey${stack.resumedJourneys === 1 ? '' : 's'} where ${stack.resumedJourneys === 1 ? 'it' : 'they'} stopped.`);
   const { replayed } = stack.queue.stats();
   if (replayed > 0) {
     out.info(`Resuming: ${replayed} accepted events from the last run were not applied yet; applying them now.`);
@@ -185,9 +201,12 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     clock,
     async stop() {
       stopping.abort();
+      progress?.stop();
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
       const { remaining } = await stack.close();
+      await actions.close();
+      await clockCheckpoint.stop();
       await removeStackInfo(dataDir);
       return { remaining };
     },
@@ -236,6 +255,7 @@ export function devCommand(out: CliOutput): Command {
     .option('--rules <dir>', 'the project directory with rules/ and journeys/', '.')
     .option('--reset', 'wipe the data directory first')
     .option('--no-demo', 'do not post the example population')
+    .option('--progress-seconds <n>', 'how often to print how many events were applied (0: never)', '5')
     .option('--max-backlog <n>', 'accepted events waiting to be applied before PutEvents answers ThrottlingException', String(DEFAULT_MAX_BACKLOG))
     .option('--max-future-hours <n>', 'how far ahead of the clock an event\'s occurredAt may be', '24')
     .action(async (options: DevOptions) => {
