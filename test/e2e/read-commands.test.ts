@@ -9,20 +9,13 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningStrata, freePort, root, startStrata, strata } from './strata-process.js';
+import { type RunningStrata, freePort, logStampOf, root, startStrata, strata } from './strata-process.js';
 
 const DAY_MS = 86_400_000;
 const DAY_SECONDS = 1;
 const SPEED = DAY_MS / (DAY_SECONDS * 1000);
 const USER = 'e2e-clock';
 const PROBE = 'e2e-clock-probe';
-
-/** A log line starts with the stack's clock in the ruleset's zone: "2026-11-23 17:30 +08:00  ...". */
-function stampOf(text: string): number {
-  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) ([+-]\d{2}:\d{2})  /.exec(text);
-  if (!match) throw new Error(`no time stamp with a zone offset on log line: ${text}`);
-  return Date.parse(`${match[1]}T${match[2]}:00${match[3]}`);
-}
 
 /** Runs `strata` with its stdout closed before it writes, as `strata … | head` leaves it after head exits. */
 async function strataIntoClosedPipe(args: string[]): Promise<{ code: number | null; stderr: string }> {
@@ -103,7 +96,7 @@ describe('read commands', () => {
         await new Promise((resolve) => setTimeout(resolve, 7 * DAY_SECONDS * 1000));
         await client.send(new PutEventsCommand({ Entries: [appOpened(PROBE, 1, new Date())] }));
         const probe = await dev.waitForLine(new RegExp(`  ${PROBE}  entered as visitor$`), 15_000);
-        const stackNow = stampOf(probe.text) + (Date.now() - probe.seenAt) * SPEED;
+        const stackNow = logStampOf(probe.text) + (Date.now() - probe.seenAt) * SPEED;
         expect(stackNow - Date.now()).toBeGreaterThan(5 * DAY_MS);
 
         // Active on three days of the stack's last week: all three are still ahead of the wall clock's today.

@@ -34,6 +34,13 @@ export async function strata(args: string[], cwd = root, extraEnv: Record<string
   }
 }
 
+/** The stack's clock at which `strata dev` printed a log line: "2026-11-23 17:30 +08:00  ..." (ruleset's zone). */
+export function logStampOf(text: string): number {
+  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) ([+-]\d{2}:\d{2})  /.exec(text);
+  if (!match) throw new Error(`no time stamp with a zone offset on log line: ${text}`);
+  return Date.parse(`${match[1]}T${match[2]}:00${match[3]}`);
+}
+
 /** A port that was free a moment ago: the OS picks it, we release it and hand it to the stack. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
