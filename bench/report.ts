@@ -42,6 +42,18 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
     },
     { metric: 'strata dev data folder ÷ live data', target: '≤ 3', measured: fixed(r.dev.dataFolderOverLiveData), met: r.dev.dataFolderOverLiveData <= 3 },
     { metric: 'strata dev events applied per second', target: '≥ 500', measured: fixed(r.dev.appliedEventsPerSec, 0), met: r.dev.appliedEventsPerSec >= 500 },
+    {
+      metric: `strata simulate, in-memory events/s (${r.simulate.events} events; full stack ${fixed(r.simulate.fullStackEventsPerSec, 0)}/s)`,
+      target: '≥ 20,000',
+      measured: fixed(r.simulate.eventsPerSec, 0),
+      met: r.simulate.eventsPerSec >= 20_000,
+    },
+    {
+      metric: `strata simulate, ${r.simulate.millionEvents.events} events: seconds / peak RSS`,
+      target: '≤ 60 s / ≤ 1.5 GB',
+      measured: `${fixed(r.simulate.millionEvents.seconds, 1)} s / ${r.simulate.millionEvents.peakRssMb} MB`,
+      met: r.simulate.millionEvents.seconds <= 60 && r.simulate.millionEvents.peakRssMb <= 1536,
+    },
     { metric: 'ingest Lambda bundle, minified', target: '≤ 600 KB', measured: `${(r.coldStart.bundleBytes / 1024).toFixed(0)} KiB`, met: r.coldStart.bundleBytes <= 600 * 1024 },
     { metric: `\`strata --help\` (median of ${r.cli.samples.help.length})`, target: '≤ 300 ms', measured: `${fixed(r.cli.helpMs, 0)} ms`, met: r.cli.helpMs <= 300 },
     { metric: `\`strata validate\` on the example project (median of ${r.cli.samples.validate.length})`, target: '≤ 600 ms', measured: `${fixed(r.cli.validateMs, 0)} ms`, met: r.cli.validateMs <= 600 },
