@@ -8,7 +8,7 @@
  */
 import '../local/cli-environment.js';
 import { Command } from 'commander';
-import { consoleOutput, reportFailure } from './output.js';
+import { consoleOutput, reportFailure, stopQuietlyOnClosedPipe } from './output.js';
 
 interface CommandEntry {
   summary: string;
@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   await program.parseAsync(process.argv);
 }
 
+stopQuietlyOnClosedPipe();
 main().catch((error: unknown) => {
   reportFailure(error, consoleOutput);
   process.exitCode = 2;

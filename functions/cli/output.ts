@@ -10,14 +10,38 @@ export const consoleOutput: CliOutput = {
   error: (line) => process.stderr.write(line + '\n'),
 };
 
+/**
+ * `strata user … | head` closes the pipe while the command still writes; like any Unix tool, the command then
+ * stops quietly instead of dying on an unhandled EPIPE with a stack trace. A command that must shut down cleanly
+ * (`strata dev`, which listens for SIGTERM) gets that signal; any other ends at once, as it has nothing to flush.
+ */
+export function stopQuietlyOnClosedPipe(): void {
+  let closed = false;
+  const onError = (error: NodeJS.ErrnoException): void => {
+    if (closed) return;
+    closed = true;
+    if (error.code !== 'EPIPE') {
+      // Any other failure to write (a full disk behind a redirect) is a failure, still without a stack trace.
+      process.exitCode = 2;
+      process.stderr.write(`strata: cannot write the output (${error.code ?? error.message}); check where it is redirected\n`, () => process.exit());
+      return;
+    }
+    if (process.listenerCount('SIGTERM') > 0) process.kill(process.pid, 'SIGTERM');
+    else process.exit(0);
+  };
+  process.stdout.on('error', onError);
+  process.stderr.on('error', onError);
+}
+
 /** A mistake in how a command was called or what it was pointed at: printed as `strata: message (hint)`. */
 export class UsageError extends Error {
-  override readonly name = 'UsageError';
+  override readonly name: string = 'UsageError';
   constructor(
     message: string,
     readonly hint?: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

@@ -81,3 +81,16 @@ export function nextLocalTime(after: Date, minutes: number, timeZone: string): D
 export function inDailyWindow(minutes: number, start: number, end: number): boolean {
   return start < end ? minutes >= start && minutes < end : minutes >= start || minutes < end;
 }
+
+/**
+ * An instant to the minute as the local clock in `timeZone` shows it, with that zone's UTC offset:
+ * "2026-11-28 21:05 +08:00". The offset is part of the text so that a quiet-hours deferral at 21:05 in Shanghai
+ * does not read as 13:05 somewhere else.
+ */
+export function formatLocalMinute(instant: Date | string, timeZone: string): string {
+  const { date, minutes, offsetMs } = localParts(new Date(instant), timeZone);
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  const offsetMinutes = Math.round(Math.abs(offsetMs) / 60_000);
+  const offset = `${offsetMs < 0 ? '-' : '+'}${pad(Math.floor(offsetMinutes / 60))}:${pad(offsetMinutes % 60)}`;
+  return `${date} ${pad(Math.floor(minutes / 60))}:${pad(minutes % 60)} ${offset}`;
+}

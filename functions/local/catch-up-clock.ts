@@ -7,7 +7,14 @@ import type { Clock } from './clock.js';
 
 const DAY_MS = 86_400_000;
 
-export function createCatchUpClock(options: { from: Date; catchUpMsPerDay: number; msPerDay: number; wallStart?: number }): Clock {
+export interface CatchUpClockOptions {
+  from: Date;
+  catchUpMsPerDay: number;
+  msPerDay: number;
+  wallStart?: number;
+}
+
+export function createCatchUpClock(options: CatchUpClockOptions): Clock {
   const wallStart = options.wallStart ?? Date.now();
   const liveFrom = wallStart; // journey time catches up with the wall time at which the stack started
   const fastSpeed = DAY_MS / options.catchUpMsPerDay;

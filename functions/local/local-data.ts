@@ -6,14 +6,44 @@
  * themselves.
  */
 import { ListTablesCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type CatchUpClockOptions, createCatchUpClock } from './catch-up-clock.js';
 
 export interface StackInfo {
   dynamoEndpoint: string;
   tableName: string;
   eventsEndpoint: string;
   pid: number;
+  /**
+   * The stack's clock, so that another command can tell the stack's "now" (the demo's runs days behind the wall,
+   * then catches up): the catch-up clock's options, instants in epoch milliseconds. Absent from older stacks.
+   */
+  clock?: StackClock;
+}
+
+export interface StackClock {
+  from: number;
+  wallStart: number;
+  catchUpMsPerDay: number;
+  msPerDay: number;
+}
+
+/** The options of a catch-up clock, in the form stack.json keeps them. */
+export function stackClock(options: Required<CatchUpClockOptions>): StackClock {
+  return { ...options, from: options.from.getTime() };
+}
+
+/** There is nothing to read in a data folder: it is missing, or no stack has kept data in it. */
+export class NoLocalDataError extends Error {
+  override readonly name = 'NoLocalDataError';
+  constructor(
+    readonly dataDir: string,
+    readonly reason: string,
+  ) {
+    super(`LocalData: no local data in ${dataDir}: ${reason}`);
+  }
 }
 
 export const STACK_FILE = 'stack.json';
@@ -49,17 +79,23 @@ export async function runningStack(dataDir: string): Promise<StackInfo | undefin
 export interface LocalData {
   client: DynamoDBClient;
   tableName: string;
+  /** The running stack's clock, or the wall clock when no stack runs (stored data then ages in real time). */
+  now(): Date;
   close(): Promise<void>;
 }
 
+/** Opens the data for reading; creates nothing, so a mistyped --data is a NoLocalDataError, not a new folder. */
 export async function openLocalData(dataDir: string): Promise<LocalData> {
   const stack = await runningStack(dataDir);
   if (stack) {
     const client = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
-    return { client, tableName: stack.tableName, close: async () => client.destroy() };
+    const clock = stack.clock ? createCatchUpClock({ ...stack.clock, from: new Date(stack.clock.from) }) : undefined;
+    return { client, tableName: stack.tableName, now: () => clock?.now() ?? new Date(), close: async () => client.destroy() };
   }
+  if (!existsSync(dataDir)) throw new NoLocalDataError(dataDir, 'the folder does not exist');
+  if (!existsSync(join(dataDir, DYNALITE_FOLDER))) throw new NoLocalDataError(dataDir, `it has no ${DYNALITE_FOLDER}/ folder, so no stack has run there`);
   // Loaded only here: with a running stack, reading a user needs the SDK client alone, not dynalite and LevelDB.
   const { DEFAULT_TABLE_NAME, startDynalite } = await import('./dynalite.js');
   const dynalite = await startDynalite({ path: join(dataDir, DYNALITE_FOLDER), tableName: DEFAULT_TABLE_NAME });
-  return { client: dynalite.client, tableName: dynalite.tableName, close: dynalite.close };
+  return { client: dynalite.client, tableName: dynalite.tableName, now: () => new Date(), close: dynalite.close };
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hashPercent } from '../../functions/core/hash.js';
 import { JOURNEY_EXECUTIONS_FILE } from '../../functions/local/journey-execution-log.js';
-import { type RunningStrata, freePort, startStrata, strata } from './strata-process.js';
+import { type RunningStrata, freePort, logStampOf, startStrata, strata } from './strata-process.js';
 
 const DAY_MS = 86_400_000;
 /** Two wall seconds a day: the member journey's 2-day wait lasts 4 s, long enough to kill the stack inside it. */
@@ -37,13 +37,6 @@ const userEvent = (userId: string, n: number, type: string, at: Date, properties
   Detail: JSON.stringify({ eventId: `${userId}-${n}`, userId, type, occurredAt: at.toISOString(), properties }),
   Time: at,
 });
-
-/** A log line starts with the stack's clock: "2026-11-23 09:30  ..." in UTC. */
-function stampOf(text: string): number {
-  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) /.exec(text);
-  if (!match) throw new Error(`no time stamp on log line: ${text}`);
-  return Date.parse(`${match[1]}T${match[2]}:00Z`);
-}
 
 interface UserJson {
   tier: string;
@@ -82,7 +75,7 @@ describe('strata dev: journeys survive kill -9', () => {
       // The probe's "entered" line gives the stack's journey time; events are dated relative to it.
       expect((await client.send(new PutEventsCommand({ Entries: [userEvent(PROBE, 1, 'app.opened', new Date())] }))).FailedEntryCount).toBe(0);
       const probe = await first.waitForLine(new RegExp(`  ${PROBE}  entered as visitor$`), 15_000);
-      const now = stampOf(probe.text) + (Date.now() - probe.seenAt) * SPEED;
+      const now = logStampOf(probe.text) + (Date.now() - probe.seenAt) * SPEED;
       const at = (daysAgo: number): Date => new Date(now - daysAgo * DAY_MS);
       // Enters as a visitor (the visitor journey starts), then qualifies for member: the member journey replaces it.
       expect((await client.send(new PutEventsCommand({ Entries: [userEvent(user, 1, 'app.opened', at(25))] }))).FailedEntryCount).toBe(0);

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hashPercent } from '../../functions/core/hash.js';
-import { type RunningStrata, freePort, startStrata, strata } from './strata-process.js';
+import { type RunningStrata, freePort, logStampOf, startStrata, strata } from './strata-process.js';
 
 const DAY_MS = 86_400_000;
 const DAY_SECONDS = 0.25;
@@ -46,13 +46,6 @@ interface UserJson {
 function localDay(value: string): number {
   const ms = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00Z`) : Date.parse(value) + 8 * 3_600_000;
   return Math.floor(ms / DAY_MS);
-}
-
-/** A log line starts with the stack's clock: "2026-11-23 09:30  ..." in UTC. */
-function stampOf(text: string): number {
-  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) /.exec(text);
-  if (!match) throw new Error(`no time stamp on log line: ${text}`);
-  return Date.parse(`${match[1]}T${match[2]}:00Z`);
 }
 
 const userEvent = (userId: string, n: number, type: string, at: Date, properties: Record<string, unknown> = {}): PutEventsRequestEntry => ({
@@ -102,7 +95,7 @@ describe('strata dev (the command, with the real EventBridge SDK)', () => {
 
       const probe = await dev.waitForLine(new RegExp(`  ${PROBE}  entered as visitor$`), 15_000);
       // The stamp is truncated to the minute and the line was printed before we read it: a lower bound of now.
-      const virtualNow = (): number => stampOf(probe.text) + (Date.now() - probe.seenAt) * SPEED;
+      const virtualNow = (): number => logStampOf(probe.text) + (Date.now() - probe.seenAt) * SPEED;
 
       // 2. Three active days in the last 30, one with a finished lesson: member's rule. The first day, 25 days back,
       //    comes alone, so each user first enters as a visitor. Two of the days leave the 30-day window about 5
@@ -185,7 +178,7 @@ describe('strata dev (the command, with the real EventBridge SDK)', () => {
     const texts = dev.lines.map((l) => l.text);
     const afterStopping = texts.slice(texts.lastIndexOf('Stopping: flushing state...') + 1);
     expect(afterStopping.at(-1)).toBe('Stopped: every accepted event is applied.');
-    for (const line of afterStopping.slice(0, -1)) expect(line).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}  /);
+    for (const line of afterStopping.slice(0, -1)) expect(line).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2} \+08:00  /);
     expect(existsSync(join(data, 'stack.json'))).toBe(false);
     expect(dev.stderr()).not.toMatch(/\n\s+at /);
   });

@@ -21,15 +21,24 @@ export interface StrataResult {
   stderr: string;
 }
 
-/** Runs one `strata` command to completion. */
-export async function strata(args: string[], cwd = root): Promise<StrataResult> {
+/** Runs one `strata` command to completion; `extraEnv` adds to (or, with undefined, removes from) the environment. */
+export async function strata(args: string[], cwd = root, extraEnv: Record<string, string | undefined> = {}): Promise<StrataResult> {
+  const childEnv = { ...env(), ...extraEnv };
+  for (const [name, value] of Object.entries(extraEnv)) if (value === undefined) delete childEnv[name];
   try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd, env: env(), maxBuffer: 16 * 1024 * 1024 });
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd, env: childEnv, maxBuffer: 16 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
     return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
   }
+}
+
+/** The stack's clock at which `strata dev` printed a log line: "2026-11-23 17:30 +08:00  ..." (ruleset's zone). */
+export function logStampOf(text: string): number {
+  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) ([+-]\d{2}:\d{2})  /.exec(text);
+  if (!match) throw new Error(`no time stamp with a zone offset on log line: ${text}`);
+  return Date.parse(`${match[1]}T${match[2]}:00${match[3]}`);
 }
 
 /** A port that was free a moment ago: the OS picks it, we release it and hand it to the stack. */

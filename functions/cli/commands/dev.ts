@@ -11,18 +11,18 @@ import { appendFile, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { addDays, localDate } from '../../core/dates.js';
 import type { UserEvent } from '../../core/event.js';
-import { instantAtLocalTime } from '../../core/local-time.js';
+import { formatLocalMinute, instantAtLocalTime } from '../../core/local-time.js';
 import type { Ruleset } from '../../core/ruleset.js';
 import { openActionLog } from '../../local/action-log.js';
 import { createCatchUpClock } from '../../local/catch-up-clock.js';
 import { keepClockCheckpoint, readClockCheckpoint } from '../../local/clock-checkpoint.js';
-import { type Clock, createScaledClock } from '../../local/clock.js';
+import type { Clock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
 import { reportIngestProgress } from '../../local/ingest-progress.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
 import { DLQ_FILE, compactDeadLetters, deadLetterLine } from '../../local/dead-letter-file.js';
 import { INGEST_LOG_FILE } from '../../local/ingest-log.js';
-import { DYNALITE_FOLDER, removeStackInfo, writeStackInfo } from '../../local/local-data.js';
+import { DYNALITE_FOLDER, removeStackInfo, stackClock, writeStackInfo } from '../../local/local-data.js';
 import { type LocalStack, type StackActivity, startLocalStack } from '../../local/local-stack.js';
 import { PortInUseError, startPutEventsEndpoint } from '../../local/put-events-endpoint.js';
 import { type CliOutput, UsageError } from '../output.js';
@@ -55,7 +55,8 @@ export interface RunningDev {
   stop(): Promise<{ remaining: number }>;
 }
 
-function describeActivity(activity: StackActivity): string | undefined {
+/** A live-log line for what the stack did, or undefined for what the log leaves out; times local to `timeZone`. */
+export function describeActivity(activity: StackActivity, timeZone: string): string | undefined {
   switch (activity.kind) {
     case 'notice': {
       const n = activity.notice;
@@ -73,7 +74,7 @@ function describeActivity(activity: StackActivity): string | undefined {
       return `dead letter ${activity.letter.eventRef}: ${activity.letter.reason}`;
     case 'journey-step':
       return activity.result.outcome === 'deferred'
-        ? `${activity.task.userId}  deferred ${activity.task.stepId} until ${activity.result.until} (${activity.result.reason})`
+        ? `${activity.task.userId}  deferred ${activity.task.stepId} until ${formatLocalMinute(activity.result.until, timeZone)} (${activity.result.reason})`
         : activity.result.outcome === 'exit' && activity.result.reason !== 'held-out'
           ? `${activity.task.userId}  left ${activity.task.journeyId} (${activity.result.reason})`
           : undefined;
@@ -103,10 +104,14 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   const startedAt = Date.now();
   // Journey time carries on from where the last run left it, never behind the wall clock.
   const reached = options.demo ? undefined : await readClockCheckpoint(dataDir);
-  const clock = options.demo
-    ? createCatchUpClock({ from: new Date(startedAt - DEMO_DAYS * 86_400_000), catchUpMsPerDay: DEMO_MS_PER_DAY, msPerDay: daySeconds * 1000, wallStart: startedAt })
-    : createScaledClock({ msPerDay: daySeconds * 1000, ...(reached && reached.getTime() > startedAt ? { start: reached } : {}) });
-  const stamp = (): string => clock.now().toISOString().slice(0, 16).replace('T', ' ');
+  // Both modes use the catch-up clock, so that stack.json can publish it for `strata user`. Without the demo there
+  // is nothing to catch up: both speeds are one day per --day-seconds, from the wall time or where the last run left it.
+  const msPerDay = daySeconds * 1000;
+  const clockOptions = options.demo
+    ? { from: new Date(startedAt - DEMO_DAYS * 86_400_000), catchUpMsPerDay: DEMO_MS_PER_DAY, msPerDay, wallStart: startedAt }
+    : { from: reached && reached.getTime() > startedAt ? reached : new Date(startedAt), catchUpMsPerDay: msPerDay, msPerDay, wallStart: startedAt };
+  const clock = createCatchUpClock(clockOptions);
+  const stamp = (): string => formatLocalMinute(clock.now(), ruleset.timezone);
   const write = async (file: string, value: unknown): Promise<void> => appendFile(join(dataDir, file), JSON.stringify(value) + '\n');
 
   // Notices are delivered at least once (a concurrent event may flush an outbox again); print each once, as a
@@ -130,7 +135,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
         noticesSeen.add(activity.notice.noticeId);
       }
       if (activity.kind === 'action' && !(await actions.deliver(activity.action))) return;
-      const line = describeActivity(activity);
+      const line = describeActivity(activity, ruleset.timezone);
       if (line) out.info(`${stamp()}  ${line}`);
       if (activity.kind === 'dead-letter') await write(DLQ_FILE, deadLetterLine(activity.letter, new Date()));
       if (activity.kind === 'journey-step') {
@@ -154,7 +159,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     if (error instanceof PortInUseError) throw new UsageError(`dev: port ${port} is already in use`, 'stop whatever uses it, or pass --port');
     throw error;
   }
-  await writeStackInfo(dataDir, { dynamoEndpoint: stack.dynalite.endpoint, tableName: stack.dynalite.tableName, eventsEndpoint: endpoint.url, pid: process.pid });
+  await writeStackInfo(dataDir, { dynamoEndpoint: stack.dynalite.endpoint, tableName: stack.dynalite.tableName, eventsEndpoint: endpoint.url, pid: process.pid, clock: stackClock(clockOptions) });
   const clockCheckpoint = keepClockCheckpoint(dataDir, clock);
 
   const stopping = new AbortController();
@@ -173,7 +178,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     }
   })();
 
-  const demoLoop = options.demo ? postDemo(endpoint.url, clock, ruleset, stopping.signal, out) : Promise.resolve();
+  const demoLoop = options.demo ? postDemo(endpoint.url, clock, ruleset, stopping.signal, out, stamp) : Promise.resolve();
   const progress =
     progressSeconds > 0
       ? reportIngestProgress({ applied: () => stack.counters.eventsRecorded + stack.counters.duplicates, intervalMs: progressSeconds * 1000, print: (line) => out.info(`${stamp()}  ${line}`) })
@@ -181,6 +186,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
 
   out.info(`Strata is running: PutEvents at ${endpoint.url} (bus "strata"), data in ${options.data}, one day every ${daySeconds} s.`);
   out.info(`Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`);
+  out.info(`Log times are the stack's clock, in the ruleset's time zone ${ruleset.timezone}.`);
   if (options.demo) out.info(`Demo: ${DEMO_USERS} example users, the last ${DEMO_DAYS} days at ${DEMO_MS_PER_DAY / 1000} s per day.`);
   if (stack.resumedJourneys > 0) out.info(`Resumed ${stack.resumedJourneys} journey${stack.resumedJourneys === 1 ? '' : 's'} where ${stack.resumedJourneys === 1 ? 'it' : 'they'} stopped.`);
   const { replayed } = stack.queue.stats();
@@ -208,7 +214,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
 }
 
 /** Posts the demo population through the real SDK client as the clock reaches each event's time. */
-async function postDemo(url: string, clock: Clock, ruleset: Ruleset, signal: AbortSignal, out: CliOutput): Promise<void> {
+async function postDemo(url: string, clock: Clock, ruleset: Ruleset, signal: AbortSignal, out: CliOutput, stamp: () => string): Promise<void> {
   const start = localDate(clock.now(), ruleset.timezone);
   const events: UserEvent[] = generateEvents({ users: DEMO_USERS, days: DEMO_DAYS, seed: 11, start });
   const client = new EventBridgeClient({ endpoint: url, region: 'local', credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' } });
@@ -234,7 +240,7 @@ async function postDemo(url: string, clock: Clock, ruleset: Ruleset, signal: Abo
         if (response.FailedEntryCount) out.error(`demo: ${response.FailedEntryCount} entries rejected`);
       }
     }
-    if (!signal.aborted) out.info(`${clock.now().toISOString().slice(0, 16).replace('T', ' ')}  demo: all ${events.length} events posted; the stack now runs live`);
+    if (!signal.aborted) out.info(`${stamp()}  demo: all ${events.length} events posted; the stack now runs live`);
   } finally {
     client.destroy();
   }

@@ -1,19 +1,18 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { localDate } from '../../core/dates.js';
 import { windowStart } from '../../core/ingest.js';
 import { aggregateMetrics } from '../../core/metrics.js';
 import type { Ruleset } from '../../core/ruleset.js';
 import type { HistoryEntry, UserProfile } from '../../core/state.js';
-import { createDynamoTierStore } from '../../aws/dynamo-store.js';
-import { DEFAULT_REVIEW_SHARDS } from '../../aws/table-schema.js';
-import { openLocalData } from '../../local/local-data.js';
 import { readJourneyExecution } from '../../local/journey-execution-log.js';
 import { readLastSentStep } from '../../local/journey-log.js';
 import { formatExplanation } from '../format-explanation.js';
 import { type CliOutput, UsageError } from '../output.js';
 import { loadValidRuleset } from '../load-ruleset.js';
+import { type StoreOptions, openStore, userReadFailure } from '../store-access.js';
+
+export type { StoreOptions } from '../store-access.js';
 
 export interface UserView {
   userId: string;
@@ -35,34 +34,27 @@ interface StoreAccess {
   close(): Promise<void>;
 }
 
-export interface StoreOptions {
-  data: string;
-  rules: string;
-  table?: string;
-  region?: string;
-}
-
-/** Reads one user from the local data directory, or from AWS when --table is given (default credential chain). */
-async function readUser(ruleset: Ruleset, userId: string, options: StoreOptions, historyLimit: number): Promise<StoreAccess> {
-  const local = options.table ? undefined : await openLocalData(resolve(options.data));
-  const client = local?.client ?? new DynamoDBClient(options.region ? { region: options.region } : {});
-  const tableName = options.table ?? local!.tableName;
-  const store = createDynamoTierStore({ client, tableName, shardCount: DEFAULT_REVIEW_SHARDS, timeZone: ruleset.timezone });
+/**
+ * Reads one user from the local data directory, or from AWS when --table is given (default credential chain).
+ * Metrics are judged at the running stack's clock, which the demo runs apart from the wall clock.
+ */
+async function readUser(command: string, ruleset: Ruleset, userId: string, options: StoreOptions, historyLimit: number): Promise<StoreAccess> {
+  const opened = await openStore(command, userId, options, ruleset.timezone);
   try {
-    const now = new Date();
-    const { profile, buckets } = await store.loadUser(userId, windowStart(ruleset, now));
-    const history = await store.listHistory(userId, historyLimit);
+    const now = opened.now();
+    const { profile, buckets } = await opened.store.loadUser(userId, windowStart(ruleset, now));
+    const history = await opened.store.listHistory(userId, historyLimit);
     const metrics = aggregateMetrics(ruleset, buckets, localDate(now, ruleset.timezone));
-    return { ...(profile ? { profile } : {}), history, metrics, close: async () => (local ? local.close() : client.destroy()) };
+    return { ...(profile ? { profile } : {}), history, metrics, close: opened.close };
   } catch (error) {
-    await (local ? local.close() : Promise.resolve(client.destroy()));
-    throw error;
+    await opened.close();
+    throw userReadFailure(command, userId, opened, options, error);
   }
 }
 
 export async function userView(userId: string, options: StoreOptions): Promise<UserView> {
   const ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
-  const access = await readUser(ruleset, userId, options, 50);
+  const access = await readUser('user', ruleset, userId, options, 50);
   await access.close();
   const { profile } = access;
   if (!profile) throw new UsageError(`no user "${userId}" in ${options.table ? `table ${options.table}` : options.data}`, 'check the id, or --data / --table');
@@ -131,7 +123,7 @@ export function explainCommand(out: CliOutput): Command {
     .argument('<userId>')
     .action(async (userId: string, options: StoreOptions) => {
       const ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
-      const access = await readUser(ruleset, userId, options, 1);
+      const access = await readUser('explain', ruleset, userId, options, 1);
       await access.close();
       const latest = access.history[0];
       if (!latest) throw new UsageError(`no decision stored for "${userId}"`, 'the user may not exist yet; check the id, or --data / --table');
