@@ -39,8 +39,10 @@ interface ActionBase {
   tier: string;
   stepId: string;
   executionName: string;
-  channel: SendStep['channel'];
+  channel: string;
   at: string;
+  /** Set only by `strata send-test`: a trial send to a test user, outside every journey's caps and funnel. */
+  test?: true;
 }
 
 export type JourneyAction =
