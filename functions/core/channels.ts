@@ -189,8 +189,8 @@ export type TemplateValues = Partial<Record<TemplateField, string | boolean>>;
 /** Renders a body for one action: a missing field is null as a whole value and empty inside text. */
 export function renderChannelBody(template: unknown, values: TemplateValues): unknown {
   return mapTemplate<unknown, string>(template, {
-    whole: (field) => values[field] ?? null,
-    inText: (field) => String(values[field] ?? ''),
+    whole: (field) => (Object.hasOwn(values, field) ? values[field] : null),
+    inText: (field) => (Object.hasOwn(values, field) ? String(values[field]) : ''),
     joinText: (parts) => parts.join(''),
   });
 }
