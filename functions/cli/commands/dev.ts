@@ -17,6 +17,7 @@ import { createCatchUpClock } from '../../local/catch-up-clock.js';
 import { type Clock, createScaledClock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
+import { CHANNEL_DLQ_FILE, describeDelivery, startChannelDelivery } from '../deliveries.js';
 import { DLQ_FILE, compactDeadLetters, deadLetterLine } from '../../local/dead-letter-file.js';
 import { INGEST_LOG_FILE } from '../../local/ingest-log.js';
 import { DYNALITE_FOLDER, removeStackInfo, writeStackInfo } from '../../local/local-data.js';
@@ -100,6 +101,10 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     : createScaledClock({ msPerDay: daySeconds * 1000 });
   const stamp = (): string => clock.now().toISOString().slice(0, 16).replace('T', ' ');
   const write = async (file: string, value: unknown): Promise<void> => appendFile(join(dataDir, file), JSON.stringify(value) + '\n');
+  const delivery = startChannelDelivery(ruleset, 'dev', async (record) => {
+    out.info(`${stamp()}  ${describeDelivery(record)}`);
+    if (record.status === 'dead-letter') await write(CHANNEL_DLQ_FILE, { at: new Date().toISOString(), ...record });
+  });
 
   // Notices are delivered at least once (a concurrent event may flush an outbox again); print each once, as a
   // consumer deduplicating by noticeId would.
@@ -119,7 +124,11 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       }
       const line = describeActivity(activity);
       if (line) out.info(`${stamp()}  ${line}`);
-      if (activity.kind === 'action') await write('actions.jsonl', activity.action);
+      if (activity.kind === 'action') {
+        await write('actions.jsonl', activity.action);
+        // Not awaited: a slow or rate-limited provider must not hold up the journey that sent the action.
+        void delivery.deliver(activity.action);
+      }
       if (activity.kind === 'dead-letter') await write(DLQ_FILE, deadLetterLine(activity.letter, new Date()));
       if (activity.kind === 'journey-started') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: activity.tier, status: 'RUNNING' }]);
       if (activity.kind === 'journey-stopped') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: '', status: 'ABORTED' }]);
@@ -180,6 +189,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       stopping.abort();
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
+      const undelivered = await delivery.close();
+      if (undelivered > 0) out.info(`Stopped delivering: ${undelivered} actions were still waiting for their channel (they are in actions.jsonl).`);
       const { remaining } = await stack.close();
       await removeStackInfo(dataDir);
       return { remaining };
