@@ -44,6 +44,7 @@ import { acknowledge, acknowledgeWildcardResources } from './nag.js';
 import { RESERVED_SOURCE_PREFIX, type StageSettings } from './stage-settings.js';
 import { USER_EVENTS_PATTERN } from '../functions/core/event-pattern.js';
 import { StrataFunction } from './strata-function.js';
+import { ChannelDestinations } from './channel-destinations.js';
 
 /** The name inside the `${...}` placeholder that the journey compiler leaves in every Task's Resource. */
 export const JOURNEY_STEP_SUBSTITUTION = /^\$\{(\w+)\}$/.exec(JOURNEY_STEP_RESOURCE)![1]!;
@@ -75,6 +76,7 @@ export class StrataStack extends Stack {
   readonly ingestFunction: StrataFunction;
   readonly reviewFunction: StrataFunction;
   readonly journeyStepFunction: StrataFunction;
+  readonly channelDestinations: ChannelDestinations;
 
   constructor(scope: Construct, id: string, props: StrataStackProps) {
     super(scope, id, props);
@@ -131,6 +133,9 @@ export class StrataStack extends Stack {
       // An event that cannot reach the queue lands in the same DLQ as the poison messages, so nothing is lost.
       targets: [new SqsQueue(this.ingestQueue, { deadLetterQueue: this.ingestDeadLetterQueue })],
     });
+
+    // ---- Delivery channels (channels.json) ------------------------------------------------------------------
+    this.channelDestinations = new ChannelDestinations(this, 'Channels', { bus: this.bus, channels: this.ruleset.channels });
 
     // ---- Functions -----------------------------------------------------------------------------------------
     this.journeyStepFunction = new StrataFunction(this, 'JourneyStep', {
@@ -200,9 +205,11 @@ export class StrataStack extends Stack {
     });
 
     // ---- Alarms --------------------------------------------------------------------------------------------
+    const channelDeadLetters = this.channelDestinations.deadLetterQueue;
     for (const [id, queue] of [
       ['IngestDeadLetterQueue', this.ingestDeadLetterQueue],
       ['ScheduleDeadLetterQueue', this.scheduleDeadLetterQueue],
+      ...(channelDeadLetters ? [['ChannelDeadLetterQueue', channelDeadLetters] as const] : []),
     ] as const) {
       queue
         .metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' })
