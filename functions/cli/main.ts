@@ -12,6 +12,7 @@ import { explainCommand, userCommand } from './commands/user.js';
 import { devCommand } from './commands/dev.js';
 import { dlqCommand } from './commands/dlq.js';
 import { journeyCommand } from './commands/journey.js';
+import { sendTestCommand } from './commands/send-test.js';
 import { loadValidRuleset } from './commands/simulate.js';
 import { UsageError } from './output.js';
 import { consoleOutput, reportFailure } from './output.js';
@@ -28,6 +29,7 @@ program.addCommand(simulateCommand(consoleOutput));
 program.addCommand(userCommand(consoleOutput));
 program.addCommand(explainCommand(consoleOutput));
 program.addCommand(dlqCommand(consoleOutput));
+program.addCommand(sendTestCommand(consoleOutput));
 program.addCommand(
   journeyCommand(async () => (await loadValidRuleset(process.cwd(), 'the ruleset')).journeys),
 );

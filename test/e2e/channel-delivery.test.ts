@@ -30,8 +30,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A provider that fails its first request with a 500, then accepts; it records every request. */
-async function startProvider(): Promise<{ url: string; received: Received[]; answered: number[] }> {
+/** A provider that fails its first request with a 500 (when asked to), then accepts; it records every request. */
+async function startProvider(failFirst = true): Promise<{ url: string; received: Received[]; answered: number[] }> {
   const received: Received[] = [];
   const answered: number[] = [];
   const server: Server = createServer((request, response) => {
@@ -41,7 +41,7 @@ async function startProvider(): Promise<{ url: string; received: Received[]; ans
     request.on('data', (chunk: string) => (text += chunk));
     request.on('end', () => {
       received.push({ at, headers: request.headers, body: JSON.parse(text), url: request.url ?? '' });
-      const status = received.length === 1 ? 500 : 200;
+      const status = failFirst && received.length === 1 ? 500 : 200;
       answered.push(status);
       response.writeHead(status, { 'content-type': 'application/json' }).end(status === 500 ? '{"error":"busy"}' : '{"ok":true}');
     });
@@ -130,5 +130,39 @@ describe('channel delivery from strata dev', () => {
 
     expect(await dev.stop('SIGINT', 30_000)).toBe(0);
     await expect(readFile(join(data, CHANNEL_DLQ_FILE), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('strata send-test', () => {
+  it('sends one step\'s action to the test user through its channel, marked as a test, without touching any data', { timeout: E2E_TIMEOUT_MS }, async () => {
+    const provider = await startProvider(false);
+    const project = await projectFor(provider.url);
+    process.env['E2E_CHANNEL_KEY'] = API_KEY;
+    cleanups.push(() => void delete process.env['E2E_CHANNEL_KEY']);
+
+    const sent = await strata(['send-test', 'visitor', 'success_story', '--to', 'tester-1', '--rules', project]);
+    expect(sent.stderr).toBe('');
+    expect(sent.code).toBe(0);
+    expect(sent.stdout).toMatch(/delivered \S+ via official-account to tester-1 \(HTTP 200, attempt 1\)/);
+    expect(provider.received).toHaveLength(1);
+    const [request] = provider.received;
+    expect(request!.body).toEqual({ touser: 'tester-1', template_id: 'career-change-success-story', data: { step: 'visitor-welcome/success_story', id: expect.stringMatching(/^a/) }, test: true });
+    expect(request!.headers['x-strata-test']).toBe('true');
+    expect(request!.headers['x-api-key']).toBe(API_KEY);
+    // No data folder was named or made: nothing a frequency cap or a funnel reads was written.
+    await expect(readFile(join(project, '.strata', 'actions.jsonl'), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('names the step it could not find, and the missing secret', { timeout: E2E_TIMEOUT_MS }, async () => {
+    const provider = await startProvider(false);
+    const project = await projectFor(provider.url);
+    delete process.env['E2E_CHANNEL_KEY'];
+    const misspelled = await strata(['send-test', 'visitor', 'succes_story', '--to', 'tester-1', '--rules', project]);
+    expect(misspelled.code).not.toBe(0);
+    expect(misspelled.stderr).toMatch(/send-test: journey visitor-welcome has no step "succes_story".*did you mean "success_story"\?/s);
+    const noSecret = await strata(['send-test', 'visitor', 'success_story', '--to', 'tester-1', '--rules', project]);
+    expect(noSecret.code).not.toBe(0);
+    expect(noSecret.stderr).toMatch(/send-test: channel "official-account" needs its secret in the environment variable E2E_CHANNEL_KEY/);
+    expect(provider.received).toHaveLength(0);
   });
 });

@@ -207,7 +207,8 @@ function decideBranch(input: JourneyStepInput, step: BranchStep): JourneyDecisio
   return { outcome: 'not-engaged', at: now.toISOString() };
 }
 
-function journeyAction(input: JourneyStepInput, step: SendStep): JourneyAction {
+/** The action a send step publishes; also what `strata send-test` sends, marked as a test. */
+export function journeyAction(input: Pick<JourneyStepInput, 'journey' | 'execution' | 'userId' | 'now'>, step: SendStep): JourneyAction {
   const { journey, execution, userId, now } = input;
   const base: ActionBase = {
     actionId: journeyActionId(execution.executionName, step.id),
