@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHANNELS_FILE, actionTemplateValues, renderChannelBody } from '../../functions/core/channels.js';
 import { formatProblem } from '../../functions/core/errors.js';
+import { eventTypesMarkdown } from '../../functions/core/event-types.js';
 import type { JourneyAction } from '../../functions/core/journey/decide-journey-step.js';
 import { type ProjectFiles, loadRuleset } from '../../functions/core/ruleset.js';
 import { readProjectFiles } from '../../functions/local/project-files.js';
@@ -118,5 +119,23 @@ describe('body templates', () => {
     expect(Object.getOwnPropertyDescriptor(rendered, '__proto__')?.value).toEqual({ polluted: 'u-1' });
     expect(rendered['x']).toBeNull();
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+  });
+});
+
+describe('the README', () => {
+  it('lists the documented event types exactly as the catalogue has them', async () => {
+    const readme = await readFile(join(root, 'README.md'), 'utf8');
+    const section = /<!-- event-types:start -->\n([\s\S]*?)\n<!-- event-types:end -->/.exec(readme);
+    expect(section, 'the README needs the event-types markers').not.toBeNull();
+    expect(section![1]).toBe(eventTypesMarkdown());
+  });
+
+  it('shows the worked channel examples exactly as examples/channels/channels.json has them', async () => {
+    const readme = await readFile(join(root, 'README.md'), 'utf8');
+    const worked = readme.slice(readme.indexOf('### Worked examples'));
+    const blocks = [...worked.matchAll(/```json\n([\s\S]*?)\n```/g)].slice(0, 3).map((m) => JSON.parse(`{${m[1]}}`) as Record<string, unknown>);
+    const examples = JSON.parse(await readFile(join(root, 'examples', 'channels', 'channels.json'), 'utf8')) as { channels: Record<string, Record<string, unknown>> };
+    const withoutDescriptions = Object.fromEntries(Object.entries(examples.channels).map(([name, { description: _, ...rest }]) => [name, rest]));
+    expect(Object.assign({}, ...blocks)).toEqual(withoutDescriptions);
   });
 });
