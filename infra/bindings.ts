@@ -10,7 +10,7 @@ import type { IEventBus } from 'aws-cdk-lib/aws-events';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
-import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import type { CfnStateMachineAlias, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { TABLE_KEYS } from '../functions/aws/table-schema.js';
 import { ENV } from '../functions/handlers/runtime.js';
 import { acknowledgeWildcardResources } from './nag.js';
@@ -57,18 +57,34 @@ export function bindDeadLetterQueue(fn: LambdaFunction, queue: IQueue): void {
   queue.grantSendMessages(fn);
 }
 
+/** A journey state machine and the alias its executions start on. */
+export interface JourneyTarget {
+  machine: StateMachine;
+  alias: CfnStateMachineAlias;
+  aliasName: string;
+}
+
 /**
- * The journeys a function starts and stops: the tier → ARN map, StartExecution on each machine, and Stop/Describe
- * on its executions. Execution names are per-user hashes made at run time, so the execution ARN must end in `*`;
- * it is scoped to one machine, and acknowledged as such.
+ * The journeys a function starts and stops: the tier → alias ARN map, StartExecution on each machine through its
+ * alias only, and Stop/Describe on its executions. Execution names are per-user hashes made at run time, so the
+ * execution ARN must end in `*`; it is scoped to one machine, and acknowledged as such.
  */
-export function bindJourneyStarter(fn: LambdaFunction, machines: Record<string, StateMachine>): void {
+export function bindJourneyStarter(fn: LambdaFunction, journeys: Record<string, JourneyTarget>): void {
   const stack = Stack.of(fn);
-  const arns = Object.fromEntries(Object.entries(machines).map(([tier, machine]) => [tier, machine.stateMachineArn]));
+  const arns = Object.fromEntries(Object.entries(journeys).map(([tier, target]) => [tier, target.alias.attrArn]));
   fn.addEnvironment(ENV.journeyStateMachines, stack.toJsonString(arns));
-  const list = Object.values(machines);
+  const targets = Object.values(journeys);
+  const list = targets.map((target) => target.machine);
   if (list.length === 0) return;
-  fn.addToRolePolicy(new PolicyStatement({ actions: ['states:StartExecution'], resources: list.map((m) => m.stateMachineArn) }));
+  // Step Functions authorizes an alias by its machine's ARN; the qualifier condition keeps starts on the alias,
+  // so a start can never run an unpublished revision.
+  fn.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['states:StartExecution'],
+      resources: list.map((m) => m.stateMachineArn),
+      conditions: { StringEquals: { 'states:StateMachineQualifier': [...new Set(targets.map((target) => target.aliasName))] } },
+    }),
+  );
   const executionArns = list.map((machine) =>
     stack.formatArn({
       service: 'states',

@@ -9,7 +9,7 @@
  * The rules and journeys are read at synth: the journeys are compiled to the state machines' ASL, and the files
  * are baked into every function, so one deploy ships one consistent version of both.
  */
-import { Aws, CfnOutput, Duration, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
 import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { AttributeType, Billing, ProjectionType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { EventBus, type EventPattern, Rule } from 'aws-cdk-lib/aws-events';
@@ -21,6 +21,8 @@ import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/a
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import {
+  CfnStateMachineAlias,
+  CfnStateMachineVersion,
   Choice,
   Condition,
   DefinitionBody,
@@ -37,9 +39,9 @@ import type { Construct } from 'constructs';
 import { TABLE_KEYS } from '../functions/aws/table-schema.js';
 import { JOURNEY_SOURCE, TIER_SOURCE } from '../functions/aws/eventbridge-publisher.js';
 import { ConfigError } from '../functions/core/errors.js';
-import { JOURNEY_STEP_RESOURCE, compileJourney } from '../functions/core/journey/compile-journey.js';
+import { JOURNEY_STEP_RESOURCE, compileJourney, journeyVersion } from '../functions/core/journey/compile-journey.js';
 import { type ProjectFiles, type Ruleset, loadRuleset } from '../functions/core/ruleset.js';
-import { bindDeadLetterQueue, bindEventBus, bindJourneyStarter, bindTable } from './bindings.js';
+import { type JourneyTarget, bindDeadLetterQueue, bindEventBus, bindJourneyStarter, bindTable } from './bindings.js';
 import { acknowledge, acknowledgeWildcardResources } from './nag.js';
 import { RESERVED_SOURCE_PREFIX, type StageSettings } from './stage-settings.js';
 import { USER_EVENTS_PATTERN } from '../functions/core/event-pattern.js';
@@ -55,6 +57,8 @@ const INGEST_VISIBILITY_TIMEOUT = Duration.seconds(INGEST_TIMEOUT.toSeconds() * 
 /** Deliveries of one message before SQS moves it to the DLQ: room for throttling, not for a hot loop. */
 const INGEST_MAX_RECEIVES = 5;
 export const INGEST_BATCH_SIZE = 10;
+/** The alias every journey execution starts on; a rollback points it at an earlier version. */
+export const JOURNEY_ALIAS_NAME = 'live';
 
 export interface StrataStackProps extends StackProps {
   /** The repository root (rules/, journeys/, functions/, package-lock.json). */
@@ -72,6 +76,8 @@ export class StrataStack extends Stack {
   readonly ingestDeadLetterQueue: Queue;
   readonly scheduleDeadLetterQueue: Queue;
   readonly journeyMachines: Record<string, StateMachine> = {};
+  /** Per tier: the version this deploy published and the alias that new executions start on. */
+  readonly journeyTargets: Record<string, JourneyTarget & { version: CfnStateMachineVersion }> = {};
   readonly reviewMachine: StateMachine;
   readonly ingestFunction: StrataFunction;
   readonly reviewFunction: StrataFunction;
@@ -150,7 +156,10 @@ export class StrataStack extends Stack {
 
     for (const tier of this.ruleset.tiers) {
       const journey = this.ruleset.journeys[tier.id];
-      if (journey) this.journeyMachines[tier.id] = this.journeyMachine(tier.id, journey, settings);
+      if (!journey) continue;
+      const machine = this.journeyMachine(tier.id, journey, settings);
+      this.journeyMachines[tier.id] = machine;
+      this.journeyTargets[tier.id] = this.publishJourneyVersion(tier.id, journey, machine);
     }
 
     this.ingestFunction = new StrataFunction(this, 'Ingest', {
@@ -162,7 +171,7 @@ export class StrataStack extends Stack {
     });
     bindTable(this.ingestFunction.function, tableBinding, 'ingest');
     bindEventBus(this.ingestFunction.function, this.bus);
-    bindJourneyStarter(this.ingestFunction.function, this.journeyMachines);
+    bindJourneyStarter(this.ingestFunction.function, this.journeyTargets);
     bindDeadLetterQueue(this.ingestFunction.function, this.ingestDeadLetterQueue);
     this.ingestFunction.function.addEventSource(
       new SqsEventSource(this.ingestQueue, { batchSize: INGEST_BATCH_SIZE, reportBatchItemFailures: true }),
@@ -178,7 +187,7 @@ export class StrataStack extends Stack {
     });
     bindTable(this.reviewFunction.function, tableBinding, 'review');
     bindEventBus(this.reviewFunction.function, this.bus);
-    bindJourneyStarter(this.reviewFunction.function, this.journeyMachines);
+    bindJourneyStarter(this.reviewFunction.function, this.journeyTargets);
 
     // ---- Nightly review ------------------------------------------------------------------------------------
     this.reviewMachine = this.reviewStateMachine(settings);
@@ -325,6 +334,32 @@ export class StrataStack extends Stack {
     machine.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [stepFunction.functionArn] }));
     this.acknowledgeStateMachineRole(machine);
     return machine;
+  }
+
+  // ---- Journey versions and aliases ---------------------------------------------------------------------------
+  /**
+   * Publishes the journey machine's current revision as a version, and points the `live` alias at it; ingest and
+   * the review start executions on the alias. The version resource is replaced whenever the definition changes
+   * (its revision id does), and the replaced one is retained, so the versions of earlier deploys stay available:
+   * a rollback is one `update-state-machine-alias` (see the README). Running executions are never moved; a
+   * version only decides what new entries run. Retained versions cannot outlive their machine: deleting a state
+   * machine (a failed first deploy's rollback, or `cdk destroy`) deletes all its versions.
+   */
+  private publishJourneyVersion(tier: string, journey: Ruleset['journeys'][string], machine: StateMachine): JourneyTarget & { version: CfnStateMachineVersion } {
+    const id = `Journey-${tier}`;
+    const version = new CfnStateMachineVersion(this, `${id}Version`, {
+      stateMachineArn: machine.stateMachineArn,
+      stateMachineRevisionId: machine.stateMachineRevisionId,
+      description: `Strata journey "${journey.id}" version ${journeyVersion(journey)}`,
+    });
+    version.applyRemovalPolicy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE);
+    const alias = new CfnStateMachineAlias(this, `${id}Alias`, {
+      name: JOURNEY_ALIAS_NAME,
+      description: `Strata: new ${tier} journeys start here; point it at an earlier version to roll back`,
+      routingConfiguration: [{ stateMachineVersionArn: version.attrArn, weight: 100 }],
+    });
+    new CfnOutput(this, `${id}AliasArn`, { value: alias.attrArn, description: `Journey alias of tier ${tier} (rollback: update-state-machine-alias)` });
+    return { machine, alias, aliasName: JOURNEY_ALIAS_NAME, version };
   }
 
   /**

@@ -40,7 +40,7 @@ export class JourneyStarterError extends Error {
 
 export interface SfnJourneyStarterOptions {
   client: SFNClient;
-  /** Tier id → ARN of that tier's journey state machine. */
+  /** Tier id → ARN of that tier's journey state machine, or of the alias that executions start on. */
   stateMachineArns: Record<string, string>;
   /** Tier id → the journey's id, passed to the execution; defaults to the tier id. */
   journeyIds?: Record<string, string>;
@@ -67,9 +67,13 @@ export function parseStateMachineArns(text: string, variable: string): Record<st
   return arns;
 }
 
-/** The execution ARN of a named execution: same region, account and machine name, under `execution:`. */
+/**
+ * The execution ARN of a named execution: same region, account and machine name, under `execution:`. Executions
+ * are started on an alias (`…:stateMachine:<name>:<alias>`), but their ARN names the machine only.
+ */
 export function executionArn(stateMachineArn: string, executionName: string): string {
-  return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${executionName}`;
+  const [arn, partition, service, region, account, , machineName] = stateMachineArn.split(':');
+  return [arn, partition, service, region, account, 'execution', machineName, executionName].join(':');
 }
 
 /**

@@ -3,6 +3,9 @@
  * as input (see core/journey/journey-task.ts) and the step's outcome as output, which the Choice after the Task
  * routes on. The decision is the journey core's; this wires it to DynamoDB and the event bus.
  *
+ * The step's parameters (what to send, the guards, quiet hours, cap and holdout) come in the Task input, compiled
+ * into the execution's own journey version; only the ruleset's time zone is read from the baked-in files.
+ *
  * Failures worth retrying (throttling, a bus outage) are thrown as `Strata.Transient`, which the compiled
  * definition retries with backoff; anything else fails the step into the journey's Failed state.
  */
@@ -12,7 +15,7 @@ import { type JourneyUserStore, createDynamoTierStore, isTransientError } from '
 import { PublishFailedError, createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { userRef } from '../core/hash.js';
 import { type JourneyStepPorts, type JourneyStepStore, runJourneyStep } from '../core/journey/run-journey-step.js';
-import { type JourneyStepResult, type JourneyTaskInput, TransientJourneyError } from '../core/journey/journey-task.js';
+import { type JourneyStepResult, type JourneyTaskInput, TransientJourneyError, journeyTaskInputSchema } from '../core/journey/journey-task.js';
 import type { Ruleset } from '../core/ruleset.js';
 import {
   ENV,
@@ -42,28 +45,18 @@ export type JourneyStepHandler = (input: unknown) => Promise<JourneyStepResult>;
 export class InvalidJourneyTaskError extends Error {
   override readonly name = 'InvalidJourneyTaskError';
   constructor(problem: string) {
-    super(`JourneyStep: ${problem}; the compiled journey passes journeyId, tier, stepId, userId, executionName and startedAt`);
+    super(`JourneyStep: ${problem}; pass the Parameters that compileJourney writes into the Task (redeploy the journey rather than editing its state machine)`);
   }
 }
 
-const REQUIRED_TASK_FIELDS = ['journeyId', 'tier', 'stepId', 'userId', 'executionName', 'startedAt'] as const;
-
 export function parseJourneyTaskInput(input: unknown): JourneyTaskInput {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new InvalidJourneyTaskError('the input is not an object');
-  const fields = input as Record<string, unknown>;
-  const missing = REQUIRED_TASK_FIELDS.filter((field) => typeof fields[field] !== 'string' || fields[field] === '');
-  if (missing.length > 0) throw new InvalidJourneyTaskError(`missing or not a string: ${missing.join(', ')}`);
-  if (fields['sinceSentAt'] !== undefined && typeof fields['sinceSentAt'] !== 'string') throw new InvalidJourneyTaskError('sinceSentAt must be a string');
-  const task: JourneyTaskInput = {
-    journeyId: fields['journeyId'] as string,
-    tier: fields['tier'] as string,
-    stepId: fields['stepId'] as string,
-    userId: fields['userId'] as string,
-    executionName: fields['executionName'] as string,
-    startedAt: fields['startedAt'] as string,
-  };
-  if (typeof fields['sinceSentAt'] === 'string') task.sinceSentAt = fields['sinceSentAt'];
-  return task;
+  const parsed = journeyTaskInputSchema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(input)'}: ${issue.message}`);
+    throw new InvalidJourneyTaskError(`the Task input is not a journey step (${problems.join('; ')})`);
+  }
+  return parsed.data;
 }
 
 const OUTCOME_METRICS: Partial<Record<JourneyStepResult['outcome'], string>> = {
@@ -80,22 +73,17 @@ export function createJourneyStepHandler(dependencies: JourneyStepDependencies):
   return async (input) => {
     const task = parseJourneyTaskInput(input);
     const ref = userRef(task.userId);
-    const journey = ruleset.journeys[task.tier];
-    if (!journey || journey.id !== task.journeyId) {
-      // The deployed rules moved on under a running execution (journey removed or renamed): end it quietly, as the
-      // core does for a step that no longer exists.
-      logger.warn('Journey no longer deployed; the execution ends', { userRef: ref, journeyId: task.journeyId, tier: task.tier, stepId: task.stepId });
-      return { outcome: 'exit', reason: 'unknown-step' };
-    }
+    const journey = { id: task.journeyId, version: task.journeyVersion };
     let result: JourneyStepResult;
     try {
-      result = await runJourneyStep(ports, { journey, task, rulesetTimeZone: ruleset.timezone });
+      result = await runJourneyStep(ports, { task, rulesetTimeZone: ruleset.timezone });
     } catch (error) {
       const err = error as Error;
       const transient = error instanceof PublishFailedError || isTransientError(error);
       logger.error('Journey step failed', {
         userRef: ref,
         journeyId: journey.id,
+        journeyVersion: journey.version,
         stepId: task.stepId,
         transient,
         errorName: err.name,
@@ -109,7 +97,7 @@ export function createJourneyStepHandler(dependencies: JourneyStepDependencies):
       metrics.addMetric(metric, MetricUnit.Count, 1);
       metrics.publishStoredMetrics();
     }
-    logger.info('Journey step done', { userRef: ref, journeyId: journey.id, stepId: task.stepId, outcome: result.outcome });
+    logger.info('Journey step done', { userRef: ref, journeyId: journey.id, journeyVersion: journey.version, stepId: task.stepId, outcome: result.outcome });
     return result;
   };
 }

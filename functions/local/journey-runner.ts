@@ -25,7 +25,6 @@
  * plus one per retry. On a virtual clock the library has already entered the Task after a Wait while the
  * execution sleeps, so a snapshot taken during a Wait lists that Task; an execution stopped there does not count it.
  */
-import './polyfills.js';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import type { AslDefinition } from '../core/journey/compile-journey.js';
 import type { JourneyExecutionInput, JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
@@ -59,6 +58,8 @@ export interface JourneyRunner {
   start(executionName: string, tier: string, input: JourneyExecutionInput): Promise<'started' | 'already-exists'>;
   /** Like StopExecution: aborts a running execution; an unknown or finished one is left as it is. */
   stop(executionName: string): Promise<void>;
+  /** Like a deploy: new executions run these machines; running ones keep the definition they started with. */
+  deploy(machines: Record<string, AslDefinition>): void;
   /** Resolves once every execution has finished or is waiting for the clock. */
   idle(): Promise<void>;
   executions(): ExecutionSummary[];
@@ -252,6 +253,10 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       execution.sleeps.abort();
       execution.abortRun?.();
       await execution.done;
+    },
+
+    deploy(next) {
+      for (const [tier, asl] of Object.entries(next)) machines.set(tier, buildMachine(asl));
     },
 
     async idle() {

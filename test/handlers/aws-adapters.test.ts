@@ -91,6 +91,8 @@ describe('Step Functions journey starter', () => {
     );
     expect(tierOfExecutionName(name, Object.keys(MACHINES))).toBe('core-plus');
     expect(executionArn(MACHINES.member, 'member-abc')).toBe('arn:aws:states:eu-west-1:123456789012:execution:StrataJourneyMember:member-abc');
+    // Executions start on the machine's alias; their ARN names the machine, never the alias.
+    expect(executionArn(`${MACHINES.member}:live`, 'member-abc')).toBe('arn:aws:states:eu-west-1:123456789012:execution:StrataJourneyMember:member-abc');
   });
 
   it('counts an unknown or finished execution as stopped', async () => {

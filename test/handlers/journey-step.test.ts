@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createDynamoTierStore } from '../../functions/aws/dynamo-store.js';
 import { PublishFailedError, createEventBridgePublisher } from '../../functions/aws/eventbridge-publisher.js';
 import { type TierServices, ingestEvent, windowStart } from '../../functions/core/ingest.js';
+import { journeyStepSpec } from '../../functions/core/journey/compile-journey.js';
 import { TRANSIENT_ERROR } from '../../functions/core/journey/journey-task.js';
 import { InvalidJourneyTaskError, createJourneyStepHandler, journeyStepStore } from '../../functions/handlers/journey-step.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
@@ -57,9 +58,7 @@ async function memberWithJourney() {
     metrics: new Metrics({ namespace: 'StrataTest', serviceName: 'strata-journey-step-test' }),
   });
   const task = {
-    journeyId: 'member-nurture',
-    tier: 'member',
-    stepId: 'welcome',
+    ...journeyStepSpec(ruleset.journeys['member']!, 'welcome'),
     userId: USER,
     executionName: profile!.journey!.executionName,
     startedAt: profile!.journey!.startedAt,
@@ -99,11 +98,12 @@ describe('journey-step handler', () => {
     expect(output.text()).not.toContain(USER);
   });
 
-  it('ends an execution whose journey is no longer deployed', async () => {
+  it('sends what the execution\'s own journey version says, even when the deployed journey no longer has the step', async () => {
     const { handler, task } = await memberWithJourney();
-    expect(await handler({ ...task, journeyId: 'member-nurture-2025' })).toEqual({ outcome: 'exit', reason: 'unknown-step' });
-    expect(await handler({ ...task, tier: 'core', journeyId: 'core-journey' })).toEqual({ outcome: 'exit', reason: 'unknown-step' });
-    expect(eventBridge.commandCalls(PutEventsCommand)).toHaveLength(0);
+    const olderVersion = { ...task, journeyId: 'member-nurture-2025', stepId: 'old_welcome', step: { type: 'content', templateId: 'old-replay', channel: 'sms' } };
+    expect(await handler(olderVersion)).toMatchObject({ outcome: 'sent' });
+    const action = JSON.parse(eventBridge.commandCalls(PutEventsCommand)[0]!.args[0].input.Entries![0]!.Detail!);
+    expect(action).toMatchObject({ journeyId: 'member-nurture-2025', stepId: 'old_welcome', templateId: 'old-replay', channel: 'sms' });
   });
 
   it('refuses input that no compiled journey sends', async () => {
@@ -111,6 +111,9 @@ describe('journey-step handler', () => {
     const { userId: _userId, ...withoutUser } = task;
     await expect(handler(withoutUser)).rejects.toThrow(InvalidJourneyTaskError);
     await expect(handler({ ...task, sinceSentAt: 7 })).rejects.toThrow(/sinceSentAt/);
+    await expect(handler({ ...task, step: { type: 'content', channel: 'carrier-pigeon' } })).rejects.toThrow(/step\.templateId.*step\.channel|step\.channel/);
+    const { step: _step, ...withoutStep } = task;
+    await expect(handler(withoutStep)).rejects.toThrow(/step: .*compileJourney/);
     await expect(handler('welcome')).rejects.toThrow(/not an object/);
   });
 });

@@ -145,28 +145,34 @@ export interface JourneyHarness {
   failOnceAfterWork(stepId: string): void;
   /** Makes the next call of the step function for `stepId` throw Strata.Transient before doing anything. */
   failOnceBeforeWork(stepId: string): void;
+  /** Makes the next `times` calls for `stepId` throw an error named `errorName` (as Lambda reports it) before any work. */
+  failBeforeWork(stepId: string, times: number, errorName: string): void;
+  /** Deploys these journeys: new executions run them, running ones keep the version they started with. */
+  deploy(journeys: JourneyDefinition[]): void;
 }
 
 /** Runs the given journeys (by tier) on aws-local-stepfunctions through the local runner, with a virtual clock. */
 export function createJourneyHarness(journeys: JourneyDefinition[], start: string): JourneyHarness {
   const clock = createVirtualClock(start);
   const memory = createMemoryJourneyPorts(clock);
-  const byTier = new Map(journeys.map((journey) => [journey.tier, journey]));
   const taskCalls: JourneyTaskInput[] = [];
   const failAfter = new Set<string>();
   const failBefore = new Set<string>();
+  const failures = new Map<string, { times: number; errorName: string }>();
   const runStep = async (task: JourneyTaskInput): Promise<JourneyStepResult> => {
     taskCalls.push(task);
+    const failure = failures.get(task.stepId);
+    if (failure && failure.times > 0) {
+      failure.times--;
+      throw Object.assign(new Error(`step ${task.stepId}: ${failure.errorName}`), { name: failure.errorName });
+    }
     if (failBefore.delete(task.stepId)) throw new TransientJourneyError(`step ${task.stepId}: store throttled`);
-    const result = await runJourneyStep(memory.ports, { journey: byTier.get(task.tier)!, task, rulesetTimeZone: RULESET_TIME_ZONE });
+    const result = await runJourneyStep(memory.ports, { task, rulesetTimeZone: RULESET_TIME_ZONE });
     if (failAfter.delete(task.stepId)) throw new TransientJourneyError(`step ${task.stepId}: timed out after its work`);
     return result;
   };
-  const runner = createJourneyRunner({
-    machines: Object.fromEntries(journeys.map((journey) => [journey.tier, compileJourney(journey)])),
-    runStep,
-    clock,
-  });
+  const compile = (list: JourneyDefinition[]) => Object.fromEntries(list.map((journey) => [journey.tier, compileJourney(journey)]));
+  const runner = createJourneyRunner({ machines: compile(journeys), runStep, clock });
   return {
     clock,
     runner,
@@ -174,6 +180,8 @@ export function createJourneyHarness(journeys: JourneyDefinition[], start: strin
     taskCalls,
     failOnceAfterWork: (stepId) => void failAfter.add(stepId),
     failOnceBeforeWork: (stepId) => void failBefore.add(stepId),
+    failBeforeWork: (stepId, times, errorName) => void failures.set(stepId, { times, errorName }),
+    deploy: (next) => runner.deploy(compile(next)),
   };
 }
 

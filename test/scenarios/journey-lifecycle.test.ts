@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { branchSignalFilter, conversionSignalFilter } from '../../functions/core/journey/signals.js';
 import type { BranchStep } from '../../functions/core/journey/journey-schema.js';
 import { journeyActionId } from '../../functions/core/journey/decide-journey-step.js';
-import { compileJourney } from '../../functions/core/journey/compile-journey.js';
+import { compileJourney, journeyStepSpec } from '../../functions/core/journey/compile-journey.js';
 import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js';
 import { createScaledClock } from '../../functions/local/clock.js';
 import { createJourneyRunner } from '../../functions/local/journey-runner.js';
@@ -265,9 +265,7 @@ describe('journey lifecycles on aws-local-stepfunctions', () => {
   it('passes the step function what it needs, with the start time on the runner clock', async () => {
     const { taskCalls, userId } = await play(scenarios[0]!);
     expect(taskCalls[0]).toEqual({
-      journeyId: 'member-nurture',
-      tier: 'member',
-      stepId: 'live_session_replay',
+      ...journeyStepSpec(loadShippedJourney('member'), 'live_session_replay'),
       userId,
       executionName: EXECUTION,
       startedAt: T0,
@@ -342,11 +340,43 @@ describe('journey lifecycles on aws-local-stepfunctions', () => {
     await harness.runner.idle();
     expect(harness.runner.executions()[0]).toMatchObject({
       status: 'FAILED',
-      // First try plus six retries, then the catch to Failed.
-      transitions: 1 + 6 + 1,
+      // First try plus 24 retries, then the catch to Failed.
+      transitions: 1 + 24 + 1,
       statesEntered: ['live_session_replay', 'Failed'],
       error: { error: 'Strata.Transient', cause: 'store is down' },
     });
+  });
+
+  it('outlasts a throttling burst: Lambda throttling, timeouts and sandbox failures are retried, not fatal', async () => {
+    const journey = loadShippedJourney('member');
+    const harness = createJourneyHarness([journey], T0);
+    const userId = userIdFor(journey, false);
+    harness.memory.setProfile(profileFor(userId, 'member'));
+    // Twenty throttles in a row is about 30 minutes of backoff on Step Functions (5-minute cap, full jitter).
+    harness.failBeforeWork('live_session_replay', 3, 'Sandbox.Timedout');
+    harness.failBeforeWork('members_group', 20, 'Lambda.TooManyRequestsException');
+    harness.failBeforeWork('member_price', 2, 'Lambda.ClientExecutionTimeoutException');
+    await harness.runner.start(EXECUTION, 'member', { userId });
+    await harness.clock.advanceTo(at(30));
+    await harness.runner.idle();
+    expect(actionLines(harness.memory.published)).toEqual([
+      '2026-03-02T02:00:00.000Z content beginner-live-session-replay',
+      '2026-03-04T02:00:00.000Z invite pm-career-change-members',
+      '2026-03-08T02:00:00.000Z offer pm-course-member-price',
+    ]);
+    expect(harness.runner.executions()[0]).toMatchObject({ status: 'SUCCEEDED', transitions: 9 + 3 + 20 + 2 });
+  });
+
+  it('still fails the journey once the retries are spent (Lambda.Unknown on every attempt)', async () => {
+    const journey = loadShippedJourney('member');
+    const harness = createJourneyHarness([journey], T0);
+    const userId = userIdFor(journey, false);
+    harness.memory.setProfile(profileFor(userId, 'member'));
+    harness.failBeforeWork('live_session_replay', 100, 'Lambda.Unknown');
+    await harness.runner.start(EXECUTION, 'member', { userId });
+    await harness.clock.advanceTo(at(1));
+    await harness.runner.idle();
+    expect(harness.runner.executions()[0]).toMatchObject({ status: 'FAILED', transitions: 1 + 24 + 1, error: { error: 'Lambda.Unknown' } });
   });
 
   it('runs on a scaled clock too, where the library Waits do the pausing', async () => {
@@ -360,7 +390,7 @@ describe('journey lifecycles on aws-local-stepfunctions', () => {
     memory.setProfile(profileFor(userId, 'member'));
     const runner = createJourneyRunner({
       machines: { member: compileJourney(journey) },
-      runStep: (task) => runJourneyStep(memory.ports, { journey, task, rulesetTimeZone: RULESET_TIME_ZONE }),
+      runStep: (task) => runJourneyStep(memory.ports, { task, rulesetTimeZone: RULESET_TIME_ZONE }),
       clock,
     });
     await runner.start(EXECUTION, 'member', { userId });

@@ -16,6 +16,7 @@ import { ManualClock } from '../helpers/memory-ports.js';
 import { createMemoryJourneyPorts, profileFor } from '../helpers/journey-fixtures.js';
 import { batch, createIngestWorld, envelope, ladderWithJourneys, paid, recordsOf, silentMetrics, sqsRecord } from '../reliability/world.js';
 import { captureProcessOutput } from '../helpers/captured-output.js';
+import { journeyStepSpec } from '../../functions/core/journey/compile-journey.js';
 
 const dynalite = useDynalite();
 const EMAIL = 'ana@example.com';
@@ -88,7 +89,7 @@ describe('log lines', () => {
       logger: new Logger({ serviceName: 'strata-journey-step-pii', logLevel: 'DEBUG' }),
       metrics: silentMetrics(),
     });
-    const task = { journeyId: journey.id, tier: 'member', stepId: 'welcome', userId: EMAIL, executionName: journeyExecutionName(EMAIL, 'member', '2026-03-10T10:00:00.000Z'), startedAt: '2026-03-10T10:00:00.000Z' };
+    const task = { ...journeyStepSpec(journey, 'welcome'), userId: EMAIL, executionName: journeyExecutionName(EMAIL, 'member', '2026-03-10T10:00:00.000Z'), startedAt: '2026-03-10T10:00:00.000Z' };
 
     await expect(step(task)).rejects.toThrow(/transient/);
     await expect(step(task)).resolves.toMatchObject({ outcome: 'sent' });

@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { compileJourney, type AslDefinition } from '../../functions/core/journey/compile-journey.js';
-import type { JourneyDefinition } from '../../functions/core/journey/journey-schema.js';
+import { compileJourney, journeyVersion, type AslDefinition } from '../../functions/core/journey/compile-journey.js';
+import type { BranchStep, JourneyDefinition } from '../../functions/core/journey/journey-schema.js';
+import { branchSignalFilter, conversionSignalFilter } from '../../functions/core/journey/signals.js';
 import { checkJourneyDocument } from '../../functions/core/journey/validate-journey.js';
 import { TIERS, journeyDocument, loadShippedJourney } from '../helpers/journey-fixtures.js';
 
@@ -84,10 +85,14 @@ describe('compileJourney', () => {
       Type: 'Task',
       Comment: 'Invite to group pm-career-change-members via direct-message',
       Resource: '${JourneyStepFunctionArn}',
+      // The step travels in the definition, so an execution keeps the version it started with.
       Parameters: {
         journeyId: 'member-nurture',
+        journeyVersion: journeyVersion(testJourney()),
         tier: 'member',
         stepId: 'group',
+        settings: { holdoutPercent: 0 },
+        step: { type: 'invite', groupId: 'pm-career-change-members', channel: 'direct-message' },
         'userId.$': '$.userId',
         'executionName.$': '$$.Execution.Name',
         'startedAt.$': '$$.Execution.StartTime',
@@ -95,11 +100,20 @@ describe('compileJourney', () => {
       ResultPath: '$.results.group',
       Retry: [
         {
-          ErrorEquals: ['Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException', 'Lambda.TooManyRequestsException', 'Strata.Transient'],
+          ErrorEquals: [
+            'Lambda.TooManyRequestsException',
+            'Lambda.ServiceException',
+            'Lambda.AWSLambdaException',
+            'Lambda.SdkClientException',
+            'Lambda.ClientExecutionTimeoutException',
+            'Lambda.Unknown',
+            'Sandbox.Timedout',
+            'Strata.Transient',
+          ],
           IntervalSeconds: 2,
-          MaxAttempts: 6,
+          MaxAttempts: 24,
           BackoffRate: 2,
-          MaxDelaySeconds: 60,
+          MaxDelaySeconds: 300,
           JitterStrategy: 'FULL',
         },
       ],
@@ -129,13 +143,53 @@ describe('compileJourney', () => {
     });
   });
 
+  it('retries throttling for at least 15 minutes with jittered backoff, and gives up within 2 hours', () => {
+    const task = compileJourney(testJourney()).States['welcome'];
+    if (task?.Type !== 'Task') throw new Error('welcome is not a Task');
+    const throttling = ['Lambda.TooManyRequestsException', 'Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException',
+      'Lambda.ClientExecutionTimeoutException', 'Lambda.Unknown', 'Sandbox.Timedout', 'Strata.Transient'];
+    for (const error of throttling) expect(task.Retry.find((retrier) => retrier.ErrorEquals.includes(error)), error).toBeDefined();
+    const [retrier] = task.Retry;
+    expect(task.Retry).toHaveLength(1);
+    // Step Functions pauses min(IntervalSeconds × BackoffRate^k, MaxDelaySeconds) before retry k; with FULL jitter
+    // each pause is uniform between 0 and that. Uniform pauses are sub-Gaussian with their own variance (d²/12),
+    // so P(total < mean − t) ≤ exp(−t² / (2 Σ d²/12)), a Chernoff bound.
+    const pauses = Array.from({ length: retrier!.MaxAttempts }, (_, k) => Math.min(retrier!.IntervalSeconds * retrier!.BackoffRate ** k, retrier!.MaxDelaySeconds));
+    const nominal = pauses.reduce((sum, pause) => sum + pause, 0);
+    const mean = retrier!.JitterStrategy === 'FULL' ? nominal / 2 : nominal;
+    const variance = retrier!.JitterStrategy === 'FULL' ? pauses.reduce((sum, pause) => sum + (pause * pause) / 12, 0) : 0;
+    const fifteenMinutes = 15 * 60;
+    expect(mean).toBeGreaterThan(fifteenMinutes);
+    const chanceUnderFifteenMinutes = variance === 0 ? 0 : Math.exp(-((mean - fifteenMinutes) ** 2) / (2 * variance));
+    expect(chanceUnderFifteenMinutes).toBeLessThan(1e-5);
+    expect(nominal).toBeLessThanOrEqual(2 * 3600);
+  });
+
+  it('compiles every Task with a retry list validated by asl-validator, MaxDelaySeconds and JitterStrategy included', () => {
+    const asl = compileJourney(loadShippedJourney('visitor'));
+    const tasks = Object.values(asl.States).filter((state) => state.Type === 'Task');
+    expect(tasks.length).toBeGreaterThan(0);
+    for (const task of tasks) expect(task.Type === 'Task' && task.Retry[0]).toMatchObject({ MaxDelaySeconds: 300, JitterStrategy: 'FULL' });
+    expect(validate(asl)).toEqual({ isValid: true, errors: '' });
+  });
+
   it('gives a branch the send time of its since step, and routes both arms', () => {
     const asl = compileJourney(loadShippedJourney('visitor'));
     const branch = asl.States['opened_cases'];
+    const journey = loadShippedJourney('visitor');
+    const openedCases = journey.steps.find((step) => step.id === 'opened_cases') as BranchStep;
     expect(branch?.Type === 'Task' && branch.Parameters).toEqual({
       journeyId: 'visitor-welcome',
+      journeyVersion: journeyVersion(journey),
       tier: 'visitor',
       stepId: 'opened_cases',
+      settings: {
+        holdoutPercent: 10,
+        conversionSignal: conversionSignalFilter(journey.settings.exitOn.conversion!).id,
+        quietHours: { start: '21:00', end: '08:00', timezone: 'Asia/Shanghai', timezoneAttribute: 'timezone' },
+        frequencyCap: { maxSends: 3, days: 7 },
+      },
+      step: { type: 'branch', engagementSignal: branchSignalFilter(journey, openedCases)!.id, timeoutDays: openedCases.timeoutDays },
       'userId.$': '$.userId',
       'executionName.$': '$$.Execution.Name',
       'startedAt.$': '$$.Execution.StartTime',

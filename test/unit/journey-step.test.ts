@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { journeyStepSpec } from '../../functions/core/journey/compile-journey.js';
 import { decideJourneyStep, journeyActionId, type JourneyStepInput } from '../../functions/core/journey/decide-journey-step.js';
 import type { JourneyDefinition } from '../../functions/core/journey/journey-schema.js';
 import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js';
@@ -39,17 +40,18 @@ const conversionId = conversionSignalFilter(journey.settings.exitOn.conversion!)
 const openedId = branchSignalFilter(journey, journey.steps.find((step) => step.id === 'watched') as never)!.id;
 const signal = (id: string, at: string): string => `${id}@${Math.floor(Date.parse(at) / 1000)}`;
 
-function input(overrides: Partial<JourneyStepInput> & { profile?: UserProfile | undefined } = {}): JourneyStepInput {
+/** The decision's input for a step of `journey`, as its compiled Task passes it. */
+function input(overrides: Partial<Omit<JourneyStepInput, 'spec'>> & { stepId?: string; profile?: UserProfile | undefined } = {}): JourneyStepInput {
+  const { stepId = 'welcome', ...rest } = overrides;
   return {
-    journey,
-    stepId: 'welcome',
+    spec: journeyStepSpec(journey, stepId),
     execution: EXECUTION,
     userId: USER,
     profile: profileFor(USER, 'member'),
     buckets: [],
     now: MORNING,
     rulesetTimeZone: RULESET_TIME_ZONE,
-    ...overrides,
+    ...rest,
   };
 }
 
@@ -105,9 +107,16 @@ describe('decideJourneyStep: guards', () => {
     expect(decideJourneyStep(input({ userId: HELD_OUT_USER, profile: profileFor(HELD_OUT_USER, 'member') }))).toEqual({ outcome: 'exit', reason: 'held-out' });
   });
 
-  it('exits for an unknown user or step', () => {
+  it('exits for an unknown user', () => {
     expect(decideJourneyStep(input({ profile: undefined }))).toEqual({ outcome: 'exit', reason: 'unknown-user' });
-    expect(decideJourneyStep(input({ stepId: 'removed_step' }))).toEqual({ outcome: 'exit', reason: 'unknown-step' });
+  });
+
+  it('decides from the compiled step alone: a step the current journey no longer has still sends what it said', () => {
+    const removedInLaterVersion = journeyStepSpec({ ...journey, steps: journey.steps.map((step) => (step.id === 'welcome' ? { ...step, templateId: 'old-replay' } : step)) }, 'welcome');
+    expect(decideJourneyStep({ ...input(), spec: { ...removedInLaterVersion, stepId: 'renamed_since' } })).toMatchObject({
+      outcome: 'sent',
+      action: { stepId: 'renamed_since', templateId: 'old-replay', actionId: journeyActionId('member-abc123', 'renamed_since') },
+    });
   });
 
   it('checks the guards at a branch too', () => {
@@ -170,12 +179,12 @@ describe('decideJourneyStep: branches and local-time waits', () => {
 });
 
 describe('runJourneyStep', () => {
-  const task = { journeyId: journey.id, tier: 'member', stepId: 'welcome', userId: USER, executionName: 'member-abc123', startedAt: STARTED_AT };
+  const task = { ...journeyStepSpec(journey, 'welcome'), userId: USER, executionName: 'member-abc123', startedAt: STARTED_AT };
 
   it('records the send in the day bucket and publishes the action', async () => {
     const memory = createMemoryJourneyPorts({ now: () => MORNING });
     memory.setProfile(profileFor(USER, 'member'));
-    const result = await runJourneyStep(memory.ports, { journey, task, rulesetTimeZone: RULESET_TIME_ZONE });
+    const result = await runJourneyStep(memory.ports, { task, rulesetTimeZone: RULESET_TIME_ZONE });
     const actionId = journeyActionId('member-abc123', 'welcome');
     expect(result).toEqual({ outcome: 'sent', at: '2026-03-03T02:00:00.000Z', actionId });
     expect(memory.published.map((action) => action.actionId)).toEqual([actionId]);
@@ -185,8 +194,8 @@ describe('runJourneyStep', () => {
   it('publishes again with the same action id when a retried step finds its send already recorded', async () => {
     const memory = createMemoryJourneyPorts({ now: () => MORNING });
     memory.setProfile(profileFor(USER, 'member'));
-    await runJourneyStep(memory.ports, { journey, task, rulesetTimeZone: RULESET_TIME_ZONE });
-    await runJourneyStep(memory.ports, { journey, task, rulesetTimeZone: RULESET_TIME_ZONE });
+    await runJourneyStep(memory.ports, { task, rulesetTimeZone: RULESET_TIME_ZONE });
+    await runJourneyStep(memory.ports, { task, rulesetTimeZone: RULESET_TIME_ZONE });
     const actionId = journeyActionId('member-abc123', 'welcome');
     expect(memory.published.map((action) => action.actionId)).toEqual([actionId, actionId]);
     expect((await memory.ports.store.loadUserForJourney(USER, '2026-03-01')).buckets).toEqual([{ date: '2026-03-03', counters: {}, sends: 1 }]);
@@ -195,7 +204,7 @@ describe('runJourneyStep', () => {
   it('records and publishes nothing when the step does not send', async () => {
     const memory = createMemoryJourneyPorts({ now: () => new Date('2026-03-03T14:00:00Z') });
     memory.setProfile(profileFor(USER, 'member'));
-    expect(await runJourneyStep(memory.ports, { journey, task, rulesetTimeZone: RULESET_TIME_ZONE })).toEqual({
+    expect(await runJourneyStep(memory.ports, { task, rulesetTimeZone: RULESET_TIME_ZONE })).toEqual({
       outcome: 'deferred',
       until: '2026-03-04T00:00:00.000Z',
       reason: 'quiet-hours',

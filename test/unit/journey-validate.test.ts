@@ -97,9 +97,55 @@ describe('checkJourneyDocument', () => {
         file: FILE,
         pointer: '/steps/0',
         message: 'steps "welcome" → "group" → "welcome" loop with no wait step in between',
-        hint: 'add a wait step inside the loop, or end it with an exit step',
+        hint: 'add a wait of at least 1 day inside the loop, or end it with an exit step',
       },
     ]);
+  });
+
+  describe('wait/branch loops without a send (Step Functions history: 25,000 events per execution)', () => {
+    /** Polls for the replay being opened: the branch, then a wait, then the branch again. */
+    const pollingSteps = (wait: Step): Step[] => [
+      { id: 'welcome', type: 'content', templateId: 'beginner-live-session-replay', channel: 'official-account', next: 'opened' },
+      { id: 'opened', type: 'branch', since: 'welcome', signal: 'content-opened', timeoutDays: 1, engaged: 'group', notEngaged: 'check_again' },
+      { id: 'check_again', type: 'wait', next: 'opened', ...wait },
+      { id: 'group', type: 'invite', groupId: 'pm-career-change-members', channel: 'direct-message', next: 'done' },
+      { id: 'done', type: 'exit' },
+    ];
+
+    it('refuses a loop that waits less than a day per round, saying when it would hit the limit', () => {
+      expect(check(withSteps(pollingSteps({ hours: 1 }))).problems).toEqual([
+        {
+          file: FILE,
+          pointer: '/steps/1',
+          message:
+            'steps "opened" → "check_again" → "opened" loop with only 1 hour of waiting per round: each round adds about 9 events to the ' +
+            "execution's history, so a user who stays in the loop reaches Step Functions' limit of 25,000 events in about 116 days, and the journey fails",
+          hint: 'wait at least 1 day per round (for example "days": 1 on a wait step inside the loop), or leave the loop through an exit step',
+        },
+      ]);
+    });
+
+    it('counts a wait until a local time as no wait at all', () => {
+      const [problem] = check(withSteps(pollingSteps({ untilLocalTime: '19:30' }))).problems;
+      expect(problem?.message).toContain('loop with no fixed wait per round (a wait until a local time can end within minutes)');
+      expect(problem?.message).toContain('reaches Step Functions\' limit of 25,000 events within days');
+    });
+
+    it('accepts a loop that waits a day per round', () => {
+      expect(check(withSteps(pollingSteps({ days: 1 }))).problems).toEqual([]);
+      expect(check(withSteps(pollingSteps({ hours: 23 }))).problems).toHaveLength(1);
+    });
+
+    it('judges a loop by its shortest round', () => {
+      const list: Step[] = [
+        ...pollingSteps({ days: 2 }).map((step) => (step['id'] === 'opened' ? { ...step, notEngaged: 'pick' } : step)),
+        { id: 'pick', type: 'branch', since: 'welcome', signal: 'content-completed', timeoutDays: 0, engaged: 'check_again', notEngaged: 'short_pause' },
+        { id: 'short_pause', type: 'wait', hours: 6, next: 'opened' },
+      ];
+      expect(check(withSteps(list)).problems.map((problem) => problem.message.slice(0, problem.message.indexOf(':')))).toEqual([
+        'steps "opened" → "pick" → "short_pause" → "opened" loop with only 6 hours of waiting per round',
+      ]);
+    });
   });
 
   it('reports a send step inside a loop, even with a wait', () => {

@@ -7,12 +7,13 @@
 import { Command } from 'commander';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { type JourneyAction, journeyAction, journeyActionId } from '../../core/journey/decide-journey-step.js';
+import { type JourneyAction, journeyAction } from '../../core/journey/decide-journey-step.js';
 import { isSendStep } from '../../core/journey/journey-schema.js';
+import { journeyStepSpec } from '../../core/journey/compile-journey.js';
 import { didYouMean } from '../../core/suggest.js';
 import { describeDelivery, startChannelDelivery } from '../deliveries.js';
 import { type CliOutput, UsageError } from '../output.js';
-import { loadValidRuleset } from './simulate.js';
+import { loadValidRuleset } from '../load-ruleset.js';
 
 export interface SendTestOptions {
   to: string;
@@ -39,9 +40,11 @@ export async function sendTest(tier: string, stepId: string, options: SendTestOp
   if (userId === '') throw new UsageError('send-test: --to needs the test user\'s id');
 
   const executionName = `send-test-${randomUUID()}`;
+  const spec = journeyStepSpec(journey, step.id);
+  if (spec.step.type !== step.type || !isSendStep(step)) throw new Error(`send-test: step "${step.id}" compiled to a ${spec.step.type} task`);
+  const now = new Date();
   const action: JourneyAction = {
-    ...journeyAction({ journey, execution: { executionName, tier, startedAt: new Date().toISOString() }, userId, now: new Date() }, step),
-    actionId: journeyActionId(executionName, step.id),
+    ...journeyAction({ spec, execution: { executionName, tier, startedAt: now.toISOString() }, userId, now }, spec.step as Parameters<typeof journeyAction>[1]),
     test: true,
   };
   const delivery = startChannelDelivery(ruleset, 'send-test', (record) => out.info(describeDelivery(record)));

@@ -10,14 +10,21 @@
  * - guard exits (tier change, conversion, opt-out, holdout) share one Succeed state; any error that survives the
  *   retries is caught into `$.failure` and the execution fails with that error and cause.
  *
+ * Version pinning: each Task's Parameters carry its step as constants (journeyStepSpec: the template, group or
+ * offer, the channel, the guards, quiet hours, frequency cap and holdout), and the journey-step function decides
+ * from those alone. Step Functions runs an execution on the definition it started with, so a deploy changes what
+ * new executions do and never what running ones do.
+ *
  * JSONPath only: no QueryLanguage, no JSONata, no Assign (aws-local-stepfunctions silently ignores Assign).
  * Task results are kept at `$.results.<stepId>`, so a branch can pass the send time of its `since` step.
  * Output is deterministic: states and keys are emitted in a fixed order, so the same journey gives
  * byte-identical JSON and the deployed definition only changes when the journey does.
  */
 import { assertNever } from '../errors.js';
+import { canonicalJson, shortHash } from '../hash.js';
 import type { JourneyDefinition, JourneyStep } from './journey-schema.js';
-import { TRANSIENT_ERROR, type JourneyOutcome } from './journey-task.js';
+import { TRANSIENT_ERROR, type JourneyOutcome, type JourneyStepSettings, type JourneyStepSpec, type TaskStep } from './journey-task.js';
+import { branchSignalFilter, conversionSignalFilter } from './signals.js';
 
 /** Substituted with the journey-step Lambda ARN by the CDK stack (`definitionSubstitutions`). */
 export const JOURNEY_STEP_RESOURCE = '${JourneyStepFunctionArn}';
@@ -50,7 +57,7 @@ export type AslState =
       Type: 'Task';
       Comment: string;
       Resource: string;
-      Parameters: Record<string, string>;
+      Parameters: Record<string, unknown>;
       ResultPath: string;
       Retry: AslRetrier[];
       Catch: AslCatcher[];
@@ -68,17 +75,31 @@ export interface AslDefinition {
   States: Record<string, AslState>;
 }
 
-/** Errors worth retrying: Lambda's own transient failures, and the step function's TransientJourneyError. */
+/**
+ * Errors worth retrying: Lambda's throttling and its own transient failures (including a sandbox that timed out
+ * or died, which a fresh one usually survives), and the step function's TransientJourneyError (a throttled table
+ * or bus).
+ */
 export const TRANSIENT_ERRORS = [
+  'Lambda.TooManyRequestsException',
   'Lambda.ServiceException',
   'Lambda.AWSLambdaException',
   'Lambda.SdkClientException',
-  'Lambda.TooManyRequestsException',
+  'Lambda.ClientExecutionTimeoutException',
+  'Lambda.Unknown',
+  'Sandbox.Timedout',
   TRANSIENT_ERROR,
 ];
 
+/**
+ * Throttling during a traffic burst can last many minutes, and a journey that gives up fails for good. So the
+ * backoff doubles from 2 s to a 5-minute cap, over 24 attempts: 88 minutes before jitter. Full jitter spreads the
+ * retries of executions throttled together (each pause is uniform between 0 and its nominal length), which halves
+ * the window on average to about 44 minutes; the chance it is under 15 minutes is below 1 in 100,000 (a Chernoff
+ * bound, checked in the compiler's tests).
+ */
 const RETRY: AslRetrier[] = [
-  { ErrorEquals: TRANSIENT_ERRORS, IntervalSeconds: 2, MaxAttempts: 6, BackoffRate: 2, MaxDelaySeconds: 60, JitterStrategy: 'FULL' },
+  { ErrorEquals: TRANSIENT_ERRORS, IntervalSeconds: 2, MaxAttempts: 24, BackoffRate: 2, MaxDelaySeconds: 300, JitterStrategy: 'FULL' },
 ];
 const CATCH: AslCatcher[] = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: FAILED_STATE }];
 
@@ -87,10 +108,68 @@ export const outcomeStateName = (stepId: string): string => `${stepId}.outcome`;
 export const deferredStateName = (stepId: string): string => `${stepId}.deferred`;
 export const untilStateName = (stepId: string): string => `${stepId}.until`;
 
+/** A content hash of a journey definition: the version its executions are pinned to, shown in their Task input. */
+export function journeyVersion(definition: JourneyDefinition): string {
+  return shortHash(canonicalJson(definition), 12);
+}
+
+/**
+ * What a step's Task passes to the journey-step function: everything decideJourneyStep needs, in a fixed key
+ * order (so the compiled JSON is byte-stable). Only steps with a Task have one: sends, branches and local-time
+ * waits.
+ */
+export function journeyStepSpec(definition: JourneyDefinition, stepId: string, version = journeyVersion(definition)): JourneyStepSpec {
+  const step = definition.steps.find((candidate) => candidate.id === stepId);
+  if (!step) throw new Error(`compileJourney: journey "${definition.id}" has no step "${stepId}"; validate the journey before compiling it`);
+  return { journeyId: definition.id, journeyVersion: version, tier: definition.tier, stepId, settings: stepSettings(definition), step: taskStep(definition, step) };
+}
+
+function stepSettings(definition: JourneyDefinition): JourneyStepSettings {
+  const { holdoutPercent, exitOn, quietHours, frequencyCap } = definition.settings;
+  const settings: JourneyStepSettings = { holdoutPercent };
+  if (exitOn.conversion) settings.conversionSignal = conversionSignalFilter(exitOn.conversion).id;
+  if (quietHours) {
+    settings.quietHours = {
+      start: quietHours.start,
+      end: quietHours.end,
+      ...(quietHours.timezone !== undefined ? { timezone: quietHours.timezone } : {}),
+      timezoneAttribute: quietHours.timezoneAttribute,
+    };
+  }
+  if (frequencyCap) settings.frequencyCap = { maxSends: frequencyCap.maxSends, days: frequencyCap.days };
+  return settings;
+}
+
+function taskStep(definition: JourneyDefinition, step: JourneyStep): TaskStep {
+  const noTask = (): never => {
+    throw new Error(`compileJourney: step "${step.id}" of journey "${definition.id}" is a ${step.type} step, which has no Task`);
+  };
+  switch (step.type) {
+    case 'content':
+      return { type: 'content', templateId: step.templateId, channel: step.channel };
+    case 'invite':
+      return { type: 'invite', groupId: step.groupId, channel: step.channel };
+    case 'offer':
+      return { type: 'offer', offerId: step.offerId, expiryDays: step.expiryDays, channel: step.channel };
+    case 'branch': {
+      const filter = branchSignalFilter(definition, step);
+      if (!filter) throw new Error(`compileJourney: branch "${step.id}" of journey "${definition.id}" has no engagement signal; validate the journey before compiling it`);
+      return { type: 'branch', engagementSignal: filter.id, timeoutDays: step.timeoutDays };
+    }
+    case 'wait':
+      return step.untilLocalTime !== undefined ? { type: 'wait', untilLocalTime: step.untilLocalTime } : noTask();
+    case 'exit':
+      return noTask();
+    default:
+      return assertNever(step, 'journey step');
+  }
+}
+
 export function compileJourney(definition: JourneyDefinition): AslDefinition {
   const byId = new Map(definition.steps.map((step) => [step.id, step]));
+  const version = journeyVersion(definition);
   const states: Record<string, AslState> = {};
-  for (const step of definition.steps) Object.assign(states, compileStep(definition, step, byId));
+  for (const step of definition.steps) Object.assign(states, compileStep({ definition, version }, step, byId));
   states[EXITED_STATE] = { Type: 'Succeed', Comment: 'A guard ended the journey: tier change, conversion, opt-out or holdout.' };
   states[FAILED_STATE] = {
     Type: 'Fail',
@@ -99,13 +178,18 @@ export function compileJourney(definition: JourneyDefinition): AslDefinition {
     CausePath: '$.failure.Cause',
   };
   return {
-    Comment: `Strata journey "${definition.id}" for tier ${definition.tier} (${definition.name}). Compiled from the journey JSON; edit that, not this.`,
+    Comment: `Strata journey "${definition.id}" version ${version} for tier ${definition.tier} (${definition.name}). Compiled from the journey JSON; edit that, not this.`,
     StartAt: definition.start,
     States: states,
   };
 }
 
-function compileStep(journey: JourneyDefinition, step: JourneyStep, byId: ReadonlyMap<string, JourneyStep>): Record<string, AslState> {
+interface VersionedJourney {
+  definition: JourneyDefinition;
+  version: string;
+}
+
+function compileStep(journey: VersionedJourney, step: JourneyStep, byId: ReadonlyMap<string, JourneyStep>): Record<string, AslState> {
   switch (step.type) {
     case 'content':
       return taskWithChoice(journey, step, `Send content ${step.templateId} via ${step.channel}`, {}, [
@@ -169,7 +253,7 @@ function compileStep(journey: JourneyDefinition, step: JourneyStep, byId: Readon
  * Choice does not list fails the execution (States.NoChoiceMatched) rather than being taken for an exit.
  */
 function taskWithChoice(
-  journey: JourneyDefinition,
+  journey: VersionedJourney,
   step: JourneyStep,
   comment: string,
   extraParameters: Record<string, string>,
@@ -182,9 +266,7 @@ function taskWithChoice(
       Comment: comment,
       Resource: JOURNEY_STEP_RESOURCE,
       Parameters: {
-        journeyId: journey.id,
-        tier: journey.tier,
-        stepId: step.id,
+        ...journeyStepSpec(journey.definition, step.id, journey.version),
         'userId.$': '$.userId',
         'executionName.$': '$$.Execution.Name',
         'startedAt.$': '$$.Execution.StartTime',

@@ -5,21 +5,24 @@
  * Every step re-checks the exit guards first (same tier, not converted, not opted out, not held out), because
  * the world may have changed during a wait. A send is never dropped for timing: quiet hours and the frequency
  * cap defer it to the earliest instant at which it may go.
+ *
+ * The step comes in as its compiled spec (see journey-task.ts), never looked up in a journey definition: what a
+ * running execution sends is fixed by the version it started with.
  */
 import { addDays, isValidTimeZone, localDate } from '../dates.js';
 import { assertNever } from '../errors.js';
 import { hashPercent, shortHash } from '../hash.js';
 import type { DayBucket, JourneyRef, UserProfile } from '../state.js';
-import type { BranchStep, JourneyDefinition, SendStep } from './journey-schema.js';
-import type { DeferReason, ExitReason, JourneyStepResult } from './journey-task.js';
+import type { SendStep } from './journey-schema.js';
+import type { DeferReason, ExitReason, JourneyStepResult, JourneyStepSettings, JourneyStepSpec, TaskStep } from './journey-task.js';
 import { inDailyWindow, instantAtLocalTime, localClock, nextLocalTime, parseTimeOfDay } from '../local-time.js';
-import { branchSignalFilter, conversionSignalFilter, firstSignalSince } from './signals.js';
+import { firstSignalSince } from './signals.js';
 
 const DAY_MS = 86_400_000;
 
 export interface JourneyStepInput {
-  journey: JourneyDefinition;
-  stepId: string;
+  /** The step as compiled into its Task (journeyStepSpec in compile-journey.ts builds it from a definition). */
+  spec: JourneyStepSpec;
   execution: JourneyRef;
   userId: string;
   profile: UserProfile | undefined;
@@ -58,22 +61,28 @@ export type JourneyDecision =
   | { outcome: 'not-engaged'; at: string }
   | { outcome: 'wait'; until: string };
 
+/** A step spec that no compiled journey produces: a hand-edited definition or a hand-started Task. */
+export class InvalidJourneyStepError extends Error {
+  override readonly name = 'InvalidJourneyStepError';
+  constructor(spec: Pick<JourneyStepSpec, 'journeyId' | 'stepId'>, problem: string) {
+    super(`JourneyStep: ${spec.journeyId}/${spec.stepId}: ${problem}; recompile the journey rather than editing its state machine`);
+  }
+}
+
 export function journeyActionId(executionName: string, stepId: string): string {
   return 'a' + shortHash(`${executionName}:${stepId}`, 22);
 }
 
-export function isHeldOut(userId: string, journey: Pick<JourneyDefinition, 'id' | 'settings'>): boolean {
+export function isHeldOut(userId: string, journey: { id: string; settings: Pick<JourneyStepSettings, 'holdoutPercent'> }): boolean {
   return hashPercent(`${userId}:${journey.id}`) < journey.settings.holdoutPercent;
 }
 
 export function decideJourneyStep(input: JourneyStepInput): JourneyDecision {
-  const { journey, stepId, now } = input;
-  const step = journey.steps.find((candidate) => candidate.id === stepId);
-  // A step missing from the definition means the deployed definitions moved on under a running execution.
-  if (!step) return { outcome: 'exit', reason: 'unknown-step' };
+  const { spec, now } = input;
   const exit = exitReason(input);
   if (exit) return { outcome: 'exit', reason: exit };
 
+  const step = spec.step;
   switch (step.type) {
     case 'content':
     case 'invite':
@@ -85,12 +94,7 @@ export function decideJourneyStep(input: JourneyStepInput): JourneyDecision {
     case 'branch':
       return decideBranch(input, step);
     case 'wait':
-      // Only a wait until a local time has a Task; a duration wait is a plain Wait state. Asked about one, the
-      // definitions no longer match the running state machine.
-      if (step.untilLocalTime === undefined) return { outcome: 'exit', reason: 'unknown-step' };
       return { outcome: 'wait', until: nextLocalTime(now, parseTimeOfDay(step.untilLocalTime), userTimeZone(input)).toISOString() };
-    case 'exit':
-      return { outcome: 'exit', reason: 'unknown-step' };
     default:
       return assertNever(step, 'journey step');
   }
@@ -113,15 +117,13 @@ export function toStepResult(decision: JourneyDecision): JourneyStepResult {
 }
 
 function exitReason(input: JourneyStepInput): ExitReason | undefined {
-  const { profile, execution, journey, buckets, userId } = input;
+  const { profile, execution, spec, buckets, userId } = input;
   if (!profile) return 'unknown-user';
   if (profile.tier !== execution.tier) return 'tier-changed';
-  const conversion = journey.settings.exitOn.conversion;
-  if (conversion && firstSignalSince(buckets, conversionSignalFilter(conversion).id, epochSecondsOf(execution.startedAt)) !== undefined) {
-    return 'converted';
-  }
+  const conversion = spec.settings.conversionSignal;
+  if (conversion && firstSignalSince(buckets, conversion, epochSecondsOf(execution.startedAt)) !== undefined) return 'converted';
   if (profile.optedOutAt !== undefined) return 'opted-out';
-  if (isHeldOut(userId, journey)) return 'held-out';
+  if (isHeldOut(userId, { id: spec.journeyId, settings: spec.settings })) return 'held-out';
   return undefined;
 }
 
@@ -130,8 +132,8 @@ function epochSecondsOf(instant: string): number {
 }
 
 /** The user's IANA zone from their profile, else the journey's quiet-hours zone, else the ruleset's. */
-export function userTimeZone(input: Pick<JourneyStepInput, 'journey' | 'profile' | 'rulesetTimeZone'>): string {
-  const quiet = input.journey.settings.quietHours;
+export function userTimeZone(input: Pick<JourneyStepInput, 'spec' | 'profile' | 'rulesetTimeZone'>): string {
+  const quiet = input.spec.settings.quietHours;
   const value = input.profile?.attributes[quiet?.timezoneAttribute ?? 'timezone']?.value;
   if (typeof value === 'string' && isValidTimeZone(value)) return value;
   return quiet?.timezone ?? input.rulesetTimeZone;
@@ -164,7 +166,7 @@ function earliestSendTime(input: JourneyStepInput): { until: Date; reason: Defer
 }
 
 function quietHoursEnd(input: JourneyStepInput, at: Date): Date | undefined {
-  const quiet = input.journey.settings.quietHours;
+  const quiet = input.spec.settings.quietHours;
   if (!quiet) return undefined;
   const zone = userTimeZone(input);
   const start = parseTimeOfDay(quiet.start);
@@ -175,7 +177,7 @@ function quietHoursEnd(input: JourneyStepInput, at: Date): Date | undefined {
 
 /** When `at` is over the cap: the start of the first local day whose window holds fewer sends than the cap. */
 function frequencyCapFrees(input: JourneyStepInput, at: Date): Date | undefined {
-  const cap = input.journey.settings.frequencyCap;
+  const cap = input.spec.settings.frequencyCap;
   if (!cap) return undefined;
   const zone = input.rulesetTimeZone;
   const today = localDate(at, zone);
@@ -192,12 +194,12 @@ function frequencyCapFrees(input: JourneyStepInput, at: Date): Date | undefined 
   return instantAtLocalTime(addDays(today, cap.days), 0, zone);
 }
 
-function decideBranch(input: JourneyStepInput, step: BranchStep): JourneyDecision {
+function decideBranch(input: JourneyStepInput, step: Extract<TaskStep, { type: 'branch' }>): JourneyDecision {
   const now = input.now;
-  const filter = branchSignalFilter(input.journey, step);
-  if (!filter || input.sinceSentAt === undefined) return { outcome: 'exit', reason: 'unknown-step' };
+  // The compiled branch always passes the send time of its `since` step, which the validator makes sure was sent.
+  if (input.sinceSentAt === undefined) throw new InvalidJourneyStepError(input.spec, 'a branch step needs sinceSentAt');
   const sentAt = Date.parse(input.sinceSentAt);
-  if (firstSignalSince(input.buckets, filter.id, Math.floor(sentAt / 1000)) !== undefined) {
+  if (firstSignalSince(input.buckets, step.engagementSignal, Math.floor(sentAt / 1000)) !== undefined) {
     return { outcome: 'engaged', at: now.toISOString() };
   }
   const deadline = sentAt + step.timeoutDays * DAY_MS;
@@ -208,14 +210,14 @@ function decideBranch(input: JourneyStepInput, step: BranchStep): JourneyDecisio
 }
 
 /** The action a send step publishes; also what `strata send-test` sends, marked as a test. */
-export function journeyAction(input: Pick<JourneyStepInput, 'journey' | 'execution' | 'userId' | 'now'>, step: SendStep): JourneyAction {
-  const { journey, execution, userId, now } = input;
+export function journeyAction(input: Pick<JourneyStepInput, 'spec' | 'execution' | 'userId' | 'now'>, step: Extract<TaskStep, { type: SendStep['type'] }>): JourneyAction {
+  const { spec, execution, userId, now } = input;
   const base: ActionBase = {
-    actionId: journeyActionId(execution.executionName, step.id),
+    actionId: journeyActionId(execution.executionName, spec.stepId),
     userId,
-    journeyId: journey.id,
-    tier: journey.tier,
-    stepId: step.id,
+    journeyId: spec.journeyId,
+    tier: spec.tier,
+    stepId: spec.stepId,
     executionName: execution.executionName,
     channel: step.channel,
     at: now.toISOString(),
@@ -233,10 +235,10 @@ export function journeyAction(input: Pick<JourneyStepInput, 'journey' | 'executi
 }
 
 /** The first local date whose bucket the decision for this step can read. */
-export function journeyLookbackDate(input: Pick<JourneyStepInput, 'journey' | 'execution' | 'now' | 'rulesetTimeZone' | 'sinceSentAt'>): string {
+export function journeyLookbackDate(input: Pick<JourneyStepInput, 'spec' | 'execution' | 'now' | 'rulesetTimeZone' | 'sinceSentAt'>): string {
   const zone = input.rulesetTimeZone;
   const candidates = [localDate(input.execution.startedAt, zone)];
-  const cap = input.journey.settings.frequencyCap;
+  const cap = input.spec.settings.frequencyCap;
   if (cap) candidates.push(addDays(localDate(input.now, zone), -(cap.days - 1)));
   if (input.sinceSentAt) candidates.push(localDate(input.sinceSentAt, zone));
   return candidates.reduce((a, b) => (a < b ? a : b));

@@ -5,8 +5,7 @@
 import { localDate } from '../dates.js';
 import type { DayBucket, UserProfile } from '../state.js';
 import { decideJourneyStep, journeyLookbackDate, toStepResult, type JourneyAction } from './decide-journey-step.js';
-import type { JourneyDefinition } from './journey-schema.js';
-import type { JourneyStepResult, JourneyTaskInput } from './journey-task.js';
+import type { JourneyStepResult, JourneyStepSpec, JourneyTaskInput } from './journey-task.js';
 
 export interface JourneyStepStore {
   /** The profile (if any) and the day buckets dated from `sinceDate` on. */
@@ -26,20 +25,20 @@ export interface JourneyStepPorts {
 }
 
 export interface JourneyStepRequest {
-  journey: JourneyDefinition;
+  /** The Task's input: the step as compiled into the execution's journey version, and the execution's values. */
   task: JourneyTaskInput;
   rulesetTimeZone: string;
 }
 
 export async function runJourneyStep(ports: JourneyStepPorts, request: JourneyStepRequest): Promise<JourneyStepResult> {
-  const { journey, task, rulesetTimeZone } = request;
+  const { task, rulesetTimeZone } = request;
   const now = ports.clock.now();
+  const spec = journeyStepSpecOf(task);
   const execution = { executionName: task.executionName, tier: task.tier, startedAt: task.startedAt };
-  const sinceDate = journeyLookbackDate({ journey, execution, now, rulesetTimeZone, ...(task.sinceSentAt ? { sinceSentAt: task.sinceSentAt } : {}) });
+  const sinceDate = journeyLookbackDate({ spec, execution, now, rulesetTimeZone, ...(task.sinceSentAt ? { sinceSentAt: task.sinceSentAt } : {}) });
   const { profile, buckets } = await ports.store.loadUserForJourney(task.userId, sinceDate);
   const decision = decideJourneyStep({
-    journey,
-    stepId: task.stepId,
+    spec,
     execution,
     userId: task.userId,
     profile,
@@ -57,4 +56,10 @@ export async function runJourneyStep(ports: JourneyStepPorts, request: JourneySt
     await ports.publisher.publishJourneyAction(action);
   }
   return toStepResult(decision);
+}
+
+/** The pinned step inside a Task's input. */
+export function journeyStepSpecOf(task: JourneyTaskInput): JourneyStepSpec {
+  const { journeyId, journeyVersion, tier, stepId, settings, step } = task;
+  return { journeyId, journeyVersion, tier, stepId, settings, step };
 }

@@ -9,6 +9,7 @@ import { isValidTimeZone } from '../dates.js';
 import { didYouMean } from '../suggest.js';
 import { type ChannelConfig, unknownChannelProblem } from '../channels.js';
 import { describeValueIssue, valueAtPath } from '../zod-issues.js';
+import { describeDuration } from './compile-journey.js';
 import { loopWalk, loops, reachableSteps, stepLinks } from './journey-graph.js';
 import {
   STEP_TYPES,
@@ -243,9 +244,14 @@ function checkSteps(raw: Record<string, unknown>, report: Report): void {
   for (const component of waitFree) {
     const first = component.reduce((a, b) => (indexOf.get(a)! <= indexOf.get(b)! ? a : b));
     report(['steps', indexOf.get(first)!], `steps ${loopWalk(first, component, byId).map((id) => `"${id}"`).join(' → ')} loop with no wait step in between`,
-      'add a wait step inside the loop, or end it with an exit step');
+      'add a wait of at least 1 day inside the loop, or end it with an exit step');
   }
-  for (const component of loops(ordered, byId)) {
+  const allLoops = loops(ordered, byId);
+  for (const component of allLoops) {
+    if (component.some((id) => inWaitFreeLoop.has(id))) continue;
+    checkLoopRound(component, byId, indexOf, report);
+  }
+  for (const component of allLoops) {
     for (const id of [...component].sort((a, b) => indexOf.get(a)! - indexOf.get(b)!)) {
       const step = byId.get(id)!;
       if (!isSendStep(step) || inWaitFreeLoop.has(id)) continue;
@@ -258,6 +264,91 @@ function checkSteps(raw: Record<string, unknown>, report: Report): void {
     if (step.type === 'branch') checkBranchSince(index, step, start, byId, report);
   }
   checkContentBeforeOffer(start, byId, indexOf, report);
+}
+
+/** Step Functions fails a Standard execution at 25,000 history events (and stops it after one year). */
+const HISTORY_EVENT_LIMIT = 25_000;
+/** A loop must wait this long per round: then a year of rounds stays far below the history limit. */
+const MIN_LOOP_ROUND_HOURS = 24;
+/** The longest a Standard execution runs. */
+const MAX_EXECUTION_DAYS = 365;
+
+/** Hours a step waits for sure: a duration wait's length. A local-time wait may end within minutes, so 0. */
+function guaranteedWaitHours(step: JourneyStep): number {
+  return step.type === 'wait' && step.untilLocalTime === undefined ? (step.days ?? 0) * 24 + (step.hours ?? 0) : 0;
+}
+
+/**
+ * History events of one pass through a step in the compiled state machine: a Wait state enters and exits (2);
+ * a Task enters, is scheduled, starts, succeeds and exits (5), then its Choice enters and exits (2); a local-time
+ * wait adds its Wait (2).
+ */
+function historyEventsPerPass(step: JourneyStep): number {
+  switch (step.type) {
+    case 'wait':
+      return step.untilLocalTime === undefined ? 2 : 9;
+    case 'content':
+    case 'invite':
+    case 'offer':
+    case 'branch':
+      return 7;
+    case 'exit':
+      return 1;
+  }
+}
+
+/**
+ * The loop with the least waiting per round inside a strongly connected component (the shortest cycle, by
+ * guaranteed wait hours, through any of its steps), checked against the history limit: a wait/branch loop
+ * without a send is allowed, but a user may stay in it for the whole journey, and each round adds history.
+ */
+function checkLoopRound(component: readonly string[], byId: ReadonlyMap<string, JourneyStep>, indexOf: ReadonlyMap<string, number>, report: Report): void {
+  const inside = new Set(component);
+  const successors = (id: string): string[] => stepLinks(byId.get(id)!).map((link) => link.target).filter((target) => inside.has(target));
+  let shortest: { hours: number; walk: string[] } | undefined;
+  for (const from of component) {
+    // Dijkstra from `from` with the hours of each step paid on leaving it; the cycle closes on a link back to `from`.
+    const hoursTo = new Map<string, number>([[from, 0]]);
+    const parent = new Map<string, string>();
+    const done = new Set<string>();
+    for (;;) {
+      let current: string | undefined;
+      for (const [id, hours] of hoursTo) if (!done.has(id) && (current === undefined || hours < hoursTo.get(current)!)) current = id;
+      if (current === undefined) break;
+      done.add(current);
+      const leaving = hoursTo.get(current)! + guaranteedWaitHours(byId.get(current)!);
+      for (const target of successors(current)) {
+        if (target === from) {
+          if (!shortest || leaving < shortest.hours) {
+            const walk = [current];
+            for (let at = parent.get(current); at !== undefined; at = parent.get(at)) walk.unshift(at);
+            shortest = { hours: leaving, walk: [...walk, from] };
+          }
+          continue;
+        }
+        if (!done.has(target) && leaving < (hoursTo.get(target) ?? Infinity)) {
+          hoursTo.set(target, leaving);
+          parent.set(target, current);
+        }
+      }
+    }
+  }
+  if (!shortest) return;
+  const round = shortest.walk.slice(0, -1);
+  const eventsPerRound = round.reduce((sum, id) => sum + historyEventsPerPass(byId.get(id)!), 0);
+  const daysToLimit = ((HISTORY_EVENT_LIMIT / eventsPerRound) * shortest.hours) / 24;
+  if (shortest.hours >= MIN_LOOP_ROUND_HOURS && daysToLimit > MAX_EXECUTION_DAYS) return;
+  const waiting = shortest.hours === 0
+    ? 'no fixed wait per round (a wait until a local time can end within minutes)'
+    : `only ${describeDuration(Math.floor(shortest.hours / 24), shortest.hours % 24)} of waiting per round`;
+  const reach = shortest.hours === 0 ? 'within days' : `in about ${Math.round(daysToLimit)} days`;
+  // Told from the step that comes first in the file, like the other loop messages.
+  const first = round.reduce((a, b) => (indexOf.get(a)! <= indexOf.get(b)! ? a : b));
+  const rotated = [...round.slice(round.indexOf(first)), ...round.slice(0, round.indexOf(first)), first];
+  report(['steps', indexOf.get(first)!],
+    `steps ${rotated.map((id) => `"${id}"`).join(' → ')} loop with ${waiting}: each round adds about ${eventsPerRound} events to the ` +
+      `execution's history, so a user who stays in the loop reaches Step Functions' limit of ${HISTORY_EVENT_LIMIT.toLocaleString('en-US')} events ${reach}, and the journey fails`,
+    'wait at least 1 day per round (for example "days": 1 on a wait step inside the loop), or leave the loop through an exit step');
 }
 
 function checkStepFields(
