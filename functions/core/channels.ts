@@ -13,7 +13,6 @@ import * as z from 'zod';
 import { type Problem, jsonPointer } from './errors.js';
 import { didYouMean } from './suggest.js';
 import { describeValueIssue, valueAtPath } from './zod-issues.js';
-import type { JourneyAction } from './journey/decide-journey-step.js';
 
 export const CHANNELS_FILE = 'channels.json';
 
@@ -333,12 +332,14 @@ export function channelsJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(channelsFileSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
 }
 
-/** The template fields of an action; `test` is false unless the action is marked as a test send. */
-export function actionTemplateValues(action: JourneyAction): TemplateValues {
+/**
+ * The template fields of a JourneyAction; `test` is false unless the action is marked as a test send. Typed by
+ * the fields it reads, so that this module needs nothing from the journey modules (which use its name pattern).
+ */
+export function actionTemplateValues(action: Readonly<Partial<Record<TemplateField, unknown>>>): TemplateValues {
   const values: TemplateValues = { test: action.test === true };
-  const record = action as unknown as Record<string, unknown>;
   for (const field of TEMPLATE_FIELDS) {
-    const value = record[field];
+    const value = action[field];
     if (typeof value === 'string' || typeof value === 'boolean') values[field] = value;
   }
   return values;

@@ -123,10 +123,13 @@ describe('channel delivery from strata dev', () => {
     expect(retried).toHaveLength(2);
     expect(retried[1]!.at - retried[0]!.at).toBeGreaterThanOrEqual(0.9 * 1000);
 
-    // Every request, retries included, about 1/rate apart; without the limit the first sends arrive within a few
-    // ms of each other. The slack is for the loopback and a busy machine, not for the limiter.
-    const times = provider.received.map((r) => r.at).sort((a, b) => a - b);
-    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(0.8 * (1000 / RATE_PER_SECOND));
+    // Every request, retries included, 1/rate apart at the sender. The first request of a fresh process arrives
+    // late (the HTTP client's first connection), and arrival times jitter on a busy machine, so the gaps after it
+    // are checked loosely (without the limit they are a few ms) and their span closely.
+    const interval = 1000 / RATE_PER_SECOND;
+    const times = provider.received.map((r) => r.at).sort((a, b) => a - b).slice(1);
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(0.5 * interval);
+    expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(0.9 * (times.length - 1) * interval);
 
     expect(await dev.stop('SIGINT', 30_000)).toBe(0);
     await expect(readFile(join(data, CHANNEL_DLQ_FILE), 'utf8')).rejects.toThrow(/ENOENT/);
