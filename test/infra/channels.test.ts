@@ -118,11 +118,13 @@ describe('delivery channels in the stack', () => {
     expect((wecom.asObject() as { InputTemplate: string }).InputTemplate).toContain('"content":"New for <@<detail-userId>>: [<detail-templateId>](https://learn.example.com/c/<detail-templateId>)"');
   });
 
-  it('alarms on the channel dead-letter queue', () => {
+  it('alarms on the channel dead-letter queue, to the alarm topic', () => {
     const dlq = stack.getLogicalId(stack.channelDestinations.deadLetterQueue!.node.defaultChild as never);
+    const topic = stack.getLogicalId(stack.alarmTopic.node.defaultChild as never);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }],
+      AlarmActions: [{ Ref: topic }],
     });
   });
 
