@@ -33,6 +33,15 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
     { metric: 'reviews per steadily active user per 30 days', target: '≤ 3', measured: String(r.review.reviewsPerActiveUser30d), met: r.review.reviewsPerActiveUser30d <= 3 },
     { metric: 'core evaluation time ÷ bare json-rules-engine', target: '≤ 1.2', measured: fixed(evalRatio), met: evalRatio <= 1.2 },
     { metric: 'local end-to-end events/s ÷ dynalite UpdateItem ops/s', target: '≥ 0.5', measured: fixed(r.throughput.ratio), met: r.throughput.ratio >= 0.5 },
+    { metric: `strata dev RSS after ${r.dev.events} events of ${r.dev.users} users`, target: '≤ 400 MB', measured: `${r.dev.rssAfter100kEventsMb} MB`, met: r.dev.rssAfter100kEventsMb <= 400 },
+    {
+      metric: `strata dev RSS after ${r.dev.idleSeconds} s idle ÷ after start`,
+      target: '≤ 1.2',
+      measured: `${fixed(r.dev.rssAfterIdleMb / r.dev.rssAfterStartMb)} (${r.dev.rssAfterIdleMb} / ${r.dev.rssAfterStartMb} MB)`,
+      met: r.dev.rssAfterIdleMb <= 1.2 * r.dev.rssAfterStartMb,
+    },
+    { metric: 'strata dev data folder ÷ live data', target: '≤ 3', measured: fixed(r.dev.dataFolderOverLiveData), met: r.dev.dataFolderOverLiveData <= 3 },
+    { metric: 'strata dev events applied per second', target: '≥ 500', measured: fixed(r.dev.appliedEventsPerSec, 0), met: r.dev.appliedEventsPerSec >= 500 },
     { metric: 'ingest Lambda bundle, minified', target: '≤ 600 KB', measured: `${(r.coldStart.bundleBytes / 1024).toFixed(0)} KiB`, met: r.coldStart.bundleBytes <= 600 * 1024 },
     { metric: `\`strata --help\` (median of ${r.cli.samples.help.length})`, target: '≤ 300 ms', measured: `${fixed(r.cli.helpMs, 0)} ms`, met: r.cli.helpMs <= 300 },
     { metric: `\`strata validate\` on the example project (median of ${r.cli.samples.validate.length})`, target: '≤ 600 ms', measured: `${fixed(r.cli.validateMs, 0)} ms`, met: r.cli.validateMs <= 600 },
@@ -50,6 +59,7 @@ export function renderTable(r: BenchResults): string {
     `| nightly review time (index) / full scan time and items | ${fixed(r.review.seconds, 1)} s / ${fixed(r.review.fullScanSeconds, 1)} s, ${r.review.fullScanItemsRead} items |`,
     `| journey transitions per tier | ${Object.entries(r.journeys).map(([tier, j]) => `${tier} ${j.transitions}`).join(', ')} |`,
     `| ingest cold start: import time (median of 10) | ${r.coldStart.importMsMedian} ms |`,
+    `| strata dev: events accepted/s, CPU ms per applied event, data folder bytes per 1k events (live data) | ${fixed(r.dev.acceptedEventsPerSec, 0)}, ${r.dev.cpuMsPerEvent} ms, ${r.dev.dataFolderBytesPer1kEvents} (${Math.round(r.dev.liveDataBytes / (r.dev.events / 1000))}) |`,
     `| cost per 1M events / per 1M journeys | $${fixed(r.cost.per1MEvents)} / $${fixed(r.cost.per1MJourneys)} |`,
     `| monthly, 1M users × 20 events (Strata / Pinpoint journeys) | $${fixed(r.cost.monthly1MUsers)} / $${fixed(r.cost.pinpointMonthly1MUsers)} |`,
   ];

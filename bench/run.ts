@@ -12,6 +12,7 @@ import { readProjectFiles } from '../functions/local/project-files.js';
 import { type CapacityFigures, measureCapacity } from './capacity.js';
 import { type CliFigures, measureCli } from './cli.js';
 import { measureColdStart } from './cold-start.js';
+import { type DevFigures, measureDev } from './dev.js';
 import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
@@ -31,6 +32,9 @@ export interface BenchOptions {
   coldStartRuns: number;
   activeUserDays: number;
   cliRuns: number;
+  devEvents: number;
+  devUsers: number;
+  devIdleSeconds: number;
   log?: (line: string) => void;
 }
 
@@ -45,14 +49,15 @@ export interface BenchResults {
   journeys: Record<string, JourneyFigures>;
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
   cli: CliFigures;
+  dev: DevFigures;
   cost: CostResult;
   targets?: TargetCheck[];
 }
 
 export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
   return quick
-    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, reviewShardUsers: 500, coldStartRuns: 10, activeUserDays: 45, cliRuns: 10 }
-    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, reviewShardUsers: 2_000, coldStartRuns: 10, activeUserDays: 60, cliRuns: 10 };
+    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, reviewShardUsers: 500, coldStartRuns: 10, activeUserDays: 45, cliRuns: 10, devEvents: 3_000, devUsers: 300, devIdleSeconds: 10 }
+    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, reviewShardUsers: 2_000, coldStartRuns: 10, activeUserDays: 60, cliRuns: 10, devEvents: 100_000, devUsers: 10_000, devIdleSeconds: 60 };
 }
 
 const r1 = (value: number): number => Math.round(value * 10) / 10;
@@ -78,6 +83,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const journeys = await timed('journeys', () => measureJourneys(ruleset));
   const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
   const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
+  const dev = await timed('strata dev', () => measureDev({ projectRoot: options.projectRoot, events: options.devEvents, users: options.devUsers, idleSeconds: options.devIdleSeconds, log }));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
@@ -123,6 +129,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     journeys,
     coldStart,
     cli,
+    dev,
     cost,
   };
   results.targets = targetChecks(results);

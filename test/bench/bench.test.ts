@@ -18,6 +18,9 @@ describe('npm run bench', () => {
       coldStartRuns: 1,
       activeUserDays: 35,
       cliRuns: 1,
+      devEvents: 200,
+      devUsers: 30,
+      devIdleSeconds: 1,
     });
 
     expect(results.machine.cores).toBeGreaterThan(0);
@@ -37,11 +40,18 @@ describe('npm run bench', () => {
     expect(results.coldStart.bundleBytes).toBeGreaterThan(100_000);
     expect(results.coldStart.importMsMedian).toBeGreaterThan(0);
     for (const key of ['helpMs', 'validateMs', 'userMs'] as const) expect(results.cli[key]).toBeGreaterThan(0);
+    // Every posted event was applied (the bench waits for that) and is in the data folder when it measures.
+    expect(results.dev).toMatchObject({ events: 200, users: 30, idleSeconds: 1 });
+    for (const key of ['rssAfterStartMb', 'rssAfter100kEventsMb', 'rssAfterIdleMb', 'appliedEventsPerSec', 'acceptedEventsPerSec', 'cpuMsPerEvent'] as const) expect(results.dev[key]).toBeGreaterThan(0);
+    expect(results.dev.liveItems).toBeGreaterThan(30);
+    expect(results.dev.dynaliteFolderBytes).toBeGreaterThan(0);
+    expect(results.dev.dataFolderBytes).toBeGreaterThanOrEqual(results.dev.dynaliteFolderBytes);
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
     expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
 
     const table = renderTable(results);
     expect(table).toContain('| nightly review: items read ÷ users due');
+    expect(table).toContain('| strata dev events applied per second');
     expect(replaceReadmeSection('# Strata\n', table)).toBeUndefined();
     expect(replaceReadmeSection(`a\n${README_START}\nold\n${README_END}\nb`, table)).toBe(`a\n${README_START}\n${table}\n${README_END}\nb`);
   }, 120_000);
