@@ -55,6 +55,7 @@ import { RESERVED_SOURCE_PREFIX, type StageSettings } from './stage-settings.js'
 import { USER_EVENTS_PATTERN } from '../functions/core/event-pattern.js';
 import { REVIEW_SERVICE_NAME, REVIEW_USERS_FAILED_METRIC } from '../functions/handlers/review.js';
 import { StrataFunction } from './strata-function.js';
+import { ChannelDestinations } from './channel-destinations.js';
 
 /** The name inside the `${...}` placeholder that the journey compiler leaves in every Task's Resource. */
 export const JOURNEY_STEP_SUBSTITUTION = /^\$\{(\w+)\}$/.exec(JOURNEY_STEP_RESOURCE)![1]!;
@@ -109,6 +110,7 @@ export class StrataStack extends Stack {
   readonly ingestFunction: StrataFunction;
   readonly reviewFunction: StrataFunction;
   readonly journeyStepFunction: StrataFunction;
+  readonly channelDestinations: ChannelDestinations;
   /** Every alarm notifies this topic; the `alarmEmail` setting subscribes an address to it. */
   readonly alarmTopic: Topic;
 
@@ -174,6 +176,9 @@ export class StrataStack extends Stack {
       // An event that cannot reach the queue lands in the same DLQ as the poison messages, so nothing is lost.
       targets: [new SqsQueue(this.ingestQueue, { deadLetterQueue: this.ingestDeadLetterQueue })],
     });
+
+    // ---- Delivery channels (channels.json) ------------------------------------------------------------------
+    this.channelDestinations = new ChannelDestinations(this, 'Channels', { bus: this.bus, channels: this.ruleset.channels });
 
     // ---- Functions -----------------------------------------------------------------------------------------
     this.journeyStepFunction = new StrataFunction(this, 'JourneyStep', {
@@ -277,6 +282,7 @@ export class StrataStack extends Stack {
     for (const [id, queue] of [
       ['IngestDeadLetterQueue', this.ingestDeadLetterQueue],
       ['ScheduleDeadLetterQueue', this.scheduleDeadLetterQueue],
+      ...(this.channelDestinations.deadLetterQueue ? [['ChannelDeadLetterQueue', this.channelDestinations.deadLetterQueue] as const] : []),
     ] as const) {
       alarmWhen(
         queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }).createAlarm(this, `${id}DepthAlarm`, {

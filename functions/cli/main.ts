@@ -44,6 +44,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'list the events the local stack could not apply, with their reasons; send them again',
     load: async () => (await import('./commands/dlq.js')).dlqCommand(consoleOutput),
   },
+  'send-test': {
+    summary: "send one journey step's action to a test user through its channel",
+    load: async () => (await import('./commands/send-test.js')).sendTestCommand(consoleOutput),
+  },
   journey: {
     summary: 'inspect the journeys',
     load: async () => {

@@ -32,6 +32,7 @@ import { type JourneyDefinition, type SignalFilter } from './journey/journey-sch
 import { checkJourneyDocument } from './journey/validate-journey.js';
 import { semanticWarnings } from './semantic-checks.js';
 import { journeySignalFilters } from './journey/signals.js';
+import { CHANNELS_FILE, type ChannelConfig, loadChannelConfig } from './channels.js';
 
 export const TIERS_FILE = 'rules/tiers.json';
 /** Rule documents are small; a larger or deeper one is refused before it reaches the engine. */
@@ -67,6 +68,8 @@ export interface Ruleset {
   /** Numeric constants compared against each fact, for finding the dates when a time-based fact crosses one. */
   thresholds: Record<string, number[]>;
   journeys: Record<string, JourneyDefinition>;
+  /** channels.json: how each channel a step names delivers. Not part of the version: it shapes no decision. */
+  channels: ChannelConfig;
   signalFilters: SignalFilter[];
   engine: Engine;
   /** The longest metric window: how far back the window query reads. */
@@ -541,6 +544,9 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
     ruleFileIsList[tier.id] = Array.isArray(parsed);
   });
 
+  const channelsLoad = loadChannelConfig(files[CHANNELS_FILE], parseProjectJson);
+  problems.push(...channelsLoad.problems);
+
   const journeys: Record<string, JourneyDefinition> = {};
   const journeyFiles: Record<string, string> = {};
   tiersFile.tiers.forEach((tier, index) => {
@@ -553,7 +559,7 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
     }
     const document = parseProjectJson(file, text, problems);
     if (document === undefined) return;
-    const checked = checkJourneyDocument(file, document, { tierIds: [...tierIds], expectedTier: tier.id });
+    const checked = checkJourneyDocument(file, document, { tierIds: [...tierIds], expectedTier: tier.id, ...(channelsLoad.config ? { channels: channelsLoad.config } : {}) });
     problems.push(...checked.problems);
     if (checked.journey) {
       journeys[tier.id] = checked.journey;
@@ -592,6 +598,7 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
     rules,
     thresholds,
     journeys,
+    channels: channelsLoad.config!,
     signalFilters: journeySignalFilters(Object.values(journeys)),
     engine,
     maxWindowDays: Math.max(1, ...compiled.map((m) => m.definition.windowDays)),

@@ -111,7 +111,7 @@ describe('journey-step handler', () => {
     const { userId: _userId, ...withoutUser } = task;
     await expect(handler(withoutUser)).rejects.toThrow(InvalidJourneyTaskError);
     await expect(handler({ ...task, sinceSentAt: 7 })).rejects.toThrow(/sinceSentAt/);
-    await expect(handler({ ...task, step: { type: 'content', channel: 'carrier-pigeon' } })).rejects.toThrow(/step\.templateId.*step\.channel|step\.channel/);
+    await expect(handler({ ...task, step: { type: 'content', channel: 'Carrier Pigeon' } })).rejects.toThrow(/step\.templateId.*step\.channel|step\.channel/);
     const { step: _step, ...withoutStep } = task;
     await expect(handler(withoutStep)).rejects.toThrow(/step: .*compileJourney/);
     await expect(handler('welcome')).rejects.toThrow(/not an object/);

@@ -23,7 +23,7 @@ describe('strata validate (the command)', () => {
   it('passes on the shipped rules and journeys', async () => {
     const result = await strata(['validate']);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toMatch(/^OK: 8 files, 4 tiers \(visitor < member < active < core\), 6 metrics, 5 attributes, 4 journeys; ruleset version [0-9a-f]{12}\n$/);
+    expect(result.stdout).toMatch(/^OK: 9 files, 4 tiers \(visitor < member < active < core\), 6 metrics, 5 attributes, 4 journeys; ruleset version [0-9a-f]{12}\n$/);
     expect(result.code).toBe(0);
   });
 

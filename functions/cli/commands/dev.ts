@@ -20,6 +20,7 @@ import type { Clock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
 import { reportIngestProgress } from '../../local/ingest-progress.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
+import { CHANNEL_DLQ_FILE, describeDelivery, startChannelDelivery } from '../deliveries.js';
 import { DLQ_FILE, compactDeadLetters, deadLetterLine } from '../../local/dead-letter-file.js';
 import { INGEST_LOG_FILE } from '../../local/ingest-log.js';
 import { DYNALITE_FOLDER, removeStackInfo, stackClock, writeStackInfo } from '../../local/local-data.js';
@@ -113,6 +114,10 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   const clock = createCatchUpClock(clockOptions);
   const stamp = (): string => formatLocalMinute(clock.now(), ruleset.timezone);
   const write = async (file: string, value: unknown): Promise<void> => appendFile(join(dataDir, file), JSON.stringify(value) + '\n');
+  const delivery = startChannelDelivery(ruleset, 'dev', async (record) => {
+    out.info(`${stamp()}  ${describeDelivery(record)}`);
+    if (record.status === 'dead-letter') await write(CHANNEL_DLQ_FILE, { at: new Date().toISOString(), ...record });
+  });
 
   // Notices are delivered at least once (a concurrent event may flush an outbox again); print each once, as a
   // consumer deduplicating by noticeId would.
@@ -137,6 +142,9 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       if (activity.kind === 'action' && !(await actions.deliver(activity.action))) return;
       const line = describeActivity(activity, ruleset.timezone);
       if (line) out.info(`${stamp()}  ${line}`);
+      // Not awaited: a slow or rate-limited provider must not hold up the journey that sent the action. Only the
+      // first of repeated publishes gets here (the action log drops the rest), so a channel sees each action once.
+      if (activity.kind === 'action') void delivery.deliver(activity.action);
       if (activity.kind === 'dead-letter') await write(DLQ_FILE, deadLetterLine(activity.letter, new Date()));
       if (activity.kind === 'journey-step') {
         await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.task.executionName, tier: activity.task.tier, stepId: activity.task.stepId, outcome: activity.result.outcome }]);
@@ -204,6 +212,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       progress?.stop();
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
+      const undelivered = await delivery.close();
+      if (undelivered > 0) out.info(`Stopped delivering: ${undelivered} actions were still waiting for their channel (they are in actions.jsonl).`);
       const { remaining } = await stack.close();
       await actions.close();
       await clockCheckpoint.stop();

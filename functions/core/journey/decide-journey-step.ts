@@ -42,8 +42,10 @@ interface ActionBase {
   tier: string;
   stepId: string;
   executionName: string;
-  channel: SendStep['channel'];
+  channel: string;
   at: string;
+  /** Set only by `strata send-test`: a trial send to a test user, outside every journey's caps and funnel. */
+  test?: true;
 }
 
 export type JourneyAction =
@@ -207,7 +209,8 @@ function decideBranch(input: JourneyStepInput, step: Extract<TaskStep, { type: '
   return { outcome: 'not-engaged', at: now.toISOString() };
 }
 
-function journeyAction(input: JourneyStepInput, step: Extract<TaskStep, { type: SendStep['type'] }>): JourneyAction {
+/** The action a send step publishes; also what `strata send-test` sends, marked as a test. */
+export function journeyAction(input: Pick<JourneyStepInput, 'spec' | 'execution' | 'userId' | 'now'>, step: Extract<TaskStep, { type: SendStep['type'] }>): JourneyAction {
   const { spec, execution, userId, now } = input;
   const base: ActionBase = {
     actionId: journeyActionId(execution.executionName, spec.stepId),

@@ -5,6 +5,7 @@
  */
 import * as z from 'zod';
 import { tierId } from '../ruleset-schema.js';
+import { CHANNEL_NAME_PATTERN } from '../channels.js';
 
 /** Step ids become ASL state names and JSONPath keys (`$.results.<id>`), so they stay plain snake_case. */
 export const STEP_ID_PATTERN = /^[a-z][a-z0-9_]{0,47}$/;
@@ -26,10 +27,10 @@ const nonEmptyId = (field: string, example: string) =>
     .max(128)
     .describe(`For example "${example}".`);
 
-export const CHANNELS = ['official-account', 'direct-message', 'mini-program', 'app-push', 'sms', 'email'] as const;
 const channel = z
-  .enum(CHANNELS, { error: `must be one of ${CHANNELS.join(', ')}` })
-  .describe('The delivery channel that acts on the JourneyAction.');
+  .string()
+  .regex(CHANNEL_NAME_PATTERN, 'must name a channel of channels.json: lower-case letters, digits and -')
+  .describe('The channel of channels.json that delivers the JourneyAction.');
 
 const common = {
   id: stepId.describe('Unique within the journey; other steps link to it by this id.'),

@@ -9,7 +9,7 @@
  * or removed in a later version cannot strand it.
  */
 import * as z from 'zod';
-import { CHANNELS } from './journey-schema.js';
+import { CHANNEL_NAME_PATTERN } from '../channels.js';
 
 /** The input of a journey execution, as the starter passes it to StartExecution. */
 export interface JourneyExecutionInput {
@@ -18,6 +18,7 @@ export interface JourneyExecutionInput {
 
 const text = z.string().min(1);
 const timeOfDay = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/);
+const channel = z.string().regex(CHANNEL_NAME_PATTERN);
 
 /**
  * The journey settings a step decides by. Conversion is carried as its signal filter id (what ingest records),
@@ -32,9 +33,9 @@ export const journeyStepSettingsSchema = z.object({
 
 /** What one Task's step does: a send with its item and channel, a branch with its signal, or a local-time wait. */
 export const taskStepSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('content'), templateId: text, channel: z.enum(CHANNELS) }),
-  z.object({ type: z.literal('invite'), groupId: text, channel: z.enum(CHANNELS) }),
-  z.object({ type: z.literal('offer'), offerId: text, expiryDays: z.number().int().min(1), channel: z.enum(CHANNELS) }),
+  z.object({ type: z.literal('content'), templateId: text, channel }),
+  z.object({ type: z.literal('invite'), groupId: text, channel }),
+  z.object({ type: z.literal('offer'), offerId: text, expiryDays: z.number().int().min(1), channel }),
   z.object({ type: z.literal('branch'), engagementSignal: text, timeoutDays: z.number().int().min(0) }),
   z.object({ type: z.literal('wait'), untilLocalTime: timeOfDay }),
 ]);

@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { jsonPointer, type Problem } from '../errors.js';
 import { isValidTimeZone } from '../dates.js';
 import { didYouMean } from '../suggest.js';
+import { type ChannelConfig, unknownChannelProblem } from '../channels.js';
 import { describeValueIssue, valueAtPath } from '../zod-issues.js';
 import { describeDuration } from './compile-journey.js';
 import { loopWalk, loops, reachableSteps, stepLinks } from './journey-graph.js';
@@ -30,6 +31,8 @@ import {
 export interface JourneyCheckContext {
   tierIds: string[];
   expectedTier: string;
+  /** The channels steps may name; unchecked when channels.json itself has problems (reported there). */
+  channels?: ChannelConfig;
 }
 
 /** Field names of the format, for "did you mean" on a misspelled key. */
@@ -53,7 +56,7 @@ const FIELD_HINTS: Record<string, string> = {
   templateId: 'name the content template to send, for example "pm-beginner-case-studies"',
   groupId: 'name the community group to invite to, for example "zero-experience-career-change"',
   offerId: 'name the offer to make, for example "pm-course-member-price"',
-  channel: 'for example "official-account" or "direct-message"',
+  channel: 'name a channel defined in channels.json, for example "official-account"',
   next: 'use the id of the step that follows',
   expiryDays: 'a whole number of days, 1 to 90',
   timeoutDays: 'a whole number of days, 0 to 30',
@@ -98,8 +101,19 @@ export function checkJourneyDocument(
   checkTier(raw['tier'], context, report);
   checkSettings(raw['settings'], report);
   checkSteps(raw, report);
+  if (context.channels) problems.push(...channelProblems(file, raw, context.channels));
 
   return parsed.success && problems.length === 0 ? { journey: parsed.data, problems } : { problems };
+}
+
+/** Send steps naming a channel that is not defined; checked on the raw steps so a broken sibling hides nothing. */
+function channelProblems(file: string, raw: Record<string, unknown>, channels: ChannelConfig): Problem[] {
+  if (!Array.isArray(raw['steps'])) return [];
+  return raw['steps'].flatMap((step: unknown, index): Problem[] => {
+    const parsed = journeyStepSchema.safeParse(step);
+    if (!parsed.success || !isSendStep(parsed.data) || parsed.data.channel in channels.channels) return [];
+    return [unknownChannelProblem(file, jsonPointer(['steps', index, 'channel']), parsed.data.channel, channels)];
+  });
 }
 
 type Report = (path: ReadonlyArray<string | number>, message: string, hint?: string) => void;
