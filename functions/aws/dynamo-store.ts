@@ -8,6 +8,7 @@
  */
 import {
   type AttributeValue,
+  BatchWriteItemCommand,
   type ConsumedCapacity,
   type DynamoDBClient,
   GetItemCommand,
@@ -22,6 +23,7 @@ import { userRef } from '../core/hash.js';
 import type { DayIncrement } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
 import type { TierStore } from '../core/ports.js';
+import type { UserEraser } from '../core/operator.js';
 import { instantAtLocalTime } from '../core/local-time.js';
 import { reviewIndexDate } from '../core/review-date.js';
 import { reviewShard } from '../core/review.js';
@@ -40,6 +42,8 @@ import {
 /** Day items older than this are expired by DynamoDB TTL; it must be at least the longest metric window (400). */
 export const DEFAULT_RETENTION_DAYS = 400;
 export const REVIEW_PAGE_SIZE = 500;
+const MAX_BATCH_WRITE_ITEMS = 25;
+const MAX_UNPROCESSED_RETRIES = 6;
 
 /**
  * The day item's own attributes. Every other attribute of a day item is a metric counter, named by its counter id
@@ -78,7 +82,8 @@ export type StoreOperation =
   | 'setReviewCheckpoint'
   | 'listHistory'
   | 'loadUserForJourney'
-  | 'recordSend';
+  | 'recordSend'
+  | 'deleteUserItems';
 
 export interface CapacityUnits {
   read: number;
@@ -88,7 +93,7 @@ export interface CapacityUnits {
 /** The journey side's port, defined by the journey core (run-journey-step.ts); this adapter implements it as is. */
 export type JourneyUserStore = JourneyStepStore;
 /** Both ports this adapter serves: the tier services' store and the journey step's reads and send records. */
-export type DynamoTierStore = TierStore & JourneyUserStore;
+export type DynamoTierStore = TierStore & JourneyUserStore & UserEraser;
 
 export interface DynamoTierStoreOptions {
   client: DynamoDBClient;
@@ -619,6 +624,38 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           ),
         );
         return recorded !== undefined;
+      });
+    },
+
+    // ---- Operator: erasure (a block of its own; it reads the partition, so it follows any layout change) ----
+
+    deleteUserItems(userId) {
+      return guarded('deleteUserItems', userId, async () => {
+        // Every item under the user's key, whatever its kind: keys only, so the read is as small as it can be.
+        const keys = (
+          await queryAll('deleteUserItems', {
+            ConsistentRead: true,
+            KeyConditionExpression: '#pk = :pk',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: { ':pk': { S: userKey(userId) } },
+            ProjectionExpression: '#pk, #sk',
+          })
+        ).map((item): Item => ({ [TABLE_KEYS.partitionKey]: item[TABLE_KEYS.partitionKey]!, [TABLE_KEYS.sortKey]: item[TABLE_KEYS.sortKey]! }));
+        for (let start = 0; start < keys.length; start += MAX_BATCH_WRITE_ITEMS) {
+          let requests = keys.slice(start, start + MAX_BATCH_WRITE_ITEMS).map((Key) => ({ DeleteRequest: { Key } }));
+          for (let attempt = 0; requests.length > 0; attempt++) {
+            if (attempt >= MAX_UNPROCESSED_RETRIES) {
+              throw new StoreError('deleteUserItems', `${requests.length} deletes of ${userRef(userId)} stayed unprocessed; run the erasure again (it is safe to repeat)`);
+            }
+            if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+            const output = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests }, ReturnConsumedCapacity: 'TOTAL' }));
+            // A batch reports one entry per table, not the single total `metered` reads.
+            const units = (output.ConsumedCapacity ?? []).reduce((sum, consumed) => sum + (consumed.CapacityUnits ?? 0), 0);
+            onCapacity?.('deleteUserItems', { read: 0, write: units });
+            requests = (output.UnprocessedItems?.[tableName] ?? []).flatMap((request) => (request.DeleteRequest?.Key ? [{ DeleteRequest: { Key: request.DeleteRequest.Key } }] : []));
+          }
+        }
+        return { deleted: keys.length };
       });
     },
   };

@@ -64,10 +64,10 @@ function noticeTypeOf(transition: TierTransition): TierNotice['detailType'] | un
     case 'promoted':
     case 'demoted':
       return 'TierChanged';
+    // An operator's lock and unlock are announced even when the tier stays: channels may treat a pinned user apart.
     case 'locked':
-      return transition.fromTier === transition.toTier ? undefined : 'TierChanged';
     case 'unlocked':
-      return undefined;
+      return 'TierChanged';
     default:
       return assertNever(transition.kind, 'transition kind');
   }

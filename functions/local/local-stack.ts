@@ -10,11 +10,12 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { journeyActionEntry, noticeEntry } from '../aws/eventbridge-publisher.js';
+import { journeyActionEntry, noticeEntry, userForgottenEntry } from '../aws/eventbridge-publisher.js';
 import { createDynamoTierStore, type DynamoTierStore } from '../aws/dynamo-store.js';
 import type { DeadLetter } from '../aws/sqs-dead-letter.js';
 import { type EventBridgeEnvelope, JOURNEY_ACTIONS_PATTERN, TIER_NOTICES_PATTERN, USER_EVENTS_PATTERN } from '../core/event-pattern.js';
 import type { TierServices } from '../core/ingest.js';
+import type { OperatorServices, UserForgottenNotice } from '../core/operator.js';
 import { compileJourney } from '../core/journey/compile-journey.js';
 import type { JourneyAction } from '../core/journey/decide-journey-step.js';
 import type { JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
@@ -36,6 +37,7 @@ export const LOCAL_REVIEW_SHARDS = 4;
 
 export type StackActivity =
   | { kind: 'notice'; notice: TierNotice }
+  | { kind: 'forgotten'; notice: UserForgottenNotice }
   | { kind: 'action'; action: JourneyAction }
   | { kind: 'dead-letter'; letter: DeadLetter }
   | { kind: 'journey-started'; executionName: string; tier: string; userId: string; at: string }
@@ -73,6 +75,8 @@ export interface LocalStack {
   runner: JourneyRunner;
   dynalite: RunningDynalite;
   services: TierServices;
+  /** The same services with erasure: what `strata lock`, `unlock` and `forget` act through. */
+  operator: OperatorServices;
   /** Events applied for the first time, and deliveries recognised as duplicates. */
   counters: { eventsRecorded: number; duplicates: number };
   /** The nightly review as the deployed state machine runs it: plan, every shard, then the checkpoint. */
@@ -168,7 +172,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     deliver: (envelope) => queue.send([toMessage(envelope)]),
     deliverBatch: (envelopes) => queue.send(envelopes.map(toMessage)),
   });
-  bus.addTarget({ name: 'tier-notices', pattern: TIER_NOTICES_PATTERN, deliver: (envelope) => report({ kind: 'notice', notice: envelope.detail as unknown as TierNotice }) });
+  bus.addTarget({
+    name: 'tier-notices',
+    pattern: TIER_NOTICES_PATTERN,
+    deliver: (envelope) =>
+      envelope['detail-type'] === 'UserForgotten'
+        ? report({ kind: 'forgotten', notice: envelope.detail as unknown as UserForgottenNotice })
+        : report({ kind: 'notice', notice: envelope.detail as unknown as TierNotice }),
+  });
   bus.addTarget({ name: 'journey-actions', pattern: JOURNEY_ACTIONS_PATTERN, deliver: (envelope) => report({ kind: 'action', action: envelope.detail as unknown as JourneyAction }) });
 
   const review = createReviewHandler({ services, shardCount: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-review') });
@@ -181,6 +192,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     runner,
     dynalite,
     services,
+    operator: { ...services, eraser: store, erasurePublisher: { publishUserForgotten: (notice) => deliver([userForgottenEntry(LOCAL_BUS_NAME, notice)]) } },
     counters,
     async runNightlyReview() {
       const plan = (await review({ step: 'plan' })) as ReviewPlan;

@@ -73,6 +73,8 @@ function describeActivity(activity: StackActivity): string | undefined {
         : activity.result.outcome === 'exit' && activity.result.reason !== 'held-out'
           ? `${activity.task.userId}  left ${activity.task.journeyId} (${activity.result.reason})`
           : undefined;
+    case 'forgotten':
+      return `${activity.notice.userRef}  forgotten (every stored item deleted)`;
     case 'journey-started':
     case 'journey-stopped':
       return undefined;
