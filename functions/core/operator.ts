@@ -8,6 +8,7 @@
  */
 import { localDate, LOCAL_DATE } from './dates.js';
 import { type Decision, isLockActive } from './decide.js';
+import { assertNever } from './errors.js';
 import { userRef } from './hash.js';
 import { type TierServices, setTierLock, windowStart } from './ingest.js';
 import type { TierLock } from './state.js';
@@ -93,4 +94,55 @@ export async function forgetUser(services: OperatorServices, userId: string): Pr
   const reference = userRef(userId);
   await services.erasurePublisher.publishUserForgotten({ detailType: 'UserForgotten', userRef: reference, at: services.clock.now().toISOString() });
   return { userRef: reference, deleted, stoppedExecutions: [...executions] };
+}
+
+// ---- One request, as the CLI sends it to a running stack or runs it against a table itself ---------------------
+
+export type OperatorRequest =
+  | { action: 'lock'; userId: string; lock: TierLock }
+  | { action: 'unlock'; userId: string }
+  | { action: 'forget'; userId: string };
+
+export type OperatorOutcome =
+  | { action: 'lock' | 'unlock'; userId: string; tier: string; transitions: string[] }
+  | ({ action: 'forget' } & ForgetResult);
+
+const text = (value: unknown): value is string => typeof value === 'string' && value !== '';
+
+/** Checks a request that crossed a process boundary; a bad one is an OperatorError naming the field. */
+export function parseOperatorRequest(body: unknown): OperatorRequest {
+  const fail = (problem: string): never => {
+    throw new OperatorError(`the request ${problem}`, 'send {"action": "lock" | "unlock" | "forget", "userId", and for lock "lock": {"tier", "reason", "until"?}}');
+  };
+  if (body === null || typeof body !== 'object') return fail('is not a JSON object');
+  const { action, userId, lock } = body as Record<string, unknown>;
+  if (!text(userId)) return fail('has no "userId"');
+  switch (action) {
+    case 'unlock':
+    case 'forget':
+      return { action, userId };
+    case 'lock': {
+      if (lock === null || typeof lock !== 'object') return fail('has no "lock" object');
+      const { tier, reason, until } = lock as Record<string, unknown>;
+      if (!text(tier) || typeof reason !== 'string') return fail('has no "lock.tier" or "lock.reason"');
+      if (until !== undefined && !text(until)) return fail('has a "lock.until" that is not a date');
+      return { action, userId, lock: { tier, reason, ...(until !== undefined ? { until } : {}) } };
+    }
+    default:
+      return fail(`has an unknown "action" ${JSON.stringify(action)}`);
+  }
+}
+
+export async function performOperatorRequest(services: OperatorServices, request: OperatorRequest): Promise<OperatorOutcome> {
+  switch (request.action) {
+    case 'lock':
+    case 'unlock': {
+      const decision = request.action === 'lock' ? await lockUser(services, request.userId, request.lock) : await unlockUser(services, request.userId);
+      return { action: request.action, userId: request.userId, tier: decision.profile.tier, transitions: decision.transitions.map((t) => t.kind) };
+    }
+    case 'forget':
+      return { action: 'forget', ...(await forgetUser(services, request.userId)) };
+    default:
+      return assertNever(request, 'operator request');
+  }
 }

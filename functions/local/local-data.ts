@@ -14,6 +14,8 @@ export interface StackInfo {
   dynamoEndpoint: string;
   tableName: string;
   eventsEndpoint: string;
+  /** Where `strata lock`, `unlock` and `forget` reach the running stack (see operator-endpoint.ts). */
+  operatorEndpoint?: string;
   pid: number;
 }
 

@@ -22,6 +22,7 @@ import { INGEST_LOG_FILE } from '../../local/ingest-log.js';
 import { DYNALITE_FOLDER, removeStackInfo, writeStackInfo } from '../../local/local-data.js';
 import { type LocalStack, type StackActivity, startLocalStack } from '../../local/local-stack.js';
 import { PortInUseError, startPutEventsEndpoint } from '../../local/put-events-endpoint.js';
+import { startOperatorEndpoint } from '../../local/operator-endpoint.js';
 import { type CliOutput, UsageError } from '../output.js';
 import { loadValidRuleset } from './simulate.js';
 
@@ -145,7 +146,14 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     if (error instanceof PortInUseError) throw new UsageError(`dev: port ${port} is already in use`, 'stop whatever uses it, or pass --port');
     throw error;
   }
-  await writeStackInfo(dataDir, { dynamoEndpoint: stack.dynalite.endpoint, tableName: stack.dynalite.tableName, eventsEndpoint: endpoint.url, pid: process.pid });
+  const operatorEndpoint = await startOperatorEndpoint(stack.operator);
+  await writeStackInfo(dataDir, {
+    dynamoEndpoint: stack.dynalite.endpoint,
+    tableName: stack.dynalite.tableName,
+    eventsEndpoint: endpoint.url,
+    operatorEndpoint: operatorEndpoint.url,
+    pid: process.pid,
+  });
 
   const stopping = new AbortController();
   const reviewLoop = (async () => {
@@ -182,6 +190,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       stopping.abort();
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
+      await operatorEndpoint.close();
       const { remaining } = await stack.close();
       await removeStackInfo(dataDir);
       return { remaining };
