@@ -34,6 +34,9 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
     { metric: 'core evaluation time ÷ bare json-rules-engine', target: '≤ 1.2', measured: fixed(evalRatio), met: evalRatio <= 1.2 },
     { metric: 'local end-to-end events/s ÷ dynalite UpdateItem ops/s', target: '≥ 0.5', measured: fixed(r.throughput.ratio), met: r.throughput.ratio >= 0.5 },
     { metric: 'ingest Lambda bundle, minified', target: '≤ 600 KB', measured: `${(r.coldStart.bundleBytes / 1024).toFixed(0)} KiB`, met: r.coldStart.bundleBytes <= 600 * 1024 },
+    { metric: `\`strata --help\` (median of ${r.cli.samples.help.length})`, target: '≤ 300 ms', measured: `${fixed(r.cli.helpMs, 0)} ms`, met: r.cli.helpMs <= 300 },
+    { metric: `\`strata validate\` on the example project (median of ${r.cli.samples.validate.length})`, target: '≤ 600 ms', measured: `${fixed(r.cli.validateMs, 0)} ms`, met: r.cli.validateMs <= 600 },
+    { metric: `\`strata user <id>\` against a running stack (median of ${r.cli.samples.user.length})`, target: '≤ 800 ms', measured: `${fixed(r.cli.userMs, 0)} ms`, met: r.cli.userMs <= 800 },
   ];
 }
 

@@ -3,7 +3,6 @@
  * DESIGN.md, writes bench/results.json, prints the table and refreshes README.md's bench section. Every figure
  * comes from this one run, so ratios compare like with like on the same machine at the same moment.
  */
-import '../functions/local/polyfills.js';
 import '../functions/local/cli-environment.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -11,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { loadRulesetOrThrow } from '../functions/core/ruleset.js';
 import { readProjectFiles } from '../functions/local/project-files.js';
 import { type CapacityFigures, measureCapacity } from './capacity.js';
+import { type CliFigures, measureCli } from './cli.js';
 import { measureColdStart } from './cold-start.js';
 import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
@@ -28,6 +28,7 @@ export interface BenchOptions {
   reviewUsers: number;
   coldStartRuns: number;
   activeUserDays: number;
+  cliRuns: number;
   log?: (line: string) => void;
 }
 
@@ -41,14 +42,15 @@ export interface BenchResults {
   review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string };
   journeys: Record<string, JourneyFigures>;
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
+  cli: CliFigures;
   cost: CostResult;
   targets?: TargetCheck[];
 }
 
 export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
   return quick
-    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, coldStartRuns: 10, activeUserDays: 45 }
-    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, coldStartRuns: 10, activeUserDays: 60 };
+    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, coldStartRuns: 10, activeUserDays: 45, cliRuns: 10 }
+    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, coldStartRuns: 10, activeUserDays: 60, cliRuns: 10 };
 }
 
 const r1 = (value: number): number => Math.round(value * 10) / 10;
@@ -72,6 +74,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const active = await timed('active user reviews', () => measureActiveUserReviews(ruleset, options.activeUserDays));
   const journeys = await timed('journeys', () => measureJourneys(ruleset));
   const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
+  const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
@@ -115,6 +118,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     },
     journeys,
     coldStart,
+    cli,
     cost,
   };
   results.targets = targetChecks(results);

@@ -13,37 +13,12 @@
  */
 import { addDays, localDate } from './dates.js';
 import { shortHash } from './hash.js';
-import type { Qualification, RuleOutcome } from './qualify.js';
+import type { Qualification } from './qualify.js';
 import { type Ruleset, tierIndex } from './ruleset.js';
-import type { Facts } from './metrics.js';
-import type { JourneyRef, TierLock, UserProfile } from './state.js';
+import type { DecisionTrigger, Explanation, JourneyRef, TierLock, TierTransition, UserProfile } from './state.js';
 
-export type TierTransitionKind = 'entered' | 'promoted' | 'demoted' | 'grace-started' | 'grace-cleared' | 'locked' | 'unlocked';
-
-export interface TierTransition {
-  kind: TierTransitionKind;
-  fromTier?: string;
-  toTier: string;
-  /** For grace-started: the local date on which grace expires. */
-  graceUntil?: string;
-}
-
-export type DecisionTrigger = 'event' | 'review' | 'operator';
-
-/** Stored with every change, and printed by `strata explain`. */
-export interface Explanation {
-  at: string;
-  rulesetVersion: string;
-  trigger: DecisionTrigger;
-  eventId?: string;
-  fromTier: string;
-  toTier: string;
-  qualifiedTier: string;
-  transitions: TierTransition[];
-  facts: Facts;
-  rules: RuleOutcome[];
-  note?: string;
-}
+// The decision's record is stored state, so it lives in state.ts; it is exported from here too, where it is made.
+export type { DecisionTrigger, Explanation, TierTransition, TierTransitionKind } from './state.js';
 
 export interface Decision {
   profile: UserProfile;

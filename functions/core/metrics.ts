@@ -10,9 +10,9 @@ import type { UserEvent } from './event.js';
 import type { CounterSpec, Ruleset } from './ruleset.js';
 import type { DayBucket, StoredAttribute, UserProfile } from './state.js';
 import type { SignalFilter } from './journey/journey-schema.js';
+import type { FactValue, Facts } from './facts.js';
 
-export type FactValue = number | string | boolean | string[] | null;
-export type Facts = Record<string, FactValue>;
+export type { FactValue, Facts } from './facts.js';
 
 export interface DayIncrement {
   date: string;

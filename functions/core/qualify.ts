@@ -3,27 +3,10 @@
  * A user qualifies for the highest tier whose rule passes; the base tier needs no rule.
  */
 import type { RuleResult } from 'json-rules-engine';
-import type { Facts, FactValue } from './metrics.js';
+import type { ConditionResult, Facts, FactValue, RuleOutcome } from './facts.js';
 import type { Ruleset } from './ruleset.js';
 
-export interface ConditionResult {
-  fact?: string;
-  operator?: string;
-  value?: unknown;
-  path?: string;
-  factValue?: FactValue;
-  result?: boolean;
-  all?: ConditionResult[];
-  any?: ConditionResult[];
-  not?: ConditionResult;
-}
-
-export interface RuleOutcome {
-  tier: string;
-  rule: string;
-  passed: boolean;
-  conditions: ConditionResult;
-}
+export type { ConditionResult, RuleOutcome } from './facts.js';
 
 export interface Qualification {
   tier: string;

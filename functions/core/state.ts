@@ -1,9 +1,8 @@
-import type { Explanation } from './decide.js';
-
 /**
  * The stored state of a user, as the core sees it. Adapters map these to DynamoDB items and back; the core
  * never sees keys, versions conditions or capacity.
  */
+import type { Facts, RuleOutcome } from './facts.js';
 
 /** One local day of a user's activity: counters keyed by counter id (see metrics.ts). */
 export interface DayBucket {
@@ -91,6 +90,33 @@ export interface UserProfile {
   outboxVersion?: number;
   /** The night on which the review retries the outbox if nothing has emptied it by then. */
   outboxRetryAt?: string;
+}
+
+export type TierTransitionKind = 'entered' | 'promoted' | 'demoted' | 'grace-started' | 'grace-cleared' | 'locked' | 'unlocked';
+
+export interface TierTransition {
+  kind: TierTransitionKind;
+  fromTier?: string;
+  toTier: string;
+  /** For grace-started: the local date on which grace expires. */
+  graceUntil?: string;
+}
+
+export type DecisionTrigger = 'event' | 'review' | 'operator';
+
+/** Why a tier decision came out as it did (decide.ts makes it): stored with every change, printed by `strata explain`. */
+export interface Explanation {
+  at: string;
+  rulesetVersion: string;
+  trigger: DecisionTrigger;
+  eventId?: string;
+  fromTier: string;
+  toTier: string;
+  qualifiedTier: string;
+  transitions: TierTransition[];
+  facts: Facts;
+  rules: RuleOutcome[];
+  note?: string;
 }
 
 /** A tier-history entry: the change and its explanation, keyed by the profile version it produced. */

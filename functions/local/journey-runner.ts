@@ -25,7 +25,6 @@
  * plus one per retry. On a virtual clock the library has already entered the Task after a Wait while the
  * execution sleeps, so a snapshot taken during a Wait lists that Task; an execution stopped there does not count it.
  */
-import './polyfills.js';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import type { AslDefinition } from '../core/journey/compile-journey.js';
 import type { JourneyExecutionInput, JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';

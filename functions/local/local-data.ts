@@ -8,7 +8,6 @@
 import { ListTablesCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_TABLE_NAME, startDynalite } from './dynalite.js';
 
 export interface StackInfo {
   dynamoEndpoint: string;
@@ -61,6 +60,8 @@ export async function openLocalData(dataDir: string): Promise<LocalData> {
     const client = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
     return { client, tableName: stack.tableName, close: async () => client.destroy() };
   }
+  // Loaded only here: with a running stack, reading a user needs the SDK client alone, not dynalite and LevelDB.
+  const { DEFAULT_TABLE_NAME, startDynalite } = await import('./dynalite.js');
   const dynalite = await startDynalite({ path: join(dataDir, DYNALITE_FOLDER), tableName: DEFAULT_TABLE_NAME });
   return { client: dynalite.client, tableName: dynalite.tableName, close: dynalite.close };
 }

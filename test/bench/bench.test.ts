@@ -16,6 +16,7 @@ describe('npm run bench', () => {
       reviewUsers: 200,
       coldStartRuns: 1,
       activeUserDays: 35,
+      cliRuns: 1,
     });
 
     expect(results.machine.cores).toBeGreaterThan(0);
@@ -33,6 +34,7 @@ describe('npm run bench', () => {
     expect(results.journeys['member']).toMatchObject({ transitions: 9, sends: 3, status: 'SUCCEEDED' });
     expect(results.coldStart.bundleBytes).toBeGreaterThan(100_000);
     expect(results.coldStart.importMsMedian).toBeGreaterThan(0);
+    for (const key of ['helpMs', 'validateMs', 'userMs'] as const) expect(results.cli[key]).toBeGreaterThan(0);
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
     expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
 
@@ -40,5 +42,5 @@ describe('npm run bench', () => {
     expect(table).toContain('| nightly review: items read ÷ users due');
     expect(replaceReadmeSection('# Strata\n', table)).toBeUndefined();
     expect(replaceReadmeSection(`a\n${README_START}\nold\n${README_END}\nb`, table)).toBe(`a\n${README_START}\n${table}\n${README_END}\nb`);
-  }, 60_000);
+  }, 120_000);
 });

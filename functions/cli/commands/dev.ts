@@ -24,7 +24,7 @@ import { type LocalStack, type StackActivity, startLocalStack } from '../../loca
 import { PortInUseError, startPutEventsEndpoint } from '../../local/put-events-endpoint.js';
 import { startOperatorEndpoint } from '../../local/operator-endpoint.js';
 import { type CliOutput, UsageError } from '../output.js';
-import { loadValidRuleset } from './simulate.js';
+import { loadValidRuleset } from '../load-ruleset.js';
 
 export const DEMO_DAYS = 60;
 export const DEMO_USERS = 60;
@@ -247,8 +247,8 @@ export function devCommand(out: CliOutput): Command {
       await new Promise<void>((resolveStop) => {
         let stopping = false;
         const shutdown = (): void => {
-          // Under `npm start` one Ctrl-C arrives more than once: from the terminal and again relayed by npm and
-          // tsx. A listener that is gone after the first would let the second kill the process mid-shutdown,
+          // Under `npm start` one Ctrl-C arrives more than once: from the terminal and again relayed by npm.
+          // A listener that is gone after the first would let the second kill the process mid-shutdown,
           // leaving stack.json behind; so the listeners stay, and repeats are ignored.
           if (stopping) return;
           stopping = true;

@@ -1,22 +1,16 @@
 import { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { formatProblem } from '../../core/errors.js';
-import { loadRuleset, type Ruleset } from '../../core/ruleset.js';
 import { readEventLines } from '../../local/event-lines.js';
-import { readProjectFiles } from '../../local/project-files.js';
+import { EXAMPLE_EVENTS_FILE, EXAMPLE_EVENTS_OPTIONS, ensureExampleEvents } from '../../local/example-events.js';
 import { renderReportHtml } from '../../local/report-html.js';
 import { compareRulesets, runSimulation } from '../../local/simulation.js';
 import type { SimulationSummary } from '../../local/simulation-summary.js';
+import { loadValidRuleset } from '../load-ruleset.js';
 import { type CliOutput, UsageError } from '../output.js';
 
-export async function loadValidRuleset(projectDir: string, what: string): Promise<Ruleset> {
-  const { ruleset, problems } = loadRuleset(await readProjectFiles(projectDir));
-  if (!ruleset) {
-    throw new UsageError(`${what} in ${projectDir} has ${problems.length} problem(s):\n  ${problems.map(formatProblem).join('\n  ')}`, 'run `strata validate` and fix them first');
-  }
-  return ruleset;
-}
+// Also exported from here, where it used to live, for callers that import it with the simulator.
+export { loadValidRuleset };
 
 export function formatWeeklyTable(summary: SimulationSummary): string[] {
   const tierIds = summary.tiers.map((t) => t.id);
@@ -64,6 +58,10 @@ function printSummary(summary: SimulationSummary, out: CliOutput): void {
 export async function simulate(options: SimulateOptions, out: CliOutput): Promise<SimulationSummary> {
   const ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
   const candidate = options.compare ? await loadValidRuleset(resolve(options.compare), 'the --compare ruleset') : undefined;
+  if (resolve(options.events) === resolve(EXAMPLE_EVENTS_FILE)) {
+    const { users, days } = EXAMPLE_EVENTS_OPTIONS;
+    if (await ensureExampleEvents(resolve(options.events))) out.info(`Generated ${options.events}: the example population, ${users} users over ${days} days (pass --events FILE.jsonl for your own).`);
+  }
   const { events, skipped } = await readEventLines(resolve(options.events)).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') throw new UsageError(`simulate: no events file at ${options.events}`, 'generate one with `npm run examples` or pass --events FILE.jsonl');
     throw error;
@@ -99,7 +97,7 @@ export async function simulate(options: SimulateOptions, out: CliOutput): Promis
 export function simulateCommand(out: CliOutput): Command {
   return new Command('simulate')
     .description('replay an event history through the whole stack on a virtual clock and report what the rules and journeys do')
-    .option('--events <file>', 'user events, one JSON object per line', 'examples/events.jsonl')
+    .option('--events <file>', 'user events, one JSON object per line (the example history is generated on first use)', EXAMPLE_EVENTS_FILE)
     .option('--rules <dir>', 'the project directory whose rules/ and journeys/ to use', '.')
     .option('--compare <dir>', 'a second project directory: run its rules on the same events and show the difference')
     .option('--days <n>', 'keep running nightly reviews this many days after the last event', '0')

@@ -12,7 +12,7 @@ import { openLocalData } from '../../local/local-data.js';
 import { readJourneyProgress } from '../../local/journey-log.js';
 import { formatExplanation } from '../format-explanation.js';
 import { type CliOutput, UsageError } from '../output.js';
-import { loadValidRuleset } from './simulate.js';
+import { loadValidRuleset } from '../load-ruleset.js';
 
 export interface UserView {
   userId: string;
