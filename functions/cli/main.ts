@@ -44,6 +44,18 @@ const commands: Record<string, CommandEntry> = {
     summary: 'list the events the local stack could not apply, with their reasons; send them again',
     load: async () => (await import('./commands/dlq.js')).dlqCommand(consoleOutput),
   },
+  lock: {
+    summary: "pin a user's tier until a date or until unlocked, with a reason kept in the history",
+    load: async () => (await import('./commands/operate.js')).lockCommand(consoleOutput),
+  },
+  unlock: {
+    summary: 'hand a locked user back to the rules',
+    load: async () => (await import('./commands/operate.js')).unlockCommand(consoleOutput),
+  },
+  forget: {
+    summary: "erase a user's stored data, stop their journeys and publish UserForgotten",
+    load: async () => (await import('./commands/operate.js')).forgetCommand(consoleOutput),
+  },
   journey: {
     summary: 'inspect the journeys',
     load: async () => {

@@ -19,7 +19,7 @@ import type { Ruleset } from '../../core/ruleset.js';
 import { runningStack } from '../../local/local-data.js';
 import type { OperatorFailure } from '../../local/operator-endpoint.js';
 import { type CliOutput, UsageError } from '../output.js';
-import { loadValidRuleset } from './simulate.js';
+import { loadValidRuleset } from '../load-ruleset.js';
 
 /** The variables the deployed Lambdas read; an operator's shell can export the same values. */
 const EVENT_BUS_VARIABLE = 'STRATA_EVENT_BUS_NAME';
