@@ -23,7 +23,8 @@ export const DOCUMENTED_EVENT_TYPES: readonly DocumentedEventType[] = [
   { type: 'questionnaire.answered', properties: ['goal', 'level', 'interests', 'timezone'], drives: 'attributes and tags from the entry questionnaire' },
   { type: 'order.paid', properties: ['amount', 'product'], drives: 'monetary (sum of amount) and recency metrics; journey conversions' },
   { type: 'referral.converted', drives: 'referral metrics' },
-  { type: 'message.opted_out', drives: 'stops every journey send to the user' },
+  { type: 'message.opted_out', properties: ['channel'], drives: "stops journey sends on that channel, or on every channel when it names none" },
+  { type: 'message.opted_in', properties: ['channel'], drives: 'resubscribes that channel, or every channel when it names none' },
 ];
 
 export const DOCUMENTED_EVENT_TYPE_NAMES: ReadonlySet<string> = new Set(DOCUMENTED_EVENT_TYPES.map((e) => e.type));

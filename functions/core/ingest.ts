@@ -9,6 +9,7 @@
  * Step 2 onwards runs after a duplicate too: evaluation is a pure function of stored state, so a crash between
  * any two writes is healed when the event is redelivered.
  */
+import { applyConsentEvent } from './consent.js';
 import { addDays, localDate } from './dates.js';
 import { type Decision, type TierTransition, decideTier, lockTier, unlockTier } from './decide.js';
 import { assertNever } from './errors.js';
@@ -21,7 +22,7 @@ import { nextReviewDate } from './review-date.js';
 import type { Ruleset } from './ruleset.js';
 import { type DayBucket, type HistoryEntry, type TierLock, type TierNotice, type UserProfile, newProfile } from './state.js';
 
-export const OPT_OUT_EVENT = 'message.opted_out';
+export { OPT_OUT_EVENT } from './consent.js';
 const MAX_CONFLICT_RETRIES = 8;
 
 export interface TierServices {
@@ -118,8 +119,9 @@ export async function decideAndSave(
         profile = { ...profile, attributes };
         ownChange = true;
       }
-      if (event.type === OPT_OUT_EVENT && !profile.optedOutAt) {
-        profile = { ...profile, optedOutAt: event.occurredAt };
+      const consented = applyConsentEvent(profile, event);
+      if (consented) {
+        profile = consented;
         ownChange = true;
       }
     }

@@ -10,6 +10,7 @@ import { loadValidRuleset } from '../../functions/cli/commands/simulate.js';
 import { addDays, localDate } from '../../functions/core/dates.js';
 import { userRef } from '../../functions/core/hash.js';
 import { instantAtLocalTime } from '../../functions/core/local-time.js';
+import { isHeldOut } from '../../functions/core/journey/decide-journey-step.js';
 import { OperatorError, forgetUser, lockUser, unlockUser } from '../../functions/core/operator.js';
 import type { Ruleset } from '../../functions/core/ruleset.js';
 import type { TierNotice } from '../../functions/core/state.js';
@@ -160,5 +161,34 @@ describe('strata forget on the local stack', () => {
     const reborn = (await stack.store.loadUser('gone-1', addDays(DAY0, 10))).profile!;
     expect(reborn.version).toBe(1);
     expect(notices().filter((n) => n.userId === 'gone-1').map((n) => n.kind)).toEqual(['entered', 'entered']);
+  });
+});
+
+describe('per-channel consent on the local stack', () => {
+  it('stops only the channel named, everything with none, and resumes after an opt-in', async () => {
+    const visitor = ruleset.journeys['visitor']!;
+    const users = Array.from({ length: 40 }, (_, n) => `consent-${n}`).filter((id) => !isHeldOut(id, visitor)).slice(0, 3);
+    const [leftDirect, leftAll, cameBack] = users as [string, string, string];
+    for (const userId of users) await sendEvent(userId, 'app.opened', `${userId}-open`);
+    await sendEvent(leftDirect, 'message.opted_out', `${leftDirect}-out`, { channel: 'direct-message' });
+    await sendEvent(leftAll, 'message.opted_out', `${leftAll}-out`);
+    await sendEvent(cameBack, 'message.opted_out', `${cameBack}-out`, { channel: 'direct-message' });
+    await clock.advanceTo(instantAtLocalTime(addDays(DAY0, 1), 11 * 60, ruleset.timezone));
+    await sendEvent(cameBack, 'message.opted_in', `${cameBack}-in`, { channel: 'direct-message' });
+    await clock.advanceTo(instantAtLocalTime(addDays(DAY0, 12), 12 * 60, ruleset.timezone));
+
+    const sentSteps = (userId: string): string[] => activity.flatMap((a) => (a.kind === 'action' && a.action.userId === userId ? [a.action.stepId] : []));
+    const exits = (userId: string): string[] =>
+      activity.flatMap((a) => (a.kind === 'journey-step' && a.task.userId === userId && a.result.outcome === 'exit' ? [`${a.task.stepId}:${a.result.reason}`] : []));
+    // Official-account sends go on; the invite on direct-message is where the journey ends.
+    expect(sentSteps(leftDirect)).toEqual(['beginner_cases', 'success_story']);
+    expect(exits(leftDirect)).toEqual(['career_change_group:opted-out']);
+    // Everything closed: the next step (the branch) ends the journey.
+    expect(sentSteps(leftAll)).toEqual(['beginner_cases']);
+    expect(exits(leftAll)).toEqual(['opened_cases:opted-out']);
+    expect(sentSteps(cameBack)).toEqual(['beginner_cases', 'success_story', 'career_change_group', 'free_camp']);
+    const { profile } = await stack.store.loadUser(leftDirect, DAY0);
+    expect(profile!.consent).toEqual({ 'direct-message': { optedOut: true, at: expect.any(String) } });
+    expect(profile!.optedOutAt).toBeUndefined();
   });
 });
