@@ -14,6 +14,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  ScanCommand,
   type QueryCommandInput,
   type QueryCommandOutput,
   UpdateItemCommand,
@@ -24,6 +25,7 @@ import type { DayIncrement } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
 import type { TierStore } from '../core/ports.js';
 import type { UserEraser } from '../core/operator.js';
+import type { RejudgeProgress, RejudgeStore } from '../core/rejudge.js';
 import { instantAtLocalTime } from '../core/local-time.js';
 import { reviewIndexDate } from '../core/review-date.js';
 import { reviewShard } from '../core/review.js';
@@ -44,6 +46,10 @@ export const DEFAULT_RETENTION_DAYS = 400;
 export const REVIEW_PAGE_SIZE = 500;
 const MAX_BATCH_WRITE_ITEMS = 25;
 const MAX_UNPROCESSED_RETRIES = 6;
+/** Items a re-judge Scan page evaluates (every kind is read; the filter keeps profiles). */
+const REJUDGE_SCAN_PAGE = 1000;
+const REJUDGED_VERSION_KEY = 'REJUDGED_VERSION';
+const rejudgeProgressKey = (version: string, segment: number): string => `REJUDGE#${version}#${segment}`;
 
 /**
  * The day item's own attributes. Every other attribute of a day item is a metric counter, named by its counter id
@@ -83,7 +89,9 @@ export type StoreOperation =
   | 'listHistory'
   | 'loadUserForJourney'
   | 'recordSend'
-  | 'deleteUserItems';
+  | 'deleteUserItems'
+  | 'scanUserIds'
+  | 'rejudgeCheckpoint';
 
 export interface CapacityUnits {
   read: number;
@@ -93,7 +101,7 @@ export interface CapacityUnits {
 /** The journey side's port, defined by the journey core (run-journey-step.ts); this adapter implements it as is. */
 export type JourneyUserStore = JourneyStepStore;
 /** Both ports this adapter serves: the tier services' store and the journey step's reads and send records. */
-export type DynamoTierStore = TierStore & JourneyUserStore & UserEraser;
+export type DynamoTierStore = TierStore & JourneyUserStore & UserEraser & RejudgeStore;
 
 export interface DynamoTierStoreOptions {
   client: DynamoDBClient;
@@ -300,6 +308,21 @@ function decodeCursor(cursor: string, expectedPartition: string): Item {
   return key as Item;
 }
 
+/** A Scan cursor: a LastEvaluatedKey of the table itself (partition and sort key strings). */
+function decodeScanCursor(cursor: string): Item {
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch (error) {
+    throw new StoreError('scanUserIds', 'the cursor is not one this store returned', { cause: error });
+  }
+  const item = key as Item;
+  if (typeof item?.[TABLE_KEYS.partitionKey]?.S !== 'string' || typeof item[TABLE_KEYS.sortKey]?.S !== 'string') {
+    throw new StoreError('scanUserIds', 'the cursor is not a key of this table');
+  }
+  return { [TABLE_KEYS.partitionKey]: item[TABLE_KEYS.partitionKey]!, [TABLE_KEYS.sortKey]: item[TABLE_KEYS.sortKey]! };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTierStore {
@@ -386,6 +409,15 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   const expiresAt = (date: string): AttributeValue => ({ N: String(startOfLocalDay(addDays(date, retentionDays), timeZone)) });
 
   const reviewPartitionOf = (userId: string, date: string): string => reviewPartition(date, reviewShard(userId, shardCount));
+
+  const systemKey = (sortKey: string): Item => ({ [TABLE_KEYS.partitionKey]: { S: SYSTEM_KEY }, [TABLE_KEYS.sortKey]: { S: sortKey } });
+  async function readSystemItem(sortKey: string): Promise<Item | undefined> {
+    const { Item: item } = await metered('rejudgeCheckpoint', 'read', client.send(new GetItemCommand({ ...common, Key: systemKey(sortKey), ConsistentRead: true })));
+    return item;
+  }
+  async function writeSystemItem(sortKey: string, fields: Record<string, unknown>): Promise<void> {
+    await metered('rejudgeCheckpoint', 'write', client.send(new PutItemCommand({ ...common, Item: { ...toItem(fields), ...systemKey(sortKey) } })));
+  }
 
   return {
     recordEvent(userId, eventKey, increment: DayIncrement) {
@@ -656,6 +688,58 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           }
         }
         return { deleted: keys.length };
+      });
+    },
+
+    // ---- Re-judge after a ruleset change (a block of its own): a Scan of the profiles, and its checkpoint ----
+
+    scanUserIds(segment, totalSegments, cursor) {
+      return guarded('scanUserIds', undefined, async () => {
+        const page = await metered(
+          'scanUserIds',
+          'read',
+          client.send(
+            new ScanCommand({
+              ...common,
+              Segment: segment,
+              TotalSegments: totalSegments,
+              Limit: REJUDGE_SCAN_PAGE,
+              FilterExpression: '#sk = :profile',
+              ProjectionExpression: '#pk',
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: { ':profile': { S: PROFILE_KEY } },
+              ...(cursor !== undefined ? { ExclusiveStartKey: decodeScanCursor(cursor) } : {}),
+            }),
+          ),
+        );
+        const userIds = (page.Items ?? []).map(userIdOf);
+        return page.LastEvaluatedKey ? { userIds, cursor: encodeCursor(page.LastEvaluatedKey) } : { userIds };
+      });
+    },
+
+    getRejudgedVersion() {
+      return guarded('rejudgeCheckpoint', undefined, async () => (await readSystemItem(REJUDGED_VERSION_KEY))?.['rulesetVersion']?.S);
+    },
+
+    setRejudgedVersion(version) {
+      return guarded('rejudgeCheckpoint', undefined, async () => {
+        await writeSystemItem(REJUDGED_VERSION_KEY, { rulesetVersion: version });
+      });
+    },
+
+    getRejudgeProgress(version, segment) {
+      return guarded('rejudgeCheckpoint', undefined, async () => {
+        const item = await readSystemItem(rejudgeProgressKey(version, segment));
+        if (!item) return undefined;
+        const progress: RejudgeProgress = { done: item['done']?.BOOL === true };
+        if (item['cursor']?.S !== undefined) progress.cursor = item['cursor'].S;
+        return progress;
+      });
+    },
+
+    setRejudgeProgress(version, segment, progress) {
+      return guarded('rejudgeCheckpoint', undefined, async () => {
+        await writeSystemItem(rejudgeProgressKey(version, segment), { ...progress });
       });
     },
   };

@@ -24,6 +24,7 @@ import type { Ruleset } from '../core/ruleset.js';
 import type { TierNotice } from '../core/state.js';
 import { createIngestHandler } from '../handlers/ingest.js';
 import { createJourneyStepHandler, journeyStepStore } from '../handlers/journey-step.js';
+import { type RejudgePlan, createRejudgeHandler } from '../handlers/rejudge.js';
 import { type ShardReviewResult, type ReviewPlan, createReviewHandler } from '../handlers/review.js';
 import type { Clock } from './clock.js';
 import { startDynalite, type RunningDynalite } from './dynalite.js';
@@ -81,6 +82,8 @@ export interface LocalStack {
   counters: { eventsRecorded: number; duplicates: number };
   /** The nightly review as the deployed state machine runs it: plan, every shard, then the checkpoint. */
   runNightlyReview(): Promise<NightlyReviewResult>;
+  /** Judges every user under the ruleset if it is not the one last re-judged under (a restart with new rules). */
+  runRejudge(): Promise<{ needed: boolean; usersJudged: number; usersChanged: number }>;
   /** Resolves once the queue is empty and every journey is finished or waiting for the clock. */
   settle(): Promise<void>;
   /** Resolves with how many accepted events are not yet applied (kept in the ingest log for the next start). */
@@ -201,6 +204,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       return {
         dates: plan.dates,
         usersDue: results.reduce((sum, r) => sum + r.usersDue, 0),
+        usersChanged: results.reduce((sum, r) => sum + r.usersChanged, 0),
+      };
+    },
+    async runRejudge() {
+      const rejudge = createRejudgeHandler({ services, store, totalSegments: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-rejudge') });
+      const plan = (await rejudge({ step: 'plan' })) as RejudgePlan;
+      const results = await Promise.all(plan.segments.map((segment) => rejudge({ step: 'segment', segment }) as Promise<{ usersJudged: number; usersChanged: number }>));
+      if (plan.needed) await rejudge({ step: 'complete' });
+      return {
+        needed: plan.needed,
+        usersJudged: results.reduce((sum, r) => sum + r.usersJudged, 0),
         usersChanged: results.reduce((sum, r) => sum + r.usersChanged, 0),
       };
     },

@@ -155,6 +155,10 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     pid: process.pid,
   });
 
+  // A restart with changed rules judges everyone under them now, not at each user's next review date.
+  const rejudged = await stack.runRejudge();
+  if (rejudged.needed && rejudged.usersJudged > 0) out.info(`${stamp()}  ruleset ${ruleset.version} is new: ${rejudged.usersJudged} users re-judged, ${rejudged.usersChanged} changed`);
+
   const stopping = new AbortController();
   const reviewLoop = (async () => {
     while (!stopping.signal.aborted) {
