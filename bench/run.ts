@@ -16,6 +16,7 @@ import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
+import { type RejudgeCost, measureRejudge } from './rejudge.js';
 import { measureActiveUserReviews, measureNightlyReview } from './review.js';
 import { measureThroughput } from './throughput.js';
 
@@ -29,6 +30,8 @@ export interface BenchOptions {
   coldStartRuns: number;
   activeUserDays: number;
   cliRuns: number;
+  /** Users of the example population re-judged after a rules change. */
+  rejudgeUsers?: number;
   log?: (line: string) => void;
 }
 
@@ -44,6 +47,7 @@ export interface BenchResults {
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
   cli: CliFigures;
   cost: CostResult;
+  rejudge: RejudgeCost;
   targets?: TargetCheck[];
 }
 
@@ -77,6 +81,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
+  const rejudge = await timed('re-judge', () => measureRejudge(ruleset, prices, { users: options.rejudgeUsers ?? (options.quick ? 300 : 2_000) }));
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
   const cost = costModel(prices, {
     perEvent: capacity.meanPerEvent,
@@ -120,6 +125,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     coldStart,
     cli,
     cost,
+    rejudge,
   };
   results.targets = targetChecks(results);
   return results;

@@ -17,6 +17,7 @@ describe('npm run bench', () => {
       coldStartRuns: 1,
       activeUserDays: 35,
       cliRuns: 1,
+      rejudgeUsers: 40,
     });
 
     expect(results.machine.cores).toBeGreaterThan(0);
@@ -37,6 +38,10 @@ describe('npm run bench', () => {
     for (const key of ['helpMs', 'validateMs', 'userMs'] as const) expect(results.cli[key]).toBeGreaterThan(0);
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
     expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
+    // Re-judge: every user read and written once at least (the review always rewrites the profile).
+    expect(results.rejudge.users).toBeGreaterThan(0);
+    expect(results.rejudge.costPer1MUsers.writeUnits).toBeGreaterThanOrEqual(1_000_000);
+    expect(results.rejudge.costPer1MUsers.dollars).toBeGreaterThan(0);
 
     const table = renderTable(results);
     expect(table).toContain('| nightly review: items read ÷ users due');
