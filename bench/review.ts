@@ -3,13 +3,16 @@
  * review index, against the full Scan it replaces. Plus the number of reviews a steadily active user gets, with
  * events through the real ingest path and the nightly review on a virtual clock.
  */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { type DynamoDBClient, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { createDynamoTierStore, type DynamoTierStore } from '../functions/aws/dynamo-store.js';
 import { PROFILE_KEY, TABLE_KEYS } from '../functions/aws/table-schema.js';
 import { addDays } from '../functions/core/dates.js';
 import type { TierServices } from '../functions/core/ingest.js';
 import { instantAtLocalTime } from '../functions/core/local-time.js';
-import { runReview } from '../functions/core/review.js';
+import { DEFAULT_USER_CONCURRENCY, runReview } from '../functions/core/review.js';
+import { type ShardReviewResult, createReviewHandler } from '../functions/handlers/review.js';
 import type { Ruleset } from '../functions/core/ruleset.js';
 import type { UserProfile } from '../functions/core/state.js';
 import { createVirtualClock } from '../functions/local/clock.js';
@@ -173,5 +176,79 @@ export async function measureActiveUserReviews(ruleset: Ruleset, days = 60): Pro
     return { reviewsLast30Days: reviewsByDay.slice(-30).reduce((a, b) => a + b, 0), tier: profile?.tier ?? 'none' };
   } finally {
     await stack.close();
+  }
+}
+
+/** Metrics that print nothing: Powertools reads POWERTOOLS_METRICS_DISABLED only when a Metrics is built. */
+function quietMetrics(): Metrics {
+  const previous = process.env['POWERTOOLS_METRICS_DISABLED'];
+  process.env['POWERTOOLS_METRICS_DISABLED'] = 'true';
+  try {
+    return new Metrics({ namespace: 'StrataBench', serviceName: 'strata-review-bench' });
+  } finally {
+    if (previous === undefined) delete process.env['POWERTOOLS_METRICS_DISABLED'];
+    else process.env['POWERTOOLS_METRICS_DISABLED'] = previous;
+  }
+}
+
+export interface ShardThroughput {
+  users: number;
+  userConcurrency: number;
+  seconds: number;
+  usersPerSecondPerShard: number;
+}
+
+/**
+ * One shard step of the review handler, as the state machine calls it: `users` profiles all due today in a
+ * single shard, reviewed through the real DynamoDB store on dynalite (no-op journey and bus ports, as above), with
+ * the handler's bound on users at once. Users per second per shard is what sizes `reviewShards` and the Map's
+ * concurrency for a population.
+ */
+export async function measureShardThroughput(ruleset: Ruleset, options: { users: number; userConcurrency?: number }): Promise<ShardThroughput> {
+  const dynalite = await startDynalite();
+  try {
+    const shardCount = 1;
+    const store = createDynamoTierStore({ client: dynalite.client, tableName: dynalite.tableName, shardCount, timeZone: ruleset.timezone });
+    const upper = ruleset.tiers[1]?.id ?? ruleset.baseTier;
+    const profiles = Array.from({ length: options.users }, (_, i): UserProfile => ({
+      userId: `shard-user-${String(i).padStart(6, '0')}`,
+      tier: upper,
+      tierSince: '2026-09-01T00:00:00.000Z',
+      tierEnteredBy: 'promotion',
+      version: 1,
+      attributes: {},
+      reviewAt: TODAY,
+    }));
+    await batchWrite(dynalite.client, dynalite.tableName, profiles.map((p) => profileItem(p, shardCount)));
+    await store.setReviewCheckpoint(addDays(TODAY, -1));
+    const services: TierServices = {
+      ruleset,
+      store,
+      journeys: { start: async () => 'started', stop: async () => undefined },
+      publisher: { publishNotices: async () => undefined },
+      clock: { now: () => instantAtLocalTime(TODAY, 3 * 60 + 30, ruleset.timezone) },
+    };
+    const silent = new Logger({ serviceName: 'strata-review-bench', logLevel: 'SILENT' });
+    const handler = createReviewHandler({
+      services,
+      shardCount,
+      ...(options.userConcurrency !== undefined ? { userConcurrency: options.userConcurrency } : {}),
+      logger: silent,
+      metrics: quietMetrics(),
+    });
+    const started = performance.now();
+    const result = (await handler({ step: 'shard', dates: [TODAY], shard: 0 })) as ShardReviewResult;
+    const seconds = (performance.now() - started) / 1000;
+    if (result.usersDue !== options.users || result.usersFailed !== 0) {
+      throw new Error(`Bench: ${options.users} users were due in the shard, the review found ${result.usersDue} (${result.usersFailed} failed)`);
+    }
+    return {
+      users: options.users,
+      userConcurrency: options.userConcurrency ?? DEFAULT_USER_CONCURRENCY,
+      seconds,
+      usersPerSecondPerShard: options.users / seconds,
+    };
+  } finally {
+    await dynalite.close();
   }
 }

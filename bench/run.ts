@@ -17,7 +17,7 @@ import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
 import { type RejudgeCost, measureRejudge } from './rejudge.js';
-import { measureActiveUserReviews, measureNightlyReview } from './review.js';
+import { measureActiveUserReviews, measureNightlyReview, measureShardThroughput } from './review.js';
 import { measureThroughput } from './throughput.js';
 
 export interface BenchOptions {
@@ -27,6 +27,8 @@ export interface BenchOptions {
   evaluationIterations: number;
   throughputEvents: number;
   reviewUsers: number;
+  /** Users due in the one shard whose review throughput is measured. */
+  reviewShardUsers: number;
   coldStartRuns: number;
   activeUserDays: number;
   cliRuns: number;
@@ -42,7 +44,7 @@ export interface BenchResults {
   capacity: { users: number; measuredEvents: number; noChange: CapacityFigures; tierChange: CapacityFigures; meanPerEvent: { read: number; write: number }; byOperation: Record<string, unknown>; seedSeconds: number };
   evaluation: { coreUs: number; jreUs: number; plainJsUs: number; coreOverJre: number };
   throughput: { eventsPerSec: number; dynaliteOpsPerSec: number; ratio: number; events: number; ingestConcurrency: number };
-  review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string };
+  review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string; usersPerSecondPerShard: number };
   journeys: Record<string, JourneyFigures>;
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
   cli: CliFigures;
@@ -53,8 +55,8 @@ export interface BenchResults {
 
 export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
   return quick
-    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, coldStartRuns: 10, activeUserDays: 45, cliRuns: 10 }
-    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, coldStartRuns: 10, activeUserDays: 60, cliRuns: 10 };
+    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, reviewShardUsers: 500, coldStartRuns: 10, activeUserDays: 45, cliRuns: 10 }
+    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, reviewShardUsers: 2_000, coldStartRuns: 10, activeUserDays: 60, cliRuns: 10 };
 }
 
 const r1 = (value: number): number => Math.round(value * 10) / 10;
@@ -76,6 +78,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const throughput = await timed('throughput', () => measureThroughput(ruleset, { events: options.throughputEvents, concurrency: 8 }));
   const review = await timed('nightly review', () => measureNightlyReview(ruleset, { users: options.reviewUsers }));
   const active = await timed('active user reviews', () => measureActiveUserReviews(ruleset, options.activeUserDays));
+  const shard = await timed('review shard throughput', () => measureShardThroughput(ruleset, { users: options.reviewShardUsers }));
   const journeys = await timed('journeys', () => measureJourneys(ruleset));
   const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
   const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
@@ -120,6 +123,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       seedSeconds: r1(review.seedSeconds),
       reviewsPerActiveUser30d: active.reviewsLast30Days,
       activeUserTier: active.tier,
+      usersPerSecondPerShard: r1(shard.usersPerSecondPerShard),
     },
     journeys,
     coldStart,

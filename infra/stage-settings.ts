@@ -6,7 +6,7 @@
  */
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
-import { DEFAULT_REVIEW_SHARDS } from '../functions/aws/table-schema.js';
+import { DEFAULT_REVIEW_SHARDS, MAX_REVIEW_SHARDS } from '../functions/aws/table-schema.js';
 import { isValidTimeZone } from '../functions/core/dates.js';
 
 export interface StageSettings {
@@ -24,6 +24,10 @@ export interface StageSettings {
   reviewShards: number;
   /** How many shards the review state machine reviews at once. */
   reviewMapConcurrency: number;
+  /** The most ingest functions the SQS event source runs at once (Lambda's `maxConcurrency`). */
+  ingestMaxConcurrency: number;
+  /** An address subscribed to the alarm topic by email; none = subscribe your own endpoints to the topic. */
+  alarmEmail: string | undefined;
 }
 
 export const CONTEXT_KEYS = {
@@ -34,17 +38,23 @@ export const CONTEXT_KEYS = {
   logRetentionDays: 'logRetentionDays',
   reviewShards: 'reviewShards',
   reviewMapConcurrency: 'reviewMapConcurrency',
+  ingestMaxConcurrency: 'ingestMaxConcurrency',
+  alarmEmail: 'alarmEmail',
 } as const;
 
 export const DEFAULT_STAGE_SETTINGS: StageSettings = {
   allowedSources: [],
   allowedAccounts: [],
-  // 02:30 local time: after the day's last events, before anyone wakes up.
-  reviewSchedule: 'cron(30 2 * * ? *)',
+  // 03:30 local time: after the day's last events, before anyone wakes up. Not 02:30, which does not exist on
+  // the night clocks spring forward in US and EU zones, and Scheduler skips a time that does not exist.
+  reviewSchedule: 'cron(30 3 * * ? *)',
   reviewTimeZone: undefined,
   logRetentionDays: RetentionDays.ONE_MONTH,
   reviewShards: DEFAULT_REVIEW_SHARDS,
   reviewMapConcurrency: 8,
+  // Leaves most of an account's default 1,000 for the journey-step function and everything else.
+  ingestMaxConcurrency: 20,
+  alarmEmail: undefined,
 };
 
 /** Our own sources on the bus; a producer may not claim them, or it could forge tier notices and journey actions. */
@@ -99,11 +109,11 @@ export function normalizeCron(key: string, value: unknown, problems: string[]): 
   const inner = /^cron\((.*)\)$/.exec(value.trim())?.[1] ?? value.trim();
   const fields = inner.split(/\s+/);
   if (fields.length !== 6) {
-    problems.push(`${key}: "${value}" must have six fields, "cron(minutes hours day-of-month month day-of-week year)", e.g. "cron(30 2 * * ? *)"`);
+    problems.push(`${key}: "${value}" must have six fields, "cron(minutes hours day-of-month month day-of-week year)", e.g. "cron(30 3 * * ? *)"`);
     return undefined;
   }
   if (fields[2] !== '?' && fields[4] !== '?') {
-    problems.push(`${key}: "${value}" needs "?" in day-of-month or day-of-week, e.g. "cron(30 2 * * ? *)"`);
+    problems.push(`${key}: "${value}" needs "?" in day-of-month or day-of-week, e.g. "cron(30 3 * * ? *)"`);
     return undefined;
   }
   return `cron(${fields.join(' ')})`;
@@ -132,8 +142,14 @@ export function readStageSettings(node: Node): StageSettings {
   if (logRetentionDays !== undefined && !RETENTION_VALUES.has(logRetentionDays)) {
     problems.push(`${CONTEXT_KEYS.logRetentionDays}: ${logRetentionDays} is not a CloudWatch retention; use one of ${[...RETENTION_VALUES].filter((v) => v > 0).sort((a, b) => a - b).join(', ')}`);
   }
-  const reviewShards = wholeNumber(CONTEXT_KEYS.reviewShards, context(CONTEXT_KEYS.reviewShards), 1, 256, problems);
+  const reviewShards = wholeNumber(CONTEXT_KEYS.reviewShards, context(CONTEXT_KEYS.reviewShards), 1, MAX_REVIEW_SHARDS, problems);
   const reviewMapConcurrency = wholeNumber(CONTEXT_KEYS.reviewMapConcurrency, context(CONTEXT_KEYS.reviewMapConcurrency), 1, 40, problems);
+  // Lambda's limits for an SQS event source's maximum concurrency.
+  const ingestMaxConcurrency = wholeNumber(CONTEXT_KEYS.ingestMaxConcurrency, context(CONTEXT_KEYS.ingestMaxConcurrency), 2, 1000, problems);
+  const alarmEmail = context(CONTEXT_KEYS.alarmEmail);
+  if (alarmEmail !== undefined && alarmEmail !== '' && (typeof alarmEmail !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail))) {
+    problems.push(`${CONTEXT_KEYS.alarmEmail}: ${JSON.stringify(alarmEmail)} is not an email address such as "ops@example.com"`);
+  }
 
   if (problems.length > 0) throw new StageSettingsError(problems);
   const defaults = DEFAULT_STAGE_SETTINGS;
@@ -145,5 +161,7 @@ export function readStageSettings(node: Node): StageSettings {
     logRetentionDays: (logRetentionDays as RetentionDays | undefined) ?? defaults.logRetentionDays,
     reviewShards: reviewShards ?? defaults.reviewShards,
     reviewMapConcurrency: reviewMapConcurrency ?? defaults.reviewMapConcurrency,
+    ingestMaxConcurrency: ingestMaxConcurrency ?? defaults.ingestMaxConcurrency,
+    alarmEmail: typeof alarmEmail === 'string' && alarmEmail !== '' ? alarmEmail : defaults.alarmEmail,
   };
 }

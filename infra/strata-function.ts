@@ -13,7 +13,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { join } from 'node:path';
 import type { ProjectFiles } from '../functions/core/ruleset.js';
-import { PROJECT_FILES_GLOBAL } from '../functions/handlers/runtime.js';
+import { ENV, PROJECT_FILES_GLOBAL } from '../functions/handlers/runtime.js';
 
 /** The newest Node.js runtime Lambda offers in this CDK version (cdk-nag's L1 checks that it is the latest). */
 export const FUNCTION_RUNTIME = Runtime.NODEJS_24_X;
@@ -49,6 +49,8 @@ export interface StrataFunctionProps {
   logRetention: RetentionDays;
   timeout: Duration;
   memorySize: number;
+  /** The CloudWatch namespace of the handler's own metrics, unique to the stack (see stage-names.ts). */
+  metricsNamespace: string;
 }
 
 export class StrataFunction extends Construct {
@@ -79,6 +81,7 @@ export class StrataFunction extends Construct {
       role: this.role,
       logGroup: this.logGroup,
       loggingFormat: LoggingFormat.JSON,
+      environment: { [ENV.metricsNamespace]: props.metricsNamespace },
       bundling: {
         forceDockerBundling: false,
         minify: true,

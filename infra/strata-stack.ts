@@ -9,8 +9,9 @@
  * The rules and journeys are read at synth: the journeys are compiled to the state machines' ASL, and the files
  * are baked into every function, so one deploy ships one consistent version of both.
  */
-import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
-import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, type StackProps, TimeZone } from 'aws-cdk-lib';
+import { type Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { AttributeType, Billing, ProjectionType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { EventBus, type EventPattern, Rule } from 'aws-cdk-lib/aws-events';
 import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
@@ -19,6 +20,8 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import {
   CfnStateMachineAlias,
@@ -26,9 +29,12 @@ import {
   Choice,
   Condition,
   DefinitionBody,
+  JitterType,
   JsonPath,
   LogLevel,
   Map as MapState,
+  Pass,
+  type RetryProps,
   StateMachine,
   StateMachineType,
   Succeed,
@@ -40,15 +46,31 @@ import { TABLE_KEYS } from '../functions/aws/table-schema.js';
 import { JOURNEY_SOURCE, TIER_SOURCE } from '../functions/aws/eventbridge-publisher.js';
 import { ConfigError } from '../functions/core/errors.js';
 import { JOURNEY_STEP_RESOURCE, compileJourney, journeyVersion } from '../functions/core/journey/compile-journey.js';
+import { LAMBDA_TASK_RETRY } from '../functions/core/lambda-task-retry.js';
 import { type ProjectFiles, type Ruleset, loadRuleset } from '../functions/core/ruleset.js';
 import { type JourneyTarget, bindDeadLetterQueue, bindEventBus, bindJourneyStarter, bindTable } from './bindings.js';
+import { busStatementId, metricsNamespaceOf } from './stage-names.js';
 import { acknowledge, acknowledgeWildcardResources } from './nag.js';
 import { RESERVED_SOURCE_PREFIX, type StageSettings } from './stage-settings.js';
 import { USER_EVENTS_PATTERN } from '../functions/core/event-pattern.js';
+import { REVIEW_SERVICE_NAME, REVIEW_USERS_FAILED_METRIC } from '../functions/handlers/review.js';
 import { StrataFunction } from './strata-function.js';
 
 /** The name inside the `${...}` placeholder that the journey compiler leaves in every Task's Resource. */
 export const JOURNEY_STEP_SUBSTITUTION = /^\$\{(\w+)\}$/.exec(JOURNEY_STEP_RESOURCE)![1]!;
+
+/** LAMBDA_TASK_RETRY (shared with the compiled journeys) as CDK retry props. */
+function lambdaTaskRetryProps(): RetryProps {
+  const retry = LAMBDA_TASK_RETRY;
+  return {
+    errors: [...retry.ErrorEquals],
+    interval: Duration.seconds(retry.IntervalSeconds),
+    backoffRate: retry.BackoffRate,
+    maxDelay: Duration.seconds(retry.MaxDelaySeconds),
+    maxAttempts: retry.MaxAttempts,
+    jitterStrategy: retry.JitterStrategy === 'FULL' ? JitterType.FULL : JitterType.NONE,
+  };
+}
 
 /** SQS wants the visibility timeout at six times the function timeout, so a slow batch is not handed out twice. */
 const INGEST_TIMEOUT = Duration.seconds(30);
@@ -58,6 +80,12 @@ const INGEST_MAX_RECEIVES = 5;
 export const INGEST_BATCH_SIZE = 10;
 /** The alias every journey execution starts on; a rollback points it at an earlier version. */
 export const JOURNEY_ALIAS_NAME = 'live';
+/** SQS's longest retention: a long outage of ingest (or of what it calls) must not expire events unseen. */
+const QUEUE_RETENTION = Duration.days(14);
+/** The ingest queue alarms when its oldest message has waited this long: ingest is down or far behind. */
+export const INGEST_QUEUE_AGE_ALARM = Duration.hours(1);
+/** A dead letter left this long is near its 14-day expiry: redrive it or lose it. */
+export const DEAD_LETTER_AGE_ALARM = Duration.days(10);
 
 export interface StrataStackProps extends StackProps {
   /** The repository root (rules/, journeys/, functions/, package-lock.json). */
@@ -81,6 +109,8 @@ export class StrataStack extends Stack {
   readonly ingestFunction: StrataFunction;
   readonly reviewFunction: StrataFunction;
   readonly journeyStepFunction: StrataFunction;
+  /** Every alarm notifies this topic; the `alarmEmail` setting subscribes an address to it. */
+  readonly alarmTopic: Topic;
 
   constructor(scope: Construct, id: string, props: StrataStackProps) {
     super(scope, id, props);
@@ -91,7 +121,12 @@ export class StrataStack extends Stack {
     if (!loaded.ruleset) throw new ConfigError(loaded.problems);
     this.ruleset = loaded.ruleset;
 
-    const functionDefaults = { projectRoot, projectFiles, logRetention: settings.logRetentionDays };
+    const functionDefaults = {
+      projectRoot,
+      projectFiles,
+      logRetention: settings.logRetentionDays,
+      metricsNamespace: metricsNamespaceOf(this.stackName),
+    };
     const shardCount = settings.reviewShards;
 
     // ---- Storage -------------------------------------------------------------------------------------------
@@ -101,6 +136,8 @@ export class StrataStack extends Stack {
       billing: Billing.onDemand(),
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       timeToLiveAttribute: TABLE_KEYS.timeToLiveAttribute,
+      // Every user's standing and history; a stray `cdk destroy` or console click must not take it.
+      deletionProtection: true,
       globalSecondaryIndexes: [
         {
           indexName: TABLE_KEYS.reviewIndexName,
@@ -120,13 +157,13 @@ export class StrataStack extends Stack {
     this.ingestDeadLetterQueue = new Queue(this, 'IngestDeadLetterQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+      retentionPeriod: QUEUE_RETENTION,
     });
     this.ingestQueue = new Queue(this, 'IngestQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       visibilityTimeout: INGEST_VISIBILITY_TIMEOUT,
-      retentionPeriod: Duration.days(4),
+      retentionPeriod: QUEUE_RETENTION,
       deadLetterQueue: { queue: this.ingestDeadLetterQueue, maxReceiveCount: INGEST_MAX_RECEIVES },
     });
     new Rule(this, 'UserEventsRule', {
@@ -169,14 +206,19 @@ export class StrataStack extends Stack {
     bindJourneyStarter(this.ingestFunction.function, this.journeyTargets);
     bindDeadLetterQueue(this.ingestFunction.function, this.ingestDeadLetterQueue);
     this.ingestFunction.function.addEventSource(
-      new SqsEventSource(this.ingestQueue, { batchSize: INGEST_BATCH_SIZE, reportBatchItemFailures: true }),
+      new SqsEventSource(this.ingestQueue, {
+        batchSize: INGEST_BATCH_SIZE,
+        reportBatchItemFailures: true,
+        // A backlog must not scale ingest to the account's limit and throttle the journey-step function.
+        maxConcurrency: settings.ingestMaxConcurrency,
+      }),
     );
 
     this.reviewFunction = new StrataFunction(this, 'Review', {
       ...functionDefaults,
       handlerName: 'review',
       description: 'Strata: nightly review steps (plan, one shard, advance the checkpoint)',
-      // A shard of a catch-up run may hold several nights of due users; a timeout is resumed by the retry.
+      // A shard stops within its time budget and returns a cursor that the state machine resumes from.
       timeout: Duration.minutes(15),
       memorySize: 1024,
     });
@@ -209,43 +251,89 @@ export class StrataStack extends Stack {
     });
 
     // ---- Alarms --------------------------------------------------------------------------------------------
+    this.alarmTopic = this.alarms(settings);
+
+    new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName, description: 'Producers PutEvents here' });
+    new CfnOutput(this, 'EventBusArn', { value: this.bus.eventBusArn });
+  }
+
+  /**
+   * Every alarm notifies one SNS topic (subscribe a pager, chat or email to it; `alarmEmail` adds an email). The
+   * alarms: dead letters waiting (and near their expiry), the ingest queue falling behind, failed executions of
+   * every state machine, a review that timed out, and users the review could not review.
+   */
+  private alarms(settings: StageSettings): Topic {
+    const topic = new Topic(this, 'AlarmTopic', { displayName: `Strata alarms (${this.stackName})`, enforceSSL: true });
+    acknowledge(
+      topic,
+      'AwsSolutions-SNS2',
+      'Alarm notifications carry only alarm names, metrics and states, never user data; CloudWatch cannot publish to a topic under the AWS-managed SNS key, and a customer key would cost more than this data is worth protecting.',
+    );
+    if (settings.alarmEmail) topic.addSubscription(new EmailSubscription(settings.alarmEmail));
+    const notify = new SnsAction(topic);
+    const alarmWhen = (alarm: Alarm): void => alarm.addAlarmAction(notify);
+    const aboveZero = { threshold: 0, comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD, evaluationPeriods: 1, treatMissingData: TreatMissingData.NOT_BREACHING };
+
     for (const [id, queue] of [
       ['IngestDeadLetterQueue', this.ingestDeadLetterQueue],
       ['ScheduleDeadLetterQueue', this.scheduleDeadLetterQueue],
     ] as const) {
-      queue
-        .metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' })
-        .createAlarm(this, `${id}DepthAlarm`, {
+      alarmWhen(
+        queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }).createAlarm(this, `${id}DepthAlarm`, {
           alarmDescription: `Strata: messages in ${id}; read their "reason" attribute, fix, then redrive`,
-          threshold: 0,
-          comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+          ...aboveZero,
+        }),
+      );
+      alarmWhen(
+        queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5), statistic: 'Maximum' }).createAlarm(this, `${id}AgeAlarm`, {
+          alarmDescription: `Strata: a message in ${id} is ${DEAD_LETTER_AGE_ALARM.toDays()} days old and expires at ${QUEUE_RETENTION.toDays()}; redrive it now`,
+          threshold: DEAD_LETTER_AGE_ALARM.toSeconds(),
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
           evaluationPeriods: 1,
           treatMissingData: TreatMissingData.NOT_BREACHING,
-        });
+        }),
+      );
     }
+    alarmWhen(
+      this.ingestQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5), statistic: 'Maximum' }).createAlarm(this, 'IngestQueueAgeAlarm', {
+        alarmDescription: `Strata: the oldest user event has waited ${INGEST_QUEUE_AGE_ALARM.toHours()} h for ingest; events expire after ${QUEUE_RETENTION.toDays()} days. Check the ingest function's errors and throttles.`,
+        threshold: INGEST_QUEUE_AGE_ALARM.toSeconds(),
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+    );
     const machines: Array<[string, StateMachine]> = [
       ...Object.entries(this.journeyMachines).map(([tier, machine]): [string, StateMachine] => [`Journey-${tier}`, machine]),
       ['Review', this.reviewMachine],
     ];
     for (const [id, machine] of machines) {
-      machine.metricFailed({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, `${id}FailedAlarm`, {
-        alarmDescription: `Strata: ${id} executions failed`,
-        threshold: 0,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      });
+      alarmWhen(
+        machine.metricFailed({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, `${id}FailedAlarm`, {
+          alarmDescription: `Strata: ${id} executions failed; fix the cause, then redrive them (see the operator's guide)`,
+          ...aboveZero,
+        }),
+      );
     }
-    this.reviewMachine.metricTimedOut({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, 'ReviewTimedOutAlarm', {
-      alarmDescription: 'Strata: the nightly review timed out; it resumes on the next run, but look why',
-      threshold: 0,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
-
-    new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName, description: 'Producers PutEvents here' });
-    new CfnOutput(this, 'EventBusArn', { value: this.bus.eventBusArn });
+    alarmWhen(
+      this.reviewMachine.metricTimedOut({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, 'ReviewTimedOutAlarm', {
+        alarmDescription: 'Strata: the nightly review timed out; it resumes on the next run, but look why',
+        ...aboveZero,
+      }),
+    );
+    alarmWhen(
+      new Metric({
+        namespace: metricsNamespaceOf(this.stackName),
+        metricName: REVIEW_USERS_FAILED_METRIC,
+        dimensionsMap: { service: REVIEW_SERVICE_NAME },
+        period: Duration.hours(1),
+        statistic: 'Sum',
+      }).createAlarm(this, 'ReviewUsersFailedAlarm', {
+        alarmDescription: 'Strata: the nightly review could not review some users (they are retried the next night); the review logs name them by userRef and say why',
+        ...aboveZero,
+      }),
+    );
+    return topic;
   }
 
   /**
@@ -260,7 +348,7 @@ export class StrataStack extends Stack {
     if (allowedAccounts.length > 0) {
       this.bus.addToResourcePolicy(
         new PolicyStatement({
-          sid: 'AllowListedAccounts',
+          sid: busStatementId(this.stackName, 'AllowListedAccounts'),
           principals: allowedAccounts.map((account) => new AccountPrincipal(account)),
           ...onBus,
           ...(allowedSources.length > 0 ? { conditions: { StringEquals: { 'events:source': allowedSources } } } : {}),
@@ -268,7 +356,7 @@ export class StrataStack extends Stack {
       );
       this.bus.addToResourcePolicy(
         new PolicyStatement({
-          sid: 'DenyStrataSourcesFromOtherAccounts',
+          sid: busStatementId(this.stackName, 'DenyStrataSourcesFromOtherAccounts'),
           effect: Effect.DENY,
           principals: [new AnyPrincipal()],
           ...onBus,
@@ -282,7 +370,7 @@ export class StrataStack extends Stack {
     if (allowedSources.length > 0) {
       this.bus.addToResourcePolicy(
         new PolicyStatement({
-          sid: 'DenyUnlistedSources',
+          sid: busStatementId(this.stackName, 'DenyUnlistedSources'),
           effect: Effect.DENY,
           principals: [new AnyPrincipal()],
           ...onBus,
@@ -292,15 +380,23 @@ export class StrataStack extends Stack {
     }
   }
 
-  /** Logs for a state machine: every event, but never the execution data (it holds user ids). */
-  private stateMachineLogs(id: string, settings: StageSettings) {
+  /** Logs for a state machine at `level`, never with the execution data (it holds user ids). */
+  private stateMachineLogs(id: string, settings: StageSettings, level: LogLevel) {
     const destination = new LogGroup(this, `${id}Logs`, {
       // Step Functions delivers through CloudWatch vended logs; this prefix keeps the account's log resource
-      // policy from growing with every state machine.
-      logGroupName: `/aws/vendedlogs/states/${this.stackName}-${id}`,
+      // policy from growing with every state machine. The suffix is unique to this stack instance: the group
+      // outlives the stack (its logs are kept), so a stack created again after a destroy must not reuse its name.
+      logGroupName: `/aws/vendedlogs/states/${this.stackName}-${id}-${this.stackInstanceSuffix()}`,
       retention: settings.logRetentionDays,
+      // Deleted when its creation is rolled back (nothing was logged yet), kept on update and delete.
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
-    return { destination, level: LogLevel.ALL, includeExecutionData: false };
+    return { destination, level, includeExecutionData: false };
+  }
+
+  /** The last group of the stack id's UUID: differs between two creations of a stack with the same name. */
+  private stackInstanceSuffix(): string {
+    return Fn.select(4, Fn.split('-', Fn.select(2, Fn.split('/', Aws.STACK_ID))));
   }
 
   private acknowledgeStateMachineRole(machine: StateMachine): void {
@@ -320,12 +416,18 @@ export class StrataStack extends Stack {
       // Compiled from journeys/*.json at synth; never hand-written ASL.
       definitionBody: DefinitionBody.fromString(JSON.stringify(compileJourney(journey))),
       definitionSubstitutions: { [JOURNEY_STEP_SUBSTITUTION]: stepFunction.functionArn },
-      logs: this.stateMachineLogs(id, settings),
+      // ERROR only: a journey waits for days, and every state transition logged at ALL is paid for.
+      logs: this.stateMachineLogs(id, settings, LogLevel.ERROR),
       tracingEnabled: true,
     });
     // The Task's Resource is the unqualified function ARN, so invoking that ARN is all the role needs.
     machine.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [stepFunction.functionArn] }));
     this.acknowledgeStateMachineRole(machine);
+    acknowledge(
+      machine,
+      'AwsSolutions-SF1',
+      'Journey executions wait for days and run for every user in a tier: logging ALL events would bill a log line per state transition for millions of executions. ERROR logs every failure; X-Ray traces and the execution history (kept 90 days) show the rest.',
+    );
     return machine;
   }
 
@@ -359,22 +461,29 @@ export class StrataStack extends Stack {
    * plan → (nothing due? done) → Map over shards, MaxConcurrency at a time → advance the checkpoint. One Lambda
    * per shard, never one child per user: a shard of a night is a few hundred users, and a failed shard fails
    * the run before the checkpoint moves, so the next run catches up on that night.
+   *
+   * Within the Map a shard loops: when its invocation's time budget runs out, the review function returns
+   * `next` (the same shard, with a cursor), and the shard step runs again from there until it returns none.
    */
   private reviewStateMachine(settings: StageSettings): StateMachine {
     const reviewFunction = this.reviewFunction.function;
-    const plan = new LambdaInvoke(this, 'PlanReview', {
-      lambdaFunction: reviewFunction,
-      payload: TaskInput.fromObject({ step: 'plan' }),
-      payloadResponseOnly: true,
-      resultPath: '$.plan',
-    });
-    const reviewShard = new LambdaInvoke(this, 'ReviewShard', {
-      lambdaFunction: reviewFunction,
-      payloadResponseOnly: true,
-    });
-    // Any failure (throttling, a timeout mid-shard) is retried: a rerun of a shard resumes where it stopped,
-    // because reviewed users have already left the partition being read.
+    // The shared Lambda retry (throttling, a lost sandbox) comes first; CDK's own, shorter one is turned off.
+    const invoke = (id: string, props: Omit<ConstructorParameters<typeof LambdaInvoke>[2], 'lambdaFunction'>): LambdaInvoke => {
+      const task = new LambdaInvoke(this, id, { lambdaFunction: reviewFunction, payloadResponseOnly: true, retryOnServiceExceptions: false, ...props });
+      task.addRetry(lambdaTaskRetryProps());
+      return task;
+    };
+    const plan = invoke('PlanReview', { payload: TaskInput.fromObject({ step: 'plan' }), resultPath: '$.plan' });
+    // The shard step's input is the state itself: the Map item, or the `next` a paused invocation returned.
+    const reviewShard = invoke('ReviewShard', {});
+    // Any other failure (a store error that outlived the SDK's retries) is retried too: a rerun of a shard
+    // resumes where it stopped, because reviewed users have already left the partition being read.
     reviewShard.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(30), maxAttempts: 3, backoffRate: 2 });
+    const shardLoop = reviewShard.next(
+      new Choice(this, 'ShardPaused')
+        .when(Condition.isPresent('$.next'), new Pass(this, 'ResumeShard', { inputPath: '$.next' }).next(reviewShard))
+        .otherwise(new Succeed(this, 'ShardDone')),
+    );
     const eachShard = new MapState(this, 'ReviewEachShard', {
       itemsPath: '$.plan.shards',
       maxConcurrency: settings.reviewMapConcurrency,
@@ -385,11 +494,9 @@ export class StrataStack extends Stack {
       },
       resultPath: '$.shards',
     });
-    eachShard.itemProcessor(reviewShard);
-    const advance = new LambdaInvoke(this, 'AdvanceCheckpoint', {
-      lambdaFunction: reviewFunction,
+    eachShard.itemProcessor(shardLoop);
+    const advance = invoke('AdvanceCheckpoint', {
       payload: TaskInput.fromObject({ step: 'advance', dates: JsonPath.listAt('$.plan.dates') }),
-      payloadResponseOnly: true,
       resultPath: '$.checkpoint',
     });
     const definition = plan.next(
@@ -402,7 +509,8 @@ export class StrataStack extends Stack {
       stateMachineType: StateMachineType.STANDARD,
       definitionBody: DefinitionBody.fromChainable(definition),
       timeout: Duration.hours(12),
-      logs: this.stateMachineLogs('Review', settings),
+      // One execution a night: every event is affordable, and it shows each shard's progress.
+      logs: this.stateMachineLogs('Review', settings, LogLevel.ALL),
       tracingEnabled: true,
     });
     this.acknowledgeStateMachineRole(machine);

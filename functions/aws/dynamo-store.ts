@@ -71,6 +71,8 @@ const PROFILE_VERSION_ATTRIBUTE = 'version' satisfies keyof UserProfile;
 /** The profile fields that make up the outbox, emptied together by clearOutbox. */
 const OUTBOX_FIELDS = ['pendingJourney', 'pendingNotices', 'pendingHistory', 'outboxVersion', 'outboxRetryAt'] as const satisfies ReadonlyArray<keyof UserProfile>;
 const CHECKPOINT_DATE_ATTRIBUTE = 'date';
+/** In the checkpoint item: the largest review shard count the review has read (see widenReviewShardCount). */
+const CHECKPOINT_SHARD_COUNT_ATTRIBUTE = 'shardCount';
 const USER_PREFIX = userKey('');
 const DAY_PREFIX = dayKey('');
 /** What every history sort key starts with: historyKey without its version digits. */
@@ -91,7 +93,11 @@ export type StoreOperation =
   | 'recordSend'
   | 'deleteUserItems'
   | 'scanUserIds'
-  | 'rejudgeCheckpoint';
+  | 'rejudgeCheckpoint'
+  | ReviewUpkeepOperation;
+
+/** The review upkeep operations (deferReview, widenReviewShardCount), kept apart from the event path. */
+export type ReviewUpkeepOperation = 'deferReview' | 'widenReviewShardCount';
 
 export interface CapacityUnits {
   read: number;
@@ -627,6 +633,59 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         return items.map(historyEntryOf);
       });
     },
+
+    // ---- Review upkeep: a failed user listed again, and the shard count kept in the checkpoint item ----------
+    deferReview(userId, date) {
+      return guarded('deferReview', userId, async () => {
+        // Only the index key: the profile may be the very item that cannot be read, so nothing else is touched.
+        await unlessConditionFails(
+          metered(
+            'deferReview',
+            'write',
+            client.send(
+              new UpdateItemCommand({
+                ...common,
+                Key: { [TABLE_KEYS.partitionKey]: { S: userKey(userId) }, [TABLE_KEYS.sortKey]: { S: PROFILE_KEY } },
+                UpdateExpression: 'SET #reviewPk = :reviewPk',
+                ConditionExpression: 'attribute_exists(#pk)',
+                ExpressionAttributeNames: { '#reviewPk': TABLE_KEYS.reviewPartitionKey, '#pk': TABLE_KEYS.partitionKey },
+                ExpressionAttributeValues: { ':reviewPk': { S: reviewPartitionOf(userId, date) } },
+              }),
+            ),
+          ),
+        );
+      });
+    },
+
+    widenReviewShardCount(current) {
+      return guarded('widenReviewShardCount', undefined, async () => {
+        const key = { [TABLE_KEYS.partitionKey]: { S: SYSTEM_KEY }, [TABLE_KEYS.sortKey]: { S: REVIEW_CHECKPOINT_KEY } };
+        const { Item: item } = await metered('widenReviewShardCount', 'read', client.send(new GetItemCommand({ ...common, Key: key, ConsistentRead: true })));
+        const stored = Number(item?.[CHECKPOINT_SHARD_COUNT_ATTRIBUTE]?.N ?? 0);
+        if (stored >= current) return stored;
+        const written = await unlessConditionFails(
+          metered(
+            'widenReviewShardCount',
+            'write',
+            client.send(
+              new UpdateItemCommand({
+                ...common,
+                Key: key,
+                UpdateExpression: 'SET #shards = :shards',
+                // Never lowered: a concurrent run that recorded more wins.
+                ConditionExpression: 'attribute_not_exists(#shards) OR #shards < :shards',
+                ExpressionAttributeNames: { '#shards': CHECKPOINT_SHARD_COUNT_ATTRIBUTE },
+                ExpressionAttributeValues: { ':shards': { N: String(current) } },
+              }),
+            ),
+          ),
+        );
+        if (written !== undefined) return current;
+        const { Item: now } = await metered('widenReviewShardCount', 'read', client.send(new GetItemCommand({ ...common, Key: key, ConsistentRead: true })));
+        return Math.max(current, Number(now?.[CHECKPOINT_SHARD_COUNT_ATTRIBUTE]?.N ?? 0));
+      });
+    },
+    // ---- end of review upkeep --------------------------------------------------------------------------------
 
     recordSend(userId, date, sendId) {
       return guarded('recordSend', userId, async () => {

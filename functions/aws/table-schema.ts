@@ -20,6 +20,8 @@ export const TABLE_KEYS = {
 } as const;
 
 export const DEFAULT_REVIEW_SHARDS = 16;
+/** The most review shards a stack may have; the review accepts any shard below it (see widenReviewShardCount). */
+export const MAX_REVIEW_SHARDS = 256;
 
 export const userKey = (userId: string): string => `USER#${userId}`;
 export const dayKey = (date: string): string => `DAY#${date}`;

@@ -36,6 +36,17 @@ export interface TierStore {
   /** The last review date completed, so that a missed night is caught up. */
   getReviewCheckpoint(): Promise<string | undefined>;
   setReviewCheckpoint(date: string): Promise<void>;
+  /**
+   * Lists the user in the review index under `date`, whatever their profile holds, so that a user whose review
+   * failed (a profile that cannot be read or decided) is tried again that night rather than left behind.
+   */
+  deferReview(userId: string, date: string): Promise<void>;
+  /**
+   * Records `current` as the review's shard count unless a larger one is stored, and resolves the larger: profiles
+   * written under a higher count stay in those shards until they are reviewed, so lowering the count must not hide
+   * them.
+   */
+  widenReviewShardCount(current: number): Promise<number>;
   /** Newest first. */
   listHistory(userId: string, limit: number): Promise<HistoryEntry[]>;
 }

@@ -26,6 +26,7 @@ import {
   bakedProjectFiles,
   createDynamoDbClient,
   createEventBridgeClient,
+  createHandlerMetrics,
   createSfnClient,
   journeyIdsOf,
   createSqsClient,
@@ -209,6 +210,7 @@ export function ingestDependenciesFromEnvironment(files = bakedProjectFiles()): 
       clock: systemClock,
     },
     deadLetters: createSqsDeadLetterSender({ client: createSqsClient(), queueUrl: deadLetterQueueUrl }),
+    metrics: createHandlerMetrics(INGEST_SERVICE_NAME),
   };
 }
 

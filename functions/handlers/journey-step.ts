@@ -23,6 +23,7 @@ import {
   bakedProjectFiles,
   createDynamoDbClient,
   createEventBridgeClient,
+  createHandlerMetrics,
   loadRulesetOrFail,
   redactUserId,
   requireEnv,
@@ -129,6 +130,7 @@ export function journeyStepDependenciesFromEnvironment(files = bakedProjectFiles
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,
     },
+    metrics: createHandlerMetrics(JOURNEY_STEP_SERVICE_NAME),
   };
 }
 

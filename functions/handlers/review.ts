@@ -2,9 +2,13 @@
  * The nightly review Lambda: the three steps of the review state machine, which EventBridge Scheduler starts.
  *
  *   plan     the dates to review (every night since the checkpoint, so a missed night is caught up) and the
- *            shards of the review index
- *   shard    one shard, every date in order (the state machine's Map runs the shards side by side)
+ *            shards of the review index (the largest count ever used, so lowering reviewShards strands no one)
+ *   shard    one shard, every date in order, a bounded number of users at once, within the invocation's time
+ *            budget; when time runs out it returns `next`, and the state machine calls it again from there
  *   advance  moves the checkpoint to the last date, once every shard of the run has succeeded
+ *
+ * One user that cannot be reviewed never stops a shard: the failure is logged and counted, the user is listed
+ * again for the next night, and the shard carries on, so the checkpoint still moves.
  *
  * Safe to rerun and to resume: a reviewed user's review date moves past today, so they leave the partition that
  * is read, a rerun finds only who is left, and the checkpoint never moves backwards.
@@ -14,28 +18,47 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { createDynamoTierStore } from '../aws/dynamo-store.js';
 import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
-import { LOCAL_DATE, localDate } from '../core/dates.js';
+import { MAX_REVIEW_SHARDS } from '../aws/table-schema.js';
+import { LOCAL_DATE, addDays, localDate } from '../core/dates.js';
+import { userRef } from '../core/hash.js';
 import type { TierServices } from '../core/ingest.js';
-import { datesToReview, emptyReviewStats, reviewShardForDate } from '../core/review.js';
+import {
+  DEFAULT_USER_CONCURRENCY,
+  type ReviewFailureStage,
+  type ShardPosition,
+  datesToReview,
+  emptyReviewStats,
+  reviewShardFrom,
+} from '../core/review.js';
 import {
   ENV,
   HandlerOutsideBundleError,
   bakedProjectFiles,
   createDynamoDbClient,
   createEventBridgeClient,
+  createHandlerMetrics,
   createSfnClient,
   journeyIdsOf,
   loadRulesetOrFail,
+  redactUserId,
   requireEnv,
   requirePositiveIntegerEnv,
   systemClock,
 } from './runtime.js';
 
 export const REVIEW_SERVICE_NAME = 'strata-review';
+/** Users the review could not review in one shard step; the stack alarms on it. */
+export const REVIEW_USERS_FAILED_METRIC = 'ReviewUsersFailed';
+
+/**
+ * A shard stops starting users when less than this is left of its invocation: enough for the users under way to
+ * finish (each SDK call is bounded, see SDK_TIMEOUTS) and for the result to be returned.
+ */
+export const REVIEW_TIME_MARGIN_MS = 120_000;
 
 export type ReviewStepInput =
   | { step: 'plan' }
-  | { step: 'shard'; dates: string[]; shard: number }
+  | { step: 'shard'; dates: string[]; shard: number; cursor?: ShardPosition }
   | { step: 'advance'; dates: string[] };
 
 export interface ReviewPlan {
@@ -43,11 +66,19 @@ export interface ReviewPlan {
   shards: number[];
 }
 
+/** The input of the shard step that resumes where this one stopped. */
+export type ShardContinuation = Extract<ReviewStepInput, { step: 'shard' }> & { cursor: ShardPosition };
+
 export interface ShardReviewResult {
   shard: number;
   usersDue: number;
   usersChanged: number;
+  /** Users whose review failed this time; they are listed again for the next night. */
+  usersFailed: number;
+  outboxFlushFailures: number;
   transitions: Record<string, number>;
+  /** Present when the time budget ran out: the state machine passes it back as the next shard step's input. */
+  next?: ShardContinuation;
 }
 
 export interface AdvanceResult {
@@ -57,9 +88,16 @@ export interface AdvanceResult {
 
 export type ReviewStepOutput = ReviewPlan | ShardReviewResult | AdvanceResult;
 
+/** The part of the Lambda context the review reads. */
+export interface InvocationClock {
+  getRemainingTimeInMillis(): number;
+}
+
 export interface ReviewDependencies {
   services: TierServices;
   shardCount: number;
+  /** Users reviewed at once within one shard. */
+  userConcurrency?: number;
   logger?: Logger;
   metrics?: Metrics;
 }
@@ -67,7 +105,9 @@ export interface ReviewDependencies {
 export class InvalidReviewInputError extends Error {
   override readonly name = 'InvalidReviewInputError';
   constructor(problem: string) {
-    super(`Review: ${problem}; the state machine passes {"step": "plan"}, {"step": "shard", "dates", "shard"} or {"step": "advance", "dates"}`);
+    super(
+      `Review: ${problem}; the state machine passes {"step": "plan"}, {"step": "shard", "dates", "shard", "cursor"?} or {"step": "advance", "dates"}`,
+    );
   }
 }
 
@@ -78,18 +118,34 @@ function checkDates(dates: unknown): string[] {
   return [...dates].sort();
 }
 
-/** Validates the step input: it comes from the state machine, but a hand-started execution can pass anything. */
-export function parseReviewStepInput(input: unknown, shardCount: number): ReviewStepInput {
+function checkCursor(cursor: unknown, dates: string[]): ShardPosition | undefined {
+  if (cursor === undefined) return undefined;
+  const { date, page } = (cursor ?? {}) as { date?: unknown; page?: unknown };
+  if (typeof cursor !== 'object' || cursor === null || typeof date !== 'string' || !dates.includes(date) || (page !== undefined && typeof page !== 'string')) {
+    throw new InvalidReviewInputError('"cursor" must be {"date": one of "dates", "page"?: text}, as a shard step returned it in "next"');
+  }
+  return page === undefined ? { date } : { date, page };
+}
+
+/**
+ * Validates the step input: it comes from the state machine, but a hand-started execution can pass anything.
+ * Shards are checked against the largest count the stack allows, not today's: after `reviewShards` was lowered,
+ * the plan still lists the higher shards that hold profiles.
+ */
+export function parseReviewStepInput(input: unknown): ReviewStepInput {
   if (input === null || typeof input !== 'object') throw new InvalidReviewInputError('the input is not an object');
-  const { step, dates, shard } = input as { step?: unknown; dates?: unknown; shard?: unknown };
+  const { step, dates, shard, cursor } = input as { step?: unknown; dates?: unknown; shard?: unknown; cursor?: unknown };
   switch (step) {
     case 'plan':
       return { step };
-    case 'shard':
-      if (typeof shard !== 'number' || !Number.isInteger(shard) || shard < 0 || shard >= shardCount) {
-        throw new InvalidReviewInputError(`"shard" must be a whole number from 0 to ${shardCount - 1}`);
+    case 'shard': {
+      if (typeof shard !== 'number' || !Number.isInteger(shard) || shard < 0 || shard >= MAX_REVIEW_SHARDS) {
+        throw new InvalidReviewInputError(`"shard" must be a whole number from 0 to ${MAX_REVIEW_SHARDS - 1}`);
       }
-      return { step, dates: checkDates(dates), shard };
+      const checked = checkDates(dates);
+      const position = checkCursor(cursor, checked);
+      return position ? { step, dates: checked, shard, cursor: position } : { step, dates: checked, shard };
+    }
     case 'advance':
       return { step, dates: checkDates(dates) };
     default:
@@ -97,10 +153,11 @@ export function parseReviewStepInput(input: unknown, shardCount: number): Review
   }
 }
 
-export type ReviewHandler = (input: unknown) => Promise<ReviewStepOutput>;
+export type ReviewHandler = (input: unknown, context?: InvocationClock) => Promise<ReviewStepOutput>;
 
 export function createReviewHandler(dependencies: ReviewDependencies): ReviewHandler {
   const { services, shardCount } = dependencies;
+  const userConcurrency = dependencies.userConcurrency ?? DEFAULT_USER_CONCURRENCY;
   const logger = dependencies.logger ?? new Logger({ serviceName: REVIEW_SERVICE_NAME });
   const metrics = dependencies.metrics ?? new Metrics({ namespace: 'Strata', serviceName: REVIEW_SERVICE_NAME });
 
@@ -108,19 +165,54 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
     const today = localDate(services.clock.now(), services.ruleset.timezone);
     const checkpoint = await services.store.getReviewCheckpoint();
     const dates = datesToReview(checkpoint, today);
-    logger.info('Review planned', { checkpoint, today, dates: dates.length, shardCount });
-    return { dates, shards: Array.from({ length: shardCount }, (_, i) => i) };
+    const shardsToRead = await services.store.widenReviewShardCount(shardCount);
+    logger.info('Review planned', { checkpoint, today, dates: dates.length, shardCount, shardsToRead });
+    return { dates, shards: Array.from({ length: shardsToRead }, (_, i) => i) };
   }
 
-  async function reviewOneShard(dates: string[], shard: number): Promise<ShardReviewResult> {
+  function logUserFailure(userId: string, stage: ReviewFailureStage, error: unknown): void {
+    const ref = userRef(userId);
+    const reason = redactUserId(error instanceof Error ? `${error.name}: ${error.message}` : String(error), userId, ref);
+    const message = stage === 'decide' ? 'User review failed; listed again for the next night' : 'Outbox flush failed; the next event or review retries it';
+    logger.error(message, { userRef: ref, stage, reason });
+  }
+
+  async function reviewOneShard(dates: string[], shard: number, cursor: ShardPosition | undefined, context: InvocationClock | undefined): Promise<ShardReviewResult> {
     const stats = emptyReviewStats();
-    // Dates in order: a user due on an early date is reviewed there, and moves on to a later date or out.
-    for (const date of dates) await reviewShardForDate(services, date, shard, stats);
+    const last = dates[dates.length - 1];
+    const stoppedAt = last === undefined
+      ? undefined
+      : await reviewShardFrom(
+          services,
+          dates,
+          shard,
+          stats,
+          {
+            concurrency: userConcurrency,
+            retryDate: addDays(last, 1),
+            hasTimeLeft: context ? () => context.getRemainingTimeInMillis() > REVIEW_TIME_MARGIN_MS : () => true,
+            onUserFailed: logUserFailure,
+          },
+          cursor,
+        );
     metrics.addMetric('UsersReviewed', MetricUnit.Count, stats.usersDue);
     metrics.addMetric('ReviewTierChanges', MetricUnit.Count, stats.usersChanged);
+    metrics.addMetric(REVIEW_USERS_FAILED_METRIC, MetricUnit.Count, stats.usersFailed);
+    metrics.addMetric('ReviewOutboxFlushFailures', MetricUnit.Count, stats.outboxFlushFailures);
     metrics.publishStoredMetrics();
-    logger.info('Shard reviewed', { shard, dates: dates.length, usersDue: stats.usersDue, usersChanged: stats.usersChanged, transitions: stats.transitions });
-    return { shard, usersDue: stats.usersDue, usersChanged: stats.usersChanged, transitions: stats.transitions };
+    const { usersDue, usersChanged, usersFailed, outboxFlushFailures, transitions } = stats;
+    logger.info(stoppedAt ? 'Shard paused: time budget used, resuming' : 'Shard reviewed', {
+      shard,
+      dates: dates.length,
+      usersDue,
+      usersChanged,
+      usersFailed,
+      outboxFlushFailures,
+      transitions,
+    });
+    const result: ShardReviewResult = { shard, usersDue, usersChanged, usersFailed, outboxFlushFailures, transitions };
+    if (stoppedAt) result.next = { step: 'shard', dates, shard, cursor: stoppedAt };
+    return result;
   }
 
   async function advance(dates: string[]): Promise<AdvanceResult> {
@@ -133,13 +225,13 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
     return { checkpoint: last, advanced: true };
   }
 
-  return async (input) => {
-    const step = parseReviewStepInput(input, shardCount);
+  return async (input, context) => {
+    const step = parseReviewStepInput(input);
     switch (step.step) {
       case 'plan':
         return plan();
       case 'shard':
-        return reviewOneShard(step.dates, step.shard);
+        return reviewOneShard(step.dates, step.shard, step.cursor, context);
       case 'advance':
         return advance(step.dates);
     }
@@ -155,6 +247,7 @@ export function reviewDependenciesFromEnvironment(files = bakedProjectFiles()): 
   const eventBusName = requireEnv(ENV.eventBusName, 'the event bus for tier notices');
   return {
     shardCount,
+    metrics: createHandlerMetrics(REVIEW_SERVICE_NAME),
     services: {
       ruleset,
       store: createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone }),

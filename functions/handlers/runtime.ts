@@ -6,10 +6,11 @@
  * at synth and esbuild inlines them as `__STRATA_PROJECT_FILES__`, so a deployed function always runs exactly the
  * rules whose version hash it reports, and a broken file fails the deploy rather than the first event.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient, type EventBridgeClientConfig } from '@aws-sdk/client-eventbridge';
+import { SFNClient, type SFNClientConfig } from '@aws-sdk/client-sfn';
+import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs';
 import { ConfigError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import { type ProjectFiles, type Ruleset, loadRuleset } from '../core/ruleset.js';
@@ -30,6 +31,8 @@ export const ENV = {
   journeyStateMachines: 'STRATA_JOURNEY_STATE_MACHINES',
   eventBusName: 'STRATA_EVENT_BUS_NAME',
   deadLetterQueueUrl: 'STRATA_DEAD_LETTER_QUEUE_URL',
+  /** The CloudWatch namespace of the handlers' metrics: one per stack, so two stages in one account stay apart. */
+  metricsNamespace: 'STRATA_METRICS_NAMESPACE',
   /** Optional: hours an event's occurredAt may be ahead of now (default 24). */
   maxEventFutureHours: 'STRATA_MAX_EVENT_FUTURE_HOURS',
 } as const;
@@ -105,20 +108,43 @@ export const systemClock: Clock = { now: () => new Date() };
  */
 export const DYNAMODB_MAX_ATTEMPTS = 6;
 
-export function createDynamoDbClient(): DynamoDBClient {
-  return new DynamoDBClient({ maxAttempts: DYNAMODB_MAX_ATTEMPTS });
+/**
+ * Every SDK call is bounded in time: without a timeout a request stuck on a half-open connection holds the
+ * function until Lambda kills it, and the whole batch (or the review shard) is redelivered. A timed-out attempt
+ * is retried by the SDK like a throttle. DynamoDB answers single-item calls in milliseconds, so its bound is
+ * short; StartExecution and PutEvents get more room. `throwOnRequestTimeout` makes the timeout an error (without
+ * it, recent SDKs only log a warning).
+ */
+export const SDK_TIMEOUTS = {
+  connectionTimeoutMs: 1_000,
+  dynamoDbRequestTimeoutMs: 2_000,
+  requestTimeoutMs: 4_000,
+} as const;
+
+function requestHandler(requestTimeout: number) {
+  return { requestHandler: { connectionTimeout: SDK_TIMEOUTS.connectionTimeoutMs, requestTimeout, throwOnRequestTimeout: true } };
 }
 
-export function createSfnClient(): SFNClient {
-  return new SFNClient({});
+/** `overrides` are for tests (a local endpoint, fewer attempts); the timeouts always apply. */
+export function createDynamoDbClient(overrides: DynamoDBClientConfig = {}): DynamoDBClient {
+  return new DynamoDBClient({ maxAttempts: DYNAMODB_MAX_ATTEMPTS, ...overrides, ...requestHandler(SDK_TIMEOUTS.dynamoDbRequestTimeoutMs) });
 }
 
-export function createEventBridgeClient(): EventBridgeClient {
-  return new EventBridgeClient({});
+export function createSfnClient(overrides: SFNClientConfig = {}): SFNClient {
+  return new SFNClient({ ...overrides, ...requestHandler(SDK_TIMEOUTS.requestTimeoutMs) });
 }
 
-export function createSqsClient(): SQSClient {
-  return new SQSClient({});
+export function createEventBridgeClient(overrides: EventBridgeClientConfig = {}): EventBridgeClient {
+  return new EventBridgeClient({ ...overrides, ...requestHandler(SDK_TIMEOUTS.requestTimeoutMs) });
+}
+
+export function createSqsClient(overrides: SQSClientConfig = {}): SQSClient {
+  return new SQSClient({ ...overrides, ...requestHandler(SDK_TIMEOUTS.requestTimeoutMs) });
+}
+
+/** A handler's metrics, in the namespace of its stack (see ENV.metricsNamespace). */
+export function createHandlerMetrics(serviceName: string, env: NodeJS.ProcessEnv = process.env): Metrics {
+  return new Metrics({ namespace: requireEnv(ENV.metricsNamespace, 'the CloudWatch namespace of this stack\'s metrics', env), serviceName });
 }
 
 /**

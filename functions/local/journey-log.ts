@@ -1,7 +1,7 @@
 /**
- * The embedded stack's journal of journey progress (`<data>/journeys.jsonl`): one line per execution started,
- * stopped or finished, and per step outcome. It lets `strata user` show a journey's status while Step Functions'
- * own history is not there to ask.
+ * The embedded stack's journal of journey steps (`<data>/journeys.jsonl`): one line per step outcome, so that
+ * `strata user` can show a journey's last send. The executions' status is the runner's own record
+ * (journey-execution-log.ts).
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,10 +12,8 @@ export interface JourneyLogLine {
   at: string;
   executionName: string;
   tier: string;
-  /** RUNNING on start; SUCCEEDED, FAILED or ABORTED at the end; a step outcome in between. */
-  status?: string;
-  stepId?: string;
-  outcome?: string;
+  stepId: string;
+  outcome: string;
 }
 
 export async function appendJourneyLog(dataDir: string, lines: JourneyLogLine[]): Promise<void> {
@@ -23,21 +21,24 @@ export async function appendJourneyLog(dataDir: string, lines: JourneyLogLine[])
   await appendFile(join(dataDir, JOURNEY_LOG_FILE), lines.map((line) => JSON.stringify(line)).join('\n') + '\n');
 }
 
-export async function readJourneyProgress(dataDir: string, executionName: string): Promise<{ status: string; lastStep: string | null } | undefined> {
+/** The last step of the execution that sent something, if any. */
+export async function readLastSentStep(dataDir: string, executionName: string): Promise<string | null> {
   let text: string;
   try {
     text = await readFile(join(dataDir, JOURNEY_LOG_FILE), 'utf8');
   } catch {
-    return undefined;
+    return null;
   }
-  let status: string | undefined;
   let lastStep: string | null = null;
   for (const raw of text.split('\n')) {
     if (!raw.includes(executionName)) continue;
-    const line = JSON.parse(raw) as JourneyLogLine;
-    if (line.executionName !== executionName) continue;
-    if (line.status) status = line.status;
-    if (line.stepId && line.outcome === 'sent') lastStep = line.stepId;
+    let line: JourneyLogLine;
+    try {
+      line = JSON.parse(raw) as JourneyLogLine;
+    } catch {
+      continue; // the last line, cut short by a crash
+    }
+    if (line.executionName === executionName && line.outcome === 'sent') lastStep = line.stepId;
   }
-  return status === undefined ? undefined : { status, lastStep };
+  return lastStep;
 }

@@ -28,6 +28,7 @@ import { type RejudgePlan, createRejudgeHandler } from '../handlers/rejudge.js';
 import { type ShardReviewResult, type ReviewPlan, createReviewHandler } from '../handlers/review.js';
 import type { Clock } from './clock.js';
 import { startDynalite, type RunningDynalite } from './dynalite.js';
+import { openJourneyExecutionLog } from './journey-execution-log.js';
 import { createJourneyRunner, type JourneyRunner } from './journey-runner.js';
 import { type LocalBus, createLocalBus } from './local-bus.js';
 import { type IngestLog, openIngestLog } from './ingest-log.js';
@@ -56,6 +57,11 @@ export interface LocalStackOptions {
   ingestConcurrency?: number;
   /** How long the queue lets a batch fill up; a backtest that settles after every wave wants 0. */
   batchWindowMs?: number;
+  /**
+   * Record journey executions in this folder (journey-executions.jsonl), carry on with the running ones on start,
+   * and leave them running on close. Without it journeys live in memory and close() ends them.
+   */
+  journeyDataDir?: string;
   /** Makes acceptance durable: the ingest queue is written to (and replayed from) a log in this folder. */
   ingestLogDir?: string;
   /** How far ahead of the clock an event may be stamped; the core's default (one day) when absent. */
@@ -80,6 +86,8 @@ export interface LocalStack {
   operator: OperatorServices;
   /** Events applied for the first time, and deliveries recognised as duplicates. */
   counters: { eventsRecorded: number; duplicates: number };
+  /** Journeys that were running when the stack last stopped (or crashed) and carry on from where they were. */
+  resumedJourneys: number;
   /** The nightly review as the deployed state machine runs it: plan, every shard, then the checkpoint. */
   runNightlyReview(): Promise<NightlyReviewResult>;
   /** Judges every user under the ruleset if it is not the one last re-judged under (a restart with new rules). */
@@ -126,9 +134,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     logger: quietLogger('strata-journey-step'),
   });
   const machines = Object.fromEntries(Object.entries(ruleset.journeys).map(([tier, journey]) => [tier, compileJourney(journey)]));
+  const executionLog = options.journeyDataDir ? await openJourneyExecutionLog(options.journeyDataDir) : undefined;
   const runner = createJourneyRunner({
     machines,
     clock,
+    ...(executionLog ? { store: executionLog } : {}),
     runStep: async (task) => {
       const result = await runStep(task);
       await report({ kind: 'journey-step', task, result, at: clock.now().toISOString() });
@@ -158,6 +168,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   try {
     ingestLog = options.ingestLogDir ? await openIngestLog(options.ingestLogDir) : undefined;
   } catch (error) {
+    await executionLog?.close();
     await dynalite.close();
     throw error;
   }
@@ -186,6 +197,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   bus.addTarget({ name: 'journey-actions', pattern: JOURNEY_ACTIONS_PATTERN, deliver: (envelope) => report({ kind: 'action', action: envelope.detail as unknown as JourneyAction }) });
 
   const review = createReviewHandler({ services, shardCount: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-review') });
+  // With every target wired, so that a resumed step's action is delivered.
+  const resumedJourneys = await runner.resume();
 
   return {
     ruleset,
@@ -197,6 +210,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     services,
     operator: { ...services, eraser: store, erasurePublisher: { publishUserForgotten: (notice) => deliver([userForgottenEntry(LOCAL_BUS_NAME, notice)]) } },
     counters,
+    resumedJourneys,
     async runNightlyReview() {
       const plan = (await review({ step: 'plan' })) as ReviewPlan;
       const results = (await Promise.all(plan.shards.map((shard) => review({ step: 'shard', dates: plan.dates, shard })))) as ShardReviewResult[];
@@ -228,7 +242,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     },
     async close() {
       const { remaining } = await queue.close();
-      for (const execution of runner.executions()) if (execution.status === 'RUNNING') await runner.stop(execution.executionName);
+      if (executionLog) {
+        // Not StopExecution: the journeys carry on at the next start.
+        await runner.suspend();
+        await executionLog.close();
+      } else {
+        for (const execution of runner.executions()) if (execution.status === 'RUNNING') await runner.stop(execution.executionName);
+      }
       await dynalite.close();
       return { remaining };
     },

@@ -14,6 +14,7 @@ describe('npm run bench', () => {
       evaluationIterations: 50,
       throughputEvents: 60,
       reviewUsers: 200,
+      reviewShardUsers: 30,
       coldStartRuns: 1,
       activeUserDays: 35,
       cliRuns: 1,
@@ -31,6 +32,7 @@ describe('npm run bench', () => {
     // item: 200 profiles, the checkpoint and the 4 history items the review wrote when it started their grace.
     expect(results.review).toMatchObject({ users: 200, due: 4, itemsRead: 5, ratio: 1.25, fullScanItemsRead: 205 });
     expect(results.review.reviewsPerActiveUser30d).toBeGreaterThan(0);
+    expect(results.review.usersPerSecondPerShard).toBeGreaterThan(0);
     expect(Object.keys(results.journeys).sort()).toEqual(['active', 'core', 'member', 'visitor']);
     expect(results.journeys['member']).toMatchObject({ transitions: 9, sends: 3, status: 'SUCCEEDED' });
     expect(results.coldStart.bundleBytes).toBeGreaterThan(100_000);

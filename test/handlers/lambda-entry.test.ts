@@ -25,6 +25,7 @@ const FULL_ENV = {
   [ENV.journeyStateMachines]: JSON.stringify({ member: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Member' }),
   [ENV.eventBusName]: 'strata-bus',
   [ENV.deadLetterQueueUrl]: 'https://sqs.eu-west-1.amazonaws.com/123456789012/dlq',
+  [ENV.metricsNamespace]: 'Strata/Strata-test',
   AWS_REGION: 'eu-west-1',
 };
 
@@ -65,6 +66,11 @@ describe.each(Object.entries(ENTRIES))('the %s entry', (name, load) => {
     vi.stubEnv(ENV.tableName, 'strata-table');
     vi.stubEnv(ENV.reviewShardCount, 'sixteen');
     await expect(load()).rejects.toMatchObject({ name: 'InvalidEnvironmentError', message: expect.stringContaining(ENV.reviewShardCount) });
+    // Each stage's metrics go to its own namespace, so a handler without one refuses to start.
+    vi.resetModules();
+    vi.stubEnv(ENV.reviewShardCount, '16');
+    vi.stubEnv(ENV.metricsNamespace, '');
+    await expect(load()).rejects.toMatchObject({ name: 'MissingEnvironmentError', message: expect.stringContaining(ENV.metricsNamespace) });
   });
 
   it('fails the cold start when the baked-in rules are broken, naming the file', async () => {

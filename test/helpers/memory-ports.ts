@@ -16,6 +16,9 @@ export class MemoryTierStore implements TierStore {
   readonly profiles = new Map<string, UserProfile>();
   readonly history = new Map<string, HistoryEntry[]>();
   checkpoint: string | undefined;
+  reviewShardCount: number | undefined;
+  /** Users listed under a date by deferReview, until their next profile write lists them by their profile again. */
+  readonly deferred = new Map<string, string>();
 
   constructor(readonly shardCount = 4) {}
 
@@ -44,6 +47,7 @@ export class MemoryTierStore implements TierStore {
     const stored = this.profiles.get(profile.userId);
     if ((stored?.version ?? 0) !== expectedVersion) return false;
     this.profiles.set(profile.userId, clone({ ...profile, version: expectedVersion + 1 }));
+    this.deferred.delete(profile.userId);
     return true;
   }
 
@@ -60,11 +64,12 @@ export class MemoryTierStore implements TierStore {
     delete stored.pendingHistory;
     delete stored.outboxVersion;
     delete stored.outboxRetryAt;
+    this.deferred.delete(profile.userId);
   }
 
   async listDueForReview(date: string, shard: number): Promise<{ userIds: string[] }> {
     const userIds = [...this.profiles.values()]
-      .filter((p) => reviewIndexDate(p) === date && reviewShard(p.userId, this.shardCount) === shard)
+      .filter((p) => (this.deferred.get(p.userId) ?? reviewIndexDate(p)) === date && reviewShard(p.userId, this.shardCount) === shard)
       .map((p) => p.userId)
       .sort();
     return { userIds };
@@ -76,6 +81,15 @@ export class MemoryTierStore implements TierStore {
 
   async setReviewCheckpoint(date: string): Promise<void> {
     if (!this.checkpoint || date > this.checkpoint) this.checkpoint = date;
+  }
+
+  async deferReview(userId: string, date: string): Promise<void> {
+    if (this.profiles.has(userId)) this.deferred.set(userId, date);
+  }
+
+  async widenReviewShardCount(current: number): Promise<number> {
+    this.reviewShardCount = Math.max(this.reviewShardCount ?? 0, current);
+    return this.reviewShardCount;
   }
 
   async listHistory(userId: string, limit: number): Promise<HistoryEntry[]> {

@@ -18,7 +18,10 @@ import type { ProjectFiles } from '../../functions/core/ruleset.js';
 import { ENV } from '../../functions/handlers/runtime.js';
 import { PROJECT_ROOT, buildApp } from '../../infra/app.js';
 import { DEFAULT_STAGE_SETTINGS, StageSettingsError, readStageSettings } from '../../infra/stage-settings.js';
-import type { StrataStack } from '../../infra/strata-stack.js';
+import { busStatementId, metricsNamespaceOf } from '../../infra/stage-names.js';
+import { INGEST_QUEUE_AGE_ALARM, type StrataStack } from '../../infra/strata-stack.js';
+import { LAMBDA_TRANSIENT_ERRORS, MIN_LAMBDA_RETRY_WINDOW_SECONDS, retryWindowSeconds } from '../../functions/core/lambda-task-retry.js';
+import { REVIEW_USERS_FAILED_METRIC } from '../../functions/handlers/review.js';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, any> }>;
 
@@ -48,6 +51,34 @@ const ofType = (type: string): Array<[string, Resources[string]]> => Object.entr
 const ref = (logicalId: string) => ({ Ref: logicalId });
 const logicalIdOf = (construct: { node: { defaultChild?: unknown } }): string =>
   stack.getLogicalId((construct.node.defaultChild ?? construct) as never);
+
+interface AslState {
+  Type: string;
+  Resource?: string;
+  Retry?: Array<{ ErrorEquals: string[]; IntervalSeconds?: number; MaxAttempts?: number; BackoffRate?: number; MaxDelaySeconds?: number; JitterStrategy?: string }>;
+  Next?: string;
+  InputPath?: string;
+  Choices?: Array<{ Variable: string; IsPresent?: boolean; Next: string }>;
+  Default?: string;
+  ItemProcessor?: { StartAt: string; States: Record<string, AslState> };
+}
+/** A state machine's ASL, with every CloudFormation reference in it replaced by a placeholder. */
+const definitionOf = (machine: { node: { defaultChild?: unknown } }, from: Resources = resources): { StartAt: string; States: Record<string, AslState> } => {
+  const body = from[logicalIdOf(machine)]!.Properties['DefinitionString'] as string | { 'Fn::Join': [string, unknown[]] };
+  const text = typeof body === 'string' ? body : body['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'REF')).join('');
+  return JSON.parse(text) as { StartAt: string; States: Record<string, AslState> };
+};
+/** The settings each test synth shares with the main one, with bundling skipped (the template is the point). */
+const templateFor = (context: Record<string, unknown>): { template: Template; stack: StrataStack } => {
+  const scratch = mkdtempSync(join(tmpdir(), 'strata-cdk-stage-'));
+  try {
+    const built = buildApp({ projectFiles, context: { ...STAGE_CONTEXT, 'aws:cdk:bundling-stacks': [], ...context }, outdir: scratch });
+    built.app.synth();
+    return { template: Template.fromJSON(JSON.parse(readFileSync(join(scratch, `${built.stack.stackName}.template.json`), 'utf8'))), stack: built.stack };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+};
 
 beforeAll(async () => {
   projectFiles = await readProjectFiles(PROJECT_ROOT);
@@ -113,10 +144,25 @@ describe('state machines', () => {
     }
   });
 
-  it('logs every state machine at ALL without execution data, with tracing on', () => {
+  it('logs journeys at ERROR and the review at ALL, never with execution data, with tracing on', () => {
     for (const [id, machine] of ofType('AWS::StepFunctions::StateMachine')) {
-      expect(machine.Properties['LoggingConfiguration'], id).toMatchObject({ Level: 'ALL', IncludeExecutionData: false });
+      const level = id === logicalIdOf(stack.reviewMachine) ? 'ALL' : 'ERROR';
+      expect(machine.Properties['LoggingConfiguration'], id).toMatchObject({ Level: level, IncludeExecutionData: false });
       expect(machine.Properties['TracingConfiguration'], id).toEqual({ Enabled: true });
+    }
+    expect(Object.keys(stack.journeyMachines).length).toBeGreaterThan(0);
+  });
+
+  it('names each state-machine log group for this stack instance, and deletes it when its creation rolls back', () => {
+    const groups = template.findResources('AWS::Logs::LogGroup', { Properties: { LogGroupName: Match.anyValue() } });
+    expect(Object.keys(groups)).toHaveLength(Object.keys(stack.journeyMachines).length + 1);
+    for (const [id, group] of Object.entries(groups)) {
+      // Unique to this creation of the stack (from its stack id), so a redeploy after a failed first deploy or a
+      // destroy never meets a retained group of the same name.
+      const name = JSON.stringify(group['Properties'].LogGroupName);
+      expect(name, id).toContain('/aws/vendedlogs/states/');
+      expect(name, id).toContain('"Ref":"AWS::StackId"');
+      expect(group['DeletionPolicy'], id).toBe('RetainExceptOnCreate');
     }
   });
 
@@ -128,6 +174,29 @@ describe('state machines', () => {
         PolicyDocument: { Statement: Match.arrayWith([{ Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: stepArn }]) },
       });
     }
+  });
+
+  it('retries throttling and lost sandboxes in every review Task for at least 15 minutes, before anything else', () => {
+    const { States: top } = definitionOf(stack.reviewMachine);
+    const inner = top['ReviewEachShard']!.ItemProcessor!.States;
+    const tasks = [...Object.values(top), ...Object.values(inner)].filter((state) => state.Type === 'Task');
+    expect(tasks).toHaveLength(3);
+    for (const task of tasks) {
+      const first = task.Retry![0]!;
+      expect(first.ErrorEquals).toEqual(expect.arrayContaining(['Lambda.TooManyRequestsException', 'Lambda.ClientExecutionTimeoutException', 'Lambda.Unknown', 'Sandbox.Timedout']));
+      expect(first.ErrorEquals).toEqual([...LAMBDA_TRANSIENT_ERRORS]);
+      expect(first.BackoffRate).toBeGreaterThan(1);
+      expect(retryWindowSeconds(first as Parameters<typeof retryWindowSeconds>[0])).toBeGreaterThanOrEqual(MIN_LAMBDA_RETRY_WINDOW_SECONDS);
+    }
+  });
+
+  it('loops a shard on the cursor its step returns, until the step returns none', () => {
+    const { States: states } = definitionOf(stack.reviewMachine).States['ReviewEachShard']!.ItemProcessor!;
+    expect(states['ReviewShard']!.Next).toBe('ShardPaused');
+    const choice = states['ShardPaused']!;
+    expect(choice.Choices).toEqual([{ Variable: '$.next', IsPresent: true, Next: 'ResumeShard' }]);
+    expect(states[choice.Default!]!.Type).toBe('Succeed');
+    expect(states['ResumeShard']).toMatchObject({ Type: 'Pass', InputPath: '$.next', Next: 'ReviewShard' });
   });
 
   it('reviews by a Map over shards (inline, not one child per user) with the configured concurrency', () => {
@@ -143,6 +212,11 @@ describe('state machines', () => {
 });
 
 describe('nightly schedule', () => {
+  it('runs at 03:30 by default: 02:30 does not exist on spring-forward nights, and Scheduler skips it', () => {
+    expect(DEFAULT_STAGE_SETTINGS.reviewSchedule).toBe('cron(30 3 * * ? *)');
+    expect(JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')).context.reviewSchedule).toBe('cron(30 3 * * ? *)');
+  });
+
   it('starts the review machine on the configured cron and time zone, with a dead-letter queue', () => {
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: 'cron(0 3 * * ? *)',
@@ -167,7 +241,8 @@ describe('event bus', () => {
   it('lets only the listed accounts put events, and only the listed sources', () => {
     const policies = ofType('AWS::Events::EventBusPolicy').map(([, policy]) => policy.Properties['Statement'] as Record<string, any>);
     // CDK prefixes the statement ids of bus policies with "cdk-".
-    const bySid = Object.fromEntries(policies.map((statement) => [String(statement['Sid']).replace(/^cdk-/, ''), statement]));
+    const prefix = `cdk-${stack.stackName}-`;
+    const bySid = Object.fromEntries(policies.map((statement) => [String(statement['Sid']).replace(prefix, ''), statement]));
     expect(Object.keys(bySid).sort()).toEqual(['AllowListedAccounts', 'DenyStrataSourcesFromOtherAccounts', 'DenyUnlistedSources']);
 
     const allow = bySid['AllowListedAccounts']!;
@@ -187,6 +262,34 @@ describe('event bus', () => {
       if (statement['Effect'] === 'Allow') expect(statement['Principal']).not.toBe('*');
     }
     for (const [, policy] of ofType('AWS::Events::EventBusPolicy')) expect(policy.Properties['EventBusName']).toEqual(ref(busId()));
+  });
+
+  it('lets two stages live in one account: bus statement ids and metric namespaces differ by stack', () => {
+    const stages = ['Strata-staging', 'Strata-prod'].map((stackName) => templateFor({ stackName }));
+    const statementIds = stages.map(({ template: stage }) =>
+      Object.values(stage.findResources('AWS::Events::EventBusPolicy')).map((policy) => policy['Properties'].StatementId as string),
+    );
+    expect(statementIds[0]).toHaveLength(3);
+    expect(statementIds[0]!.filter((id) => statementIds[1]!.includes(id))).toEqual([]);
+    for (const [i, { stack: stage }] of stages.entries()) {
+      for (const id of statementIds[i]!) expect(id.startsWith(`cdk-${stage.stackName}-`)).toBe(true);
+    }
+    const namespaces = stages.map(({ template: stage }) => {
+      const values = new Set(
+        Object.values(stage.findResources('AWS::Lambda::Function')).map((fn) => fn['Properties'].Environment.Variables[ENV.metricsNamespace] as string),
+      );
+      expect(values.size).toBe(1);
+      return [...values][0];
+    });
+    expect(namespaces).toEqual(['Strata/Strata-staging', 'Strata/Strata-prod']);
+  }, 120_000);
+
+  it('keeps derived statement ids within CloudFormation\'s 64 characters, and unique, for long stack names', () => {
+    const long = 'Strata-' + 'x'.repeat(100);
+    const ids = [busStatementId(long + 'a', 'DenyStrataSourcesFromOtherAccounts'), busStatementId(long + 'b', 'DenyStrataSourcesFromOtherAccounts')];
+    for (const id of ids) expect(`cdk-${id}`.length).toBeLessThanOrEqual(64);
+    expect(ids[0]).not.toBe(ids[1]);
+    expect(metricsNamespaceOf('Strata')).toBe('Strata/Strata');
   });
 
   it('routes user events (not Strata\'s own) to the ingest queue, even without a userId or eventId, so they get a dead letter', () => {
@@ -230,6 +333,59 @@ describe('queues and alarms', () => {
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
   });
+
+  it('keeps user events 14 days in the ingest queue and its dead-letter queue', () => {
+    for (const queue of [stack.ingestQueue, stack.ingestDeadLetterQueue]) {
+      expect(resources[logicalIdOf(queue)]!.Properties['MessageRetentionPeriod']).toBe(14 * 24 * 3600);
+    }
+  });
+
+  it('caps how many ingest functions the queue runs at once', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [logicalIdOf(stack.ingestQueue), 'Arn'] },
+      ScalingConfig: { MaximumConcurrency: DEFAULT_STAGE_SETTINGS.ingestMaxConcurrency },
+    });
+  });
+
+  it('alarms when the oldest user event has waited too long for ingest', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalIdOf(stack.ingestQueue), 'QueueName'] } }],
+      Threshold: INGEST_QUEUE_AGE_ALARM.toSeconds(),
+    });
+  });
+
+  it('alarms on users the nightly review could not review, in this stack\'s namespace', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: metricsNamespaceOf(stack.stackName),
+      MetricName: REVIEW_USERS_FAILED_METRIC,
+      Dimensions: [{ Name: 'service', Value: 'strata-review' }],
+      Threshold: 0,
+    });
+  });
+
+  it('sends every alarm to the alarm topic', () => {
+    const topicRef = ref(logicalIdOf(stack.alarmTopic));
+    const alarms = ofType('AWS::CloudWatch::Alarm');
+    expect(alarms.length).toBeGreaterThanOrEqual(Object.keys(stack.journeyMachines).length + 7);
+    for (const [id, alarm] of alarms) expect(alarm.Properties['AlarmActions'], id).toEqual([topicRef]);
+    // Only over TLS.
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+    // No email unless one is configured.
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('subscribes the alarmEmail address to the alarm topic', () => {
+    const { template: withEmail, stack: other } = templateFor({ alarmEmail: 'ops@example.com' });
+    withEmail.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: other.getLogicalId(other.alarmTopic.node.defaultChild as never) },
+    });
+  }, 120_000);
 
   it('alarms on the depth of each dead-letter queue', () => {
     for (const queue of [stack.ingestDeadLetterQueue, stack.scheduleDeadLetterQueue]) {
@@ -282,6 +438,12 @@ describe('table', () => {
     });
   });
 
+  it('is protected from deletion', () => {
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      Replicas: [Match.objectLike({ DeletionProtectionEnabled: true })],
+    });
+  });
+
   it('has point-in-time recovery', () => {
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } })],
@@ -324,10 +486,12 @@ describe('IAM', () => {
   it('sets each env var and its grant together (bindTable and friends)', () => {
     const env = (fn: { function: unknown }) => resources[logicalIdOf(fn.function as never)]!.Properties['Environment'].Variables as Record<string, unknown>;
     expect(Object.keys(env(stack.ingestFunction)).sort()).toEqual(
-      [ENV.deadLetterQueueUrl, ENV.eventBusName, ENV.journeyStateMachines, ENV.reviewShardCount, ENV.tableName].sort(),
+      [ENV.deadLetterQueueUrl, ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
     );
-    expect(Object.keys(env(stack.reviewFunction)).sort()).toEqual([ENV.eventBusName, ENV.journeyStateMachines, ENV.reviewShardCount, ENV.tableName].sort());
-    expect(Object.keys(env(stack.journeyStepFunction)).sort()).toEqual([ENV.eventBusName, ENV.reviewShardCount, ENV.tableName].sort());
+    expect(Object.keys(env(stack.reviewFunction)).sort()).toEqual(
+      [ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
+    );
+    expect(Object.keys(env(stack.journeyStepFunction)).sort()).toEqual([ENV.eventBusName, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort());
     expect(env(stack.ingestFunction)[ENV.reviewShardCount]).toBe('12');
     // Only the review reads the review index.
     const indexReaders = statements().filter((statement) => JSON.stringify(statement.Resource).includes(`/index/${TABLE_KEYS.reviewIndexName}`));
@@ -375,6 +539,7 @@ describe('functions', () => {
           [ENV.reviewShardCount]: '12',
           [ENV.eventBusName]: 'strata-bus',
           [ENV.deadLetterQueueUrl]: 'https://sqs.eu-west-1.amazonaws.com/123456789012/dlq',
+          [ENV.metricsNamespace]: 'Strata/Strata',
           [ENV.journeyStateMachines]: JSON.stringify({ member: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Member' }),
         },
       });
@@ -414,5 +579,11 @@ describe('stage settings', () => {
     expect(error).toBeInstanceOf(StageSettingsError);
     const problems = (error as StageSettingsError).problems.join('\n');
     for (const key of ['allowedSources', 'allowedAccounts', 'reviewTimeZone', 'logRetentionDays', 'reviewSchedule']) expect(problems).toContain(`${key}:`);
+  });
+
+  it('checks the alarm email and the ingest concurrency', () => {
+    expect(settingsFrom({ alarmEmail: 'ops@example.com', ingestMaxConcurrency: '50' })).toMatchObject({ alarmEmail: 'ops@example.com', ingestMaxConcurrency: 50 });
+    expect(() => settingsFrom({ alarmEmail: 'ops at example' })).toThrow(/alarmEmail: "ops at example" is not an email address/);
+    expect(() => settingsFrom({ ingestMaxConcurrency: 1 })).toThrow(/ingestMaxConcurrency: must be a whole number from 2 to 1000/);
   });
 });

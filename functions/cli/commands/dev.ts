@@ -13,7 +13,9 @@ import { addDays, localDate } from '../../core/dates.js';
 import type { UserEvent } from '../../core/event.js';
 import { instantAtLocalTime } from '../../core/local-time.js';
 import type { Ruleset } from '../../core/ruleset.js';
+import { openActionLog } from '../../local/action-log.js';
 import { createCatchUpClock } from '../../local/catch-up-clock.js';
+import { keepClockCheckpoint, readClockCheckpoint } from '../../local/clock-checkpoint.js';
 import { type Clock, createScaledClock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
@@ -98,19 +100,23 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   await compactDeadLetters(dataDir);
 
   const startedAt = Date.now();
+  // Journey time carries on from where the last run left it, never behind the wall clock.
+  const reached = options.demo ? undefined : await readClockCheckpoint(dataDir);
   const clock = options.demo
     ? createCatchUpClock({ from: new Date(startedAt - DEMO_DAYS * 86_400_000), catchUpMsPerDay: DEMO_MS_PER_DAY, msPerDay: daySeconds * 1000, wallStart: startedAt })
-    : createScaledClock({ msPerDay: daySeconds * 1000 });
+    : createScaledClock({ msPerDay: daySeconds * 1000, ...(reached && reached.getTime() > startedAt ? { start: reached } : {}) });
   const stamp = (): string => clock.now().toISOString().slice(0, 16).replace('T', ' ');
   const write = async (file: string, value: unknown): Promise<void> => appendFile(join(dataDir, file), JSON.stringify(value) + '\n');
 
   // Notices are delivered at least once (a concurrent event may flush an outbox again); print each once, as a
   // consumer deduplicating by noticeId would.
   const noticesSeen = new Set<string>();
+  const actions = await openActionLog(dataDir);
   const stack = await startLocalStack({
     ruleset,
     clock,
     dynalitePath: join(dataDir, DYNALITE_FOLDER),
+    journeyDataDir: dataDir,
     ingestLogDir: dataDir,
     // The demo's clock starts DEMO_DAYS back and catches up with the wall clock; a producer's event stamped with the
     // wall time during the catch-up is not from the future.
@@ -120,12 +126,10 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
         if (noticesSeen.has(activity.notice.noticeId)) return;
         noticesSeen.add(activity.notice.noticeId);
       }
+      if (activity.kind === 'action' && !(await actions.deliver(activity.action))) return;
       const line = describeActivity(activity);
       if (line) out.info(`${stamp()}  ${line}`);
-      if (activity.kind === 'action') await write('actions.jsonl', activity.action);
       if (activity.kind === 'dead-letter') await write(DLQ_FILE, deadLetterLine(activity.letter, new Date()));
-      if (activity.kind === 'journey-started') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: activity.tier, status: 'RUNNING' }]);
-      if (activity.kind === 'journey-stopped') await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.executionName, tier: '', status: 'ABORTED' }]);
       if (activity.kind === 'journey-step') {
         await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.task.executionName, tier: activity.task.tier, stepId: activity.task.stepId, outcome: activity.result.outcome }]);
       }
@@ -143,6 +147,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     });
   } catch (error) {
     await stack.close();
+    await actions.close();
     if (error instanceof PortInUseError) throw new UsageError(`dev: port ${port} is already in use`, 'stop whatever uses it, or pass --port');
     throw error;
   }
@@ -154,6 +159,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     operatorEndpoint: operatorEndpoint.url,
     pid: process.pid,
   });
+  const clockCheckpoint = keepClockCheckpoint(dataDir, clock);
 
   // A restart with changed rules judges everyone under them now, not at each user's next review date.
   const rejudged = await stack.runRejudge();
@@ -180,6 +186,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   out.info(`Strata is running: PutEvents at ${endpoint.url} (bus "strata"), data in ${options.data}, one day every ${daySeconds} s.`);
   out.info(`Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`);
   if (options.demo) out.info(`Demo: ${DEMO_USERS} example users, the last ${DEMO_DAYS} days at ${DEMO_MS_PER_DAY / 1000} s per day.`);
+  if (stack.resumedJourneys > 0) out.info(`Resumed ${stack.resumedJourneys} journey${stack.resumedJourneys === 1 ? '' : 's'} where ${stack.resumedJourneys === 1 ? 'it' : 'they'} stopped.`);
   const { replayed } = stack.queue.stats();
   if (replayed > 0) {
     out.info(`Resuming: ${replayed} accepted events from the last run were not applied yet; applying them now.`);
@@ -196,6 +203,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       await endpoint.close();
       await operatorEndpoint.close();
       const { remaining } = await stack.close();
+      await actions.close();
+      await clockCheckpoint.stop();
       await removeStackInfo(dataDir);
       return { remaining };
     },

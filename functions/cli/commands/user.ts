@@ -9,7 +9,8 @@ import type { HistoryEntry, UserProfile } from '../../core/state.js';
 import { createDynamoTierStore } from '../../aws/dynamo-store.js';
 import { DEFAULT_REVIEW_SHARDS } from '../../aws/table-schema.js';
 import { openLocalData } from '../../local/local-data.js';
-import { readJourneyProgress } from '../../local/journey-log.js';
+import { readJourneyExecution } from '../../local/journey-execution-log.js';
+import { readLastSentStep } from '../../local/journey-log.js';
 import { formatExplanation } from '../format-explanation.js';
 import { type CliOutput, UsageError } from '../output.js';
 import { loadValidRuleset } from '../load-ruleset.js';
@@ -22,7 +23,8 @@ export interface UserView {
   reviewAt: string | null;
   lock: UserProfile['lock'] | null;
   metrics: Record<string, number | null>;
-  journey: { name: string; status: string; lastStep: string | null } | null;
+  /** The current journey; its status and times come from the local runner's record (not read with --table). */
+  journey: { name: string; status: string; startedAt: string | null; stoppedAt: string | null; lastStep: string | null } | null;
   history: Array<{ at: string; fromTier: string; toTier: string; transitions: string[]; version: number }>;
 }
 
@@ -65,7 +67,9 @@ export async function userView(userId: string, options: StoreOptions): Promise<U
   const { profile } = access;
   if (!profile) throw new UsageError(`no user "${userId}" in ${options.table ? `table ${options.table}` : options.data}`, 'check the id, or --data / --table');
   const journeyRef = profile.journey;
-  const progress = journeyRef && !options.table ? await readJourneyProgress(resolve(options.data), journeyRef.executionName) : undefined;
+  const localData = options.table ? undefined : resolve(options.data);
+  const execution = journeyRef && localData ? await readJourneyExecution(localData, journeyRef.executionName) : undefined;
+  const lastStep = journeyRef && localData ? await readLastSentStep(localData, journeyRef.executionName) : null;
   return {
     userId,
     tier: profile.tier,
@@ -74,7 +78,16 @@ export async function userView(userId: string, options: StoreOptions): Promise<U
     reviewAt: profile.reviewAt ?? null,
     lock: profile.lock ?? null,
     metrics: access.metrics,
-    journey: journeyRef ? { name: journeyRef.executionName, status: progress?.status ?? 'STARTED', lastStep: progress?.lastStep ?? null } : null,
+    journey: journeyRef
+      ? {
+          name: journeyRef.executionName,
+          // No record yet: the tier change asked for the journey and the starter has not run it (or it is in AWS).
+          status: execution?.status ?? 'STARTED',
+          startedAt: execution?.startedAt ?? null,
+          stoppedAt: execution?.stoppedAt ?? null,
+          lastStep,
+        }
+      : null,
     history: access.history.map((h) => ({ at: h.at, fromTier: h.fromTier, toTier: h.toTier, transitions: h.explanation.transitions.map((t) => t.kind), version: h.version })),
   };
 }
@@ -84,7 +97,9 @@ function printUser(view: UserView, out: CliOutput): void {
   if (view.graceUntil) out.info(`  in grace until ${view.graceUntil} (re-qualify before then to keep the tier)`);
   if (view.lock) out.info(`  locked to ${view.lock.tier}${view.lock.until ? ` until ${view.lock.until}` : ''}: ${view.lock.reason}`);
   out.info(`  next review: ${view.reviewAt ?? 'none (nothing can change without a new event)'}`);
-  out.info(`  journey: ${view.journey ? `${view.journey.name} (${view.journey.status}${view.journey.lastStep ? `, last step ${view.journey.lastStep}` : ''})` : 'none'}`);
+  out.info(
+    `  journey: ${view.journey ? `${view.journey.name} (${view.journey.status}${view.journey.stoppedAt ? ` at ${view.journey.stoppedAt}` : ''}${view.journey.lastStep ? `, last step ${view.journey.lastStep}` : ''})` : 'none'}`,
+  );
   out.info('  metrics:');
   for (const [name, value] of Object.entries(view.metrics)) out.info(`    ${name.padEnd(22)} ${value ?? '(none)'}`);
   out.info('  history (newest first):');

@@ -23,6 +23,7 @@
 import { assertNever } from '../errors.js';
 import { canonicalJson, shortHash } from '../hash.js';
 import type { JourneyDefinition, JourneyStep } from './journey-schema.js';
+import { LAMBDA_TASK_RETRY, LAMBDA_TRANSIENT_ERRORS, type TaskRetrier } from '../lambda-task-retry.js';
 import { TRANSIENT_ERROR, type JourneyOutcome, type JourneyStepSettings, type JourneyStepSpec, type TaskStep } from './journey-task.js';
 import { branchSignalFilter, conversionSignalFilter } from './signals.js';
 
@@ -31,14 +32,7 @@ export const JOURNEY_STEP_RESOURCE = '${JourneyStepFunctionArn}';
 export const EXITED_STATE = 'Exited';
 export const FAILED_STATE = 'Failed';
 
-export interface AslRetrier {
-  ErrorEquals: string[];
-  IntervalSeconds: number;
-  MaxAttempts: number;
-  BackoffRate: number;
-  MaxDelaySeconds: number;
-  JitterStrategy: 'FULL' | 'NONE';
-}
+export type AslRetrier = TaskRetrier;
 
 export interface AslCatcher {
   ErrorEquals: string[];
@@ -80,27 +74,17 @@ export interface AslDefinition {
  * or died, which a fresh one usually survives), and the step function's TransientJourneyError (a throttled table
  * or bus).
  */
-export const TRANSIENT_ERRORS = [
-  'Lambda.TooManyRequestsException',
-  'Lambda.ServiceException',
-  'Lambda.AWSLambdaException',
-  'Lambda.SdkClientException',
-  'Lambda.ClientExecutionTimeoutException',
-  'Lambda.Unknown',
-  'Sandbox.Timedout',
-  TRANSIENT_ERROR,
-];
+/** Lambda's transient failures, and the step's own "try again" (a store throttled, say). */
+export const TRANSIENT_ERRORS = [...LAMBDA_TRANSIENT_ERRORS, TRANSIENT_ERROR];
 
 /**
- * Throttling during a traffic burst can last many minutes, and a journey that gives up fails for good. So the
- * backoff doubles from 2 s to a 5-minute cap, over 24 attempts: 88 minutes before jitter. Full jitter spreads the
- * retries of executions throttled together (each pause is uniform between 0 and its nominal length), which halves
- * the window on average to about 44 minutes; the chance it is under 15 minutes is below 1 in 100,000 (a Chernoff
- * bound, checked in the compiler's tests).
+ * The shared Lambda Task policy (at least 15 minutes of backoff, capped at 5 minutes a pause), stretched for
+ * journeys: a burst throttles many executions at once, so full jitter spreads their retries, and 24 attempts keep
+ * the window long despite it: 88 minutes nominal, about 44 on average, and the chance it is under 15 minutes is
+ * below 1 in 100,000 (a Chernoff bound, checked in the compiler's tests). The nightly review is one execution, so
+ * it keeps the unjittered policy, whose window is guaranteed.
  */
-const RETRY: AslRetrier[] = [
-  { ErrorEquals: TRANSIENT_ERRORS, IntervalSeconds: 2, MaxAttempts: 24, BackoffRate: 2, MaxDelaySeconds: 300, JitterStrategy: 'FULL' },
-];
+const RETRY: AslRetrier[] = [{ ...LAMBDA_TASK_RETRY, ErrorEquals: TRANSIENT_ERRORS, MaxAttempts: 24, JitterStrategy: 'FULL' }];
 const CATCH: AslCatcher[] = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: FAILED_STATE }];
 
 export const resultPath = (stepId: string): string => `$.results.${stepId}`;
