@@ -39,7 +39,7 @@ async function timeCommand(projectRoot: string, args: string[], runs: number): P
 /** A stack with one user who has a profile, metrics and a history entry, as `strata user` expects. */
 async function seededStack(projectRoot: string, dataDir: string): Promise<{ stop(): Promise<unknown> }> {
   const quiet = { info: () => undefined, error: () => undefined };
-  const running = await startDev({ port: '0', daySeconds: '86400', data: dataDir, rules: projectRoot, demo: false, maxBacklog: String(DEFAULT_MAX_BACKLOG), maxFutureHours: '24' }, quiet);
+  const running = await startDev({ port: '0', daySeconds: '86400', data: dataDir, rules: projectRoot, demo: false, maxBacklog: String(DEFAULT_MAX_BACKLOG), maxFutureHours: '24', progressSeconds: '0' }, quiet);
   const client = new EventBridgeClient({ endpoint: running.eventsUrl, region: 'local', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
   try {
     const now = running.clock.now().getTime();

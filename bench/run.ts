@@ -12,12 +12,14 @@ import { readProjectFiles } from '../functions/local/project-files.js';
 import { type CapacityFigures, measureCapacity } from './capacity.js';
 import { type CliFigures, measureCli } from './cli.js';
 import { measureColdStart } from './cold-start.js';
+import { type DevFigures, measureDev } from './dev.js';
 import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
 import { type RejudgeCost, measureRejudge } from './rejudge.js';
 import { measureActiveUserReviews, measureNightlyReview, measureShardThroughput } from './review.js';
+import { type SimulateFigures, measureSimulate } from './simulate.js';
 import { measureThroughput } from './throughput.js';
 
 export interface BenchOptions {
@@ -31,9 +33,14 @@ export interface BenchOptions {
   reviewShardUsers: number;
   coldStartRuns: number;
   activeUserDays: number;
+  simulateUsers: number;
+  simulateBigEvents: number;
   cliRuns: number;
   /** Users of the example population re-judged after a rules change. */
   rejudgeUsers?: number;
+  devEvents: number;
+  devUsers: number;
+  devIdleSeconds: number;
   log?: (line: string) => void;
 }
 
@@ -48,15 +55,17 @@ export interface BenchResults {
   journeys: Record<string, JourneyFigures>;
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
   cli: CliFigures;
+  dev: DevFigures;
   cost: CostResult;
   rejudge: RejudgeCost;
+  simulate: SimulateFigures;
   targets?: TargetCheck[];
 }
 
 export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
   return quick
-    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, reviewShardUsers: 500, coldStartRuns: 10, activeUserDays: 45, cliRuns: 10 }
-    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, reviewShardUsers: 2_000, coldStartRuns: 10, activeUserDays: 60, cliRuns: 10 };
+    ? { projectRoot, quick, capacityUsers: 1_000, evaluationIterations: 2_000, throughputEvents: 800, reviewUsers: 10_000, reviewShardUsers: 500, coldStartRuns: 10, activeUserDays: 45, cliRuns: 10, devEvents: 3_000, devUsers: 300, devIdleSeconds: 10, simulateUsers: 200, simulateBigEvents: 100_000 }
+    : { projectRoot, quick, capacityUsers: 10_000, evaluationIterations: 10_000, throughputEvents: 3_000, reviewUsers: 100_000, reviewShardUsers: 2_000, coldStartRuns: 10, activeUserDays: 60, cliRuns: 10, devEvents: 100_000, devUsers: 10_000, devIdleSeconds: 60, simulateUsers: 200, simulateBigEvents: 1_000_000 };
 }
 
 const r1 = (value: number): number => Math.round(value * 10) / 10;
@@ -82,6 +91,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const journeys = await timed('journeys', () => measureJourneys(ruleset));
   const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
   const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
+  const dev = await timed('strata dev', () => measureDev({ projectRoot: options.projectRoot, events: options.devEvents, users: options.devUsers, idleSeconds: options.devIdleSeconds, log }));
+  const simulate = await timed('simulate', () => measureSimulate(ruleset, { users: options.simulateUsers, bigEvents: options.simulateBigEvents }));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
   const rejudge = await timed('re-judge', () => measureRejudge(ruleset, prices, { users: options.rejudgeUsers ?? (options.quick ? 300 : 2_000) }));
@@ -128,8 +139,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     journeys,
     coldStart,
     cli,
+    dev,
     cost,
     rejudge,
+    simulate: {
+      ...simulate,
+      eventsPerSec: r1(simulate.eventsPerSec),
+      fullStackEventsPerSec: r1(simulate.fullStackEventsPerSec),
+      eventsPerCpuSec: r1(simulate.eventsPerCpuSec),
+    },
   };
   results.targets = targetChecks(results);
   return results;

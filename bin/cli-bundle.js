@@ -41,7 +41,8 @@ export async function buildCli() {
   const staging = `${OUT_DIR}.${process.pid}.${builtAtMs}`;
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: [join(ROOT, 'functions', 'cli', 'main.ts')],
+    // dynalite's worker thread (functions/local/dynalite-server.ts) starts its own small bundle.
+    entryPoints: { main: join(ROOT, 'functions', 'cli', 'main.ts'), 'dynalite-worker': join(ROOT, 'functions', 'local', 'dynalite-worker.ts') },
     bundle: true,
     splitting: true,
     format: 'esm',

@@ -16,11 +16,47 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return formatter;
 }
 
-/** The local calendar date of an instant in a time zone. */
+const HOUR_MS = 3_600_000;
+const offsetFormatters = new Map<string, Intl.DateTimeFormat>();
+/** Zone → UTC hour → the zone's offset throughout that hour, or NaN if it changes within the hour. */
+const hourOffsets = new Map<string, Map<number, number>>();
+
+function offsetAt(instantMs: number, timeZone: string): number {
+  let formatter = offsetFormatters.get(timeZone);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    offsetFormatters.set(timeZone, formatter);
+  }
+  const parts: Record<string, number> = {};
+  for (const part of formatter.formatToParts(new Date(instantMs))) if (part.type !== 'literal') parts[part.type] = Number(part.value);
+  const wallAsUtc = Date.UTC(parts['year']!, parts['month']! - 1, parts['day']!, parts['hour']!, parts['minute']!, parts['second']!);
+  return wallAsUtc - Math.floor(instantMs / 1000) * 1000;
+}
+
+/**
+ * The local calendar date of an instant in a time zone. Every event and step asks, and Intl formatting costs
+ * microseconds, so the zone's offset is found once per UTC hour (checked at both ends of the hour; an hour in
+ * which the offset changes falls back to the formatter).
+ */
 export function localDate(instant: Date | string, timeZone: string): string {
   const date = typeof instant === 'string' ? new Date(instant) : instant;
   if (timeZone === 'UTC') return date.toISOString().slice(0, 10);
-  return formatterFor(timeZone).format(date);
+  const ms = date.getTime();
+  const hour = Math.floor(ms / HOUR_MS);
+  let offsets = hourOffsets.get(timeZone);
+  if (!offsets) {
+    offsets = new Map();
+    hourOffsets.set(timeZone, offsets);
+  }
+  let offset = offsets.get(hour);
+  if (offset === undefined) {
+    const start = offsetAt(hour * HOUR_MS, timeZone);
+    offset = start === offsetAt((hour + 1) * HOUR_MS - 1000, timeZone) ? start : NaN;
+    if (offsets.size > 100_000) offsets.clear();
+    offsets.set(hour, offset);
+  }
+  if (Number.isNaN(offset) || Number.isNaN(ms)) return formatterFor(timeZone).format(date);
+  return new Date(ms + offset).toISOString().slice(0, 10);
 }
 
 const DAY_MS = 86_400_000;
@@ -38,13 +74,21 @@ export function daysBetween(a: string, b: string): number {
   return Math.round((dateToUtcMs(b) - dateToUtcMs(a)) / DAY_MS);
 }
 
+const zoneValidity = new Map<string, boolean>();
+
+/** Asked on every journey step; building a formatter to find out costs tens of microseconds, so it is asked once. */
 export function isValidTimeZone(timeZone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone });
-    return true;
-  } catch {
-    return false;
+  let valid = zoneValidity.get(timeZone);
+  if (valid === undefined) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone });
+      valid = true;
+    } catch {
+      valid = false;
+    }
+    if (zoneValidity.size < 1_000) zoneValidity.set(timeZone, valid);
   }
+  return valid;
 }
 
 export const LOCAL_DATE = /^\d{4}-\d{2}-\d{2}$/;

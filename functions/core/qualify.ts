@@ -4,6 +4,7 @@
  */
 import type { RuleResult } from 'json-rules-engine';
 import type { ConditionResult, Facts, FactValue, RuleOutcome } from './facts.js';
+import { canonicalJson } from './hash.js';
 import type { Ruleset } from './ruleset.js';
 
 export type { ConditionResult, RuleOutcome } from './facts.js';
@@ -55,8 +56,59 @@ function highestPassingTier(ruleset: Ruleset, passed: ReadonlyArray<{ params?: R
   return ruleset.tiers[best]!.id;
 }
 
+type EngineRun = Pick<Awaited<ReturnType<Ruleset['engine']['run']>>, 'events' | 'results' | 'failureResults'>;
+
+/** Bounded, so that a long replay over many distinct fact sets cannot grow it without end. */
+const MAX_REMEMBERED_RUNS = 50_000;
+const rememberedRuns = new WeakMap<Ruleset['engine'], Map<string, Promise<EngineRun>>>();
+const ruleFactNames = new WeakMap<Ruleset['engine'], string[]>();
+
+/** The facts the rules read (directly, or as the value another fact is compared with), in a stable order. */
+function factsReadByRules(ruleset: Ruleset): string[] {
+  let names = ruleFactNames.get(ruleset.engine);
+  if (!names) {
+    const found = new Set<string>();
+    const visit = (node: unknown): void => {
+      if (node === null || typeof node !== 'object') return;
+      if (Array.isArray(node)) return node.forEach(visit);
+      const record = node as Record<string, unknown>;
+      if (typeof record['fact'] === 'string') found.add(record['fact']);
+      for (const value of Object.values(record)) visit(value);
+    };
+    visit(ruleset.rules);
+    names = [...found].sort();
+    ruleFactNames.set(ruleset.engine, names);
+  }
+  return names;
+}
+
+/**
+ * The engine's verdict on these facts. The rules are a pure function of the facts (time-based facts are already
+ * numbers of days here), and replays and reviews put the same few fact sets to the engine over and over, so each
+ * distinct set is run once per engine. json-rules-engine costs about 100 µs a run; the key costs about 2.
+ */
+function runEngine(ruleset: Ruleset, facts: Facts): Promise<EngineRun> {
+  let runs = rememberedRuns.get(ruleset.engine);
+  if (!runs) {
+    runs = new Map();
+    rememberedRuns.set(ruleset.engine, runs);
+  }
+  // Only the facts the rules read decide the outcome, so only they key it: the rest (a time zone, interests
+  // no rule mentions) would just split one verdict into many.
+  const key = canonicalJson(factsReadByRules(ruleset).map((name) => facts[name] ?? null));
+  let run = runs.get(key);
+  if (!run) {
+    if (runs.size >= MAX_REMEMBERED_RUNS) runs.clear();
+    run = ruleset.engine.run(structuredClone(facts));
+    runs.set(key, run);
+    // A failed run is not remembered: the next call tries again and sees the error itself.
+    run.catch(() => runs.delete(key));
+  }
+  return run;
+}
+
 export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualification> {
-  const { events, results, failureResults } = await ruleset.engine.run(facts);
+  const { events, results, failureResults } = await runEngine(ruleset, facts);
   let rules: RuleOutcome[] | undefined;
   return {
     tier: highestPassingTier(ruleset, events),
@@ -71,6 +123,6 @@ export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualifica
 
 /** Qualification without the explanation tree, for hot loops such as review-date search. */
 export async function qualifiedTier(ruleset: Ruleset, facts: Facts): Promise<string> {
-  const { events } = await ruleset.engine.run(facts);
+  const { events } = await runEngine(ruleset, facts);
   return highestPassingTier(ruleset, events);
 }

@@ -16,6 +16,19 @@ export interface GeneratorOptions {
 
 type Persona = 'drifter' | 'casual' | 'engaged' | 'buyer' | 'churner';
 
+/**
+ * How often, on an active day, a persona opens one of the journeys' contents and joins one of their groups, and
+ * how often they refer a friend. Engagement is a rate per active day rather than a reaction to sends (the generator
+ * knows nothing of journeys), tuned so that the shipped journeys' branches take both paths.
+ */
+const ENGAGEMENT: Record<Persona, { opens: number; joins: number; referrals: number }> = {
+  drifter: { opens: 0.3, joins: 0.05, referrals: 0 },
+  casual: { opens: 0.55, joins: 0.15, referrals: 0.005 },
+  engaged: { opens: 0.75, joins: 0.35, referrals: 0.05 },
+  buyer: { opens: 0.8, joins: 0.4, referrals: 0.12 },
+  churner: { opens: 0.65, joins: 0.25, referrals: 0.01 },
+};
+
 const PERSONAS: Array<{ persona: Persona; share: number; activeChance: (day: number) => number }> = [
   { persona: 'drifter', share: 0.35, activeChance: (day) => (day < 7 ? 0.15 : 0.01) },
   { persona: 'casual', share: 0.25, activeChance: () => 0.18 },
@@ -25,6 +38,16 @@ const PERSONAS: Array<{ persona: Persona; share: number; activeChance: (day: num
 ];
 
 const CONTENT = ['case-career-switch', 'pm-basics-101', 'prd-template', 'user-interview-guide', 'metrics-primer', 'live-replay-week1'];
+/** What the shipped journeys (journeys/*.json) send: their content templates and community groups. */
+const JOURNEY_CONTENT = [
+  'pm-beginner-case-studies',
+  'career-change-success-story',
+  'beginner-live-session-replay',
+  'pm-practice-project-checkin',
+  'pm-practice-project-walkthrough',
+  'pm-advanced-case-library',
+];
+const JOURNEY_GROUPS = ['zero-experience-career-change', 'pm-career-change-members', 'pm-practice-squad', 'pm-alumni-mentor-circle'];
 const GOALS = ['career-change', 'upskill', 'curious'];
 const LEVELS = ['zero-experience', 'junior', 'senior'];
 const INTERESTS = ['product-sense', 'data', 'interviews', 'growth', 'ai-products'];
@@ -83,12 +106,22 @@ export function generateEvents(options: GeneratorOptions): UserEvent[] {
         if (random() < 0.55) emit(day, 'group.message', { groupId: `group-${profile.persona === 'buyer' ? 'core' : 'active'}` });
         if (random() < 0.2) emit(day, 'task.completed', { taskId: pick(['prd-draft', 'competitor-teardown', 'mock-interview']) });
       }
+      const engagement = ENGAGEMENT[profile.persona];
+      // Newcomers read the beginner material most, so it comes up more often.
+      if (random() < engagement.opens) {
+        const templateId = random() < 0.4 ? JOURNEY_CONTENT[0]! : pick(JOURNEY_CONTENT);
+        emit(day, random() < 0.5 ? 'content.opened' : 'content.viewed', { templateId });
+        if (random() < completes / 2) emit(day, 'content.completed', { templateId });
+      }
+      if (random() < engagement.joins) emit(day, 'group.joined', { groupId: pick(JOURNEY_GROUPS) });
+      if (random() < engagement.referrals) emit(day, 'referral.converted', { referredUser: `ref-${sequence}` });
       if (profile.persona === 'buyer') {
         if (!boughtCourse && sinceStart >= 10 && random() < 0.15) {
           emit(day, 'order.paid', { amount: 1299, product: 'pm-course', currency: 'CNY' });
           boughtCourse = true;
+        } else if (boughtCourse && sinceStart >= 30 && random() < 0.03) {
+          emit(day, 'order.paid', { amount: 2999, product: 'pm-advanced-course', currency: 'CNY' });
         }
-        if (random() < 0.04) emit(day, 'referral.converted', { referredUser: `ref-${sequence}` });
       }
       if (profile.persona === 'casual' && random() < 0.01) emit(day, 'order.paid', { amount: 99, product: 'pm-camp-4day', currency: 'CNY' });
     }

@@ -52,6 +52,8 @@ export interface LocalStackOptions {
   /** Persist dynalite here; in memory when absent. */
   dynalitePath?: string;
   dynalitePort?: number;
+  /** Run dynalite in a worker thread, so that it and the handlers use two cores. */
+  dynaliteThread?: 'main' | 'worker';
   onActivity?: (activity: StackActivity) => void | Promise<void>;
   /** Lambda concurrency of the ingest queue's consumer. */
   ingestConcurrency?: number;
@@ -108,7 +110,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const report = async (activity: StackActivity): Promise<void> => {
     await options.onActivity?.(activity);
   };
-  const dynalite = await startDynalite({ ...(options.dynalitePath ? { path: options.dynalitePath } : {}), ...(options.dynalitePort ? { port: options.dynalitePort } : {}) });
+  const dynalite = await startDynalite({ ...(options.dynalitePath ? { path: options.dynalitePath } : {}), ...(options.dynalitePort ? { port: options.dynalitePort } : {}), ...(options.dynaliteThread ? { thread: options.dynaliteThread } : {}) });
   const baseStore = createDynamoTierStore({ client: dynalite.client, tableName: dynalite.tableName, shardCount: LOCAL_REVIEW_SHARDS, timeZone: ruleset.timezone });
   const counters = { eventsRecorded: 0, duplicates: 0 };
   // Counted at the store, the one place that knows whether a delivery was new.

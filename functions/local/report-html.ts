@@ -5,6 +5,7 @@
  *
  * Native SVG `<title>` elements give every area, bar and cell a hover label and a name for screen readers.
  */
+import { REPLAY_HOLDOUT_CAVEAT, describeDifference, describeGroup } from '../replay/holdout-text.js';
 import type { JourneyFunnel, RulesetComparison, SimulationSummary, TierFlow } from './simulation-summary.js';
 
 /**
@@ -55,7 +56,7 @@ export function renderReportHtml(summary: SimulationSummary): string {
 <header>
   <h1>Strata simulation report</h1>
   <p class="subtitle">${escapeHtml(formatDate(summary.firstDate))} – ${escapeHtml(formatDate(summary.lastDate))} · ruleset <code>${escapeHtml(summary.rulesetVersion)}</code> ·
-  ${count(summary.events.applied)} events applied, ${count(summary.events.duplicates)} duplicates ignored, ${count(summary.events.skippedLines)} lines skipped</p>
+  ${count(summary.events.applied)} events applied, ${count(summary.events.duplicates)} duplicates ignored, ${count(summary.events.skippedLines)} lines skipped, ${count(summary.events.rejected)} events rejected by ingest</p>
 </header>
 <main>
 ${sections.filter(Boolean).join('\n')}
@@ -108,12 +109,31 @@ function conversionSection(journeys: JourneyFunnel[], tiers: Map<string, TierSty
   if (journeys.length === 0) return '';
   return section(
     'Conversion: treated vs holdout',
-    'Share of users who converted while in the journey. The holdout gets no sends, so the gap is what the journey adds.',
+    `Share of users who converted within the same window after entering the journey: until they left the tier, the journey's planned length ended or the replay ended. ${REPLAY_HOLDOUT_CAVEAT}`,
     legendList([
       { label: 'Treated (received the journey)', colour: TREATED_COLOUR },
       { label: 'Holdout (received nothing)', colour: HOLDOUT_COLOUR },
-    ]) + conversionChart(journeys, tiers),
+    ]) +
+      conversionChart(journeys, tiers) +
+      dataTable(
+        'conversion-table',
+        ['Journey', 'Observed for', 'Treated converted', 'Held out converted', 'Treated − held out'],
+        journeys.map((journey) => [
+          journey.journeyId,
+          journey.observed.horizonDays === null ? 'the tier stay' : `${journey.observed.horizonDays} days`,
+          describeGroup(journey.observed.treated),
+          describeGroup(journey.observed.heldOut),
+          describeDifference(journey.observed),
+        ]),
+      ),
   );
+}
+
+/** A plain table; every cell is escaped. */
+function dataTable(id: string, header: string[], rows: string[][]): string {
+  const head = `<tr>${header.map((cell) => `<th scope="col">${escapeHtml(cell)}</th>`).join('')}</tr>`;
+  const body = rows.map((row) => `<tr>${row.map((cell) => `<td>${escapeHtml(cell)}</td>`).join('')}</tr>`).join('');
+  return `<table class="data" id="${escapeHtml(id)}"><thead>${head}</thead><tbody>${body}</tbody></table>`;
 }
 
 function comparisonSection(summary: SimulationSummary, compare: RulesetComparison, tiers: Map<string, TierStyle>): string {
@@ -124,19 +144,52 @@ ${[
   metric('Down', compare.down, 'moved-down', 'end lower'),
 ].join('\n')}
 </div>`;
-  const lede = `The same events under ruleset ${compare.rulesetVersion} instead of ${summary.rulesetVersion}: final tiers, and who ends where.`;
+  const side = (named: RulesetComparison['baseline']): string => `${named.label}${named.describe ? ` @ ${named.describe}` : ''} (ruleset ${named.rulesetVersion})`;
+  const lede = `The same events under two rulesets. Baseline: ${side(compare.baseline)}. The change: ${side(compare.candidate)}.`;
+  const pair = (before: number | undefined, after: number | undefined): string => `${before === undefined ? '–' : count(before)} → ${after === undefined ? '–' : count(after)}`;
+  const journeyRows = compare.journeys.map((journey) => {
+    const steps = [...new Set([...Object.keys(journey.before?.sent ?? {}), ...Object.keys(journey.after?.sent ?? {})])];
+    return [
+      `${tiers.get(journey.tier)?.name ?? journey.tier} (${journey.after?.journeyId ?? journey.before?.journeyId ?? ''})`,
+      pair(journey.before?.entered, journey.after?.entered),
+      steps.map((step) => `${step} ${pair(journey.before?.sent[step], journey.after?.sent[step])}`).join(' · '),
+      pair(journey.before?.converted, journey.after?.converted),
+    ];
+  });
+  const shipKinds: Record<string, string> = { promoted: 'promoted at once', 'grace-started': 'enters grace', demoted: 'demoted', 'tier-removed': 'tier removed by the change' };
+  const tierName = (id: string): string => tiers.get(id)?.name ?? id;
+  const ship = compare.shipDay;
+  const LISTED = 100;
   return section(
     'Comparison with the other rules',
     lede,
     cards +
       `<h3>Final tiers</h3>` +
       legendList([
-        { label: `This run (${summary.rulesetVersion})`, colour: NEUTRAL_COLOUR },
-        { label: `Other rules (${compare.rulesetVersion})`, colour: `repeating-linear-gradient(45deg, ${NEUTRAL_COLOUR} 0 3px, #FFFFFF 3px 6px)` },
+        { label: `Baseline: ${compare.baseline.label}`, colour: NEUTRAL_COLOUR },
+        { label: `The change: ${compare.candidate.label}`, colour: `repeating-linear-gradient(45deg, ${NEUTRAL_COLOUR} 0 3px, #FFFFFF 3px 6px)` },
       ]) +
       finalTierComparison(summary.finalTiers, compare.finalTiers, tiers) +
       `<h3>Who ends where</h3>` +
-      flowMatrix('compare-moves', 'Final tier with this run’s rules (rows) and with the other rules (columns)', compare.moves, tiers, false),
+      flowMatrix('compare-moves', 'Final tier with the baseline rules (rows) and with the change (columns)', compare.moves, tiers, false) +
+      `<h3>Journeys, before → after</h3>` +
+      dataTable('compare-journeys', ['Journey', 'Entered', 'Sent per step', 'Converted'], journeyRows) +
+      `<h3 id="ship-day">On the day the change ships</h3>` +
+      `<p class="lede">Every user judged once by the new rules, from where the baseline leaves them at the end of the history, as the first review after the deploy would.</p>` +
+      `<div class="headline compact" aria-label="Ship-day numbers">${[
+        metric('Promoted at once', ship.promoted, 'ship-promoted', 'qualify higher under the change'),
+        metric('Enter grace', ship.graceStarted, 'ship-grace', 'no longer qualify; grace starts'),
+        metric('Demoted', ship.demoted, 'ship-demoted', 'drop at once'),
+      ].join('\n')}</div>` +
+      dataTable(
+        'ship-day-users',
+        ['User', 'What happens', 'From', 'To'],
+        ship.users.slice(0, LISTED).map((user) => [user.userId, `${shipKinds[user.kind] ?? user.kind}${user.graceUntil ? ` (until ${user.graceUntil})` : ''}`, tierName(user.from), tierName(user.to)]),
+      ) +
+      (ship.users.length > LISTED ? `<p class="muted">First ${LISTED} of ${count(ship.users.length)}; all are in summary.json.</p>` : '') +
+      `<h3>Users who end in a different tier</h3>` +
+      dataTable('compare-users', ['User', 'Baseline', 'The change'], compare.users.slice(0, LISTED).map((user) => [user.userId, tierName(user.from), tierName(user.to)])) +
+      (compare.users.length > LISTED ? `<p class="muted">First ${LISTED} of ${count(compare.users.length)}; all are in summary.json and in the --moves-csv file.</p>` : ''),
     'comparison',
   );
 }
@@ -240,7 +293,6 @@ function flowMatrix(id: string, title: string, flows: TierFlow[], tiers: Map<str
 function journeyFunnel(journey: JourneyFunnel, index: number, tiers: Map<string, TierStyle>): string {
   const colour = tiers.get(journey.tier)?.colour ?? TIER_COLOURS[0]!;
   const tierName = tiers.get(journey.tier)?.name ?? journey.tier;
-  const treated = journey.entered - journey.heldOut;
   const rows: Array<{ label: string; sublabel: string; main: number; mainClass: string; unit: string; deferred?: number; exited?: number; mainColour: string }> = [
     { label: 'Entered', sublabel: `${count(journey.heldOut)} held out`, main: journey.entered, mainClass: 'bar-entered', mainColour: NEUTRAL_COLOUR, unit: 'entered' },
     ...journey.steps.map((step, stepIndex) => ({
@@ -253,7 +305,7 @@ function journeyFunnel(journey: JourneyFunnel, index: number, tiers: Map<string,
       exited: step.exited,
       mainColour: colour,
     })),
-    { label: 'Converted', sublabel: `of ${count(treated)} treated`, main: journey.converted.treated, mainClass: 'bar-converted', mainColour: TREATED_COLOUR, unit: 'converted' },
+    { label: 'Converted', sublabel: `of ${count(journey.observed.treated.users)} treated users`, main: journey.observed.treated.converted, mainClass: 'bar-converted', mainColour: TREATED_COLOUR, unit: 'converted' },
   ];
   const labelWidth = 250;
   const valueWidth = 250;
@@ -287,13 +339,8 @@ ${svgChart(`journey-${index}`, `Funnel of journey ${journey.journeyId}`, `Entere
 
 function conversionChart(journeys: JourneyFunnel[], tiers: Map<string, TierStyle>): string {
   const rates = journeys.map((journey) => {
-    const treated = journey.entered - journey.heldOut;
-    return {
-      journey,
-      treated,
-      treatedRate: treated > 0 ? journey.converted.treated / treated : 0,
-      holdoutRate: journey.heldOut > 0 ? journey.converted.holdout / journey.heldOut : undefined,
-    };
+    const { treated, heldOut } = journey.observed;
+    return { journey, treated, heldOut, treatedRate: treated.rate ?? 0, holdoutRate: heldOut.users > 0 ? (heldOut.rate ?? 0) : undefined };
   });
   const labelWidth = 250;
   const barSpace = CHART_WIDTH - labelWidth - 300;
@@ -306,16 +353,16 @@ function conversionChart(journeys: JourneyFunnel[], tiers: Map<string, TierStyle
       const y = rowIndex * rowHeight + 8;
       const { journey } = rate;
       const tierName = tiers.get(journey.tier)?.name ?? journey.tier;
-      const uplift = rate.holdoutRate === undefined ? 'uplift not measured' : `${signedPoints(rate.treatedRate - rate.holdoutRate)} uplift`;
-      const treatedBar = `<rect class="bar bar-treated" x="${labelWidth}" y="${y}" width="${Math.max(1, length(rate.treatedRate))}" height="22" rx="3" fill="${TREATED_COLOUR}"><title>${escapeHtml(journey.journeyId)} treated: ${count(journey.converted.treated)} of ${count(rate.treated)} converted (${percent(rate.treatedRate)})</title></rect><text x="${labelWidth + Math.max(1, length(rate.treatedRate)) + 8}" y="${y + 16}" class="bar-value">${percent(rate.treatedRate)} <tspan class="bar-sublabel">(${count(journey.converted.treated)} of ${count(rate.treated)})</tspan></text>`;
+      const difference = describeDifference(journey.observed);
+      const treatedBar = `<rect class="bar bar-treated" x="${labelWidth}" y="${y}" width="${Math.max(1, length(rate.treatedRate))}" height="22" rx="3" fill="${TREATED_COLOUR}"><title>${escapeHtml(journey.journeyId)} treated: ${count(rate.treated.converted)} of ${count(rate.treated.users)} users converted (${percent(rate.treatedRate)})</title></rect><text x="${labelWidth + Math.max(1, length(rate.treatedRate)) + 8}" y="${y + 16}" class="bar-value">${percent(rate.treatedRate)} <tspan class="bar-sublabel">(${count(rate.treated.converted)} of ${count(rate.treated.users)})</tspan></text>`;
       const holdoutBar =
         rate.holdoutRate === undefined
           ? `<text x="${labelWidth}" y="${y + 42}" class="bar-sublabel">no holdout group</text>`
-          : `<rect class="bar bar-holdout" x="${labelWidth}" y="${y + 27}" width="${Math.max(1, length(rate.holdoutRate))}" height="22" rx="3" fill="${HOLDOUT_COLOUR}"><title>${escapeHtml(journey.journeyId)} holdout: ${count(journey.converted.holdout)} of ${count(journey.heldOut)} converted (${percent(rate.holdoutRate)})</title></rect><text x="${labelWidth + Math.max(1, length(rate.holdoutRate)) + 8}" y="${y + 43}" class="bar-value">${percent(rate.holdoutRate)} <tspan class="bar-sublabel">(${count(journey.converted.holdout)} of ${count(journey.heldOut)})</tspan></text>`;
+          : `<rect class="bar bar-holdout" x="${labelWidth}" y="${y + 27}" width="${Math.max(1, length(rate.holdoutRate))}" height="22" rx="3" fill="${HOLDOUT_COLOUR}"><title>${escapeHtml(journey.journeyId)} holdout: ${count(rate.heldOut.converted)} of ${count(rate.heldOut.users)} users converted (${percent(rate.holdoutRate)})</title></rect><text x="${labelWidth + Math.max(1, length(rate.holdoutRate)) + 8}" y="${y + 43}" class="bar-value">${percent(rate.holdoutRate)} <tspan class="bar-sublabel">(${count(rate.heldOut.converted)} of ${count(rate.heldOut.users)})</tspan></text>`;
       const labels =
         svgText(journey.journeyId, { x: 0, y: y + 16, className: 'bar-label', maxChars: LABEL_CHARS }) +
         svgText(tierName, { x: 0, y: y + 33, className: 'bar-sublabel', maxChars: LABEL_CHARS }) +
-        svgText(uplift, { x: 0, y: y + 50, className: 'bar-uplift', maxChars: LABEL_CHARS });
+        svgText(difference, { x: 0, y: y + 50, className: 'bar-uplift', maxChars: LABEL_CHARS });
       return labels + treatedBar + holdoutBar;
     })
     .join('');
@@ -389,8 +436,10 @@ function legendList(items: Array<{ label: string; colour: string; value?: string
 
 /** The summary's tiers in ladder order, plus any tier a flow names that the list lacks, so nothing is dropped. */
 function tierStyles(summary: SimulationSummary): Map<string, TierStyle> {
-  const ids = [...summary.tiers.map((tier) => tier.id)];
-  const names = new Map(summary.tiers.map((tier) => [tier.id, tier.name]));
+  // A tier only the compared rules have still gets its colour and its row in every chart.
+  const ladder = [...summary.tiers, ...(summary.compare?.tiers ?? [])];
+  const ids = [...new Set(ladder.map((tier) => tier.id))];
+  const names = new Map(ladder.reverse().map((tier) => [tier.id, tier.name]));
   const mentioned = [
     ...summary.flows.flatMap((flow) => [flow.from, flow.to]),
     ...(summary.compare?.moves ?? []).flatMap((move) => [move.from, move.to]),
@@ -521,6 +570,9 @@ svg text.on-dark { fill: #FFFFFF; }
 .bar-label { font-size: 14px; font-weight: 600; }
 .bar-sublabel { font-size: 12.5px; fill: var(--muted); font-weight: 400; }
 .bar-uplift { font-size: 12.5px; font-weight: 600; }
+table.data { border-collapse: collapse; width: 100%; margin: 12px 0; font-size: 13.5px; }
+table.data th, table.data td { text-align: left; padding: 6px 10px; border-bottom: 1px solid #E5E7EB; vertical-align: top; }
+table.data th { font-weight: 600; }
 .bar-value { font-size: 13.5px; font-weight: 600; font-variant-numeric: tabular-nums; }
 @media (max-width: 760px) { .headline { grid-template-columns: repeat(2, 1fr); } }
 `;

@@ -1,10 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { queryObjects } from 'node:v8';
+import { CreateTableCommand, DescribeTableCommand, PutItemCommand, QueryCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDynamoTierStore } from '../../functions/aws/dynamo-store.js';
-import { DEFAULT_TABLE_NAME, DynaliteError, createStrataTable, startDynalite } from '../../functions/local/dynalite.js';
+import { DEFAULT_TABLE_NAME, DynaliteError, createStrataTable, dynaliteIteratorClasses, startDynalite } from '../../functions/local/dynalite.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
 
 const dynalite = useDynalite();
@@ -72,10 +73,60 @@ describe('startDynalite', () => {
     await second.close();
   });
 
+  it('runs in a worker thread on the same data, and closes it cleanly', async () => {
+    directory = await mkdtemp(join(tmpdir(), 'strata-dynalite-'));
+    const path = join(directory, 'dynamo');
+    const inWorker = await startDynalite({ path, thread: 'worker' });
+    const store = createDynamoTierStore({ client: inWorker.client, tableName: inWorker.tableName, shardCount: 1 });
+    await store.recordEvent('ada', 'k1', { date: '2026-03-10', counters: { n_visits: 1 }, signals: [] });
+    await inWorker.close();
+
+    // LevelDB admits one opener at a time: this start fails unless the worker really let go of the folder.
+    const inMain = await startDynalite({ path });
+    const after = createDynamoTierStore({ client: inMain.client, tableName: inMain.tableName, shardCount: 1 });
+    expect(await after.loadUser('ada', '2026-03-01')).toEqual({ buckets: [{ date: '2026-03-10', counters: { n_visits: 1 } }] });
+    await inMain.close();
+  });
+
+  it('reports a port that is taken, from a worker thread too', async () => {
+    const first = await startDynalite();
+    const port = Number(new URL(first.endpoint).port);
+    await expect(startDynalite({ port, thread: 'worker' })).rejects.toThrow(/^Dynalite: cannot listen on port \d+$/);
+    await first.close();
+  });
+
   it('reports a port that is taken', async () => {
     const first = await startDynalite();
     const port = Number(new URL(first.endpoint).port);
     await expect(startDynalite({ port })).rejects.toThrow(/Dynalite: cannot listen on port \d+/);
     await first.close();
+  });
+
+  it('closes the LevelDB iterator of every Query and Scan, so memory does not grow with each read', async () => {
+    directory = await mkdtemp(join(tmpdir(), 'strata-dynalite-'));
+    const running = await startDynalite({ path: join(directory, 'dynamo') });
+    // Live iterator objects after a full garbage collection: an open iterator stays referenced by its database.
+    const iteratorClasses = [...new Set(dynaliteIteratorClasses())] as Array<new () => unknown>;
+    const liveIterators = (): number => iteratorClasses.reduce((sum, iteratorClass) => sum + queryObjects(iteratorClass, { format: 'count' }), 0);
+    try {
+      const { client, tableName } = running;
+      for (let day = 1; day <= 5; day++) {
+        await client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'USER#ada' }, sk: { S: `DAY#2026-03-0${day}` }, n: { N: String(day) } } }));
+      }
+      const query = new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: 'USER#ada' } } });
+      // A Limit stops the stream before its end: that path must close its iterator too.
+      const limitedQuery = new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: 'USER#ada' } }, Limit: 2 });
+      await client.send(query);
+      const before = liveIterators();
+      const reads = 120;
+      for (let i = 0; i < reads; i++) {
+        const { Items } = await client.send(i % 3 === 0 ? limitedQuery : query);
+        expect(Items?.length).toBe(i % 3 === 0 ? 2 : 5);
+      }
+      await client.send(new ScanCommand({ TableName: tableName }));
+      expect(liveIterators() - before).toBeLessThan(10);
+    } finally {
+      await running.close();
+    }
   });
 });

@@ -137,7 +137,12 @@ describe('report.html', () => {
     const text = await page.locator('#conversion').textContent();
     expect(text).toContain('15.0%'); // member-nurture treated: 61 of 407
     expect(text).toContain('6.7%'); // member-nurture holdout: 3 of 45
-    expect(text).toContain('+8.3 pts uplift');
+    // 61 of 407 against 3 of 45: Newcombe's interval crosses 0, and the report calls it a difference, never an uplift.
+    expect(text).toContain('difference +8.3 pts (95% interval −3.3 to +14.1)');
+    expect(text).toContain('too few to tell'); // active-practice: 21 held out
+    expect(text).not.toContain('uplift');
+    expect(await page.locator('#conversion').textContent()).toBeTruthy();
+    expect(await page.locator('section', { hasText: 'Conversion: treated vs holdout' }).textContent()).toContain('does not react to sends');
   });
 
   it('shows the headline numbers', async () => {
@@ -160,6 +165,41 @@ describe('report.html', () => {
     expect(await page.locator('#compare-final rect.bar-candidate').count()).toBe(4);
     expect(await page.locator('#compare-moves rect.cell').count()).toBe(4 * 4);
     expect(await page.locator('#compare-moves rect.cell > title').allTextContents()).toContain('Visitor → Member: 39 users');
+  });
+
+  it('names both sides and says which is the change, per journey before and after, user by user and on ship day', async () => {
+    const { page } = opened;
+    const lede = await page.locator('#comparison > p.lede').first().textContent();
+    expect(lede).toContain('Baseline: rules-live @ v1.4.0');
+    expect(lede).toContain('The change: rules-next @ v1.4.0-3-g9d2e1f0');
+    const journeys = await page.locator('#compare-journeys tbody tr').allTextContents();
+    expect(journeys).toHaveLength(2);
+    expect(journeys[0]).toContain('452 → 497');
+    expect(journeys[0]).toContain('member_price 262 → 285');
+    expect(journeys[0]).toContain('64 → 70');
+    expect(await page.locator('#comparison [data-metric="ship-promoted"] .value').textContent()).toBe('41');
+    expect(await page.locator('#comparison [data-metric="ship-grace"] .value').textContent()).toBe('3');
+    expect(await page.locator('#ship-day-users tbody tr').allTextContents()).toEqual([
+      'user-00017promoted at onceVisitorMember',
+      'user-00311enters grace (until 2026-11-20)Active learnerActive learner',
+    ]);
+    expect(await page.locator('#compare-users tbody tr').count()).toBe(3);
+    expect(await page.locator('#compare-users tbody tr').first().textContent()).toBe('user-00017VisitorMember');
+  });
+
+  it('shows a tier that only the change has in every chart', async () => {
+    const summary = fixture();
+    const compare = summary.compare!;
+    compare.tiers = [...compare.tiers, { id: 'ambassador', name: 'Ambassador' }];
+    compare.finalTiers = { ...compare.finalTiers, core: 82, ambassador: 5 };
+    compare.moves = [...compare.moves, { from: 'core', to: 'ambassador', count: 5 }];
+    const { page, problems } = await openReport(summary, 'new-tier');
+    expect(problems).toEqual([]);
+    expect(await page.locator('#compare-final rect.bar-candidate > title').allTextContents()).toContain('Ambassador, other rules: 5');
+    expect(await page.locator('#compare-moves rect.cell').count()).toBe(5 * 5);
+    expect(await page.locator('#tiers-over-time path.series[data-tier="ambassador"]').count()).toBe(1);
+    expect(await page.locator('#tier-flows rect.cell').count()).toBe(6 * 5);
+    await page.close();
   });
 
   it('saves a screenshot for the README when asked to', async () => {
@@ -191,7 +231,8 @@ describe('report.html with hostile or sparse input', () => {
     const summary = fixture();
     delete summary.compare;
     summary.journeys[1]!.heldOut = 0;
-    summary.journeys[1]!.converted.holdout = 0;
+    summary.journeys[1]!.observed.heldOut = { users: 0, converted: 0, rate: null };
+    summary.journeys[1]!.observed.difference = null;
     const { page, problems } = await openReport(summary, 'no-compare');
     expect(problems).toEqual([]);
     expect(await page.locator('#comparison').count()).toBe(0);

@@ -29,7 +29,7 @@ describe('strata simulate (the command) on a fixed event file', () => {
   beforeAll(async () => {
     outDir = await mkdtemp(join(tmpdir(), 'strata-e2e-sim-'));
     // One run gives both: --compare replays the same events under the second ruleset after the first.
-    result = await strata(['simulate', '--events', EVENTS, '--rules', '.', '--days', '20', '--out', outDir, '--compare', STRICTER]);
+    result = await strata(['simulate', '--events', EVENTS, '--rules', '.', '--days', '20', '--out', outDir, '--compare', STRICTER, '--moves-csv', join(outDir, 'moves.csv')]);
     if (result.code === 0) summary = JSON.parse(await readFile(join(outDir, 'summary.json'), 'utf8')) as SimulationSummary;
     // About 20 s on an idle 2-core machine (two replays of 299 events over 54 virtual days); the margin is for a
     // full `vitest run`, where every file competes for the same cores.
@@ -47,8 +47,8 @@ describe('strata simulate (the command) on a fixed event file', () => {
       '',
     ]);
     // 301 lines - 2 skipped = 299 events read; the resend among them is applied once.
-    expect(summary.events).toEqual({ applied: 298, duplicates: 1, skippedLines: 2 });
-    expect(result.stdout).toContain('Simulating 299 events on a virtual clock, 20 extra days of nightly reviews...');
+    expect(summary.events).toEqual({ applied: 298, duplicates: 1, skippedLines: 2, rejected: 0, rejections: [] });
+    expect(result.stdout).toContain('Simulating 299 events in memory on a virtual clock, 20 extra days of nightly reviews...');
   });
 
   it('moves users up and down the ladder by the shipped rules, exactly', () => {
@@ -100,19 +100,46 @@ describe('strata simulate (the command) on a fixed event file', () => {
     }
   });
 
-  it('compares with a stricter ruleset: who would end in a different tier, and which way', () => {
+  it('compares with a stricter ruleset: who would end in a different tier, and which way', async () => {
     // Raising member's daysActive30 from 3 to 5 can only take members away: 5 of the 8 final members never had 5
     // active days in a 30-day window. Nobody goes up, and active and core (10+ active days) are untouched.
-    expect(summary.compare).toEqual({
-      rulesetVersion: expect.stringMatching(/^[0-9a-f]{12}$/),
+    expect(summary.compare).toMatchObject({
+      baseline: { label: expect.any(String), rulesetVersion: summary.rulesetVersion },
+      candidate: { label: 'stricter', rulesetVersion: expect.stringMatching(/^[0-9a-f]{12}$/) },
       finalTiers: { visitor: 28, member: 3, active: 0, core: 1 },
       usersMoved: 5,
       moves: [{ from: 'member', to: 'visitor', count: 5 }],
       up: 0,
       down: 5,
     });
-    expect(summary.compare!.rulesetVersion).not.toBe(summary.rulesetVersion);
-    expect(result.stdout).toMatch(/With the rules in test\/fixtures\/stricter \(ruleset [0-9a-f]{12}\): 5 users end in a different tier \(0 up, 5 down\)\n {2}member → visitor: 5\n/);
+    const compare = summary.compare!;
+    expect(compare.rulesetVersion).not.toBe(summary.rulesetVersion);
+    // The moves by user id: the four generated members and hand-cleared, whose 3 active days no longer make member.
+    expect(compare.users).toEqual([
+      { userId: 'hand-cleared', from: 'member', to: 'visitor' },
+      { userId: 'user-00006', from: 'member', to: 'visitor' },
+      { userId: 'user-00008', from: 'member', to: 'visitor' },
+      { userId: 'user-00009', from: 'member', to: 'visitor' },
+      { userId: 'user-00019', from: 'member', to: 'visitor' },
+    ]);
+    // Fewer members means fewer member-journey entries and sends; every tier's journey is listed on both sides.
+    expect(compare.journeys.map((j) => [j.tier, j.before?.entered, j.after?.entered])).toEqual([
+      ['visitor', 37, 33],
+      ['member', 15, 6],
+      ['active', 2, 2],
+      ['core', 1, 1],
+    ]);
+    expect(compare.journeys[1]!.after!.sent).toEqual({ live_session_replay: 4, members_group: 4, member_price: 4 });
+    // Shipped over the baseline's end state, the stricter rules take members without 5 active days out at once
+    // (demoted where tenure and grace allow, into grace otherwise); nobody is promoted.
+    expect(compare.shipDay.promoted).toBe(0);
+    expect(compare.shipDay.graceStarted + compare.shipDay.demoted).toBeGreaterThan(0);
+    expect(compare.shipDay.users.every((u) => u.from === 'member')).toBe(true);
+    expect(result.stdout).toMatch(/Comparison\. Baseline: .+ \(ruleset [0-9a-f]{12}\)\. The change: stricter.* \(ruleset [0-9a-f]{12}\)\./);
+    expect(result.stdout).toContain('With the change, 5 users end in a different tier (0 up, 5 down)\n    member → visitor: 5\n');
+    expect(await readFile(join(outDir, 'moves.csv'), 'utf8')).toBe(
+      'userId,from,to\nhand-cleared,member,visitor\nuser-00006,member,visitor\nuser-00008,member,visitor\nuser-00009,member,visitor\nuser-00019,member,visitor\n',
+    );
   });
 
   it('writes report.html next to summary.json', async () => {

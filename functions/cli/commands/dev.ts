@@ -18,6 +18,7 @@ import { createCatchUpClock } from '../../local/catch-up-clock.js';
 import { keepClockCheckpoint, readClockCheckpoint } from '../../local/clock-checkpoint.js';
 import { type Clock, createScaledClock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
+import { reportIngestProgress } from '../../local/ingest-progress.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
 import { DLQ_FILE, compactDeadLetters, deadLetterLine } from '../../local/dead-letter-file.js';
 import { INGEST_LOG_FILE } from '../../local/ingest-log.js';
@@ -42,6 +43,7 @@ export interface DevOptions {
   rules: string;
   reset?: boolean;
   demo: boolean;
+  progressSeconds: string;
   maxBacklog: string;
   maxFutureHours: string;
 }
@@ -89,6 +91,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`dev: --port must be a port number, not "${options.port}"`);
   const daySeconds = Number(options.daySeconds);
   if (!(daySeconds > 0)) throw new UsageError(`dev: --day-seconds must be a positive number, not "${options.daySeconds}"`);
+  const progressSeconds = Number(options.progressSeconds);
+  if (!(progressSeconds >= 0)) throw new UsageError(`dev: --progress-seconds must be a number of seconds (0 for none), not "${options.progressSeconds}"`);
   const maxBacklog = Number(options.maxBacklog);
   if (!Number.isInteger(maxBacklog) || maxBacklog < 1) throw new UsageError(`dev: --max-backlog must be a positive whole number, not "${options.maxBacklog}"`);
   const maxFutureHours = Number(options.maxFutureHours);
@@ -121,6 +125,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     // The demo's clock starts DEMO_DAYS back and catches up with the wall clock; a producer's event stamped with the
     // wall time during the catch-up is not from the future.
     maxEventFutureMs: maxFutureHours * 3_600_000 + (options.demo ? DEMO_DAYS * 86_400_000 : 0),
+    // dynalite on a core of its own roughly halves the main thread's work per event.
+    dynaliteThread: 'worker',
     onActivity: async (activity) => {
       if (activity.kind === 'notice') {
         if (noticesSeen.has(activity.notice.noticeId)) return;
@@ -182,6 +188,10 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   })();
 
   const demoLoop = options.demo ? postDemo(endpoint.url, clock, ruleset, stopping.signal, out) : Promise.resolve();
+  const progress =
+    progressSeconds > 0
+      ? reportIngestProgress({ applied: () => stack.counters.eventsRecorded + stack.counters.duplicates, intervalMs: progressSeconds * 1000, print: (line) => out.info(`${stamp()}  ${line}`) })
+      : undefined;
 
   out.info(`Strata is running: PutEvents at ${endpoint.url} (bus "strata"), data in ${options.data}, one day every ${daySeconds} s.`);
   out.info(`Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`);
@@ -199,6 +209,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     clock,
     async stop() {
       stopping.abort();
+      progress?.stop();
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
       await operatorEndpoint.close();
@@ -253,6 +264,7 @@ export function devCommand(out: CliOutput): Command {
     .option('--rules <dir>', 'the project directory with rules/ and journeys/', '.')
     .option('--reset', 'wipe the data directory first')
     .option('--no-demo', 'do not post the example population')
+    .option('--progress-seconds <n>', 'how often to print how many events were applied (0: never)', '5')
     .option('--max-backlog <n>', 'accepted events waiting to be applied before PutEvents answers ThrottlingException', String(DEFAULT_MAX_BACKLOG))
     .option('--max-future-hours <n>', 'how far ahead of the clock an event\'s occurredAt may be', '24')
     .action(async (options: DevOptions) => {

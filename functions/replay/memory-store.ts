@@ -1,0 +1,171 @@
+/**
+ * The tier store and the journey-step store in memory, for the replay engine. It keeps the contract of the
+ * DynamoDB store (functions/aws/dynamo-store.ts) that the core relies on:
+ * - an event key guards its day bucket, so a second delivery changes nothing and reports `duplicate`;
+ * - the profile is written whole under a version condition, and the outbox is cleared only if neither its
+ *   version nor the review date moved meanwhile;
+ * - a send is counted once per send id in its day's bucket;
+ * - the review index is the profile's review date (or outbox retry date), as `reviewIndexDate` defines it.
+ *
+ * Stored objects are handed out without copying: the core builds new profiles rather than editing loaded ones,
+ * and the differential test against the full stack would catch a core change that broke that.
+ */
+import type { DayIncrement } from '../core/metrics.js';
+import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
+import type { TierStore } from '../core/ports.js';
+import { reviewShard } from '../core/review.js';
+import { reviewIndexDate } from '../core/review-date.js';
+import type { DayBucket, HistoryEntry, UserProfile } from '../core/state.js';
+
+interface StoredDay extends DayBucket {
+  eventKeys: Set<string>;
+  sendIds?: Set<string>;
+}
+
+interface StoredUser {
+  profile?: UserProfile;
+  /** By local date; kept sorted on read. */
+  days: Map<string, StoredDay>;
+  history: HistoryEntry[];
+}
+
+export class MemoryReplayStore implements TierStore, JourneyStepStore {
+  private readonly users = new Map<string, StoredUser>();
+  private checkpoint: string | undefined;
+  private shardCountSeen: number;
+  /** Review dates set by deferReview, which a profile write replaces (as the DynamoDB item's index key is). */
+  private readonly deferredReviews = new Map<string, string>();
+
+  constructor(private readonly shardCount: number) {
+    this.shardCountSeen = shardCount;
+  }
+
+  /** Forgets a user whose replay is over, so that memory holds only the users still being replayed. */
+  forget(userId: string): void {
+    this.users.delete(userId);
+    this.deferredReviews.delete(userId);
+  }
+
+  /** Whether the review index lists the user under `date`. */
+  isDueForReview(userId: string, date: string): boolean {
+    const profile = this.users.get(userId)?.profile;
+    if (!profile) return false;
+    return (this.deferredReviews.get(userId) ?? reviewIndexDate(profile)) === date;
+  }
+
+  profileOf(userId: string): UserProfile | undefined {
+    return this.users.get(userId)?.profile;
+  }
+
+  private user(userId: string): StoredUser {
+    let user = this.users.get(userId);
+    if (!user) {
+      user = { days: new Map(), history: [] };
+      this.users.set(userId, user);
+    }
+    return user;
+  }
+
+  private day(userId: string, date: string): StoredDay {
+    const days = this.user(userId).days;
+    let day = days.get(date);
+    if (!day) {
+      day = { date, counters: {}, eventKeys: new Set() };
+      days.set(date, day);
+    }
+    return day;
+  }
+
+  async recordEvent(userId: string, eventKey: string, increment: DayIncrement): Promise<{ duplicate: boolean }> {
+    const day = this.day(userId, increment.date);
+    if (day.eventKeys.has(eventKey)) return { duplicate: true };
+    day.eventKeys.add(eventKey);
+    for (const counter in increment.counters) day.counters[counter] = (day.counters[counter] ?? 0) + increment.counters[counter]!;
+    if (increment.signals.length > 0) day.signals = [...new Set([...(day.signals ?? []), ...increment.signals])];
+    return { duplicate: false };
+  }
+
+  private window(userId: string, fromDate: string): { profile: UserProfile | undefined; buckets: DayBucket[] } {
+    const user = this.users.get(userId);
+    if (!user) return { profile: undefined, buckets: [] };
+    const buckets: DayBucket[] = [];
+    for (const day of user.days.values()) {
+      if (day.date < fromDate) continue;
+      const bucket: DayBucket = { date: day.date, counters: day.counters };
+      if (day.signals) bucket.signals = day.signals;
+      if (day.sends !== undefined) bucket.sends = day.sends;
+      buckets.push(bucket);
+    }
+    buckets.sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
+    return { profile: user.profile, buckets };
+  }
+
+  async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[] }> {
+    const { profile, buckets } = this.window(userId, fromDate);
+    return profile ? { profile, buckets } : { buckets };
+  }
+
+  async loadUserForJourney(userId: string, sinceDate: string): Promise<{ profile: UserProfile | undefined; buckets: DayBucket[] }> {
+    return this.window(userId, sinceDate);
+  }
+
+  async saveProfile(profile: UserProfile, expectedVersion: number): Promise<boolean> {
+    const user = this.user(profile.userId);
+    if ((user.profile?.version ?? 0) !== expectedVersion) return false;
+    user.profile = { ...profile, version: expectedVersion + 1 };
+    this.deferredReviews.delete(profile.userId);
+    return true;
+  }
+
+  async appendHistory(entry: HistoryEntry): Promise<void> {
+    const user = this.user(entry.userId);
+    user.history = [...user.history.filter((e) => e.version !== entry.version), entry].sort((a, b) => a.version - b.version);
+  }
+
+  async clearOutbox(profile: UserProfile): Promise<void> {
+    const user = this.users.get(profile.userId);
+    const stored = user?.profile;
+    if (!user || !stored || profile.outboxVersion === undefined) return;
+    if (stored.outboxVersion !== profile.outboxVersion || stored.reviewAt !== profile.reviewAt) return;
+    const { pendingJourney: _journey, pendingNotices: _notices, pendingHistory: _history, outboxVersion: _version, outboxRetryAt: _retry, ...cleared } = stored;
+    user.profile = cleared;
+  }
+
+  async listDueForReview(date: string, shard: number): Promise<{ userIds: string[] }> {
+    const userIds: string[] = [];
+    for (const userId of this.users.keys()) {
+      if (this.isDueForReview(userId, date) && reviewShard(userId, this.shardCount) === shard) userIds.push(userId);
+    }
+    return { userIds: userIds.sort() };
+  }
+
+  async getReviewCheckpoint(): Promise<string | undefined> {
+    return this.checkpoint;
+  }
+
+  async setReviewCheckpoint(date: string): Promise<void> {
+    if (this.checkpoint === undefined || date > this.checkpoint) this.checkpoint = date;
+  }
+
+  async deferReview(userId: string, date: string): Promise<void> {
+    if (this.users.get(userId)?.profile) this.deferredReviews.set(userId, date);
+  }
+
+  async widenReviewShardCount(current: number): Promise<number> {
+    this.shardCountSeen = Math.max(this.shardCountSeen, current);
+    return this.shardCountSeen;
+  }
+
+  async listHistory(userId: string, limit: number): Promise<HistoryEntry[]> {
+    return [...(this.users.get(userId)?.history ?? [])].reverse().slice(0, Math.max(0, limit));
+  }
+
+  async recordSend(userId: string, date: string, sendId: string): Promise<boolean> {
+    const day = this.day(userId, date);
+    day.sendIds ??= new Set();
+    if (day.sendIds.has(sendId)) return false;
+    day.sendIds.add(sendId);
+    day.sends = (day.sends ?? 0) + 1;
+    return true;
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * The in-memory replay engine behind `strata simulate`: the same core services as production (ingestEvent, the
+ * nightly review's reviewUser, runJourneyStep and so decideJourneyStep) on in-memory ports, with the compiled
+ * journey ASL interpreted state by state, driven by a discrete-event scheduler instead of a stack and a clock.
+ *
+ * It reproduces the full-stack replay (functions/local/simulation.ts, the fidelity reference) instant for instant:
+ * - the same timeline: the history is cut into one-hour slices of the ruleset's local days, each slice's events are
+ *   delivered at the slice's end, and the nightly review runs at 02:00 local, reviewing the dates since its
+ *   checkpoint;
+ * - at any instant, journey wake-ups (waits, deferrals, branch timeouts) that are due come first, then the
+ *   deliveries and the review in timeline order; a user's events of one slice are applied one by one, each followed
+ *   by whatever journey steps it causes, as the full stack settles between waves.
+ * Users never share state (a review only reads the users due), so the engine replays one user at a time, start to
+ * end, and keeps only that user's state in memory.
+ */
+import { addDays, localDate } from '../core/dates.js';
+import type { UserEvent } from '../core/event.js';
+import { type TierServices, ingestEvent, windowStart } from '../core/ingest.js';
+import { compileJourney } from '../core/journey/compile-journey.js';
+import type { JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
+import { runJourneyStep } from '../core/journey/run-journey-step.js';
+import { instantAtLocalTime } from '../core/local-time.js';
+import type { JourneyStarter, NoticePublisher } from '../core/ports.js';
+import { datesToReview, reviewUser } from '../core/review.js';
+import type { Ruleset } from '../core/ruleset.js';
+import { type CompiledJourneyMachine, type MachineExecution, JourneyMachineError, journeyMachine } from './journey-machine.js';
+import { MemoryReplayStore } from './memory-store.js';
+import { type RejectedEvent, screenEvents } from './rejections.js';
+import { ActivityTally, buildSummary, compareEventOrder } from './replay-summary.js';
+import { MinHeap } from './scheduler.js';
+import { type ShipDayChange, judgeAtDeploy, sortShipDay } from './ship-day.js';
+import type { DaySnapshot, SimulationSummary } from './simulation-summary.js';
+
+const HOUR_MS = 3_600_000;
+const REVIEW_MINUTE_OF_DAY = 2 * 60;
+/** As many shards as the embedded stack's review index; the shard only orders users within a night. */
+const REVIEW_SHARDS = 4;
+
+export interface ReplayOptions {
+  ruleset: Ruleset;
+  events: UserEvent[];
+  skippedLines?: number;
+  /** Each event's line in the history file, for reporting the ones ingest refuses. */
+  lines?: number[];
+  /** Keep running nightly reviews this many days past the last event, so that grace periods play out. */
+  extraDays?: number;
+  onProgress?: (done: number, total: number) => void;
+  /** A candidate ruleset to judge every user by once, as the baseline leaves them at the end (the ship-day effect). */
+  shipDayRuleset?: Ruleset;
+}
+
+export interface SimulationResult {
+  summary: SimulationSummary;
+  /** Each user's tier at the end, for comparing rulesets. */
+  finalTierByUser: Map<string, string>;
+  /** Events ingest refuses under this ruleset (a summed property that is not a number, say), in file order. */
+  rejected: RejectedEvent[];
+  /** With shipDayRuleset: what judging each user by it at the end would do, by user id. */
+  shipDay?: ShipDayChange[];
+}
+
+/** One point of the shared timeline: a slice's delivery or a night's review, at its instant on the replay clock. */
+interface TimelineTick {
+  at: number;
+  /** Index of the local day whose loop it belongs to, for the end-of-day tier counts. */
+  day: number;
+  /** Set on review ticks: the dates the review covers. */
+  reviewDates?: string[];
+}
+
+interface Timeline {
+  dates: string[];
+  ticks: TimelineTick[];
+  /** For each event (in replay order), the tick that delivers it. */
+  deliveryTick: Int32Array;
+  endAt: number;
+}
+
+/** The full stack's clock walk, done once for everyone: which tick delivers each event, and when reviews run. */
+function buildTimeline(ruleset: Ruleset, eventTimes: Float64Array, extraDays: number): Timeline {
+  const zone = ruleset.timezone;
+  const firstDate = localDate(new Date(eventTimes[0]!), zone);
+  const lastDate = addDays(localDate(new Date(eventTimes[eventTimes.length - 1]!), zone), extraDays);
+  const dates: string[] = [];
+  const ticks: TimelineTick[] = [];
+  const deliveryTick = new Int32Array(eventTimes.length);
+  let now = instantAtLocalTime(firstDate, 0, zone).getTime();
+  let checkpoint = addDays(firstDate, -1);
+  let next = 0;
+  for (let date = firstDate; date <= lastDate; date = addDays(date, 1)) {
+    const day = dates.length;
+    dates.push(date);
+    const dayStart = instantAtLocalTime(date, 0, zone).getTime();
+    for (let hour = 0; hour < 24; hour++) {
+      const sliceEnd = dayStart + (hour + 1) * HOUR_MS;
+      if (hour === REVIEW_MINUTE_OF_DAY / 60) {
+        now = Math.max(now, instantAtLocalTime(date, REVIEW_MINUTE_OF_DAY, zone).getTime());
+        const reviewDates = datesToReview(checkpoint, localDate(new Date(now), zone));
+        if (reviewDates.length > 0) checkpoint = reviewDates[reviewDates.length - 1]!;
+        ticks.push({ at: now, day, reviewDates });
+      }
+      if (next >= eventTimes.length || eventTimes[next]! >= sliceEnd) continue;
+      now = Math.max(now, sliceEnd);
+      const tick = ticks.length;
+      ticks.push({ at: now, day });
+      while (next < eventTimes.length && eventTimes[next]! < sliceEnd) deliveryTick[next++] = tick;
+    }
+  }
+  const endAt = Math.max(now, instantAtLocalTime(addDays(lastDate, 1), 0, zone).getTime());
+  return { dates, ticks, deliveryTick, endAt };
+}
+
+interface WakeUp {
+  at: number;
+  order: number;
+  execution: MachineExecution;
+}
+
+export async function runReplay(options: ReplayOptions): Promise<SimulationResult> {
+  const { ruleset } = options;
+  const { accepted, rejected } = screenEvents(ruleset, options.events, options.lines);
+  if (accepted.length === 0) throw new Error('Replay: no events to replay');
+  const order = accepted.map((event, line) => ({ event, at: Date.parse(event.occurredAt), eventId: event.eventId, line }));
+  order.sort(compareEventOrder);
+  const timeline = buildTimeline(ruleset, Float64Array.from(order, (o) => o.at), options.extraDays ?? 0);
+  const reviewTicks = timeline.ticks.flatMap((tick, index) => (tick.reviewDates ? [index] : []));
+
+  // Each user's deliveries, in replay order, with the tick that delivers them.
+  const eventsByUser = new Map<string, UserEvent[]>();
+  const ticksByUser = new Map<string, number[]>();
+  order.forEach(({ event }, i) => {
+    let events = eventsByUser.get(event.userId);
+    if (!events) {
+      events = [];
+      eventsByUser.set(event.userId, events);
+      ticksByUser.set(event.userId, []);
+    }
+    events.push(event);
+    ticksByUser.get(event.userId)!.push(timeline.deliveryTick[i]!);
+  });
+
+  const tally = new ActivityTally(ruleset.journeys);
+  const store = new MemoryReplayStore(REVIEW_SHARDS);
+  const counters = { eventsRecorded: 0, duplicates: 0 };
+  const tierDays = timeline.dates.map(() => new Map<string, number>());
+  let now = timeline.ticks[0]?.at ?? timeline.endAt;
+  const clock = { now: () => new Date(now) };
+
+  // Journey executions of the user being replayed, run by the interpreted ASL.
+  const executionNames = new Set<string>();
+  const runnable: MachineExecution[] = [];
+  const wakeUps = new MinHeap<WakeUp>((a, b) => a.at - b.at || a.order - b.order);
+  let wakeOrder = 0;
+  const journeyPorts = {
+    store,
+    clock,
+    publisher: { publishJourneyAction: async () => undefined },
+  };
+  const runTask = async (parameters: unknown): Promise<JourneyStepResult> => {
+    const task = journeyTaskInput(parameters);
+    const result = await runJourneyStep(journeyPorts, { task, rulesetTimeZone: ruleset.timezone });
+    tally.record({ kind: 'journey-step', task, result, at: new Date(now).toISOString() });
+    return result;
+  };
+  const machines = new Map<string, CompiledJourneyMachine>(
+    Object.entries(ruleset.journeys).map(([tier, journey]) => [tier, journeyMachine(compileJourney(journey), { runTask: (_execution, call) => runTask(call.parameters) })]),
+  );
+  const running = new Map<string, MachineExecution>();
+  const journeys: JourneyStarter = {
+    async start(ref, userId) {
+      if (executionNames.has(ref.executionName)) return 'already-exists';
+      const machine = machines.get(ref.tier);
+      if (!machine) throw new Error(`Replay: no journey state machine for tier "${ref.tier}" (have: ${[...machines.keys()].join(', ')})`);
+      executionNames.add(ref.executionName);
+      runnable.push(machine.start(ref.executionName, ref.tier, { userId }, now));
+      tally.record({ kind: 'journey-started', executionName: ref.executionName, tier: ref.tier, userId, at: new Date(now).toISOString() });
+      return 'started';
+    },
+    async stop(executionName) {
+      const execution = running.get(executionName);
+      if (execution && execution.status === 'RUNNING') execution.status = 'ABORTED';
+      tally.record({ kind: 'journey-stopped', executionName, at: new Date(now).toISOString() });
+    },
+  };
+  const publisher: NoticePublisher = {
+    async publishNotices(notices) {
+      for (const notice of notices) tally.record({ kind: 'notice', notice });
+    },
+  };
+  const services: TierServices = { ruleset, store, journeys, publisher, clock };
+
+  /** Runs the executions just started, and one just woken, until each ends or waits for the clock. */
+  const settle = async (): Promise<void> => {
+    while (runnable.length > 0) {
+      const execution = runnable.shift()!;
+      running.set(execution.name, execution);
+      await advance(execution);
+    }
+  };
+  const advance = async (execution: MachineExecution): Promise<void> => {
+    const wakeAt = await machines.get(execution.tier)!.advance(execution, now);
+    if (wakeAt !== undefined) wakeUps.push({ at: wakeAt, order: wakeOrder++, execution });
+  };
+
+  const shipDay: ShipDayChange[] = [];
+  let done = 0;
+  for (const [userId, events] of eventsByUser) {
+    const ticks = ticksByUser.get(userId)!;
+    let nextEvent = 0;
+    let nextReview = 0;
+    let countedThroughDay = -1;
+    const countDaysBefore = (day: number): void => {
+      const tier = tally.tierByUser.get(userId);
+      for (; countedThroughDay < day - 1; countedThroughDay++) {
+        if (tier !== undefined) tierDays[countedThroughDay + 1]!.set(tier, (tierDays[countedThroughDay + 1]!.get(tier) ?? 0) + 1);
+      }
+    };
+    // Reviews before the user's first event find no profile.
+    while (nextReview < reviewTicks.length && reviewTicks[nextReview]! < ticks[0]!) nextReview++;
+    for (;;) {
+      const deliveryTick = nextEvent < events.length ? ticks[nextEvent]! : Infinity;
+      const reviewTick = nextReview < reviewTicks.length ? reviewTicks[nextReview]! : Infinity;
+      const tickIndex = Math.min(deliveryTick, reviewTick);
+      const tick = timeline.ticks[tickIndex];
+      const wake = wakeUps.peek();
+      if (wake && wake.at <= (tick?.at ?? timeline.endAt)) {
+        wakeUps.pop();
+        if (wake.execution.status !== 'RUNNING') continue;
+        now = wake.at;
+        await advance(wake.execution);
+        continue;
+      }
+      if (!tick) break;
+      now = tick.at;
+      countDaysBefore(tick.day);
+      if (tickIndex === deliveryTick) {
+        for (; nextEvent < events.length && ticks[nextEvent] === tickIndex; nextEvent++) {
+          const event = events[nextEvent]!;
+          const { duplicate } = await ingestEvent(services, event);
+          if (duplicate) counters.duplicates += 1;
+          else counters.eventsRecorded += 1;
+          await settle();
+        }
+      } else {
+        nextReview++;
+        for (const date of tick.reviewDates!) {
+          if (store.isDueForReview(userId, date)) {
+            await reviewUser(services, userId);
+            await settle();
+          }
+        }
+      }
+    }
+    countDaysBefore(timeline.dates.length);
+    const profile = store.profileOf(userId);
+    if (options.shipDayRuleset && profile) {
+      now = timeline.endAt;
+      const { buckets } = await store.loadUser(userId, windowStart(options.shipDayRuleset, clock.now()));
+      const change = await judgeAtDeploy(options.shipDayRuleset, profile, buckets, clock.now());
+      if (change) shipDay.push(change);
+    }
+    store.forget(userId);
+    executionNames.clear();
+    running.clear();
+    wakeUps.clear();
+    done += events.length;
+    options.onProgress?.(done, order.length);
+  }
+
+  const days: DaySnapshot[] = timeline.dates.map((date, i) => {
+    const tiers: Record<string, number> = Object.fromEntries(ruleset.tiers.map((t) => [t.id, 0]));
+    for (const [tier, count] of tierDays[i]!) tiers[tier] = (tiers[tier] ?? 0) + count;
+    return { date, tiers };
+  });
+  const summary = buildSummary({
+    ruleset,
+    tally,
+    eventsByUser,
+    firstDate: timeline.dates[0]!,
+    lastDate: timeline.dates[timeline.dates.length - 1]!,
+    days,
+    counters,
+    skippedLines: options.skippedLines ?? 0,
+    rejected,
+    endAt: new Date(timeline.endAt).toISOString(),
+  });
+  return { summary, finalTierByUser: tally.tierByUser, rejected, ...(options.shipDayRuleset ? { shipDay: sortShipDay(shipDay) } : {}) };
+}
+
+const TASK_FIELDS = ['journeyId', 'journeyVersion', 'tier', 'stepId', 'userId', 'executionName', 'startedAt'] as const;
+
+/**
+ * The Task's Parameters as the journey-step function reads them. The compiled definition always passes a complete
+ * step (the handler validates it with the full schema; here the hot path checks what a hand-edited definition
+ * would most likely get wrong), and anything else fails the Task as the handler's validation would.
+ */
+function journeyTaskInput(parameters: unknown): JourneyTaskInput {
+  const fields = (parameters ?? {}) as Record<string, unknown>;
+  const missing = TASK_FIELDS.filter((field) => typeof fields[field] !== 'string' || fields[field] === '');
+  if (typeof fields['step'] !== 'object' || fields['step'] === null) missing.push('step' as never);
+  if (typeof fields['settings'] !== 'object' || fields['settings'] === null) missing.push('settings' as never);
+  if (missing.length > 0) throw new JourneyMachineError(`a journey Task passed no ${missing.join(', ')}; compile the journey again`);
+  return fields as unknown as JourneyTaskInput;
+}
