@@ -11,7 +11,8 @@ import { PROFILE_KEY, TABLE_KEYS, dayKey, reviewPartition, userKey } from '../fu
 import { addDays, localDate } from '../functions/core/dates.js';
 import { decideTier } from '../functions/core/decide.js';
 import type { UserEvent } from '../functions/core/event.js';
-import { OPT_OUT_EVENT, eventKey } from '../functions/core/ingest.js';
+import { applyConsentEvent } from '../functions/core/consent.js';
+import { eventKey } from '../functions/core/ingest.js';
 import { applyEventToAttributes, dayIncrements, factsAt } from '../functions/core/metrics.js';
 import { qualify } from '../functions/core/qualify.js';
 import { nextReviewDate } from '../functions/core/review-date.js';
@@ -80,7 +81,7 @@ export async function decideSeedProfile(ruleset: Ruleset, userId: string, events
   for (const event of events) {
     const attributes = applyEventToAttributes(ruleset, profile, event);
     if (attributes) profile = { ...profile, attributes };
-    if (event.type === OPT_OUT_EVENT && !profile.optedOutAt) profile = { ...profile, optedOutAt: event.occurredAt };
+    profile = applyConsentEvent(profile, event) ?? profile;
   }
   const today = localDate(now, ruleset.timezone);
   const qualification = await qualify(ruleset, factsAt(ruleset, buckets, profile.attributes, today));

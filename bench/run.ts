@@ -17,6 +17,7 @@ import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
+import { type RejudgeCost, measureRejudge } from './rejudge.js';
 import { measureActiveUserReviews, measureNightlyReview, measureShardThroughput } from './review.js';
 import { type StorageResult, measureStorage } from './storage.js';
 import { type SimulateFigures, measureSimulate } from './simulate.js';
@@ -38,6 +39,8 @@ export interface BenchOptions {
   simulateUsers: number;
   simulateBigEvents: number;
   cliRuns: number;
+  /** Users of the example population re-judged after a rules change. */
+  rejudgeUsers?: number;
   devEvents: number;
   devUsers: number;
   devIdleSeconds: number;
@@ -67,6 +70,7 @@ export interface BenchResults {
   cli: CliFigures;
   dev: DevFigures;
   cost: CostResult;
+  rejudge: RejudgeCost;
   simulate: SimulateFigures;
   targets?: TargetCheck[];
 }
@@ -142,6 +146,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const simulate = await timed('simulate', () => measureSimulate(ruleset, { users: options.simulateUsers, bigEvents: options.simulateBigEvents }));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
+  const rejudge = await timed('re-judge', () => measureRejudge(ruleset, prices, { users: options.rejudgeUsers ?? (options.quick ? 300 : 2_000) }));
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
   const cost = costModel(prices, {
     perEvent: capacity.meanPerEvent,
@@ -189,6 +194,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     cli,
     dev,
     cost,
+    rejudge,
     simulate: {
       ...simulate,
       eventsPerSec: r1(simulate.eventsPerSec),

@@ -39,12 +39,14 @@
  */
 import {
   type AttributeValue,
+  BatchWriteItemCommand,
   type ConsumedCapacity,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   type PutItemCommandInput,
   QueryCommand,
+  ScanCommand,
   type QueryCommandInput,
   type QueryCommandOutput,
   UpdateItemCommand,
@@ -57,6 +59,8 @@ import { userRef } from '../core/hash.js';
 import { DEFAULT_LIGHT_DAY_EVENTS, type DayIncrement, HEAVY_DAY_SIGNAL_SECONDS, coarsenSignal } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
 import type { TierStore } from '../core/ports.js';
+import type { UserEraser } from '../core/operator.js';
+import type { RejudgeProgress, RejudgeStore } from '../core/rejudge.js';
 import { instantAtLocalTime } from '../core/local-time.js';
 import { reviewIndexDate } from '../core/review-date.js';
 import { reviewShard } from '../core/review.js';
@@ -93,6 +97,12 @@ export function dayRetentionDays(maxWindowDays: number): number {
   return maxWindowDays + RETENTION_MARGIN_DAYS;
 }
 export const REVIEW_PAGE_SIZE = 500;
+const MAX_BATCH_WRITE_ITEMS = 25;
+const MAX_UNPROCESSED_RETRIES = 6;
+/** Items a re-judge Scan page evaluates (every kind is read; the filter keeps profiles). */
+const REJUDGE_SCAN_PAGE = 1000;
+const REJUDGED_VERSION_KEY = 'REJUDGED_VERSION';
+const rejudgeProgressKey = (version: string, segment: number): string => `REJUDGE#${version}#${segment}`;
 
 /**
  * The day item's own attributes. Every other attribute of a day item is a metric counter, named by its counter id
@@ -140,6 +150,9 @@ export type StoreOperation =
   | 'listHistory'
   | 'loadUserForJourney'
   | 'recordSend'
+  | 'deleteUserItems'
+  | 'scanUserIds'
+  | 'rejudgeCheckpoint'
   | ReviewUpkeepOperation;
 
 /** The review upkeep operations (deferReview, widenReviewShardCount), kept apart from the event path. */
@@ -153,7 +166,7 @@ export interface CapacityUnits {
 /** The journey side's port, defined by the journey core (run-journey-step.ts); this adapter implements it as is. */
 export type JourneyUserStore = JourneyStepStore;
 /** Both ports this adapter serves: the tier services' store and the journey step's reads and send records. */
-export type DynamoTierStore = TierStore & JourneyUserStore;
+export type DynamoTierStore = TierStore & JourneyUserStore & UserEraser & RejudgeStore;
 
 export interface DynamoTierStoreOptions {
   client: DynamoDBClient;
@@ -404,6 +417,21 @@ function decodeCursor(cursor: string, expectedPartition: string): Item {
     (key as Item)[TABLE_KEYS.reviewPartitionKey]?.S === expectedPartition;
   if (!valid) throw new StoreError('listDueForReview', `the cursor does not belong to ${expectedPartition}`);
   return key as Item;
+}
+
+/** A Scan cursor: a LastEvaluatedKey of the table itself (partition and sort key strings). */
+function decodeScanCursor(cursor: string): Item {
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch (error) {
+    throw new StoreError('scanUserIds', 'the cursor is not one this store returned', { cause: error });
+  }
+  const item = key as Item;
+  if (typeof item?.[TABLE_KEYS.partitionKey]?.S !== 'string' || typeof item[TABLE_KEYS.sortKey]?.S !== 'string') {
+    throw new StoreError('scanUserIds', 'the cursor is not a key of this table');
+  }
+  return { [TABLE_KEYS.partitionKey]: item[TABLE_KEYS.partitionKey]!, [TABLE_KEYS.sortKey]: item[TABLE_KEYS.sortKey]! };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -731,6 +759,16 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     throw new StoreError('recordEvent', `the guard of event key ${eventKey} for ${userRef(userId)} kept changing; the event will be retried`);
   }
 
+  // The re-judge run's checkpoint items (one per ruleset version and Scan segment) live beside the review's.
+  const systemKey = (sortKey: string): Item => ({ [TABLE_KEYS.partitionKey]: { S: SYSTEM_KEY }, [TABLE_KEYS.sortKey]: { S: sortKey } });
+  async function readSystemItem(sortKey: string): Promise<Item | undefined> {
+    const { Item: item } = await metered('rejudgeCheckpoint', 'read', client.send(new GetItemCommand({ ...common, Key: systemKey(sortKey), ConsistentRead: true })));
+    return item;
+  }
+  async function writeSystemItem(sortKey: string, fields: Record<string, unknown>): Promise<void> {
+    await metered('rejudgeCheckpoint', 'write', client.send(new PutItemCommand({ ...common, Item: { ...toItem(fields), ...systemKey(sortKey) } })));
+  }
+
   return {
     recordEvent(userId, eventKey, increment: DayIncrement) {
       return guarded('recordEvent', userId, async () => {
@@ -1022,6 +1060,90 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           ),
         );
         return recorded !== undefined;
+      });
+    },
+
+    // ---- Operator: erasure (a block of its own; it reads the partition, so it follows any layout change) ----
+
+    deleteUserItems(userId) {
+      return guarded('deleteUserItems', userId, async () => {
+        // Every item under the user's key, whatever its kind: keys only, so the read is as small as it can be.
+        const keys = (
+          await queryAll('deleteUserItems', {
+            ConsistentRead: true,
+            KeyConditionExpression: '#pk = :pk',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: { ':pk': { S: userKey(userId) } },
+            ProjectionExpression: '#pk, #sk',
+          })
+        ).map((item): Item => ({ [TABLE_KEYS.partitionKey]: item[TABLE_KEYS.partitionKey]!, [TABLE_KEYS.sortKey]: item[TABLE_KEYS.sortKey]! }));
+        for (let start = 0; start < keys.length; start += MAX_BATCH_WRITE_ITEMS) {
+          let requests = keys.slice(start, start + MAX_BATCH_WRITE_ITEMS).map((Key) => ({ DeleteRequest: { Key } }));
+          for (let attempt = 0; requests.length > 0; attempt++) {
+            if (attempt >= MAX_UNPROCESSED_RETRIES) {
+              throw new StoreError('deleteUserItems', `${requests.length} deletes of ${userRef(userId)} stayed unprocessed; run the erasure again (it is safe to repeat)`);
+            }
+            if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+            const output = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests }, ReturnConsumedCapacity: 'TOTAL' }));
+            // A batch reports one entry per table, not the single total `metered` reads.
+            const units = (output.ConsumedCapacity ?? []).reduce((sum, consumed) => sum + (consumed.CapacityUnits ?? 0), 0);
+            onCapacity?.('deleteUserItems', { read: 0, write: units });
+            requests = (output.UnprocessedItems?.[tableName] ?? []).flatMap((request) => (request.DeleteRequest?.Key ? [{ DeleteRequest: { Key: request.DeleteRequest.Key } }] : []));
+          }
+        }
+        return { deleted: keys.length };
+      });
+    },
+
+    // ---- Re-judge after a ruleset change (a block of its own): a Scan of the profiles, and its checkpoint ----
+
+    scanUserIds(segment, totalSegments, cursor) {
+      return guarded('scanUserIds', undefined, async () => {
+        const page = await metered(
+          'scanUserIds',
+          'read',
+          client.send(
+            new ScanCommand({
+              ...common,
+              Segment: segment,
+              TotalSegments: totalSegments,
+              Limit: REJUDGE_SCAN_PAGE,
+              FilterExpression: '#sk = :profile',
+              ProjectionExpression: '#pk',
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: { ':profile': { S: PROFILE_KEY } },
+              ...(cursor !== undefined ? { ExclusiveStartKey: decodeScanCursor(cursor) } : {}),
+            }),
+          ),
+        );
+        const userIds = (page.Items ?? []).map(userIdOf);
+        return page.LastEvaluatedKey ? { userIds, cursor: encodeCursor(page.LastEvaluatedKey) } : { userIds };
+      });
+    },
+
+    getRejudgedVersion() {
+      return guarded('rejudgeCheckpoint', undefined, async () => (await readSystemItem(REJUDGED_VERSION_KEY))?.['rulesetVersion']?.S);
+    },
+
+    setRejudgedVersion(version) {
+      return guarded('rejudgeCheckpoint', undefined, async () => {
+        await writeSystemItem(REJUDGED_VERSION_KEY, { rulesetVersion: version });
+      });
+    },
+
+    getRejudgeProgress(version, segment) {
+      return guarded('rejudgeCheckpoint', undefined, async () => {
+        const item = await readSystemItem(rejudgeProgressKey(version, segment));
+        if (!item) return undefined;
+        const progress: RejudgeProgress = { done: item['done']?.BOOL === true };
+        if (item['cursor']?.S !== undefined) progress.cursor = item['cursor'].S;
+        return progress;
+      });
+    },
+
+    setRejudgeProgress(version, segment, progress) {
+      return guarded('rejudgeCheckpoint', undefined, async () => {
+        await writeSystemItem(rejudgeProgressKey(version, segment), { ...progress });
       });
     },
   };

@@ -9,6 +9,7 @@
 import { type EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import type { JourneyAction } from '../core/journey/decide-journey-step.js';
 import type { JourneyActionPublisher } from '../core/journey/run-journey-step.js';
+import type { ErasurePublisher, UserForgottenNotice } from '../core/operator.js';
 import type { NoticePublisher } from '../core/ports.js';
 import type { TierNotice } from '../core/state.js';
 
@@ -40,7 +41,7 @@ export interface EventBridgePublisherOptions {
   eventBusName: string;
 }
 
-export interface EventBridgePublisher extends NoticePublisher, JourneyActionPublisher {
+export interface EventBridgePublisher extends NoticePublisher, JourneyActionPublisher, ErasurePublisher {
   publishJourneyActions(actions: JourneyAction[]): Promise<void>;
 }
 
@@ -53,6 +54,11 @@ export function noticeEntry(eventBusName: string, notice: TierNotice): PutEvents
     Detail: JSON.stringify(notice),
     Time: new Date(notice.at),
   };
+}
+
+/** The erasure notice: same source as tier notices, and only the pseudonymous reference in the detail. */
+export function userForgottenEntry(eventBusName: string, notice: UserForgottenNotice): PutEventsRequestEntry {
+  return { EventBusName: eventBusName, Source: TIER_SOURCE, DetailType: notice.detailType, Detail: JSON.stringify(notice), Time: new Date(notice.at) };
 }
 
 export function journeyActionEntry(eventBusName: string, action: JourneyAction): PutEventsRequestEntry {
@@ -100,6 +106,9 @@ export function createEventBridgePublisher(options: EventBridgePublisherOptions)
     },
     async publishJourneyAction(action: JourneyAction): Promise<void> {
       await putAllEntries(client, [journeyActionEntry(eventBusName, action)]);
+    },
+    async publishUserForgotten(notice: UserForgottenNotice): Promise<void> {
+      await putAllEntries(client, [userForgottenEntry(eventBusName, notice)]);
     },
   };
 }

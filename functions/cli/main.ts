@@ -48,6 +48,18 @@ const commands: Record<string, CommandEntry> = {
     summary: "send one journey step's action to a test user through its channel",
     load: async () => (await import('./commands/send-test.js')).sendTestCommand(consoleOutput),
   },
+  lock: {
+    summary: "pin a user's tier until a date or until unlocked, with a reason kept in the history",
+    load: async () => (await import('./commands/operate.js')).lockCommand(consoleOutput),
+  },
+  unlock: {
+    summary: 'hand a locked user back to the rules',
+    load: async () => (await import('./commands/operate.js')).unlockCommand(consoleOutput),
+  },
+  forget: {
+    summary: "erase a user's stored data, stop their journeys and publish UserForgotten",
+    load: async () => (await import('./commands/operate.js')).forgetCommand(consoleOutput),
+  },
   journey: {
     summary: 'inspect the journeys',
     load: async () => {

@@ -71,8 +71,13 @@ export const DOCUMENTED_EVENT_TYPES: readonly DocumentedEventType[] = [
   { type: 'referral.converted', drives: 'referral metrics' },
   {
     type: 'message.opted_out',
-    properties: [{ name: 'channel', type: 'string', use: 'optional: where the user opted out; recorded, but every channel stops' }],
-    drives: 'stops every journey send to the user',
+    properties: [{ name: 'channel', type: 'string', use: 'optional: the channel the user left; with none, every channel' }],
+    drives: 'stops journey sends on that channel, or on every channel when it names none',
+  },
+  {
+    type: 'message.opted_in',
+    properties: [{ name: 'channel', type: 'string', use: 'optional: the channel the user rejoined; with none, every channel' }],
+    drives: 'resubscribes that channel, or every channel when it names none',
   },
 ];
 

@@ -10,6 +10,7 @@
  * any two writes is healed when the event is redelivered. A failure in step 4 does not fail the event: the profile
  * is saved, and the outbox is retried by the user's next event or by the review on `outboxRetryAt`.
  */
+import { applyConsentEvent } from './consent.js';
 import { addDays, localDate } from './dates.js';
 import { type Decision, type TierTransition, decideTier, lockTier, unlockTier } from './decide.js';
 import { assertNever } from './errors.js';
@@ -22,7 +23,7 @@ import { nextReviewDate } from './review-date.js';
 import type { Ruleset } from './ruleset.js';
 import { type DayBucket, type HistoryEntry, type TierLock, type TierNotice, type UserProfile, newProfile } from './state.js';
 
-export const OPT_OUT_EVENT = 'message.opted_out';
+export { OPT_OUT_EVENT } from './consent.js';
 const MAX_CONFLICT_RETRIES = 8;
 /**
  * Longer than one flush can last (the ingest Lambda's timeout is 30 s), shorter than the queue's visibility timeout
@@ -86,10 +87,10 @@ function noticeTypeOf(transition: TierTransition): TierNotice['detailType'] | un
     case 'promoted':
     case 'demoted':
       return 'TierChanged';
+    // An operator's lock and unlock are announced even when the tier stays: channels may treat a pinned user apart.
     case 'locked':
-      return transition.fromTier === transition.toTier ? undefined : 'TierChanged';
     case 'unlocked':
-      return undefined;
+      return 'TierChanged';
     default:
       return assertNever(transition.kind, 'transition kind');
   }
@@ -142,8 +143,9 @@ export async function decideAndSave(
         profile = { ...profile, attributes };
         ownChange = true;
       }
-      if (event.type === OPT_OUT_EVENT && !profile.optedOutAt) {
-        profile = { ...profile, optedOutAt: event.occurredAt };
+      const consented = applyConsentEvent(profile, event);
+      if (consented) {
+        profile = consented;
         ownChange = true;
       }
     }

@@ -61,6 +61,12 @@ export interface TierNotice {
   rulesetVersion: string;
 }
 
+/** One consent change: opted out or back in, as of the event's occurredAt. */
+export interface ConsentChange {
+  optedOut: boolean;
+  at: string;
+}
+
 export type TierEntry = 'start' | 'promotion' | 'demotion' | 'lock';
 
 export interface UserProfile {
@@ -77,7 +83,10 @@ export interface UserProfile {
   /** Local date of the next review; absent = not in the review index. */
   reviewAt?: string;
   attributes: Record<string, StoredAttribute>;
+  /** Instant of the opt-out from every channel, while it holds (see consent.ts). */
   optedOutAt?: string;
+  /** The latest consent change per channel, `*` for all channels (see consent.ts). */
+  consent?: Record<string, ConsentChange>;
   journey?: JourneyRef;
   /*
    * The outbox, written in the same conditional update as the decision it belongs to and emptied by

@@ -15,6 +15,8 @@ export interface StackInfo {
   dynamoEndpoint: string;
   tableName: string;
   eventsEndpoint: string;
+  /** Where `strata lock`, `unlock` and `forget` reach the running stack (see operator-endpoint.ts). */
+  operatorEndpoint?: string;
   pid: number;
   /**
    * The stack's clock, so that another command can tell the stack's "now" (the demo's runs days behind the wall,

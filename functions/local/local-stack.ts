@@ -10,11 +10,12 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { journeyActionEntry, noticeEntry } from '../aws/eventbridge-publisher.js';
+import { journeyActionEntry, noticeEntry, userForgottenEntry } from '../aws/eventbridge-publisher.js';
 import { createDynamoTierStore, dayRetentionDays, type DynamoTierStore } from '../aws/dynamo-store.js';
 import type { DeadLetter } from '../aws/sqs-dead-letter.js';
 import { type EventBridgeEnvelope, JOURNEY_ACTIONS_PATTERN, TIER_NOTICES_PATTERN, USER_EVENTS_PATTERN } from '../core/event-pattern.js';
 import type { TierServices } from '../core/ingest.js';
+import type { OperatorServices, UserForgottenNotice } from '../core/operator.js';
 import { compileJourney } from '../core/journey/compile-journey.js';
 import type { JourneyAction } from '../core/journey/decide-journey-step.js';
 import type { JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
@@ -23,6 +24,7 @@ import type { Ruleset } from '../core/ruleset.js';
 import type { TierNotice } from '../core/state.js';
 import { createIngestHandler } from '../handlers/ingest.js';
 import { createJourneyStepHandler, journeyStepStore } from '../handlers/journey-step.js';
+import { type RejudgePlan, createRejudgeHandler } from '../handlers/rejudge.js';
 import { type ShardReviewResult, type ReviewPlan, createReviewHandler } from '../handlers/review.js';
 import type { Clock } from './clock.js';
 import { startDynalite, type RunningDynalite } from './dynalite.js';
@@ -37,6 +39,7 @@ export const LOCAL_REVIEW_SHARDS = 4;
 
 export type StackActivity =
   | { kind: 'notice'; notice: TierNotice }
+  | { kind: 'forgotten'; notice: UserForgottenNotice }
   | { kind: 'action'; action: JourneyAction }
   | { kind: 'dead-letter'; letter: DeadLetter }
   | { kind: 'journey-started'; executionName: string; tier: string; userId: string; at: string }
@@ -81,12 +84,16 @@ export interface LocalStack {
   runner: JourneyRunner;
   dynalite: RunningDynalite;
   services: TierServices;
+  /** The same services with erasure: what `strata lock`, `unlock` and `forget` act through. */
+  operator: OperatorServices;
   /** Events applied for the first time, and deliveries recognised as duplicates. */
   counters: { eventsRecorded: number; duplicates: number };
   /** Journeys that were running when the stack last stopped (or crashed) and carry on from where they were. */
   resumedJourneys: number;
   /** The nightly review as the deployed state machine runs it: plan, every shard, then the checkpoint. */
   runNightlyReview(): Promise<NightlyReviewResult>;
+  /** Judges every user under the ruleset if it is not the one last re-judged under (a restart with new rules). */
+  runRejudge(): Promise<{ needed: boolean; usersJudged: number; usersChanged: number }>;
   /** Resolves once the queue is empty and every journey is finished or waiting for the clock. */
   settle(): Promise<void>;
   /** Resolves with how many accepted events are not yet applied (kept in the ingest log for the next start). */
@@ -181,7 +188,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     deliver: (envelope) => queue.send([toMessage(envelope)]),
     deliverBatch: (envelopes) => queue.send(envelopes.map(toMessage)),
   });
-  bus.addTarget({ name: 'tier-notices', pattern: TIER_NOTICES_PATTERN, deliver: (envelope) => report({ kind: 'notice', notice: envelope.detail as unknown as TierNotice }) });
+  bus.addTarget({
+    name: 'tier-notices',
+    pattern: TIER_NOTICES_PATTERN,
+    deliver: (envelope) =>
+      envelope['detail-type'] === 'UserForgotten'
+        ? report({ kind: 'forgotten', notice: envelope.detail as unknown as UserForgottenNotice })
+        : report({ kind: 'notice', notice: envelope.detail as unknown as TierNotice }),
+  });
   bus.addTarget({ name: 'journey-actions', pattern: JOURNEY_ACTIONS_PATTERN, deliver: (envelope) => report({ kind: 'action', action: envelope.detail as unknown as JourneyAction }) });
 
   const review = createReviewHandler({ services, shardCount: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-review') });
@@ -196,6 +210,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     runner,
     dynalite,
     services,
+    operator: { ...services, eraser: store, erasurePublisher: { publishUserForgotten: (notice) => deliver([userForgottenEntry(LOCAL_BUS_NAME, notice)]) } },
     counters,
     resumedJourneys,
     async runNightlyReview() {
@@ -205,6 +220,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       return {
         dates: plan.dates,
         usersDue: results.reduce((sum, r) => sum + r.usersDue, 0),
+        usersChanged: results.reduce((sum, r) => sum + r.usersChanged, 0),
+      };
+    },
+    async runRejudge() {
+      const rejudge = createRejudgeHandler({ services, store, totalSegments: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-rejudge') });
+      const plan = (await rejudge({ step: 'plan' })) as RejudgePlan;
+      const results = await Promise.all(plan.segments.map((segment) => rejudge({ step: 'segment', segment }) as Promise<{ usersJudged: number; usersChanged: number }>));
+      if (plan.needed) await rejudge({ step: 'complete' });
+      return {
+        needed: plan.needed,
+        usersJudged: results.reduce((sum, r) => sum + r.usersJudged, 0),
         usersChanged: results.reduce((sum, r) => sum + r.usersChanged, 0),
       };
     },

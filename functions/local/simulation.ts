@@ -60,7 +60,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     ruleset,
     clock,
     onActivity: (activity) => {
-      if (activity.kind !== 'dead-letter' && activity.kind !== 'action') tally.record(activity);
+      if (activity.kind !== 'dead-letter' && activity.kind !== 'action' && activity.kind !== 'forgotten') tally.record(activity);
     },
     ingestConcurrency: 4,
     batchWindowMs: 0,

@@ -22,6 +22,7 @@ describe('npm run bench', () => {
       simulateUsers: 12,
       simulateBigEvents: 2_000,
       cliRuns: 1,
+      rejudgeUsers: 40,
       devEvents: 200,
       devUsers: 30,
       devIdleSeconds: 1,
@@ -60,6 +61,10 @@ describe('npm run bench', () => {
     expect(results.dev.dataFolderBytes).toBeGreaterThanOrEqual(results.dev.dynaliteFolderBytes);
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
     expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
+    // Re-judge: every user read and written once at least (the review always rewrites the profile).
+    expect(results.rejudge.users).toBeGreaterThan(0);
+    expect(results.rejudge.costPer1MUsers.writeUnits).toBeGreaterThanOrEqual(1_000_000);
+    expect(results.rejudge.costPer1MUsers.dollars).toBeGreaterThan(0);
     // Both engines replayed the same history (the bench checks their summaries are equal), and the big one ran.
     expect(results.simulate.events).toBeGreaterThan(100);
     for (const key of ['eventsPerSec', 'fullStackEventsPerSec', 'eventsPerCpuSec'] as const) expect(results.simulate[key]).toBeGreaterThan(0);

@@ -26,6 +26,7 @@ import { INGEST_LOG_FILE } from '../../local/ingest-log.js';
 import { DYNALITE_FOLDER, removeStackInfo, stackClock, writeStackInfo } from '../../local/local-data.js';
 import { type LocalStack, type StackActivity, startLocalStack } from '../../local/local-stack.js';
 import { PortInUseError, startPutEventsEndpoint } from '../../local/put-events-endpoint.js';
+import { startOperatorEndpoint } from '../../local/operator-endpoint.js';
 import { type CliOutput, UsageError } from '../output.js';
 import { loadValidRuleset } from '../load-ruleset.js';
 
@@ -79,6 +80,8 @@ export function describeActivity(activity: StackActivity, timeZone: string): str
         : activity.result.outcome === 'exit' && activity.result.reason !== 'held-out'
           ? `${activity.task.userId}  left ${activity.task.journeyId} (${activity.result.reason})`
           : undefined;
+    case 'forgotten':
+      return `${activity.notice.userRef}  forgotten (every stored item deleted)`;
     case 'journey-started':
     case 'journey-stopped':
       return undefined;
@@ -167,8 +170,20 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     if (error instanceof PortInUseError) throw new UsageError(`dev: port ${port} is already in use`, 'stop whatever uses it, or pass --port');
     throw error;
   }
-  await writeStackInfo(dataDir, { dynamoEndpoint: stack.dynalite.endpoint, tableName: stack.dynalite.tableName, eventsEndpoint: endpoint.url, pid: process.pid, clock: stackClock(clockOptions) });
+  const operatorEndpoint = await startOperatorEndpoint(stack.operator);
+  await writeStackInfo(dataDir, {
+    dynamoEndpoint: stack.dynalite.endpoint,
+    tableName: stack.dynalite.tableName,
+    eventsEndpoint: endpoint.url,
+    operatorEndpoint: operatorEndpoint.url,
+    pid: process.pid,
+    clock: stackClock(clockOptions),
+  });
   const clockCheckpoint = keepClockCheckpoint(dataDir, clock);
+
+  // A restart with changed rules judges everyone under them now, not at each user's next review date.
+  const rejudged = await stack.runRejudge();
+  if (rejudged.needed && rejudged.usersJudged > 0) out.info(`${stamp()}  ruleset ${ruleset.version} is new: ${rejudged.usersJudged} users re-judged, ${rejudged.usersChanged} changed`);
 
   const stopping = new AbortController();
   const reviewLoop = (async () => {
@@ -212,6 +227,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       progress?.stop();
       await Promise.allSettled([reviewLoop, demoLoop]);
       await endpoint.close();
+      await operatorEndpoint.close();
       const undelivered = await delivery.close();
       if (undelivered > 0) out.info(`Stopped delivering: ${undelivered} actions were still waiting for their channel (they are in actions.jsonl).`);
       const { remaining } = await stack.close();

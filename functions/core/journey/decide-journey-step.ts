@@ -17,6 +17,7 @@ import type { SendStep } from './journey-schema.js';
 import type { DeferReason, ExitReason, JourneyStepResult, JourneyStepSettings, JourneyStepSpec, TaskStep } from './journey-task.js';
 import { inDailyWindow, instantAtLocalTime, localClock, nextLocalTime, parseTimeOfDay } from '../local-time.js';
 import { firstSignalSince } from './signals.js';
+import { isOptedOut } from '../consent.js';
 
 const DAY_MS = 86_400_000;
 
@@ -122,7 +123,8 @@ function exitReason(input: JourneyStepInput): ExitReason | undefined {
   if (profile.tier !== execution.tier) return 'tier-changed';
   const conversion = spec.settings.conversionSignal;
   if (conversion && firstSignalSince(buckets, conversion, epochSecondsOf(execution.startedAt)) !== undefined) return 'converted';
-  if (profile.optedOutAt !== undefined) return 'opted-out';
+  // A send checks its own channel; a branch or wait only stops once every channel is closed.
+  if (isOptedOut(profile, 'channel' in spec.step ? spec.step.channel : undefined)) return 'opted-out';
   if (isHeldOut(userId, { id: spec.journeyId, settings: spec.settings })) return 'held-out';
   return undefined;
 }

@@ -1,0 +1,91 @@
+/**
+ * What re-judging every user after a rules change costs: the example population's history seeded into dynalite
+ * (60 days), then one re-judge run (every Scan segment, every user reviewed, the checkpoint) with every request's
+ * consumed capacity counted, scaled to 1,000,000 users and priced with prices.json. Step Functions transitions
+ * are the run's own (plan, one Map iteration per segment, complete); journeys started by tier changes are priced
+ * per tier change in the main cost model, not here.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { createDynamoTierStore } from '../functions/aws/dynamo-store.js';
+import { localDate } from '../functions/core/dates.js';
+import type { TierServices } from '../functions/core/ingest.js';
+import type { Ruleset } from '../functions/core/ruleset.js';
+import { startDynalite } from '../functions/local/dynalite.js';
+import { generateEvents } from '../functions/local/example-population.js';
+import { createRejudgeHandler, type RejudgePlan } from '../functions/handlers/rejudge.js';
+import type { Prices } from './cost.js';
+import { seedHistory } from './population.js';
+
+export const REJUDGE_SEGMENTS = 16;
+/** States a run enters besides its segments: plan task, the Map, complete task, succeed (approximately). */
+const FIXED_TRANSITIONS = 4;
+/** Per segment: the Map iteration's task state and its end. */
+const TRANSITIONS_PER_SEGMENT = 2;
+
+export interface RejudgeCost {
+  users: number;
+  itemsPerUser: number;
+  usersChanged: number;
+  costPer1MUsers: { readUnits: number; writeUnits: number; transitions: number; dollars: number };
+  seconds: number;
+}
+
+export async function measureRejudge(ruleset: Ruleset, prices: Prices, options: { users: number; days?: number }): Promise<RejudgeCost> {
+  const events = generateEvents({ users: options.users, days: options.days ?? 60, seed: 11, start: '2026-09-01' });
+  const now = new Date(Date.parse(events[events.length - 1]!.occurredAt) + 3_600_000);
+  const dynalite = await startDynalite();
+  const counted = { read: 0, write: 0, on: false };
+  try {
+    const store = createDynamoTierStore({
+      client: dynalite.client,
+      tableName: dynalite.tableName,
+      shardCount: 16,
+      timeZone: ruleset.timezone,
+      onCapacity: (_operation, units) => {
+        if (!counted.on) return;
+        counted.read += units.read;
+        counted.write += units.write;
+      },
+    });
+    const seeded = await seedHistory({ client: dynalite.client, tableName: dynalite.tableName, store, ruleset, events, now });
+    const services: TierServices = {
+      ruleset,
+      store,
+      journeys: { start: async () => 'started', stop: async () => undefined },
+      publisher: { publishNotices: async () => undefined },
+      clock: { now: () => now },
+    };
+    const rejudge = createRejudgeHandler({ services, store, totalSegments: REJUDGE_SEGMENTS, logger: new Logger({ serviceName: 'strata-rejudge', logLevel: 'ERROR' }) });
+    counted.on = true;
+    const started = performance.now();
+    const plan = (await rejudge({ step: 'plan' })) as RejudgePlan;
+    let usersJudged = 0;
+    let usersChanged = 0;
+    for (const segment of plan.segments) {
+      const result = (await rejudge({ step: 'segment', segment })) as { usersJudged: number; usersChanged: number };
+      usersJudged += result.usersJudged;
+      usersChanged += result.usersChanged;
+    }
+    await rejudge({ step: 'complete' });
+    const seconds = (performance.now() - started) / 1000;
+    if (usersJudged !== seeded.users) throw new Error(`Bench: re-judge judged ${usersJudged} of ${seeded.users} users (as of ${localDate(now, ruleset.timezone)})`);
+    const scale = 1_000_000 / seeded.users;
+    const readUnits = counted.read * scale;
+    const writeUnits = counted.write * scale;
+    const transitions = FIXED_TRANSITIONS + TRANSITIONS_PER_SEGMENT * REJUDGE_SEGMENTS;
+    const dollars =
+      (readUnits / 1e6) * prices.dynamoDbPerMillionReadUnits +
+      (writeUnits / 1e6) * prices.dynamoDbPerMillionWriteUnits +
+      (transitions / 1000) * prices.stepFunctionsPerThousandTransitions;
+    const round = (value: number, digits = 0): number => Math.round(value * 10 ** digits) / 10 ** digits;
+    return {
+      users: seeded.users,
+      itemsPerUser: round((seeded.dayItems + seeded.users) / seeded.users, 2),
+      usersChanged,
+      costPer1MUsers: { readUnits: round(readUnits), writeUnits: round(writeUnits), transitions, dollars: round(dollars, 3) },
+      seconds: round(seconds, 1),
+    };
+  } finally {
+    await dynalite.close();
+  }
+}
