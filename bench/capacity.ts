@@ -133,7 +133,10 @@ export async function measureCapacity(ruleset: Ruleset, options: { users: number
       noChange: figures(noChange),
       tierChange: figures(tierChange),
       byOperation,
-      meanPerEvent: { read: round3(all.reduce((s, e) => s + e.read, 0) / all.length), write: round3(all.reduce((s, e) => s + e.write, 0) / all.length) },
+      meanPerEvent: {
+        read: round3(all.reduce((s, e) => s + e.read, 0) / all.length),
+        write: round3(all.reduce((s, e) => s + e.write, 0) / all.length),
+      },
       tiers: seeded.tiers,
     };
   } finally {
@@ -166,7 +169,10 @@ export interface HeavyUserResult {
  * day of `extremeEvents` events for one user, written with 16 at a time (a bot), to show that every event is applied
  * and no item grows with the day.
  */
-export async function measureHeavyUser(ruleset: Ruleset, options: { eventsPerDay: number; days: number; extremeEvents: number }): Promise<HeavyUserResult> {
+export async function measureHeavyUser(
+  ruleset: Ruleset,
+  options: { eventsPerDay: number; days: number; extremeEvents: number },
+): Promise<HeavyUserResult> {
   const template = generateEvents({ users: 400, days: 30, seed: 11, start: POPULATION_START });
   const userId = 'heavy-5f0c2a8e-3b1d-4c7a-9e2f';
   const dynalite = await startDynalite();
@@ -227,9 +233,18 @@ export async function measureHeavyUser(ruleset: Ruleset, options: { eventsPerDay
       eventsPerDay: options.eventsPerDay,
       days: options.days,
       wruP50: median(samples.map((s) => s.write)),
-      wruP99: percentile(samples.map((s) => s.write), 99),
-      rruP99: percentile(samples.map((s) => s.loadRead), 99),
-      rruEventP99: percentile(samples.map((s) => s.read), 99),
+      wruP99: percentile(
+        samples.map((s) => s.write),
+        99,
+      ),
+      rruP99: percentile(
+        samples.map((s) => s.loadRead),
+        99,
+      ),
+      rruEventP99: percentile(
+        samples.map((s) => s.read),
+        99,
+      ),
       maxItemBytes,
       extremeEvents: options.extremeEvents,
       extremeApplied: buckets[0]?.counters['n_bot'] ?? 0,

@@ -39,15 +39,37 @@ async function timeCommand(projectRoot: string, args: string[], runs: number): P
 /** A stack with one user who has a profile, metrics and a history entry, as `strata user` expects. */
 async function seededStack(projectRoot: string, dataDir: string): Promise<{ stop(): Promise<unknown> }> {
   const quiet = { info: () => undefined, error: () => undefined };
-  const running = await startDev({ port: '0', daySeconds: '86400', data: dataDir, rules: projectRoot, demo: false, maxBacklog: String(DEFAULT_MAX_BACKLOG), maxFutureHours: '24', progressSeconds: '0' }, quiet);
-  const client = new EventBridgeClient({ endpoint: running.eventsUrl, region: 'local', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
+  const running = await startDev(
+    {
+      port: '0',
+      daySeconds: '86400',
+      data: dataDir,
+      rules: projectRoot,
+      demo: false,
+      maxBacklog: String(DEFAULT_MAX_BACKLOG),
+      maxFutureHours: '24',
+      progressSeconds: '0',
+    },
+    quiet,
+  );
+  const client = new EventBridgeClient({
+    endpoint: running.eventsUrl,
+    region: 'local',
+    credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+  });
   try {
     const now = running.clock.now().getTime();
     const entries = ['app.opened', 'content.viewed', 'content.completed'].map((type, i) => ({
       EventBusName: 'strata',
       Source: 'bench.app',
       DetailType: type,
-      Detail: JSON.stringify({ eventId: `${BENCH_USER}-${i}`, userId: BENCH_USER, type, occurredAt: new Date(now - (3 - i) * 86_400_000).toISOString(), properties: {} }),
+      Detail: JSON.stringify({
+        eventId: `${BENCH_USER}-${i}`,
+        userId: BENCH_USER,
+        type,
+        occurredAt: new Date(now - (3 - i) * 86_400_000).toISOString(),
+        properties: {},
+      }),
     }));
     const response = await client.send(new PutEventsCommand({ Entries: entries }));
     if (response.FailedEntryCount) throw new Error(`bench cli: the stack rejected ${response.FailedEntryCount} of the seed events`);

@@ -83,7 +83,9 @@ export function costModel(prices: Prices, inputs: CostInputs): CostResult {
     stepFunctions: million * transitions * (prices.stepFunctionsPerThousandTransitions / 1000),
     lambdaRequests: tasks * prices.lambdaPerMillionRequests,
     lambdaDuration: million * tasks * a.journeyStepLambdaMemoryGb * (a.journeyStepLambdaMsPerTask / 1000) * prices.lambdaPerGbSecondArm64,
-    dynamoDb: tasks * a.journeyStepReadUnitsPerTask * prices.dynamoDbPerMillionReadUnits + sends * a.journeyStepWriteUnitsPerSend * prices.dynamoDbPerMillionWriteUnits,
+    dynamoDb:
+      tasks * a.journeyStepReadUnitsPerTask * prices.dynamoDbPerMillionReadUnits +
+      sends * a.journeyStepWriteUnitsPerSend * prices.dynamoDbPerMillionWriteUnits,
     // Each send's JourneyAction goes to the bus for the delivery channels.
     eventBridge: sends * prices.eventBridgePerMillionEvents,
   };
@@ -108,6 +110,12 @@ export function costModel(prices: Prices, inputs: CostInputs): CostResult {
     breakdownPer1MEvents: round(eventParts),
     breakdownPer1MJourneys: round(journeyParts),
     breakdownMonthly: round(monthlyParts),
-    assumptions: { ...a, tierChangeShare: Math.round(inputs.tierChangeShare * 10000) / 10000, journeysPerMonth: Math.round(journeysPerMonth), pricesSource: prices.source, pricesDate: prices.date },
+    assumptions: {
+      ...a,
+      tierChangeShare: Math.round(inputs.tierChangeShare * 10000) / 10000,
+      journeysPerMonth: Math.round(journeysPerMonth),
+      pricesSource: prices.source,
+      pricesDate: prices.date,
+    },
   };
 }

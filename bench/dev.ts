@@ -78,7 +78,10 @@ export function benchEvents(events: number, users: number, now: Date): UserEvent
   const start = new Date(now.getTime() - 15 * 86_400_000).toISOString().slice(0, 10);
   // 14 days of the example population average a little over 10 events per user.
   const population = generateEvents({ users, days: 14, seed: 29, start });
-  if (population.length < events) throw new DevBenchError(`${users} users make only ${population.length} events; ask for at least ${Math.ceil((users * events) / Math.max(1, population.length)) + 1} users`);
+  if (population.length < events)
+    throw new DevBenchError(
+      `${users} users make only ${population.length} events; ask for at least ${Math.ceil((users * events) / Math.max(1, population.length)) + 1} users`,
+    );
   return population.slice(0, events);
 }
 
@@ -113,7 +116,9 @@ async function liveData(dynalitePath: string): Promise<{ bytes: number; items: n
   try {
     let startKey: Record<string, AttributeValue> | undefined;
     do {
-      const page = await dynalite.client.send(new ScanCommand({ TableName: dynalite.tableName, ...(startKey ? { ExclusiveStartKey: startKey } : {}) }));
+      const page = await dynalite.client.send(
+        new ScanCommand({ TableName: dynalite.tableName, ...(startKey ? { ExclusiveStartKey: startKey } : {}) }),
+      );
       for (const item of page.Items ?? []) {
         bytes += Buffer.byteLength(JSON.stringify(item)) + Buffer.byteLength(`${item['pk']?.S ?? ''}${item['sk']?.S ?? ''}`);
         items += 1;
@@ -127,7 +132,13 @@ async function liveData(dynalitePath: string): Promise<{ bytes: number; items: n
 }
 
 function entryOf(event: UserEvent): PutEventsRequestEntry {
-  return { EventBusName: 'strata', Source: 'bench.producer', DetailType: event.type, Detail: JSON.stringify(event), Time: new Date(event.occurredAt) };
+  return {
+    EventBusName: 'strata',
+    Source: 'bench.producer',
+    DetailType: event.type,
+    Detail: JSON.stringify(event),
+    Time: new Date(event.occurredAt),
+  };
 }
 
 /** Posts every event, ten per call, resending entries the endpoint refused until each is accepted. */
@@ -161,7 +172,22 @@ export async function measureDev(options: DevBenchOptions): Promise<DevFigures> 
   const bin = resolve(options.projectRoot, 'bin', 'strata.js');
   const child = spawn(
     process.execPath,
-    [...(options.nodeArgs ?? []), bin, 'dev', '--no-demo', '--port', '0', '--data', dataDir, '--rules', resolve(options.projectRoot), '--day-seconds', '86400', '--progress-seconds', String(PROGRESS_SECONDS)],
+    [
+      ...(options.nodeArgs ?? []),
+      bin,
+      'dev',
+      '--no-demo',
+      '--port',
+      '0',
+      '--data',
+      dataDir,
+      '--rules',
+      resolve(options.projectRoot),
+      '--day-seconds',
+      '86400',
+      '--progress-seconds',
+      String(PROGRESS_SECONDS),
+    ],
     { cwd: resolve(options.projectRoot), env: { ...process.env, STRATA_DEBUG: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
@@ -193,7 +219,13 @@ export async function measureDev(options: DevBenchOptions): Promise<DevFigures> 
   failIfExited.catch(() => undefined); // observed through within(); an expected exit at the end is not a failure
   const within = async <T>(what: string, promise: Promise<T>, seconds: number, { exitFails = true } = {}): Promise<T> => {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new DevBenchError(`${what} took over ${seconds} s (${applied} of ${events.length} events applied)`)), seconds * 1000)));
+    const timeout = new Promise<never>(
+      (_, reject) =>
+        (timer = setTimeout(
+          () => reject(new DevBenchError(`${what} took over ${seconds} s (${applied} of ${events.length} events applied)`)),
+          seconds * 1000,
+        )),
+    );
     try {
       return await Promise.race(exitFails ? [promise, failIfExited, timeout] : [promise, timeout]);
     } finally {
@@ -238,7 +270,9 @@ export async function measureDev(options: DevBenchOptions): Promise<DevFigures> 
       throw error;
     });
     const live = await liveData(dynalitePath);
-    log(`dev: data folder ${r1(dataFolderBytes / MB)} MB (dynalite ${r1(dynaliteFolderBytes / MB)} MB), live data ${r1(live.bytes / MB)} MB in ${live.items} items`);
+    log(
+      `dev: data folder ${r1(dataFolderBytes / MB)} MB (dynalite ${r1(dynaliteFolderBytes / MB)} MB), live data ${r1(live.bytes / MB)} MB in ${live.items} items`,
+    );
     return {
       events: events.length,
       users: options.users,

@@ -85,7 +85,9 @@ export async function measureEvaluation(ruleset: Ruleset, iterations = 5000): Pr
 
   const bare = new Engine([], { allowUndefinedFacts: true });
   for (const [tier, rules] of Object.entries(ruleset.rules)) {
-    rules.forEach((rule, i) => bare.addRule({ name: `${tier}#${i}`, conditions: rule.conditions as never, event: { type: 'qualifies', params: { tier } } }));
+    rules.forEach((rule, i) =>
+      bare.addRule({ name: `${tier}#${i}`, conditions: rule.conditions as never, event: { type: 'qualifies', params: { tier } } }),
+    );
   }
   const counterIds = {
     days: ruleset.metrics.find((m) => m.name === 'daysActive30')!.countCounter,

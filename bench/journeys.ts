@@ -23,7 +23,11 @@ const START = '2026-03-02T02:00:00.000Z';
 const DAY_MS = 86_400_000;
 
 function taskStates(asl: AslDefinition): Set<string> {
-  return new Set(Object.entries(asl.States as Record<string, { Type: string }>).filter(([, state]) => state.Type === 'Task').map(([name]) => name));
+  return new Set(
+    Object.entries(asl.States as Record<string, { Type: string }>)
+      .filter(([, state]) => state.Type === 'Task')
+      .map(([name]) => name),
+  );
 }
 
 export async function measureJourneys(ruleset: Ruleset): Promise<Record<string, JourneyFigures>> {

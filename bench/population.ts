@@ -59,7 +59,12 @@ function dayItem(userId: string, day: SeededDay): Record<string, AttributeValue>
 }
 
 /** BatchWriteItem in chunks of 25 with `concurrency` requests in flight, re-sending anything unprocessed. */
-export async function batchWrite(client: DynamoDBClient, tableName: string, items: Array<Record<string, AttributeValue>>, concurrency = 8): Promise<void> {
+export async function batchWrite(
+  client: DynamoDBClient,
+  tableName: string,
+  items: Array<Record<string, AttributeValue>>,
+  concurrency = 8,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
@@ -76,7 +81,13 @@ export async function batchWrite(client: DynamoDBClient, tableName: string, item
 }
 
 /** The profile ingest would have stored after this history (promotions only: no nightly review ran). */
-export async function decideSeedProfile(ruleset: Ruleset, userId: string, events: readonly UserEvent[], buckets: readonly DayBucket[], now: Date): Promise<UserProfile> {
+export async function decideSeedProfile(
+  ruleset: Ruleset,
+  userId: string,
+  events: readonly UserEvent[],
+  buckets: readonly DayBucket[],
+  now: Date,
+): Promise<UserProfile> {
   let profile = newProfile(userId, ruleset.baseTier, new Date(events[0]?.occurredAt ?? now));
   for (const event of events) {
     const attributes = applyEventToAttributes(ruleset, profile, event);
@@ -132,8 +143,21 @@ export async function seedHistory(options: {
 }
 
 /** Reads one seeded user back through the store: the buckets must be exactly the folded ones. */
-export async function verifySeed(store: DynamoTierStore, ruleset: Ruleset, events: readonly UserEvent[], userId: string, fromDate: string): Promise<void> {
-  const expected = [...(foldHistory(ruleset, events.filter((e) => e.userId === userId)).get(userId)?.values() ?? [])]
+export async function verifySeed(
+  store: DynamoTierStore,
+  ruleset: Ruleset,
+  events: readonly UserEvent[],
+  userId: string,
+  fromDate: string,
+): Promise<void> {
+  const expected = [
+    ...(foldHistory(
+      ruleset,
+      events.filter((e) => e.userId === userId),
+    )
+      .get(userId)
+      ?.values() ?? []),
+  ]
     .filter((day) => day.date >= fromDate)
     .map(({ date, counters, signals }) => ({ date, counters, ...(signals ? { signals: [...signals].sort() } : {}) }))
     .sort((a, b) => (a.date < b.date ? -1 : 1));

@@ -55,7 +55,12 @@ export async function measureRejudge(ruleset: Ruleset, prices: Prices, options: 
       publisher: { publishNotices: async () => undefined },
       clock: { now: () => now },
     };
-    const rejudge = createRejudgeHandler({ services, store, totalSegments: REJUDGE_SEGMENTS, logger: new Logger({ serviceName: 'strata-rejudge', logLevel: 'ERROR' }) });
+    const rejudge = createRejudgeHandler({
+      services,
+      store,
+      totalSegments: REJUDGE_SEGMENTS,
+      logger: new Logger({ serviceName: 'strata-rejudge', logLevel: 'ERROR' }),
+    });
     counted.on = true;
     const started = performance.now();
     const plan = (await rejudge({ step: 'plan' })) as RejudgePlan;
@@ -68,7 +73,8 @@ export async function measureRejudge(ruleset: Ruleset, prices: Prices, options: 
     }
     await rejudge({ step: 'complete' });
     const seconds = (performance.now() - started) / 1000;
-    if (usersJudged !== seeded.users) throw new Error(`Bench: re-judge judged ${usersJudged} of ${seeded.users} users (as of ${localDate(now, ruleset.timezone)})`);
+    if (usersJudged !== seeded.users)
+      throw new Error(`Bench: re-judge judged ${usersJudged} of ${seeded.users} users (as of ${localDate(now, ruleset.timezone)})`);
     const scale = 1_000_000 / seeded.users;
     const readUnits = counted.read * scale;
     const writeUnits = counted.write * scale;

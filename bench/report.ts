@@ -21,9 +21,19 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
   const reads = Math.max(r.capacity.noChange.rruP95, r.capacity.tierChange.rruP95);
   const evalRatio = r.evaluation.coreUs / r.evaluation.jreUs;
   return [
-    { metric: 'DynamoDB write units per event, no tier change (median / p95)', target: '≤ 1.0', measured: `${r.capacity.noChange.wruMedian} / ${r.capacity.noChange.wruP95}`, met: r.capacity.noChange.wruP95 <= 1 },
+    {
+      metric: 'DynamoDB write units per event, no tier change (median / p95)',
+      target: '≤ 1.0',
+      measured: `${r.capacity.noChange.wruMedian} / ${r.capacity.noChange.wruP95}`,
+      met: r.capacity.noChange.wruP95 <= 1,
+    },
     { metric: 'DynamoDB read units per event (p95, any event)', target: '≤ 2.0', measured: String(reads), met: reads <= 2 },
-    { metric: 'write units per tier change (median)', target: '≤ 4', measured: String(r.capacity.tierChange.wruMedian), met: r.capacity.tierChange.wruMedian <= 4 },
+    {
+      metric: 'write units per tier change (median)',
+      target: '≤ 4',
+      measured: String(r.capacity.tierChange.wruMedian),
+      met: r.capacity.tierChange.wruMedian <= 4,
+    },
     {
       metric: `a user with ${r.capacity.heavyUser.eventsPerDay} events a day: write units per event (p99); window read (p99); largest item`,
       target: '≤ 2; ≤ 4 RRU; ≤ 64 KB',
@@ -36,19 +46,49 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
       measured: threeSend ? String(threeSend[1].transitions) : 'n/a',
       met: threeSend ? threeSend[1].transitions <= 12 : false,
     },
-    { metric: `nightly review: items read ÷ users due (${r.review.users} users, ${r.review.due} due)`, target: '≤ 1.2', measured: fixed(r.review.ratio, 3), met: r.review.ratio <= 1.2 },
-    { metric: 'reviews per steadily active user per 30 days', target: '≤ 3', measured: String(r.review.reviewsPerActiveUser30d), met: r.review.reviewsPerActiveUser30d <= 3 },
+    {
+      metric: `nightly review: items read ÷ users due (${r.review.users} users, ${r.review.due} due)`,
+      target: '≤ 1.2',
+      measured: fixed(r.review.ratio, 3),
+      met: r.review.ratio <= 1.2,
+    },
+    {
+      metric: 'reviews per steadily active user per 30 days',
+      target: '≤ 3',
+      measured: String(r.review.reviewsPerActiveUser30d),
+      met: r.review.reviewsPerActiveUser30d <= 3,
+    },
     { metric: 'core evaluation time ÷ bare json-rules-engine', target: '≤ 1.2', measured: fixed(evalRatio), met: evalRatio <= 1.2 },
-    { metric: 'local end-to-end events/s ÷ dynalite UpdateItem ops/s', target: '≥ 0.5', measured: fixed(r.throughput.ratio), met: r.throughput.ratio >= 0.5 },
-    { metric: `strata dev RSS after ${r.dev.events} events of ${r.dev.users} users`, target: '≤ 400 MB', measured: `${r.dev.rssAfter100kEventsMb} MB`, met: r.dev.rssAfter100kEventsMb <= 400 },
+    {
+      metric: 'local end-to-end events/s ÷ dynalite UpdateItem ops/s',
+      target: '≥ 0.5',
+      measured: fixed(r.throughput.ratio),
+      met: r.throughput.ratio >= 0.5,
+    },
+    {
+      metric: `strata dev RSS after ${r.dev.events} events of ${r.dev.users} users`,
+      target: '≤ 400 MB',
+      measured: `${r.dev.rssAfter100kEventsMb} MB`,
+      met: r.dev.rssAfter100kEventsMb <= 400,
+    },
     {
       metric: `strata dev RSS after ${r.dev.idleSeconds} s idle ÷ after start`,
       target: '≤ 1.2',
       measured: `${fixed(r.dev.rssAfterIdleMb / r.dev.rssAfterStartMb)} (${r.dev.rssAfterIdleMb} / ${r.dev.rssAfterStartMb} MB)`,
       met: r.dev.rssAfterIdleMb <= 1.2 * r.dev.rssAfterStartMb,
     },
-    { metric: 'strata dev data folder ÷ live data', target: '≤ 3', measured: fixed(r.dev.dataFolderOverLiveData), met: r.dev.dataFolderOverLiveData <= 3 },
-    { metric: 'strata dev events applied per second', target: '≥ 500', measured: fixed(r.dev.appliedEventsPerSec, 0), met: r.dev.appliedEventsPerSec >= 500 },
+    {
+      metric: 'strata dev data folder ÷ live data',
+      target: '≤ 3',
+      measured: fixed(r.dev.dataFolderOverLiveData),
+      met: r.dev.dataFolderOverLiveData <= 3,
+    },
+    {
+      metric: 'strata dev events applied per second',
+      target: '≥ 500',
+      measured: fixed(r.dev.appliedEventsPerSec, 0),
+      met: r.dev.appliedEventsPerSec >= 500,
+    },
     {
       metric: `strata simulate, in-memory events/s (${r.simulate.events} events; full stack ${fixed(r.simulate.fullStackEventsPerSec, 0)}/s)`,
       target: '≥ 20,000',
@@ -61,10 +101,30 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
       measured: `${fixed(r.simulate.millionEvents.seconds, 1)} s / ${r.simulate.millionEvents.peakRssMb} MB`,
       met: r.simulate.millionEvents.seconds <= 60 && r.simulate.millionEvents.peakRssMb <= 1536,
     },
-    { metric: 'ingest Lambda bundle, minified', target: '≤ 600 KB', measured: `${(r.coldStart.bundleBytes / 1024).toFixed(0)} KiB`, met: r.coldStart.bundleBytes <= 600 * 1024 },
-    { metric: `\`strata --help\` (median of ${r.cli.samples.help.length})`, target: '≤ 300 ms', measured: `${fixed(r.cli.helpMs, 0)} ms`, met: r.cli.helpMs <= 300 },
-    { metric: `\`strata validate\` on the example project (median of ${r.cli.samples.validate.length})`, target: '≤ 600 ms', measured: `${fixed(r.cli.validateMs, 0)} ms`, met: r.cli.validateMs <= 600 },
-    { metric: `\`strata user <id>\` against a running stack (median of ${r.cli.samples.user.length})`, target: '≤ 800 ms', measured: `${fixed(r.cli.userMs, 0)} ms`, met: r.cli.userMs <= 800 },
+    {
+      metric: 'ingest Lambda bundle, minified',
+      target: '≤ 600 KB',
+      measured: `${(r.coldStart.bundleBytes / 1024).toFixed(0)} KiB`,
+      met: r.coldStart.bundleBytes <= 600 * 1024,
+    },
+    {
+      metric: `\`strata --help\` (median of ${r.cli.samples.help.length})`,
+      target: '≤ 300 ms',
+      measured: `${fixed(r.cli.helpMs, 0)} ms`,
+      met: r.cli.helpMs <= 300,
+    },
+    {
+      metric: `\`strata validate\` on the example project (median of ${r.cli.samples.validate.length})`,
+      target: '≤ 600 ms',
+      measured: `${fixed(r.cli.validateMs, 0)} ms`,
+      met: r.cli.validateMs <= 600,
+    },
+    {
+      metric: `\`strata user <id>\` against a running stack (median of ${r.cli.samples.user.length})`,
+      target: '≤ 800 ms',
+      measured: `${fixed(r.cli.userMs, 0)} ms`,
+      met: r.cli.userMs <= 800,
+    },
   ];
 }
 
@@ -76,7 +136,9 @@ export function renderTable(r: BenchResults): string {
     `| evaluation µs per event: core / bare json-rules-engine / plain JS | ${r.evaluation.coreUs} / ${r.evaluation.jreUs} / ${r.evaluation.plainJsUs} |`,
     `| local throughput: events/s / dynalite ops/s | ${fixed(r.throughput.eventsPerSec, 0)} / ${fixed(r.throughput.dynaliteOpsPerSec, 0)} |`,
     `| nightly review time (index) / full scan time and items | ${fixed(r.review.seconds, 1)} s / ${fixed(r.review.fullScanSeconds, 1)} s, ${r.review.fullScanItemsRead} items |`,
-    `| journey transitions per tier | ${Object.entries(r.journeys).map(([tier, j]) => `${tier} ${j.transitions}`).join(', ')} |`,
+    `| journey transitions per tier | ${Object.entries(r.journeys)
+      .map(([tier, j]) => `${tier} ${j.transitions}`)
+      .join(', ')} |`,
     `| ingest cold start: import time (median of 10) | ${r.coldStart.importMsMedian} ms |`,
     `| strata dev: events accepted/s, CPU ms per applied event, data folder bytes per 1k events (live data) | ${fixed(r.dev.acceptedEventsPerSec, 0)}, ${r.dev.cpuMsPerEvent} ms, ${r.dev.dataFolderBytesPer1kEvents} (${Math.round(r.dev.liveDataBytes / (r.dev.events / 1000))}) |`,
     `| cost per 1M events / per 1M journeys | $${fixed(r.cost.per1MEvents)} / $${fixed(r.cost.per1MJourneys)} |`,

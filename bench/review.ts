@@ -73,7 +73,11 @@ export async function measureNightlyReview(ruleset: Ruleset, options: { users: n
     const base = createDynamoTierStore({ client: dynalite.client, tableName: dynalite.tableName, shardCount: SHARDS, timeZone: ruleset.timezone });
     const seedStarted = performance.now();
     const profiles = Array.from({ length: options.users }, (_, i) => seedProfile(ruleset, i + 1));
-    await batchWrite(dynalite.client, dynalite.tableName, profiles.map((p) => profileItem(p, SHARDS)));
+    await batchWrite(
+      dynalite.client,
+      dynalite.tableName,
+      profiles.map((p) => profileItem(p, SHARDS)),
+    );
     const seedSeconds = (performance.now() - seedStarted) / 1000;
     await base.setReviewCheckpoint(addDays(TODAY, -1));
 
@@ -210,16 +214,23 @@ export async function measureShardThroughput(ruleset: Ruleset, options: { users:
     const shardCount = 1;
     const store = createDynamoTierStore({ client: dynalite.client, tableName: dynalite.tableName, shardCount, timeZone: ruleset.timezone });
     const upper = ruleset.tiers[1]?.id ?? ruleset.baseTier;
-    const profiles = Array.from({ length: options.users }, (_, i): UserProfile => ({
-      userId: `shard-user-${String(i).padStart(6, '0')}`,
-      tier: upper,
-      tierSince: '2026-09-01T00:00:00.000Z',
-      tierEnteredBy: 'promotion',
-      version: 1,
-      attributes: {},
-      reviewAt: TODAY,
-    }));
-    await batchWrite(dynalite.client, dynalite.tableName, profiles.map((p) => profileItem(p, shardCount)));
+    const profiles = Array.from(
+      { length: options.users },
+      (_, i): UserProfile => ({
+        userId: `shard-user-${String(i).padStart(6, '0')}`,
+        tier: upper,
+        tierSince: '2026-09-01T00:00:00.000Z',
+        tierEnteredBy: 'promotion',
+        version: 1,
+        attributes: {},
+        reviewAt: TODAY,
+      }),
+    );
+    await batchWrite(
+      dynalite.client,
+      dynalite.tableName,
+      profiles.map((p) => profileItem(p, shardCount)),
+    );
     await store.setReviewCheckpoint(addDays(TODAY, -1));
     const services: TierServices = {
       ruleset,

@@ -64,7 +64,19 @@ export interface BenchResults {
   storage: StorageResult;
   evaluation: { coreUs: number; jreUs: number; plainJsUs: number; coreOverJre: number };
   throughput: { eventsPerSec: number; dynaliteOpsPerSec: number; ratio: number; events: number; ingestConcurrency: number };
-  review: { users: number; due: number; itemsRead: number; ratio: number; seconds: number; fullScanItemsRead: number; fullScanSeconds: number; seedSeconds: number; reviewsPerActiveUser30d: number; activeUserTier: string; usersPerSecondPerShard: number };
+  review: {
+    users: number;
+    due: number;
+    itemsRead: number;
+    ratio: number;
+    seconds: number;
+    fullScanItemsRead: number;
+    fullScanSeconds: number;
+    seedSeconds: number;
+    reviewsPerActiveUser30d: number;
+    activeUserTier: string;
+    usersPerSecondPerShard: number;
+  };
   journeys: Record<string, JourneyFigures>;
   coldStart: { bundleBytes: number; importMsMedian: number; importMsSamples: number[] };
   cli: CliFigures;
@@ -142,7 +154,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const journeys = await timed('journeys', () => measureJourneys(ruleset));
   const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
   const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
-  const dev = await timed('strata dev', () => measureDev({ projectRoot: options.projectRoot, events: options.devEvents, users: options.devUsers, idleSeconds: options.devIdleSeconds, log }));
+  const dev = await timed('strata dev', () =>
+    measureDev({ projectRoot: options.projectRoot, events: options.devEvents, users: options.devUsers, idleSeconds: options.devIdleSeconds, log }),
+  );
   const simulate = await timed('simulate', () => measureSimulate(ruleset, { users: options.simulateUsers, bigEvents: options.simulateBigEvents }));
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
@@ -156,7 +170,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const results: BenchResults = {
     at: new Date().toISOString(),
     quick: options.quick,
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, loadAverage: (await import('node:os')).loadavg().map(r3) },
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      node: process.version,
+      loadAverage: (await import('node:os')).loadavg().map(r3),
+    },
     capacity: {
       users: capacity.users,
       measuredEvents: capacity.measuredEvents,
@@ -168,7 +187,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       heavyUser,
     },
     storage,
-    evaluation: { coreUs: r1(evaluation.coreUs), jreUs: r1(evaluation.jreUs), plainJsUs: r3(evaluation.plainJsUs), coreOverJre: r3(evaluation.coreOverJre) },
+    evaluation: {
+      coreUs: r1(evaluation.coreUs),
+      jreUs: r1(evaluation.jreUs),
+      plainJsUs: r3(evaluation.plainJsUs),
+      coreOverJre: r3(evaluation.coreOverJre),
+    },
     throughput: {
       eventsPerSec: r1(throughput.eventsPerSec),
       dynaliteOpsPerSec: r1(throughput.dynaliteOpsPerSec),
@@ -215,7 +239,8 @@ async function main(): Promise<void> {
   process.stdout.write(`${table}\n\nbench: done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote bench/results.json\n`);
   const readme = await readFile('README.md', 'utf8').catch(() => '');
   const updated = replaceReadmeSection(readme, table);
-  if (updated === undefined) process.stdout.write('bench: README.md has no <!-- bench:start --> / <!-- bench:end --> markers; the section is printed above\n');
+  if (updated === undefined)
+    process.stdout.write('bench: README.md has no <!-- bench:start --> / <!-- bench:end --> markers; the section is printed above\n');
   else if (updated !== readme) {
     await writeFile('README.md', updated);
     process.stdout.write('bench: refreshed the bench section of README.md\n');

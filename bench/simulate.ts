@@ -43,7 +43,8 @@ export async function measureSimulate(ruleset: Ruleset, options: SimulateBenchOp
   started = performance.now();
   const fullStack = await runSimulation({ ruleset, events });
   const fullStackSeconds = (performance.now() - started) / 1000;
-  if (JSON.stringify(inMemory.summary) !== JSON.stringify(fullStack.summary)) throw new Error('Bench: the in-memory and full-stack summaries differ on the same history');
+  if (JSON.stringify(inMemory.summary) !== JSON.stringify(fullStack.summary))
+    throw new Error('Bench: the in-memory and full-stack summaries differ on the same history');
 
   const millionEvents = await measureBigHistory(Math.round(options.bigEvents / EVENTS_PER_USER));
   return {

@@ -64,7 +64,12 @@ export async function measureThroughput(
   try {
     // Warm up the SDK, the handler and dynalite's table before timing anything.
     await rawUpdateOpsPerSec(stack.dynalite.client, stack.dynalite.tableName, 100, 8);
-    const dynaliteOpsPerSec = await rawUpdateOpsPerSec(stack.dynalite.client, stack.dynalite.tableName, Math.max(100, options.events), options.rawConcurrency ?? 16);
+    const dynaliteOpsPerSec = await rawUpdateOpsPerSec(
+      stack.dynalite.client,
+      stack.dynalite.tableName,
+      Math.max(100, options.events),
+      options.rawConcurrency ?? 16,
+    );
     const started = performance.now();
     await stack.bus.put(events.map(envelope));
     await stack.settle();

@@ -63,7 +63,12 @@ export async function buildCli() {
     logLevel: 'warning',
   });
   // Bundled packages count as inputs through the lockfile: a changed dependency rebuilds the bundle.
-  const inputs = [...Object.keys(result.metafile.inputs).filter((input) => !input.startsWith('node_modules/')), 'package.json', 'package-lock.json', relative(ROOT, fileURLToPath(import.meta.url))];
+  const inputs = [
+    ...Object.keys(result.metafile.inputs).filter((input) => !input.startsWith('node_modules/')),
+    'package.json',
+    'package-lock.json',
+    relative(ROOT, fileURLToPath(import.meta.url)),
+  ];
   await writeFile(join(staging, 'inputs.json'), JSON.stringify({ builtAtMs, inputs }) + '\n');
   await mkdir(dirname(OUT_DIR), { recursive: true });
   await rm(`${OUT_DIR}.old.${process.pid}`, { recursive: true, force: true });

@@ -7,7 +7,9 @@
 // Checked before anything else loads, so an old Node gets this message rather than a syntax error.
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 20 || (major === 20 && minor < 19)) {
-  process.stderr.write(`strata: needs Node 20.19 or later, and this is Node ${process.versions.node} (install a current Node LTS from nodejs.org or your package manager)\n`);
+  process.stderr.write(
+    `strata: needs Node 20.19 or later, and this is Node ${process.versions.node} (install a current Node LTS from nodejs.org or your package manager)\n`,
+  );
   process.exit(2);
 }
 
@@ -20,7 +22,9 @@ if (!bundleIsFresh()) {
     await buildCli();
   } catch (error) {
     // esbuild has already printed where a source file is wrong.
-    process.stderr.write(`strata: could not compile the command from functions/ (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); fix the error above, or run \`npm install\` if esbuild is missing\n`);
+    process.stderr.write(
+      `strata: could not compile the command from functions/ (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); fix the error above, or run \`npm install\` if esbuild is missing\n`,
+    );
     process.exit(2);
   }
 }

@@ -41,9 +41,7 @@ export function bindTable(fn: LambdaFunction, binding: TableBinding, access: Tab
   fn.addEnvironment(ENV.reviewShardCount, String(shardCount));
   fn.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }));
   if (reviewIndex) {
-    fn.addToRolePolicy(
-      new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${table.tableArn}/index/${TABLE_KEYS.reviewIndexName}`] }),
-    );
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${table.tableArn}/index/${TABLE_KEYS.reviewIndexName}`] }));
   }
 }
 
@@ -100,4 +98,3 @@ export function bindJourneyStarter(fn: LambdaFunction, journeys: Record<string, 
     "Journey executions are named per user at run time (a hash, no PII), so Stop/DescribeExecution can only be scoped to one journey state machine's executions, never to a fixed ARN.",
   );
 }
-

@@ -56,7 +56,10 @@ export function channelTargetInput(definition: ChannelDefinition): RuleTargetInp
   return RuleTargetInput.fromObject(rendered);
 }
 
-function connectionProps(name: string, auth: ChannelAuth | undefined): { authorization: Authorization; queryStringParameters?: Record<string, HttpParameter> } {
+function connectionProps(
+  name: string,
+  auth: ChannelAuth | undefined,
+): { authorization: Authorization; queryStringParameters?: Record<string, HttpParameter> } {
   // A connection always has an authorization; a channel without one sends its name, which is no secret.
   if (!auth) return { authorization: Authorization.apiKey(QUERY_KEY_CONNECTION_HEADER, SecretValue.unsafePlainText(name)) };
   const secret = SecretValue.secretsManager(auth.secret.secretsManager);
@@ -84,12 +87,14 @@ export class ChannelDestinations extends Construct {
     );
     const insecure = delivering.filter(([, definition]) => !definition.endpoint.startsWith('https://'));
     if (insecure.length > 0) {
-      throw new ConfigError(insecure.map(([name]) => ({
-        file: 'channels.json',
-        pointer: `/channels/${name}/endpoint`,
-        message: 'EventBridge API destinations call HTTPS endpoints only; http:// is for local tests',
-        hint: 'use the provider\'s https:// URL',
-      })));
+      throw new ConfigError(
+        insecure.map(([name]) => ({
+          file: 'channels.json',
+          pointer: `/channels/${name}/endpoint`,
+          message: 'EventBridge API destinations call HTTPS endpoints only; http:// is for local tests',
+          hint: "use the provider's https:// URL",
+        })),
+      );
     }
     if (delivering.length === 0) return;
 

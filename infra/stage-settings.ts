@@ -127,7 +127,8 @@ export function readStageSettings(node: Node): StageSettings {
 
   const allowedSources = stringList(CONTEXT_KEYS.allowedSources, context(CONTEXT_KEYS.allowedSources), problems);
   for (const source of allowedSources ?? []) {
-    if (source.startsWith(RESERVED_SOURCE_PREFIX)) problems.push(`${CONTEXT_KEYS.allowedSources}: "${source}" is reserved (sources starting "${RESERVED_SOURCE_PREFIX}" are Strata's own)`);
+    if (source.startsWith(RESERVED_SOURCE_PREFIX))
+      problems.push(`${CONTEXT_KEYS.allowedSources}: "${source}" is reserved (sources starting "${RESERVED_SOURCE_PREFIX}" are Strata's own)`);
   }
   const allowedAccounts = stringList(CONTEXT_KEYS.allowedAccounts, context(CONTEXT_KEYS.allowedAccounts), problems);
   for (const account of allowedAccounts ?? []) {
@@ -140,7 +141,12 @@ export function readStageSettings(node: Node): StageSettings {
   }
   const logRetentionDays = wholeNumber(CONTEXT_KEYS.logRetentionDays, context(CONTEXT_KEYS.logRetentionDays), 1, 3653, problems);
   if (logRetentionDays !== undefined && !RETENTION_VALUES.has(logRetentionDays)) {
-    problems.push(`${CONTEXT_KEYS.logRetentionDays}: ${logRetentionDays} is not a CloudWatch retention; use one of ${[...RETENTION_VALUES].filter((v) => v > 0).sort((a, b) => a - b).join(', ')}`);
+    problems.push(
+      `${CONTEXT_KEYS.logRetentionDays}: ${logRetentionDays} is not a CloudWatch retention; use one of ${[...RETENTION_VALUES]
+        .filter((v) => v > 0)
+        .sort((a, b) => a - b)
+        .join(', ')}`,
+    );
   }
   const reviewShards = wholeNumber(CONTEXT_KEYS.reviewShards, context(CONTEXT_KEYS.reviewShards), 1, MAX_REVIEW_SHARDS, problems);
   const reviewMapConcurrency = wholeNumber(CONTEXT_KEYS.reviewMapConcurrency, context(CONTEXT_KEYS.reviewMapConcurrency), 1, 40, problems);

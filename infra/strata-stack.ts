@@ -170,7 +170,7 @@ export class StrataStack extends Stack {
     });
     new Rule(this, 'UserEventsRule', {
       eventBus: this.bus,
-      description: 'User events (not Strata\'s own notices) to the ingest queue',
+      description: "User events (not Strata's own notices) to the ingest queue",
       // The very pattern object the embedded stack routes by, so local and AWS agree on what reaches ingest.
       eventPattern: USER_EVENTS_PATTERN as unknown as EventPattern,
       // An event that cannot reach the queue lands in the same DLQ as the poison messages, so nothing is lost.
@@ -277,7 +277,12 @@ export class StrataStack extends Stack {
     if (settings.alarmEmail) topic.addSubscription(new EmailSubscription(settings.alarmEmail));
     const notify = new SnsAction(topic);
     const alarmWhen = (alarm: Alarm): void => alarm.addAlarmAction(notify);
-    const aboveZero = { threshold: 0, comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD, evaluationPeriods: 1, treatMissingData: TreatMissingData.NOT_BREACHING };
+    const aboveZero = {
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    };
 
     for (const [id, queue] of [
       ['IngestDeadLetterQueue', this.ingestDeadLetterQueue],
@@ -301,13 +306,15 @@ export class StrataStack extends Stack {
       );
     }
     alarmWhen(
-      this.ingestQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5), statistic: 'Maximum' }).createAlarm(this, 'IngestQueueAgeAlarm', {
-        alarmDescription: `Strata: the oldest user event has waited ${INGEST_QUEUE_AGE_ALARM.toHours()} h for ingest; events expire after ${QUEUE_RETENTION.toDays()} days. Check the ingest function's errors and throttles.`,
-        threshold: INGEST_QUEUE_AGE_ALARM.toSeconds(),
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      }),
+      this.ingestQueue
+        .metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5), statistic: 'Maximum' })
+        .createAlarm(this, 'IngestQueueAgeAlarm', {
+          alarmDescription: `Strata: the oldest user event has waited ${INGEST_QUEUE_AGE_ALARM.toHours()} h for ingest; events expire after ${QUEUE_RETENTION.toDays()} days. Check the ingest function's errors and throttles.`,
+          threshold: INGEST_QUEUE_AGE_ALARM.toSeconds(),
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        }),
     );
     const machines: Array<[string, StateMachine]> = [
       ...Object.entries(this.journeyMachines).map(([tier, machine]): [string, StateMachine] => [`Journey-${tier}`, machine]),
@@ -335,7 +342,8 @@ export class StrataStack extends Stack {
         period: Duration.hours(1),
         statistic: 'Sum',
       }).createAlarm(this, 'ReviewUsersFailedAlarm', {
-        alarmDescription: 'Strata: the nightly review could not review some users (they are retried the next night); the review logs name them by userRef and say why',
+        alarmDescription:
+          'Strata: the nightly review could not review some users (they are retried the next night); the review logs name them by userRef and say why',
         ...aboveZero,
       }),
     );
@@ -446,7 +454,11 @@ export class StrataStack extends Stack {
    * version only decides what new entries run. Retained versions cannot outlive their machine: deleting a state
    * machine (a failed first deploy's rollback, or `cdk destroy`) deletes all its versions.
    */
-  private publishJourneyVersion(tier: string, journey: Ruleset['journeys'][string], machine: StateMachine): JourneyTarget & { version: CfnStateMachineVersion } {
+  private publishJourneyVersion(
+    tier: string,
+    journey: Ruleset['journeys'][string],
+    machine: StateMachine,
+  ): JourneyTarget & { version: CfnStateMachineVersion } {
     const id = `Journey-${tier}`;
     const version = new CfnStateMachineVersion(this, `${id}Version`, {
       stateMachineArn: machine.stateMachineArn,
@@ -459,7 +471,10 @@ export class StrataStack extends Stack {
       description: `Strata: new ${tier} journeys start here; point it at an earlier version to roll back`,
       routingConfiguration: [{ stateMachineVersionArn: version.attrArn, weight: 100 }],
     });
-    new CfnOutput(this, `${id}AliasArn`, { value: alias.attrArn, description: `Journey alias of tier ${tier} (rollback: update-state-machine-alias)` });
+    new CfnOutput(this, `${id}AliasArn`, {
+      value: alias.attrArn,
+      description: `Journey alias of tier ${tier} (rollback: update-state-machine-alias)`,
+    });
     return { machine, alias, aliasName: JOURNEY_ALIAS_NAME, version };
   }
 
@@ -475,7 +490,12 @@ export class StrataStack extends Stack {
     const reviewFunction = this.reviewFunction.function;
     // The shared Lambda retry (throttling, a lost sandbox) comes first; CDK's own, shorter one is turned off.
     const invoke = (id: string, props: Omit<ConstructorParameters<typeof LambdaInvoke>[2], 'lambdaFunction'>): LambdaInvoke => {
-      const task = new LambdaInvoke(this, id, { lambdaFunction: reviewFunction, payloadResponseOnly: true, retryOnServiceExceptions: false, ...props });
+      const task = new LambdaInvoke(this, id, {
+        lambdaFunction: reviewFunction,
+        payloadResponseOnly: true,
+        retryOnServiceExceptions: false,
+        ...props,
+      });
       task.addRetry(lambdaTaskRetryProps());
       return task;
     };
@@ -524,7 +544,7 @@ export class StrataStack extends Stack {
     acknowledgeWildcardResources(
       machine.role,
       [`${reviewFunction.functionArn}:*`],
-      'CDK\'s LambdaInvoke also grants the review function\'s versions and aliases; it is one function of this stack.',
+      "CDK's LambdaInvoke also grants the review function's versions and aliases; it is one function of this stack.",
     );
     return machine;
   }

@@ -129,7 +129,9 @@ const NON_COUNTER_ATTRIBUTES: ReadonlySet<string> = new Set([
 const PROFILE_VERSION_ATTRIBUTE = 'version' satisfies keyof UserProfile;
 const OUTBOX_CLEARS_ATTRIBUTE = 'outboxClears' satisfies keyof UserProfile;
 /** The profile fields that make up the outbox, emptied together by clearOutbox. */
-const OUTBOX_FIELDS = ['pendingJourney', 'pendingNotices', 'outboxVersion', 'outboxRetryAt', 'outboxLease'] as const satisfies ReadonlyArray<keyof UserProfile>;
+const OUTBOX_FIELDS = ['pendingJourney', 'pendingNotices', 'outboxVersion', 'outboxRetryAt', 'outboxLease'] as const satisfies ReadonlyArray<
+  keyof UserProfile
+>;
 const CHECKPOINT_DATE_ATTRIBUTE = 'date';
 /** In the checkpoint item: the largest review shard count the review has read (see widenReviewShardCount). */
 const CHECKPOINT_SHARD_COUNT_ATTRIBUTE = 'shardCount';
@@ -331,7 +333,8 @@ function attributeSizeBytes(value: AttributeValue): number {
   if (value.SS !== undefined) return value.SS.reduce((sum, s) => sum + Buffer.byteLength(s), 0);
   if (value.NS !== undefined) return value.NS.reduce((sum, n) => sum + Math.ceil(n.length / 2) + 1, 0);
   if (value.L !== undefined) return 3 + value.L.reduce((sum, element) => sum + 1 + attributeSizeBytes(element), 0);
-  if (value.M !== undefined) return 3 + Object.entries(value.M).reduce((sum, [name, element]) => sum + 1 + Buffer.byteLength(name) + attributeSizeBytes(element), 0);
+  if (value.M !== undefined)
+    return 3 + Object.entries(value.M).reduce((sum, [name, element]) => sum + 1 + Buffer.byteLength(name) + attributeSizeBytes(element), 0);
   return 0;
 }
 
@@ -447,9 +450,11 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   for (const [name, value] of Object.entries({ historyRetentionDays, dedupHorizonDays })) {
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`DynamoStore: ${name} must be a positive integer, got ${value}`);
   }
-  if (!Number.isInteger(lightDayEvents) || lightDayEvents < 0) throw new RangeError(`DynamoStore: lightDayEvents must be a whole number, got ${lightDayEvents}`);
+  if (!Number.isInteger(lightDayEvents) || lightDayEvents < 0)
+    throw new RangeError(`DynamoStore: lightDayEvents must be a whole number, got ${lightDayEvents}`);
   if (!Number.isInteger(shardCount) || shardCount < 1) throw new RangeError(`DynamoStore: shardCount must be a positive integer, got ${shardCount}`);
-  if (!Number.isInteger(retentionDays) || retentionDays < 1) throw new RangeError(`DynamoStore: retentionDays must be a positive integer, got ${retentionDays}`);
+  if (!Number.isInteger(retentionDays) || retentionDays < 1)
+    throw new RangeError(`DynamoStore: retentionDays must be a positive integer, got ${retentionDays}`);
 
   const common = { TableName: tableName, ReturnConsumedCapacity: 'TOTAL' } as const;
   const names = { '#pk': TABLE_KEYS.partitionKey, '#sk': TABLE_KEYS.sortKey } as const;
@@ -501,7 +506,11 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   }
 
   /** One consistent Query returns the window's day items and the profile: DAY#… sorts before PROFILE. */
-  async function loadWindow(operation: StoreOperation, userId: string, fromDate: string): Promise<{ profile: UserProfile | undefined; buckets: DayBucket[] }> {
+  async function loadWindow(
+    operation: StoreOperation,
+    userId: string,
+    fromDate: string,
+  ): Promise<{ profile: UserProfile | undefined; buckets: DayBucket[] }> {
     return guarded(operation, userId, async () => {
       const items = await queryAll(operation, {
         ConsistentRead: true,
@@ -589,11 +598,20 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     }
   }
 
-  const updateDay = (input: Omit<UpdateItemCommandInput, 'TableName'>) => () => client.send(new UpdateItemCommand({ ...common, ReturnValuesOnConditionCheckFailure: 'ALL_OLD', ...input }));
+  const updateDay = (input: Omit<UpdateItemCommandInput, 'TableName'>) => () =>
+    client.send(new UpdateItemCommand({ ...common, ReturnValuesOnConditionCheckFailure: 'ALL_OLD', ...input }));
 
   /** One UpdateItem: counters and key together, while the day is light and has room. */
-  async function lightWrite(userId: string, eventKey: string, increment: DayIncrement): Promise<{ outcome: 'applied' | 'duplicate' | 'heavy'; keysToMove?: string[] }> {
-    const names: Record<string, string> = { '#ids': DAY_ATTRIBUTES.eventKeys, '#hv': DAY_ATTRIBUTES.heavy, '#expiresAt': TABLE_KEYS.timeToLiveAttribute };
+  async function lightWrite(
+    userId: string,
+    eventKey: string,
+    increment: DayIncrement,
+  ): Promise<{ outcome: 'applied' | 'duplicate' | 'heavy'; keysToMove?: string[] }> {
+    const names: Record<string, string> = {
+      '#ids': DAY_ATTRIBUTES.eventKeys,
+      '#hv': DAY_ATTRIBUTES.heavy,
+      '#expiresAt': TABLE_KEYS.timeToLiveAttribute,
+    };
     const values: Item = {
       ':key': { S: eventKey },
       ':keys': { SS: [eventKey] },
@@ -657,7 +675,10 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     );
   }
 
-  const guardKey = (userId: string, eventKey: string): Item => ({ [TABLE_KEYS.partitionKey]: { S: userKey(userId) }, [TABLE_KEYS.sortKey]: { S: seenKey(eventKey) } });
+  const guardKey = (userId: string, eventKey: string): Item => ({
+    [TABLE_KEYS.partitionKey]: { S: userKey(userId) },
+    [TABLE_KEYS.sortKey]: { S: seenKey(eventKey) },
+  });
 
   /** Takes a copy of the event back out of a day, if one is there under a token other than the guard's. */
   async function undoStrayCopy(userId: string, eventKey: string, increment: DayIncrement, guardToken: string | undefined): Promise<void> {
@@ -666,7 +687,15 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     const { Item: day } = await metered(
       'recordEvent',
       'read',
-      client.send(new GetItemCommand({ ...common, Key: key, ConsistentRead: true, ProjectionExpression: '#p', ExpressionAttributeNames: { '#p': pendingName } })),
+      client.send(
+        new GetItemCommand({
+          ...common,
+          Key: key,
+          ConsistentRead: true,
+          ProjectionExpression: '#p',
+          ExpressionAttributeNames: { '#p': pendingName },
+        }),
+      ),
     );
     const stray = day?.[pendingName]?.S;
     if (stray === undefined || stray === guardToken) return;
@@ -700,7 +729,11 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     // A guard already there means the event is applied (on its own day): report a duplicate before W1 rather than
     // undo after it, so that no reader ever sees the copy in between. Only a crashed attempt of this copy can have
     // left counters here, and those go. An eventually consistent read that misses a fresh guard is caught by W2.
-    const { Item: existingGuard } = await metered('guardEvent', 'read', client.send(new GetItemCommand({ ...common, Key: guardKey(userId, eventKey) })));
+    const { Item: existingGuard } = await metered(
+      'guardEvent',
+      'read',
+      client.send(new GetItemCommand({ ...common, Key: guardKey(userId, eventKey) })),
+    );
     if (existingGuard) {
       await undoStrayCopy(userId, eventKey, increment, existingGuard['token']?.S);
       return appliedOnOf(existingGuard);
@@ -720,7 +753,12 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         names[`#r${i}`] = PENDING_PREFIX + k;
         return `#r${i}`;
       });
-      const additions = incrementClauses({ ...increment, signals: increment.signals.map((signal) => coarsenSignal(signal, HEAVY_DAY_SIGNAL_SECONDS)) }, 1, names, values);
+      const additions = incrementClauses(
+        { ...increment, signals: increment.signals.map((signal) => coarsenSignal(signal, HEAVY_DAY_SIGNAL_SECONDS)) },
+        1,
+        names,
+        values,
+      );
       const w1 = await conditionalWrite(
         'recordEvent',
         key,
@@ -737,7 +775,10 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       );
       let adopted = false;
       if (w1.applied) {
-        confirmedKeys.set(ref, (confirmedKeys.get(ref) ?? []).filter((k) => !confirmed.includes(k)));
+        confirmedKeys.set(
+          ref,
+          (confirmedKeys.get(ref) ?? []).filter((k) => !confirmed.includes(k)),
+        );
       } else {
         if (w1.old?.[DAY_ATTRIBUTES.eventKeys]?.SS?.includes(eventKey)) return { duplicate: true };
         const pendingToken = w1.old?.[pendingName]?.S;
@@ -762,7 +803,11 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   // The re-judge run's checkpoint items (one per ruleset version and Scan segment) live beside the review's.
   const systemKey = (sortKey: string): Item => ({ [TABLE_KEYS.partitionKey]: { S: SYSTEM_KEY }, [TABLE_KEYS.sortKey]: { S: sortKey } });
   async function readSystemItem(sortKey: string): Promise<Item | undefined> {
-    const { Item: item } = await metered('rejudgeCheckpoint', 'read', client.send(new GetItemCommand({ ...common, Key: systemKey(sortKey), ConsistentRead: true })));
+    const { Item: item } = await metered(
+      'rejudgeCheckpoint',
+      'read',
+      client.send(new GetItemCommand({ ...common, Key: systemKey(sortKey), ConsistentRead: true })),
+    );
     return item;
   }
   async function writeSystemItem(sortKey: string, fields: Record<string, unknown>): Promise<void> {
@@ -964,7 +1009,15 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         const { Item: profileItem } = await metered(
           'listHistory',
           'read',
-          client.send(new GetItemCommand({ ...common, Key: userItem(userId, PROFILE_KEY, {}), ConsistentRead: true, ProjectionExpression: '#head', ExpressionAttributeNames: { '#head': 'lastHistoryId' satisfies keyof UserProfile } })),
+          client.send(
+            new GetItemCommand({
+              ...common,
+              Key: userItem(userId, PROFILE_KEY, {}),
+              ConsistentRead: true,
+              ProjectionExpression: '#head',
+              ExpressionAttributeNames: { '#head': 'lastHistoryId' satisfies keyof UserProfile },
+            }),
+          ),
         );
         const head = profileItem?.['lastHistoryId']?.S;
         // Uncommitted entries (a lost version race) are rare, so a page a little longer than the limit usually does.
@@ -1005,7 +1058,11 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     widenReviewShardCount(current) {
       return guarded('widenReviewShardCount', undefined, async () => {
         const key = { [TABLE_KEYS.partitionKey]: { S: SYSTEM_KEY }, [TABLE_KEYS.sortKey]: { S: REVIEW_CHECKPOINT_KEY } };
-        const { Item: item } = await metered('widenReviewShardCount', 'read', client.send(new GetItemCommand({ ...common, Key: key, ConsistentRead: true })));
+        const { Item: item } = await metered(
+          'widenReviewShardCount',
+          'read',
+          client.send(new GetItemCommand({ ...common, Key: key, ConsistentRead: true })),
+        );
         const stored = Number(item?.[CHECKPOINT_SHARD_COUNT_ATTRIBUTE]?.N ?? 0);
         if (stored >= current) return stored;
         const written = await unlessConditionFails(
@@ -1026,7 +1083,11 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           ),
         );
         if (written !== undefined) return current;
-        const { Item: now } = await metered('widenReviewShardCount', 'read', client.send(new GetItemCommand({ ...common, Key: key, ConsistentRead: true })));
+        const { Item: now } = await metered(
+          'widenReviewShardCount',
+          'read',
+          client.send(new GetItemCommand({ ...common, Key: key, ConsistentRead: true })),
+        );
         return Math.max(current, Number(now?.[CHECKPOINT_SHARD_COUNT_ATTRIBUTE]?.N ?? 0));
       });
     },
@@ -1081,14 +1142,19 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           let requests = keys.slice(start, start + MAX_BATCH_WRITE_ITEMS).map((Key) => ({ DeleteRequest: { Key } }));
           for (let attempt = 0; requests.length > 0; attempt++) {
             if (attempt >= MAX_UNPROCESSED_RETRIES) {
-              throw new StoreError('deleteUserItems', `${requests.length} deletes of ${userRef(userId)} stayed unprocessed; run the erasure again (it is safe to repeat)`);
+              throw new StoreError(
+                'deleteUserItems',
+                `${requests.length} deletes of ${userRef(userId)} stayed unprocessed; run the erasure again (it is safe to repeat)`,
+              );
             }
             if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
             const output = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests }, ReturnConsumedCapacity: 'TOTAL' }));
             // A batch reports one entry per table, not the single total `metered` reads.
             const units = (output.ConsumedCapacity ?? []).reduce((sum, consumed) => sum + (consumed.CapacityUnits ?? 0), 0);
             onCapacity?.('deleteUserItems', { read: 0, write: units });
-            requests = (output.UnprocessedItems?.[tableName] ?? []).flatMap((request) => (request.DeleteRequest?.Key ? [{ DeleteRequest: { Key: request.DeleteRequest.Key } }] : []));
+            requests = (output.UnprocessedItems?.[tableName] ?? []).flatMap((request) =>
+              request.DeleteRequest?.Key ? [{ DeleteRequest: { Key: request.DeleteRequest.Key } }] : [],
+            );
           }
         }
         return { deleted: keys.length };

@@ -58,7 +58,13 @@ export function noticeEntry(eventBusName: string, notice: TierNotice): PutEvents
 
 /** The erasure notice: same source as tier notices, and only the pseudonymous reference in the detail. */
 export function userForgottenEntry(eventBusName: string, notice: UserForgottenNotice): PutEventsRequestEntry {
-  return { EventBusName: eventBusName, Source: TIER_SOURCE, DetailType: notice.detailType, Detail: JSON.stringify(notice), Time: new Date(notice.at) };
+  return {
+    EventBusName: eventBusName,
+    Source: TIER_SOURCE,
+    DetailType: notice.detailType,
+    Detail: JSON.stringify(notice),
+    Time: new Date(notice.at),
+  };
 }
 
 export function journeyActionEntry(eventBusName: string, action: JourneyAction): PutEventsRequestEntry {
@@ -99,10 +105,16 @@ export function createEventBridgePublisher(options: EventBridgePublisherOptions)
   const { client, eventBusName } = options;
   return {
     async publishNotices(notices: TierNotice[]): Promise<void> {
-      await putAllEntries(client, notices.map((notice) => noticeEntry(eventBusName, notice)));
+      await putAllEntries(
+        client,
+        notices.map((notice) => noticeEntry(eventBusName, notice)),
+      );
     },
     async publishJourneyActions(actions: JourneyAction[]): Promise<void> {
-      await putAllEntries(client, actions.map((action) => journeyActionEntry(eventBusName, action)));
+      await putAllEntries(
+        client,
+        actions.map((action) => journeyActionEntry(eventBusName, action)),
+      );
     },
     async publishJourneyAction(action: JourneyAction): Promise<void> {
       await putAllEntries(client, [journeyActionEntry(eventBusName, action)]);

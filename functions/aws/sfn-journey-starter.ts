@@ -92,7 +92,8 @@ export function createSfnJourneyStarter(options: SfnJourneyStarterOptions): Jour
 
   function stateMachineFor(tier: string): string {
     const arn = stateMachineArns[tier];
-    if (!arn) throw new JourneyStarterError(`no journey state machine for tier "${tier}" (known: ${Object.keys(stateMachineArns).join(', ') || 'none'})`);
+    if (!arn)
+      throw new JourneyStarterError(`no journey state machine for tier "${tier}" (known: ${Object.keys(stateMachineArns).join(', ') || 'none'})`);
     return arn;
   }
 

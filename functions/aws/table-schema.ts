@@ -35,7 +35,8 @@ export const PROFILE_KEY = 'PROFILE';
 export const seenKey = (eventKey: string): string => `SEEN#${eventKey}`;
 export const HISTORY_PREFIX = 'TIERLOG#';
 /** By version, then id: two writers of one version (one of them loses the profile write) never overwrite each other. */
-export const historyKey = (version: number, id?: string): string => `${HISTORY_PREFIX}${String(version).padStart(10, '0')}${id === undefined ? '' : `#${id}`}`;
+export const historyKey = (version: number, id?: string): string =>
+  `${HISTORY_PREFIX}${String(version).padStart(10, '0')}${id === undefined ? '' : `#${id}`}`;
 export const reviewPartition = (date: string, shard: number): string => `REVIEW#${date}#${shard}`;
 export const SYSTEM_KEY = 'SYSTEM';
 export const REVIEW_CHECKPOINT_KEY = 'REVIEW_CHECKPOINT';

@@ -6,7 +6,11 @@ import { UsageError } from './output.js';
 /** Actions a channel gave up on, one JSON line each, with the action to send again. */
 export const CHANNEL_DLQ_FILE = 'channel-dlq.jsonl';
 
-export function startChannelDelivery(ruleset: Ruleset, command: string, onDelivery: (record: DeliveryRecord) => void | Promise<void>): ChannelDelivery {
+export function startChannelDelivery(
+  ruleset: Ruleset,
+  command: string,
+  onDelivery: (record: DeliveryRecord) => void | Promise<void>,
+): ChannelDelivery {
   try {
     return createChannelDelivery({ channels: ruleset.channels, env: process.env, onDelivery });
   } catch (error) {

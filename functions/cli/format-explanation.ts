@@ -32,12 +32,16 @@ function conditionLines(node: ConditionResult, indent: string): string[] {
   if (node.any) return [`${indent}${mark(node.result)} any of:`, ...node.any.flatMap((child) => conditionLines(child, indent + '    '))];
   if (node.not) return [`${indent}${mark(node.result)} not:`, ...conditionLines(node.not, indent + '    ')];
   const fact = node.path ? `${node.fact}.${node.path}` : node.fact;
-  return [`${indent}${mark(node.result)} ${fact} ${OPERATOR_WORDS[node.operator ?? ''] ?? node.operator} ${formatValue(node.value)}   (was ${formatValue(node.factValue)})`];
+  return [
+    `${indent}${mark(node.result)} ${fact} ${OPERATOR_WORDS[node.operator ?? ''] ?? node.operator} ${formatValue(node.value)}   (was ${formatValue(node.factValue)})`,
+  ];
 }
 
 export function formatExplanation(userId: string, entry: Pick<HistoryEntry, 'version'> & { explanation: Explanation }): string[] {
   const e = entry.explanation;
-  const change = e.transitions.map((t) => (t.kind === 'grace-started' ? `grace started, until ${t.graceUntil}` : t.kind.replace('-', ' '))).join(', ');
+  const change = e.transitions
+    .map((t) => (t.kind === 'grace-started' ? `grace started, until ${t.graceUntil}` : t.kind.replace('-', ' ')))
+    .join(', ');
   const lines = [
     `${userId}: ${e.fromTier === e.toTier ? e.toTier : `${e.fromTier} → ${e.toTier}`} (${change})`,
     `  at ${e.at}, on ${e.trigger === 'event' ? `event ${e.eventId ?? '?'}` : e.trigger === 'review' ? 'the nightly review' : 'an operator action'}; ruleset ${e.rulesetVersion}; profile version ${entry.version}`,

@@ -10,7 +10,10 @@ import { UsageError } from './output.js';
 export async function loadValidRuleset(projectDir: string, what: string): Promise<Ruleset> {
   const { ruleset, problems } = loadRuleset(await readProjectFiles(projectDir));
   if (!ruleset) {
-    throw new UsageError(`${what} in ${projectDir} has ${problems.length} problem(s):\n  ${problems.map(formatProblem).join('\n  ')}`, 'run `strata validate` and fix them first');
+    throw new UsageError(
+      `${what} in ${projectDir} has ${problems.length} problem(s):\n  ${problems.map(formatProblem).join('\n  ')}`,
+      'run `strata validate` and fix them first',
+    );
   }
   return ruleset;
 }

@@ -45,7 +45,9 @@ export async function openStore(command: string, userId: string, options: StoreO
       region = await client.config.region();
     } catch (error) {
       client.destroy();
-      throw new UserReadError(`${command}: cannot read user "${userId}" from table ${options.table}: no AWS region is set`, REGION_HINT, { cause: error });
+      throw new UserReadError(`${command}: cannot read user "${userId}" from table ${options.table}: no AWS region is set`, REGION_HINT, {
+        cause: error,
+      });
     }
     const store = createDynamoTierStore({ client, tableName: options.table, shardCount: DEFAULT_REVIEW_SHARDS, timeZone });
     return { store, now: () => new Date(), where: `table ${options.table} in ${region}`, close: async () => client.destroy() };
@@ -55,7 +57,11 @@ export async function openStore(command: string, userId: string, options: StoreO
     local = await openLocalData(resolve(options.data));
   } catch (error) {
     if (error instanceof NoLocalDataError) {
-      throw new UserReadError(`${command}: cannot read user "${userId}": no local data in ${options.data} (${error.reason})`, 'start `strata dev` first, pass --data with the folder it uses, or --table to read from AWS', { cause: error });
+      throw new UserReadError(
+        `${command}: cannot read user "${userId}": no local data in ${options.data} (${error.reason})`,
+        'start `strata dev` first, pass --data with the folder it uses, or --table to read from AWS',
+        { cause: error },
+      );
     }
     throw error;
   }

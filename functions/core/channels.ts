@@ -27,8 +27,20 @@ export const DEFAULT_CHANNEL_NAMES = ['official-account', 'direct-message', 'min
 
 /** The JourneyAction fields a body template may name. `test` is true only for `strata send-test`. */
 export const TEMPLATE_FIELDS = [
-  'actionId', 'userId', 'journeyId', 'tier', 'stepId', 'executionName', 'channel', 'kind', 'at',
-  'templateId', 'groupId', 'offerId', 'expiresAt', 'test',
+  'actionId',
+  'userId',
+  'journeyId',
+  'tier',
+  'stepId',
+  'executionName',
+  'channel',
+  'kind',
+  'at',
+  'templateId',
+  'groupId',
+  'offerId',
+  'expiresAt',
+  'test',
 ] as const;
 export type TemplateField = (typeof TEMPLATE_FIELDS)[number];
 
@@ -106,10 +118,7 @@ export const channelSchema = z.strictObject({
         .describe('After this long an action is no longer retried and goes to the dead letters.'),
     })
     .default({ attempts: 5, maxAgeSeconds: 3600 }),
-  body: z
-    .json()
-    .optional()
-    .describe('The request body: JSON whose strings may hold {{field}} placeholders; without one the action itself is sent.'),
+  body: z.json().optional().describe('The request body: JSON whose strings may hold {{field}} placeholders; without one the action itself is sent.'),
 });
 
 export const channelsFileSchema = z.strictObject({
@@ -209,7 +218,15 @@ const FIELD_HINTS: Record<string, string> = {
 const FORMAT_FIELDS = [
   ...Object.keys(channelsFileSchema.shape),
   ...Object.keys(channelSchema.shape),
-  'attempts', 'maxAgeSeconds', 'type', 'header', 'username', 'parameter', 'secret', 'env', 'secretsManager',
+  'attempts',
+  'maxAgeSeconds',
+  'type',
+  'header',
+  'username',
+  'parameter',
+  'secret',
+  'env',
+  'secretsManager',
 ];
 
 const SCHEMA_HINT = 'see schemas/channels.schema.json; an editor shows it when the file names its "$schema"';
@@ -226,13 +243,29 @@ function issueProblems(error: z.ZodError, document: unknown): Problem[] {
     switch (issue.code) {
       case 'unrecognized_keys': {
         const key = issue.keys[0]!;
-        return { file: CHANNELS_FILE, pointer: jsonPointer([...path, key]), message: `"${key}" is not a field here`, hint: didYouMean(key, FORMAT_FIELDS, 'remove it') };
+        return {
+          file: CHANNELS_FILE,
+          pointer: jsonPointer([...path, key]),
+          message: `"${key}" is not a field here`,
+          hint: didYouMean(key, FORMAT_FIELDS, 'remove it'),
+        };
       }
       case 'invalid_type':
-        if (actual === undefined) return { file: CHANNELS_FILE, pointer, message: `${String(field ?? 'the value')} is required`, hint: hint ?? SCHEMA_HINT };
-        return { file: CHANNELS_FILE, pointer, message: issue.message.startsWith('Invalid input') ? `has the wrong kind of value (${JSON.stringify(actual)})` : issue.message, hint: hint ?? SCHEMA_HINT };
+        if (actual === undefined)
+          return { file: CHANNELS_FILE, pointer, message: `${String(field ?? 'the value')} is required`, hint: hint ?? SCHEMA_HINT };
+        return {
+          file: CHANNELS_FILE,
+          pointer,
+          message: issue.message.startsWith('Invalid input') ? `has the wrong kind of value (${JSON.stringify(actual)})` : issue.message,
+          hint: hint ?? SCHEMA_HINT,
+        };
       case 'invalid_key':
-        return { file: CHANNELS_FILE, pointer, message: `channel name "${String(field)}" must be lower-case letters, digits and -, starting with a letter (at most 48)`, hint: 'rename the channel, and the steps that use it' };
+        return {
+          file: CHANNELS_FILE,
+          pointer,
+          message: `channel name "${String(field)}" must be lower-case letters, digits and -, starting with a letter (at most 48)`,
+          hint: 'rename the channel, and the steps that use it',
+        };
       default:
         return { file: CHANNELS_FILE, pointer, message: issue.message.replace(/^Invalid input: /, ''), hint: hint ?? SCHEMA_HINT };
     }
@@ -247,7 +280,12 @@ export function templateProblems(template: unknown, path: Array<string | number>
       for (const part of templateParts(value)) {
         if (!('field' in part)) {
           if (part.text.includes('{{') || part.text.includes('}}')) {
-            problems.push({ file: CHANNELS_FILE, pointer: jsonPointer(at), message: `unbalanced braces in ${JSON.stringify(value)}`, hint: 'write placeholders as {{field}}, for example {{userId}}' });
+            problems.push({
+              file: CHANNELS_FILE,
+              pointer: jsonPointer(at),
+              message: `unbalanced braces in ${JSON.stringify(value)}`,
+              hint: 'write placeholders as {{field}}, for example {{userId}}',
+            });
           }
           continue;
         }
@@ -269,7 +307,12 @@ export function templateProblems(template: unknown, path: Array<string | number>
     if (value !== null && typeof value === 'object') {
       for (const [key, child] of Object.entries(value)) {
         if (key.includes('{{')) {
-          problems.push({ file: CHANNELS_FILE, pointer: jsonPointer([...at, key]), message: 'a placeholder in a property name is not filled in', hint: 'put placeholders in values only' });
+          problems.push({
+            file: CHANNELS_FILE,
+            pointer: jsonPointer([...at, key]),
+            message: 'a placeholder in a property name is not filled in',
+            hint: 'put placeholders in values only',
+          });
         }
         walk(child, [...at, key]);
       }
@@ -285,13 +328,23 @@ function definitionProblems(name: string, channel: ChannelDefinition): Problem[]
   if (channel.endpoint === undefined) {
     for (const field of ['auth', 'body'] as const) {
       if (channel[field] !== undefined) {
-        problems.push({ file: CHANNELS_FILE, pointer: jsonPointer([...at, field]), message: `"${field}" has no effect: the channel has no endpoint, so it only logs`, hint: 'add "endpoint", or remove this field' });
+        problems.push({
+          file: CHANNELS_FILE,
+          pointer: jsonPointer([...at, field]),
+          message: `"${field}" has no effect: the channel has no endpoint, so it only logs`,
+          hint: 'add "endpoint", or remove this field',
+        });
       }
     }
   } else {
     const url = new URL(channel.endpoint);
     if (url.username || url.password) {
-      problems.push({ file: CHANNELS_FILE, pointer: jsonPointer([...at, 'endpoint']), message: 'the URL carries a user name or password, which would put a secret in git', hint: 'use "auth": {"type": "basic", ...} with the password in a secret' });
+      problems.push({
+        file: CHANNELS_FILE,
+        pointer: jsonPointer([...at, 'endpoint']),
+        message: 'the URL carries a user name or password, which would put a secret in git',
+        hint: 'use "auth": {"type": "basic", ...} with the password in a secret',
+      });
     }
   }
   if (channel.body !== undefined) problems.push(...templateProblems(channel.body, [...at, 'body']));

@@ -32,13 +32,7 @@ export type NumericOperator = '<' | '<=' | '=' | '>' | '>=';
 /** `['>', 0]`, `['=', 3]`, or a range with the lower bound first: `['>', 0, '<=', 5]`. */
 export type NumericRange = readonly [NumericOperator, number] | readonly ['>' | '>=', number, '<' | '<=', number];
 
-export type AnythingBut =
-  | string
-  | number
-  | readonly string[]
-  | readonly number[]
-  | { readonly prefix: string }
-  | { readonly suffix: string };
+export type AnythingBut = string | number | readonly string[] | readonly number[] | { readonly prefix: string } | { readonly suffix: string };
 
 export type EventPatternMatcher =
   | EventPatternScalar
@@ -114,7 +108,7 @@ function matchesObject(pattern: EventPattern, node: unknown, path: string[]): bo
 
 function matchesField(matchers: readonly EventPatternMatcher[], leaves: Leaf[], path: string[]): boolean {
   return matchers.some((matcher, index) => {
-    if (isJsonObject(matcher) && 'exists' in matcher) return matcher.exists === (leaves.length > 0);
+    if (isJsonObject(matcher) && 'exists' in matcher) return matcher.exists === leaves.length > 0;
     return leaves.some((leaf) => matchesLeaf(matcher, leaf, [...path, String(index)]));
   });
 }
@@ -201,7 +195,10 @@ function checkObject(pattern: Record<string, unknown>, path: string[], problems:
     const value = pattern[field];
     const fieldPath = [...path, field];
     if (field === '$or') {
-      problems.push({ pointer: jsonPointer(fieldPath), message: '"$or" is not supported by Strata\'s pattern matcher; use one rule per alternative' });
+      problems.push({
+        pointer: jsonPointer(fieldPath),
+        message: '"$or" is not supported by Strata\'s pattern matcher; use one rule per alternative',
+      });
     } else if (Array.isArray(value)) {
       checkMatchers(value, fieldPath, problems);
     } else if (isJsonObject(value)) {

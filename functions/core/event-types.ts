@@ -29,12 +29,12 @@ export const DOCUMENTED_EVENT_TYPES: readonly DocumentedEventType[] = [
   { type: 'app.opened', drives: 'activity metrics (distinct-days)' },
   {
     type: 'content.viewed',
-    properties: [templateId('needed for branches: the template viewed, matched against the content step\'s templateId')],
+    properties: [templateId("needed for branches: the template viewed, matched against the content step's templateId")],
     drives: 'activity metrics; the content-opened branch of the template sent (apps report views)',
   },
   {
     type: 'content.opened',
-    properties: [templateId('required: the template opened, matched against the content step\'s templateId')],
+    properties: [templateId("required: the template opened, matched against the content step's templateId")],
     drives: 'the content-opened branch of the template sent (delivery channels report opens)',
   },
   {
@@ -44,7 +44,7 @@ export const DOCUMENTED_EVENT_TYPES: readonly DocumentedEventType[] = [
   },
   {
     type: 'group.joined',
-    properties: [{ name: 'groupId', type: 'string', use: 'required: the group joined, matched against the invite step\'s groupId' }],
+    properties: [{ name: 'groupId', type: 'string', use: "required: the group joined, matched against the invite step's groupId" }],
     drives: 'the group-joined branch of the invite sent',
   },
   { type: 'group.message', drives: 'group participation metrics' },
@@ -55,7 +55,7 @@ export const DOCUMENTED_EVENT_TYPES: readonly DocumentedEventType[] = [
       { name: 'goal', type: 'string', use: 'read by an attribute of rules/tiers.json that names it' },
       { name: 'level', type: 'string', use: 'read by an attribute of rules/tiers.json that names it' },
       { name: 'interests', type: 'list of strings', use: 'read by a tags attribute that names it' },
-      { name: 'timezone', type: 'string', use: 'an IANA zone: quiet hours are kept in the user\'s own time' },
+      { name: 'timezone', type: 'string', use: "an IANA zone: quiet hours are kept in the user's own time" },
     ],
     drives: 'attributes and tags from the entry questionnaire',
   },
@@ -63,7 +63,7 @@ export const DOCUMENTED_EVENT_TYPES: readonly DocumentedEventType[] = [
     type: 'order.paid',
     properties: [
       { name: 'amount', type: 'number', use: 'required for sum metrics: a number, not a string' },
-      { name: 'product', type: 'string', use: 'journeys\' conversions filter on it (the visitor journey ends on pm-camp-4day)' },
+      { name: 'product', type: 'string', use: "journeys' conversions filter on it (the visitor journey ends on pm-camp-4day)" },
       { name: 'offerId', type: 'string', use: 'optional: the offer the order redeemed; a conversion `where` may require it' },
     ],
     drives: 'monetary (sum of amount) and recency metrics; journey conversions',

@@ -12,8 +12,11 @@ export const MAX_PROPERTIES_DEPTH = 4;
 export const EARLIEST_OCCURRED_AT = '2000-01-01T00:00:00Z';
 /** How far ahead of the receiving clock an event may be stamped (producers' clocks drift; a year off is a bug). */
 export const DEFAULT_MAX_FUTURE_MS = 86_400_000;
-/** DynamoDB numbers: magnitudes from 1E-130 to 9.9999999999999999999999999999999999999E+125, or zero. */
-const DYNAMO_MAX_MAGNITUDE = 9.9999999999999999999999999999999999999e125;
+/**
+ * DynamoDB numbers: magnitudes from 1E-130 to 9.9999999999999999999999999999999999999E+125, or zero. That upper bound
+ * has no exact double; every double below 1E+126 is at most it, so the check is "under 1E+126".
+ */
+const DYNAMO_MAGNITUDE_LIMIT = 1e126;
 const DYNAMO_MIN_MAGNITUDE = 1e-130;
 
 /** Where a received event's time must fall: checked only where a clock is at hand (ingest), not in offline files. */
@@ -26,7 +29,8 @@ export interface EventTimeBounds {
 const ISO_DATE_TIME_WITHOUT_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 
 function describeBadOccurredAt(input: unknown): string {
-  if (typeof input !== 'string') return `must be an ISO 8601 time with a zone, for example 2026-11-02T09:30:00Z; found ${input === undefined ? 'nothing' : JSON.stringify(input)}`;
+  if (typeof input !== 'string')
+    return `must be an ISO 8601 time with a zone, for example 2026-11-02T09:30:00Z; found ${input === undefined ? 'nothing' : JSON.stringify(input)}`;
   if (ISO_DATE_TIME_WITHOUT_ZONE.test(input)) {
     return `"${input}" has no time zone: add Z for UTC or an offset such as +08:00 (for example ${input}Z)`;
   }
@@ -52,7 +56,9 @@ export const userEventSchema = z.strictObject({
     .string()
     .regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$/, 'must be dotted lower-case words, for example "order.paid"')
     .max(128),
-  occurredAt: z.iso.datetime({ offset: true, error: (issue) => describeBadOccurredAt(issue.input) }).describe('ISO 8601 time with a zone, for example 2026-11-02T09:30:00Z.'),
+  occurredAt: z.iso
+    .datetime({ offset: true, error: (issue) => describeBadOccurredAt(issue.input) })
+    .describe('ISO 8601 time with a zone, for example 2026-11-02T09:30:00Z.'),
   properties: z.record(z.string(), z.unknown()).default({}),
 });
 export type UserEvent = z.infer<typeof userEventSchema>;
@@ -71,7 +77,10 @@ export function parseUserEvent(input: unknown, eventRef = 'unknown', timeBounds?
   const parsed = userEventSchema.safeParse(input);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => ({ pointer: jsonPointer(issue.path), message: issue.message }));
-    throw new InvalidEventError(refOf(input, eventRef), [...hostile.map(([pointer, message]) => ({ pointer: pointer!, message: message! })), ...problems]);
+    throw new InvalidEventError(refOf(input, eventRef), [
+      ...hostile.map(([pointer, message]) => ({ pointer: pointer!, message: message! })),
+      ...problems,
+    ]);
   }
   const event = parsed.data;
   const problems: string[][] = [...hostile];
@@ -85,7 +94,10 @@ export function parseUserEvent(input: unknown, eventRef = 'unknown', timeBounds?
     problems.push(['/properties', `is ${size} bytes; the limit is ${MAX_PROPERTIES_BYTES} (send ids, not documents)`]);
   }
   if (problems.length > 0) {
-    throw new InvalidEventError(refOf(input, eventRef), problems.map(([pointer, message]) => ({ pointer: pointer!, message: message! })));
+    throw new InvalidEventError(
+      refOf(input, eventRef),
+      problems.map(([pointer, message]) => ({ pointer: pointer!, message: message! })),
+    );
   }
   return event;
 }
@@ -109,7 +121,7 @@ function occurredAtProblem(occurredAt: string, bounds: EventTimeBounds | undefin
 function unstorableNumbers(value: unknown, path: Array<string | number>, out: string[][]): void {
   if (typeof value === 'number') {
     const magnitude = Math.abs(value);
-    if (magnitude !== 0 && (magnitude > DYNAMO_MAX_MAGNITUDE || magnitude < DYNAMO_MIN_MAGNITUDE)) {
+    if (magnitude !== 0 && (magnitude >= DYNAMO_MAGNITUDE_LIMIT || magnitude < DYNAMO_MIN_MAGNITUDE)) {
       out.push([jsonPointer(path), `${value} is outside the range DynamoDB can store (magnitude 1e-130 to 9.99e125)`]);
     }
     return;

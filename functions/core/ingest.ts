@@ -179,7 +179,15 @@ export async function decideAndSave(
       // History first, then the profile that points to it (see HistoryEntry): the explanation stays out of the outbox.
       const { explanation } = decision;
       const id = `${version}.${shortHash(JSON.stringify(explanation), 10)}`;
-      const entry: HistoryEntry = { userId, at: explanation.at, version, fromTier: explanation.fromTier, toTier: explanation.toTier, explanation, id };
+      const entry: HistoryEntry = {
+        userId,
+        at: explanation.at,
+        version,
+        fromTier: explanation.fromTier,
+        toTier: explanation.toTier,
+        explanation,
+        id,
+      };
       if (profile.lastHistoryId !== undefined) entry.previousId = profile.lastHistoryId;
       await store.appendHistory(entry);
       next.lastHistoryId = id;

@@ -3,9 +3,7 @@
  * version (V8's own messages change between releases and sometimes omit the position).
  */
 
-export type JsonParseResult =
-  | { ok: true; value: unknown }
-  | { ok: false; message: string; line: number; column: number };
+export type JsonParseResult = { ok: true; value: unknown } | { ok: false; message: string; line: number; column: number };
 
 export function parseJsonText(text: string): JsonParseResult {
   try {
@@ -75,7 +73,7 @@ function locateSyntaxError(text: string): { offset: number; message: string } {
     if (c === 'f') return expectLiteral('false');
     if (c === 'n') return expectLiteral('null');
     if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return scanNumber();
-    if (c === "'") fail("strings must use double quotes, not single quotes");
+    if (c === "'") fail('strings must use double quotes, not single quotes');
     fail(`unexpected ${describe()}; expected a value`);
   };
   const scanObject = (): void => {

@@ -26,7 +26,7 @@ export function eventMatches(filter: FilterLike, event: Pick<UserEvent, 'type' |
   if (filter.eventTypes && !filter.eventTypes.includes(event.type)) return false;
   if (filter.where) {
     for (const [property, expected] of Object.entries(filter.where)) {
-      const actual = Object.prototype.hasOwnProperty.call(event.properties, property) ? event.properties[property] : undefined;
+      const actual = Object.hasOwn(event.properties, property) ? event.properties[property] : undefined;
       if (Array.isArray(expected) ? !expected.includes(actual as never) : actual !== expected) return false;
     }
   }
@@ -65,7 +65,7 @@ export function dayIncrements(ruleset: Pick<Ruleset, 'counters' | 'timezone' | '
       counters[counter.id] = 1;
       continue;
     }
-    const raw = Object.prototype.hasOwnProperty.call(event.properties, counter.sumProperty) ? event.properties[counter.sumProperty] : undefined;
+    const raw = Object.hasOwn(event.properties, counter.sumProperty) ? event.properties[counter.sumProperty] : undefined;
     if (raw === undefined) continue;
     if (typeof raw !== 'number' || !Number.isFinite(raw)) {
       throw new InvalidEventError(event.eventId, [
@@ -177,7 +177,7 @@ function windowStartDate(asOf: string, windowDays: number): string {
 export function attributeFacts(ruleset: Pick<Ruleset, 'attributes' | 'timezone'>, attributes: Record<string, StoredAttribute>, asOf: string): Facts {
   const facts: Facts = {};
   for (const [name, definition] of Object.entries(ruleset.attributes)) {
-    const stored = Object.prototype.hasOwnProperty.call(attributes, name) ? attributes[name] : undefined;
+    const stored = Object.hasOwn(attributes, name) ? attributes[name] : undefined;
     if (definition.type === 'days-since') {
       facts[name] = stored ? Math.max(0, daysBetween(localDate(stored.at, ruleset.timezone), asOf)) : null;
     } else if (definition.type === 'tags') {
@@ -231,17 +231,20 @@ export function applyEventToAttributes(
   };
   for (const [name, definition] of Object.entries(ruleset.attributes)) {
     if (definition.event !== event.type) continue;
-    const stored = Object.prototype.hasOwnProperty.call(profile.attributes, name) ? profile.attributes[name] : undefined;
+    const stored = Object.hasOwn(profile.attributes, name) ? profile.attributes[name] : undefined;
     const candidate = { at: event.occurredAt, eventId: event.eventId };
     if (definition.type === 'days-since') {
       if (!stored || isLater(stored, candidate)) write(name, { value: null, ...candidate });
       continue;
     }
-    const raw = Object.prototype.hasOwnProperty.call(event.properties, definition.property) ? event.properties[definition.property] : undefined;
+    const raw = Object.hasOwn(event.properties, definition.property) ? event.properties[definition.property] : undefined;
     if (raw === undefined) continue;
     if (definition.type === 'tags') {
       const values = tagValues(raw);
-      if (!values) throw new InvalidEventError(event.eventId, [{ pointer: `/properties/${definition.property}`, message: 'must be a string or a list of strings (it sets tags)' }]);
+      if (!values)
+        throw new InvalidEventError(event.eventId, [
+          { pointer: `/properties/${definition.property}`, message: 'must be a string or a list of strings (it sets tags)' },
+        ]);
       const current = Array.isArray(stored?.value) ? stored.value : [];
       // Capped, and by sort order rather than arrival, so that the stored set is the same in any delivery order.
       const merged = [...new Set([...current, ...values])].sort().slice(0, MAX_TAGS);
@@ -252,7 +255,12 @@ export function applyEventToAttributes(
       continue;
     }
     if (typeof raw !== definition.type) {
-      throw new InvalidEventError(event.eventId, [{ pointer: `/properties/${definition.property}`, message: `must be a ${definition.type} (it sets attribute "${name}"), found ${JSON.stringify(raw)}` }]);
+      throw new InvalidEventError(event.eventId, [
+        {
+          pointer: `/properties/${definition.property}`,
+          message: `must be a ${definition.type} (it sets attribute "${name}"), found ${JSON.stringify(raw)}`,
+        },
+      ]);
     }
     if (!stored || isLater(candidate, stored)) write(name, { value: raw as string | number | boolean, ...candidate });
   }

@@ -55,12 +55,17 @@ export async function lockUser(services: TierServices, userId: string, lock: Tie
   if (!ruleset.tiers.some((tier) => tier.id === lock.tier)) {
     throw new OperatorError(`"${lock.tier}" is not a tier of ruleset ${ruleset.version}`, `use one of ${ruleset.tiers.map((t) => t.id).join(', ')}`);
   }
-  if (lock.reason.trim() === '') throw new OperatorError('a lock needs a reason', 'say why, e.g. "VIP contract until March"; it is kept in the history');
+  if (lock.reason.trim() === '')
+    throw new OperatorError('a lock needs a reason', 'say why, e.g. "VIP contract until March"; it is kept in the history');
   const until = lock.until;
   if (until !== undefined) {
     const today = localDate(clock.now(), ruleset.timezone);
     if (!LOCAL_DATE.test(until)) throw new OperatorError(`the lock's end date "${until}" is not a date`, 'write it as YYYY-MM-DD');
-    if (!isLockActive(lock, today)) throw new OperatorError(`the lock's end date ${until} is not after today (${today} in ${ruleset.timezone})`, 'the lock ends at the start of that date; pick a later one');
+    if (!isLockActive(lock, today))
+      throw new OperatorError(
+        `the lock's end date ${until} is not after today (${today} in ${ruleset.timezone})`,
+        'the lock ends at the start of that date; pick a later one',
+      );
   }
   await requireUser(services, userId);
   return setTierLock(services, userId, lock);
@@ -112,7 +117,10 @@ const text = (value: unknown): value is string => typeof value === 'string' && v
 /** Checks a request that crossed a process boundary; a bad one is an OperatorError naming the field. */
 export function parseOperatorRequest(body: unknown): OperatorRequest {
   const fail = (problem: string): never => {
-    throw new OperatorError(`the request ${problem}`, 'send {"action": "lock" | "unlock" | "forget", "userId", and for lock "lock": {"tier", "reason", "until"?}}');
+    throw new OperatorError(
+      `the request ${problem}`,
+      'send {"action": "lock" | "unlock" | "forget", "userId", and for lock "lock": {"tier", "reason", "until"?}}',
+    );
   };
   if (body === null || typeof body !== 'object') return fail('is not a JSON object');
   const { action, userId, lock } = body as Record<string, unknown>;
@@ -137,7 +145,8 @@ export async function performOperatorRequest(services: OperatorServices, request
   switch (request.action) {
     case 'lock':
     case 'unlock': {
-      const decision = request.action === 'lock' ? await lockUser(services, request.userId, request.lock) : await unlockUser(services, request.userId);
+      const decision =
+        request.action === 'lock' ? await lockUser(services, request.userId, request.lock) : await unlockUser(services, request.userId);
       return { action: request.action, userId: request.userId, tier: decision.profile.tier, transitions: decision.transitions.map((t) => t.kind) };
     }
     case 'forget':

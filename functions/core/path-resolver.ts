@@ -15,7 +15,7 @@ export function plainPathResolver(value: unknown, path: string): unknown {
   if (!isPlainDottedPath(path)) return undefined;
   let current: unknown = value;
   for (const segment of path.replace(/^\$\./, '').split('.')) {
-    if (current === null || typeof current !== 'object' || !Object.prototype.hasOwnProperty.call(current, segment)) {
+    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, segment)) {
       return undefined;
     }
     current = (current as Record<string, unknown>)[segment];

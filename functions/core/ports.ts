@@ -8,8 +8,6 @@ import type { DayBucket, HistoryEntry, JourneyRef, TierNotice, UserProfile } fro
 
 export type { HistoryEntry, TierNotice };
 
-
-
 export interface TierStore {
   /**
    * Adds an event's increments to its day bucket, guarded by the event key: a second delivery changes nothing

@@ -16,9 +16,12 @@ export interface Qualification {
 }
 
 function toConditionResult(node: Record<string, unknown>): ConditionResult {
-  if (Array.isArray(node['all'])) return { all: node['all'].map((c) => toConditionResult(c as Record<string, unknown>)), result: node['result'] as boolean | undefined };
-  if (Array.isArray(node['any'])) return { any: node['any'].map((c) => toConditionResult(c as Record<string, unknown>)), result: node['result'] as boolean | undefined };
-  if (node['not'] && typeof node['not'] === 'object') return { not: toConditionResult(node['not'] as Record<string, unknown>), result: node['result'] as boolean | undefined };
+  if (Array.isArray(node['all']))
+    return { all: node['all'].map((c) => toConditionResult(c as Record<string, unknown>)), result: node['result'] as boolean | undefined };
+  if (Array.isArray(node['any']))
+    return { any: node['any'].map((c) => toConditionResult(c as Record<string, unknown>)), result: node['result'] as boolean | undefined };
+  if (node['not'] && typeof node['not'] === 'object')
+    return { not: toConditionResult(node['not'] as Record<string, unknown>), result: node['result'] as boolean | undefined };
   const result: ConditionResult = {
     fact: node['fact'] as string,
     operator: node['operator'] as string,

@@ -44,7 +44,8 @@ export function candidateDates(ruleset: Ruleset, profile: UserProfile, buckets: 
     if (metric.definition.kind !== 'last') continue;
     let latest: string | undefined;
     for (const bucket of buckets) {
-      if ((bucket.counters[metric.countCounter] ?? 0) > 0 && bucket.date <= today && (latest === undefined || bucket.date > latest)) latest = bucket.date;
+      if ((bucket.counters[metric.countCounter] ?? 0) > 0 && bucket.date <= today && (latest === undefined || bucket.date > latest))
+        latest = bucket.date;
     }
     if (latest !== undefined) crossings(metric.name, latest);
   }

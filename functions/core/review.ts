@@ -103,7 +103,12 @@ async function reviewUserIsolated(services: TierServices, userId: string, option
  * started (and so finished). A failure stops new work, waits for the work under way, then is thrown: nothing is
  * left running behind a failed shard step.
  */
-async function forEachBounded<T>(items: readonly T[], concurrency: number, hasTimeLeft: () => boolean, work: (item: T) => Promise<void>): Promise<boolean> {
+async function forEachBounded<T>(
+  items: readonly T[],
+  concurrency: number,
+  hasTimeLeft: () => boolean,
+  work: (item: T) => Promise<void>,
+): Promise<boolean> {
   let next = 0;
   let stopped = false;
   let failure: { error: unknown } | undefined;
@@ -147,7 +152,9 @@ export async function reviewShardFrom(
     do {
       if (!hasTimeLeft()) return positionOf(date, page);
       const listed = await services.store.listDueForReview(date, shard, page);
-      const finished = await forEachBounded(listed.userIds, options.concurrency, hasTimeLeft, (userId) => reviewUserIsolated(services, userId, options, stats));
+      const finished = await forEachBounded(listed.userIds, options.concurrency, hasTimeLeft, (userId) =>
+        reviewUserIsolated(services, userId, options, stats),
+      );
       if (!finished) return positionOf(date, page);
       page = listed.cursor;
     } while (page);
@@ -160,7 +167,13 @@ function positionOf(date: string, page: string | undefined): ShardPosition {
 }
 
 /** Reviews every due user of one date in one shard, with no time limit; failures are isolated per user. */
-export async function reviewShardForDate(services: TierServices, date: string, shard: number, stats: ReviewStats, concurrency = DEFAULT_USER_CONCURRENCY): Promise<void> {
+export async function reviewShardForDate(
+  services: TierServices,
+  date: string,
+  shard: number,
+  stats: ReviewStats,
+  concurrency = DEFAULT_USER_CONCURRENCY,
+): Promise<void> {
   await reviewShardFrom(services, [date], shard, stats, { concurrency, retryDate: addDays(date, 1) });
 }
 

@@ -13,19 +13,13 @@ export const factName = z
   .regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'must start with a letter and use only letters, digits and _ (at most 64)')
   .refine((name) => !FORBIDDEN_KEYS.has(name), 'is a reserved name');
 
-export const tierId = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and -, starting with a letter (at most 32)');
+export const tierId = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and -, starting with a letter (at most 32)');
 
 const eventType = z.string().min(1).max(128);
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
 const eventFilter = {
-  eventTypes: z
-    .array(eventType)
-    .min(1)
-    .optional()
-    .describe('Event types that count. Leave out to count every user event.'),
+  eventTypes: z.array(eventType).min(1).optional().describe('Event types that count. Leave out to count every user event.'),
   where: z
     .record(z.string().min(1), z.union([scalar, z.array(scalar).min(1)]))
     .optional()
@@ -82,26 +76,16 @@ export type AttributeDefinition = z.infer<typeof attributeSchema>;
 export const tierSchema = z.strictObject({
   id: tierId.describe('The tier id; its rule lives in rules/<id>.json.'),
   name: z.string().min(1).max(64).describe('Display name.'),
-  graceDays: z
-    .number()
-    .int()
-    .min(0)
-    .max(365)
-    .describe('Days a user keeps this tier after they stop qualifying, before moving down.'),
+  graceDays: z.number().int().min(0).max(365).describe('Days a user keeps this tier after they stop qualifying, before moving down.'),
   minTenureDays: z.number().int().min(0).max(365).describe('Days a freshly promoted user keeps this tier before any grace can start.'),
-  downgrade: z
-    .enum(['one-step', 'to-qualified'])
-    .describe('When grace expires: move down one tier, or straight to the tier the user qualifies for.'),
+  downgrade: z.enum(['one-step', 'to-qualified']).describe('When grace expires: move down one tier, or straight to the tier the user qualifies for.'),
   journey: z.string().min(1).optional().describe('The journey file for this tier, for example "journeys/member.json".'),
 });
 export type TierDefinition = z.infer<typeof tierSchema>;
 
 export const tiersFileSchema = z.strictObject({
   $schema: z.string().optional(),
-  timezone: z
-    .string()
-    .default('UTC')
-    .describe('IANA time zone for calendar days: windows, grace, tenure and review dates.'),
+  timezone: z.string().default('UTC').describe('IANA time zone for calendar days: windows, grace, tenure and review dates.'),
   tiers: z
     .array(tierSchema)
     .min(2)

@@ -28,7 +28,7 @@ import {
 import { didYouMean } from './suggest.js';
 import { describeValueIssue, valueAtPath } from './zod-issues.js';
 import { registerSafeOperators } from './operators.js';
-import { type JourneyDefinition, type SignalFilter } from './journey/journey-schema.js';
+import type { JourneyDefinition, SignalFilter } from './journey/journey-schema.js';
 import { checkJourneyDocument } from './journey/validate-journey.js';
 import { semanticWarnings } from './semantic-checks.js';
 import { journeySignalFilters } from './journey/signals.js';
@@ -80,9 +80,35 @@ export type ProjectFiles = Record<string, string>;
 
 /** Property names of the rule formats, for "did you mean" hints on misspelled keys. */
 const FORMAT_VOCABULARY = [
-  'timezone', 'tiers', 'metrics', 'attributes', 'id', 'name', 'graceDays', 'minTenureDays', 'downgrade', 'journey',
-  'kind', 'windowDays', 'eventTypes', 'where', 'property', 'description', 'type', 'event', 'conditions', 'all', 'any',
-  'not', 'fact', 'operator', 'value', 'path', 'priority', 'params', 'knownEventTypes',
+  'timezone',
+  'tiers',
+  'metrics',
+  'attributes',
+  'id',
+  'name',
+  'graceDays',
+  'minTenureDays',
+  'downgrade',
+  'journey',
+  'kind',
+  'windowDays',
+  'eventTypes',
+  'where',
+  'property',
+  'description',
+  'type',
+  'event',
+  'conditions',
+  'all',
+  'any',
+  'not',
+  'fact',
+  'operator',
+  'value',
+  'path',
+  'priority',
+  'params',
+  'knownEventTypes',
 ];
 
 export interface LoadResult {
@@ -146,7 +172,12 @@ export function zodProblems(file: string, error: ZodError, document: unknown, kn
         const found = actual === undefined ? 'nothing' : Array.isArray(actual) ? 'an array' : actual === null ? 'null' : `a ${typeof actual}`;
         return actual === undefined
           ? { file, pointer, message: `is required`, hint: `add ${describeExpected(issue.expected)}` }
-          : { file, pointer, message: `must be ${describeExpected(issue.expected)}, found ${found}`, hint: fieldHint ?? `write ${describeExpected(issue.expected)} here` };
+          : {
+              file,
+              pointer,
+              message: `must be ${describeExpected(issue.expected)}, found ${found}`,
+              hint: fieldHint ?? `write ${describeExpected(issue.expected)} here`,
+            };
       }
       case 'invalid_union':
         if ((issue as { note?: string }).note === 'No matching discriminator') {
@@ -161,8 +192,11 @@ export function zodProblems(file: string, error: ZodError, document: unknown, kn
         return { file, pointer, message: issue.message, hint: SCHEMA_HINT };
       case 'invalid_value': {
         const options = 'values' in issue ? (issue.values as unknown[]) : undefined;
-        if (options && options.length) {
-          const hint = typeof actual === 'string' ? didYouMean(actual, options.map(String), `use one of: ${options.map((o) => JSON.stringify(o)).join(', ')}`) : `use one of: ${options.map((o) => JSON.stringify(o)).join(', ')}`;
+        if (options?.length) {
+          const hint =
+            typeof actual === 'string'
+              ? didYouMean(actual, options.map(String), `use one of: ${options.map((o) => JSON.stringify(o)).join(', ')}`)
+              : `use one of: ${options.map((o) => JSON.stringify(o)).join(', ')}`;
           return { file, pointer, message: `${JSON.stringify(actual)} is not allowed here`, hint };
         }
         return { file, pointer, message: issue.message, hint: SCHEMA_HINT };
@@ -274,7 +308,12 @@ function checkCondition(node: ConditionNode, path: Array<string | number>, depth
   const { file, problems } = context;
   const pointer = jsonPointer(path);
   if (depth > MAX_CONDITION_DEPTH) {
-    problems.push({ file, pointer, message: `conditions are nested deeper than ${MAX_CONDITION_DEPTH} levels`, hint: 'flatten the rule with all/any' });
+    problems.push({
+      file,
+      pointer,
+      message: `conditions are nested deeper than ${MAX_CONDITION_DEPTH} levels`,
+      hint: 'flatten the rule with all/any',
+    });
     return;
   }
   if (node.condition !== undefined) {
@@ -282,7 +321,12 @@ function checkCondition(node: ConditionNode, path: Array<string | number>, depth
     return;
   }
   if (node.params !== undefined) {
-    problems.push({ file, pointer: pointer + '/params', message: 'fact params are not supported: Strata facts take no parameters', hint: 'remove "params"' });
+    problems.push({
+      file,
+      pointer: pointer + '/params',
+      message: 'fact params are not supported: Strata facts take no parameters',
+      hint: 'remove "params"',
+    });
   }
   const groups = (['all', 'any', 'not'] as const).filter((key) => node[key] !== undefined);
   const isLeaf = node.fact !== undefined || node.operator !== undefined || node.value !== undefined;
@@ -290,14 +334,18 @@ function checkCondition(node: ConditionNode, path: Array<string | number>, depth
     problems.push({
       file,
       pointer,
-      message: groups.length + (isLeaf ? 1 : 0) === 0 ? 'a condition is empty' : `a condition mixes ${[...groups, ...(isLeaf ? ['fact'] : [])].join(' and ')}`,
+      message:
+        groups.length + (isLeaf ? 1 : 0) === 0
+          ? 'a condition is empty'
+          : `a condition mixes ${[...groups, ...(isLeaf ? ['fact'] : [])].join(' and ')}`,
       hint: 'use either {"all": [...]}, {"any": [...]}, {"not": {...}} or {"fact", "operator", "value"}',
     });
     return;
   }
   if (groups[0] === 'all' || groups[0] === 'any') {
     const children = node[groups[0]]!;
-    if (children.length === 0) problems.push({ file, pointer: `${pointer}/${groups[0]}`, message: `"${groups[0]}" has no conditions`, hint: 'add at least one condition' });
+    if (children.length === 0)
+      problems.push({ file, pointer: `${pointer}/${groups[0]}`, message: `"${groups[0]}" has no conditions`, hint: 'add at least one condition' });
     children.forEach((child, i) => checkCondition(child, [...path, groups[0]!, i], depth + 1, context));
     return;
   }
@@ -317,7 +365,12 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
   }
   let kind = facts.get(node.fact);
   if (FORBIDDEN_KEYS.has(node.fact)) {
-    problems.push({ file, pointer: pointer + '/fact', message: `"${node.fact}" is a reserved name and can never be a fact`, hint: 'name a metric or attribute from rules/tiers.json' });
+    problems.push({
+      file,
+      pointer: pointer + '/fact',
+      message: `"${node.fact}" is a reserved name and can never be a fact`,
+      hint: 'name a metric or attribute from rules/tiers.json',
+    });
     return;
   }
   if (kind === undefined) {
@@ -337,7 +390,12 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
         hint: 'use names joined by dots, like "address.city"; JSONPath filters, wildcards and scripts are not allowed',
       });
     } else if (kind !== undefined) {
-      problems.push({ file, pointer: pointer + '/path', message: `fact "${node.fact}" is a single value and has no properties`, hint: 'remove "path"' });
+      problems.push({
+        file,
+        pointer: pointer + '/path',
+        message: `fact "${node.fact}" is a single value and has no properties`,
+        hint: 'remove "path"',
+      });
     }
     kind = undefined;
   }
@@ -369,49 +427,94 @@ function checkLeaf(node: ConditionNode, path: Array<string | number>, context: C
     const keys = Object.keys(value);
     const other = (value as { fact?: unknown }).fact;
     if (keys.length !== 1 || typeof other !== 'string') {
-      problems.push({ file, pointer: pointer + '/value', message: 'an object value must be {"fact": "<name>"} to compare with another fact', hint: 'write a plain value, or {"fact": "otherFact"}' });
+      problems.push({
+        file,
+        pointer: pointer + '/value',
+        message: 'an object value must be {"fact": "<name>"} to compare with another fact',
+        hint: 'write a plain value, or {"fact": "otherFact"}',
+      });
     } else if (!facts.has(other)) {
-      problems.push({ file, pointer: pointer + '/value/fact', message: `unknown fact "${other}"`, hint: didYouMean(other, facts.keys(), `declare it in ${TIERS_FILE}`) });
+      problems.push({
+        file,
+        pointer: pointer + '/value/fact',
+        message: `unknown fact "${other}"`,
+        hint: didYouMean(other, facts.keys(), `declare it in ${TIERS_FILE}`),
+      });
     }
     return;
   }
   const valuePointer = pointer + '/value';
   if (NUMERIC_OPERATORS.has(operator)) {
     if (typeof value !== 'number') {
-      problems.push({ file, pointer: valuePointer, message: `"${operator}" needs a number, found ${describeJson(value)}`, hint: typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? `write ${Number(value)} without quotes` : undefined });
+      problems.push({
+        file,
+        pointer: valuePointer,
+        message: `"${operator}" needs a number, found ${describeJson(value)}`,
+        hint: typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? `write ${Number(value)} without quotes` : undefined,
+      });
       return;
     }
     if (kind !== undefined && kind !== 'number') {
-      problems.push({ file, pointer: valuePointer, message: `"${operator}" compares numbers, but fact "${node.fact}" is ${kind === 'tags' ? 'a list of tags' : `a ${kind}`}`, hint: kind === 'tags' ? 'use "contains" or "doesNotContain"' : 'use "equal", "notEqual", "in" or "notIn"' });
+      problems.push({
+        file,
+        pointer: valuePointer,
+        message: `"${operator}" compares numbers, but fact "${node.fact}" is ${kind === 'tags' ? 'a list of tags' : `a ${kind}`}`,
+        hint: kind === 'tags' ? 'use "contains" or "doesNotContain"' : 'use "equal", "notEqual", "in" or "notIn"',
+      });
     }
     (context.thresholds[node.fact] ??= []).push(value);
     return;
   }
   if (LIST_OPERATORS.has(operator)) {
     if (!Array.isArray(value)) {
-      problems.push({ file, pointer: valuePointer, message: `"${operator}" needs a list of values, found ${describeJson(value)}`, hint: `write [${JSON.stringify(value)}]` });
+      problems.push({
+        file,
+        pointer: valuePointer,
+        message: `"${operator}" needs a list of values, found ${describeJson(value)}`,
+        hint: `write [${JSON.stringify(value)}]`,
+      });
       return;
     }
     // An object in the list (say {"$regex": ...}) could never match and reads like a query another engine would run.
     value.forEach((element, i) => {
       if (element !== null && typeof element === 'object') {
-        problems.push({ file, pointer: `${valuePointer}/${i}`, message: 'a list value may hold only strings, numbers, booleans and null', hint: 'list the plain values to match' });
+        problems.push({
+          file,
+          pointer: `${valuePointer}/${i}`,
+          message: 'a list value may hold only strings, numbers, booleans and null',
+          hint: 'list the plain values to match',
+        });
       }
     });
     return;
   }
   if (ELEMENT_OPERATORS.has(operator)) {
     if (kind !== undefined && kind !== 'tags') {
-      problems.push({ file, pointer: pointer + '/operator', message: `"${operator}" looks inside a list, but fact "${node.fact}" is a ${kind}`, hint: 'use "equal" or "in" for single values' });
+      problems.push({
+        file,
+        pointer: pointer + '/operator',
+        message: `"${operator}" looks inside a list, but fact "${node.fact}" is a ${kind}`,
+        hint: 'use "equal" or "in" for single values',
+      });
     }
     if (typeof value !== 'string' && typeof value !== 'number') {
-      problems.push({ file, pointer: valuePointer, message: `"${operator}" needs a single value to look for, found ${describeJson(value)}`, hint: 'write one string or number; use several conditions under "any" for several' });
+      problems.push({
+        file,
+        pointer: valuePointer,
+        message: `"${operator}" needs a single value to look for, found ${describeJson(value)}`,
+        hint: 'write one string or number; use several conditions under "any" for several',
+      });
     }
     return;
   }
   if (typeof value === 'number') (context.thresholds[node.fact] ??= []).push(value);
   if (kind === 'number' && typeof value !== 'number' && value !== null) {
-    problems.push({ file, pointer: valuePointer, message: `fact "${node.fact}" is a number, but the value is ${describeJson(value)}`, hint: typeof value === 'string' && !Number.isNaN(Number(value)) ? `write ${Number(value)} without quotes` : undefined });
+    problems.push({
+      file,
+      pointer: valuePointer,
+      message: `fact "${node.fact}" is a number, but the value is ${describeJson(value)}`,
+      hint: typeof value === 'string' && !Number.isNaN(Number(value)) ? `write ${Number(value)} without quotes` : undefined,
+    });
   }
 }
 
@@ -426,7 +529,11 @@ function lowerBounds(rules: RuleDefinition[]): Map<string, number> {
   const bounds = new Map<string, number>();
   if (rules.length !== 1) return bounds;
   for (const condition of rules[0]!.conditions.all ?? []) {
-    if ((condition.operator === 'greaterThan' || condition.operator === 'greaterThanInclusive') && typeof condition.value === 'number' && condition.fact) {
+    if (
+      (condition.operator === 'greaterThan' || condition.operator === 'greaterThanInclusive') &&
+      typeof condition.value === 'number' &&
+      condition.fact
+    ) {
       bounds.set(condition.fact, condition.value);
     }
   }
@@ -443,7 +550,7 @@ function checkLadderOrder(tiers: TierDefinition[], rules: Record<string, RuleDef
         file: TIERS_FILE,
         pointer: `/tiers/${i}`,
         message: `tier "${tiers[i]!.id}" asks less than the tier below it, "${tiers[i - 1]!.id}": ${shared.map((f) => `${f} from ${upper.get(f)} here, from ${lower.get(f)} there`).join('; ')}`,
-        hint: 'list the ladder lowest first, or raise the higher tier\'s thresholds',
+        hint: "list the ladder lowest first, or raise the higher tier's thresholds",
       });
     }
   }
@@ -456,7 +563,8 @@ function checkLadderOrder(tiers: TierDefinition[], rules: Record<string, RuleDef
 function reservedKeyProblems(file: string, value: unknown, path: Array<string | number>, problems: Problem[]): void {
   if (value === null || typeof value !== 'object') return;
   for (const key of Object.keys(value)) {
-    if (FORBIDDEN_KEYS.has(key)) problems.push({ file, pointer: jsonPointer([...path, key]), message: `"${key}" is a reserved name and is not allowed`, hint: 'rename it' });
+    if (FORBIDDEN_KEYS.has(key))
+      problems.push({ file, pointer: jsonPointer([...path, key]), message: `"${key}" is a reserved name and is not allowed`, hint: 'rename it' });
     else reservedKeyProblems(file, (value as Record<string, unknown>)[key], [...path, Array.isArray(value) ? Number(key) : key], problems);
   }
 }
@@ -465,7 +573,12 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
   const problems: Problem[] = [];
   const tiersText = files[TIERS_FILE];
   if (tiersText === undefined) {
-    return { problems: [{ file: TIERS_FILE, pointer: '', message: 'file not found', hint: 'create rules/tiers.json with the ladder, metrics and attributes' }], warnings: [] };
+    return {
+      problems: [
+        { file: TIERS_FILE, pointer: '', message: 'file not found', hint: 'create rules/tiers.json with the ladder, metrics and attributes' },
+      ],
+      warnings: [],
+    };
   }
   const tiersDocument = parseProjectJson(TIERS_FILE, tiersText, problems);
   reservedKeyProblems(TIERS_FILE, tiersDocument, [], problems);
@@ -473,18 +586,33 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
   if (!tiersFile) return { problems, warnings: [] };
 
   if (!isValidTimeZone(tiersFile.timezone)) {
-    problems.push({ file: TIERS_FILE, pointer: '/timezone', message: `"${tiersFile.timezone}" is not a known time zone`, hint: 'use an IANA name such as "Asia/Shanghai" or "UTC"' });
+    problems.push({
+      file: TIERS_FILE,
+      pointer: '/timezone',
+      message: `"${tiersFile.timezone}" is not a known time zone`,
+      hint: 'use an IANA name such as "Asia/Shanghai" or "UTC"',
+    });
   }
   const seen = new Map<string, number>();
   tiersFile.tiers.forEach((tier, i) => {
     const first = seen.get(tier.id);
     if (first !== undefined) {
-      problems.push({ file: TIERS_FILE, pointer: `/tiers/${i}/id`, message: `duplicate tier id "${tier.id}" (also at /tiers/${first})`, hint: 'each tier needs its own id' });
+      problems.push({
+        file: TIERS_FILE,
+        pointer: `/tiers/${i}/id`,
+        message: `duplicate tier id "${tier.id}" (also at /tiers/${first})`,
+        hint: 'each tier needs its own id',
+      });
     } else seen.set(tier.id, i);
   });
   for (const name of Object.keys(tiersFile.attributes)) {
     if (name in tiersFile.metrics) {
-      problems.push({ file: TIERS_FILE, pointer: `/attributes/${name}`, message: `"${name}" is both a metric and an attribute`, hint: 'rename one of them' });
+      problems.push({
+        file: TIERS_FILE,
+        pointer: `/attributes/${name}`,
+        message: `"${name}" is both a metric and an attribute`,
+        hint: 'rename one of them',
+      });
     }
   }
 
@@ -500,9 +628,19 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
     if (!match || file === TIERS_FILE) continue;
     const id = match[1]!;
     if (!tierIds.has(id)) {
-      problems.push({ file, pointer: '', message: `no tier "${id}" in ${TIERS_FILE}`, hint: didYouMean(id, tierIds, 'rename the file to rules/<tier id>.json or add the tier to the ladder') });
+      problems.push({
+        file,
+        pointer: '',
+        message: `no tier "${id}" in ${TIERS_FILE}`,
+        hint: didYouMean(id, tierIds, 'rename the file to rules/<tier id>.json or add the tier to the ladder'),
+      });
     } else if (id === baseTier) {
-      problems.push({ file, pointer: '', message: `"${id}" is the base tier, which everyone starts in, so it has no rule`, hint: 'delete this file, or put another tier first in the ladder' });
+      problems.push({
+        file,
+        pointer: '',
+        message: `"${id}" is the base tier, which everyone starts in, so it has no rule`,
+        hint: 'delete this file, or put another tier first in the ladder',
+      });
     }
   }
 
@@ -511,11 +649,21 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
     const file = `rules/${tier.id}.json`;
     const text = files[file];
     if (text === undefined) {
-      problems.push({ file: TIERS_FILE, pointer: `/tiers/${index}/id`, message: `tier "${tier.id}" has no rule file ${file}`, hint: `create ${file} with the conditions that qualify a user for ${tier.name}` });
+      problems.push({
+        file: TIERS_FILE,
+        pointer: `/tiers/${index}/id`,
+        message: `tier "${tier.id}" has no rule file ${file}`,
+        hint: `create ${file} with the conditions that qualify a user for ${tier.name}`,
+      });
       return;
     }
     if (Buffer.byteLength(text, 'utf8') > MAX_RULE_FILE_BYTES) {
-      problems.push({ file, pointer: '', message: `the file is larger than ${MAX_RULE_FILE_BYTES / 1024} KiB`, hint: 'a tier rule needs only a few conditions' });
+      problems.push({
+        file,
+        pointer: '',
+        message: `the file is larger than ${MAX_RULE_FILE_BYTES / 1024} KiB`,
+        hint: 'a tier rule needs only a few conditions',
+      });
       return;
     }
     const document = parseProjectJson(file, text, problems);
@@ -537,7 +685,12 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
       checkCondition(rule.conditions, [...base, 'conditions'], 1, context);
       const named = rule.event.params?.['tier'];
       if (named !== undefined && named !== tier.id) {
-        problems.push({ file, pointer: jsonPointer([...base, 'event', 'params', 'tier']), message: `names tier "${String(named)}" but the file is for "${tier.id}"`, hint: `set it to "${tier.id}" or move the rule to rules/${String(named)}.json` });
+        problems.push({
+          file,
+          pointer: jsonPointer([...base, 'event', 'params', 'tier']),
+          message: `names tier "${String(named)}" but the file is for "${tier.id}"`,
+          hint: `set it to "${tier.id}" or move the rule to rules/${String(named)}.json`,
+        });
       }
     });
     rules[tier.id] = list;
@@ -554,12 +707,25 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
     const file = tier.journey.replace(/^\.\//, '');
     const text = files[file];
     if (text === undefined) {
-      problems.push({ file: TIERS_FILE, pointer: `/tiers/${index}/journey`, message: `journey file ${file} not found`, hint: didYouMean(file, Object.keys(files).filter((f) => f.startsWith('journeys/')), 'create it, or fix the path, which is relative to the project directory') });
+      problems.push({
+        file: TIERS_FILE,
+        pointer: `/tiers/${index}/journey`,
+        message: `journey file ${file} not found`,
+        hint: didYouMean(
+          file,
+          Object.keys(files).filter((f) => f.startsWith('journeys/')),
+          'create it, or fix the path, which is relative to the project directory',
+        ),
+      });
       return;
     }
     const document = parseProjectJson(file, text, problems);
     if (document === undefined) return;
-    const checked = checkJourneyDocument(file, document, { tierIds: [...tierIds], expectedTier: tier.id, ...(channelsLoad.config ? { channels: channelsLoad.config } : {}) });
+    const checked = checkJourneyDocument(file, document, {
+      tierIds: [...tierIds],
+      expectedTier: tier.id,
+      ...(channelsLoad.config ? { channels: channelsLoad.config } : {}),
+    });
     problems.push(...checked.problems);
     if (checked.journey) {
       journeys[tier.id] = checked.journey;
@@ -569,7 +735,12 @@ export function loadRuleset(files: ProjectFiles): LoadResult {
   for (const file of Object.keys(files).sort()) {
     if (!file.startsWith('journeys/') || !file.endsWith('.json')) continue;
     if (!tiersFile.tiers.some((tier) => tier.journey?.replace(/^\.\//, '') === file)) {
-      problems.push({ file, pointer: '', message: `no tier in ${TIERS_FILE} uses this journey`, hint: 'set "journey" on its tier, or delete the file' });
+      problems.push({
+        file,
+        pointer: '',
+        message: `no tier in ${TIERS_FILE} uses this journey`,
+        hint: 'set "journey" on its tier, or delete the file',
+      });
     }
   }
 
@@ -641,4 +812,3 @@ export function loadRulesetOrThrow(files: ProjectFiles): Ruleset {
   }
   return result.ruleset;
 }
-

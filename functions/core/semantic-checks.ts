@@ -82,9 +82,21 @@ function metricRange(name: string, metric: MetricDefinition): FactRange | undefi
     case 'count':
       return { whole: true, min: 0, max: Infinity, because: `${name} counts events, so it is never negative`, alwaysPresent: true };
     case 'distinct-days':
-      return { whole: true, min: 0, max: metric.windowDays, because: `${name} counts days in a ${metric.windowDays}-day window, so it is 0 to ${metric.windowDays}`, alwaysPresent: true };
+      return {
+        whole: true,
+        min: 0,
+        max: metric.windowDays,
+        because: `${name} counts days in a ${metric.windowDays}-day window, so it is 0 to ${metric.windowDays}`,
+        alwaysPresent: true,
+      };
     case 'last':
-      return { whole: true, min: 0, max: metric.windowDays - 1, because: `${name} is days since the last event within ${metric.windowDays} days, so it is 0 to ${metric.windowDays - 1}`, alwaysPresent: false };
+      return {
+        whole: true,
+        min: 0,
+        max: metric.windowDays - 1,
+        because: `${name} is days since the last event within ${metric.windowDays} days, so it is 0 to ${metric.windowDays - 1}`,
+        alwaysPresent: false,
+      };
     case 'sum':
       // Refunds may be negative amounts, so a sum has no bound worth asserting.
       return undefined;
@@ -196,7 +208,7 @@ function leafReason(node: ConditionNode, path: Array<string | number>, walk: Rul
   const possible = intersect(interval, { min: range.min, max: range.max });
   if (isEmpty(possible)) {
     const reason = `${describeLeaf(node)} can never hold: ${range.because}`;
-    walk.problems.push(warning(walk.file, path, reason, 'change the threshold or the metric\'s window, or remove the condition'));
+    walk.problems.push(warning(walk.file, path, reason, "change the threshold or the metric's window, or remove the condition"));
     return reason;
   }
   if (range.alwaysPresent && possible.min <= range.min && possible.max >= range.max) {
@@ -238,7 +250,12 @@ function unusedMetricWarnings({ tiersFile, tiersFileName, rules }: SemanticCheck
   return Object.keys(tiersFile.metrics)
     .filter((name) => !used.has(name))
     .map((name) =>
-      warning(tiersFileName, ['metrics', name], `metric "${name}" is not used by any rule`, 'use it in a rule, or remove it so that nobody reads it as part of the ladder'),
+      warning(
+        tiersFileName,
+        ['metrics', name],
+        `metric "${name}" is not used by any rule`,
+        'use it in a rule, or remove it so that nobody reads it as part of the ladder',
+      ),
     );
 }
 

@@ -14,7 +14,7 @@ export interface IssueText {
 export function valueAtPath(document: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let current = document;
   for (const key of path) {
-    if (current === null || typeof current !== 'object' || !Object.prototype.hasOwnProperty.call(current, key)) return undefined;
+    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, key)) return undefined;
     current = (current as Record<PropertyKey, unknown>)[key];
   }
   return current;
@@ -43,7 +43,10 @@ function describeDefaultIssue(issue: z.core.$ZodIssue, actual: unknown, fieldHin
       const word = small ? 'at least' : 'at most';
       if (issue.origin === 'array') {
         const items = `${bound} item${bound === 1 ? '' : 's'}`;
-        return { message: `needs ${word} ${items}`, hint: fieldHint ?? (small ? `add items until there are ${bound}` : `remove items until there are ${bound}`) };
+        return {
+          message: `needs ${word} ${items}`,
+          hint: fieldHint ?? (small ? `add items until there are ${bound}` : `remove items until there are ${bound}`),
+        };
       }
       if (issue.origin === 'string') {
         return { message: `must be ${word} ${bound} characters long`, hint: fieldHint ?? (small ? 'write a longer text' : 'shorten it') };

@@ -12,9 +12,6 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { createDynamoTierStore, dayRetentionDays } from '../aws/dynamo-store.js';
-import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
-import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
 import { type DeadLetterSender, createSqsDeadLetterSender } from '../aws/sqs-dead-letter.js';
 import { InvalidEventError } from '../core/errors.js';
 import { type EventTimeBounds, type UserEvent, parseUserEvent } from '../core/event.js';
@@ -24,19 +21,14 @@ import {
   ENV,
   HandlerOutsideBundleError,
   bakedProjectFiles,
-  createDynamoDbClient,
-  createEventBridgeClient,
   createHandlerMetrics,
-  createSfnClient,
-  journeyIdsOf,
   createSqsClient,
   loadRulesetOrFail,
   optionalPositiveNumberEnv,
   redactUserId,
   requireEnv,
-  requirePositiveIntegerEnv,
-  systemClock,
 } from './runtime.js';
+import { tierServicesFromEnvironment } from './tier-services.js';
 
 export const INGEST_SERVICE_NAME = 'strata-ingest';
 export const METRICS_NAMESPACE = 'Strata';
@@ -207,21 +199,11 @@ export class IngestRecordError extends Error {
 export function ingestDependenciesFromEnvironment(files = bakedProjectFiles()): IngestDependencies {
   if (!files) throw new HandlerOutsideBundleError('ingest', 'createIngestHandler');
   const ruleset = loadRulesetOrFail(files);
-  const tableName = requireEnv(ENV.tableName, 'the DynamoDB table');
-  const shardCount = requirePositiveIntegerEnv(ENV.reviewShardCount, 'the number of review index shards');
-  const stateMachineArns = parseStateMachineArns(requireEnv(ENV.journeyStateMachines, 'tier → journey state machine ARN, as JSON'), ENV.journeyStateMachines);
-  const eventBusName = requireEnv(ENV.eventBusName, 'the event bus for tier notices');
   const deadLetterQueueUrl = requireEnv(ENV.deadLetterQueueUrl, 'the dead-letter queue for poison events');
   const maxFutureHours = optionalPositiveNumberEnv(ENV.maxEventFutureHours, 'how many hours ahead of now an event may be stamped');
   return {
     ...(maxFutureHours !== undefined ? { maxEventFutureMs: maxFutureHours * 3_600_000 } : {}),
-    services: {
-      ruleset,
-      store: createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone, retentionDays: dayRetentionDays(ruleset.maxWindowDays) }),
-      journeys: createSfnJourneyStarter({ client: createSfnClient(), stateMachineArns, journeyIds: journeyIdsOf(ruleset) }),
-      publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
-      clock: systemClock,
-    },
+    services: tierServicesFromEnvironment(ruleset).services,
     deadLetters: createSqsDeadLetterSender({ client: createSqsClient(), queueUrl: deadLetterQueueUrl }),
     metrics: createHandlerMetrics(INGEST_SERVICE_NAME),
   };

@@ -46,7 +46,9 @@ export type JourneyStepHandler = (input: unknown) => Promise<JourneyStepResult>;
 export class InvalidJourneyTaskError extends Error {
   override readonly name = 'InvalidJourneyTaskError';
   constructor(problem: string) {
-    super(`JourneyStep: ${problem}; pass the Parameters that compileJourney writes into the Task (redeploy the journey rather than editing its state machine)`);
+    super(
+      `JourneyStep: ${problem}; pass the Parameters that compileJourney writes into the Task (redeploy the journey rather than editing its state machine)`,
+    );
   }
 }
 
@@ -90,7 +92,10 @@ export function createJourneyStepHandler(dependencies: JourneyStepDependencies):
         errorName: err.name,
         errorMessage: redactUserId(err.message, task.userId, ref),
       });
-      if (transient) throw new TransientJourneyError(`JourneyStep: ${journey.id}/${task.stepId} for ${ref} hit a transient failure (${err.name})`, { cause: error });
+      if (transient)
+        throw new TransientJourneyError(`JourneyStep: ${journey.id}/${task.stepId} for ${ref} hit a transient failure (${err.name})`, {
+          cause: error,
+        });
       throw error;
     }
     const metric = OUTCOME_METRICS[result.outcome];
@@ -98,7 +103,13 @@ export function createJourneyStepHandler(dependencies: JourneyStepDependencies):
       metrics.addMetric(metric, MetricUnit.Count, 1);
       metrics.publishStoredMetrics();
     }
-    logger.info('Journey step done', { userRef: ref, journeyId: journey.id, journeyVersion: journey.version, stepId: task.stepId, outcome: result.outcome });
+    logger.info('Journey step done', {
+      userRef: ref,
+      journeyId: journey.id,
+      journeyVersion: journey.version,
+      stepId: task.stepId,
+      outcome: result.outcome,
+    });
     return result;
   };
 }
@@ -126,7 +137,15 @@ export function journeyStepDependenciesFromEnvironment(files = bakedProjectFiles
   return {
     ruleset,
     ports: {
-      store: journeyStepStore(createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone, retentionDays: dayRetentionDays(ruleset.maxWindowDays) })),
+      store: journeyStepStore(
+        createDynamoTierStore({
+          client: createDynamoDbClient(),
+          tableName,
+          shardCount,
+          timeZone: ruleset.timezone,
+          retentionDays: dayRetentionDays(ruleset.maxWindowDays),
+        }),
+      ),
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,
     },

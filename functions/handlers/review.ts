@@ -15,9 +15,6 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { createDynamoTierStore, dayRetentionDays } from '../aws/dynamo-store.js';
-import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
-import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
 import { MAX_REVIEW_SHARDS } from '../aws/table-schema.js';
 import { LOCAL_DATE, addDays, localDate } from '../core/dates.js';
 import { userRef } from '../core/hash.js';
@@ -30,21 +27,8 @@ import {
   emptyReviewStats,
   reviewShardFrom,
 } from '../core/review.js';
-import {
-  ENV,
-  HandlerOutsideBundleError,
-  bakedProjectFiles,
-  createDynamoDbClient,
-  createEventBridgeClient,
-  createHandlerMetrics,
-  createSfnClient,
-  journeyIdsOf,
-  loadRulesetOrFail,
-  redactUserId,
-  requireEnv,
-  requirePositiveIntegerEnv,
-  systemClock,
-} from './runtime.js';
+import { HandlerOutsideBundleError, bakedProjectFiles, createHandlerMetrics, loadRulesetOrFail, redactUserId } from './runtime.js';
+import { tierServicesFromEnvironment } from './tier-services.js';
 
 export const REVIEW_SERVICE_NAME = 'strata-review';
 /** Users the review could not review in one shard step; the stack alarms on it. */
@@ -121,7 +105,13 @@ function checkDates(dates: unknown): string[] {
 function checkCursor(cursor: unknown, dates: string[]): ShardPosition | undefined {
   if (cursor === undefined) return undefined;
   const { date, page } = (cursor ?? {}) as { date?: unknown; page?: unknown };
-  if (typeof cursor !== 'object' || cursor === null || typeof date !== 'string' || !dates.includes(date) || (page !== undefined && typeof page !== 'string')) {
+  if (
+    typeof cursor !== 'object' ||
+    cursor === null ||
+    typeof date !== 'string' ||
+    !dates.includes(date) ||
+    (page !== undefined && typeof page !== 'string')
+  ) {
     throw new InvalidReviewInputError('"cursor" must be {"date": one of "dates", "page"?: text}, as a shard step returned it in "next"');
   }
   return page === undefined ? { date } : { date, page };
@@ -173,28 +163,35 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
   function logUserFailure(userId: string, stage: ReviewFailureStage, error: unknown): void {
     const ref = userRef(userId);
     const reason = redactUserId(error instanceof Error ? `${error.name}: ${error.message}` : String(error), userId, ref);
-    const message = stage === 'decide' ? 'User review failed; listed again for the next night' : 'Outbox flush failed; the next event or review retries it';
+    const message =
+      stage === 'decide' ? 'User review failed; listed again for the next night' : 'Outbox flush failed; the next event or review retries it';
     logger.error(message, { userRef: ref, stage, reason });
   }
 
-  async function reviewOneShard(dates: string[], shard: number, cursor: ShardPosition | undefined, context: InvocationClock | undefined): Promise<ShardReviewResult> {
+  async function reviewOneShard(
+    dates: string[],
+    shard: number,
+    cursor: ShardPosition | undefined,
+    context: InvocationClock | undefined,
+  ): Promise<ShardReviewResult> {
     const stats = emptyReviewStats();
     const last = dates[dates.length - 1];
-    const stoppedAt = last === undefined
-      ? undefined
-      : await reviewShardFrom(
-          services,
-          dates,
-          shard,
-          stats,
-          {
-            concurrency: userConcurrency,
-            retryDate: addDays(last, 1),
-            hasTimeLeft: context ? () => context.getRemainingTimeInMillis() > REVIEW_TIME_MARGIN_MS : () => true,
-            onUserFailed: logUserFailure,
-          },
-          cursor,
-        );
+    const stoppedAt =
+      last === undefined
+        ? undefined
+        : await reviewShardFrom(
+            services,
+            dates,
+            shard,
+            stats,
+            {
+              concurrency: userConcurrency,
+              retryDate: addDays(last, 1),
+              hasTimeLeft: context ? () => context.getRemainingTimeInMillis() > REVIEW_TIME_MARGIN_MS : () => true,
+              onUserFailed: logUserFailure,
+            },
+            cursor,
+          );
     metrics.addMetric('UsersReviewed', MetricUnit.Count, stats.usersDue);
     metrics.addMetric('ReviewTierChanges', MetricUnit.Count, stats.usersChanged);
     metrics.addMetric(REVIEW_USERS_FAILED_METRIC, MetricUnit.Count, stats.usersFailed);
@@ -241,20 +238,11 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
 export function reviewDependenciesFromEnvironment(files = bakedProjectFiles()): ReviewDependencies {
   if (!files) throw new HandlerOutsideBundleError('review', 'createReviewHandler');
   const ruleset = loadRulesetOrFail(files);
-  const tableName = requireEnv(ENV.tableName, 'the DynamoDB table');
-  const shardCount = requirePositiveIntegerEnv(ENV.reviewShardCount, 'the number of review index shards');
-  const stateMachineArns = parseStateMachineArns(requireEnv(ENV.journeyStateMachines, 'tier → journey state machine ARN, as JSON'), ENV.journeyStateMachines);
-  const eventBusName = requireEnv(ENV.eventBusName, 'the event bus for tier notices');
+  const { services, shardCount } = tierServicesFromEnvironment(ruleset);
   return {
     shardCount,
     metrics: createHandlerMetrics(REVIEW_SERVICE_NAME),
-    services: {
-      ruleset,
-      store: createDynamoTierStore({ client: createDynamoDbClient(), tableName, shardCount, timeZone: ruleset.timezone, retentionDays: dayRetentionDays(ruleset.maxWindowDays) }),
-      journeys: createSfnJourneyStarter({ client: createSfnClient(), stateMachineArns, journeyIds: journeyIdsOf(ruleset) }),
-      publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
-      clock: systemClock,
-    },
+    services,
   };
 }
 

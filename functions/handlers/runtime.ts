@@ -144,7 +144,7 @@ export function createSqsClient(overrides: SQSClientConfig = {}): SQSClient {
 
 /** A handler's metrics, in the namespace of its stack (see ENV.metricsNamespace). */
 export function createHandlerMetrics(serviceName: string, env: NodeJS.ProcessEnv = process.env): Metrics {
-  return new Metrics({ namespace: requireEnv(ENV.metricsNamespace, 'the CloudWatch namespace of this stack\'s metrics', env), serviceName });
+  return new Metrics({ namespace: requireEnv(ENV.metricsNamespace, "the CloudWatch namespace of this stack's metrics", env), serviceName });
 }
 
 /**

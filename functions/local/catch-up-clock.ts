@@ -37,10 +37,13 @@ export function createCatchUpClock(options: CatchUpClockOptions): Clock {
             clearTimeout(timer);
             resolve();
           };
-          const timer = setTimeout(() => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-          }, Math.min(clock.wallDelayMs!(instant), 2_000_000_000));
+          const timer = setTimeout(
+            () => {
+              signal?.removeEventListener('abort', onAbort);
+              resolve();
+            },
+            Math.min(clock.wallDelayMs!(instant), 2_000_000_000),
+          );
           signal?.addEventListener('abort', onAbort, { once: true });
         });
       }

@@ -5,4 +5,3 @@
 import './quiet-sdk-warnings.js';
 
 process.env['POWERTOOLS_METRICS_DISABLED'] ??= 'true';
-export {};

@@ -54,7 +54,14 @@ export async function readDeadLetters(dataDir: string): Promise<DeadLetterFile> 
         return;
       }
       if (typeof parsed.body !== 'string' || typeof parsed.reason !== 'string') throw new Error('not a dead letter');
-      letters.push({ id: String(parsed.id ?? `line-${index + 1}`), at: String(parsed.at ?? ''), eventRef: String(parsed.eventRef ?? ''), reason: parsed.reason, body: parsed.body, line: index + 1 });
+      letters.push({
+        id: String(parsed.id ?? `line-${index + 1}`),
+        at: String(parsed.at ?? ''),
+        eventRef: String(parsed.eventRef ?? ''),
+        reason: parsed.reason,
+        body: parsed.body,
+        line: index + 1,
+      });
     } catch {
       unreadable.push(index + 1);
     }
@@ -81,7 +88,7 @@ export async function compactDeadLetters(dataDir: string): Promise<void> {
   if (!text.includes('"redriven"')) return;
   const { letters, unreadable } = await readDeadLetters(dataDir);
   const keep = new Set([...letters.map((letter) => letter.line), ...unreadable]);
-  const kept = text.split('\n').filter((raw, index) => keep.has(index + 1));
+  const kept = text.split('\n').filter((_raw, index) => keep.has(index + 1));
   const next = `${path}.next`;
   await writeFile(next, kept.map((line) => line + '\n').join(''));
   await rename(next, path);
@@ -92,7 +99,13 @@ export function envelopeOf(body: string): EventBridgeEnvelope | undefined {
   try {
     const parsed = JSON.parse(body) as Partial<EventBridgeEnvelope>;
     const detail = parsed.detail as unknown;
-    if (typeof parsed.source !== 'string' || typeof parsed['detail-type'] !== 'string' || detail === null || typeof detail !== 'object' || Array.isArray(detail)) {
+    if (
+      typeof parsed.source !== 'string' ||
+      typeof parsed['detail-type'] !== 'string' ||
+      detail === null ||
+      typeof detail !== 'object' ||
+      Array.isArray(detail)
+    ) {
       return undefined;
     }
     return parsed as EventBridgeEnvelope;

@@ -34,12 +34,14 @@ interface PendingWrite {
 export async function openDurableFile(path: string): Promise<DurableFile> {
   await rm(path + REPLACING_SUFFIX, { force: true });
   let handle: FileHandle = await open(path, 'a');
-  let queue: PendingWrite[] = [];
+  const queue: PendingWrite[] = [];
   let writing: Promise<void> | undefined;
   let closed = false;
 
   const failure = (error: unknown): DurableFileError =>
-    new DurableFileError(`DurableFile: could not write ${path} (${(error as Error).message}); check the disk has space and the folder is writable`, { cause: error });
+    new DurableFileError(`DurableFile: could not write ${path} (${(error as Error).message}); check the disk has space and the folder is writable`, {
+      cause: error,
+    });
 
   const settle = async (batch: PendingWrite[], write: () => Promise<void>): Promise<void> => {
     try {
@@ -75,7 +77,8 @@ export async function openDurableFile(path: string): Promise<DurableFile> {
   };
 
   const enqueue = (kind: PendingWrite['kind'], text: string): Promise<void> => {
-    if (closed) return Promise.reject(new DurableFileError(`DurableFile: ${path} is closed; nothing more can be written to it after the stack stopped`));
+    if (closed)
+      return Promise.reject(new DurableFileError(`DurableFile: ${path} is closed; nothing more can be written to it after the stack stopped`));
     return new Promise<void>((resolve, reject) => {
       queue.push({ kind, text, resolve, reject });
       writing ??= drain();

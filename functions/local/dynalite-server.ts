@@ -33,7 +33,10 @@ export function dynaliteIteratorClasses(): Array<{ prototype: LevelIterator }> {
   const fromLevel = createRequire(fromDynalite.resolve('level'));
   const stores = [createRequire(fromLevel.resolve('classic-level')), createRequire(fromDynalite.resolve('memory-level'))];
   return stores.flatMap((requireFromStore) => {
-    const level = requireFromStore('abstract-level') as Record<'AbstractIterator' | 'AbstractKeyIterator' | 'AbstractValueIterator', { prototype: LevelIterator }>;
+    const level = requireFromStore('abstract-level') as Record<
+      'AbstractIterator' | 'AbstractKeyIterator' | 'AbstractValueIterator',
+      { prototype: LevelIterator }
+    >;
     return [level.AbstractIterator, level.AbstractKeyIterator, level.AbstractValueIterator];
   });
 }

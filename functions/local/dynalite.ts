@@ -28,7 +28,9 @@ const MAX_POLL_DELAY_MS = 2_000;
  * the operation schema's sensitive-data filter to hand them to `logger?.info?.(…)` (or `error`): about 4 % of the
  * embedded stack's CPU. A logger without `info` and `error` skips those copies; nothing is logged either way.
  */
-const SILENT_SDK_LOGGER = { trace: () => undefined, debug: () => undefined, warn: () => undefined } as unknown as NonNullable<DynamoDBClientConfig['logger']>;
+const SILENT_SDK_LOGGER = { trace: () => undefined, debug: () => undefined, warn: () => undefined } as unknown as NonNullable<
+  DynamoDBClientConfig['logger']
+>;
 
 export interface StartDynaliteOptions {
   /** A directory to persist the data in (for example `.strata/`); in memory when absent. */
@@ -116,13 +118,16 @@ export async function createStrataTable(client: DynamoDBClient, tableName: strin
   }
   const deadline = Date.now() + TABLE_READY_TIMEOUT_MS;
   for (let delay = FIRST_POLL_DELAY_MS; !isReady(table); delay = Math.min(delay * 2, MAX_POLL_DELAY_MS)) {
-    if (Date.now() > deadline) throw new DynaliteError(`table "${tableName}" is still ${table?.TableStatus ?? 'missing'} after ${TABLE_READY_TIMEOUT_MS / 1000}s`);
+    if (Date.now() > deadline)
+      throw new DynaliteError(`table "${tableName}" is still ${table?.TableStatus ?? 'missing'} after ${TABLE_READY_TIMEOUT_MS / 1000}s`);
     await new Promise((resolve) => setTimeout(resolve, delay));
     table = await describeTable(client, tableName);
   }
   const problems = layoutProblems(table!);
   if (problems.length > 0) {
-    throw new DynaliteError(`table "${tableName}" does not have the Strata layout: ${problems.join('; ')}; delete it (or the data directory) and start again`);
+    throw new DynaliteError(
+      `table "${tableName}" does not have the Strata layout: ${problems.join('; ')}; delete it (or the data directory) and start again`,
+    );
   }
 }
 

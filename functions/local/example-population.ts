@@ -133,4 +133,3 @@ export function generateEvents(options: GeneratorOptions): UserEvent[] {
 export function toJsonLines(events: UserEvent[]): string {
   return events.map((event) => JSON.stringify(event)).join('\n') + '\n';
 }
-

@@ -43,23 +43,42 @@ export async function readProjectFilesAtRef(projectDir: string, ref: string): Pr
   }
   const prefix = await git(projectDir, ['rev-parse', '--show-prefix']);
   if (prefix.code !== 0) {
-    throw new GitRefError(`${projectDir} is not inside a git repository (${firstLine(prefix.stderr)})`, 'run it in the project\'s git checkout, or leave out --against');
+    throw new GitRefError(
+      `${projectDir} is not inside a git repository (${firstLine(prefix.stderr)})`,
+      "run it in the project's git checkout, or leave out --against",
+    );
   }
   const commit = await git(projectDir, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
   if (commit.code !== 0) {
-    throw new GitRefError(`"${ref}" is not a commit in this repository`, 'pass a branch, tag or commit that exists here, as `git log --oneline` lists them; fetch it first if it is remote');
+    throw new GitRefError(
+      `"${ref}" is not a commit in this repository`,
+      'pass a branch, tag or commit that exists here, as `git log --oneline` lists them; fetch it first if it is remote',
+    );
   }
   const sha = commit.stdout.trim();
   const base = prefix.stdout.trim();
-  const listing = await git(projectDir, ['ls-tree', '-r', '--name-only', '--full-tree', sha, '--', ...PROJECT_FOLDERS.map((folder) => `${base}${folder}`)]);
-  if (listing.code !== 0) throw new GitRefError(`cannot list the files of ${ref} (${firstLine(listing.stderr)})`, 'check that the ref is a commit of this repository');
+  const listing = await git(projectDir, [
+    'ls-tree',
+    '-r',
+    '--name-only',
+    '--full-tree',
+    sha,
+    '--',
+    ...PROJECT_FOLDERS.map((folder) => `${base}${folder}`),
+  ]);
+  if (listing.code !== 0)
+    throw new GitRefError(`cannot list the files of ${ref} (${firstLine(listing.stderr)})`, 'check that the ref is a commit of this repository');
   const files: ProjectFiles = {};
-  const paths = listing.stdout.split('\n').filter((line) => line !== '').map((line) => line.slice(base.length));
+  const paths = listing.stdout
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => line.slice(base.length));
   for (const path of paths.sort()) {
     // The same files readProjectFiles reads: <folder>/<name>.json, one level deep.
     if (!/^[^/]+\/[^/]+\.json$/.test(path)) continue;
     const shown = await git(projectDir, ['show', `${sha}:${base}${path}`]);
-    if (shown.code !== 0) throw new GitRefError(`cannot read ${path} at ${ref} (${firstLine(shown.stderr)})`, 'check the repository is not shallow or damaged');
+    if (shown.code !== 0)
+      throw new GitRefError(`cannot read ${path} at ${ref} (${firstLine(shown.stderr)})`, 'check the repository is not shallow or damaged');
     files[path] = shown.stdout;
   }
   return files;

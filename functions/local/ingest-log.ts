@@ -83,7 +83,8 @@ export async function openIngestLog(dataDir: string, options: { compactAfterDone
         if (batch.some((write) => write.sync)) await file.datasync();
         for (const write of batch) write.resolve();
       } catch (error) {
-        for (const write of batch) write.reject(new IngestLogError(`cannot write ${path} (${(error as Error).message}); the events were not accepted`, { cause: error }));
+        for (const write of batch)
+          write.reject(new IngestLogError(`cannot write ${path} (${(error as Error).message}); the events were not accepted`, { cause: error }));
       }
       if (doneSinceRewrite >= compactAfterDone) {
         doneSinceRewrite = 0;
@@ -100,10 +101,12 @@ export async function openIngestLog(dataDir: string, options: { compactAfterDone
 
   function startWriting(): Promise<void> {
     // A failed append is reported to its own caller; nothing else may crash the stack from here.
-    writing ??= writeQueued().catch(() => undefined).finally(() => {
-      writing = undefined;
-      if (queued.length > 0 || doneLines.length > 0) void startWriting();
-    });
+    writing ??= writeQueued()
+      .catch(() => undefined)
+      .finally(() => {
+        writing = undefined;
+        if (queued.length > 0 || doneLines.length > 0) void startWriting();
+      });
     return writing;
   }
 

@@ -81,7 +81,8 @@ async function readDefinitions(path: string): Promise<Map<string, AslDefinition>
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new JourneyExecutionLogError(`JourneyExecutionLog: could not read ${path} (${(error as Error).message})`, { cause: error });
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new JourneyExecutionLogError(`JourneyExecutionLog: could not read ${path} (${(error as Error).message})`, { cause: error });
   }
   // A last line cut short by a crash belongs to an execution that never started: its start waits for this line.
   for (const line of text.split('\n').slice(0, -1)) {
@@ -127,7 +128,9 @@ async function readRecords(path: string, keep: (line: string) => boolean = () =>
       );
     }
     if (typeof record?.executionName !== 'string') {
-      throw new JourneyExecutionLogError(`JourneyExecutionLog: ${path} line ${index + 1} has no executionName; move the file aside to start with no journey history`);
+      throw new JourneyExecutionLogError(
+        `JourneyExecutionLog: ${path} line ${index + 1} has no executionName; move the file aside to start with no journey history`,
+      );
     }
     records.push(record);
   }

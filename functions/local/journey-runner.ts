@@ -396,7 +396,10 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
         execution.pathWaitChecks.splice(execution.pathWaitChecks.indexOf(check), 1);
         const actual = readPath(input, check.path);
         if (JSON.stringify(actual) !== JSON.stringify(check.value)) {
-          failWith({ error: 'JourneyRunner.ShadowMismatch', cause: `Wait ${check.state} read ${check.path} as ${JSON.stringify(check.value)} but the execution had ${JSON.stringify(actual)}` });
+          failWith({
+            error: 'JourneyRunner.ShadowMismatch',
+            cause: `Wait ${check.state} read ${check.path} as ${JSON.stringify(check.value)} but the execution had ${JSON.stringify(actual)}`,
+          });
         }
       }
     };
@@ -414,26 +417,28 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       }
     })();
 
-    execution.done = run.result.then(
-      async () => {
-        await events;
-        if (failure) return finish(execution, 'FAILED', failure);
-        if (execution.sleeps.signal.aborted) return finish(execution, 'ABORTED');
-        // A Wait right before the end: on a virtual clock its time has not passed yet.
-        try {
-          await catchUpWithWaits(execution);
-        } catch {
-          return finish(execution, 'ABORTED');
-        }
-        return finish(execution, 'SUCCEEDED');
-      },
-      async (error: unknown) => {
-        await events;
-        return finish(execution, 'FAILED', failure ?? { error: error instanceof Error ? error.name : 'Error', cause: String(error) });
-      },
-    ).catch(() => {
-      // The final status could not be saved: the store still has the execution RUNNING, and a restart resumes it.
-    });
+    execution.done = run.result
+      .then(
+        async () => {
+          await events;
+          if (failure) return finish(execution, 'FAILED', failure);
+          if (execution.sleeps.signal.aborted) return finish(execution, 'ABORTED');
+          // A Wait right before the end: on a virtual clock its time has not passed yet.
+          try {
+            await catchUpWithWaits(execution);
+          } catch {
+            return finish(execution, 'ABORTED');
+          }
+          return finish(execution, 'SUCCEEDED');
+        },
+        async (error: unknown) => {
+          await events;
+          return finish(execution, 'FAILED', failure ?? { error: error instanceof Error ? error.name : 'Error', cause: String(error) });
+        },
+      )
+      .catch(() => {
+        // The final status could not be saved: the store still has the execution RUNNING, and a restart resumes it.
+      });
   };
 
   const newExecution = (summary: ExecutionSummary, startedAt: Date, position: ExecutionPosition): Execution => ({
@@ -461,7 +466,14 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       const startedAt = clock.now();
       const startState = compiled.asl.StartAt;
       // The start state counts as entered from here: StartExecution has happened once the record is durable.
-      const summary: ExecutionSummary = { executionName, tier, status: 'RUNNING', startedAt: startedAt.toISOString(), transitions: 1, statesEntered: [startState] };
+      const summary: ExecutionSummary = {
+        executionName,
+        tier,
+        status: 'RUNNING',
+        startedAt: startedAt.toISOString(),
+        transitions: 1,
+        statesEntered: [startState],
+      };
       const execution = newExecution(summary, startedAt, { state: startState, input: structuredClone(input) });
       execution.definition = compiled.key;
       executions.set(executionName, execution);
@@ -478,7 +490,7 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
 
     async stop(executionName) {
       const execution = executions.get(executionName);
-      if (!execution || execution.summary.status !== 'RUNNING' || execution.suspended) return;
+      if (execution?.summary.status !== 'RUNNING' || execution.suspended) return;
       if (execution.awaitingResume) {
         // Stopped before this run took it up again: it ends where it was.
         execution.awaitingResume = false;
@@ -499,7 +511,10 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
         const compiled = definitionOf(execution) ?? machines.get(tier);
         if (!compiled || !(state in compiled.asl.States)) {
           const where = !compiled ? `there is no journey for tier "${tier}" any more` : `its journey has no state "${state}" any more`;
-          await finish(execution, 'FAILED', { error: 'JourneyRunner.CannotResume', cause: `JourneyRunner: ${executionName} cannot carry on after the restart: ${where} (the journey was edited while it ran)` });
+          await finish(execution, 'FAILED', {
+            error: 'JourneyRunner.CannotResume',
+            cause: `JourneyRunner: ${executionName} cannot carry on after the restart: ${where} (the journey was edited while it ran)`,
+          });
           continue;
         }
         execution.phase = 'running';

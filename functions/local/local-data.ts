@@ -67,7 +67,12 @@ export async function runningStack(dataDir: string): Promise<StackInfo | undefin
   } catch {
     return undefined;
   }
-  const client = new DynamoDBClient({ endpoint: info.dynamoEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 });
+  const client = new DynamoDBClient({
+    endpoint: info.dynamoEndpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
   try {
     await client.send(new ListTablesCommand({}), { abortSignal: AbortSignal.timeout(1500) });
     return info;
@@ -90,12 +95,17 @@ export interface LocalData {
 export async function openLocalData(dataDir: string): Promise<LocalData> {
   const stack = await runningStack(dataDir);
   if (stack) {
-    const client = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const client = new DynamoDBClient({
+      endpoint: stack.dynamoEndpoint,
+      region: 'local',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     const clock = stack.clock ? createCatchUpClock({ ...stack.clock, from: new Date(stack.clock.from) }) : undefined;
     return { client, tableName: stack.tableName, now: () => clock?.now() ?? new Date(), close: async () => client.destroy() };
   }
   if (!existsSync(dataDir)) throw new NoLocalDataError(dataDir, 'the folder does not exist');
-  if (!existsSync(join(dataDir, DYNALITE_FOLDER))) throw new NoLocalDataError(dataDir, `it has no ${DYNALITE_FOLDER}/ folder, so no stack has run there`);
+  if (!existsSync(join(dataDir, DYNALITE_FOLDER)))
+    throw new NoLocalDataError(dataDir, `it has no ${DYNALITE_FOLDER}/ folder, so no stack has run there`);
   // Loaded only here: with a running stack, reading a user needs the SDK client alone, not dynalite and LevelDB.
   const { DEFAULT_TABLE_NAME, startDynalite } = await import('./dynalite.js');
   const dynalite = await startDynalite({ path: join(dataDir, DYNALITE_FOLDER), tableName: DEFAULT_TABLE_NAME });

@@ -110,8 +110,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const report = async (activity: StackActivity): Promise<void> => {
     await options.onActivity?.(activity);
   };
-  const dynalite = await startDynalite({ ...(options.dynalitePath ? { path: options.dynalitePath } : {}), ...(options.dynalitePort ? { port: options.dynalitePort } : {}), ...(options.dynaliteThread ? { thread: options.dynaliteThread } : {}) });
-  const baseStore = createDynamoTierStore({ client: dynalite.client, tableName: dynalite.tableName, shardCount: LOCAL_REVIEW_SHARDS, timeZone: ruleset.timezone, retentionDays: dayRetentionDays(ruleset.maxWindowDays) });
+  const dynalite = await startDynalite({
+    ...(options.dynalitePath ? { path: options.dynalitePath } : {}),
+    ...(options.dynalitePort ? { port: options.dynalitePort } : {}),
+    ...(options.dynaliteThread ? { thread: options.dynaliteThread } : {}),
+  });
+  const baseStore = createDynamoTierStore({
+    client: dynalite.client,
+    tableName: dynalite.tableName,
+    shardCount: LOCAL_REVIEW_SHARDS,
+    timeZone: ruleset.timezone,
+    retentionDays: dayRetentionDays(ruleset.maxWindowDays),
+  });
   const counters = { eventsRecorded: 0, duplicates: 0 };
   // Counted at the store, the one place that knows whether a delivery was new.
   const store: DynamoTierStore = {
@@ -150,7 +160,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const journeys: JourneyStarter = {
     async start(journey, userId) {
       const outcome = await runner.start(journey.executionName, journey.tier, { userId });
-      if (outcome === 'started') await report({ kind: 'journey-started', executionName: journey.executionName, tier: journey.tier, userId, at: clock.now().toISOString() });
+      if (outcome === 'started')
+        await report({ kind: 'journey-started', executionName: journey.executionName, tier: journey.tier, userId, at: clock.now().toISOString() });
       return outcome;
     },
     async stop(executionName) {
@@ -196,7 +207,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ? report({ kind: 'forgotten', notice: envelope.detail as unknown as UserForgottenNotice })
         : report({ kind: 'notice', notice: envelope.detail as unknown as TierNotice }),
   });
-  bus.addTarget({ name: 'journey-actions', pattern: JOURNEY_ACTIONS_PATTERN, deliver: (envelope) => report({ kind: 'action', action: envelope.detail as unknown as JourneyAction }) });
+  bus.addTarget({
+    name: 'journey-actions',
+    pattern: JOURNEY_ACTIONS_PATTERN,
+    deliver: (envelope) => report({ kind: 'action', action: envelope.detail as unknown as JourneyAction }),
+  });
 
   const review = createReviewHandler({ services, shardCount: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-review') });
   // With every target wired, so that a resumed step's action is delivered.
@@ -210,7 +225,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     runner,
     dynalite,
     services,
-    operator: { ...services, eraser: store, erasurePublisher: { publishUserForgotten: (notice) => deliver([userForgottenEntry(LOCAL_BUS_NAME, notice)]) } },
+    operator: {
+      ...services,
+      eraser: store,
+      erasurePublisher: { publishUserForgotten: (notice) => deliver([userForgottenEntry(LOCAL_BUS_NAME, notice)]) },
+    },
     counters,
     resumedJourneys,
     async runNightlyReview() {
@@ -226,7 +245,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     async runRejudge() {
       const rejudge = createRejudgeHandler({ services, store, totalSegments: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-rejudge') });
       const plan = (await rejudge({ step: 'plan' })) as RejudgePlan;
-      const results = await Promise.all(plan.segments.map((segment) => rejudge({ step: 'segment', segment }) as Promise<{ usersJudged: number; usersChanged: number }>));
+      const results = await Promise.all(
+        plan.segments.map((segment) => rejudge({ step: 'segment', segment }) as Promise<{ usersJudged: number; usersChanged: number }>),
+      );
       if (plan.needed) await rejudge({ step: 'complete' });
       return {
         needed: plan.needed,

@@ -52,7 +52,10 @@ export async function startOperatorEndpoint(services: OperatorServices): Promise
         (outcome) => send(response, 200, outcome),
         (error: unknown) => {
           if (error instanceof OperatorError) send(response, 400, { message: error.message, hint: error.hint } satisfies OperatorFailure);
-          else send(response, 500, { message: `Operator endpoint: the stack failed (${error instanceof Error ? error.message : String(error)})` } satisfies OperatorFailure);
+          else
+            send(response, 500, {
+              message: `Operator endpoint: the stack failed (${error instanceof Error ? error.message : String(error)})`,
+            } satisfies OperatorFailure);
         },
       );
   });

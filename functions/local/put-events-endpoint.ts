@@ -105,7 +105,10 @@ function checkPutEventsRequest(body: unknown, bus: BusIdentity, now: Date): Chec
   if (!isObject(body)) throw new AwsJsonError('SerializationException', 'The request body must be a JSON object with an "Entries" list.');
   const entries = body['Entries'];
   if (entries === undefined || entries === null) {
-    throw new AwsJsonError('ValidationException', "1 validation error detected: Value null at 'entries' failed to satisfy constraint: Member must not be null");
+    throw new AwsJsonError(
+      'ValidationException',
+      "1 validation error detected: Value null at 'entries' failed to satisfy constraint: Member must not be null",
+    );
   }
   if (!Array.isArray(entries) || !entries.every(isObject)) {
     throw new AwsJsonError('SerializationException', '"Entries" must be a list of PutEventsRequestEntry objects.');
@@ -179,11 +182,7 @@ function checkEntryAlone(entry: RequestEntry, bus: BusIdentity, now: Date): Retu
   }
 }
 
-function checkEntry(
-  entry: RequestEntry,
-  bus: BusIdentity,
-  now: Date,
-): { envelope: EventBridgeEnvelope } | { failure: PutEventsResultEntry } {
+function checkEntry(entry: RequestEntry, bus: BusIdentity, now: Date): { envelope: EventBridgeEnvelope } | { failure: PutEventsResultEntry } {
   const fail = (ErrorCode: PutEventsErrorCode, ErrorMessage: string) => ({ failure: { ErrorCode, ErrorMessage } });
   for (const field of ['Source', 'DetailType', 'Detail'] as const) {
     if (!entry[field]) return fail('InvalidArgument', `Parameter ${field} is not valid. Reason: ${field} is a required argument.`);
@@ -197,7 +196,10 @@ function checkEntry(
   // EventBridge takes only a JSON object as Detail: an array, string or number is malformed too.
   if (!isObject(detail)) return fail('MalformedDetail', 'Detail is malformed.');
   if (nestsDeeperThan(detail, MAX_DETAIL_DEPTH)) {
-    return fail('MalformedDetail', `Detail is malformed: it nests objects or arrays more than ${MAX_DETAIL_DEPTH} levels deep; flatten it (a user event needs only a few levels).`);
+    return fail(
+      'MalformedDetail',
+      `Detail is malformed: it nests objects or arrays more than ${MAX_DETAIL_DEPTH} levels deep; flatten it (a user event needs only a few levels).`,
+    );
   }
   const busName = entry['EventBusName'];
   if (typeof busName === 'string' && busName !== '' && busName !== bus.busName && busName !== bus.busArn) {
@@ -206,7 +208,13 @@ function checkEntry(
   const time = entry['Time'] !== undefined && entry['Time'] !== null ? parseTime(entry['Time'])! : now;
   return {
     envelope: buildEnvelope(
-      { source: entry['Source'] as string, detailType: entry['DetailType'] as string, detail, time, resources: (entry['Resources'] as string[] | undefined) ?? [] },
+      {
+        source: entry['Source'] as string,
+        detailType: entry['DetailType'] as string,
+        detail,
+        time,
+        resources: (entry['Resources'] as string[] | undefined) ?? [],
+      },
       bus,
     ),
   };
@@ -320,7 +328,10 @@ async function handleRequest(
       if (room > 0) room -= 1;
       else {
         accepted.delete(index);
-        results[index] = { ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded. (The local stack has a full backlog of events to apply; resend this entry shortly.)' };
+        results[index] = {
+          ErrorCode: 'ThrottlingException',
+          ErrorMessage: 'Rate exceeded. (The local stack has a full backlog of events to apply; resend this entry shortly.)',
+        };
       }
     }
   }

@@ -38,8 +38,16 @@ export function renderReportHtml(summary: SimulationSummary): string {
   const tiers = tierStyles(summary);
   const sections = [
     headlineSection(summary),
-    section('Tiers over time', `Users in each tier at the end of each day, ${formatDate(summary.firstDate)} to ${formatDate(summary.lastDate)}.`, tiersOverTime(summary, tiers) + tierLegend(tiers, summary.finalTiers)),
-    section('Moves between tiers', 'Every tier change in the run: where users came from (rows) and where they went (columns).', flowMatrix('tier-flows', 'Moves between tiers', summary.flows, tiers, true)),
+    section(
+      'Tiers over time',
+      `Users in each tier at the end of each day, ${formatDate(summary.firstDate)} to ${formatDate(summary.lastDate)}.`,
+      tiersOverTime(summary, tiers) + tierLegend(tiers, summary.finalTiers),
+    ),
+    section(
+      'Moves between tiers',
+      'Every tier change in the run: where users came from (rows) and where they went (columns).',
+      flowMatrix('tier-flows', 'Moves between tiers', summary.flows, tiers, true),
+    ),
     journeySection(summary.journeys, tiers),
     conversionSection(summary.journeys, tiers),
     summary.compare ? comparisonSection(summary, summary.compare, tiers) : '',
@@ -102,7 +110,11 @@ function journeySection(journeys: JourneyFunnel[], tiers: Map<string, TierStyle>
     { label: 'Exited at this step', colour: EXITED_COLOUR },
   ]);
   const funnels = journeys.map((journey, index) => journeyFunnel(journey, index, tiers)).join('\n');
-  return section('Journey funnels', 'How far users got through each tier’s journey: entered, then sent at each step.', legend + `<div class="funnels">${funnels}</div>`);
+  return section(
+    'Journey funnels',
+    'How far users got through each tier’s journey: entered, then sent at each step.',
+    legend + `<div class="funnels">${funnels}</div>`,
+  );
 }
 
 function conversionSection(journeys: JourneyFunnel[], tiers: Map<string, TierStyle>): string {
@@ -144,9 +156,11 @@ ${[
   metric('Down', compare.down, 'moved-down', 'end lower'),
 ].join('\n')}
 </div>`;
-  const side = (named: RulesetComparison['baseline']): string => `${named.label}${named.describe ? ` @ ${named.describe}` : ''} (ruleset ${named.rulesetVersion})`;
+  const side = (named: RulesetComparison['baseline']): string =>
+    `${named.label}${named.describe ? ` @ ${named.describe}` : ''} (ruleset ${named.rulesetVersion})`;
   const lede = `The same events under two rulesets. Baseline: ${side(compare.baseline)}. The change: ${side(compare.candidate)}.`;
-  const pair = (before: number | undefined, after: number | undefined): string => `${before === undefined ? '–' : count(before)} → ${after === undefined ? '–' : count(after)}`;
+  const pair = (before: number | undefined, after: number | undefined): string =>
+    `${before === undefined ? '–' : count(before)} → ${after === undefined ? '–' : count(after)}`;
   const journeyRows = compare.journeys.map((journey) => {
     const steps = [...new Set([...Object.keys(journey.before?.sent ?? {}), ...Object.keys(journey.after?.sent ?? {})])];
     return [
@@ -156,7 +170,12 @@ ${[
       pair(journey.before?.converted, journey.after?.converted),
     ];
   });
-  const shipKinds: Record<string, string> = { promoted: 'promoted at once', 'grace-started': 'enters grace', demoted: 'demoted', 'tier-removed': 'tier removed by the change' };
+  const shipKinds: Record<string, string> = {
+    promoted: 'promoted at once',
+    'grace-started': 'enters grace',
+    demoted: 'demoted',
+    'tier-removed': 'tier removed by the change',
+  };
   const tierName = (id: string): string => tiers.get(id)?.name ?? id;
   const ship = compare.shipDay;
   const LISTED = 100;
@@ -184,12 +203,25 @@ ${[
       dataTable(
         'ship-day-users',
         ['User', 'What happens', 'From', 'To'],
-        ship.users.slice(0, LISTED).map((user) => [user.userId, `${shipKinds[user.kind] ?? user.kind}${user.graceUntil ? ` (until ${user.graceUntil})` : ''}`, tierName(user.from), tierName(user.to)]),
+        ship.users
+          .slice(0, LISTED)
+          .map((user) => [
+            user.userId,
+            `${shipKinds[user.kind] ?? user.kind}${user.graceUntil ? ` (until ${user.graceUntil})` : ''}`,
+            tierName(user.from),
+            tierName(user.to),
+          ]),
       ) +
       (ship.users.length > LISTED ? `<p class="muted">First ${LISTED} of ${count(ship.users.length)}; all are in summary.json.</p>` : '') +
       `<h3>Users who end in a different tier</h3>` +
-      dataTable('compare-users', ['User', 'Baseline', 'The change'], compare.users.slice(0, LISTED).map((user) => [user.userId, tierName(user.from), tierName(user.to)])) +
-      (compare.users.length > LISTED ? `<p class="muted">First ${LISTED} of ${count(compare.users.length)}; all are in summary.json and in the --moves-csv file.</p>` : ''),
+      dataTable(
+        'compare-users',
+        ['User', 'Baseline', 'The change'],
+        compare.users.slice(0, LISTED).map((user) => [user.userId, tierName(user.from), tierName(user.to)]),
+      ) +
+      (compare.users.length > LISTED
+        ? `<p class="muted">First ${LISTED} of ${count(compare.users.length)}; all are in summary.json and in the --moves-csv file.</p>`
+        : ''),
     'comparison',
   );
 }
@@ -219,10 +251,16 @@ function tiersOverTime(summary: SimulationSummary, tiers: Map<string, TierStyle>
   });
 
   const grid = scale.ticks
-    .map((tick) => `<line x1="${plot.left}" x2="${plot.right}" y1="${round(y(tick))}" y2="${round(y(tick))}" class="grid"/><text x="${plot.left - 8}" y="${round(y(tick)) + 4}" class="axis" text-anchor="end">${count(tick)}</text>`)
+    .map(
+      (tick) =>
+        `<line x1="${plot.left}" x2="${plot.right}" y1="${round(y(tick))}" y2="${round(y(tick))}" class="grid"/><text x="${plot.left - 8}" y="${round(y(tick)) + 4}" class="axis" text-anchor="end">${count(tick)}</text>`,
+    )
     .join('');
   const dateTicks = dateTickIndexes(days.length)
-    .map((index) => `<line x1="${round(x(index))}" x2="${round(x(index))}" y1="${plot.bottom}" y2="${plot.bottom + 5}" class="tick"/><text x="${round(x(index))}" y="${plot.bottom + 20}" class="axis" text-anchor="middle">${escapeHtml(formatDate(days[index]!.date))}</text>`)
+    .map(
+      (index) =>
+        `<line x1="${round(x(index))}" x2="${round(x(index))}" y1="${plot.bottom}" y2="${plot.bottom + 5}" class="tick"/><text x="${round(x(index))}" y="${plot.bottom + 20}" class="axis" text-anchor="middle">${escapeHtml(formatDate(days[index]!.date))}</text>`,
+    )
     .join('');
   const columnWidth = days.length < 2 ? plot.right - plot.left : (plot.right - plot.left) / (days.length - 1);
   const hoverColumns = days
@@ -231,14 +269,24 @@ function tiersOverTime(summary: SimulationSummary, tiers: Map<string, TierStyle>
       return `<rect class="day" x="${round(Math.max(plot.left, x(index) - columnWidth / 2))}" y="${plot.top}" width="${round(Math.min(columnWidth, plot.right - plot.left))}" height="${plot.bottom - plot.top}"><title>${escapeHtml(formatDate(day.date))}: ${escapeHtml(label)}</title></rect>`;
     })
     .join('');
-  return svgChart('tiers-over-time', 'Users in each tier per day', `Stacked areas, one per tier, from ${summary.firstDate} to ${summary.lastDate}.`, height, `${grid}${areas.join('')}${dateTicks}<g class="hover">${hoverColumns}</g>`);
+  return svgChart(
+    'tiers-over-time',
+    'Users in each tier per day',
+    `Stacked areas, one per tier, from ${summary.firstDate} to ${summary.lastDate}.`,
+    height,
+    `${grid}${areas.join('')}${dateTicks}<g class="hover">${hoverColumns}</g>`,
+  );
 }
 
 function tierLegend(tiers: Map<string, TierStyle>, finalTiers: Record<string, number>): string {
   const total = Object.values(finalTiers).reduce((sum, value) => sum + value, 0);
   const entry = (tier: TierStyle) => {
     const final = finalTiers[tier.id] ?? 0;
-    return { label: tier.name, colour: tier.colour, value: `${count(final)} at the end${total > 0 ? ` (${Math.round((100 * final) / total)}%)` : ''}` };
+    return {
+      label: tier.name,
+      colour: tier.colour,
+      value: `${count(final)} at the end${total > 0 ? ` (${Math.round((100 * final) / total)}%)` : ''}`,
+    };
   };
   // Listed top tier first, as the areas are stacked.
   return legendList([...tiers.values()].reverse().map(entry), 'tier-legend');
@@ -260,7 +308,15 @@ function flowMatrix(id: string, title: string, flows: TierFlow[], tiers: Map<str
   const rowName = (row: TierStyle | null): string => row?.name ?? NEW_USERS_LABEL;
 
   const header = columns
-    .map((column, index) => svgText(column.name, { x: labelWidth + index * cell.width + cell.width / 2, y: top - 12, className: 'matrix-label', maxChars: 15, anchor: 'middle' }))
+    .map((column, index) =>
+      svgText(column.name, {
+        x: labelWidth + index * cell.width + cell.width / 2,
+        y: top - 12,
+        className: 'matrix-label',
+        maxChars: 15,
+        anchor: 'middle',
+      }),
+    )
     .join('');
   const body = rows
     .map((row, rowIndex) => {
@@ -293,8 +349,24 @@ function flowMatrix(id: string, title: string, flows: TierFlow[], tiers: Map<str
 function journeyFunnel(journey: JourneyFunnel, index: number, tiers: Map<string, TierStyle>): string {
   const colour = tiers.get(journey.tier)?.colour ?? TIER_COLOURS[0]!;
   const tierName = tiers.get(journey.tier)?.name ?? journey.tier;
-  const rows: Array<{ label: string; sublabel: string; main: number; mainClass: string; unit: string; deferred?: number; exited?: number; mainColour: string }> = [
-    { label: 'Entered', sublabel: `${count(journey.heldOut)} held out`, main: journey.entered, mainClass: 'bar-entered', mainColour: NEUTRAL_COLOUR, unit: 'entered' },
+  const rows: Array<{
+    label: string;
+    sublabel: string;
+    main: number;
+    mainClass: string;
+    unit: string;
+    deferred?: number;
+    exited?: number;
+    mainColour: string;
+  }> = [
+    {
+      label: 'Entered',
+      sublabel: `${count(journey.heldOut)} held out`,
+      main: journey.entered,
+      mainClass: 'bar-entered',
+      mainColour: NEUTRAL_COLOUR,
+      unit: 'entered',
+    },
     ...journey.steps.map((step, stepIndex) => ({
       label: `${stepIndex + 1}. ${step.stepId}`,
       sublabel: step.kind,
@@ -305,7 +377,14 @@ function journeyFunnel(journey: JourneyFunnel, index: number, tiers: Map<string,
       exited: step.exited,
       mainColour: colour,
     })),
-    { label: 'Converted', sublabel: `of ${count(journey.observed.treated.users)} treated users`, main: journey.observed.treated.converted, mainClass: 'bar-converted', mainColour: TREATED_COLOUR, unit: 'converted' },
+    {
+      label: 'Converted',
+      sublabel: `of ${count(journey.observed.treated.users)} treated users`,
+      main: journey.observed.treated.converted,
+      mainClass: 'bar-converted',
+      mainColour: TREATED_COLOUR,
+      unit: 'converted',
+    },
   ];
   const labelWidth = 250;
   const valueWidth = 250;
@@ -317,7 +396,9 @@ function journeyFunnel(journey: JourneyFunnel, index: number, tiers: Map<string,
   const body = rows
     .map((row, rowIndex) => {
       const y = rowIndex * rowHeight + 6;
-      const labels = svgText(row.label, { x: 0, y: y + 14, className: 'bar-label', maxChars: LABEL_CHARS }) + svgText(row.sublabel, { x: 0, y: y + 31, className: 'bar-sublabel', maxChars: LABEL_CHARS });
+      const labels =
+        svgText(row.label, { x: 0, y: y + 14, className: 'bar-label', maxChars: LABEL_CHARS }) +
+        svgText(row.sublabel, { x: 0, y: y + 31, className: 'bar-sublabel', maxChars: LABEL_CHARS });
       const main = `<rect class="bar ${row.mainClass}" x="${labelWidth}" y="${y}" width="${Math.max(1, length(row.main))}" height="20" rx="3" fill="${row.mainColour}"><title>${escapeHtml(row.label)}: ${count(row.main)} ${row.unit}</title></rect>`;
       const deferred = row.deferred ?? 0;
       const exited = row.exited ?? 0;
@@ -366,7 +447,13 @@ function conversionChart(journeys: JourneyFunnel[], tiers: Map<string, TierStyle
       return labels + treatedBar + holdoutBar;
     })
     .join('');
-  return svgChart('conversion', 'Conversion of treated users and the holdout, per journey', 'Two bars per journey: the treated conversion rate and the holdout conversion rate.', height, body);
+  return svgChart(
+    'conversion',
+    'Conversion of treated users and the holdout, per journey',
+    'Two bars per journey: the treated conversion rate and the holdout conversion rate.',
+    height,
+    body,
+  );
 }
 
 function finalTierComparison(baseline: Record<string, number>, candidate: Record<string, number>, tiers: Map<string, TierStyle>): string {
@@ -399,7 +486,13 @@ function finalTierComparison(baseline: Record<string, number>, candidate: Record
         `<pattern id="hatch-${rowIndex}" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="8" height="8" fill="${mix('#FFFFFF', tier.colour, 0.35)}"/><rect width="4" height="8" fill="${tier.colour}"/></pattern>`,
     )
     .join('');
-  return svgChart('compare-final', 'Final users per tier, this run and with the other rules', 'Two bars per tier: solid for this run, hatched for the other rules.', height, `<defs>${patterns}</defs>${body}`);
+  return svgChart(
+    'compare-final',
+    'Final users per tier, this run and with the other rules',
+    'Two bars per tier: solid for this run, hatched for the other rules.',
+    height,
+    `<defs>${patterns}</defs>${body}`,
+  );
 }
 
 // ---- Building blocks ---------------------------------------------------------------------------------------
@@ -429,7 +522,8 @@ function svgChart(id: string, title: string, description: string, height: number
 /** `colour` is any CSS background: a colour, or a gradient for a swatch that stands for several. */
 function legendList(items: Array<{ label: string; colour: string; value?: string }>, className = ''): string {
   const entries = items.map(
-    (item) => `<li><span class="swatch" style="background:${item.colour}"></span>${escapeHtml(item.label)}${item.value ? ` <span class="muted">${escapeHtml(item.value)}</span>` : ''}</li>`,
+    (item) =>
+      `<li><span class="swatch" style="background:${item.colour}"></span>${escapeHtml(item.label)}${item.value ? ` <span class="muted">${escapeHtml(item.value)}</span>` : ''}</li>`,
   );
   return `<ul class="legend${className ? ` ${className}` : ''}">${entries.join('')}</ul>`;
 }
@@ -486,11 +580,6 @@ function count(value: number): string {
 
 function percent(rate: number): string {
   return `${(rate * 100).toFixed(1)}%`;
-}
-
-function signedPoints(difference: number): string {
-  const points = (difference * 100).toFixed(1);
-  return `${difference >= 0 ? '+' : '−'}${points.replace('-', '')} pts`;
 }
 
 function round(value: number): number {

@@ -9,13 +9,12 @@
  */
 import { addDays, localDate } from '../core/dates.js';
 import type { UserEvent } from '../core/event.js';
-import type { Ruleset } from '../core/ruleset.js';
 import { createVirtualClock } from './clock.js';
 import { instantAtLocalTime } from '../core/local-time.js';
 import { startLocalStack } from './local-stack.js';
 import type { EventBridgeEnvelope } from '../core/event-pattern.js';
 import { localEnvelope } from './local-bus.js';
-import type { SimulationResult } from '../replay/replay-engine.js';
+import type { ReplayOptions, SimulationResult } from '../replay/replay-engine.js';
 import { windowStart } from '../core/ingest.js';
 import { screenEvents } from '../replay/rejections.js';
 import { type ShipDayChange, judgeAtDeploy, sortShipDay } from '../replay/ship-day.js';
@@ -27,17 +26,8 @@ const REVIEW_MINUTE_OF_DAY = 2 * 60;
 
 export type { SimulationResult };
 
-export interface SimulationOptions {
-  ruleset: Ruleset;
-  events: UserEvent[];
-  skippedLines?: number;
-  /** Each event's line in the history file, for reporting the ones ingest refuses. */
-  lines?: number[];
-  /** Keep running nightly reviews this many days past the last event, so that grace periods play out. */
-  extraDays?: number;
-  onProgress?: (done: number, total: number) => void;
-  shipDayRuleset?: Ruleset;
-}
+/** The same options as the in-memory engine: the two engines answer the same question. */
+export type SimulationOptions = ReplayOptions;
 
 function toEnvelope(event: UserEvent): EventBridgeEnvelope {
   return localEnvelope({ source: 'simulate.history', detailType: event.type, detail: { ...event }, time: new Date(event.occurredAt) });
@@ -102,7 +92,18 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     const endAt = clock.now().toISOString();
     const eventsByUser = new Map<string, UserEvent[]>();
     for (const event of events) eventsByUser.set(event.userId, [...(eventsByUser.get(event.userId) ?? []), event]);
-    const summary = buildSummary({ ruleset, tally, eventsByUser, firstDate, lastDate, days, counters: stack.counters, skippedLines: options.skippedLines ?? 0, rejected, endAt });
+    const summary = buildSummary({
+      ruleset,
+      tally,
+      eventsByUser,
+      firstDate,
+      lastDate,
+      days,
+      counters: stack.counters,
+      skippedLines: options.skippedLines ?? 0,
+      rejected,
+      endAt,
+    });
     const shipDay: ShipDayChange[] = [];
     if (options.shipDayRuleset) {
       for (const userId of eventsByUser.keys()) {

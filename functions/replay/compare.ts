@@ -23,7 +23,11 @@ function allTiers(a: Array<{ id: string }>, b: Array<{ id: string }>): string[] 
  * does, and what deploying it over the baseline's end state would do at once. `candidate.shipDay` must come from
  * replaying the baseline with `shipDayRuleset` set to the candidate.
  */
-export function compareRulesets(baseline: SimulationResult, candidate: SimulationResult, sides: { baseline: ComparedSide; candidate: ComparedSide }): RulesetComparison {
+export function compareRulesets(
+  baseline: SimulationResult,
+  candidate: SimulationResult,
+  sides: { baseline: ComparedSide; candidate: ComparedSide },
+): RulesetComparison {
   const ladder = allTiers(baseline.summary.tiers, candidate.summary.tiers);
   const order = new Map(candidate.summary.tiers.map((t, i) => [t.id, i]));
   const baselineOrder = new Map(baseline.summary.tiers.map((t, i) => [t.id, i]));
@@ -58,8 +62,16 @@ export function compareRulesets(baseline: SimulationResult, candidate: Simulatio
     up,
     down,
     users,
-    journeys: ladder.map((tier) => ({ tier, before: journeyNumbers(baseline.summary, tier), after: journeyNumbers(candidate.summary, tier) })).filter((j) => j.before || j.after),
-    shipDay: { promoted: countKind('promoted'), graceStarted: countKind('grace-started'), demoted: countKind('demoted'), tierRemoved: countKind('tier-removed'), users: shipDayUsers },
+    journeys: ladder
+      .map((tier) => ({ tier, before: journeyNumbers(baseline.summary, tier), after: journeyNumbers(candidate.summary, tier) }))
+      .filter((j) => j.before || j.after),
+    shipDay: {
+      promoted: countKind('promoted'),
+      graceStarted: countKind('grace-started'),
+      demoted: countKind('demoted'),
+      tierRemoved: countKind('tier-removed'),
+      users: shipDayUsers,
+    },
   };
 }
 

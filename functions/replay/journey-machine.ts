@@ -127,7 +127,15 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
 
   return {
     start(name, tier, input, now) {
-      const execution: MachineExecution = { name, tier, startedAt: now, status: 'RUNNING', state: asl.StartAt, data: structuredClone(input), resumeAt: now };
+      const execution: MachineExecution = {
+        name,
+        tier,
+        startedAt: now,
+        status: 'RUNNING',
+        state: asl.StartAt,
+        data: structuredClone(input),
+        resumeAt: now,
+      };
       inputs.set(execution, structuredClone(input));
       return execution;
     },
@@ -153,7 +161,10 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
               execution.state = catcher.Next;
               continue;
             }
-            execution.data = selectPath(writeResult(execution.data, state.ResultPath === undefined ? '$' : state.ResultPath, outcome.result), state.OutputPath);
+            execution.data = selectPath(
+              writeResult(execution.data, state.ResultPath === undefined ? '$' : state.ResultPath, outcome.result),
+              state.OutputPath,
+            );
             after(execution, state);
             continue;
           }
@@ -175,7 +186,10 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
           case 'Pass': {
             const input = selectPath(execution.data, state.InputPath);
             const result = state.Parameters ? resolveParameters(state.Parameters, input, ctx) : state.Result !== undefined ? state.Result : input;
-            execution.data = selectPath(writeResult(execution.data, state.ResultPath === undefined ? '$' : state.ResultPath, result), state.OutputPath);
+            execution.data = selectPath(
+              writeResult(execution.data, state.ResultPath === undefined ? '$' : state.ResultPath, result),
+              state.OutputPath,
+            );
             after(execution, state);
             continue;
           }
@@ -199,13 +213,21 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
   };
 }
 
-async function runWithRetries(hooks: MachineHooks, execution: MachineExecution, call: TaskCall, state: AnyState): Promise<{ result: Json } | { failure: TaskFailure }> {
+async function runWithRetries(
+  hooks: MachineHooks,
+  execution: MachineExecution,
+  call: TaskCall,
+  state: AnyState,
+): Promise<{ result: Json } | { failure: TaskFailure }> {
   const attempts = new Map<number, number>();
   for (;;) {
     try {
       return { result: await hooks.runTask(execution, call) };
     } catch (error) {
-      const failure: TaskFailure = { Error: error instanceof Error ? error.name : 'Error', Cause: error instanceof Error ? error.message : String(error) };
+      const failure: TaskFailure = {
+        Error: error instanceof Error ? error.name : 'Error',
+        Cause: error instanceof Error ? error.message : String(error),
+      };
       const index = (state.Retry ?? []).findIndex((retrier) => errorMatches(retrier.ErrorEquals, failure.Error));
       const retrier = state.Retry?.[index];
       const used = attempts.get(index) ?? 0;
@@ -230,7 +252,8 @@ function waitEnds(state: AnyState, execution: MachineExecution, now: number, ctx
 
 function parseInstant(value: unknown, execution: MachineExecution): number {
   const instant = typeof value === 'string' ? Date.parse(value) : NaN;
-  if (Number.isNaN(instant)) throw new JourneyMachineError(`Wait state "${execution.state}" of ${execution.name} got ${JSON.stringify(value)}, not a timestamp`);
+  if (Number.isNaN(instant))
+    throw new JourneyMachineError(`Wait state "${execution.state}" of ${execution.name} got ${JSON.stringify(value)}, not a timestamp`);
   return instant;
 }
 
@@ -256,7 +279,8 @@ function resolveParameters(template: Json, input: Json, ctx: JsonObject): Json {
   for (const [key, value] of Object.entries(template as JsonObject)) {
     if (key.endsWith('.$')) {
       if (typeof value !== 'string') throw new JourneyMachineError(`Parameters key ${key} must hold a path`);
-      if (value.startsWith('States.')) throw new JourneyMachineError(`intrinsic function ${value.split('(')[0]} in Parameters is not supported; add it here`);
+      if (value.startsWith('States.'))
+        throw new JourneyMachineError(`intrinsic function ${value.split('(')[0]} in Parameters is not supported; add it here`);
       out[key.slice(0, -2)] = readPath(input, value, ctx);
     } else {
       out[key] = resolveParameters(value, input, ctx);

@@ -101,7 +101,11 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const appliedOn = guards.get(eventKey);
     if (appliedOn !== undefined) return { duplicate: true, appliedOn };
     guards.set(eventKey, increment.date);
-    this.addToDay(day, increment.counters, increment.signals.map((signal) => coarsenSignal(signal, HEAVY_DAY_SIGNAL_SECONDS)));
+    this.addToDay(
+      day,
+      increment.counters,
+      increment.signals.map((signal) => coarsenSignal(signal, HEAVY_DAY_SIGNAL_SECONDS)),
+    );
     return { duplicate: false };
   }
 

@@ -32,7 +32,11 @@ export function ingestRejection(ruleset: Ruleset, event: UserEvent): string | un
 }
 
 /** Splits a history into what ingest takes and what it refuses, naming the refused by line. */
-export function screenEvents(ruleset: Ruleset, events: readonly UserEvent[], lines?: readonly number[]): { accepted: UserEvent[]; rejected: RejectedEvent[] } {
+export function screenEvents(
+  ruleset: Ruleset,
+  events: readonly UserEvent[],
+  lines?: readonly number[],
+): { accepted: UserEvent[]; rejected: RejectedEvent[] } {
   const accepted: UserEvent[] = [];
   const rejected: RejectedEvent[] = [];
   events.forEach((event, i) => {

@@ -122,7 +122,11 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
   if (accepted.length === 0) throw new Error('Replay: no events to replay');
   const order = accepted.map((event, line) => ({ event, at: Date.parse(event.occurredAt), eventId: event.eventId, line }));
   order.sort(compareEventOrder);
-  const timeline = buildTimeline(ruleset, Float64Array.from(order, (o) => o.at), options.extraDays ?? 0);
+  const timeline = buildTimeline(
+    ruleset,
+    Float64Array.from(order, (o) => o.at),
+    options.extraDays ?? 0,
+  );
   const reviewTicks = timeline.ticks.flatMap((tick, index) => (tick.reviewDates ? [index] : []));
 
   // Each user's deliveries, in replay order, with the tick that delivers them.
@@ -163,7 +167,10 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
     return result;
   };
   const machines = new Map<string, CompiledJourneyMachine>(
-    Object.entries(ruleset.journeys).map(([tier, journey]) => [tier, journeyMachine(compileJourney(journey), { runTask: (_execution, call) => runTask(call.parameters) })]),
+    Object.entries(ruleset.journeys).map(([tier, journey]) => [
+      tier,
+      journeyMachine(compileJourney(journey), { runTask: (_execution, call) => runTask(call.parameters) }),
+    ]),
   );
   const running = new Map<string, MachineExecution>();
   const journeys: JourneyStarter = {

@@ -14,7 +14,15 @@ import { conversionDifference } from '../core/uplift.js';
 import type { Ruleset } from '../core/ruleset.js';
 import type { TierNotice } from '../core/state.js';
 import { MAX_LISTED_REJECTIONS, type RejectedEvent } from './rejections.js';
-import type { DaySnapshot, GroupOutcome, HoldoutComparison, JourneyFunnel, JourneyStepFunnel, SimulationSummary, TierFlow } from './simulation-summary.js';
+import type {
+  DaySnapshot,
+  GroupOutcome,
+  HoldoutComparison,
+  JourneyFunnel,
+  JourneyStepFunnel,
+  SimulationSummary,
+  TierFlow,
+} from './simulation-summary.js';
 
 /** What an engine reports while it replays; the full stack reports a superset (dead letters too). */
 export type ReplayActivity =
@@ -73,7 +81,13 @@ export class ActivityTally {
         return;
       }
       case 'journey-started':
-        this.executions.set(activity.executionName, { executionName: activity.executionName, userId: activity.userId, tier: activity.tier, startedAt: activity.at, heldOut: false });
+        this.executions.set(activity.executionName, {
+          executionName: activity.executionName,
+          userId: activity.userId,
+          tier: activity.tier,
+          startedAt: activity.at,
+          heldOut: false,
+        });
         return;
       case 'journey-stopped': {
         const execution = this.executions.get(activity.executionName);
@@ -116,12 +130,20 @@ export class ActivityTally {
  * leaves the tier, the journey's planned length ends, or the replay ends, whichever comes first. (The execution's
  * own end is no horizon: a held-out user's execution ends at its first step.)
  */
-function observeHoldout(ruleset: Ruleset, journey: JourneyDefinition, tally: ActivityTally, executions: ExecutionRecord[], eventsByUser: ReadonlyMap<string, readonly UserEvent[]>, endAt: number): HoldoutComparison {
+function observeHoldout(
+  _ruleset: Ruleset,
+  journey: JourneyDefinition,
+  tally: ActivityTally,
+  executions: ExecutionRecord[],
+  eventsByUser: ReadonlyMap<string, readonly UserEvent[]>,
+  endAt: number,
+): HoldoutComparison {
   const horizonMs = plannedLengthMs(journey);
   const conversion = journey.settings.exitOn?.conversion;
   const filter = conversion ? { eventTypes: [conversion.type], ...(conversion.where ? { where: conversion.where } : {}) } : undefined;
   const entriesByUser = new Map<string, number[]>();
-  for (const execution of executions) entriesByUser.set(execution.userId, [...(entriesByUser.get(execution.userId) ?? []), Date.parse(execution.startedAt)]);
+  for (const execution of executions)
+    entriesByUser.set(execution.userId, [...(entriesByUser.get(execution.userId) ?? []), Date.parse(execution.startedAt)]);
   const groups = { treated: { users: 0, converted: 0 }, heldOut: { users: 0, converted: 0 } };
   for (const [userId, entries] of entriesByUser) {
     const group = groups[isHeldOut(userId, journey) ? 'heldOut' : 'treated'];
@@ -136,8 +158,15 @@ function observeHoldout(ruleset: Ruleset, journey: JourneyDefinition, tally: Act
     });
     if (converted) group.converted += 1;
   }
-  const outcome = ({ users, converted }: { users: number; converted: number }): GroupOutcome => ({ users, converted, rate: users > 0 ? converted / users : null });
-  const difference = conversionDifference({ successes: groups.treated.converted, trials: groups.treated.users }, { successes: groups.heldOut.converted, trials: groups.heldOut.users });
+  const outcome = ({ users, converted }: { users: number; converted: number }): GroupOutcome => ({
+    users,
+    converted,
+    rate: users > 0 ? converted / users : null,
+  });
+  const difference = conversionDifference(
+    { successes: groups.treated.converted, trials: groups.treated.users },
+    { successes: groups.heldOut.converted, trials: groups.heldOut.users },
+  );
   return {
     horizonDays: Number.isFinite(horizonMs) ? horizonMs / 86_400_000 : null,
     treated: outcome(groups.treated),
@@ -146,14 +175,28 @@ function observeHoldout(ruleset: Ruleset, journey: JourneyDefinition, tally: Act
   };
 }
 
-function journeyFunnels(ruleset: Ruleset, tally: ActivityTally, eventsByUser: ReadonlyMap<string, readonly UserEvent[]>, endAt: string): JourneyFunnel[] {
+function journeyFunnels(
+  ruleset: Ruleset,
+  tally: ActivityTally,
+  eventsByUser: ReadonlyMap<string, readonly UserEvent[]>,
+  endAt: string,
+): JourneyFunnel[] {
   return ruleset.tiers.flatMap((tier): JourneyFunnel[] => {
     const journey = ruleset.journeys[tier.id];
     if (!journey) return [];
     const executions = [...tally.executions.values()].filter((e) => e.tier === tier.id);
     const steps = journey.steps
       .filter((step) => isSendStep(step) || step.type === 'branch')
-      .map((step) => tally.steps.get(`${tier.id}/${step.id}`) ?? { stepId: step.id, kind: step.type as JourneyStepFunnel['kind'], sent: 0, deferred: 0, exited: 0 });
+      .map(
+        (step) =>
+          tally.steps.get(`${tier.id}/${step.id}`) ?? {
+            stepId: step.id,
+            kind: step.type as JourneyStepFunnel['kind'],
+            sent: 0,
+            deferred: 0,
+            exited: 0,
+          },
+      );
     return [
       {
         journeyId: journey.id,

@@ -19,7 +19,12 @@ export interface ShipDayChange {
   graceUntil?: string;
 }
 
-export async function judgeAtDeploy(candidate: Ruleset, profile: UserProfile, buckets: readonly DayBucket[], now: Date): Promise<ShipDayChange | undefined> {
+export async function judgeAtDeploy(
+  candidate: Ruleset,
+  profile: UserProfile,
+  buckets: readonly DayBucket[],
+  now: Date,
+): Promise<ShipDayChange | undefined> {
   if (!candidate.tiers.some((tier) => tier.id === profile.tier)) {
     // The candidate has no such tier: the user's standing is undefined until the rules place them again.
     return { userId: profile.userId, kind: 'tier-removed', from: profile.tier, to: candidate.baseTier };

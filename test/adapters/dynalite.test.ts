@@ -111,11 +111,22 @@ describe('startDynalite', () => {
     try {
       const { client, tableName } = running;
       for (let day = 1; day <= 5; day++) {
-        await client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'USER#ada' }, sk: { S: `DAY#2026-03-0${day}` }, n: { N: String(day) } } }));
+        await client.send(
+          new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'USER#ada' }, sk: { S: `DAY#2026-03-0${day}` }, n: { N: String(day) } } }),
+        );
       }
-      const query = new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: 'USER#ada' } } });
+      const query = new QueryCommand({
+        TableName: tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': { S: 'USER#ada' } },
+      });
       // A Limit stops the stream before its end: that path must close its iterator too.
-      const limitedQuery = new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: 'USER#ada' } }, Limit: 2 });
+      const limitedQuery = new QueryCommand({
+        TableName: tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': { S: 'USER#ada' } },
+        Limit: 2,
+      });
       await client.send(query);
       const before = liveIterators();
       const reads = 120;

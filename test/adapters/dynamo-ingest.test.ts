@@ -191,7 +191,7 @@ describe('ingest over DynamoDB', () => {
     expect((await store.listDueForReview(healed.profile!.reviewAt!, reviewShard('cai', SHARDS))).userIds).toEqual(['cai']);
   });
 
-  it('a crash between the profile write and the journey start heals at the next night\'s review with no new event', async () => {
+  it("a crash between the profile write and the journey start heals at the next night's review with no new event", async () => {
     const { store, services, journeys, clock } = await setup();
     await store.setReviewCheckpoint('2026-03-10');
     await ingestEvent(services, lesson('dan', '2026-03-10T08:00:00Z'));
@@ -293,7 +293,9 @@ describe('the outbox lease and failing flushes', () => {
     const { store, services, journeys, clock } = await setup();
     await store.setReviewCheckpoint('2026-03-10');
     const users = ['gil', 'hal', 'ivy', 'jon'].filter((userId) => reviewShard(userId, SHARDS) === reviewShard('gil', SHARDS));
-    const others = ['kim', 'lea', 'max', 'ned', 'ola', 'pia', 'quy', 'rex'].filter((userId) => reviewShard(userId, SHARDS) === reviewShard('gil', SHARDS));
+    const others = ['kim', 'lea', 'max', 'ned', 'ola', 'pia', 'quy', 'rex'].filter(
+      (userId) => reviewShard(userId, SHARDS) === reviewShard('gil', SHARDS),
+    );
     const sameShard = [...users, ...others].slice(0, 2);
     expect(sameShard).toHaveLength(2);
     for (const userId of sameShard) {
@@ -363,7 +365,12 @@ describe('the nightly review over DynamoDB', () => {
     expect(indexItemsRead).toBe(due.length);
     expect(stats.transitions).toEqual({ 'grace-started': due.length });
     expect(publisher.notices.size - noticesBefore).toBe(due.length);
-    for (const userId of due) expect((await store.loadUser(userId, '2026-03-01')).profile).toMatchObject({ tier: 'member', graceUntil: '2026-03-20', reviewAt: '2026-03-20' });
+    for (const userId of due)
+      expect((await store.loadUser(userId, '2026-03-01')).profile).toMatchObject({
+        tier: 'member',
+        graceUntil: '2026-03-20',
+        reviewAt: '2026-03-20',
+      });
     for (const userId of groups.due20) expect((await store.loadUser(userId, '2026-03-01')).profile?.graceUntil).toBeUndefined();
     expect(await store.getReviewCheckpoint()).toBe('2026-03-18');
   });

@@ -28,7 +28,9 @@ const profileOf = (userId: string, overrides: Partial<UserProfile> = {}): UserPr
 });
 
 async function rawItem(tableName: string, pk: string, sk: string) {
-  const { Item } = await dynalite.client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: pk }, sk: { S: sk } }, ConsistentRead: true }));
+  const { Item } = await dynalite.client.send(
+    new GetItemCommand({ TableName: tableName, Key: { pk: { S: pk }, sk: { S: sk } }, ConsistentRead: true }),
+  );
   return Item;
 }
 
@@ -65,7 +67,9 @@ describe('recordEvent', () => {
     const deliveries = amounts.flatMap((amount, i) => {
       const event = increment({ counters: { n_orders: 1, s_amount: amount }, signals: [`paid@${1773100800 + i}`] });
       // Every fifth event is delivered twice at the same time.
-      return i % 5 === 0 ? [store.recordEvent('bob', `k${i}`, event), store.recordEvent('bob', `k${i}`, event)] : [store.recordEvent('bob', `k${i}`, event)];
+      return i % 5 === 0
+        ? [store.recordEvent('bob', `k${i}`, event), store.recordEvent('bob', `k${i}`, event)]
+        : [store.recordEvent('bob', `k${i}`, event)];
     });
     const results = await Promise.all(deliveries);
 
@@ -103,14 +107,21 @@ describe('recordEvent', () => {
 });
 
 describe('loadUser', () => {
-  it('reads the window\'s day items and the profile in one query, never older days or history', async () => {
+  it("reads the window's day items and the profile in one query, never older days or history", async () => {
     const { store, capacity } = await dynalite.freshStore();
     for (const date of ['2026-02-27', '2026-03-01', '2026-03-05', '2026-03-20']) {
       await store.recordEvent('erin', `k-${date}`, increment({ date, counters: { n_visits: 2 } }));
     }
     await store.recordSend('erin', '2026-03-05', 'send-1');
     await store.saveProfile(profileOf('erin'), 0);
-    await store.appendHistory({ userId: 'erin', at: '2026-03-01T08:00:00.000Z', version: 1, fromTier: 'visitor', toTier: 'member', explanation: {} as HistoryEntry['explanation'] });
+    await store.appendHistory({
+      userId: 'erin',
+      at: '2026-03-01T08:00:00.000Z',
+      version: 1,
+      fromTier: 'visitor',
+      toTier: 'member',
+      explanation: {} as HistoryEntry['explanation'],
+    });
     capacity.clear();
 
     const { profile, buckets } = await store.loadUser('erin', '2026-03-01');
@@ -166,7 +177,17 @@ describe('saveProfile', () => {
       journey: { executionName: 'member-abc', tier: 'member', startedAt: '2026-03-01T08:00:00.000Z' },
       pendingJourney: { start: { executionName: 'member-abc', tier: 'member', startedAt: '2026-03-01T08:00:00.000Z' }, stopExecutionNames: [] },
       pendingNotices: [
-        { noticeId: 'n1', detailType: 'TierChanged', userRef: userRef('grace'), userId: 'grace', kind: 'promoted', fromTier: 'visitor', toTier: 'member', at: '2026-03-01T08:00:00.000Z', rulesetVersion: 'abc' },
+        {
+          noticeId: 'n1',
+          detailType: 'TierChanged',
+          userRef: userRef('grace'),
+          userId: 'grace',
+          kind: 'promoted',
+          fromTier: 'visitor',
+          toTier: 'member',
+          at: '2026-03-01T08:00:00.000Z',
+          rulesetVersion: 'abc',
+        },
       ],
       outboxVersion: 1,
       outboxRetryAt: '2026-03-02',
@@ -223,7 +244,9 @@ describe('the review index', () => {
   it('refuses a cursor it did not issue for that partition', async () => {
     const { store } = await dynalite.freshStore({ shardCount: 1 });
     await expect(store.listDueForReview('2026-03-20', 0, 'not-a-cursor')).rejects.toBeInstanceOf(StoreError);
-    const foreign = Buffer.from(JSON.stringify({ reviewPk: { S: 'REVIEW#2026-03-21#0' }, pk: { S: 'USER#x' }, sk: { S: 'PROFILE' } })).toString('base64url');
+    const foreign = Buffer.from(JSON.stringify({ reviewPk: { S: 'REVIEW#2026-03-21#0' }, pk: { S: 'USER#x' }, sk: { S: 'PROFILE' } })).toString(
+      'base64url',
+    );
     await expect(store.listDueForReview('2026-03-20', 0, foreign)).rejects.toThrow(/does not belong to REVIEW#2026-03-20#0/);
   });
 
@@ -231,7 +254,10 @@ describe('the review index', () => {
     const { store, tableName } = await dynalite.freshStore({ shardCount: 1 });
     const withOutbox = profileOf('kai', {
       reviewAt: '2026-03-20',
-      pendingJourney: { start: { executionName: 'member-x', tier: 'member', startedAt: '2026-03-01T08:00:00.000Z' }, stopExecutionNames: ['visitor-y'] },
+      pendingJourney: {
+        start: { executionName: 'member-x', tier: 'member', startedAt: '2026-03-01T08:00:00.000Z' },
+        stopExecutionNames: ['visitor-y'],
+      },
       pendingNotices: [],
       outboxVersion: 1,
       outboxRetryAt: '2026-03-02',
@@ -244,7 +270,18 @@ describe('the review index', () => {
     expect((await allDue(store, '2026-03-02', 0)).userIds).toEqual([]);
     expect((await allDue(store, '2026-03-20', 0)).userIds).toEqual(['kai']);
     const item = await rawItem(tableName, userKey('kai'), PROFILE_KEY);
-    expect(Object.keys(item ?? {}).sort()).toEqual(['attributes', 'outboxClears', 'pk', 'reviewAt', 'reviewPk', 'sk', 'tier', 'tierEnteredBy', 'tierSince', 'version']);
+    expect(Object.keys(item ?? {}).sort()).toEqual([
+      'attributes',
+      'outboxClears',
+      'pk',
+      'reviewAt',
+      'reviewPk',
+      'sk',
+      'tier',
+      'tierEnteredBy',
+      'tierSince',
+      'version',
+    ]);
   });
 
   it('clearOutbox takes a user with no review date out of the index', async () => {
@@ -316,7 +353,14 @@ describe('history', () => {
       qualifiedTier: 'member',
       transitions: [{ kind: 'promoted', fromTier: 'visitor', toTier: 'member' }],
       facts: { visits7: 3, goal: null, interests: ['ai'] },
-      rules: [{ tier: 'member', rule: 'regular', passed: true, conditions: { all: [{ fact: 'visits7', operator: 'greaterThanInclusive', value: 2, factValue: 3, result: true }], result: true } }],
+      rules: [
+        {
+          tier: 'member',
+          rule: 'regular',
+          passed: true,
+          conditions: { all: [{ fact: 'visits7', operator: 'greaterThanInclusive', value: 2, factValue: 3, result: true }], result: true },
+        },
+      ],
     },
   });
 

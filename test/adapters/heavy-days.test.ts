@@ -42,7 +42,10 @@ const inputOf = (args: unknown[]): WriteInput => (args[0] as { input: WriteInput
 const sortKeyOf = (input: WriteInput): string => (input.Key ?? input.Item)?.['sk']?.S ?? '';
 
 /** The store's writes, told apart by what they write (see dynamo-store.ts). */
-const W1 = (date = '') => (args: unknown[]) => sortKeyOf(inputOf(args)).startsWith(`DAY#${date}`) && (inputOf(args).UpdateExpression ?? '').includes('#p = :token');
+const W1 =
+  (date = '') =>
+  (args: unknown[]) =>
+    sortKeyOf(inputOf(args)).startsWith(`DAY#${date}`) && (inputOf(args).UpdateExpression ?? '').includes('#p = :token');
 const W2 = (args: unknown[]) => sortKeyOf(inputOf(args)).startsWith('SEEN#');
 const UNDO = (args: unknown[]) => inputOf(args).ConditionExpression === '#p = :token';
 const TURN_HEAVY = (args: unknown[]) => inputOf(args).UpdateExpression === 'REMOVE #ids SET #hv = :true';
@@ -96,7 +99,10 @@ describe('a heavy day', () => {
     const deliveries = Array.from({ length: 90 }, (_, i) => store.recordEvent(USER, `k${i % 30}`, increment('2026-03-10', i % 30)));
     const results = await Promise.all(deliveries);
     expect(results.filter((r) => !r.duplicate)).toHaveLength(30);
-    expect(await countersOn(store, '2026-03-10')).toEqual({ n_events: 30, s_amount: Array.from({ length: 30 }, (_, i) => i).reduce((a, b) => a + b, 0) });
+    expect(await countersOn(store, '2026-03-10')).toEqual({
+      n_events: 30,
+      s_amount: Array.from({ length: 30 }, (_, i) => i).reduce((a, b) => a + b, 0),
+    });
   });
 });
 
@@ -129,9 +135,12 @@ describe('the guard by event id, whatever the day', () => {
     for (let i = 0; i < 3; i++) await store.recordEvent(USER, `light-${i}`, increment('2026-03-10'));
     await store.recordEvent(USER, 'turns-heavy', increment('2026-03-10'));
     const items = await tableItems(tableName);
-    expect(items.filter((item) => item['sk']?.S?.startsWith('SEEN#')).map((item) => item['sk']?.S).sort()).toEqual(
-      ['light-0', 'light-1', 'light-2', 'turns-heavy'].map(seenKey).sort(),
-    );
+    expect(
+      items
+        .filter((item) => item['sk']?.S?.startsWith('SEEN#'))
+        .map((item) => item['sk']?.S)
+        .sort(),
+    ).toEqual(['light-0', 'light-1', 'light-2', 'turns-heavy'].map(seenKey).sort());
     expect(items.find((item) => item['sk']?.S === 'DAY#2026-03-10')?.['ids']).toBeUndefined();
 
     for (let i = 0; i < 3; i++) expect(await store.recordEvent(USER, `light-${i}`, increment('2026-03-10'))).toMatchObject({ duplicate: true });
@@ -139,7 +148,7 @@ describe('the guard by event id, whatever the day', () => {
   });
 });
 
-describe('a crash between the store\'s writes, then the redelivery', () => {
+describe("a crash between the store's writes, then the redelivery", () => {
   /** A heavy day with `events` events already applied, on a table of its own. */
   async function heavyDay(events = 3) {
     const { store, tableName } = await dynalite.freshStore({ lightDayEvents: 2 });
@@ -149,7 +158,11 @@ describe('a crash between the store\'s writes, then the redelivery', () => {
 
   const cases: Array<{ name: string; rules: FaultRule[]; redeliveryIsDuplicate: boolean }> = [
     { name: 'before W1', rules: [{ operation: 'UpdateItemCommand', call: 1, when: 'before', match: W1() }], redeliveryIsDuplicate: false },
-    { name: 'after W1 (counters applied), before W2 (the guard)', rules: [{ operation: 'UpdateItemCommand', call: 1, when: 'after', match: W1() }], redeliveryIsDuplicate: true },
+    {
+      name: 'after W1 (counters applied), before W2 (the guard)',
+      rules: [{ operation: 'UpdateItemCommand', call: 1, when: 'after', match: W1() }],
+      redeliveryIsDuplicate: true,
+    },
     { name: 'after W2, before the reply', rules: [{ operation: 'PutItemCommand', call: 1, when: 'after', match: W2 }], redeliveryIsDuplicate: true },
   ];
   for (const { name, rules, redeliveryIsDuplicate } of cases) {
@@ -168,7 +181,8 @@ describe('a crash between the store\'s writes, then the redelivery', () => {
   it('an original and its resend in flight together, both crashing after W1, then the resend crashing before its undo: counts once', async () => {
     const { store, tableName } = await heavyDay();
     await heavyDayOn(store, '2026-03-11');
-    const crashAfterW1 = (date: string) => crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'after', match: W1(date) }], { lightDayEvents: 2 });
+    const crashAfterW1 = (date: string) =>
+      crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'after', match: W1(date) }], { lightDayEvents: 2 });
 
     // Neither has a guard yet when the other reads: both pass R, both apply W1, both die.
     await expectCrash(crashAfterW1('2026-03-10').recordEvent(USER, 'resent', increment('2026-03-10', 5)));
@@ -190,7 +204,9 @@ describe('a crash between the store\'s writes, then the redelivery', () => {
     const { store, tableName } = await dynalite.freshStore({ lightDayEvents: 3 });
     for (let i = 0; i < 3; i++) await store.recordEvent(USER, `light-${i}`, increment('2026-03-10'));
     // The keys got their guards; the process dies before they leave the day item.
-    const crashing = crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'before', match: TURN_HEAVY }], { lightDayEvents: 3 });
+    const crashing = crashingStore(tableName, [{ operation: 'UpdateItemCommand', call: 1, when: 'before', match: TURN_HEAVY }], {
+      lightDayEvents: 3,
+    });
     await expectCrash(crashing.recordEvent(USER, 'turns-heavy', increment('2026-03-10')));
 
     const fresh = createDynamoTierStore({ client: dynalite.client, tableName, shardCount: 4, lightDayEvents: 3 });
@@ -203,4 +219,3 @@ describe('a crash between the store\'s writes, then the redelivery', () => {
 async function heavyDayOn(store: DynamoTierStore, date: string): Promise<void> {
   for (let i = 0; i < 3; i++) await store.recordEvent(USER, `${date}-${i}`, increment(date));
 }
-

@@ -19,7 +19,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const events = (from: number, count: number) => Array.from({ length: count }, (_, i) => ({ id: `id-${from + i}`, body: JSON.stringify({ detail: { n: from + i } }) }));
+const events = (from: number, count: number) =>
+  Array.from({ length: count }, (_, i) => ({ id: `id-${from + i}`, body: JSON.stringify({ detail: { n: from + i } }) }));
 const lineCount = async (): Promise<number> => (await readFile(join(dir, INGEST_LOG_FILE), 'utf8')).split('\n').filter(Boolean).length;
 
 describe('ingest log', () => {
@@ -99,7 +100,11 @@ describe('local queue fed from the ingest log', () => {
   });
 
   it('refuses to send once closed', async () => {
-    const queue = createLocalQueue({ handler: async () => ({ batchItemFailures: [] }), onDeadLetter: () => undefined, log: await openIngestLog(dir) });
+    const queue = createLocalQueue({
+      handler: async () => ({ batchItemFailures: [] }),
+      onDeadLetter: () => undefined,
+      log: await openIngestLog(dir),
+    });
     await queue.close();
     await expect(queue.send(events(0, 1))).rejects.toThrow('Queue: closed; the stack is stopping, so nothing more is accepted');
   });

@@ -28,7 +28,15 @@ import {
   readJourneyExecution,
 } from '../../functions/local/journey-execution-log.js';
 import { type ExecutionRecord, type ExecutionStore, type JourneyRunner, createJourneyRunner } from '../../functions/local/journey-runner.js';
-import { DAY_MS, RULESET_TIME_ZONE, actionLines, createMemoryJourneyPorts, loadShippedJourney, profileFor, userIdFor } from '../helpers/journey-fixtures.js';
+import {
+  DAY_MS,
+  RULESET_TIME_ZONE,
+  actionLines,
+  createMemoryJourneyPorts,
+  loadShippedJourney,
+  profileFor,
+  userIdFor,
+} from '../helpers/journey-fixtures.js';
 
 /** Monday 2 March 2026, 10:00 in Shanghai. */
 const T0 = '2026-03-02T02:00:00.000Z';
@@ -77,7 +85,12 @@ function createWorld(journey: JourneyDefinition) {
 
 /** The execution log with its own `save` in front (definitions go straight through). */
 function withSave(log: JourneyExecutionLog, save: ExecutionStore['save']): ExecutionStore {
-  return { records: () => log.records(), definitions: () => log.definitions(), saveDefinition: (key, definition) => log.saveDefinition(key, definition), save };
+  return {
+    records: () => log.records(),
+    definitions: () => log.definitions(),
+    saveDefinition: (key, definition) => log.saveDefinition(key, definition),
+    save,
+  };
 }
 
 /** The execution log, until a crash: the first `survive` records are written, the next one only half, then none. */
@@ -104,7 +117,8 @@ function crashingAfter(log: JourneyExecutionLog, survive: number) {
 }
 
 /** What a channel that drops repeated actionIds delivers (as the local action log does): the first of each. */
-const uniqueActions = (actions: readonly JourneyAction[]): JourneyAction[] => actions.filter((action, index) => actions.findIndex((a) => a.actionId === action.actionId) === index);
+const uniqueActions = (actions: readonly JourneyAction[]): JourneyAction[] =>
+  actions.filter((action, index) => actions.findIndex((a) => a.actionId === action.actionId) === index);
 
 async function uninterruptedRun(journey: JourneyDefinition) {
   const folder = await dataFolder();
@@ -170,7 +184,11 @@ describe('the journey execution log', () => {
     expect(reopened.records().map((r) => r.status)).toEqual(['RUNNING']);
     await reopened.save(record('a', 'SUCCEEDED'));
     await reopened.close();
-    expect((await readFile(join(folder, JOURNEY_EXECUTIONS_FILE), 'utf8')).split('\n').map((line) => line && JSON.parse(line).status)).toEqual(['RUNNING', 'SUCCEEDED', '']);
+    expect((await readFile(join(folder, JOURNEY_EXECUTIONS_FILE), 'utf8')).split('\n').map((line) => line && JSON.parse(line).status)).toEqual([
+      'RUNNING',
+      'SUCCEEDED',
+      '',
+    ]);
   });
 
   it('ignores a rewrite that a crash interrupted before its rename', async () => {
@@ -186,7 +204,10 @@ describe('the journey execution log', () => {
 
   it('refuses a damaged line before the end, naming the file and line', async () => {
     const folder = await dataFolder();
-    await writeFile(join(folder, JOURNEY_EXECUTIONS_FILE), `${JSON.stringify(record('a', 'RUNNING'))}\nnot json\n${JSON.stringify(record('b', 'RUNNING'))}\n`);
+    await writeFile(
+      join(folder, JOURNEY_EXECUTIONS_FILE),
+      `${JSON.stringify(record('a', 'RUNNING'))}\nnot json\n${JSON.stringify(record('b', 'RUNNING'))}\n`,
+    );
     const opening = openJourneyExecutionLog(folder);
     await expect(opening).rejects.toThrow(JourneyExecutionLogError);
     await expect(opening).rejects.toThrow(/journey-executions\.jsonl line 2 is not JSON/);
@@ -197,7 +218,11 @@ describe('the journey execution log', () => {
     const log = await openJourneyExecutionLog(folder);
     const input = { userId: 'u1', padding: 'x'.repeat(500) };
     for (let round = 0; round < 6; round++) {
-      await Promise.all(Array.from({ length: 500 }, (_, n) => log.save(record('a', 'RUNNING', { transitions: round * 500 + n, position: { state: 'live_session_replay', input } }))));
+      await Promise.all(
+        Array.from({ length: 500 }, (_, n) =>
+          log.save(record('a', 'RUNNING', { transitions: round * 500 + n, position: { state: 'live_session_replay', input } })),
+        ),
+      );
     }
     await log.close();
     const lines = (await readFile(join(folder, JOURNEY_EXECUTIONS_FILE), 'utf8')).trim().split('\n');
@@ -209,7 +234,16 @@ describe('the journey execution log', () => {
 
 describe('the local action log', () => {
   const action = (stepId: string): JourneyAction =>
-    ({ actionId: `id-${stepId}`, kind: 'content', userId: 'u1', journeyId: 'member-nurture', stepId, at: T0, templateId: 't', channel: 'c' }) as unknown as JourneyAction;
+    ({
+      actionId: `id-${stepId}`,
+      kind: 'content',
+      userId: 'u1',
+      journeyId: 'member-nurture',
+      stepId,
+      at: T0,
+      templateId: 't',
+      channel: 'c',
+    }) as unknown as JourneyAction;
 
   it('delivers each actionId once, across a restart, and after a line cut short by a crash', async () => {
     const folder = await dataFolder();
@@ -226,7 +260,12 @@ describe('the local action log', () => {
     expect(await reopened.deliver(action('b'))).toBe(true);
     await reopened.close();
     const lines = (await readFile(join(folder, ACTIONS_FILE), 'utf8')).split('\n');
-    expect(lines.map((line) => (line.startsWith('{') && line.endsWith('}') ? (JSON.parse(line) as JourneyAction).stepId : line))).toEqual(['a', torn.slice(0, 20), 'b', '']);
+    expect(lines.map((line) => (line.startsWith('{') && line.endsWith('}') ? (JSON.parse(line) as JourneyAction).stepId : line))).toEqual([
+      'a',
+      torn.slice(0, 20),
+      'b',
+      '',
+    ]);
   });
 });
 
@@ -445,7 +484,15 @@ describe('journeys survive a restart of the local runner', () => {
 
     const edited: JourneyDefinition = {
       ...journey,
-      steps: journey.steps.map((step) => (step.type === 'invite' ? { ...step, groupId: 'a-newer-group' } : step.type === 'offer' ? { ...step, id: 'newer_offer' } : step.id === 'wait_in_group' ? { ...step, next: 'newer_offer' } : step)),
+      steps: journey.steps.map((step) =>
+        step.type === 'invite'
+          ? { ...step, groupId: 'a-newer-group' }
+          : step.type === 'offer'
+            ? { ...step, id: 'newer_offer' }
+            : step.id === 'wait_in_group'
+              ? { ...step, next: 'newer_offer' }
+              : step,
+      ),
     };
     const reopened = await openJourneyExecutionLog(folder);
     const runner = world.boot(reopened, at(1), edited);
@@ -476,12 +523,19 @@ describe('journeys survive a restart of the local runner', () => {
     expect(await readJourneyExecution(folder, EXECUTION)).toMatchObject({ position: { state: 'member_price', wakeAt: at(6) } });
     const edited: JourneyDefinition = {
       ...journey,
-      steps: journey.steps.map((step) => (step.id === 'member_price' ? { ...step, id: 'member_offer' } : step.id === 'wait_in_group' ? { ...step, next: 'member_offer' } : step)),
+      steps: journey.steps.map((step) =>
+        step.id === 'member_price' ? { ...step, id: 'member_offer' } : step.id === 'wait_in_group' ? { ...step, next: 'member_offer' } : step,
+      ),
     };
     // A data folder from before definitions were kept (or whose definitions file was removed).
     await rm(join(folder, JOURNEY_DEFINITIONS_FILE));
     const reopened = await openJourneyExecutionLog(folder);
-    const runner = createJourneyRunner({ machines: { member: compileJourney(edited) }, clock: createVirtualClock(at(3)), runStep: () => Promise.reject(new Error('not called')), store: reopened });
+    const runner = createJourneyRunner({
+      machines: { member: compileJourney(edited) },
+      clock: createVirtualClock(at(3)),
+      runStep: () => Promise.reject(new Error('not called')),
+      store: reopened,
+    });
     expect(await runner.resume()).toBe(0);
     await reopened.close();
     expect(runner.executions()[0]).toMatchObject({
@@ -494,9 +548,12 @@ describe('journeys survive a restart of the local runner', () => {
   it('refuses a definition that reads $$.Execution.Input, which a resumed execution would get wrong', () => {
     const asl = compileJourney(journey);
     const task = asl.States['live_session_replay'] as Extract<AslDefinition['States'][string], { Type: 'Task' }>;
-    const reading: AslDefinition = { ...asl, States: { ...asl.States, live_session_replay: { ...task, Parameters: { ...task.Parameters, 'input.$': '$$.Execution.Input' } } } };
-    expect(() => createJourneyRunner({ machines: { member: reading }, clock: createVirtualClock(T0), runStep: () => Promise.reject(new Error('not called')) })).toThrow(
-      /reads \$\$\.Execution\.Input/,
-    );
+    const reading: AslDefinition = {
+      ...asl,
+      States: { ...asl.States, live_session_replay: { ...task, Parameters: { ...task.Parameters, 'input.$': '$$.Execution.Input' } } },
+    };
+    expect(() =>
+      createJourneyRunner({ machines: { member: reading }, clock: createVirtualClock(T0), runStep: () => Promise.reject(new Error('not called')) }),
+    ).toThrow(/reads \$\$\.Execution\.Input/);
   });
 });

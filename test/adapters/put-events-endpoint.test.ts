@@ -102,17 +102,19 @@ describe('PutEvents endpoint', () => {
     );
 
     expect(response.FailedEntryCount).toBe(6);
-    expect(response.Entries?.map((entry) => (entry.EventId ? 'accepted' : { ErrorCode: entry.ErrorCode, ErrorMessage: entry.ErrorMessage }))).toEqual([
-      'accepted',
-      { ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' },
-      { ErrorCode: 'InvalidArgument', ErrorMessage: 'Parameter DetailType is not valid. Reason: DetailType is a required argument.' },
-      { ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' },
-      { ErrorCode: 'InvalidArgument', ErrorMessage: 'Parameter Source is not valid. Reason: Source is a required argument.' },
-      { ErrorCode: 'InvalidArgument', ErrorMessage: 'Parameter Detail is not valid. Reason: Detail is a required argument.' },
-      { ErrorCode: 'ResourceNotFoundException', ErrorMessage: 'Event bus orders does not exist. (The local bus is "strata".)' },
-      // EventBridge accepts Strata's reserved sources from anyone; the ingest rule is what ignores them.
-      'accepted',
-    ]);
+    expect(response.Entries?.map((entry) => (entry.EventId ? 'accepted' : { ErrorCode: entry.ErrorCode, ErrorMessage: entry.ErrorMessage }))).toEqual(
+      [
+        'accepted',
+        { ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' },
+        { ErrorCode: 'InvalidArgument', ErrorMessage: 'Parameter DetailType is not valid. Reason: DetailType is a required argument.' },
+        { ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' },
+        { ErrorCode: 'InvalidArgument', ErrorMessage: 'Parameter Source is not valid. Reason: Source is a required argument.' },
+        { ErrorCode: 'InvalidArgument', ErrorMessage: 'Parameter Detail is not valid. Reason: Detail is a required argument.' },
+        { ErrorCode: 'ResourceNotFoundException', ErrorMessage: 'Event bus orders does not exist. (The local bus is "strata".)' },
+        // EventBridge accepts Strata's reserved sources from anyone; the ingest rule is what ignores them.
+        'accepted',
+      ],
+    );
     expect(delivered).toHaveLength(1);
     expect(delivered[0]?.map((envelope) => (envelope.detail as { eventId: string }).eventId)).toEqual(['e-1', 'e-8']);
     expect(delivered[0]?.map((envelope) => envelope.id)).toEqual([response.Entries?.[0]?.EventId, response.Entries?.[7]?.EventId]);
@@ -146,7 +148,10 @@ describe('PutEvents endpoint', () => {
     routerFailure = new Error('dynalite is not answering');
     const response = await client.send(new PutEventsCommand({ Entries: [userEvent('e-1'), userEvent('e-2', { DetailType: '' })] }));
     expect(response.FailedEntryCount).toBe(2);
-    expect(response.Entries?.[0]).toEqual({ ErrorCode: 'InternalFailure', ErrorMessage: 'Internal Failure: the local router failed: dynalite is not answering' });
+    expect(response.Entries?.[0]).toEqual({
+      ErrorCode: 'InternalFailure',
+      ErrorMessage: 'Internal Failure: the local router failed: dynalite is not answering',
+    });
     expect(response.Entries?.[1]?.ErrorCode).toBe('InvalidArgument');
   });
 
@@ -174,7 +179,10 @@ describe('PutEvents endpoint', () => {
     const notJson = await post('{"Entries": [');
     expect(notJson.status).toBe(400);
     expect(notJson.headers.get('content-type')).toBe('application/x-amz-json-1.1');
-    expect(await notJson.json()).toMatchObject({ __type: 'SerializationException', message: expect.stringMatching(/^The request body is not valid JSON: /) });
+    expect(await notJson.json()).toMatchObject({
+      __type: 'SerializationException',
+      message: expect.stringMatching(/^The request body is not valid JSON: /),
+    });
 
     const wrongShape = await post('{"Entries": [{"Source": 5, "DetailType": "x", "Detail": "{}"}]}');
     expect(await wrongShape.json()).toEqual({ __type: 'SerializationException', message: 'Entries[0].Source must be a string.' });
@@ -205,7 +213,12 @@ describe('PutEvents endpoint', () => {
         onEvents: (events) => void logged.push(...events.map((event) => JSON.stringify(event))),
         ...(capacity ? { capacity } : {}),
       });
-      const ownClient = new EventBridgeClient({ endpoint: own.url, region: 'eu-west-1', credentials: { accessKeyId: 'dummy', secretAccessKey: 'dummy' }, maxAttempts: 1 });
+      const ownClient = new EventBridgeClient({
+        endpoint: own.url,
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'dummy', secretAccessKey: 'dummy' },
+        maxAttempts: 1,
+      });
       return {
         client: ownClient,
         logged,
@@ -220,7 +233,9 @@ describe('PutEvents endpoint', () => {
       const own = await serialisingEndpoint();
       try {
         const deep = `{"eventId":"deep","userId":"u-1","properties":{"p":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
-        const response = await own.client.send(new PutEventsCommand({ Entries: [userEvent('before'), userEvent('deep', { Detail: deep }), userEvent('after')] }));
+        const response = await own.client.send(
+          new PutEventsCommand({ Entries: [userEvent('before'), userEvent('deep', { Detail: deep }), userEvent('after')] }),
+        );
         expect(response.FailedEntryCount).toBe(1);
         expect(response.Entries?.[1]).toEqual({
           ErrorCode: 'MalformedDetail',
@@ -237,10 +252,18 @@ describe('PutEvents endpoint', () => {
       const own = await serialisingEndpoint(() => room);
       try {
         const response = await own.client.send(
-          new PutEventsCommand({ Entries: [userEvent('e-1'), userEvent('bad', { DetailType: '' }), userEvent('e-2'), userEvent('e-3'), userEvent('e-4')] }),
+          new PutEventsCommand({
+            Entries: [userEvent('e-1'), userEvent('bad', { DetailType: '' }), userEvent('e-2'), userEvent('e-3'), userEvent('e-4')],
+          }),
         );
         expect(response.FailedEntryCount).toBe(3);
-        expect(response.Entries?.map((entry) => entry.ErrorCode ?? 'accepted')).toEqual(['accepted', 'InvalidArgument', 'accepted', 'ThrottlingException', 'ThrottlingException']);
+        expect(response.Entries?.map((entry) => entry.ErrorCode ?? 'accepted')).toEqual([
+          'accepted',
+          'InvalidArgument',
+          'accepted',
+          'ThrottlingException',
+          'ThrottlingException',
+        ]);
         expect(response.Entries?.[3]?.ErrorMessage).toMatch(/^Rate exceeded\./);
         room = 0;
         const full = await own.client.send(new PutEventsCommand({ Entries: [userEvent('e-3')] }));

@@ -55,11 +55,20 @@ describe('npm run bench', () => {
     for (const key of ['helpMs', 'validateMs', 'userMs'] as const) expect(results.cli[key]).toBeGreaterThan(0);
     // Every posted event was applied (the bench waits for that) and is in the data folder when it measures.
     expect(results.dev).toMatchObject({ events: 200, users: 30, idleSeconds: 1 });
-    for (const key of ['rssAfterStartMb', 'rssAfter100kEventsMb', 'rssAfterIdleMb', 'appliedEventsPerSec', 'acceptedEventsPerSec', 'cpuMsPerEvent'] as const) expect(results.dev[key]).toBeGreaterThan(0);
+    for (const key of [
+      'rssAfterStartMb',
+      'rssAfter100kEventsMb',
+      'rssAfterIdleMb',
+      'appliedEventsPerSec',
+      'acceptedEventsPerSec',
+      'cpuMsPerEvent',
+    ] as const)
+      expect(results.dev[key]).toBeGreaterThan(0);
     expect(results.dev.liveItems).toBeGreaterThan(30);
     expect(results.dev.dynaliteFolderBytes).toBeGreaterThan(0);
     expect(results.dev.dataFolderBytes).toBeGreaterThanOrEqual(results.dev.dynaliteFolderBytes);
-    for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const) expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
+    for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const)
+      expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
     expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
     // Re-judge: every user read and written once at least (the review always rewrites the profile).
     expect(results.rejudge.users).toBeGreaterThan(0);

@@ -16,7 +16,8 @@ import { launchBrowser } from '../helpers/browser.js';
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SCREENSHOT = join(REPO, 'docs', 'report.png');
 
-const fixture = (): SimulationSummary => JSON.parse(readFileSync(join(REPO, 'test', 'fixtures', 'simulation-summary.json'), 'utf8')) as SimulationSummary;
+const fixture = (): SimulationSummary =>
+  JSON.parse(readFileSync(join(REPO, 'test', 'fixtures', 'simulation-summary.json'), 'utf8')) as SimulationSummary;
 
 let browser: Browser;
 let workDir: string;
@@ -115,7 +116,10 @@ describe('report.html', () => {
   it('draws each journey as a funnel: entered, one bar per step, converted', async () => {
     const { page } = opened;
     expect(await page.locator('svg.funnel').count()).toBe(2);
-    for (const [selector, steps] of [['#journey-0', 3], ['#journey-1', 4]] as const) {
+    for (const [selector, steps] of [
+      ['#journey-0', 3],
+      ['#journey-1', 4],
+    ] as const) {
       expect(await page.locator(`${selector} rect.bar-entered`).count()).toBe(1);
       expect(await page.locator(`${selector} rect.bar-sent`).count()).toBe(steps);
       expect(await page.locator(`${selector} rect.bar-deferred`).count()).toBe(steps);
@@ -127,7 +131,11 @@ describe('report.html', () => {
     // The funnel narrows: 452 entered, then 398, 341, 262 sent.
     expect(sent[0]).toBeLessThan(entered.width);
     expect(sent).toEqual([...sent].sort((a, b) => b - a));
-    expect(await page.locator('#journey-0 rect.bar-sent > title').allTextContents()).toEqual(['1. live_session_replay: 398 sent', '2. members_group: 341 sent', '3. member_price: 262 sent']);
+    expect(await page.locator('#journey-0 rect.bar-sent > title').allTextContents()).toEqual([
+      '1. live_session_replay: 398 sent',
+      '2. members_group: 341 sent',
+      '3. member_price: 262 sent',
+    ]);
   });
 
   it('compares treated and holdout conversion for each journey', async () => {

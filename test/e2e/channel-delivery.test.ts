@@ -84,21 +84,38 @@ describe('channel delivery from strata dev', () => {
     const port = await freePort();
     process.env['E2E_CHANNEL_KEY'] = API_KEY;
     cleanups.push(() => void delete process.env['E2E_CHANNEL_KEY']);
-    const dev: RunningStrata = startStrata(['dev', '--no-demo', '--port', String(port), '--day-seconds', '86400', '--data', data, '--rules', project]);
+    const dev: RunningStrata = startStrata([
+      'dev',
+      '--no-demo',
+      '--port',
+      String(port),
+      '--day-seconds',
+      '86400',
+      '--data',
+      data,
+      '--rules',
+      project,
+    ]);
     cleanups.push(() => dev.kill());
     await dev.waitForLine(/^Strata is running: PutEvents at /, 40_000);
 
-    const client = new EventBridgeClient({ endpoint: `http://127.0.0.1:${port}`, region: 'eu-west-1', credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' } });
+    const client = new EventBridgeClient({
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' },
+    });
     cleanups.push(() => client.destroy());
     const at = new Date(Date.now() - 60_000).toISOString();
-    const response = await client.send(new PutEventsCommand({
-      Entries: Array.from({ length: USERS }, (_, i) => ({
-        EventBusName: 'strata',
-        Source: 'e2e.app',
-        DetailType: 'user.signed_up',
-        Detail: JSON.stringify({ eventId: `signup-${i}`, userId: `reach-${i}`, type: 'user.signed_up', occurredAt: at, properties: {} }),
-      })),
-    }));
+    const response = await client.send(
+      new PutEventsCommand({
+        Entries: Array.from({ length: USERS }, (_, i) => ({
+          EventBusName: 'strata',
+          Source: 'e2e.app',
+          DetailType: 'user.signed_up',
+          Detail: JSON.stringify({ eventId: `signup-${i}`, userId: `reach-${i}`, type: 'user.signed_up', occurredAt: at, properties: {} }),
+        })),
+      }),
+    );
     expect(response.FailedEntryCount).toBe(0);
 
     for (let i = 0; i < USERS; i++) await dev.waitForLine(new RegExp(`delivered \\S+ via official-account to reach-${i} \\(HTTP 200`), 30_000);
@@ -107,13 +124,21 @@ describe('channel delivery from strata dev', () => {
     // One request per user, plus the retry of the one that got the 500.
     expect(provider.received).toHaveLength(USERS + 1);
     expect(provider.answered).toEqual([500, 200, 200, 200]);
-    const actions = (await readFile(join(data, 'actions.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    const actions = (await readFile(join(data, 'actions.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(actions).toHaveLength(USERS);
     for (const action of actions) {
       const requests = provider.received.filter((r) => r.body['touser'] === action.userId);
       expect(requests.length).toBeGreaterThanOrEqual(1);
       for (const request of requests) {
-        expect(request.body).toEqual({ touser: action.userId, template_id: 'pm-beginner-case-studies', data: { step: `visitor-welcome/${action.stepId}`, id: action.actionId }, test: false });
+        expect(request.body).toEqual({
+          touser: action.userId,
+          template_id: 'pm-beginner-case-studies',
+          data: { step: `visitor-welcome/${action.stepId}`, id: action.actionId },
+          test: false,
+        });
         expect(request.headers['x-api-key']).toBe(API_KEY);
         expect(request.headers['content-type']).toBe('application/json');
         expect(request.headers['x-strata-test']).toBeUndefined();
@@ -127,7 +152,10 @@ describe('channel delivery from strata dev', () => {
     // late (the HTTP client's first connection), and arrival times jitter on a busy machine, so the gaps after it
     // are checked loosely (without the limit they are a few ms) and their span closely.
     const interval = 1000 / RATE_PER_SECOND;
-    const times = provider.received.map((r) => r.at).sort((a, b) => a - b).slice(1);
+    const times = provider.received
+      .map((r) => r.at)
+      .sort((a, b) => a - b)
+      .slice(1);
     for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(0.5 * interval);
     expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(0.9 * (times.length - 1) * interval);
 
@@ -137,7 +165,9 @@ describe('channel delivery from strata dev', () => {
 });
 
 describe('strata send-test', () => {
-  it('sends one step\'s action to the test user through its channel, marked as a test, without touching any data', { timeout: E2E_TIMEOUT_MS }, async () => {
+  it("sends one step's action to the test user through its channel, marked as a test, without touching any data", {
+    timeout: E2E_TIMEOUT_MS,
+  }, async () => {
     const provider = await startProvider(false);
     const project = await projectFor(provider.url);
     process.env['E2E_CHANNEL_KEY'] = API_KEY;
@@ -149,7 +179,12 @@ describe('strata send-test', () => {
     expect(sent.stdout).toMatch(/delivered \S+ via official-account to tester-1 \(HTTP 200, attempt 1\)/);
     expect(provider.received).toHaveLength(1);
     const [request] = provider.received;
-    expect(request!.body).toEqual({ touser: 'tester-1', template_id: 'career-change-success-story', data: { step: 'visitor-welcome/success_story', id: expect.stringMatching(/^a/) }, test: true });
+    expect(request!.body).toEqual({
+      touser: 'tester-1',
+      template_id: 'career-change-success-story',
+      data: { step: 'visitor-welcome/success_story', id: expect.stringMatching(/^a/) },
+      test: true,
+    });
     expect(request!.headers['x-strata-test']).toBe('true');
     expect(request!.headers['x-api-key']).toBe(API_KEY);
     // No data folder was named or made: nothing a frequency cap or a funnel reads was written.

@@ -15,12 +15,16 @@ describe('the strata bin', () => {
   it('lists every command with its summary, without loading them', async () => {
     const { code, stdout } = await strata(['--help']);
     expect(code).toBe(0);
-    for (const name of ['dev', 'validate', 'schemas', 'simulate', 'user', 'explain', 'dlq', 'journey']) expect(stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['dev', 'validate', 'schemas', 'simulate', 'user', 'explain', 'dlq', 'journey'])
+      expect(stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     expect(stdout).toContain('check every rule and journey file and how they fit together');
   });
 
   it("shows a command's own options when that command is asked for, either way round", async () => {
-    for (const args of [['validate', '--help'], ['help', 'validate']]) {
+    for (const args of [
+      ['validate', '--help'],
+      ['help', 'validate'],
+    ]) {
       const { code, stdout } = await strata(args);
       expect(code).toBe(0);
       expect(stdout).toContain('Usage: strata validate [options] [dir]');
@@ -36,10 +40,16 @@ describe('the strata bin', () => {
   });
 
   it('runs a bundle built from the current sources, with source maps for STRATA_DEBUG', async () => {
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', "const m = await import('./bin/cli-bundle.js'); process.stdout.write(String(m.bundleIsFresh()));"], { cwd: root });
+    const { stdout } = await run(
+      process.execPath,
+      ['--input-type=module', '-e', "const m = await import('./bin/cli-bundle.js'); process.stdout.write(String(m.bundleIsFresh()));"],
+      { cwd: root },
+    );
     expect(stdout).toBe('true');
     const manifest = JSON.parse(await readFile(join(root, 'dist', 'cli', 'inputs.json'), 'utf8')) as { inputs: string[] };
-    expect(manifest.inputs).toEqual(expect.arrayContaining(['functions/cli/main.ts', 'functions/core/ruleset.ts', 'package.json', 'package-lock.json']));
+    expect(manifest.inputs).toEqual(
+      expect.arrayContaining(['functions/cli/main.ts', 'functions/core/ruleset.ts', 'package.json', 'package-lock.json']),
+    );
     expect(await readFile(join(root, 'dist', 'cli', 'main.js'), 'utf8')).toMatch(/\/\/# sourceMappingURL=main\.js\.map\s*$/);
   });
 });

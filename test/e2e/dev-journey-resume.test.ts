@@ -70,7 +70,11 @@ describe('strata dev: journeys survive kill -9', () => {
     const first = startStrata(args);
     running.push(first);
     await first.waitForLine(/^Strata is running: PutEvents at /, 40_000);
-    const client = new EventBridgeClient({ endpoint: `http://127.0.0.1:${port}`, region: 'eu-west-1', credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' } });
+    const client = new EventBridgeClient({
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' },
+    });
     try {
       // The probe's "entered" line gives the stack's journey time; events are dated relative to it.
       expect((await client.send(new PutEventsCommand({ Entries: [userEvent(PROBE, 1, 'app.opened', new Date())] }))).FailedEntryCount).toBe(0);
@@ -80,7 +84,10 @@ describe('strata dev: journeys survive kill -9', () => {
       // Enters as a visitor (the visitor journey starts), then qualifies for member: the member journey replaces it.
       expect((await client.send(new PutEventsCommand({ Entries: [userEvent(user, 1, 'app.opened', at(25))] }))).FailedEntryCount).toBe(0);
       await first.waitForLine(new RegExp(`  ${user}  entered as visitor$`), 15_000);
-      const promotion = [userEvent(user, 2, 'content.viewed', at(24), { templateId: 'pm-basics-101' }), userEvent(user, 3, 'content.completed', at(1), { templateId: 'pm-basics-101' })];
+      const promotion = [
+        userEvent(user, 2, 'content.viewed', at(24), { templateId: 'pm-basics-101' }),
+        userEvent(user, 3, 'content.completed', at(1), { templateId: 'pm-basics-101' }),
+      ];
       expect((await client.send(new PutEventsCommand({ Entries: promotion }))).FailedEntryCount).toBe(0);
       await first.waitForLine(new RegExp(`  ${user}  promoted visitor → member$`), 15_000);
     } finally {
@@ -114,7 +121,12 @@ describe('strata dev: journeys survive kill -9', () => {
       await new Promise((resolve) => setTimeout(resolve, 250));
       finished = await userJson(data, user);
     }
-    expect(finished.journey).toMatchObject({ name: whileDown.journey!.name, status: 'SUCCEEDED', stoppedAt: expect.any(String), lastStep: 'member_price' });
+    expect(finished.journey).toMatchObject({
+      name: whileDown.journey!.name,
+      status: 'SUCCEEDED',
+      stoppedAt: expect.any(String),
+      lastStep: 'member_price',
+    });
 
     expect(await second.stop('SIGINT', 20_000)).toBe(0);
 
@@ -125,13 +137,20 @@ describe('strata dev: journeys survive kill -9', () => {
       ['invite ', 'members_group'],
       ['offer  ', 'member_price'],
     ] as const) {
-      expect(lines.filter((text) => memberSend(kind, step).test(text)), step).toHaveLength(1);
+      expect(
+        lines.filter((text) => memberSend(kind, step).test(text)),
+        step,
+      ).toHaveLength(1);
     }
     const actions = (await readFile(join(data, 'actions.jsonl'), 'utf8'))
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line) as { userId: string; journeyId: string; stepId: string });
-    expect(actions.filter((a) => a.userId === user && a.journeyId === MEMBER_JOURNEY).map((a) => a.stepId)).toEqual(['live_session_replay', 'members_group', 'member_price']);
+    expect(actions.filter((a) => a.userId === user && a.journeyId === MEMBER_JOURNEY).map((a) => a.stepId)).toEqual([
+      'live_session_replay',
+      'members_group',
+      'member_price',
+    ]);
 
     // The visitor journey the promotion stopped is ABORTED, with its end time; nothing is left without a status.
     const records = new Map(

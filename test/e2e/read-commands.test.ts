@@ -19,7 +19,11 @@ const PROBE = 'e2e-clock-probe';
 
 /** Runs `strata` with its stdout closed before it writes, as `strata … | head` leaves it after head exits. */
 async function strataIntoClosedPipe(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [join(root, 'bin', 'strata.js'), ...args], { cwd: root, env: { ...process.env, STRATA_DEBUG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(root, 'bin', 'strata.js'), ...args], {
+    cwd: root,
+    env: { ...process.env, STRATA_DEBUG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout.destroy();
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
@@ -56,7 +60,9 @@ describe('read commands', () => {
       const { code, stdout, stderr } = await strata([command, 'user-00054', '--data', missing]);
       expect(code).toBe(2);
       expect(stdout).toBe('');
-      expect(stderr).toBe(`strata: ${command}: cannot read user "user-00054": no local data in ${missing} (the folder does not exist) (start \`strata dev\` first, pass --data with the folder it uses, or --table to read from AWS)\n`);
+      expect(stderr).toBe(
+        `strata: ${command}: cannot read user "user-00054": no local data in ${missing} (the folder does not exist) (start \`strata dev\` first, pass --data with the folder it uses, or --table to read from AWS)\n`,
+      );
       expect(existsSync(missing)).toBe(false);
     }
   });
@@ -72,11 +78,20 @@ describe('read commands', () => {
   });
 
   it('name the id as typed and say how to set the region when --table has none', async () => {
-    const noRegion = { AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined, AWS_PROFILE: undefined, AWS_CONFIG_FILE: join(folder, 'no-config'), AWS_SHARED_CREDENTIALS_FILE: join(folder, 'no-credentials'), HOME: folder };
+    const noRegion = {
+      AWS_REGION: undefined,
+      AWS_DEFAULT_REGION: undefined,
+      AWS_PROFILE: undefined,
+      AWS_CONFIG_FILE: join(folder, 'no-config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(folder, 'no-credentials'),
+      HOME: folder,
+    };
     for (const command of ['user', 'explain']) {
       const { code, stderr } = await strata([command, 'user-00054', '--table', 'strata-prod'], root, noRegion);
       expect(code).toBe(2);
-      expect(stderr).toBe(`strata: ${command}: cannot read user "user-00054" from table strata-prod: no AWS region is set (pass --region, set AWS_REGION, or use a profile (AWS_PROFILE) that names a region)\n`);
+      expect(stderr).toBe(
+        `strata: ${command}: cannot read user "user-00054" from table strata-prod: no AWS region is set (pass --region, set AWS_REGION, or use a profile (AWS_PROFILE) that names a region)\n`,
+      );
     }
   });
 
@@ -90,7 +105,11 @@ describe('read commands', () => {
       dev = startStrata(['dev', '--no-demo', '--port', String(port), '--day-seconds', String(DAY_SECONDS), '--data', data]);
       await dev.waitForLine(/^Strata is running: PutEvents at /, 40_000);
       await dev.waitForLine(/^Log times are the stack's clock, in the ruleset's time zone Asia\/Shanghai\.$/, 5_000);
-      const client = new EventBridgeClient({ endpoint: `http://127.0.0.1:${port}`, region: 'eu-west-1', credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' } });
+      const client = new EventBridgeClient({
+        endpoint: `http://127.0.0.1:${port}`,
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' },
+      });
       try {
         // Let the stack's clock run a week ahead of the wall, then learn its "now" from a log line's stamp.
         await new Promise((resolve) => setTimeout(resolve, 7 * DAY_SECONDS * 1000));

@@ -29,7 +29,21 @@ describe('strata simulate (the command) on a fixed event file', () => {
   beforeAll(async () => {
     outDir = await mkdtemp(join(tmpdir(), 'strata-e2e-sim-'));
     // One run gives both: --compare replays the same events under the second ruleset after the first.
-    result = await strata(['simulate', '--events', EVENTS, '--rules', '.', '--days', '20', '--out', outDir, '--compare', STRICTER, '--moves-csv', join(outDir, 'moves.csv')]);
+    result = await strata([
+      'simulate',
+      '--events',
+      EVENTS,
+      '--rules',
+      '.',
+      '--days',
+      '20',
+      '--out',
+      outDir,
+      '--compare',
+      STRICTER,
+      '--moves-csv',
+      join(outDir, 'moves.csv'),
+    ]);
     if (result.code === 0) summary = JSON.parse(await readFile(join(outDir, 'summary.json'), 'utf8')) as SimulationSummary;
     // About 20 s on an idle 2-core machine (two replays of 299 events over 54 virtual days); the margin is for a
     // full `vitest run`, where every file competes for the same cores.

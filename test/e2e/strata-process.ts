@@ -36,7 +36,7 @@ export async function strata(args: string[], cwd = root, extraEnv: Record<string
 
 /** The stack's clock at which `strata dev` printed a log line: "2026-11-23 17:30 +08:00  ..." (ruleset's zone). */
 export function logStampOf(text: string): number {
-  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) ([+-]\d{2}:\d{2})  /.exec(text);
+  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}) ([+-]\d{2}:\d{2}) {2}/.exec(text);
   if (!match) throw new Error(`no time stamp with a zone offset on log line: ${text}`);
   return Date.parse(`${match[1]}T${match[2]}:00${match[3]}`);
 }
@@ -72,7 +72,11 @@ export interface RunningStrata {
 }
 
 export function startStrata(args: string[]): RunningStrata {
-  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(process.execPath, [bin, ...args], { cwd: root, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(process.execPath, [bin, ...args], {
+    cwd: root,
+    env: env(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: LogLine[] = [];
   const waiters = new Set<{ pattern: RegExp; resolve: (line: LogLine) => void }>();
   let partial = '';
@@ -113,7 +117,11 @@ export function startStrata(args: string[]): RunningStrata {
         };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
-          reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; stdout so far:\n${lines.map((l) => l.text).join('\n')}\nstderr:\n${errors}`));
+          reject(
+            new Error(
+              `no line matching ${pattern} within ${timeoutMs} ms; stdout so far:\n${lines.map((l) => l.text).join('\n')}\nstderr:\n${errors}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(waiter);
         void exited.then((code) => {
@@ -126,7 +134,9 @@ export function startStrata(args: string[]): RunningStrata {
     },
     async stop(signal, timeoutMs) {
       child.kill(signal);
-      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`strata did not exit within ${timeoutMs} ms of ${signal}`)), timeoutMs).unref());
+      const timeout = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`strata did not exit within ${timeoutMs} ms of ${signal}`)), timeoutMs).unref(),
+      );
       return Promise.race([exited, timeout]);
     },
     kill() {

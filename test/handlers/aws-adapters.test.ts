@@ -59,7 +59,7 @@ describe('Step Functions journey starter', () => {
   const starter = createSfnJourneyStarter({ client: sfnClient, stateMachineArns: MACHINES, journeyIds: { member: 'member-nurture' } });
   const name = journeyExecutionName('user-1', 'core-plus', '2026-03-02T10:00:00.000Z');
 
-  it('starts the tier\'s machine under the outbox\'s name, with the input the compiled journeys read', async () => {
+  it("starts the tier's machine under the outbox's name, with the input the compiled journeys read", async () => {
     sfn.on(StartExecutionCommand).resolves({ executionArn: 'arn', startDate: new Date() });
     const journey = { executionName: journeyExecutionName('user-1', 'member', 'x'), tier: 'member', startedAt: 'x' };
     expect(await starter.start(journey, 'user-1')).toBe('started');
@@ -80,7 +80,9 @@ describe('Step Functions journey starter', () => {
     expect(error).toBeInstanceOf(JourneyStarterError);
     expect(error.cause).toBe(cause);
     expect(error.message).not.toContain('user-1@example.com');
-    await expect(starter.start({ executionName: 'gold-x', tier: 'gold', startedAt: 'x' }, 'u')).rejects.toThrow(/no journey state machine for tier "gold"/);
+    await expect(starter.start({ executionName: 'gold-x', tier: 'gold', startedAt: 'x' }, 'u')).rejects.toThrow(
+      /no journey state machine for tier "gold"/,
+    );
   });
 
   it('stops by the execution ARN derived from the name, even with hyphens in the tier id', async () => {
@@ -92,7 +94,9 @@ describe('Step Functions journey starter', () => {
     expect(tierOfExecutionName(name, Object.keys(MACHINES))).toBe('core-plus');
     expect(executionArn(MACHINES.member, 'member-abc')).toBe('arn:aws:states:eu-west-1:123456789012:execution:StrataJourneyMember:member-abc');
     // Executions start on the machine's alias; their ARN names the machine, never the alias.
-    expect(executionArn(`${MACHINES.member}:live`, 'member-abc')).toBe('arn:aws:states:eu-west-1:123456789012:execution:StrataJourneyMember:member-abc');
+    expect(executionArn(`${MACHINES.member}:live`, 'member-abc')).toBe(
+      'arn:aws:states:eu-west-1:123456789012:execution:StrataJourneyMember:member-abc',
+    );
   });
 
   it('counts an unknown or finished execution as stopped', async () => {
@@ -145,7 +149,7 @@ describe('EventBridge publisher', () => {
     expect(MAX_ENTRIES_PER_PUT).toBe(10);
   });
 
-  it('throws a retryable error naming the failed entries\' codes when any entry is refused', async () => {
+  it("throws a retryable error naming the failed entries' codes when any entry is refused", async () => {
     eventBridge.on(PutEventsCommand).resolves({
       FailedEntryCount: 2,
       Entries: [{ EventId: 'e1' }, { ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }, { ErrorCode: 'InternalFailure' }],

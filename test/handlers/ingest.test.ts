@@ -5,12 +5,7 @@
  * The reliability contract at the Lambda boundary: a poison message goes to the DLQ with its reason and the rest
  * of the batch succeeds; a throttled write fails only its record, and the redelivery applies it exactly once.
  */
-import {
-  DynamoDBServiceException,
-  ProvisionedThroughputExceededException,
-  ThrottlingException,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBServiceException, ProvisionedThroughputExceededException, ThrottlingException, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { SQSClient, SendMessageCommand, type SendMessageCommandInput } from '@aws-sdk/client-sqs';
@@ -192,9 +187,21 @@ describe('ingest handler: poison messages', () => {
     const { handler, store } = await setup();
     const records = [
       // A summed property that is not a number: dayIncrements throws InvalidEventError.
-      eventRecord('m-string-amount', { eventId: 'evt-string-amount', userId: ALICE, type: 'order.paid', occurredAt: '2026-03-02T09:00:00Z', properties: { amount: '199' } }),
+      eventRecord('m-string-amount', {
+        eventId: 'evt-string-amount',
+        userId: ALICE,
+        type: 'order.paid',
+        occurredAt: '2026-03-02T09:00:00Z',
+        properties: { amount: '199' },
+      }),
       // An attribute of the wrong type: applyEventToAttributes throws InvalidEventError, after the day write.
-      eventRecord('m-plan', { eventId: 'evt-plan', userId: BOB, type: 'questionnaire.answered', occurredAt: '2026-03-02T09:00:00Z', properties: { plan: 5 } }),
+      eventRecord('m-plan', {
+        eventId: 'evt-plan',
+        userId: BOB,
+        type: 'questionnaire.answered',
+        occurredAt: '2026-03-02T09:00:00Z',
+        properties: { plan: 5 },
+      }),
       eventRecord('m-good', { eventId: 'evt-good', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-02T09:10:00Z' }),
     ];
     const response = await handler(batch(...records));
@@ -202,7 +209,9 @@ describe('ingest handler: poison messages', () => {
     // Nothing is left for SQS to redeliver: a retry could not change the event.
     expect(response.batchItemFailures).toEqual([]);
     const sent = sqs.commandCalls(SendMessageCommand).map((call) => call.args[0].input as SendMessageCommandInput);
-    const reasonOf = Object.fromEntries(sent.map((input) => [input.MessageAttributes!['eventRef']!.StringValue!, input.MessageAttributes!['reason']!.StringValue!]));
+    const reasonOf = Object.fromEntries(
+      sent.map((input) => [input.MessageAttributes!['eventRef']!.StringValue!, input.MessageAttributes!['reason']!.StringValue!]),
+    );
     expect(Object.keys(reasonOf).sort()).toEqual(['evt-plan', 'evt-string-amount']);
     expect(reasonOf['evt-string-amount']).toBe('Event evt-string-amount: /properties/amount: must be a number (a metric adds it up), found "199"');
     expect(reasonOf['evt-plan']).toBe('Event evt-plan: /properties/plan: must be a string (it sets attribute "plan"), found 5');
@@ -225,10 +234,18 @@ describe('ingest handler: poison messages', () => {
         $metadata: { httpStatusCode: 400 },
       });
       dynamo.on(UpdateItemCommand, { Key: { pk: { S: userKey('carol') } } }).rejects(overflow);
-      dynamo.on(UpdateItemCommand, { Key: { pk: { S: userKey(BOB) } } }).rejectsOnce(new ThrottlingException({ message: 'Rate exceeded', $metadata: {} }));
+      dynamo
+        .on(UpdateItemCommand, { Key: { pk: { S: userKey(BOB) } } })
+        .rejectsOnce(new ThrottlingException({ message: 'Rate exceeded', $metadata: {} }));
       const response = await handler(
         batch(
-          eventRecord('m-big', { eventId: 'evt-big', userId: 'carol', type: 'order.paid', occurredAt: '2026-03-02T09:00:00Z', properties: { amount: 9e125 } }),
+          eventRecord('m-big', {
+            eventId: 'evt-big',
+            userId: 'carol',
+            type: 'order.paid',
+            occurredAt: '2026-03-02T09:00:00Z',
+            properties: { amount: 9e125 },
+          }),
           eventRecord('m-bob', { eventId: 'evt-b', userId: BOB, type: 'app.opened', occurredAt: '2026-03-02T09:10:00Z' }),
         ),
       );
@@ -249,17 +266,30 @@ describe('ingest handler: poison messages', () => {
         eventRecord('m-1970', { eventId: 'evt-1970', userId: ALICE, type: 'app.opened', occurredAt: '1970-01-01T00:00:00Z' }),
         eventRecord('m-2100', { eventId: 'evt-2100', userId: ALICE, type: 'app.opened', occurredAt: '2100-01-01T00:00:00Z' }),
         eventRecord('m-no-zone', { eventId: 'evt-no-zone', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-02T09:00:00' }),
-        eventRecord('m-huge', { eventId: 'evt-huge', userId: ALICE, type: 'order.paid', occurredAt: '2026-03-02T09:00:00Z', properties: { amount: 1e308 } }),
+        eventRecord('m-huge', {
+          eventId: 'evt-huge',
+          userId: ALICE,
+          type: 'order.paid',
+          occurredAt: '2026-03-02T09:00:00Z',
+          properties: { amount: 1e308 },
+        }),
         eventRecord('m-soon', { eventId: 'evt-soon', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-03T09:00:00Z' }),
       ),
     );
     expect(response.batchItemFailures).toEqual([]);
     const reasonOf = Object.fromEntries(
-      sqs.commandCalls(SendMessageCommand).map((call) => [call.args[0].input.MessageAttributes!['eventRef']!.StringValue!, call.args[0].input.MessageAttributes!['reason']!.StringValue!]),
+      sqs
+        .commandCalls(SendMessageCommand)
+        .map((call) => [
+          call.args[0].input.MessageAttributes!['eventRef']!.StringValue!,
+          call.args[0].input.MessageAttributes!['reason']!.StringValue!,
+        ]),
     );
     expect(reasonOf).toEqual({
       'evt-1970': expect.stringContaining('/occurredAt: 1970-01-01T00:00:00Z is before 2000-01-01'),
-      'evt-2100': expect.stringContaining(`/occurredAt: 2100-01-01T00:00:00Z is more than 24 h ahead of the receiving clock (${new Date(NOW).toISOString()})`),
+      'evt-2100': expect.stringContaining(
+        `/occurredAt: 2100-01-01T00:00:00Z is more than 24 h ahead of the receiving clock (${new Date(NOW).toISOString()})`,
+      ),
       'evt-no-zone': expect.stringContaining('/occurredAt: "2026-03-02T09:00:00" has no time zone: add Z for UTC or an offset such as +08:00'),
       'evt-huge': expect.stringContaining('/properties/amount: 1e+308 is outside the range DynamoDB can store'),
     });
@@ -295,7 +325,14 @@ describe('ingest handler: poison messages', () => {
 
 describe('ingest handler: throttling', () => {
   it.each([
-    ['ProvisionedThroughputExceededException', () => new ProvisionedThroughputExceededException({ message: 'The level of configured provisioned throughput for the table was exceeded', $metadata: {} })],
+    [
+      'ProvisionedThroughputExceededException',
+      () =>
+        new ProvisionedThroughputExceededException({
+          message: 'The level of configured provisioned throughput for the table was exceeded',
+          $metadata: {},
+        }),
+    ],
     ['ThrottlingException', () => new ThrottlingException({ message: 'Rate of requests exceeds the allowed throughput', $metadata: {} })],
   ])('a %s on a write fails only that record, and the redelivery applies it once', async (_name, throttle) => {
     const { handler, store } = await setup();
@@ -336,9 +373,13 @@ describe('ingest handler: tier changes', () => {
   it('promotes, starts the journey under its deterministic name, and publishes the notice', async () => {
     const { handler, store } = await setup();
     // Member: active on two distinct days within 7.
-    const first = await handler(batch(eventRecord('m1', { eventId: 'evt-1', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-01T09:00:00Z' })));
+    const first = await handler(
+      batch(eventRecord('m1', { eventId: 'evt-1', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-01T09:00:00Z' })),
+    );
     expect(first.batchItemFailures).toEqual([]);
-    const second = await handler(batch(eventRecord('m2', { eventId: 'evt-2', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-02T09:00:00Z' })));
+    const second = await handler(
+      batch(eventRecord('m2', { eventId: 'evt-2', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-02T09:00:00Z' })),
+    );
     expect(second.batchItemFailures).toEqual([]);
 
     const { profile } = await store.loadUser(ALICE, windowStart(ruleset, new Date(NOW)));
@@ -365,7 +406,9 @@ describe('ingest handler: tier changes', () => {
     eventBridge.on(PutEventsCommand).rejects(Object.assign(new Error('service unavailable'), { name: 'ServiceUnavailable', $fault: 'server' }));
     await handler(batch(eventRecord('m1', { eventId: 'evt-1', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-01T09:00:00Z' })));
 
-    const response = await handler(batch(eventRecord('m2', { eventId: 'evt-2', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-02T09:00:00Z' })));
+    const response = await handler(
+      batch(eventRecord('m2', { eventId: 'evt-2', userId: ALICE, type: 'app.opened', occurredAt: '2026-03-02T09:00:00Z' })),
+    );
 
     // A failed record would be redelivered five times and dead-lettered, though the event is applied.
     expect(response.batchItemFailures).toEqual([]);

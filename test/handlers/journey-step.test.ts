@@ -53,7 +53,11 @@ async function memberWithJourney() {
   expect(profile?.journey?.tier).toBe('member');
   const handler = createJourneyStepHandler({
     ruleset,
-    ports: { store: journeyStepStore(store), publisher: createEventBridgePublisher({ client: eventBridgeClient, eventBusName: 'strata-bus' }), clock },
+    ports: {
+      store: journeyStepStore(store),
+      publisher: createEventBridgePublisher({ client: eventBridgeClient, eventBusName: 'strata-bus' }),
+      clock,
+    },
     logger: new Logger({ serviceName: 'strata-journey-step-test' }),
     metrics: new Metrics({ namespace: 'StrataTest', serviceName: 'strata-journey-step-test' }),
   });
@@ -76,7 +80,13 @@ describe('journey-step handler', () => {
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ Source: 'strata.journeys', DetailType: 'JourneyAction', EventBusName: 'strata-bus' });
     const action = JSON.parse(entries[0]!.Detail!);
-    expect(action).toMatchObject({ kind: 'content', userId: USER, journeyId: 'member-nurture', stepId: 'welcome', templateId: 'beginner-live-session-replay' });
+    expect(action).toMatchObject({
+      kind: 'content',
+      userId: USER,
+      journeyId: 'member-nurture',
+      stepId: 'welcome',
+      templateId: 'beginner-live-session-replay',
+    });
     expect(result).toMatchObject({ actionId: action.actionId });
 
     // The state machine retries a Task whose result it never saw: the send is counted once, and published again
@@ -89,7 +99,9 @@ describe('journey-step handler', () => {
 
   it('turns a bus failure into Strata.Transient, which the compiled journey retries', async () => {
     const { handler, task } = await memberWithJourney();
-    eventBridge.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }] });
+    eventBridge
+      .on(PutEventsCommand)
+      .resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }] });
     const failure = await handler(task).catch((error: unknown) => error as Error);
     expect(failure).toBeInstanceOf(Error);
     expect((failure as Error).name).toBe(TRANSIENT_ERROR);
@@ -98,9 +110,14 @@ describe('journey-step handler', () => {
     expect(output.text()).not.toContain(USER);
   });
 
-  it('sends what the execution\'s own journey version says, even when the deployed journey no longer has the step', async () => {
+  it("sends what the execution's own journey version says, even when the deployed journey no longer has the step", async () => {
     const { handler, task } = await memberWithJourney();
-    const olderVersion = { ...task, journeyId: 'member-nurture-2025', stepId: 'old_welcome', step: { type: 'content', templateId: 'old-replay', channel: 'sms' } };
+    const olderVersion = {
+      ...task,
+      journeyId: 'member-nurture-2025',
+      stepId: 'old_welcome',
+      step: { type: 'content', templateId: 'old-replay', channel: 'sms' },
+    };
     expect(await handler(olderVersion)).toMatchObject({ outcome: 'sent' });
     const action = JSON.parse(eventBridge.commandCalls(PutEventsCommand)[0]!.args[0].input.Entries![0]!.Detail!);
     expect(action).toMatchObject({ journeyId: 'member-nurture-2025', stepId: 'old_welcome', templateId: 'old-replay', channel: 'sms' });
@@ -111,7 +128,9 @@ describe('journey-step handler', () => {
     const { userId: _userId, ...withoutUser } = task;
     await expect(handler(withoutUser)).rejects.toThrow(InvalidJourneyTaskError);
     await expect(handler({ ...task, sinceSentAt: 7 })).rejects.toThrow(/sinceSentAt/);
-    await expect(handler({ ...task, step: { type: 'content', channel: 'Carrier Pigeon' } })).rejects.toThrow(/step\.templateId.*step\.channel|step\.channel/);
+    await expect(handler({ ...task, step: { type: 'content', channel: 'Carrier Pigeon' } })).rejects.toThrow(
+      /step\.templateId.*step\.channel|step\.channel/,
+    );
     const { step: _step, ...withoutStep } = task;
     await expect(handler(withoutStep)).rejects.toThrow(/step: .*compileJourney/);
     await expect(handler('welcome')).rejects.toThrow(/not an object/);

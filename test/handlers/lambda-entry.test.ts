@@ -47,7 +47,10 @@ describe.each(Object.entries(ENTRIES))('the %s entry', (name, load) => {
   it('outside a bundle, imports cleanly and explains itself when called', async () => {
     bake(undefined);
     const module = await load();
-    await expect(module.handler(undefined as never)).rejects.toMatchObject({ name: 'HandlerOutsideBundleError', message: expect.stringContaining(name) });
+    await expect(module.handler(undefined as never)).rejects.toMatchObject({
+      name: 'HandlerOutsideBundleError',
+      message: expect.stringContaining(name),
+    });
   });
 
   it('in a bundle, is built once at module load from the env', async () => {

@@ -61,7 +61,10 @@ async function membersWhoWentQuiet(options: QuietMembersOptions = {}) {
   }
   for (const userId of users) expect((await store.loadUser(userId, '2026-03-01')).profile?.tier).toBe('member');
   clock.set('2026-03-12T02:30:00Z');
-  const reviewStore = reviewShards === shards ? store : createDynamoTierStore({ client: dynalite.client, tableName, shardCount: reviewShards, timeZone: ruleset.timezone });
+  const reviewStore =
+    reviewShards === shards
+      ? store
+      : createDynamoTierStore({ client: dynalite.client, tableName, shardCount: reviewShards, timeZone: ruleset.timezone });
   const handlerFor = (shardCount: number, storeForReview: TierStore) =>
     createReviewHandler({
       services: { ...services, store: options.reviewStore ? options.reviewStore(storeForReview) : storeForReview },
@@ -161,7 +164,9 @@ describe('review handler', () => {
     }
     expect(() => parseReviewStepInput({ step: 'shard', dates: ['yesterday'], shard: 0 })).toThrow(/YYYY-MM-DD/);
     expect(() => parseReviewStepInput({ step: 'shard', dates: ['2026-03-01'], shard: 0, cursor: { date: '2026-03-02' } })).toThrow(/"cursor"/);
-    expect(() => parseReviewStepInput({ step: 'shard', dates: ['2026-03-01'], shard: 0, cursor: { date: '2026-03-01', page: 7 } })).toThrow(/"cursor"/);
+    expect(() => parseReviewStepInput({ step: 'shard', dates: ['2026-03-01'], shard: 0, cursor: { date: '2026-03-01', page: 7 } })).toThrow(
+      /"cursor"/,
+    );
     expect(() => parseReviewStepInput({ step: 'sweep' })).toThrow(/unknown step/);
     expect(parseReviewStepInput({ step: 'advance', dates: ['2026-03-02', '2026-03-01'] })).toEqual({
       step: 'advance',
@@ -196,7 +201,7 @@ describe('review handler: one bad user never stops a shard', () => {
     expect(output.text()).not.toContain(broken);
   });
 
-  it('carries on when a user\'s outbox cannot be flushed, and the next night flushes it', async () => {
+  it("carries on when a user's outbox cannot be flushed, and the next night flushes it", async () => {
     class FailingOncePublisher extends RecordingPublisher {
       failures = 0;
       failNext = false;

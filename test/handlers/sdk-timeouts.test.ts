@@ -10,13 +10,7 @@ import { ListEventBusesCommand } from '@aws-sdk/client-eventbridge';
 import { ListStateMachinesCommand } from '@aws-sdk/client-sfn';
 import { ListQueuesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  SDK_TIMEOUTS,
-  createDynamoDbClient,
-  createEventBridgeClient,
-  createSfnClient,
-  createSqsClient,
-} from '../../functions/handlers/runtime.js';
+import { SDK_TIMEOUTS, createDynamoDbClient, createEventBridgeClient, createSfnClient, createSqsClient } from '../../functions/handlers/runtime.js';
 
 let server: Server;
 let endpoint: string;
@@ -72,7 +66,7 @@ describe('SDK request timeouts', () => {
     }
   }, 15_000);
 
-  it('keeps every bound well inside the functions\' timeouts, with a short connect timeout', () => {
+  it("keeps every bound well inside the functions' timeouts, with a short connect timeout", () => {
     expect(SDK_TIMEOUTS.connectionTimeoutMs).toBeLessThanOrEqual(1_000);
     expect(SDK_TIMEOUTS.dynamoDbRequestTimeoutMs).toBeLessThanOrEqual(SDK_TIMEOUTS.requestTimeoutMs);
     // The ingest and journey-step functions time out at 30 s.

@@ -14,7 +14,16 @@ const REPO = join(import.meta.dirname, '..', '..');
 const SYSTEM_BROWSERS = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
 // Headless with no sandbox (CI runs as root), and nothing that would reach the network or write a shared profile;
 // playwright gives every launch a fresh, temporary --user-data-dir.
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 export class BrowserUnavailableError extends Error {
   override readonly name = 'BrowserUnavailableError';
@@ -64,7 +73,10 @@ async function bundledBrowser(): Promise<BundledBrowser> {
       await Chromium.executablePath(join(packageDir, 'bin'));
     } catch (error) {
       await rm(staging, { recursive: true, force: true });
-      throw new BrowserUnavailableError(`browser tests: could not unpack @sparticuz/chromium ${version} (run \`npm install\` again, or set STRATA_CHROMIUM to a Chromium binary)`, { cause: error });
+      throw new BrowserUnavailableError(
+        `browser tests: could not unpack @sparticuz/chromium ${version} (run \`npm install\` again, or set STRATA_CHROMIUM to a Chromium binary)`,
+        { cause: error },
+      );
     } finally {
       if (previousTmpdir === undefined) delete process.env['TMPDIR'];
       else process.env['TMPDIR'] = previousTmpdir;

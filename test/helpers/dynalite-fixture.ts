@@ -5,7 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll } from 'vitest';
-import { type CapacityUnits, type DynamoTierStore, type DynamoTierStoreOptions, type StoreOperation, createDynamoTierStore } from '../../functions/aws/dynamo-store.js';
+import {
+  type CapacityUnits,
+  type DynamoTierStore,
+  type DynamoTierStoreOptions,
+  type StoreOperation,
+  createDynamoTierStore,
+} from '../../functions/aws/dynamo-store.js';
 import { type RunningDynalite, createStrataTable, startDynalite } from '../../functions/local/dynalite.js';
 
 export interface DynaliteFixture {

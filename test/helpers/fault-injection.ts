@@ -12,7 +12,11 @@ import { DynamoDBClient, ProvisionedThroughputExceededException } from '@aws-sdk
 /** What a killed Lambda looks like to the code after it: the call never returns normally. */
 export class SimulatedCrash extends Error {
   override readonly name = 'SimulatedCrash';
-  constructor(readonly operation: string, readonly when: 'before' | 'after', readonly call: number) {
+  constructor(
+    readonly operation: string,
+    readonly when: 'before' | 'after',
+    readonly call: number,
+  ) {
     super(`simulated crash ${when} ${operation} call #${call}`);
   }
 }

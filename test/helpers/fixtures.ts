@@ -36,7 +36,12 @@ export const testRules = (): Record<string, Json> => ({
     conditions: {
       any: [
         { fact: 'days7', operator: 'greaterThanInclusive', value: 2 },
-        { all: [{ fact: 'daysSinceSignup', operator: 'greaterThanInclusive', value: 10 }, { fact: 'plan', operator: 'equal', value: 'pro' }] },
+        {
+          all: [
+            { fact: 'daysSinceSignup', operator: 'greaterThanInclusive', value: 10 },
+            { fact: 'plan', operator: 'equal', value: 'pro' },
+          ],
+        },
       ],
     },
     event: { type: 'qualifies', params: { tier: 'member' } },

@@ -62,7 +62,13 @@ export async function runSteps(world: LifecycleWorld, steps: LifecycleStep[], us
       const history = await world.store.listHistory(userId, 100);
       await runReview(world.services, world.store.shardCount);
       const after = await world.store.listHistory(userId, 100);
-      world.lastTransitions = before === world.profile()?.version ? [] : after.slice(0, after.length - history.length).reverse().flatMap((h) => h.explanation.transitions.map((t) => t.kind));
+      world.lastTransitions =
+        before === world.profile()?.version
+          ? []
+          : after
+              .slice(0, after.length - history.length)
+              .reverse()
+              .flatMap((h) => h.explanation.transitions.map((t) => t.kind));
     } else if ('lock' in step) {
       world.clock.set(step.at);
       const decision = await setTierLock(world.services, userId, step.lock ?? undefined);

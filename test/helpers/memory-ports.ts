@@ -7,7 +7,14 @@ import type { DayIncrement } from '../../functions/core/metrics.js';
 import type { Clock, JourneyStarter, NoticePublisher, TierStore } from '../../functions/core/ports.js';
 import { reviewShard } from '../../functions/core/review.js';
 import { reviewIndexDate } from '../../functions/core/review-date.js';
-import { type DayBucket, type HistoryEntry, type JourneyRef, type TierNotice, type UserProfile, committedHistory } from '../../functions/core/state.js';
+import {
+  type DayBucket,
+  type HistoryEntry,
+  type JourneyRef,
+  type TierNotice,
+  type UserProfile,
+  committedHistory,
+} from '../../functions/core/state.js';
 
 const clone = <T>(value: T): T => structuredClone(value);
 
@@ -53,7 +60,10 @@ export class MemoryTierStore implements TierStore {
 
   async appendHistory(entry: HistoryEntry): Promise<void> {
     const list = (this.history.get(entry.userId) ?? []).filter((e) => e.version !== entry.version || e.id !== entry.id);
-    this.history.set(entry.userId, [...list, clone(entry)].sort((a, b) => a.version - b.version));
+    this.history.set(
+      entry.userId,
+      [...list, clone(entry)].sort((a, b) => a.version - b.version),
+    );
   }
 
   async clearOutbox(profile: UserProfile): Promise<boolean> {

@@ -55,7 +55,7 @@ describe('delivery channels in the stack', () => {
     expect(Object.keys(stack.channelDestinations.channels).sort()).toEqual([...DELIVERING].sort());
   });
 
-  it('puts each channel\'s rate limit on its API destination, tied to its own connection', () => {
+  it("puts each channel's rate limit on its API destination, tied to its own connection", () => {
     for (const name of DELIVERING) {
       const { connection, destination } = stack.channelDestinations.channels[name]!;
       const connectionId = cfnIdOf(connection, 'AWS::Events::Connection');
@@ -86,7 +86,7 @@ describe('delivery channels in the stack', () => {
     expect(text).not.toMatch(/WECOM_ROBOT_KEY|SMS_API_KEY/);
   });
 
-  it('routes each channel\'s JourneyActions to it with a retry policy, the DLQ and the rendered body', () => {
+  it("routes each channel's JourneyActions to it with a retry policy, the DLQ and the rendered body", () => {
     const dlq = stack.getLogicalId(stack.channelDestinations.deadLetterQueue!.node.defaultChild as never);
     const input = new Capture();
     template.hasResourceProperties('AWS::Events::Rule', {
@@ -107,7 +107,9 @@ describe('delivery channels in the stack', () => {
     for (const name of DELIVERING) {
       template.hasResourceProperties('AWS::Events::Rule', {
         EventPattern: Match.objectLike({ detail: { channel: [name] } }),
-        Targets: [Match.objectLike({ RetryPolicy: Match.objectLike({ MaximumRetryAttempts: Match.anyValue() }), DeadLetterConfig: Match.anyValue() })],
+        Targets: [
+          Match.objectLike({ RetryPolicy: Match.objectLike({ MaximumRetryAttempts: Match.anyValue() }), DeadLetterConfig: Match.anyValue() }),
+        ],
       });
     }
     const wecom = new Capture();
@@ -115,7 +117,9 @@ describe('delivery channels in the stack', () => {
       EventPattern: Match.objectLike({ detail: { channel: ['wecom-group'] } }),
       Targets: [Match.objectLike({ InputTransformer: wecom })],
     });
-    expect((wecom.asObject() as { InputTemplate: string }).InputTemplate).toContain('"content":"New for <@<detail-userId>>: [<detail-templateId>](https://learn.example.com/c/<detail-templateId>)"');
+    expect((wecom.asObject() as { InputTemplate: string }).InputTemplate).toContain(
+      '"content":"New for <@<detail-userId>>: [<detail-templateId>](https://learn.example.com/c/<detail-templateId>)"',
+    );
   });
 
   it('alarms on the channel dead-letter queue, to the alarm topic', () => {
@@ -130,7 +134,9 @@ describe('delivery channels in the stack', () => {
 
   it('refuses an http:// endpoint at synth, naming the channel', () => {
     const files = withExamples(projectFiles, { plain: { endpoint: 'http://hooks.example.com/x' } });
-    expect(() => buildApp({ projectFiles: files, context: { 'aws:cdk:bundling-stacks': [] }, outdir: mkdtempSync(join(tmpdir(), 'strata-cdk-http-')) })).toThrow(ConfigError);
+    expect(() =>
+      buildApp({ projectFiles: files, context: { 'aws:cdk:bundling-stacks': [] }, outdir: mkdtempSync(join(tmpdir(), 'strata-cdk-http-')) }),
+    ).toThrow(ConfigError);
   });
 
   it('the shipped project (log-only channels) has no API destination', async () => {

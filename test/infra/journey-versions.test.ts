@@ -24,7 +24,8 @@ let template: Template;
 let resources: Resources;
 let validationFindings: unknown[];
 
-const logicalIdOf = (construct: { node: { defaultChild?: unknown } }): string => stack.getLogicalId((construct.node.defaultChild ?? construct) as never);
+const logicalIdOf = (construct: { node: { defaultChild?: unknown } }): string =>
+  stack.getLogicalId((construct.node.defaultChild ?? construct) as never);
 const idOfCfn = (element: unknown): string => stack.getLogicalId(element as never);
 
 beforeAll(async () => {
@@ -49,7 +50,7 @@ describe('journey versions and aliases', () => {
     expect(validationFindings).toEqual([]);
   });
 
-  it('publishes each journey machine\'s revision as a version, kept when a later deploy replaces it', () => {
+  it("publishes each journey machine's revision as a version, kept when a later deploy replaces it", () => {
     const tiers = Object.keys(stack.journeyMachines);
     expect(tiers.length).toBeGreaterThan(0);
     template.resourceCountIs('AWS::StepFunctions::StateMachineVersion', tiers.length);
@@ -69,7 +70,7 @@ describe('journey versions and aliases', () => {
     }
   });
 
-  it('points a live alias at this deploy\'s version, and outputs its ARN for the rollback command', () => {
+  it("points a live alias at this deploy's version, and outputs its ARN for the rollback command", () => {
     for (const [tier, target] of Object.entries(stack.journeyTargets)) {
       const aliasId = idOfCfn(target.alias);
       expect(resources[aliasId]!.Properties).toMatchObject({
@@ -82,7 +83,9 @@ describe('journey versions and aliases', () => {
   });
 
   it('starts executions on the alias: the functions get alias ARNs, and StartExecution only with its qualifier', () => {
-    const aliasArns = Object.fromEntries(Object.entries(stack.journeyTargets).map(([tier, target]) => [tier, { 'Fn::GetAtt': [idOfCfn(target.alias), 'Arn'] }]));
+    const aliasArns = Object.fromEntries(
+      Object.entries(stack.journeyTargets).map(([tier, target]) => [tier, { 'Fn::GetAtt': [idOfCfn(target.alias), 'Arn'] }]),
+    );
     for (const fn of [stack.ingestFunction, stack.reviewFunction]) {
       const variables = resources[logicalIdOf(fn.function)]!.Properties['Environment'].Variables as Record<string, unknown>;
       const resolved = JSON.stringify(variables[ENV.journeyStateMachines]);

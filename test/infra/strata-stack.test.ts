@@ -55,7 +55,14 @@ const logicalIdOf = (construct: { node: { defaultChild?: unknown } }): string =>
 interface AslState {
   Type: string;
   Resource?: string;
-  Retry?: Array<{ ErrorEquals: string[]; IntervalSeconds?: number; MaxAttempts?: number; BackoffRate?: number; MaxDelaySeconds?: number; JitterStrategy?: string }>;
+  Retry?: Array<{
+    ErrorEquals: string[];
+    IntervalSeconds?: number;
+    MaxAttempts?: number;
+    BackoffRate?: number;
+    MaxDelaySeconds?: number;
+    JitterStrategy?: string;
+  }>;
   Next?: string;
   InputPath?: string;
   Choices?: Array<{ Variable: string; IsPresent?: boolean; Next: string }>;
@@ -63,7 +70,10 @@ interface AslState {
   ItemProcessor?: { StartAt: string; States: Record<string, AslState> };
 }
 /** A state machine's ASL, with every CloudFormation reference in it replaced by a placeholder. */
-const definitionOf = (machine: { node: { defaultChild?: unknown } }, from: Resources = resources): { StartAt: string; States: Record<string, AslState> } => {
+const definitionOf = (
+  machine: { node: { defaultChild?: unknown } },
+  from: Resources = resources,
+): { StartAt: string; States: Record<string, AslState> } => {
   const body = from[logicalIdOf(machine)]!.Properties['DefinitionString'] as string | { 'Fn::Join': [string, unknown[]] };
   const text = typeof body === 'string' ? body : body['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'REF')).join('');
   return JSON.parse(text) as { StartAt: string; States: Record<string, AslState> };
@@ -74,7 +84,10 @@ const templateFor = (context: Record<string, unknown>): { template: Template; st
   try {
     const built = buildApp({ projectFiles, context: { ...STAGE_CONTEXT, 'aws:cdk:bundling-stacks': [], ...context }, outdir: scratch });
     built.app.synth();
-    return { template: Template.fromJSON(JSON.parse(readFileSync(join(scratch, `${built.stack.stackName}.template.json`), 'utf8'))), stack: built.stack };
+    return {
+      template: Template.fromJSON(JSON.parse(readFileSync(join(scratch, `${built.stack.stackName}.template.json`), 'utf8'))),
+      stack: built.stack,
+    };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -133,10 +146,14 @@ describe('state machines', () => {
       const properties = resources[logicalIdOf(machine!)]!.Properties;
       expect(properties['StateMachineType']).toBe('STANDARD');
       // Compiled from the journey JSON, with every Task's resource substituted by the journey-step function.
-      const definition = JSON.parse(properties['DefinitionString'] as string) as { Comment: string; States: Record<string, { Type: string; Resource?: string }> };
+      const definition = JSON.parse(properties['DefinitionString'] as string) as {
+        Comment: string;
+        States: Record<string, { Type: string; Resource?: string }>;
+      };
       expect(definition.Comment).toContain(`"${journey.id}"`);
       const tasks = Object.values(definition.States).filter((state) => state.Type === 'Task');
       expect(tasks.length).toBeGreaterThan(0);
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation definitionSubstitutions placeholder, not a JS template
       for (const task of tasks) expect(task.Resource).toBe('${JourneyStepFunctionArn}');
       expect(properties['DefinitionSubstitutions']).toEqual({
         JourneyStepFunctionArn: { 'Fn::GetAtt': [logicalIdOf(stack.journeyStepFunction.function), 'Arn'] },
@@ -183,7 +200,9 @@ describe('state machines', () => {
     expect(tasks).toHaveLength(3);
     for (const task of tasks) {
       const first = task.Retry![0]!;
-      expect(first.ErrorEquals).toEqual(expect.arrayContaining(['Lambda.TooManyRequestsException', 'Lambda.ClientExecutionTimeoutException', 'Lambda.Unknown', 'Sandbox.Timedout']));
+      expect(first.ErrorEquals).toEqual(
+        expect.arrayContaining(['Lambda.TooManyRequestsException', 'Lambda.ClientExecutionTimeoutException', 'Lambda.Unknown', 'Sandbox.Timedout']),
+      );
       expect(first.ErrorEquals).toEqual([...LAMBDA_TRANSIENT_ERRORS]);
       expect(first.BackoffRate).toBeGreaterThan(1);
       expect(retryWindowSeconds(first as Parameters<typeof retryWindowSeconds>[0])).toBeGreaterThanOrEqual(MIN_LAMBDA_RETRY_WINDOW_SECONDS);
@@ -229,7 +248,7 @@ describe('nightly schedule', () => {
     });
   });
 
-  it('defaults the time zone to the ruleset\'s', () => {
+  it("defaults the time zone to the ruleset's", () => {
     expect(readStageSettings(new App().node).reviewTimeZone).toBeUndefined();
     expect(stack.ruleset.timezone).toBeTruthy();
   });
@@ -276,7 +295,9 @@ describe('event bus', () => {
     }
     const namespaces = stages.map(({ template: stage }) => {
       const values = new Set(
-        Object.values(stage.findResources('AWS::Lambda::Function')).map((fn) => fn['Properties'].Environment.Variables[ENV.metricsNamespace] as string),
+        Object.values(stage.findResources('AWS::Lambda::Function')).map(
+          (fn) => fn['Properties'].Environment.Variables[ENV.metricsNamespace] as string,
+        ),
       );
       expect(values.size).toBe(1);
       return [...values][0];
@@ -284,7 +305,7 @@ describe('event bus', () => {
     expect(namespaces).toEqual(['Strata/Strata-staging', 'Strata/Strata-prod']);
   }, 120_000);
 
-  it('keeps derived statement ids within CloudFormation\'s 64 characters, and unique, for long stack names', () => {
+  it("keeps derived statement ids within CloudFormation's 64 characters, and unique, for long stack names", () => {
     const long = 'Strata-' + 'x'.repeat(100);
     const ids = [busStatementId(long + 'a', 'DenyStrataSourcesFromOtherAccounts'), busStatementId(long + 'b', 'DenyStrataSourcesFromOtherAccounts')];
     for (const id of ids) expect(`cdk-${id}`.length).toBeLessThanOrEqual(64);
@@ -292,7 +313,7 @@ describe('event bus', () => {
     expect(metricsNamespaceOf('Strata')).toBe('Strata/Strata');
   });
 
-  it('routes user events (not Strata\'s own) to the ingest queue, even without a userId or eventId, so they get a dead letter', () => {
+  it("routes user events (not Strata's own) to the ingest queue, even without a userId or eventId, so they get a dead letter", () => {
     template.hasResourceProperties('AWS::Events::Rule', {
       EventBusName: ref(busId()),
       EventPattern: Match.exact({ source: [{ 'anything-but': { prefix: 'strata.' } }] }),
@@ -356,7 +377,7 @@ describe('queues and alarms', () => {
     });
   });
 
-  it('alarms on users the nightly review could not review, in this stack\'s namespace', () => {
+  it("alarms on users the nightly review could not review, in this stack's namespace", () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: metricsNamespaceOf(stack.stackName),
       MetricName: REVIEW_USERS_FAILED_METRIC,
@@ -454,7 +475,9 @@ describe('table', () => {
 describe('IAM', () => {
   const statements = (): Array<{ policy: string; Effect: string; Action: string | string[]; Resource: unknown }> =>
     ofType('AWS::IAM::Policy').flatMap(([policy, resource]) =>
-      (resource.Properties['PolicyDocument'].Statement as Array<Record<string, any>>).map((statement) => ({ policy, ...statement }) as { policy: string; Effect: string; Action: string | string[]; Resource: unknown }),
+      (resource.Properties['PolicyDocument'].Statement as Array<Record<string, any>>).map(
+        (statement) => ({ policy, ...statement }) as { policy: string; Effect: string; Action: string | string[]; Resource: unknown },
+      ),
     );
   const actionsOf = (statement: { Action: string | string[] }): string[] => [statement.Action].flat();
 
@@ -471,7 +494,9 @@ describe('IAM', () => {
 
   it('lets ingest send a refused event to its dead-letter queue itself (with the reason), and no other function', () => {
     const dlqId = logicalIdOf(stack.ingestDeadLetterQueue);
-    const senders = statements().filter((statement) => actionsOf(statement).includes('sqs:SendMessage') && JSON.stringify(statement.Resource).includes(dlqId));
+    const senders = statements().filter(
+      (statement) => actionsOf(statement).includes('sqs:SendMessage') && JSON.stringify(statement.Resource).includes(dlqId),
+    );
     expect(senders.map((statement) => statement.policy)).toEqual([logicalIdOf(stack.ingestFunction.role.node.findChild('DefaultPolicy') as never)]);
     const ingestEnv = resources[logicalIdOf(stack.ingestFunction.function)]!.Properties['Environment'].Variables as Record<string, unknown>;
     expect(ingestEnv[ENV.deadLetterQueueUrl]).toEqual(ref(dlqId));
@@ -484,18 +509,23 @@ describe('IAM', () => {
   });
 
   it('sets each env var and its grant together (bindTable and friends)', () => {
-    const env = (fn: { function: unknown }) => resources[logicalIdOf(fn.function as never)]!.Properties['Environment'].Variables as Record<string, unknown>;
+    const env = (fn: { function: unknown }) =>
+      resources[logicalIdOf(fn.function as never)]!.Properties['Environment'].Variables as Record<string, unknown>;
     expect(Object.keys(env(stack.ingestFunction)).sort()).toEqual(
       [ENV.deadLetterQueueUrl, ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
     );
     expect(Object.keys(env(stack.reviewFunction)).sort()).toEqual(
       [ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
     );
-    expect(Object.keys(env(stack.journeyStepFunction)).sort()).toEqual([ENV.eventBusName, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort());
+    expect(Object.keys(env(stack.journeyStepFunction)).sort()).toEqual(
+      [ENV.eventBusName, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
+    );
     expect(env(stack.ingestFunction)[ENV.reviewShardCount]).toBe('12');
     // Only the review reads the review index.
     const indexReaders = statements().filter((statement) => JSON.stringify(statement.Resource).includes(`/index/${TABLE_KEYS.reviewIndexName}`));
-    expect(indexReaders.map((statement) => statement.policy)).toEqual([logicalIdOf(stack.reviewFunction.role.node.findChild('DefaultPolicy') as never)]);
+    expect(indexReaders.map((statement) => statement.policy)).toEqual([
+      logicalIdOf(stack.reviewFunction.role.node.findChild('DefaultPolicy') as never),
+    ]);
   });
 });
 
@@ -566,23 +596,38 @@ describe('stage settings', () => {
   it('accepts -c strings: comma lists, JSON lists, digits, bare cron fields', () => {
     expect(
       settingsFrom({ allowedSources: 'a.app, b.crm', allowedAccounts: '["111122223333"]', reviewShards: '32', reviewSchedule: '15 1 * * ? *' }),
-    ).toMatchObject({ allowedSources: ['a.app', 'b.crm'], allowedAccounts: ['111122223333'], reviewShards: 32, reviewSchedule: 'cron(15 1 * * ? *)' });
+    ).toMatchObject({
+      allowedSources: ['a.app', 'b.crm'],
+      allowedAccounts: ['111122223333'],
+      reviewShards: 32,
+      reviewSchedule: 'cron(15 1 * * ? *)',
+    });
   });
 
   it('reports every problem at once, naming the key', () => {
     let error: unknown;
     try {
-      settingsFrom({ allowedSources: ['strata.tiers'], allowedAccounts: ['12'], reviewTimeZone: 'Mars/Olympus', logRetentionDays: 10, reviewSchedule: 'cron(0 3 * * *)' });
+      settingsFrom({
+        allowedSources: ['strata.tiers'],
+        allowedAccounts: ['12'],
+        reviewTimeZone: 'Mars/Olympus',
+        logRetentionDays: 10,
+        reviewSchedule: 'cron(0 3 * * *)',
+      });
     } catch (caught) {
       error = caught;
     }
     expect(error).toBeInstanceOf(StageSettingsError);
     const problems = (error as StageSettingsError).problems.join('\n');
-    for (const key of ['allowedSources', 'allowedAccounts', 'reviewTimeZone', 'logRetentionDays', 'reviewSchedule']) expect(problems).toContain(`${key}:`);
+    for (const key of ['allowedSources', 'allowedAccounts', 'reviewTimeZone', 'logRetentionDays', 'reviewSchedule'])
+      expect(problems).toContain(`${key}:`);
   });
 
   it('checks the alarm email and the ingest concurrency', () => {
-    expect(settingsFrom({ alarmEmail: 'ops@example.com', ingestMaxConcurrency: '50' })).toMatchObject({ alarmEmail: 'ops@example.com', ingestMaxConcurrency: 50 });
+    expect(settingsFrom({ alarmEmail: 'ops@example.com', ingestMaxConcurrency: '50' })).toMatchObject({
+      alarmEmail: 'ops@example.com',
+      ingestMaxConcurrency: 50,
+    });
     expect(() => settingsFrom({ alarmEmail: 'ops at example' })).toThrow(/alarmEmail: "ops at example" is not an email address/);
     expect(() => settingsFrom({ ingestMaxConcurrency: 1 })).toThrow(/ingestMaxConcurrency: must be a whole number from 2 to 1000/);
   });

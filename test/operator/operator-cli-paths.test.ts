@@ -43,7 +43,9 @@ afterEach(async () => {
 const machineArn = (tier: string): string => `arn:aws:states:eu-west-1:123456789012:stateMachine:strata-${tier}:live`;
 
 async function itemCount(tableName: string, userId: string): Promise<number> {
-  const page = await dynalite.client.send(new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: userKey(userId) } } }));
+  const page = await dynalite.client.send(
+    new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: userKey(userId) } } }),
+  );
   return page.Count ?? 0;
 }
 
@@ -57,12 +59,23 @@ describe('--table: the CLI on AWS clients', () => {
     const published: EventBridgeEnvelope[] = [];
     const endpoint = await startPutEventsEndpoint({ port: 0, busName: 'strata-prod', onEvents: (events) => void published.push(...events) });
     cleanups.push(() => endpoint.close());
-    const eventBridge = new EventBridgeClient({ endpoint: endpoint.url, region: 'eu-west-1', credentials: { accessKeyId: 't', secretAccessKey: 't' } });
+    const eventBridge = new EventBridgeClient({
+      endpoint: endpoint.url,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 't', secretAccessKey: 't' },
+    });
     const sfnClient = new SFNClient({ region: 'eu-west-1' });
-    cleanups.push(() => eventBridge.destroy(), () => sfnClient.destroy());
+    cleanups.push(
+      () => eventBridge.destroy(),
+      () => sfnClient.destroy(),
+    );
     const tableName = await dynalite.freshTable();
     const stateMachines = JSON.stringify(Object.fromEntries(ruleset.tiers.map((t) => [t.id, machineArn(t.id)])));
-    const services = awsOperatorServices(ruleset, { dynamo: dynalite.client, sfn: sfnClient, eventBridge }, { tableName, eventBusName: 'strata-prod', stateMachines, reviewShards: 16 });
+    const services = awsOperatorServices(
+      ruleset,
+      { dynamo: dynalite.client, sfn: sfnClient, eventBridge },
+      { tableName, eventBusName: 'strata-prod', stateMachines, reviewShards: 16 },
+    );
 
     const now = new Date().toISOString();
     await ingestEvent(services, { eventId: 'e1', userId: 'aws-1', type: 'app.opened', occurredAt: now, properties: {} });
@@ -98,7 +111,8 @@ describe('--table: the CLI on AWS clients', () => {
 
   it('deletes users with more items than one batch holds (every item under the key, any kind)', async () => {
     const { store, tableName } = await dynalite.freshStore();
-    for (let day = 0; day < 60; day++) await store.recordEvent('many-1', `k${day}`, { date: addDays('2026-01-01', day), counters: { n_x: 1 }, signals: [] });
+    for (let day = 0; day < 60; day++)
+      await store.recordEvent('many-1', `k${day}`, { date: addDays('2026-01-01', day), counters: { n_x: 1 }, signals: [] });
     expect(await itemCount(tableName, 'many-1')).toBe(60);
     expect(await store.deleteUserItems('many-1')).toEqual({ deleted: 60 });
     expect(await itemCount(tableName, 'many-1')).toBe(0);
@@ -114,9 +128,21 @@ describe('local: the CLI through the running stack', () => {
     cleanups.push(async () => void (await stack.close()));
     const endpoint = await startOperatorEndpoint(stack.operator);
     cleanups.push(() => endpoint.close());
-    await writeStackInfo(dataDir, { dynamoEndpoint: stack.dynalite.endpoint, tableName: stack.dynalite.tableName, eventsEndpoint: 'http://127.0.0.1:1', operatorEndpoint: endpoint.url, pid: process.pid });
+    await writeStackInfo(dataDir, {
+      dynamoEndpoint: stack.dynalite.endpoint,
+      tableName: stack.dynalite.tableName,
+      eventsEndpoint: 'http://127.0.0.1:1',
+      operatorEndpoint: endpoint.url,
+      pid: process.pid,
+    });
 
-    await ingestEvent(stack.services, { eventId: 'e1', userId: 'local-1', type: 'app.opened', occurredAt: clock.now().toISOString(), properties: {} });
+    await ingestEvent(stack.services, {
+      eventId: 'e1',
+      userId: 'local-1',
+      type: 'app.opened',
+      occurredAt: clock.now().toISOString(),
+      properties: {},
+    });
     expect(await performOnLocalStack({ action: 'lock', userId: 'local-1', lock: { tier: 'member', reason: 'beta tester' } }, dataDir)).toEqual({
       action: 'lock',
       userId: 'local-1',
@@ -124,8 +150,13 @@ describe('local: the CLI through the running stack', () => {
       transitions: ['locked'],
     });
     await expect(performOnLocalStack({ action: 'unlock', userId: 'nobody' }, dataDir)).rejects.toThrow(UsageError);
-    await expect(performOnLocalStack({ action: 'lock', userId: 'local-1', lock: { tier: 'gold', reason: 'x' } }, dataDir)).rejects.toThrow(/"gold" is not a tier/);
-    expect(await performOnLocalStack({ action: 'forget', userId: 'local-1' }, dataDir)).toMatchObject({ action: 'forget', userRef: userRef('local-1') });
+    await expect(performOnLocalStack({ action: 'lock', userId: 'local-1', lock: { tier: 'gold', reason: 'x' } }, dataDir)).rejects.toThrow(
+      /"gold" is not a tier/,
+    );
+    expect(await performOnLocalStack({ action: 'forget', userId: 'local-1' }, dataDir)).toMatchObject({
+      action: 'forget',
+      userRef: userRef('local-1'),
+    });
     expect(await itemCount(stack.dynalite.tableName, 'local-1')).toBe(0);
   });
 });

@@ -48,7 +48,11 @@ async function sendEvent(userId: string, type: string, eventId: string, properti
 
 async function itemsOf(userId: string): Promise<number> {
   const page = await stack.dynalite.client.send(
-    new QueryCommand({ TableName: stack.dynalite.tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: userKey(userId) } } }),
+    new QueryCommand({
+      TableName: stack.dynalite.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': { S: userKey(userId) } },
+    }),
   );
   return page.Count ?? 0;
 }
@@ -74,7 +78,11 @@ describe('strata lock / unlock on the local stack', () => {
     await stack.settle();
 
     const { profile } = await stack.store.loadUser('vip-1', DAY0);
-    expect(profile).toMatchObject({ tier: 'core', lock: { tier: 'core', until: addDays(DAY0, 90), reason: 'VIP contract' }, reviewAt: addDays(DAY0, 90) });
+    expect(profile).toMatchObject({
+      tier: 'core',
+      lock: { tier: 'core', until: addDays(DAY0, 90), reason: 'VIP contract' },
+      reviewAt: addDays(DAY0, 90),
+    });
     const [latest] = await stack.store.listHistory('vip-1', 1);
     expect(latest!.explanation).toMatchObject({ trigger: 'operator', note: 'locked: VIP contract', fromTier: 'visitor', toTier: 'core' });
     expect(notices().at(-1)).toMatchObject({ detailType: 'TierChanged', kind: 'locked', fromTier: 'visitor', toTier: 'core' });
@@ -122,7 +130,9 @@ describe('strata lock / unlock on the local stack', () => {
     await sendEvent('u-1', 'app.opened', 'e1');
     await expect(lockUser(stack.services, 'nobody', { tier: 'core', reason: 'x' })).rejects.toThrow(/no user "nobody"/);
     await expect(lockUser(stack.services, 'u-1', { tier: 'gold', reason: 'x' })).rejects.toThrow(OperatorError);
-    await expect(lockUser(stack.services, 'u-1', { tier: 'core', until: localDate(clock.now(), ruleset.timezone), reason: 'x' })).rejects.toThrow(/not after today/);
+    await expect(lockUser(stack.services, 'u-1', { tier: 'core', until: localDate(clock.now(), ruleset.timezone), reason: 'x' })).rejects.toThrow(
+      /not after today/,
+    );
     await expect(unlockUser(stack.services, 'nobody')).rejects.toThrow(/no user/);
     expect(await itemsOf('nobody')).toBe(0);
     expect((await stack.store.loadUser('u-1', DAY0)).profile!.lock).toBeUndefined();
@@ -160,14 +170,20 @@ describe('strata forget on the local stack', () => {
     await sendEvent('gone-1', 'app.opened', 'e1');
     const reborn = (await stack.store.loadUser('gone-1', addDays(DAY0, 10))).profile!;
     expect(reborn.version).toBe(1);
-    expect(notices().filter((n) => n.userId === 'gone-1').map((n) => n.kind)).toEqual(['entered', 'entered']);
+    expect(
+      notices()
+        .filter((n) => n.userId === 'gone-1')
+        .map((n) => n.kind),
+    ).toEqual(['entered', 'entered']);
   });
 });
 
 describe('per-channel consent on the local stack', () => {
   it('stops only the channel named, everything with none, and resumes after an opt-in', async () => {
     const visitor = ruleset.journeys['visitor']!;
-    const users = Array.from({ length: 40 }, (_, n) => `consent-${n}`).filter((id) => !isHeldOut(id, visitor)).slice(0, 3);
+    const users = Array.from({ length: 40 }, (_, n) => `consent-${n}`)
+      .filter((id) => !isHeldOut(id, visitor))
+      .slice(0, 3);
     const [leftDirect, leftAll, cameBack] = users as [string, string, string];
     for (const userId of users) await sendEvent(userId, 'app.opened', `${userId}-open`);
     await sendEvent(leftDirect, 'message.opted_out', `${leftDirect}-out`, { channel: 'direct-message' });
@@ -177,9 +193,12 @@ describe('per-channel consent on the local stack', () => {
     await sendEvent(cameBack, 'message.opted_in', `${cameBack}-in`, { channel: 'direct-message' });
     await clock.advanceTo(instantAtLocalTime(addDays(DAY0, 12), 12 * 60, ruleset.timezone));
 
-    const sentSteps = (userId: string): string[] => activity.flatMap((a) => (a.kind === 'action' && a.action.userId === userId ? [a.action.stepId] : []));
+    const sentSteps = (userId: string): string[] =>
+      activity.flatMap((a) => (a.kind === 'action' && a.action.userId === userId ? [a.action.stepId] : []));
     const exits = (userId: string): string[] =>
-      activity.flatMap((a) => (a.kind === 'journey-step' && a.task.userId === userId && a.result.outcome === 'exit' ? [`${a.task.stepId}:${a.result.reason}`] : []));
+      activity.flatMap((a) =>
+        a.kind === 'journey-step' && a.task.userId === userId && a.result.outcome === 'exit' ? [`${a.task.stepId}:${a.result.reason}`] : [],
+      );
     // Official-account sends go on; the invite on direct-message is where the journey ends.
     expect(sentSteps(leftDirect)).toEqual(['beginner_cases', 'success_story']);
     expect(exits(leftDirect)).toEqual(['career_change_group:opted-out']);

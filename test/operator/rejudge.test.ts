@@ -36,7 +36,13 @@ interface Run {
 
 async function start(ruleset: Ruleset, dynalitePath: string, clock: VirtualClock): Promise<Run> {
   const notices: TierNotice[] = [];
-  const stack = await startLocalStack({ ruleset, clock, dynalitePath, batchWindowMs: 0, onActivity: (a) => void (a.kind === 'notice' && notices.push(a.notice)) });
+  const stack = await startLocalStack({
+    ruleset,
+    clock,
+    dynalitePath,
+    batchWindowMs: 0,
+    onActivity: (a) => void (a.kind === 'notice' && notices.push(a.notice)),
+  });
   return { stack, notices };
 }
 
@@ -49,7 +55,17 @@ async function fourActiveDays(run: Run, clock: VirtualClock, userId: string, rul
     for (const type of types) {
       const eventId = `${userId}-${day}-${type}`;
       await run.stack.bus.put([
-        { version: '0', id: eventId, 'detail-type': type, source: 'test.app', account: '0', time: at, region: 'local', resources: [], detail: { eventId, userId, type, occurredAt: at, properties: { templateId: 't' } } },
+        {
+          version: '0',
+          id: eventId,
+          'detail-type': type,
+          source: 'test.app',
+          account: '0',
+          time: at,
+          region: 'local',
+          resources: [],
+          detail: { eventId, userId, type, occurredAt: at, properties: { templateId: 't' } },
+        },
       ]);
       await run.stack.settle();
     }

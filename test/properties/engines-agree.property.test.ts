@@ -16,14 +16,25 @@ import { propertyRuns } from '../helpers/property-runs.js';
 import { replayOnBothEngines } from '../replay/engine-agreement.js';
 
 const START = Date.parse('2026-09-01T00:00:00+08:00');
-const TEMPLATES = ['pm-beginner-case-studies', 'career-change-success-story', 'beginner-live-session-replay', 'pm-practice-project-walkthrough', 'pm-basics-101'];
+const TEMPLATES = [
+  'pm-beginner-case-studies',
+  'career-change-success-story',
+  'beginner-live-session-replay',
+  'pm-practice-project-walkthrough',
+  'pm-basics-101',
+];
 const GROUPS = ['zero-experience-career-change', 'pm-career-change-members', 'pm-practice-squad', 'group-active'];
 
 type Draft = { type: string; properties: Record<string, unknown> };
 
 const activity: fc.Arbitrary<Draft> = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom(...TEMPLATES).map((templateId) => ({ type: 'content.completed', properties: { templateId } })) },
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom('content.opened', 'content.viewed'), fc.constantFrom(...TEMPLATES)).map(([type, templateId]) => ({ type, properties: { templateId } })) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom('content.opened', 'content.viewed'), fc.constantFrom(...TEMPLATES))
+      .map(([type, templateId]) => ({ type, properties: { templateId } })),
+  },
   { weight: 2, arbitrary: fc.constantFrom(...GROUPS).map((groupId) => ({ type: 'group.joined', properties: { groupId } })) },
   { weight: 3, arbitrary: fc.constant({ type: 'group.message', properties: { groupId: 'group-active' } }) },
   { weight: 2, arbitrary: fc.constant({ type: 'task.completed', properties: { taskId: 'prd-draft' } }) },
@@ -65,8 +76,16 @@ const history = fc
     users.forEach((user, u) => {
       const userId = `prop-user-${u}`;
       const at = (day: number, minute: number): string => new Date(START + day * 86_400_000 + minute * 60_000).toISOString();
-      events.push({ eventId: `${userId}-signup`, userId, type: 'user.signed_up', occurredAt: at(0, user.signupMinute), properties: { channel: 'app' } });
-      user.activities.forEach((a, i) => events.push({ eventId: `${userId}-${i}`, userId, type: a.draft.type, occurredAt: at(a.day, a.minute), properties: a.draft.properties }));
+      events.push({
+        eventId: `${userId}-signup`,
+        userId,
+        type: 'user.signed_up',
+        occurredAt: at(0, user.signupMinute),
+        properties: { channel: 'app' },
+      });
+      user.activities.forEach((a, i) =>
+        events.push({ eventId: `${userId}-${i}`, userId, type: a.draft.type, occurredAt: at(a.day, a.minute), properties: a.draft.properties }),
+      );
     });
     for (const [index, shiftMinutes] of resends) {
       const original = events[index % events.length]!;

@@ -27,7 +27,11 @@ function toEvents(specs: EventSpec[]): UserEvent[] {
   return specs.map((spec, i) => {
     const occurredAt = new Date(Date.UTC(2026, 2, 1 + spec.day, 0, spec.minute)).toISOString();
     const properties: Record<string, unknown> =
-      spec.type === 'order.paid' ? { amount: spec.amount } : spec.type === 'questionnaire.answered' ? { plan: spec.plan, interests: [spec.interest] } : {};
+      spec.type === 'order.paid'
+        ? { amount: spec.amount }
+        : spec.type === 'questionnaire.answered'
+          ? { plan: spec.plan, interests: [spec.interest] }
+          : {};
     return { eventId: `e${i}`, userId: 'u1', type: spec.type, occurredAt, properties };
   });
 }

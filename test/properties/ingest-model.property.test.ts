@@ -73,7 +73,10 @@ interface ModelFacts {
 function modelFacts(events: UserEvent[]): ModelFacts {
   const dateOf = (e: UserEvent): string => e.occurredAt.slice(0, 10);
   const within = (e: UserEvent, days: number): boolean => dateOf(e) >= addDays(TODAY, -(days - 1)) && dateOf(e) <= TODAY;
-  const signups = events.filter((e) => e.type === 'user.signed_up').map(dateOf).sort();
+  const signups = events
+    .filter((e) => e.type === 'user.signed_up')
+    .map(dateOf)
+    .sort();
   return {
     days7: new Set(events.filter((e) => within(e, 7)).map(dateOf)).size,
     lessons7: events.filter((e) => e.type === 'content.completed' && within(e, 7)).length,
@@ -146,7 +149,14 @@ const runSpec = fc.record({
   duplicates: fc.array(fc.nat(), { maxLength: 4 }),
   shuffleSeed: fc.option(fc.integer(), { nil: undefined }),
   concurrency: fc.option(fc.record({ batchSize: fc.integer({ min: 1, max: 4 }), parallelBatches: fc.boolean() }), { nil: undefined }),
-  crashes: fc.array(fc.record({ point: fc.constantFrom(...WRITE_POINTS), call: fc.integer({ min: 1, max: 6 }), when: fc.constantFrom('before' as const, 'after' as const) }), { maxLength: 2 }),
+  crashes: fc.array(
+    fc.record({
+      point: fc.constantFrom(...WRITE_POINTS),
+      call: fc.integer({ min: 1, max: 6 }),
+      when: fc.constantFrom('before' as const, 'after' as const),
+    }),
+    { maxLength: 2 },
+  ),
   lightDayEvents: fc.constantFrom(16, 1, 0),
   resends: fc.array(fc.record({ pick: fc.nat(), shiftDays: fc.integer({ min: -3, max: 3 }).filter((d) => d !== 0) }), { maxLength: 3 }),
 });
@@ -238,7 +248,14 @@ async function deliverAll(spec: RunSpec, delivered: UserEvent[], ports: Ports, f
         },
         error: () => ((process.dead = true), new SimulatedCrash('process', 'before', 0)),
       },
-      { operation: '*', call: 1, times: Infinity, when: 'after', match: () => plannedAfter, error: () => ((process.dead = true), new SimulatedCrash('process', 'after', 0)) },
+      {
+        operation: '*',
+        call: 1,
+        times: Infinity,
+        when: 'after',
+        match: () => plannedAfter,
+        error: () => ((process.dead = true), new SimulatedCrash('process', 'after', 0)),
+      },
     ];
     // The same rules one level down, on the store's DynamoDB client, with each command named by its write point.
     const clientRules: FaultRule[] = rules.map((rule) => ({
@@ -321,14 +338,24 @@ describe('ingest model', () => {
         if (crashesFired > 0) stats.crashed += 1;
         if (spec.concurrency && (spec.concurrency.batchSize > 1 || spec.concurrency.parallelBatches)) stats.concurrent += 1;
         if (spec.shuffleSeed !== undefined) stats.shuffled += 1;
-        const oneAtATime = crashesFired === 0 && (spec.concurrency === undefined || (spec.concurrency.batchSize === 1 && !spec.concurrency.parallelBatches));
+        const oneAtATime =
+          crashesFired === 0 && (spec.concurrency === undefined || (spec.concurrency.batchSize === 1 && !spec.concurrency.parallelBatches));
 
         for (const userId of new Set(events.map((e) => e.userId))) {
           const own = events.filter((e) => e.userId === userId);
           const expectedFacts = modelFacts(own);
           const { profile, buckets } = await store.loadUser(userId, windowStart(ruleset, NOW));
           const facts = factsAt(ruleset, buckets, profile?.attributes ?? {}, TODAY);
-          expect({ days7: facts['days7'], lessons7: facts['lessons7'], spend30: facts['spend30'], plan: facts['plan'], daysSinceSignup: facts['daysSinceSignup'] }, userId).toEqual(expectedFacts);
+          expect(
+            {
+              days7: facts['days7'],
+              lessons7: facts['lessons7'],
+              spend30: facts['spend30'],
+              plan: facts['plan'],
+              daysSinceSignup: facts['daysSinceSignup'],
+            },
+            userId,
+          ).toEqual(expectedFacts);
           expect(profile?.tier, userId).toBe(modelQualifies(expectedFacts));
 
           const history = (await store.listHistory(userId, 100)).reverse().map((h) => `${h.fromTier}→${h.toTier}`);
@@ -366,7 +393,8 @@ describe('ingest model', () => {
           }
           if (crashesFired === 0) expect([...started].sort(), userId).toEqual([...enteredWithJourney].sort());
           for (const name of sfn.started.keys()) {
-            if (sfn.started.get(name)!.userId === userId && name !== profile?.journey?.executionName) expect(sfn.stopped.has(name), `${userId} ${name} stopped`).toBe(true);
+            if (sfn.started.get(name)!.userId === userId && name !== profile?.journey?.executionName)
+              expect(sfn.stopped.has(name), `${userId} ${name} stopped`).toBe(true);
           }
         }
       }),

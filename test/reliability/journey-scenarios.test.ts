@@ -33,21 +33,39 @@ const day = (n: number): string => new Date(Date.parse(T0) + n * DAY_MS).toISOSt
  * last day and has no grace, so the nightly review demotes a member who went quiet the very next night.
  */
 function memberJourneyRuleset(): Ruleset {
-  const tiersFile = testTiersFile({ tiers: testTiers({ member: { journey: 'journeys/member.json', graceDays: 0 } }) }) as { metrics: Record<string, unknown> };
+  const tiersFile = testTiersFile({ tiers: testTiers({ member: { journey: 'journeys/member.json', graceDays: 0 } }) }) as {
+    metrics: Record<string, unknown>;
+  };
   tiersFile.metrics['opens1'] = { kind: 'count', windowDays: 1, eventTypes: ['app.opened'] };
   return testRuleset({
     tiers: tiersFile,
     rules: {
-      member: { conditions: { all: [{ fact: 'opens1', operator: 'greaterThanInclusive', value: 1 }] }, event: { type: 'qualifies', params: { tier: 'member' } } },
-      active: { conditions: { all: [{ fact: 'days7', operator: 'greaterThanInclusive', value: 4 }] }, event: { type: 'qualifies', params: { tier: 'active' } } },
-      core: { conditions: { all: [{ fact: 'spend30', operator: 'greaterThanInclusive', value: 100 }] }, event: { type: 'qualifies', params: { tier: 'core' } } },
+      member: {
+        conditions: { all: [{ fact: 'opens1', operator: 'greaterThanInclusive', value: 1 }] },
+        event: { type: 'qualifies', params: { tier: 'member' } },
+      },
+      active: {
+        conditions: { all: [{ fact: 'days7', operator: 'greaterThanInclusive', value: 4 }] },
+        event: { type: 'qualifies', params: { tier: 'active' } },
+      },
+      core: {
+        conditions: { all: [{ fact: 'spend30', operator: 'greaterThanInclusive', value: 100 }] },
+        event: { type: 'qualifies', params: { tier: 'core' } },
+      },
     },
     extra: { 'journeys/member.json': JSON.stringify(journeyDocument()) },
   });
 }
 
 /** Ingest, review, Step Functions (local runner) and the journey-step Lambda, wired as in AWS. */
-async function journeyWorld(options: { stepStore?: (store: DynamoTierStore) => DynamoTierStore; actionPublisher?: (publisher: { publishJourneyAction(action: JourneyAction): Promise<void> }) => { publishJourneyAction(action: JourneyAction): Promise<void> } } = {}) {
+async function journeyWorld(
+  options: {
+    stepStore?: (store: DynamoTierStore) => DynamoTierStore;
+    actionPublisher?: (publisher: { publishJourneyAction(action: JourneyAction): Promise<void> }) => {
+      publishJourneyAction(action: JourneyAction): Promise<void>;
+    };
+  } = {},
+) {
   const ruleset = memberJourneyRuleset();
   const tableName = await dynalite.freshTable();
   const store = createDynamoTierStore({ client: dynalite.client, tableName, shardCount: SHARDS, timeZone: ruleset.timezone });
@@ -57,7 +75,11 @@ async function journeyWorld(options: { stepStore?: (store: DynamoTierStore) => D
   const stepCalls: JourneyTaskInput[] = [];
   const stepHandler = createJourneyStepHandler({
     ruleset,
-    ports: { store: journeyStepStore(options.stepStore ? options.stepStore(store) : store), publisher: options.actionPublisher ? options.actionPublisher(recordingActions) : recordingActions, clock },
+    ports: {
+      store: journeyStepStore(options.stepStore ? options.stepStore(store) : store),
+      publisher: options.actionPublisher ? options.actionPublisher(recordingActions) : recordingActions,
+      clock,
+    },
     logger: silentLogger(),
     metrics: silentMetrics(),
   });
@@ -130,6 +152,9 @@ describe('reliability scenarios: journeys', () => {
     const { profile } = await world.store.loadUser('val', '2026-03-01');
     expect(profile).toMatchObject({ tier: 'visitor', version: 2 });
     expect(profile?.journey).toBeUndefined();
-    expect((await world.store.listHistory('val', 10)).reverse().map((h) => `${h.fromTier}→${h.toTier}`)).toEqual(['visitor→member', 'member→visitor']);
+    expect((await world.store.listHistory('val', 10)).reverse().map((h) => `${h.fromTier}→${h.toTier}`)).toEqual([
+      'visitor→member',
+      'member→visitor',
+    ]);
   });
 });

@@ -73,7 +73,14 @@ describe('reliability scenarios', () => {
 
     expect(failedIds(resent)).toEqual([]);
     const state = await userState(world, 'ben');
-    expect(state).toMatchObject({ tier: 'core', version: 1, history: ['visitor→core'], executions: ['core'], tierChanges: ['new→core'], outboxEmpty: true });
+    expect(state).toMatchObject({
+      tier: 'core',
+      version: 1,
+      history: ['visitor→core'],
+      executions: ['core'],
+      tierChanges: ['new→core'],
+      outboxEmpty: true,
+    });
     expect(spendOf(state)).toBe(120);
   });
 
@@ -116,7 +123,13 @@ describe('reliability scenarios', () => {
   });
 
   describe('5. out-of-order events', () => {
-    const stream = () => [opened('fay', daysAgo(6)), opened('fay', daysAgo(5)), opened('fay', daysAgo(3)), opened('fay', daysAgo(1)), event('fay', 'content.completed', daysAgo(1))];
+    const stream = () => [
+      opened('fay', daysAgo(6)),
+      opened('fay', daysAgo(5)),
+      opened('fay', daysAgo(3)),
+      opened('fay', daysAgo(1)),
+      event('fay', 'content.completed', daysAgo(1)),
+    ];
 
     it('reach the same final tier and facts as in order', async () => {
       const inOrder = await createIngestWorld(dynalite);
@@ -127,7 +140,12 @@ describe('reliability scenarios', () => {
 
       const expected = await userState(inOrder, 'fay');
       const actual = await userState(reversed, 'fay');
-      expect(expected).toMatchObject({ tier: 'active', version: 3, history: ['visitor→visitor', 'visitor→member', 'member→active'], executions: ['member', 'active'] });
+      expect(expected).toMatchObject({
+        tier: 'active',
+        version: 3,
+        history: ['visitor→visitor', 'visitor→member', 'member→active'],
+        executions: ['member', 'active'],
+      });
       expect(actual.tier).toBe(expected.tier);
       expect(actual.facts).toEqual(expected.facts);
       // Promotion on arrival: the reversed stream reaches member on its 2nd event and active on its 4th, the same chain here.
@@ -159,7 +177,14 @@ describe('reliability scenarios', () => {
     const orders = Array.from({ length: 10 }, (_, i) => paid(`user-${i}`, 120));
     const records = recordsOf(orders);
     const flaky = withFaults(world.store, [
-      { operation: 'saveProfile', call: 1, when: 'before', times: Infinity, match: ([profile]) => (profile as { userId: string }).userId === 'user-6', error: throttlingError },
+      {
+        operation: 'saveProfile',
+        call: 1,
+        when: 'before',
+        times: Infinity,
+        match: ([profile]) => (profile as { userId: string }).userId === 'user-6',
+        error: throttlingError,
+      },
     ]);
 
     const response = await world.handler({ store: flaky })(batch(records));
@@ -173,14 +198,29 @@ describe('reliability scenarios', () => {
     expect(await userState(world, 'user-6')).toMatchObject({ tier: undefined, history: [], executions: [], tierChanges: [] });
     expect(failedIds(await world.handler()(batch([records[6]!])))).toEqual([]);
     const healed = await userState(world, 'user-6');
-    expect(healed).toMatchObject({ tier: 'core', version: 1, history: ['visitor→core'], executions: ['core'], tierChanges: ['new→core'], outboxEmpty: true });
+    expect(healed).toMatchObject({
+      tier: 'core',
+      version: 1,
+      history: ['visitor→core'],
+      executions: ['core'],
+      tierChanges: ['new→core'],
+      outboxEmpty: true,
+    });
     expect(spendOf(healed)).toBe(120);
   });
 
   it('7. the process killed mid-batch: the whole batch is redelivered and the remainder applied once', async () => {
     const events = () => {
       const early = paid('hal', 60);
-      return [early, paid('hal', 70), opened('ivy', daysAgo(2)), opened('ivy', daysAgo(0)), event('jo', 'content.completed', daysAgo(0)), paid('jo', 20), early];
+      return [
+        early,
+        paid('hal', 70),
+        opened('ivy', daysAgo(2)),
+        opened('ivy', daysAgo(0)),
+        event('jo', 'content.completed', daysAgo(0)),
+        paid('jo', 20),
+        early,
+      ];
     };
     const users = ['hal', 'ivy', 'jo'];
     const stream = events();
@@ -196,8 +236,18 @@ describe('reliability scenarios', () => {
       // After N writes every further store call fails: the process is gone, nothing else it does lands.
       let writes = 0;
       const isWrite = (operation: string): boolean => (STORE_WRITES as readonly string[]).includes(operation);
-      const dying = withFaults(world.store, [{ operation: '*', call: 1, when: 'before', times: Infinity, match: (_args, operation) => (isWrite(operation) ? ++writes : writes) > crashAfterWrites }]);
-      await world.handler({ store: dying })(batch(records)).catch(() => undefined);
+      const dying = withFaults(world.store, [
+        {
+          operation: '*',
+          call: 1,
+          when: 'before',
+          times: Infinity,
+          match: (_args, operation) => (isWrite(operation) ? ++writes : writes) > crashAfterWrites,
+        },
+      ]);
+      await world
+        .handler({ store: dying })(batch(records))
+        .catch(() => undefined);
       expect(dying.faults.fired.length, `crash after ${crashAfterWrites} writes`).toBeGreaterThan(0);
 
       // SQS redelivers the whole batch (the invocation never answered) to a fresh Lambda on the same table.
@@ -227,7 +277,14 @@ describe('reliability scenarios', () => {
       world.clock.set(new Date(world.clock.now().getTime() + OUTBOX_LEASE_MS + 1000));
       expect(failedIds(await world.handler()(batch(records)))).toEqual([]);
       // Version 2: taking over the outbox's run-out lease is a profile write.
-      expect(await userState(world, 'kim')).toMatchObject({ tier: 'core', version: 2, history: ['visitor→core'], executions: ['core'], tierChanges: ['new→core'], outboxEmpty: true });
+      expect(await userState(world, 'kim')).toMatchObject({
+        tier: 'core',
+        version: 2,
+        history: ['visitor→core'],
+        executions: ['core'],
+        tierChanges: ['new→core'],
+        outboxEmpty: true,
+      });
       expect([...world.sfn.started.keys()]).toEqual([crashed.profile!.pendingJourney!.start!.executionName]);
     });
 
@@ -247,7 +304,7 @@ describe('reliability scenarios', () => {
       expect(world.sfn.startCalls).toHaveLength(1);
     });
 
-    it('a crash just after StartExecution: the redelivery\'s start is refused by name and counts as done', async () => {
+    it("a crash just after StartExecution: the redelivery's start is refused by name and counts as done", async () => {
       const world = await createIngestWorld(dynalite);
       const records = recordsOf([paid('max', 150)]);
       await world.handler({ journeys: withFaults(world.sfn, [{ operation: 'start', call: 1, when: 'after' }]) })(batch(records));
@@ -256,7 +313,13 @@ describe('reliability scenarios', () => {
 
       expect(world.sfn.startCalls).toHaveLength(2);
       expect(new Set(world.sfn.startCalls).size).toBe(1);
-      expect(await userState(world, 'max')).toMatchObject({ tier: 'core', version: 2, history: ['visitor→core'], executions: ['core'], outboxEmpty: true });
+      expect(await userState(world, 'max')).toMatchObject({
+        tier: 'core',
+        version: 2,
+        history: ['visitor→core'],
+        executions: ['core'],
+        outboxEmpty: true,
+      });
     });
   });
 
@@ -270,13 +333,19 @@ describe('reliability scenarios', () => {
       .rejects(new ExecutionAlreadyExists({ message: 'Execution Already Exists', $metadata: {} }));
     const starter = createSfnJourneyStarter({
       client: sfnClient,
-      stateMachineArns: { member: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Member', active: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Active', core: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Core' },
+      stateMachineArns: {
+        member: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Member',
+        active: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Active',
+        core: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Core',
+      },
       journeyIds: journeyIdsOf(world.ruleset),
     });
     const records = recordsOf([paid('ned', 150)]);
 
     // Step Functions took the start, then the flush failed before clearing the outbox; the event itself is applied.
-    expect(failedIds(await world.handler({ journeys: withFaults(starter, [{ operation: 'start', call: 1, when: 'after' }]) })(batch(records)))).toEqual([]);
+    expect(
+      failedIds(await world.handler({ journeys: withFaults(starter, [{ operation: 'start', call: 1, when: 'after' }]) })(batch(records))),
+    ).toEqual([]);
     // A later delivery for this user (here an SQS duplicate), once the outbox lease has run out, finishes the flush.
     world.clock.set(new Date(world.clock.now().getTime() + OUTBOX_LEASE_MS + 1000));
     expect(failedIds(await world.handler({ journeys: starter })(batch(records)))).toEqual([]);
@@ -291,11 +360,16 @@ describe('reliability scenarios', () => {
   });
 
   describe('10. throttling on the table', () => {
-    it('inside the SDK\'s retries: the record succeeds, every write lands once', async () => {
+    it("inside the SDK's retries: the record succeeds, every write lands once", async () => {
       const world = await createIngestWorld(dynalite);
       // Every UpdateItem and PutItem is throttled once before it goes through (the SDK backs off ~0.5 s per throttle).
       const throttled = await throttleEveryAttempt(dynalite.client, { commands: ['UpdateItemCommand', 'PutItemCommand'], failures: 1 });
-      const store = createDynamoTierStore({ client: throttled.client, tableName: world.tableName, shardCount: SHARDS, timeZone: world.ruleset.timezone });
+      const store = createDynamoTierStore({
+        client: throttled.client,
+        tableName: world.tableName,
+        shardCount: SHARDS,
+        timeZone: world.ruleset.timezone,
+      });
       try {
         expect(failedIds(await world.handler({ store })(batch(recordsOf([paid('ola', 150)]))))).toEqual([]);
       } finally {
@@ -303,7 +377,14 @@ describe('reliability scenarios', () => {
       }
       expect(throttled.throttled()).toBe(4);
       const state = await userState(world, 'ola');
-      expect(state).toMatchObject({ tier: 'core', version: 1, history: ['visitor→core'], executions: ['core'], tierChanges: ['new→core'], outboxEmpty: true });
+      expect(state).toMatchObject({
+        tier: 'core',
+        version: 1,
+        history: ['visitor→core'],
+        executions: ['core'],
+        tierChanges: ['new→core'],
+        outboxEmpty: true,
+      });
       expect(spendOf(state)).toBe(150);
     });
 
@@ -333,7 +414,14 @@ describe('reliability scenarios', () => {
       expect(failedIds(await world.handler()(batch(records)))).toEqual([]);
       const state = await userState(world, 'pia');
       // A failed clear leaves the outbox to a delivery after the lease, whose takeover is one more profile write.
-      expect(state).toMatchObject({ tier: 'core', version: recordFails ? 1 : 2, history: ['visitor→core'], executions: ['core'], tierChanges: ['new→core'], outboxEmpty: true });
+      expect(state).toMatchObject({
+        tier: 'core',
+        version: recordFails ? 1 : 2,
+        history: ['visitor→core'],
+        executions: ['core'],
+        tierChanges: ['new→core'],
+        outboxEmpty: true,
+      });
       expect(spendOf(state)).toBe(150);
     });
   });
@@ -350,7 +438,12 @@ describe('reliability scenarios', () => {
       metrics: silentMetrics(),
     });
     const poisonBody = envelope({ eventId: 'bad-1', userId: 'rex', type: 'order.paid', occurredAt: 'yesterday', properties: { amount: 5 } });
-    const records = [...recordsOf([paid('rex', 60), paid('rex', 50)]), sqsRecord('m-poison', poisonBody), sqsRecord('m-not-json', '{"detail": '), ...recordsOf([paid('sol', 200)])];
+    const records = [
+      ...recordsOf([paid('rex', 60), paid('rex', 50)]),
+      sqsRecord('m-poison', poisonBody),
+      sqsRecord('m-not-json', '{"detail": '),
+      ...recordsOf([paid('sol', 200)]),
+    ];
 
     const response = await handler(batch(records));
 
@@ -462,9 +555,24 @@ describe('reliability scenarios', () => {
       ]);
       expect(failedIds(await world.handler()(batch(records)))).toEqual([]);
 
-      expect(await userState(world, 'never-answered')).toMatchObject({ tier: 'visitor', version: 1, history: ['visitor→visitor'], tierChanges: ['new→visitor'] });
-      expect(await userState(world, 'answered-pro')).toMatchObject({ tier: 'member', version: 1, history: ['visitor→member'], tierChanges: ['new→member'] });
-      expect(await userState(world, 'answered-free')).toMatchObject({ tier: 'visitor', version: 1, history: ['visitor→visitor'], tierChanges: ['new→visitor'] });
+      expect(await userState(world, 'never-answered')).toMatchObject({
+        tier: 'visitor',
+        version: 1,
+        history: ['visitor→visitor'],
+        tierChanges: ['new→visitor'],
+      });
+      expect(await userState(world, 'answered-pro')).toMatchObject({
+        tier: 'member',
+        version: 1,
+        history: ['visitor→member'],
+        tierChanges: ['new→member'],
+      });
+      expect(await userState(world, 'answered-free')).toMatchObject({
+        tier: 'visitor',
+        version: 1,
+        history: ['visitor→visitor'],
+        tierChanges: ['new→visitor'],
+      });
     });
   });
 });

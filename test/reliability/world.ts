@@ -77,7 +77,10 @@ export class RecordingBus implements NoticePublisher {
     for (const notice of notices) this.notices.set(notice.noticeId, notice);
   }
   tierChangesOf(userId: string): string[] {
-    return [...this.notices.values()].filter((n) => n.userId === userId && n.detailType === 'TierChanged').map((n) => `${n.fromTier ?? 'new'}→${n.toTier}`).sort();
+    return [...this.notices.values()]
+      .filter((n) => n.userId === userId && n.detailType === 'TierChanged')
+      .map((n) => `${n.fromTier ?? 'new'}→${n.toTier}`)
+      .sort();
   }
 }
 
@@ -135,7 +138,8 @@ export async function createIngestWorld(dynalite: DynaliteFixture, options: { ru
     deadLetters,
     clock,
     services,
-    handler: (overrides = {}, logger = silentLogger()) => createIngestHandler({ services: services(overrides), deadLetters, logger, metrics: silentMetrics() }),
+    handler: (overrides = {}, logger = silentLogger()) =>
+      createIngestHandler({ services: services(overrides), deadLetters, logger, metrics: silentMetrics() }),
   };
 }
 
@@ -152,7 +156,10 @@ export const paid = (userId: string, amount: number, occurredAt = daysAgo(0)): U
 export const opened = (userId: string, occurredAt: string): UserEvent => event(userId, 'app.opened', occurredAt);
 
 /** The EventBridge envelope the bus rule puts in the SQS body; `ebId` is the bus's own id (new on every PutEvents). */
-export function envelope(userEvent: UserEvent | Record<string, unknown>, ebId = `eb-${String(userEvent['eventId' as keyof typeof userEvent] ?? 'x')}`): string {
+export function envelope(
+  userEvent: UserEvent | Record<string, unknown>,
+  ebId = `eb-${String(userEvent['eventId' as keyof typeof userEvent] ?? 'x')}`,
+): string {
   return JSON.stringify({
     version: '0',
     id: ebId,
@@ -189,7 +196,11 @@ export interface UserState {
 }
 
 /** Everything that tells whether an event was applied once: the profile, history, facts, executions and notices. */
-export async function userState(world: Pick<IngestWorld, 'store' | 'ruleset' | 'clock' | 'sfn' | 'bus'>, userId: string, store: TierStore = world.store): Promise<UserState> {
+export async function userState(
+  world: Pick<IngestWorld, 'store' | 'ruleset' | 'clock' | 'sfn' | 'bus'>,
+  userId: string,
+  store: TierStore = world.store,
+): Promise<UserState> {
   const now = world.clock.now();
   const { profile, buckets } = await store.loadUser(userId, windowStart(world.ruleset, now));
   const history = await store.listHistory(userId, 100);
@@ -205,7 +216,9 @@ export async function userState(world: Pick<IngestWorld, 'store' | 'ruleset' | '
 }
 
 export function outboxIsEmpty(profile: UserProfile | undefined): boolean {
-  return profile === undefined || (profile.outboxVersion === undefined && profile.pendingJourney === undefined && profile.pendingNotices === undefined);
+  return (
+    profile === undefined || (profile.outboxVersion === undefined && profile.pendingJourney === undefined && profile.pendingNotices === undefined)
+  );
 }
 
 /**
@@ -222,6 +235,11 @@ export function expectConsistent(state: UserState, ruleset: Ruleset, finalTier: 
   expect(steps.at(-1)?.[1]).toBe(finalTier);
   const changes = steps.filter(([from, to], i) => i === 0 || from !== to);
   expect(state.tierChanges).toEqual(changes.map(([from, to], i) => `${i === 0 ? 'new' : from}→${to}`).sort());
-  expect([...state.executions].sort()).toEqual(changes.map(([, to]) => to).filter((tier) => ruleset.journeys[tier]).sort());
+  expect([...state.executions].sort()).toEqual(
+    changes
+      .map(([, to]) => to)
+      .filter((tier) => ruleset.journeys[tier])
+      .sort(),
+  );
   expect(state.outboxEmpty).toBe(true);
 }

@@ -13,8 +13,18 @@ export interface BothSummaries {
   fullStack: SimulationSummary;
 }
 
-export async function replayOnBothEngines(ruleset: Ruleset, events: UserEvent[], options: { extraDays: number; skippedLines?: number; lines?: number[] }): Promise<BothSummaries> {
-  const replay = { ruleset, events, extraDays: options.extraDays, skippedLines: options.skippedLines ?? 0, ...(options.lines ? { lines: options.lines } : {}) };
+export async function replayOnBothEngines(
+  ruleset: Ruleset,
+  events: UserEvent[],
+  options: { extraDays: number; skippedLines?: number; lines?: number[] },
+): Promise<BothSummaries> {
+  const replay = {
+    ruleset,
+    events,
+    extraDays: options.extraDays,
+    skippedLines: options.skippedLines ?? 0,
+    ...(options.lines ? { lines: options.lines } : {}),
+  };
   const inMemory = (await runReplay(replay)).summary;
   const fullStack = (await runSimulation(replay)).summary;
   // Through JSON, as summary.json is written: the comparison is of what a user would see.

@@ -19,7 +19,11 @@ async function agreeOn(eventsFile: string, rulesDir: string, extraDays: number):
 }
 
 describe('the in-memory engine and the full stack agree', () => {
-  it('on the simulate fixture under the shipped rules, with 20 days of reviews after it', () => agreeOn('test/fixtures/simulate-events.jsonl', '.', 20), 300_000);
+  it(
+    'on the simulate fixture under the shipped rules, with 20 days of reviews after it',
+    () => agreeOn('test/fixtures/simulate-events.jsonl', '.', 20),
+    300_000,
+  );
 
   it('on the simulate fixture under the stricter rules', () => agreeOn('test/fixtures/simulate-events.jsonl', 'test/fixtures/stricter', 20), 300_000);
 

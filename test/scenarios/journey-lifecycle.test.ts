@@ -304,7 +304,9 @@ describe('journey lifecycles on aws-local-stepfunctions', () => {
     await harness.runner.idle();
     expect(await harness.runner.start(EXECUTION, 'member', { userId })).toBe('already-exists');
     expect(harness.memory.published).toHaveLength(3);
-    expect(harness.runner.executions().map((e) => [e.executionName, e.status, e.stoppedAt])).toEqual([[EXECUTION, 'SUCCEEDED', '2026-03-08T02:00:00.000Z']]);
+    expect(harness.runner.executions().map((e) => [e.executionName, e.status, e.stoppedAt])).toEqual([
+      [EXECUTION, 'SUCCEEDED', '2026-03-08T02:00:00.000Z'],
+    ]);
   });
 
   it('runs many users through one machine concurrently, each in order', async () => {
@@ -322,9 +324,7 @@ describe('journey lifecycles on aws-local-stepfunctions', () => {
       const kinds = harness.memory.published.filter((action) => action.userId === userId).map((action) => action.kind);
       expect(kinds).toEqual(sentUsers.has(userId) ? ['content', 'invite', 'offer'] : []);
     }
-    expect(executions.map((e) => e.transitions).sort()).toEqual(
-      users.map((userId) => (sentUsers.has(userId) ? 9 : 3)).sort(),
-    );
+    expect(executions.map((e) => e.transitions).sort()).toEqual(users.map((userId) => (sentUsers.has(userId) ? 9 : 3)).sort());
   });
 
   it('fails an execution whose step keeps failing, with the error recorded', async () => {

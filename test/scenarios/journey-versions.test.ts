@@ -101,7 +101,8 @@ describe('journey version pinning on the local runner', () => {
       ['member-late', 'SUCCEEDED'],
     ]);
 
-    const versionsSeen = (executionName: string) => new Set(taskCalls.filter((task) => task.executionName === executionName).map((task) => task.journeyVersion));
+    const versionsSeen = (executionName: string) =>
+      new Set(taskCalls.filter((task) => task.executionName === executionName).map((task) => task.journeyVersion));
     expect(versionsSeen('member-early')).toEqual(new Set([journeyVersion(version1.journeys['member']!)]));
     expect(versionsSeen('member-late')).toEqual(new Set([journeyVersion(version2.journeys['member']!)]));
     expect(journeyVersion(version1.journeys['member']!)).not.toBe(journeyVersion(version2.journeys['member']!));

@@ -37,15 +37,37 @@ describe('parseUserEvent rejects hostile or malformed events with a reason', () 
   });
 
   it('properties nested too deeply', () => {
-    expect(problemsOf({ ...valid, properties: { a: { b: { c: { d: { e: 1 } } } } } })).toEqual(['/properties/a/b/c/d: is nested deeper than 4 levels']);
+    expect(problemsOf({ ...valid, properties: { a: { b: { c: { d: { e: 1 } } } } } })).toEqual([
+      '/properties/a/b/c/d: is nested deeper than 4 levels',
+    ]);
   });
 
   it.each([
-    ['__proto__ at the top level', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","__proto__":{"admin":true}}', '/__proto__'],
-    ['constructor at the top level', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","constructor":{"prototype":{}}}', '/constructor'],
-    ['__proto__ in properties', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"__proto__":{"admin":true}}}', '/properties/__proto__'],
-    ['constructor nested in properties', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"cart":{"constructor":{"prototype":{"admin":true}}}}}', '/properties/cart/constructor'],
-    ['prototype nested in properties', '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"cart":{"prototype":1}}}', '/properties/cart/prototype'],
+    [
+      '__proto__ at the top level',
+      '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","__proto__":{"admin":true}}',
+      '/__proto__',
+    ],
+    [
+      'constructor at the top level',
+      '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","constructor":{"prototype":{}}}',
+      '/constructor',
+    ],
+    [
+      '__proto__ in properties',
+      '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"__proto__":{"admin":true}}}',
+      '/properties/__proto__',
+    ],
+    [
+      'constructor nested in properties',
+      '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"cart":{"constructor":{"prototype":{"admin":true}}}}}',
+      '/properties/cart/constructor',
+    ],
+    [
+      'prototype nested in properties',
+      '{"eventId":"e","userId":"u","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"cart":{"prototype":1}}}',
+      '/properties/cart/prototype',
+    ],
   ])('%s', (_label, json, pointer) => {
     expect(problemsOf(JSON.parse(json))).toContain(`${pointer}: is a reserved key and is not allowed`);
     expect(({} as Record<string, unknown>)['admin']).toBeUndefined();
@@ -63,9 +85,21 @@ describe('parseUserEvent rejects hostile or malformed events with a reason', () 
   });
 
   it.each([
-    ['occurredAt without a time zone', { ...valid, occurredAt: '2026-03-10T09:00:00' }, '/occurredAt: "2026-03-10T09:00:00" has no time zone: add Z for UTC or an offset such as +08:00 (for example 2026-03-10T09:00:00Z)'],
-    ['occurredAt before 2000', { ...valid, occurredAt: '1970-01-01T00:00:00Z' }, "/occurredAt: 1970-01-01T00:00:00Z is before 2000-01-01; check the producer's clock and units (seconds vs milliseconds)"],
-    ['a number DynamoDB cannot store', { ...valid, properties: { amount: 1e308, nested: { list: [1, -1e-200] } } }, '/properties/amount: 1e+308 is outside the range DynamoDB can store (magnitude 1e-130 to 9.99e125)'],
+    [
+      'occurredAt without a time zone',
+      { ...valid, occurredAt: '2026-03-10T09:00:00' },
+      '/occurredAt: "2026-03-10T09:00:00" has no time zone: add Z for UTC or an offset such as +08:00 (for example 2026-03-10T09:00:00Z)',
+    ],
+    [
+      'occurredAt before 2000',
+      { ...valid, occurredAt: '1970-01-01T00:00:00Z' },
+      "/occurredAt: 1970-01-01T00:00:00Z is before 2000-01-01; check the producer's clock and units (seconds vs milliseconds)",
+    ],
+    [
+      'a number DynamoDB cannot store',
+      { ...valid, properties: { amount: 1e308, nested: { list: [1, -1e-200] } } },
+      '/properties/amount: 1e+308 is outside the range DynamoDB can store (magnitude 1e-130 to 9.99e125)',
+    ],
   ])('%s, saying what is wrong', (_label, input, problem) => {
     expect(problemsOf(input)).toContain(problem);
   });
@@ -89,7 +123,10 @@ describe('through the ingest handler', () => {
       `{"detail-type":"UserEvent","detail":{"eventId":"nested","userId":"${EMAIL}","type":"order.paid","occurredAt":"2026-03-10T09:00:00Z","properties":{"a":{"constructor":{"x":1}}}}}`,
       envelope({ ...valid, eventId: `${EMAIL}-typed`, occurredAt: 12 }),
     ];
-    const records = [...hostile.map((body, i) => sqsRecord(`m-${i}`, body)), sqsRecord('m-ok', envelope({ ...valid, eventId: 'ok', properties: { amount: 120 } }))];
+    const records = [
+      ...hostile.map((body, i) => sqsRecord(`m-${i}`, body)),
+      sqsRecord('m-ok', envelope({ ...valid, eventId: 'ok', properties: { amount: 120 } })),
+    ];
     const logger = new Logger({ serviceName: 'strata-ingest-security', logLevel: 'DEBUG' });
 
     const response = await world.handler({}, logger)(batch(records));

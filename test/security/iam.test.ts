@@ -9,7 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readProjectFiles } from '../../functions/local/project-files.js';
 import { PROJECT_ROOT, buildApp } from '../../infra/app.js';
 
-type Statement = { Sid?: string; Effect: 'Allow' | 'Deny'; Action: string | string[]; Resource?: unknown; Principal?: unknown; Condition?: Record<string, Record<string, string | string[]>> };
+type Statement = {
+  Sid?: string;
+  Effect: 'Allow' | 'Deny';
+  Action: string | string[];
+  Resource?: unknown;
+  Principal?: unknown;
+  Condition?: Record<string, Record<string, string | string[]>>;
+};
 type Resources = Record<string, { Type: string; Properties: Record<string, any> }>;
 
 const ALLOWED_SOURCES = ['com.example.app', 'com.example.crm'];
@@ -73,7 +80,13 @@ describe('the event bus policy', () => {
       Object.entries(keys).every(([key, expected]) => {
         const values = [expected].flat();
         const actual = context[key] ?? '';
-        const like = (pattern: string) => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(actual);
+        const like = (pattern: string) =>
+          new RegExp(
+            `^${pattern
+              .split('*')
+              .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+              .join('.*')}$`,
+          ).test(actual);
         switch (operator) {
           case 'StringEquals':
             return values.includes(actual);

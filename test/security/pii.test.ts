@@ -54,10 +54,16 @@ describe('execution names', () => {
 });
 
 describe('log lines', () => {
-  it('ingest: a tier change, a failed record (with the id in the lower layer\'s message) and a poison event', async () => {
+  it("ingest: a tier change, a failed record (with the id in the lower layer's message) and a poison event", async () => {
     const world = await createIngestWorld(dynalite);
     const leaky = withFaults(world.store, [
-      { operation: 'recordEvent', call: 1, when: 'before', match: ([userId]) => userId === EMAIL, error: () => new Error(`store refused the item of ${EMAIL}`) },
+      {
+        operation: 'recordEvent',
+        call: 1,
+        when: 'before',
+        match: ([userId]) => userId === EMAIL,
+        error: () => new Error(`store refused the item of ${EMAIL}`),
+      },
     ]);
     const logger = new Logger({ serviceName: 'strata-ingest-pii', logLevel: 'DEBUG' });
     const records = [
@@ -82,14 +88,21 @@ describe('log lines', () => {
     const memory = createMemoryJourneyPorts(clock, ladderWithJourneys.timezone);
     memory.setProfile(profileFor(EMAIL, 'member'));
     const journey = ladderWithJourneys.journeys['member']!;
-    const store = withFaults(memory.ports.store, [{ operation: 'recordSend', call: 1, when: 'before', error: () => Object.assign(throttlingError(), { message: `throttled writing ${EMAIL}` }) }]);
+    const store = withFaults(memory.ports.store, [
+      { operation: 'recordSend', call: 1, when: 'before', error: () => Object.assign(throttlingError(), { message: `throttled writing ${EMAIL}` }) },
+    ]);
     const step = createJourneyStepHandler({
       ruleset: ladderWithJourneys,
       ports: { ...memory.ports, store },
       logger: new Logger({ serviceName: 'strata-journey-step-pii', logLevel: 'DEBUG' }),
       metrics: silentMetrics(),
     });
-    const task = { ...journeyStepSpec(journey, 'welcome'), userId: EMAIL, executionName: journeyExecutionName(EMAIL, 'member', '2026-03-10T10:00:00.000Z'), startedAt: '2026-03-10T10:00:00.000Z' };
+    const task = {
+      ...journeyStepSpec(journey, 'welcome'),
+      userId: EMAIL,
+      executionName: journeyExecutionName(EMAIL, 'member', '2026-03-10T10:00:00.000Z'),
+      startedAt: '2026-03-10T10:00:00.000Z',
+    };
 
     await expect(step(task)).rejects.toThrow(/transient/);
     await expect(step(task)).resolves.toMatchObject({ outcome: 'sent' });

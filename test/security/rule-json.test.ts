@@ -45,7 +45,8 @@ describe('rule JSON that could run code is rejected by loadRuleset', () => {
   });
 
   it('a "__proto__" key in the rule document itself (as JSON.parse creates it)', () => {
-    const text = '{"conditions": {"all": [{"fact": "days7", "operator": "equal", "value": 1}]}, "event": {"type": "qualifies"}, "__proto__": {"polluted": true}}';
+    const text =
+      '{"conditions": {"all": [{"fact": "days7", "operator": "equal", "value": 1}]}, "event": {"type": "qualifies"}, "__proto__": {"polluted": true}}';
     const problems = problemsWithMemberRule(text);
     expect(problems.some((p) => p.file === 'rules/member.json' && /__proto__/.test(`${p.pointer} ${p.message}`))).toBe(true);
     expect(({} as Json)['polluted']).toBeUndefined();
@@ -74,7 +75,9 @@ describe('rule JSON that could run code is rejected by loadRuleset', () => {
   it('conditions nested deeper than the engine allows, even in a small document', () => {
     let conditions: Json = { fact: 'days7', operator: 'greaterThanInclusive', value: 2 };
     for (let i = 0; i < 9; i++) conditions = { all: [conditions] };
-    expect(problemsWithMemberRule({ conditions, event: { type: 'qualifies' } }).map((p) => p.message)).toContain('conditions are nested deeper than 8 levels');
+    expect(problemsWithMemberRule({ conditions, event: { type: 'qualifies' } }).map((p) => p.message)).toContain(
+      'conditions are nested deeper than 8 levels',
+    );
   });
 
   it.each(['regex', 'matches', 'script', 'eval'])('an operator named "%s"', (operator) => {
@@ -93,14 +96,18 @@ describe('rule JSON that could run code is rejected by loadRuleset', () => {
 
   it('a $regex object inside a list value', () => {
     const problems = problemsWithMemberRule(leafRule({ fact: 'plan', operator: 'in', value: ['pro', { $regex: '.*' }] }));
-    expect(lines(problems)).toContainEqual('rules/member.json: /conditions/all/0/value/1: a list value may hold only strings, numbers, booleans and null');
+    expect(lines(problems)).toContainEqual(
+      'rules/member.json: /conditions/all/0/value/1: a list value may hold only strings, numbers, booleans and null',
+    );
   });
 
   it('shared conditions and fact params (json-rules-engine features that reach beyond the rule) are refused', () => {
-    expect(problemsWithMemberRule(leafRule({ condition: 'someSharedCondition' })).map((p) => p.message)).toContain('shared conditions are not supported');
-    expect(problemsWithMemberRule(leafRule({ fact: 'plan', operator: 'equal', value: 'pro', params: { script: 'x' } })).map((p) => p.message)).toContain(
-      'fact params are not supported: Strata facts take no parameters',
+    expect(problemsWithMemberRule(leafRule({ condition: 'someSharedCondition' })).map((p) => p.message)).toContain(
+      'shared conditions are not supported',
     );
+    expect(
+      problemsWithMemberRule(leafRule({ fact: 'plan', operator: 'equal', value: 'pro', params: { script: 'x' } })).map((p) => p.message),
+    ).toContain('fact params are not supported: Strata facts take no parameters');
   });
 
   it('the shipped test rules still load (the checks above are not just rejecting everything)', () => {
@@ -112,13 +119,22 @@ describe('rule JSON that could run code is rejected by loadRuleset', () => {
 describe('the engine path resolver never evaluates JSONPath', () => {
   it('returns undefined for a filter path and touches nothing', () => {
     const touched: string[] = [];
-    const spy = new Proxy({ amount: 150, orders: [{ amount: 150 }] }, {
-      get(target, property, receiver) {
-        touched.push(String(property));
-        return Reflect.get(target, property, receiver) as unknown;
+    const spy = new Proxy(
+      { amount: 150, orders: [{ amount: 150 }] },
+      {
+        get(target, property, receiver) {
+          touched.push(String(property));
+          return Reflect.get(target, property, receiver) as unknown;
+        },
       },
-    });
-    for (const path of ['$.orders[?(@.amount > 100)]', "$..[?(@.constructor.constructor('globalThis.hacked = 1')())]", '$..amount', '$.orders[*]', 'orders.0.amount']) {
+    );
+    for (const path of [
+      '$.orders[?(@.amount > 100)]',
+      "$..[?(@.constructor.constructor('globalThis.hacked = 1')())]",
+      '$..amount',
+      '$.orders[*]',
+      'orders.0.amount',
+    ]) {
       expect(plainPathResolver(spy, path), path).toBeUndefined();
     }
     expect(touched).toEqual([]);

@@ -36,8 +36,17 @@ const sms = {
 };
 
 const action: JourneyAction = {
-  actionId: 'a1', userId: 'u-1', journeyId: 'member-growth', tier: 'member', stepId: 'offer_course', executionName: 'e1',
-  channel: 'sms', at: '2026-03-01T10:00:00.000Z', kind: 'offer', offerId: 'pm-course', expiresAt: '2026-03-08T10:00:00.000Z',
+  actionId: 'a1',
+  userId: 'u-1',
+  journeyId: 'member-growth',
+  tier: 'member',
+  stepId: 'offer_course',
+  executionName: 'e1',
+  channel: 'sms',
+  at: '2026-03-01T10:00:00.000Z',
+  kind: 'offer',
+  offerId: 'pm-course',
+  expiresAt: '2026-03-08T10:00:00.000Z',
 };
 
 describe('channels.json', () => {
@@ -46,10 +55,14 @@ describe('channels.json', () => {
     expect(shippedLoad.problems).toEqual([]);
     expect(Object.keys(shippedLoad.ruleset!.channels.channels)).toEqual(['official-account', 'direct-message', 'mini-program']);
     const examples = JSON.parse(await readFile(join(root, 'examples', 'channels', 'channels.json'), 'utf8'));
-    const merged = { channels: { ...(await shipped())['channels'] as object, ...examples.channels } };
+    const merged = { channels: { ...((await shipped())['channels'] as object), ...examples.channels } };
     const loaded = loadRuleset(await projectWith(merged));
     expect(loaded.problems).toEqual([]);
-    expect(loaded.ruleset!.channels.channels['sms']).toMatchObject({ method: 'POST', rateLimitPerSecond: 20, retry: { attempts: 8, maxAgeSeconds: 7200 } });
+    expect(loaded.ruleset!.channels.channels['sms']).toMatchObject({
+      method: 'POST',
+      rateLimitPerSecond: 20,
+      retry: { attempts: 8, maxAgeSeconds: 7200 },
+    });
   });
 
   it('a step naming an undefined channel gets a did-you-mean, at the step', async () => {
@@ -69,23 +82,31 @@ describe('channels.json', () => {
   });
 
   it('reports unknown placeholders with did-you-mean, and every other problem at once', async () => {
-    const channels = { channels: {
-      ...(await shipped())['channels'] as object,
-      sms: { ...sms, body: { to: '{{userID}}', text: 'Hi {{ name }}', list: ['{{offerId}', '{{templateId}}'] } },
-      'Bad Name': {},
-      push: { rateLimitPerSecond: 0.5, auth: sms.auth, retry: { attempts: 500 } },
-      mail: { endpoint: 'ftp://mail.example.com', auth: { type: 'oauth' } },
-      leak: { endpoint: 'https://user:pw@hooks.example.com/x', auth: { ...sms.auth, secret: { env: 'lower', secretsManager: 's' } } },
-    } };
+    const channels = {
+      channels: {
+        ...((await shipped())['channels'] as object),
+        sms: { ...sms, body: { to: '{{userID}}', text: 'Hi {{ name }}', list: ['{{offerId}', '{{templateId}}'] } },
+        'Bad Name': {},
+        push: { rateLimitPerSecond: 0.5, auth: sms.auth, retry: { attempts: 500 } },
+        mail: { endpoint: 'ftp://mail.example.com', auth: { type: 'oauth' } },
+        leak: { endpoint: 'https://user:pw@hooks.example.com/x', auth: { ...sms.auth, secret: { env: 'lower', secretsManager: 's' } } },
+      },
+    };
     expect(await problemsOf(channels)).toEqual([
       'channels.json: /channels/Bad Name: channel name "Bad Name" must be lower-case letters, digits and -, starting with a letter (at most 48) (rename the channel, and the steps that use it)',
-      'channels.json: /channels/push/rateLimitPerSecond: must be a whole number, found 0.5 (a whole number of requests per second, 1 to 300; use the provider\'s documented limit)',
+      "channels.json: /channels/push/rateLimitPerSecond: must be a whole number, found 0.5 (a whole number of requests per second, 1 to 300; use the provider's documented limit)",
       'channels.json: /channels/push/retry/attempts: must be at most 185, found 500 (a whole number of retries, 0 to 185)',
       'channels.json: /channels/mail/endpoint: must be an http(s) URL, for example "https://sms.example.com/v1/send" (the provider\'s URL, for example "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"; leave it out to only log)',
       'channels.json: /channels/mail/auth/type: must be one of api-key, basic, query-key (use one of: api-key, basic, query-key)',
       'channels.json: /channels/leak/auth/secret/env: must be an environment variable name: upper-case letters, digits and _ (for example "SMS_API_KEY"; set it in the shell that runs `strata dev`)',
     ]);
-    const second = { channels: { ...(await shipped())['channels'] as object, sms: { ...sms, body: { to: '{{userID}}', text: 'Hi {{ name }}', list: ['{{offerId}', '{{templateId}}'] } }, push: { auth: sms.auth } } };
+    const second = {
+      channels: {
+        ...((await shipped())['channels'] as object),
+        sms: { ...sms, body: { to: '{{userID}}', text: 'Hi {{ name }}', list: ['{{offerId}', '{{templateId}}'] } },
+        push: { auth: sms.auth },
+      },
+    };
     expect(await problemsOf(second)).toEqual([
       'channels.json: /channels/sms/body/to: unknown placeholder {{userID}} (did you mean "userId"?)',
       'channels.json: /channels/sms/body/text: unknown placeholder {{name}} (use one of: actionId, userId, journeyId, tier, stepId, executionName, channel, kind, at, templateId, groupId, offerId, expiresAt, test)',
@@ -105,9 +126,19 @@ describe('channels.json', () => {
 
 describe('body templates', () => {
   it('fills whole placeholders with the value and embedded ones with text; a missing field is null or empty', () => {
-    const body = { to: '{{userId}}', text: 'Offer {{offerId}} until {{expiresAt}}{{templateId}}', template: '{{templateId}}', test: '{{test}}', fixed: [1, true, null, 'plain'] };
+    const body = {
+      to: '{{userId}}',
+      text: 'Offer {{offerId}} until {{expiresAt}}{{templateId}}',
+      template: '{{templateId}}',
+      test: '{{test}}',
+      fixed: [1, true, null, 'plain'],
+    };
     expect(renderChannelBody(body, actionTemplateValues(action))).toEqual({
-      to: 'u-1', text: 'Offer pm-course until 2026-03-08T10:00:00.000Z', template: null, test: false, fixed: [1, true, null, 'plain'],
+      to: 'u-1',
+      text: 'Offer pm-course until 2026-03-08T10:00:00.000Z',
+      template: null,
+      test: false,
+      fixed: [1, true, null, 'plain'],
     });
     expect(renderChannelBody(body, actionTemplateValues({ ...action, test: true }))).toMatchObject({ test: true });
   });
@@ -134,7 +165,9 @@ describe('the README', () => {
     const readme = await readFile(join(root, 'README.md'), 'utf8');
     const worked = readme.slice(readme.indexOf('### Worked examples'));
     const blocks = [...worked.matchAll(/```json\n([\s\S]*?)\n```/g)].slice(0, 3).map((m) => JSON.parse(`{${m[1]}}`) as Record<string, unknown>);
-    const examples = JSON.parse(await readFile(join(root, 'examples', 'channels', 'channels.json'), 'utf8')) as { channels: Record<string, Record<string, unknown>> };
+    const examples = JSON.parse(await readFile(join(root, 'examples', 'channels', 'channels.json'), 'utf8')) as {
+      channels: Record<string, Record<string, unknown>>;
+    };
     const withoutDescriptions = Object.fromEntries(Object.entries(examples.channels).map(([name, { description: _, ...rest }]) => [name, rest]));
     expect(Object.assign({}, ...blocks)).toEqual(withoutDescriptions);
   });

@@ -11,7 +11,10 @@ const root = join(import.meta.dirname, '..', '..');
 
 async function strata(args: string[], cwd = root): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [join(root, 'bin', 'strata.js'), ...args], { cwd, env: { ...process.env, STRATA_DEBUG: '' } });
+    const { stdout, stderr } = await run(process.execPath, [join(root, 'bin', 'strata.js'), ...args], {
+      cwd,
+      env: { ...process.env, STRATA_DEBUG: '' },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -23,7 +26,9 @@ describe('strata validate (the command)', () => {
   it('passes on the shipped rules and journeys', async () => {
     const result = await strata(['validate']);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toMatch(/^OK: 9 files, 4 tiers \(visitor < member < active < core\), 6 metrics, 5 attributes, 4 journeys; ruleset version [0-9a-f]{12}\n$/);
+    expect(result.stdout).toMatch(
+      /^OK: 9 files, 4 tiers \(visitor < member < active < core\), 6 metrics, 5 attributes, 4 journeys; ruleset version [0-9a-f]{12}\n$/,
+    );
     expect(result.code).toBe(0);
   });
 
@@ -55,17 +60,27 @@ describe('strata validate (the command)', () => {
     core.conditions.all[0].value = 45;
     await writeFile(join(dir, 'rules', 'core.json'), JSON.stringify(core, null, 2));
     const expectedWarnings = [
-      'rules/core.json: /conditions/all/0: warning: daysActive30 ≥ 45 can never hold: daysActive30 counts days in a 30-day window, so it is 0 to 30 (change the threshold or the metric\'s window, or remove the condition)',
+      "rules/core.json: /conditions/all/0: warning: daysActive30 ≥ 45 can never hold: daysActive30 counts days in a 30-day window, so it is 0 to 30 (change the threshold or the metric's window, or remove the condition)",
       'rules/tiers.json: /tiers/3: warning: no user can ever reach tier "core": daysActive30 ≥ 45 can never hold: daysActive30 counts days in a 30-day window, so it is 0 to 30 (fix the conditions in rules/core.json)',
       '',
     ];
     const lenient = await strata(['validate', dir]);
     expect(lenient.code).toBe(0);
     expect(lenient.stdout).toMatch(/^OK: 8 files/);
-    expect(lenient.stderr.split('\n')).toEqual([...expectedWarnings, '2 warnings: likely mistakes that still load. Fix them, or pass --strict to make them fail the check.', '', '']);
+    expect(lenient.stderr.split('\n')).toEqual([
+      ...expectedWarnings,
+      '2 warnings: likely mistakes that still load. Fix them, or pass --strict to make them fail the check.',
+      '',
+      '',
+    ]);
     const strict = await strata(['validate', '--strict', dir]);
     expect(strict.code).toBe(1);
-    expect(strict.stderr.split('\n')).toEqual([...expectedWarnings, '2 warnings: likely mistakes that still load. Failing because of --strict.', '', '']);
+    expect(strict.stderr.split('\n')).toEqual([
+      ...expectedWarnings,
+      '2 warnings: likely mistakes that still load. Failing because of --strict.',
+      '',
+      '',
+    ]);
   });
 
   it('says clearly when pointed at a directory with no project', async () => {
@@ -73,7 +88,9 @@ describe('strata validate (the command)', () => {
     await mkdir(join(dir, 'nothing'));
     const result = await strata(['validate', dir]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe(`strata: validate: no rules/ or journeys/ JSON files under ${dir} (run it in a Strata project, or pass the project directory)\n`);
+    expect(result.stderr).toBe(
+      `strata: validate: no rules/ or journeys/ JSON files under ${dir} (run it in a Strata project, or pass the project directory)\n`,
+    );
   });
 });
 

@@ -35,7 +35,10 @@ describe('consent', () => {
   });
 
   it('an opt-in reopens what it names, and the latest change for a channel decides', () => {
-    const reopenedEmail = after([consentEvent('message.opted_out', '2026-03-01T00:00:00Z'), consentEvent('message.opted_in', '2026-03-02T00:00:00Z', 'email')]);
+    const reopenedEmail = after([
+      consentEvent('message.opted_out', '2026-03-01T00:00:00Z'),
+      consentEvent('message.opted_in', '2026-03-02T00:00:00Z', 'email'),
+    ]);
     expect([isOptedOut(reopenedEmail, 'email'), isOptedOut(reopenedEmail, 'sms')]).toEqual([false, true]);
     const closedAgain = after([consentEvent('message.opted_out', '2026-03-03T00:00:00Z')], reopenedEmail);
     expect(isOptedOut(closedAgain, 'email')).toBe(true);
@@ -44,7 +47,10 @@ describe('consent', () => {
   });
 
   it('a late, older event does not undo a newer one', () => {
-    const profile = after([consentEvent('message.opted_in', '2026-03-05T00:00:00Z', 'sms'), consentEvent('message.opted_out', '2026-03-01T00:00:00Z', 'sms')]);
+    const profile = after([
+      consentEvent('message.opted_in', '2026-03-05T00:00:00Z', 'sms'),
+      consentEvent('message.opted_out', '2026-03-01T00:00:00Z', 'sms'),
+    ]);
     expect(isOptedOut(profile, 'sms')).toBe(false);
     expect(applyConsentEvent(profile, consentEvent('message.opted_out', '2026-03-01T00:00:00Z', 'sms'))).toBeUndefined();
   });
@@ -58,7 +64,9 @@ describe('consent', () => {
   });
 
   it('ignores other event types', () => {
-    expect(applyConsentEvent(profileFor('u1', 'member'), { ...consentEvent('message.opted_in', '2026-03-01T00:00:00Z'), type: 'app.opened' })).toBeUndefined();
+    expect(
+      applyConsentEvent(profileFor('u1', 'member'), { ...consentEvent('message.opted_in', '2026-03-01T00:00:00Z'), type: 'app.opened' }),
+    ).toBeUndefined();
   });
 });
 

@@ -57,7 +57,9 @@ describe('functions/core imports', () => {
   });
 
   it('imports nothing from the adapters, the handlers or the command line', () => {
-    const outward = [...graph].flatMap(([module, imports]) => imports.filter((target) => !target.startsWith('functions/core/')).map((target) => `${module} → ${target}`));
+    const outward = [...graph].flatMap(([module, imports]) =>
+      imports.filter((target) => !target.startsWith('functions/core/')).map((target) => `${module} → ${target}`),
+    );
     expect(outward).toEqual([]);
   });
 

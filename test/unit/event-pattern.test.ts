@@ -71,10 +71,7 @@ const cases: Case[] = [
     name: 'an array in the event matches if any element matches',
     pattern: { resources: ['arn:b'], detail: { tags: ['vip'] } },
     matches: [envelope({ resources: ['arn:a', 'arn:b'], detail: { tags: ['new', 'vip'] } })],
-    misses: [
-      envelope({ resources: ['arn:a'], detail: { tags: ['vip'] } }),
-      envelope({ resources: ['arn:b'], detail: { tags: [] } }),
-    ],
+    misses: [envelope({ resources: ['arn:a'], detail: { tags: ['vip'] } }), envelope({ resources: ['arn:b'], detail: { tags: [] } })],
   },
   {
     name: 'prefix on strings only',
@@ -91,7 +88,12 @@ const cases: Case[] = [
   {
     name: 'anything-but a value needs the field, and matches other types and null',
     pattern: { detail: { state: [{ 'anything-but': 'initializing' }] } },
-    matches: [withDetail({ state: 'running' }), withDetail({ state: 5 }), withDetail({ state: null }), withDetail({ state: ['initializing', 'running'] })],
+    matches: [
+      withDetail({ state: 'running' }),
+      withDetail({ state: 5 }),
+      withDetail({ state: null }),
+      withDetail({ state: ['initializing', 'running'] }),
+    ],
     misses: [withDetail({ state: 'initializing' }), withDetail({}), withDetail({ state: ['initializing'] }), withDetail({ state: { nested: 1 } })],
   },
   {
@@ -150,8 +152,22 @@ const cases: Case[] = [
   {
     name: 'a nested pattern over an array of objects matches within one element',
     pattern: { detail: { items: { sku: ['A'], qty: [2] } } },
-    matches: [withDetail({ items: [{ sku: 'B', qty: 2 }, { sku: 'A', qty: 2 }] })],
-    misses: [withDetail({ items: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 2 }] })],
+    matches: [
+      withDetail({
+        items: [
+          { sku: 'B', qty: 2 },
+          { sku: 'A', qty: 2 },
+        ],
+      }),
+    ],
+    misses: [
+      withDetail({
+        items: [
+          { sku: 'A', qty: 1 },
+          { sku: 'B', qty: 2 },
+        ],
+      }),
+    ],
   },
   {
     name: 'a value pattern does not match an object',
@@ -207,14 +223,14 @@ describe('the patterns Strata deploys', () => {
     expect(Object.isFrozen(pattern['source'])).toBe(true);
   });
 
-  it('ingests producers\' user events and never Strata\'s own notices', () => {
+  it("ingests producers' user events and never Strata's own notices", () => {
     expect(RESERVED_SOURCE_PREFIX).toBe('strata.');
     expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('com.example.app', { userId: 'u', eventId: 'e' }))).toBe(true);
     expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('strata.tiers', { userId: 'u', eventId: 'e' }))).toBe(false);
     expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('strata.journeys', { userId: 'u', eventId: 'e' }))).toBe(false);
   });
 
-  it('sends producers\' events without a usable userId or eventId to ingest, which dead-letters them with a reason', () => {
+  it("sends producers' events without a usable userId or eventId to ingest, which dead-letters them with a reason", () => {
     for (const detail of [{ userId: 'u' }, { eventId: 'e' }, {}, { userId: 42, eventId: ['e'] }, { userId: null, eventId: '' }]) {
       expect(matchesEventPattern(USER_EVENTS_PATTERN, userEvent('com.example.app', detail))).toBe(true);
     }
@@ -236,33 +252,99 @@ describe('validateEventPattern', () => {
     [
       'a bare string value',
       { source: 'strata.tiers' },
-      [{ pointer: '/source', message: 'must be a list of values to match or an object of nested fields, not a string ("strata.tiers") (wrap it in a list: ["strata.tiers"])' }],
+      [
+        {
+          pointer: '/source',
+          message:
+            'must be a list of values to match or an object of nested fields, not a string ("strata.tiers") (wrap it in a list: ["strata.tiers"])',
+        },
+      ],
     ],
     [
       'a bare number nested in detail',
       { detail: { amount: 5 } },
-      [{ pointer: '/detail/amount', message: 'must be a list of values to match or an object of nested fields, not a number (5) (wrap it in a list: [5])' }],
+      [
+        {
+          pointer: '/detail/amount',
+          message: 'must be a list of values to match or an object of nested fields, not a number (5) (wrap it in a list: [5])',
+        },
+      ],
     ],
     ['an empty list', { source: [] }, [{ pointer: '/source', message: 'is an empty list, which matches nothing: list at least one value' }]],
     ['a nested list', { source: [['a']] }, [{ pointer: '/source/0', message: 'a nested list is not a matcher: list the values directly' }]],
-    ['two operators in one matcher', { source: [{ prefix: 'a', suffix: 'b' }] }, [{ pointer: '/source/0', message: 'a matcher object has exactly one operator, found 2 (prefix, suffix)' }]],
-    ['an unknown operator', { source: [{ startsWith: 'a' }] }, [{ pointer: '/source/0', message: 'unknown operator "startsWith" (use one of: prefix, suffix, equals-ignore-case, anything-but, numeric, exists)' }]],
-    ['an operator this matcher does not support', { source: [{ wildcard: 'a*' }] }, [{ pointer: '/source/0', message: '"wildcard" is valid in EventBridge but not supported by Strata\'s pattern matcher' }]],
-    ['$or', { $or: [{ source: ['a'] }, { source: ['b'] }] }, [{ pointer: '/$or', message: '"$or" is not supported by Strata\'s pattern matcher; use one rule per alternative' }]],
+    [
+      'two operators in one matcher',
+      { source: [{ prefix: 'a', suffix: 'b' }] },
+      [{ pointer: '/source/0', message: 'a matcher object has exactly one operator, found 2 (prefix, suffix)' }],
+    ],
+    [
+      'an unknown operator',
+      { source: [{ startsWith: 'a' }] },
+      [
+        {
+          pointer: '/source/0',
+          message: 'unknown operator "startsWith" (use one of: prefix, suffix, equals-ignore-case, anything-but, numeric, exists)',
+        },
+      ],
+    ],
+    [
+      'an operator this matcher does not support',
+      { source: [{ wildcard: 'a*' }] },
+      [{ pointer: '/source/0', message: '"wildcard" is valid in EventBridge but not supported by Strata\'s pattern matcher' }],
+    ],
+    [
+      '$or',
+      { $or: [{ source: ['a'] }, { source: ['b'] }] },
+      [{ pointer: '/$or', message: '"$or" is not supported by Strata\'s pattern matcher; use one rule per alternative' }],
+    ],
     ['a prefix that is not a string', { source: [{ prefix: 5 }] }, [{ pointer: '/source/0', message: '"prefix" takes a string, not a number (5)' }]],
-    ['exists that is not a boolean', { detail: { a: [{ exists: 'yes' }] } }, [{ pointer: '/detail/a/0', message: '"exists" takes true or false, not a string ("yes")' }]],
-    ['anything-but mixing types', { a: [{ 'anything-but': ['x', 1] }] }, [{ pointer: '/a/0', message: '"anything-but" takes a list of only strings or only numbers' }]],
-    ['anything-but an empty prefix', { a: [{ 'anything-but': { prefix: '' } }] }, [{ pointer: '/a/0', message: '"anything-but" "prefix" takes a non-empty string' }]],
-    ['anything-but null', { a: [{ 'anything-but': null }] }, [{ pointer: '/a/0', message: '"anything-but" takes a string, a number, a list of them, or {"prefix": ...}; not null' }]],
-    ['numeric with a bad operator', { a: [{ numeric: ['!=', 1] }] }, [{ pointer: '/a/0', message: '"numeric" operator "!=" is not one of <, <=, =, >, >=' }]],
+    [
+      'exists that is not a boolean',
+      { detail: { a: [{ exists: 'yes' }] } },
+      [{ pointer: '/detail/a/0', message: '"exists" takes true or false, not a string ("yes")' }],
+    ],
+    [
+      'anything-but mixing types',
+      { a: [{ 'anything-but': ['x', 1] }] },
+      [{ pointer: '/a/0', message: '"anything-but" takes a list of only strings or only numbers' }],
+    ],
+    [
+      'anything-but an empty prefix',
+      { a: [{ 'anything-but': { prefix: '' } }] },
+      [{ pointer: '/a/0', message: '"anything-but" "prefix" takes a non-empty string' }],
+    ],
+    [
+      'anything-but null',
+      { a: [{ 'anything-but': null }] },
+      [{ pointer: '/a/0', message: '"anything-but" takes a string, a number, a list of them, or {"prefix": ...}; not null' }],
+    ],
+    [
+      'numeric with a bad operator',
+      { a: [{ numeric: ['!=', 1] }] },
+      [{ pointer: '/a/0', message: '"numeric" operator "!=" is not one of <, <=, =, >, >=' }],
+    ],
     ['numeric with a string bound', { a: [{ numeric: ['>', '1'] }] }, [{ pointer: '/a/0', message: '"numeric" bound after ">" must be a number' }]],
     [
       'numeric with the upper bound first',
       { a: [{ numeric: ['<', 5, '>', 0] }] },
-      [{ pointer: '/a/0', message: '"numeric" range must give the lower bound (> or >=) first and the upper bound (< or <=) second; "numeric" takes an operator and a number, or a lower and an upper bound: [">", 0, "<=", 5]' }],
+      [
+        {
+          pointer: '/a/0',
+          message:
+            '"numeric" range must give the lower bound (> or >=) first and the upper bound (< or <=) second; "numeric" takes an operator and a number, or a lower and an upper bound: [">", 0, "<=", 5]',
+        },
+      ],
     ],
-    ['numeric with an empty range', { a: [{ numeric: ['>', 5, '<', 5] }] }, [{ pointer: '/a/0', message: '"numeric" range is empty: 5 is not below 5' }]],
-    ['numeric with three items', { a: [{ numeric: ['>', 5, '<'] }] }, [{ pointer: '/a/0', message: '"numeric" takes an operator and a number, or a lower and an upper bound: [">", 0, "<=", 5]' }]],
+    [
+      'numeric with an empty range',
+      { a: [{ numeric: ['>', 5, '<', 5] }] },
+      [{ pointer: '/a/0', message: '"numeric" range is empty: 5 is not below 5' }],
+    ],
+    [
+      'numeric with three items',
+      { a: [{ numeric: ['>', 5, '<'] }] },
+      [{ pointer: '/a/0', message: '"numeric" takes an operator and a number, or a lower and an upper bound: [">", 0, "<=", 5]' }],
+    ],
   ])('reports %s', (_name, pattern, problems) => {
     expect(validateEventPattern(pattern)).toEqual(problems);
   });

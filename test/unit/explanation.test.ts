@@ -47,8 +47,18 @@ describe('explanations', () => {
           result: true,
         },
       },
-      { tier: 'active', rule: 'active#0', passed: false, conditions: { all: [{ fact: 'days7', operator: 'greaterThanInclusive', value: 4, factValue: 2, result: false }], result: false } },
-      { tier: 'core', rule: 'core#0', passed: false, conditions: { all: [{ fact: 'spend30', operator: 'greaterThanInclusive', value: 100, factValue: 0, result: false }], result: false } },
+      {
+        tier: 'active',
+        rule: 'active#0',
+        passed: false,
+        conditions: { all: [{ fact: 'days7', operator: 'greaterThanInclusive', value: 4, factValue: 2, result: false }], result: false },
+      },
+      {
+        tier: 'core',
+        rule: 'core#0',
+        passed: false,
+        conditions: { all: [{ fact: 'spend30', operator: 'greaterThanInclusive', value: 100, factValue: 0, result: false }], result: false },
+      },
     ]);
     expect(ruleset.version).toMatch(/^[0-9a-f]{12}$/);
   });
@@ -65,7 +75,15 @@ describe('missing facts and negative operators', () => {
   const rules = {
     ...testRules(),
     member: { conditions: { all: [{ fact: 'plan', operator: 'notEqual', value: 'free' }] }, event: { type: 'qualifies' } },
-    active: { conditions: { all: [{ fact: 'plan', operator: 'notIn', value: ['free', 'trial'] }, { fact: 'days7', operator: 'greaterThan', value: 100 }] }, event: { type: 'qualifies' } },
+    active: {
+      conditions: {
+        all: [
+          { fact: 'plan', operator: 'notIn', value: ['free', 'trial'] },
+          { fact: 'days7', operator: 'greaterThan', value: 100 },
+        ],
+      },
+      event: { type: 'qualifies' },
+    },
   };
   const negative = testRuleset({ rules });
 

@@ -12,7 +12,8 @@ const memberJourney = (overrides: Record<string, unknown> = {}): JourneyDefiniti
 };
 const baseSteps = (): Step[] => journeyDocument()['steps'] as Step[];
 const withStep = (id: string, change: Step): Step[] => baseSteps().map((step) => (step['id'] === id ? { ...step, ...change } : step));
-const summary = (before: JourneyDefinition, after: JourneyDefinition) => journeyChanges({ member: before }, { member: after }).map((change) => `${change.kind}: ${change.detail}`);
+const summary = (before: JourneyDefinition, after: JourneyDefinition) =>
+  journeyChanges({ member: before }, { member: after }).map((change) => `${change.kind}: ${change.detail}`);
 
 describe('journeyChanges', () => {
   it('finds nothing between a journey and itself', () => {
@@ -31,7 +32,9 @@ describe('journeyChanges', () => {
       'wait-changed: wait "pause": 2 days → 3 days',
       'send-changed: invite step "group": groupId "pm-career-change-members" → "pm-members-2027", channel "direct-message" → "sms"',
     ]);
-    expect(changes.find((change) => change.kind === 'wait-changed')?.effect).toBe('users already in this wait, or before it, still wait 2 days; new entries wait 3 days');
+    expect(changes.find((change) => change.kind === 'wait-changed')?.effect).toBe(
+      'users already in this wait, or before it, still wait 2 days; new entries wait 3 days',
+    );
     expect(changes.every((change) => change.tier === 'member' && change.journeyId === 'member-nurture')).toBe(true);
   });
 
@@ -41,9 +44,13 @@ describe('journeyChanges', () => {
       if (step['id'] === 'pause') return { ...step, next: 'members_group' };
       return step;
     });
-    expect(summary(memberJourney(), memberJourney({ steps: renamed }))).toEqual(['step-renamed: step "group" (invite to pm-career-change-members) is renamed to "members_group"']);
+    expect(summary(memberJourney(), memberJourney({ steps: renamed }))).toEqual([
+      'step-renamed: step "group" (invite to pm-career-change-members) is renamed to "members_group"',
+    ]);
 
-    const removed = baseSteps().filter((step) => step['id'] !== 'group' && step['id'] !== 'pause_again').map((step) => (step['id'] === 'pause' ? { ...step, next: 'course' } : step));
+    const removed = baseSteps()
+      .filter((step) => step['id'] !== 'group' && step['id'] !== 'pause_again')
+      .map((step) => (step['id'] === 'pause' ? { ...step, next: 'course' } : step));
     expect(summary(memberJourney(), memberJourney({ steps: removed }))).toEqual([
       'route-changed: step "pause": next "group" → next "course"',
       'step-removed: step "group" (invite to pm-career-change-members) is removed',
@@ -53,14 +60,21 @@ describe('journeyChanges', () => {
 
   it('lists new steps, a wait that now waits for a local time, and a step whose type changed', () => {
     const steps = withStep('pause', { type: 'wait', days: undefined, untilLocalTime: '19:30' });
-    const changed = [...steps.slice(0, 1).map((step) => ({ ...step, next: 'story' })), { id: 'story', type: 'content', templateId: 'career-change-success-story', channel: 'official-account', next: 'pause' }, ...steps.slice(1)];
+    const changed = [
+      ...steps.slice(0, 1).map((step) => ({ ...step, next: 'story' })),
+      { id: 'story', type: 'content', templateId: 'career-change-success-story', channel: 'official-account', next: 'pause' },
+      ...steps.slice(1),
+    ];
     expect(summary(memberJourney(), memberJourney({ steps: changed }))).toEqual([
       'route-changed: step "welcome": next "pause" → next "story"',
       'wait-changed: wait "pause": 2 days → until 19:30',
       'step-added: step "story" (content career-change-success-story) is new',
     ]);
     const before = memberJourney();
-    const endsEarly: JourneyDefinition = { ...before, steps: before.steps.map((step) => (step.id === 'pause_again' ? { id: 'pause_again', type: 'exit' } : step)) };
+    const endsEarly: JourneyDefinition = {
+      ...before,
+      steps: before.steps.map((step) => (step.id === 'pause_again' ? { id: 'pause_again', type: 'exit' } : step)),
+    };
     expect(summary(before, endsEarly)).toEqual(['step-removed: step "pause_again" was wait 4 days, and is now exit']);
   });
 
@@ -82,6 +96,10 @@ describe('journeyChanges', () => {
     expect(changes[0]?.effect).toContain('no longer exit');
     expect(changes[1]?.effect).toContain('notEngaged');
     // A signal that another deployed journey still records is not retired.
-    expect(journeyChanges({ visitor: before }, { visitor: after, member: { ...loadShippedJourney('member'), settings: before.settings } }).filter((c) => c.kind === 'signal-retired' && !c.stepId)).toEqual([]);
+    expect(
+      journeyChanges({ visitor: before }, { visitor: after, member: { ...loadShippedJourney('member'), settings: before.settings } }).filter(
+        (c) => c.kind === 'signal-retired' && !c.stepId,
+      ),
+    ).toEqual([]);
   });
 });

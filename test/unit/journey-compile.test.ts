@@ -7,10 +7,14 @@ import { checkJourneyDocument } from '../../functions/core/journey/validate-jour
 import { TIERS, journeyDocument, loadShippedJourney } from '../helpers/journey-fixtures.js';
 
 // asl-validator is CommonJS (`module.exports = validator`) and ships no types.
-type AslValidator = (definition: unknown, options?: { checkArn?: boolean; checkPaths?: boolean }) => { isValid: boolean; errorsText(separator?: string): string };
+type AslValidator = (
+  definition: unknown,
+  options?: { checkArn?: boolean; checkPaths?: boolean },
+) => { isValid: boolean; errorsText(separator?: string): string };
 const aslValidator = createRequire(import.meta.url)('asl-validator') as AslValidator;
 
-const testJourney = (): JourneyDefinition => checkJourneyDocument('journeys/member.json', journeyDocument(), { tierIds: [...TIERS], expectedTier: 'member' }).journey!;
+const testJourney = (): JourneyDefinition =>
+  checkJourneyDocument('journeys/member.json', journeyDocument(), { tierIds: [...TIERS], expectedTier: 'member' }).journey!;
 
 /** asl-validator writes "QueryLanguage": "JSONPath" into the definition it checks, so it gets a copy. */
 function validate(asl: AslDefinition): { isValid: boolean; errors: string } {
@@ -23,7 +27,11 @@ function validate(asl: AslDefinition): { isValid: boolean; errors: string } {
 function reverseKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reverseKeys);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reverseKeys(v)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([k, v]) => [k, reverseKeys(v)]),
+  );
 }
 
 function allKeys(value: unknown, keys = new Set<string>()): Set<string> {
@@ -84,6 +92,7 @@ describe('compileJourney', () => {
     expect(asl.States['group']).toEqual({
       Type: 'Task',
       Comment: 'Invite to group pm-career-change-members via direct-message',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation definitionSubstitutions placeholder, not a JS template
       Resource: '${JourneyStepFunctionArn}',
       // The step travels in the definition, so an execution keeps the version it started with.
       Parameters: {
@@ -146,15 +155,29 @@ describe('compileJourney', () => {
   it('retries throttling for at least 15 minutes with jittered backoff, and gives up within 2 hours', () => {
     const task = compileJourney(testJourney()).States['welcome'];
     if (task?.Type !== 'Task') throw new Error('welcome is not a Task');
-    const throttling = ['Lambda.TooManyRequestsException', 'Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException',
-      'Lambda.ClientExecutionTimeoutException', 'Lambda.Unknown', 'Sandbox.Timedout', 'Strata.Transient'];
-    for (const error of throttling) expect(task.Retry.find((retrier) => retrier.ErrorEquals.includes(error)), error).toBeDefined();
+    const throttling = [
+      'Lambda.TooManyRequestsException',
+      'Lambda.ServiceException',
+      'Lambda.AWSLambdaException',
+      'Lambda.SdkClientException',
+      'Lambda.ClientExecutionTimeoutException',
+      'Lambda.Unknown',
+      'Sandbox.Timedout',
+      'Strata.Transient',
+    ];
+    for (const error of throttling)
+      expect(
+        task.Retry.find((retrier) => retrier.ErrorEquals.includes(error)),
+        error,
+      ).toBeDefined();
     const [retrier] = task.Retry;
     expect(task.Retry).toHaveLength(1);
     // Step Functions pauses min(IntervalSeconds × BackoffRate^k, MaxDelaySeconds) before retry k; with FULL jitter
     // each pause is uniform between 0 and that. Uniform pauses are sub-Gaussian with their own variance (d²/12),
     // so P(total < mean − t) ≤ exp(−t² / (2 Σ d²/12)), a Chernoff bound.
-    const pauses = Array.from({ length: retrier!.MaxAttempts }, (_, k) => Math.min(retrier!.IntervalSeconds * retrier!.BackoffRate ** k, retrier!.MaxDelaySeconds));
+    const pauses = Array.from({ length: retrier!.MaxAttempts }, (_, k) =>
+      Math.min(retrier!.IntervalSeconds * retrier!.BackoffRate ** k, retrier!.MaxDelaySeconds),
+    );
     const nominal = pauses.reduce((sum, pause) => sum + pause, 0);
     const mean = retrier!.JitterStrategy === 'FULL' ? nominal / 2 : nominal;
     const variance = retrier!.JitterStrategy === 'FULL' ? pauses.reduce((sum, pause) => sum + (pause * pause) / 12, 0) : 0;

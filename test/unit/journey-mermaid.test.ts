@@ -14,7 +14,7 @@ describe('renderJourneyMermaid', () => {
         "  %% member-nurture (tier member): Member nurture: a beginner live session, the members' group, then the member price",
         '  journey_settings>"Member nurture: a beginner live session, the members\' group, then the member price<br/>' +
           'Holdout: 10 % get nothing, to measure uplift<br/>' +
-          'Quiet hours: 21:00 to 08:00 in the user\'s #quot;timezone#quot; zone, else Asia/Shanghai<br/>' +
+          "Quiet hours: 21:00 to 08:00 in the user's #quot;timezone#quot; zone, else Asia/Shanghai<br/>" +
           'Frequency cap: at most 3 sends in 7 days, across journeys<br/>' +
           'Exits on: a tier change, an opt-out, conversion order.paid where product = pm-course"]',
         '  journey_settings ~~~ journey_start',
@@ -37,10 +37,14 @@ describe('renderJourneyMermaid', () => {
 
   it('labels both arms of a branch and shows a local-time wait', () => {
     const visitor = renderJourneyMermaid(loadShippedJourney('visitor'));
-    expect(visitor).toContain('  opened_cases{"Opened pm-beginner-case-studies?<br/>since beginner_cases<br/>Did they open the case studies within two days?"}\n');
+    expect(visitor).toContain(
+      '  opened_cases{"Opened pm-beginner-case-studies?<br/>since beginner_cases<br/>Did they open the case studies within two days?"}\n',
+    );
     expect(visitor).toContain('  opened_cases -- engaged --> career_change_group\n');
     expect(visitor).toContain('  opened_cases -- not engaged --> success_story\n');
-    expect(renderJourneyMermaid(loadShippedJourney('core'))).toContain('  evening{{"Wait until 19:30 local time<br/>Offers to core members go out in the evening, when they read their messages"}}\n');
+    expect(renderJourneyMermaid(loadShippedJourney('core'))).toContain(
+      '  evening{{"Wait until 19:30 local time<br/>Offers to core members go out in the evening, when they read their messages"}}\n',
+    );
   });
 
   it('renames ids Mermaid reserves and escapes quotes in labels', () => {

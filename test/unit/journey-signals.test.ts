@@ -35,9 +35,20 @@ describe('journeySignalFilters', () => {
 
 describe('journeyJsonSchema', () => {
   it('exports the journey format as JSON Schema, with the step types as a union', () => {
-    const schema = journeyJsonSchema() as { type: string; required: string[]; properties: { steps: { items: { oneOf: Array<{ properties: { type: { const: string } } }> } } } };
+    const schema = journeyJsonSchema() as {
+      type: string;
+      required: string[];
+      properties: { steps: { items: { oneOf: Array<{ properties: { type: { const: string } } }> } } };
+    };
     expect(schema.type).toBe('object');
     expect(schema.required).toEqual(['id', 'tier', 'name', 'start', 'settings', 'steps']);
-    expect(schema.properties.steps.items.oneOf.map((step) => step.properties.type.const)).toEqual(['content', 'invite', 'offer', 'wait', 'branch', 'exit']);
+    expect(schema.properties.steps.items.oneOf.map((step) => step.properties.type.const)).toEqual([
+      'content',
+      'invite',
+      'offer',
+      'wait',
+      'branch',
+      'exit',
+    ]);
   });
 });

@@ -77,7 +77,10 @@ describe('decideJourneyStep: sends', () => {
   });
 
   it('sends an invite, and an offer with its expiry', () => {
-    expect(decideJourneyStep(input({ stepId: 'group' }))).toMatchObject({ outcome: 'sent', action: { kind: 'invite', groupId: 'pm-career-change-members' } });
+    expect(decideJourneyStep(input({ stepId: 'group' }))).toMatchObject({
+      outcome: 'sent',
+      action: { kind: 'invite', groupId: 'pm-career-change-members' },
+    });
     expect(decideJourneyStep(input({ stepId: 'course' }))).toMatchObject({
       outcome: 'sent',
       action: { kind: 'offer', offerId: 'pm-course-member-price', at: '2026-03-03T02:00:00.000Z', expiresAt: '2026-03-08T02:00:00.000Z' },
@@ -100,11 +103,17 @@ describe('decideJourneyStep: guards', () => {
   });
 
   it('exits when the user opted out', () => {
-    expect(decideJourneyStep(input({ profile: profileFor(USER, 'member', { optedOutAt: '2026-03-02T12:00:00Z' }) }))).toEqual({ outcome: 'exit', reason: 'opted-out' });
+    expect(decideJourneyStep(input({ profile: profileFor(USER, 'member', { optedOutAt: '2026-03-02T12:00:00Z' }) }))).toEqual({
+      outcome: 'exit',
+      reason: 'opted-out',
+    });
   });
 
   it('exits for a held-out user, chosen by a stable hash', () => {
-    expect(decideJourneyStep(input({ userId: HELD_OUT_USER, profile: profileFor(HELD_OUT_USER, 'member') }))).toEqual({ outcome: 'exit', reason: 'held-out' });
+    expect(decideJourneyStep(input({ userId: HELD_OUT_USER, profile: profileFor(HELD_OUT_USER, 'member') }))).toEqual({
+      outcome: 'exit',
+      reason: 'held-out',
+    });
   });
 
   it('exits for an unknown user', () => {
@@ -112,7 +121,10 @@ describe('decideJourneyStep: guards', () => {
   });
 
   it('decides from the compiled step alone: a step the current journey no longer has still sends what it said', () => {
-    const removedInLaterVersion = journeyStepSpec({ ...journey, steps: journey.steps.map((step) => (step.id === 'welcome' ? { ...step, templateId: 'old-replay' } : step)) }, 'welcome');
+    const removedInLaterVersion = journeyStepSpec(
+      { ...journey, steps: journey.steps.map((step) => (step.id === 'welcome' ? { ...step, templateId: 'old-replay' } : step)) },
+      'welcome',
+    );
     expect(decideJourneyStep({ ...input(), spec: { ...removedInLaterVersion, stepId: 'renamed_since' } })).toMatchObject({
       outcome: 'sent',
       action: { stepId: 'renamed_since', templateId: 'old-replay', actionId: journeyActionId('member-abc123', 'renamed_since') },
@@ -120,16 +132,27 @@ describe('decideJourneyStep: guards', () => {
   });
 
   it('checks the guards at a branch too', () => {
-    expect(decideJourneyStep(input({ stepId: 'watched', sinceSentAt: STARTED_AT, profile: profileFor(USER, 'core') }))).toEqual({ outcome: 'exit', reason: 'tier-changed' });
+    expect(decideJourneyStep(input({ stepId: 'watched', sinceSentAt: STARTED_AT, profile: profileFor(USER, 'core') }))).toEqual({
+      outcome: 'exit',
+      reason: 'tier-changed',
+    });
   });
 });
 
 describe('decideJourneyStep: deferrals', () => {
   it('defers a send in quiet hours to the end of quiet hours in the user zone', () => {
     // 22:00 in Shanghai: defer to 08:00 next morning, Shanghai time.
-    expect(decideJourneyStep(input({ now: new Date('2026-03-03T14:00:00Z') }))).toEqual({ outcome: 'deferred', until: '2026-03-04T00:00:00.000Z', reason: 'quiet-hours' });
+    expect(decideJourneyStep(input({ now: new Date('2026-03-03T14:00:00Z') }))).toEqual({
+      outcome: 'deferred',
+      until: '2026-03-04T00:00:00.000Z',
+      reason: 'quiet-hours',
+    });
     // 07:59 in Shanghai: one minute to go.
-    expect(decideJourneyStep(input({ now: new Date('2026-03-02T23:59:00Z') }))).toEqual({ outcome: 'deferred', until: '2026-03-03T00:00:00.000Z', reason: 'quiet-hours' });
+    expect(decideJourneyStep(input({ now: new Date('2026-03-02T23:59:00Z') }))).toEqual({
+      outcome: 'deferred',
+      until: '2026-03-03T00:00:00.000Z',
+      reason: 'quiet-hours',
+    });
   });
 
   it("uses the user's own time zone from the profile attribute", () => {
@@ -137,7 +160,11 @@ describe('decideJourneyStep: deferrals', () => {
     // 14:00 in London is fine, though it is 22:00 in Shanghai.
     expect(decideJourneyStep(input({ profile: londoner, now: new Date('2026-03-03T14:00:00Z') })).outcome).toBe('sent');
     // 22:30 in London: defer to 08:00 London time.
-    expect(decideJourneyStep(input({ profile: londoner, now: new Date('2026-03-03T22:30:00Z') }))).toEqual({ outcome: 'deferred', until: '2026-03-04T08:00:00.000Z', reason: 'quiet-hours' });
+    expect(decideJourneyStep(input({ profile: londoner, now: new Date('2026-03-03T22:30:00Z') }))).toEqual({
+      outcome: 'deferred',
+      until: '2026-03-04T08:00:00.000Z',
+      reason: 'quiet-hours',
+    });
     // A zone that is not an IANA zone falls back to the journey's.
     const broken = profileFor(USER, 'member', { attributes: { timezone: { value: 'Mars/Olympus', at: STARTED_AT, eventId: 'e1' } } });
     expect(decideJourneyStep(input({ profile: broken, now: new Date('2026-03-03T14:00:00Z') })).outcome).toBe('deferred');
@@ -157,7 +184,8 @@ describe('decideJourneyStep: deferrals', () => {
 });
 
 describe('decideJourneyStep: branches and local-time waits', () => {
-  const branch = (buckets: DayBucket[], now: string) => decideJourneyStep(input({ stepId: 'watched', sinceSentAt: STARTED_AT, buckets, now: new Date(now) }));
+  const branch = (buckets: DayBucket[], now: string) =>
+    decideJourneyStep(input({ stepId: 'watched', sinceSentAt: STARTED_AT, buckets, now: new Date(now) }));
 
   it('takes the engaged arm once the content was opened after it was sent', () => {
     expect(branch([{ date: '2026-03-03', counters: {}, signals: [signal(openedId, '2026-03-03T01:00:00Z')] }], '2026-03-04T02:00:00Z')).toEqual({
@@ -168,13 +196,20 @@ describe('decideJourneyStep: branches and local-time waits', () => {
 
   it('waits for engagement until the timeout, then takes the not-engaged arm', () => {
     const openedBefore: DayBucket = { date: '2026-03-01', counters: {}, signals: [signal(openedId, '2026-03-01T10:00:00Z')] };
-    expect(branch([openedBefore], '2026-03-04T02:00:00Z')).toEqual({ outcome: 'deferred', until: '2026-03-05T02:00:00.000Z', reason: 'awaiting-engagement' });
+    expect(branch([openedBefore], '2026-03-04T02:00:00Z')).toEqual({
+      outcome: 'deferred',
+      until: '2026-03-05T02:00:00.000Z',
+      reason: 'awaiting-engagement',
+    });
     expect(branch([openedBefore], '2026-03-05T02:00:00Z')).toEqual({ outcome: 'not-engaged', at: '2026-03-05T02:00:00.000Z' });
   });
 
   it("works out the next local time of day in the user's zone", () => {
     expect(decideJourneyStep(input({ stepId: 'evening' }))).toEqual({ outcome: 'wait', until: '2026-03-03T11:30:00.000Z' });
-    expect(decideJourneyStep(input({ stepId: 'evening', now: new Date('2026-03-03T11:30:00Z') }))).toEqual({ outcome: 'wait', until: '2026-03-04T11:30:00.000Z' });
+    expect(decideJourneyStep(input({ stepId: 'evening', now: new Date('2026-03-03T11:30:00Z') }))).toEqual({
+      outcome: 'wait',
+      until: '2026-03-04T11:30:00.000Z',
+    });
   });
 });
 

@@ -62,14 +62,21 @@ describe('checkJourneyDocument', () => {
   });
 
   it('accepts a cold offer with allowColdOffer and a reason', () => {
-    const checked = check(withSteps(coldOfferSteps({ allowColdOffer: true, reason: 'Members who joined the group already asked for the price' }), { start: 'group' }));
+    const checked = check(
+      withSteps(coldOfferSteps({ allowColdOffer: true, reason: 'Members who joined the group already asked for the price' }), { start: 'group' }),
+    );
     expect(checked.problems).toEqual([]);
     expect(checked.journey?.steps[2]).toMatchObject({ allowColdOffer: true });
   });
 
   it('wants a reason with allowColdOffer', () => {
     expect(check(withSteps(coldOfferSteps({ allowColdOffer: true, reason: ' ' }), { start: 'group' })).problems).toEqual([
-      { file: FILE, pointer: '/steps/2/reason', message: 'allowColdOffer is set but reason is empty', hint: 'say why this offer may go to a user who has had no content first' },
+      {
+        file: FILE,
+        pointer: '/steps/2/reason',
+        message: 'allowColdOffer is set but reason is empty',
+        hint: 'say why this offer may go to a user who has had no content first',
+      },
     ]);
   });
 
@@ -85,7 +92,12 @@ describe('checkJourneyDocument', () => {
   it('reports an unreachable step', () => {
     const list = [...steps(), { id: 'old_offer', type: 'offer', offerId: 'pm-course-full-price', expiryDays: 3, channel: 'sms', next: 'done' }];
     expect(check(withSteps(list)).problems).toEqual([
-      { file: FILE, pointer: '/steps/6', message: 'step "old_offer" is never reached from start "welcome"', hint: 'link to it from another step, or delete it' },
+      {
+        file: FILE,
+        pointer: '/steps/6',
+        message: 'step "old_offer" is never reached from start "welcome"',
+        hint: 'link to it from another step, or delete it',
+      },
     ]);
   });
 
@@ -128,7 +140,7 @@ describe('checkJourneyDocument', () => {
     it('counts a wait until a local time as no wait at all', () => {
       const [problem] = check(withSteps(pollingSteps({ untilLocalTime: '19:30' }))).problems;
       expect(problem?.message).toContain('loop with no fixed wait per round (a wait until a local time can end within minutes)');
-      expect(problem?.message).toContain('reaches Step Functions\' limit of 25,000 events within days');
+      expect(problem?.message).toContain("reaches Step Functions' limit of 25,000 events within days");
     });
 
     it('accepts a loop that waits a day per round', () => {
@@ -139,7 +151,15 @@ describe('checkJourneyDocument', () => {
     it('judges a loop by its shortest round', () => {
       const list: Step[] = [
         ...pollingSteps({ days: 2 }).map((step) => (step['id'] === 'opened' ? { ...step, notEngaged: 'pick' } : step)),
-        { id: 'pick', type: 'branch', since: 'welcome', signal: 'content-completed', timeoutDays: 0, engaged: 'check_again', notEngaged: 'short_pause' },
+        {
+          id: 'pick',
+          type: 'branch',
+          since: 'welcome',
+          signal: 'content-completed',
+          timeoutDays: 0,
+          engaged: 'check_again',
+          notEngaged: 'short_pause',
+        },
         { id: 'short_pause', type: 'wait', hours: 6, next: 'opened' },
       ];
       expect(check(withSteps(list)).problems.map((problem) => problem.message.slice(0, problem.message.indexOf(':')))).toEqual([
@@ -149,7 +169,9 @@ describe('checkJourneyDocument', () => {
   });
 
   it('reports a send step inside a loop, even with a wait', () => {
-    const { problems } = check(withSteps(changeStep('pause_again', { next: 'group' }).filter((step) => step['id'] !== 'course' && step['id'] !== 'done')));
+    const { problems } = check(
+      withSteps(changeStep('pause_again', { next: 'group' }).filter((step) => step['id'] !== 'course' && step['id'] !== 'done')),
+    );
     expect(problems).toEqual([
       {
         file: FILE,
@@ -163,10 +185,20 @@ describe('checkJourneyDocument', () => {
   it('reports a missing or empty template id', () => {
     const { templateId: _omitted, ...withoutTemplate } = steps()[0]!;
     expect(check(withSteps([withoutTemplate, ...steps().slice(1)])).problems).toEqual([
-      { file: FILE, pointer: '/steps/0/templateId', message: 'templateId is required', hint: 'name the content template to send, for example "pm-beginner-case-studies"' },
+      {
+        file: FILE,
+        pointer: '/steps/0/templateId',
+        message: 'templateId is required',
+        hint: 'name the content template to send, for example "pm-beginner-case-studies"',
+      },
     ]);
     expect(check(withSteps(changeStep('welcome', { templateId: '  ' }))).problems).toEqual([
-      { file: FILE, pointer: '/steps/0/templateId', message: 'templateId must not be empty', hint: 'name the content template to send, for example "pm-beginner-case-studies"' },
+      {
+        file: FILE,
+        pointer: '/steps/0/templateId',
+        message: 'templateId must not be empty',
+        hint: 'name the content template to send, for example "pm-beginner-case-studies"',
+      },
     ]);
   });
 
@@ -180,7 +212,12 @@ describe('checkJourneyDocument', () => {
       },
     ]);
     expect(check(journeyDocument({ tier: 'membr' })).problems).toEqual([
-      { file: FILE, pointer: '/tier', message: 'tier "membr" is not a tier of this ruleset (tiers: visitor, member, active, core)', hint: 'did you mean "member"?' },
+      {
+        file: FILE,
+        pointer: '/tier',
+        message: 'tier "membr" is not a tier of this ruleset (tiers: visitor, member, active, core)',
+        hint: 'did you mean "member"?',
+      },
     ]);
   });
 
@@ -191,7 +228,15 @@ describe('checkJourneyDocument', () => {
   });
 
   it('checks that a branch looks at an earlier send of the right kind', () => {
-    const branch = (since: string, signal: string): Step => ({ id: 'check', type: 'branch', since, signal, timeoutDays: 2, engaged: 'course', notEngaged: 'done' });
+    const branch = (since: string, signal: string): Step => ({
+      id: 'check',
+      type: 'branch',
+      since,
+      signal,
+      timeoutDays: 2,
+      engaged: 'course',
+      notEngaged: 'done',
+    });
     const list = (since: string, signal: string): Step[] => [...changeStep('pause_again', { next: 'check' }), branch(since, signal)];
     expect(check(withSteps(list('welcome', 'group-joined'))).problems).toEqual([
       {
@@ -215,9 +260,16 @@ describe('checkJourneyDocument', () => {
 
   it('maps shape errors to pointers and readable messages, all at once', () => {
     // A channel name is checked against channels.json by the ruleset loader (test/unit/channels.test.ts).
-    const list = changeStep('welcome', { type: 'contnet' }).map((step) => (step['id'] === 'group' ? { ...step, channel: 'wechat', groupID: 'x' } : step));
+    const list = changeStep('welcome', { type: 'contnet' }).map((step) =>
+      step['id'] === 'group' ? { ...step, channel: 'wechat', groupID: 'x' } : step,
+    );
     expect(check(withSteps(list, { holdoutPercent: 10 })).problems).toEqual([
-      { file: FILE, pointer: '/steps/0/type', message: '"contnet" is not a step type; a step type must be one of content, invite, offer, wait, branch, exit', hint: 'did you mean "content"?' },
+      {
+        file: FILE,
+        pointer: '/steps/0/type',
+        message: '"contnet" is not a step type; a step type must be one of content, invite, offer, wait, branch, exit',
+        hint: 'did you mean "content"?',
+      },
       { file: FILE, pointer: '/steps/2/groupID', message: '"groupID" is not a field here', hint: 'did you mean "groupId"?' },
       { file: FILE, pointer: '/holdoutPercent', message: '"holdoutPercent" is not a field here', hint: 'move it into "settings"' },
     ]);
@@ -227,9 +279,24 @@ describe('checkJourneyDocument', () => {
     const list = changeStep('pause', { days: undefined, untilLocalTime: undefined });
     const settings = { quietHours: { start: '21:00', end: '21:00', timezone: 'Asia/Shang_hai' } };
     expect(check(withSteps(list, { settings })).problems).toEqual([
-      { file: FILE, pointer: '/settings/quietHours/end', message: 'quiet hours start and end at the same time', hint: 'for example "start": "21:00", "end": "08:00"' },
-      { file: FILE, pointer: '/settings/quietHours/timezone', message: '"Asia/Shang_hai" is not an IANA time zone', hint: 'for example "Asia/Shanghai"' },
-      { file: FILE, pointer: '/steps/1', message: 'a wait step needs a duration (days and/or hours) or untilLocalTime', hint: 'for example "days": 2, or "untilLocalTime": "19:30"' },
+      {
+        file: FILE,
+        pointer: '/settings/quietHours/end',
+        message: 'quiet hours start and end at the same time',
+        hint: 'for example "start": "21:00", "end": "08:00"',
+      },
+      {
+        file: FILE,
+        pointer: '/settings/quietHours/timezone',
+        message: '"Asia/Shang_hai" is not an IANA time zone',
+        hint: 'for example "Asia/Shanghai"',
+      },
+      {
+        file: FILE,
+        pointer: '/steps/1',
+        message: 'a wait step needs a duration (days and/or hours) or untilLocalTime',
+        hint: 'for example "days": 2, or "untilLocalTime": "19:30"',
+      },
     ]);
   });
 

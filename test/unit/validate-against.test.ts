@@ -14,7 +14,10 @@ const root = join(import.meta.dirname, '..', '..');
 
 async function strata(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [join(root, 'bin', 'strata.js'), ...args], { cwd: root, env: { ...env, STRATA_DEBUG: '' } });
+    const { stdout, stderr } = await run(process.execPath, [join(root, 'bin', 'strata.js'), ...args], {
+      cwd: root,
+      env: { ...env, STRATA_DEBUG: '' },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -100,7 +103,9 @@ describe('strata validate --against REF', () => {
       await cp(join(root, 'journeys'), join(outside, 'journeys'), { recursive: true });
       const result = await strata(['validate', outside, '--against', 'main']);
       expect(result.code).toBe(2);
-      expect(result.stderr).toMatch(/^strata: validate --against main: .* is not inside a git repository \(.*\) \(run it in the project's git checkout, or leave out --against\)\n$/);
+      expect(result.stderr).toMatch(
+        /^strata: validate --against main: .* is not inside a git repository \(.*\) \(run it in the project's git checkout, or leave out --against\)\n$/,
+      );
     } finally {
       await rm(outside, { recursive: true, force: true });
     }
@@ -109,6 +114,8 @@ describe('strata validate --against REF', () => {
   it('says when git itself is missing', async () => {
     const result = await strata(['validate', project, '--against', 'v1'], { ...process.env, PATH: join(repo, 'no-such-bin') });
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe('strata: validate --against v1: git is not installed or not on the PATH (install git, or run validate without --against)\n');
+    expect(result.stderr).toBe(
+      'strata: validate --against v1: git is not installed or not on the PATH (install git, or run validate without --against)\n',
+    );
   });
 });

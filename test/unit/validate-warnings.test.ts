@@ -28,7 +28,10 @@ const withRules = (edit: (rules: Json) => void, tiersEdit: (tiers: Json) => void
 
 /** The test ladder leaves two metrics to other tests; rule them in so that only each case's own warning shows. */
 const usingEveryMetric = (rules: Json): void => {
-  rules['core'].conditions.all.push({ fact: 'lastOrder', operator: 'lessThanInclusive', value: 29 }, { fact: 'lessons7', operator: 'greaterThanInclusive', value: 1 });
+  rules['core'].conditions.all.push(
+    { fact: 'lastOrder', operator: 'lessThanInclusive', value: 29 },
+    { fact: 'lessons7', operator: 'greaterThanInclusive', value: 1 },
+  );
 };
 
 describe('validate: plain words and a fix for every problem', () => {
@@ -40,7 +43,11 @@ describe('validate: plain words and a fix for every problem', () => {
 
   const context = { tierIds: [...TIERS], expectedTier: 'member' };
   const waitWith = (change: Json) =>
-    checkJourneyDocument('journeys/member.json', journeyDocument({ steps: (journeyDocument()['steps'] as Json[]).map((s, i) => (i === 1 ? { ...s, ...change } : s)) }), context).problems.map(formatProblem);
+    checkJourneyDocument(
+      'journeys/member.json',
+      journeyDocument({ steps: (journeyDocument()['steps'] as Json[]).map((s, i) => (i === 1 ? { ...s, ...change } : s)) }),
+      context,
+    ).problems.map(formatProblem);
 
   it('words a negative wait, a fraction of a day and a holdout over the limit, each with a fix', () => {
     expect(waitWith({ days: -3 })).toEqual([
@@ -84,7 +91,7 @@ describe('validate: warnings for mistakes that are not typos', () => {
       rules['core'].conditions.all.push({ fact: 'days7', operator: 'greaterThanInclusive', value: 45 });
     });
     expect(warningsOf(files)).toEqual([
-      'rules/core.json: /conditions/all/3: warning: days7 ≥ 45 can never hold: days7 counts days in a 7-day window, so it is 0 to 7 (change the threshold or the metric\'s window, or remove the condition)',
+      "rules/core.json: /conditions/all/3: warning: days7 ≥ 45 can never hold: days7 counts days in a 7-day window, so it is 0 to 7 (change the threshold or the metric's window, or remove the condition)",
       'rules/tiers.json: /tiers/3: warning: no user can ever reach tier "core": days7 ≥ 45 can never hold: days7 counts days in a 7-day window, so it is 0 to 7 (fix the conditions in rules/core.json)',
     ]);
   });
@@ -93,7 +100,12 @@ describe('validate: warnings for mistakes that are not typos', () => {
     const files = withRules((rules) => {
       usingEveryMetric(rules);
       rules['core'].conditions.all.push({ fact: 'lessons7', operator: 'greaterThan', value: -1 });
-      rules['active'].conditions = { all: [{ fact: 'days7', operator: 'greaterThanInclusive', value: 5 }, { fact: 'days7', operator: 'lessThan', value: 3 }] };
+      rules['active'].conditions = {
+        all: [
+          { fact: 'days7', operator: 'greaterThanInclusive', value: 5 },
+          { fact: 'days7', operator: 'lessThan', value: 3 },
+        ],
+      };
     });
     expect(warningsOf(files)).toEqual([
       'rules/tiers.json: /tiers/2: warning: no user can ever reach tier "active": days7 ≥ 5 and days7 < 3 cannot both hold (fix the conditions in rules/active.json)',
@@ -104,10 +116,15 @@ describe('validate: warnings for mistakes that are not typos', () => {
   it('judges "any" by all its arms: one reachable arm keeps the tier reachable', () => {
     const files = withRules((rules) => {
       usingEveryMetric(rules);
-      rules['active'].conditions = { any: [{ fact: 'days7', operator: 'greaterThan', value: 7 }, { fact: 'lessons7', operator: 'greaterThanInclusive', value: 3 }] };
+      rules['active'].conditions = {
+        any: [
+          { fact: 'days7', operator: 'greaterThan', value: 7 },
+          { fact: 'lessons7', operator: 'greaterThanInclusive', value: 3 },
+        ],
+      };
     });
     expect(warningsOf(files)).toEqual([
-      'rules/active.json: /conditions/any/0: warning: days7 > 7 can never hold: days7 counts days in a 7-day window, so it is 0 to 7 (change the threshold or the metric\'s window, or remove the condition)',
+      "rules/active.json: /conditions/any/0: warning: days7 > 7 can never hold: days7 counts days in a 7-day window, so it is 0 to 7 (change the threshold or the metric's window, or remove the condition)",
     ]);
   });
 
@@ -130,7 +147,10 @@ describe('validate: warnings for mistakes that are not typos', () => {
       usingEveryMetric(rules);
       const tiers = testTiersFile() as Json;
       tiers.tiers[1].journey = 'journeys/member.json';
-      return { ...testProjectFiles({ rules, tiers }), 'journeys/member.json': JSON.stringify(journeyDocument({ start: 'cases', steps: steps(waitDays, timeoutDays) })) };
+      return {
+        ...testProjectFiles({ rules, tiers }),
+        'journeys/member.json': JSON.stringify(journeyDocument({ start: 'cases', steps: steps(waitDays, timeoutDays) })),
+      };
     };
     expect(warningsOf(files(2))).toEqual([
       'journeys/member.json: /steps/1: warning: wait "give_time" (2 days) adds nothing: branch "opened" right after it already waits up to 2 days after "cases" is sent (set the branch\'s "timeoutDays" to 0 to check once when the wait ends, or remove the wait; to give more time, raise "timeoutDays" instead)',

@@ -94,11 +94,14 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   const daySeconds = Number(options.daySeconds);
   if (!(daySeconds > 0)) throw new UsageError(`dev: --day-seconds must be a positive number, not "${options.daySeconds}"`);
   const progressSeconds = Number(options.progressSeconds);
-  if (!(progressSeconds >= 0)) throw new UsageError(`dev: --progress-seconds must be a number of seconds (0 for none), not "${options.progressSeconds}"`);
+  if (!(progressSeconds >= 0))
+    throw new UsageError(`dev: --progress-seconds must be a number of seconds (0 for none), not "${options.progressSeconds}"`);
   const maxBacklog = Number(options.maxBacklog);
-  if (!Number.isInteger(maxBacklog) || maxBacklog < 1) throw new UsageError(`dev: --max-backlog must be a positive whole number, not "${options.maxBacklog}"`);
+  if (!Number.isInteger(maxBacklog) || maxBacklog < 1)
+    throw new UsageError(`dev: --max-backlog must be a positive whole number, not "${options.maxBacklog}"`);
   const maxFutureHours = Number(options.maxFutureHours);
-  if (!(maxFutureHours > 0) || !Number.isFinite(maxFutureHours)) throw new UsageError(`dev: --max-future-hours must be a positive number, not "${options.maxFutureHours}"`);
+  if (!(maxFutureHours > 0) || !Number.isFinite(maxFutureHours))
+    throw new UsageError(`dev: --max-future-hours must be a positive number, not "${options.maxFutureHours}"`);
   const dataDir = resolve(options.data);
   const ruleset: Ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
   if (options.reset) await rm(dataDir, { recursive: true, force: true });
@@ -150,7 +153,15 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       if (activity.kind === 'action') void delivery.deliver(activity.action);
       if (activity.kind === 'dead-letter') await write(DLQ_FILE, deadLetterLine(activity.letter, new Date()));
       if (activity.kind === 'journey-step') {
-        await appendJourneyLog(dataDir, [{ at: activity.at, executionName: activity.task.executionName, tier: activity.task.tier, stepId: activity.task.stepId, outcome: activity.result.outcome }]);
+        await appendJourneyLog(dataDir, [
+          {
+            at: activity.at,
+            executionName: activity.task.executionName,
+            tier: activity.task.tier,
+            stepId: activity.task.stepId,
+            outcome: activity.result.outcome,
+          },
+        ]);
       }
     },
   });
@@ -183,7 +194,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
 
   // A restart with changed rules judges everyone under them now, not at each user's next review date.
   const rejudged = await stack.runRejudge();
-  if (rejudged.needed && rejudged.usersJudged > 0) out.info(`${stamp()}  ruleset ${ruleset.version} is new: ${rejudged.usersJudged} users re-judged, ${rejudged.usersChanged} changed`);
+  if (rejudged.needed && rejudged.usersJudged > 0)
+    out.info(`${stamp()}  ruleset ${ruleset.version} is new: ${rejudged.usersJudged} users re-judged, ${rejudged.usersChanged} changed`);
 
   const stopping = new AbortController();
   const reviewLoop = (async () => {
@@ -204,14 +216,23 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
   const demoLoop = options.demo ? postDemo(endpoint.url, clock, ruleset, stopping.signal, out, stamp) : Promise.resolve();
   const progress =
     progressSeconds > 0
-      ? reportIngestProgress({ applied: () => stack.counters.eventsRecorded + stack.counters.duplicates, intervalMs: progressSeconds * 1000, print: (line) => out.info(`${stamp()}  ${line}`) })
+      ? reportIngestProgress({
+          applied: () => stack.counters.eventsRecorded + stack.counters.duplicates,
+          intervalMs: progressSeconds * 1000,
+          print: (line) => out.info(`${stamp()}  ${line}`),
+        })
       : undefined;
 
   out.info(`Strata is running: PutEvents at ${endpoint.url} (bus "strata"), data in ${options.data}, one day every ${daySeconds} s.`);
-  out.info(`Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`);
+  out.info(
+    `Ruleset ${ruleset.version}: ${ruleset.tiers.map((t) => t.id).join(' < ')}. Try \`npx strata user <id>\` in another terminal; Ctrl-C stops.`,
+  );
   out.info(`Log times are the stack's clock, in the ruleset's time zone ${ruleset.timezone}.`);
   if (options.demo) out.info(`Demo: ${DEMO_USERS} example users, the last ${DEMO_DAYS} days at ${DEMO_MS_PER_DAY / 1000} s per day.`);
-  if (stack.resumedJourneys > 0) out.info(`Resumed ${stack.resumedJourneys} journey${stack.resumedJourneys === 1 ? '' : 's'} where ${stack.resumedJourneys === 1 ? 'it' : 'they'} stopped.`);
+  if (stack.resumedJourneys > 0)
+    out.info(
+      `Resumed ${stack.resumedJourneys} journey${stack.resumedJourneys === 1 ? '' : 's'} where ${stack.resumedJourneys === 1 ? 'it' : 'they'} stopped.`,
+    );
   const { replayed } = stack.queue.stats();
   if (replayed > 0) {
     out.info(`Resuming: ${replayed} accepted events from the last run were not applied yet; applying them now.`);
@@ -283,7 +304,7 @@ export function devCommand(out: CliOutput): Command {
     .option('--no-demo', 'do not post the example population')
     .option('--progress-seconds <n>', 'how often to print how many events were applied (0: never)', '5')
     .option('--max-backlog <n>', 'accepted events waiting to be applied before PutEvents answers ThrottlingException', String(DEFAULT_MAX_BACKLOG))
-    .option('--max-future-hours <n>', 'how far ahead of the clock an event\'s occurredAt may be', '24')
+    .option('--max-future-hours <n>', "how far ahead of the clock an event's occurredAt may be", '24')
     .action(async (options: DevOptions) => {
       const running = await startDev(options, out);
       await new Promise<void>((resolveStop) => {

@@ -39,10 +39,15 @@ async function listDeadLetters(options: DlqOptions, out: CliOutput): Promise<voi
 async function redriveDeadLetters(options: DlqOptions & { line?: string[] }, out: CliOutput): Promise<void> {
   const dataDir = resolve(options.data);
   const stack = await runningStack(dataDir);
-  if (!stack) throw new UsageError(`dlq redrive: no running stack uses ${options.data}`, `start \`strata dev --data ${options.data}\` first; redriven events go through its PutEvents endpoint`);
+  if (!stack)
+    throw new UsageError(
+      `dlq redrive: no running stack uses ${options.data}`,
+      `start \`strata dev --data ${options.data}\` first; redriven events go through its PutEvents endpoint`,
+    );
   const file = await readDeadLetters(dataDir);
   const wanted = options.line?.map(Number);
-  if (wanted?.some((line) => !Number.isInteger(line) || line < 1)) throw new UsageError(`dlq redrive: --line takes line numbers as \`strata dlq\` lists them, not "${options.line!.join(' ')}"`);
+  if (wanted?.some((line) => !Number.isInteger(line) || line < 1))
+    throw new UsageError(`dlq redrive: --line takes line numbers as \`strata dlq\` lists them, not "${options.line!.join(' ')}"`);
   const chosen = wanted ? file.letters.filter((letter) => wanted.includes(letter.line)) : file.letters;
   if (chosen.length === 0) {
     out.info('dlq redrive: nothing to redrive.');
@@ -71,7 +76,11 @@ async function redriveDeadLetters(options: DlqOptions & { line?: string[] }, out
     });
   }
 
-  const client = new EventBridgeClient({ endpoint: stack.eventsEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const client = new EventBridgeClient({
+    endpoint: stack.eventsEndpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   const accepted = new Set<string>();
   try {
     for (let start = 0; start < redrivable.length; start += MAX_ENTRIES_PER_CALL) {
@@ -88,7 +97,9 @@ async function redriveDeadLetters(options: DlqOptions & { line?: string[] }, out
     // Only what the stack accepted (durably) leaves the file, even if a later call failed.
     await markRedriven(dataDir, accepted, new Date());
   }
-  out.info(`dlq redrive: ${accepted.size} of ${chosen.length} sent again and removed from ${DLQ_FILE}; any that still fail come back with their reason.`);
+  out.info(
+    `dlq redrive: ${accepted.size} of ${chosen.length} sent again and removed from ${DLQ_FILE}; any that still fail come back with their reason.`,
+  );
 }
 
 export function dlqCommand(out: CliOutput): Command {

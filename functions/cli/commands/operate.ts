@@ -51,7 +51,12 @@ export interface AwsOperatorTarget {
 
 /** The operator services on AWS: the same adapters the Lambdas use, with the operator's credentials. */
 export function awsOperatorServices(ruleset: Ruleset, clients: AwsOperatorClients, target: AwsOperatorTarget): OperatorServices {
-  const store = createDynamoTierStore({ client: clients.dynamo, tableName: target.tableName, shardCount: target.reviewShards, timeZone: ruleset.timezone });
+  const store = createDynamoTierStore({
+    client: clients.dynamo,
+    tableName: target.tableName,
+    shardCount: target.reviewShards,
+    timeZone: ruleset.timezone,
+  });
   const publisher = createEventBridgePublisher({ client: clients.eventBridge, eventBusName: target.eventBusName });
   const journeyIds = Object.fromEntries(Object.entries(ruleset.journeys).map(([tier, journey]) => [tier, journey.id]));
   return {
@@ -60,7 +65,11 @@ export function awsOperatorServices(ruleset: Ruleset, clients: AwsOperatorClient
     eraser: store,
     publisher,
     erasurePublisher: publisher,
-    journeys: createSfnJourneyStarter({ client: clients.sfn, stateMachineArns: parseStateMachineArns(target.stateMachines, '--state-machines'), journeyIds }),
+    journeys: createSfnJourneyStarter({
+      client: clients.sfn,
+      stateMachineArns: parseStateMachineArns(target.stateMachines, '--state-machines'),
+      journeyIds,
+    }),
     clock: { now: () => new Date() },
   };
 }
@@ -68,17 +77,28 @@ export function awsOperatorServices(ruleset: Ruleset, clients: AwsOperatorClient
 async function performOnTable(request: OperatorRequest, options: OperatorOptions & { table: string }): Promise<OperatorOutcome> {
   const eventBusName = options.eventBus ?? process.env[EVENT_BUS_VARIABLE];
   const stateMachines = options.stateMachines ?? process.env[STATE_MACHINES_VARIABLE];
-  if (!eventBusName) throw new UsageError(`${request.action}: --table needs the event bus for the notices`, `pass --event-bus or set ${EVENT_BUS_VARIABLE} (the stack output EventBusName)`);
+  if (!eventBusName)
+    throw new UsageError(
+      `${request.action}: --table needs the event bus for the notices`,
+      `pass --event-bus or set ${EVENT_BUS_VARIABLE} (the stack output EventBusName)`,
+    );
   if (!stateMachines) {
-    throw new UsageError(`${request.action}: --table needs the journey state machines`, `pass --state-machines or set ${STATE_MACHINES_VARIABLE}, the JSON the stack gives its Lambdas in that variable`);
+    throw new UsageError(
+      `${request.action}: --table needs the journey state machines`,
+      `pass --state-machines or set ${STATE_MACHINES_VARIABLE}, the JSON the stack gives its Lambdas in that variable`,
+    );
   }
   const reviewShards = Number(options.reviewShards);
-  if (!Number.isInteger(reviewShards) || reviewShards < 1) throw new UsageError(`${request.action}: --review-shards must be a positive whole number, not "${options.reviewShards}"`);
+  if (!Number.isInteger(reviewShards) || reviewShards < 1)
+    throw new UsageError(`${request.action}: --review-shards must be a positive whole number, not "${options.reviewShards}"`);
   const ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
   const region = options.region ? { region: options.region } : {};
   const clients = { dynamo: new DynamoDBClient(region), sfn: new SFNClient(region), eventBridge: new EventBridgeClient(region) };
   try {
-    return await performOperatorRequest(awsOperatorServices(ruleset, clients, { tableName: options.table, eventBusName, stateMachines, reviewShards }), request);
+    return await performOperatorRequest(
+      awsOperatorServices(ruleset, clients, { tableName: options.table, eventBusName, stateMachines, reviewShards }),
+      request,
+    );
   } catch (error) {
     if (error instanceof OperatorError) throw new UsageError(`${request.action}: ${error.message}`, error.hint);
     throw error;
@@ -91,9 +111,16 @@ async function performOnTable(request: OperatorRequest, options: OperatorOptions
 export async function performOnLocalStack(request: OperatorRequest, dataDir: string): Promise<OperatorOutcome> {
   const stack = await runningStack(resolve(dataDir));
   if (!stack?.operatorEndpoint) {
-    throw new UsageError(`${request.action}: no running stack uses ${dataDir}`, `start \`strata dev --data ${dataDir}\` first (journeys run in it), or pass --table for AWS`);
+    throw new UsageError(
+      `${request.action}: no running stack uses ${dataDir}`,
+      `start \`strata dev --data ${dataDir}\` first (journeys run in it), or pass --table for AWS`,
+    );
   }
-  const response = await fetch(stack.operatorEndpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });
+  const response = await fetch(stack.operatorEndpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(request),
+  });
   const body = (await response.json()) as OperatorOutcome | OperatorFailure;
   if (!response.ok) {
     const failure = body as OperatorFailure;
@@ -127,7 +154,9 @@ function operatorCommand(name: string, description: string): Command {
 }
 
 async function run(request: OperatorRequest, options: OperatorOptions, out: CliOutput): Promise<void> {
-  const outcome = options.table ? await performOnTable(request, { ...options, table: options.table }) : await performOnLocalStack(request, options.data);
+  const outcome = options.table
+    ? await performOnTable(request, { ...options, table: options.table })
+    : await performOnLocalStack(request, options.data);
   out.info(describeOutcome(outcome));
 }
 

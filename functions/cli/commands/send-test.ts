@@ -25,26 +25,34 @@ export async function sendTest(tier: string, stepId: string, options: SendTestOp
   const journey = ruleset.journeys[tier];
   if (!journey) {
     const tiers = Object.keys(ruleset.journeys);
-    throw new UsageError(`send-test: tier "${tier}" has no journey (tiers with one: ${tiers.join(', ') || 'none'})`, didYouMean(tier, tiers, 'name a tier whose rules/tiers.json entry sets "journey"'));
+    throw new UsageError(
+      `send-test: tier "${tier}" has no journey (tiers with one: ${tiers.join(', ') || 'none'})`,
+      didYouMean(tier, tiers, 'name a tier whose rules/tiers.json entry sets "journey"'),
+    );
   }
   const sendSteps = journey.steps.filter(isSendStep);
   const step = journey.steps.find((candidate) => candidate.id === stepId);
   if (!step || !isSendStep(step)) {
     const ids = sendSteps.map((s) => s.id);
     throw new UsageError(
-      step ? `send-test: step "${stepId}" of ${journey.id} is a ${step.type} step, which sends nothing` : `send-test: journey ${journey.id} has no step "${stepId}"`,
+      step
+        ? `send-test: step "${stepId}" of ${journey.id} is a ${step.type} step, which sends nothing`
+        : `send-test: journey ${journey.id} has no step "${stepId}"`,
       step ? `name a content, invite or offer step: ${ids.join(', ')}` : didYouMean(stepId, ids, `its send steps: ${ids.join(', ')}`),
     );
   }
   const userId = options.to.trim();
-  if (userId === '') throw new UsageError('send-test: --to needs the test user\'s id');
+  if (userId === '') throw new UsageError("send-test: --to needs the test user's id");
 
   const executionName = `send-test-${randomUUID()}`;
   const spec = journeyStepSpec(journey, step.id);
   if (spec.step.type !== step.type || !isSendStep(step)) throw new Error(`send-test: step "${step.id}" compiled to a ${spec.step.type} task`);
   const now = new Date();
   const action: JourneyAction = {
-    ...journeyAction({ spec, execution: { executionName, tier, startedAt: now.toISOString() }, userId, now }, spec.step as Parameters<typeof journeyAction>[1]),
+    ...journeyAction(
+      { spec, execution: { executionName, tier, startedAt: now.toISOString() }, userId, now },
+      spec.step as Parameters<typeof journeyAction>[1],
+    ),
     test: true,
   };
   const delivery = startChannelDelivery(ruleset, 'send-test', (record) => out.info(describeDelivery(record)));
@@ -61,7 +69,7 @@ export async function sendTest(tier: string, stepId: string, options: SendTestOp
 
 export function sendTestCommand(out: CliOutput): Command {
   return new Command('send-test')
-    .description('send one journey step\'s action to a test user through its channel (marked as a test; no cap, no funnel)')
+    .description("send one journey step's action to a test user through its channel (marked as a test; no cap, no funnel)")
     .argument('<tier>', 'the tier whose journey holds the step')
     .argument('<stepId>', 'a content, invite or offer step of that journey')
     .requiredOption('--to <userId>', 'the test user who receives it')

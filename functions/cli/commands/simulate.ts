@@ -28,7 +28,12 @@ export function formatWeeklyTable(summary: SimulationSummary): string[] {
 }
 
 /** A bar on a terminal; elsewhere (a CI log, a pipe) one line per tenth, so that a long run shows it is alive. */
-export function progressReporter(label: string, unit: string, out: CliOutput, isTty = Boolean(process.stderr.isTTY)): (done: number, total: number) => void {
+export function progressReporter(
+  label: string,
+  unit: string,
+  out: CliOutput,
+  isTty = Boolean(process.stderr.isTTY),
+): (done: number, total: number) => void {
   // Off a terminal 0 % is not worth a line; on one, the empty bar is.
   let last = isTty ? -1 : 0;
   return (done, total) => {
@@ -91,7 +96,9 @@ function printSummary(summary: SimulationSummary, out: CliOutput): void {
     const steps = journey.steps.map((s) => `${s.stepId} ${s.sent}`).join(' → ');
     const { treated, heldOut } = journey.observed;
     out.info(`  journey ${journey.journeyId}: entered ${journey.entered} (held out ${journey.heldOut}); sent ${steps}`);
-    out.info(`    converted within ${horizonText(journey.observed.horizonDays)}: treated ${describeGroup(treated)}, held out ${describeGroup(heldOut)}; ${describeDifference(journey.observed)}`);
+    out.info(
+      `    converted within ${horizonText(journey.observed.horizonDays)}: treated ${describeGroup(treated)}, held out ${describeGroup(heldOut)}; ${describeDifference(journey.observed)}`,
+    );
   }
   if (summary.journeys.some((journey) => journey.observed.heldOut.users > 0)) out.info(`  ${REPLAY_HOLDOUT_CAVEAT}`);
   const e = summary.events;
@@ -104,7 +111,9 @@ const sideName = (side: ComparedSide): string => `${side.label}${side.describe ?
 async function describeSide(dir: string, ruleset: Ruleset): Promise<ComparedSide> {
   const path = resolve(dir);
   const describe = await new Promise<string | undefined>((done) => {
-    execFile('git', ['-C', path, 'describe', '--always', '--dirty', '--tags'], { timeout: 5_000 }, (error, stdout) => done(error ? undefined : stdout.trim() || undefined));
+    execFile('git', ['-C', path, 'describe', '--always', '--dirty', '--tags'], { timeout: 5_000 }, (error, stdout) =>
+      done(error ? undefined : stdout.trim() || undefined),
+    );
   });
   return { label: basename(path), ...(describe ? { describe } : {}), rulesetVersion: ruleset.version };
 }
@@ -124,12 +133,15 @@ function printComparison(c: RulesetComparison, out: CliOutput): void {
     );
   }
   const ship = c.shipDay;
-  out.info(`  On the day the change ships (every user judged by it once, from where the baseline leaves them): ${ship.promoted} promoted at once, ${ship.graceStarted} enter grace, ${ship.demoted} demoted${ship.tierRemoved ? `, ${ship.tierRemoved} in a tier the change removes` : ''}`);
+  out.info(
+    `  On the day the change ships (every user judged by it once, from where the baseline leaves them): ${ship.promoted} promoted at once, ${ship.graceStarted} enter grace, ${ship.demoted} demoted${ship.tierRemoved ? `, ${ship.tierRemoved} in a tier the change removes` : ''}`,
+  );
 }
 
 function reportRejections(eventsFile: string, result: SimulationResult, out: CliOutput): void {
   const { rejected } = result;
-  for (const event of rejected.slice(0, 20)) out.error(`${eventsFile}:${event.line ?? '?'}: rejected by ingest (event ${event.eventId}): ${event.reason}`);
+  for (const event of rejected.slice(0, 20))
+    out.error(`${eventsFile}:${event.line ?? '?'}: rejected by ingest (event ${event.eventId}): ${event.reason}`);
   if (rejected.length > 20) out.error(`... and ${rejected.length - 20} more events rejected by ingest`);
 }
 
@@ -140,10 +152,12 @@ export async function simulate(options: SimulateOptions, out: CliOutput): Promis
   if (!Number.isInteger(extraDays) || extraDays < 0) throw new UsageError(`simulate: --days must be a whole number of days, not "${options.days}"`);
   if (resolve(options.events) === resolve(EXAMPLE_EVENTS_FILE)) {
     const { users, days } = EXAMPLE_EVENTS_OPTIONS;
-    if (await ensureExampleEvents(resolve(options.events))) out.info(`Generated ${options.events}: the example population, ${users} users over ${days} days (pass --events FILE.jsonl for your own).`);
+    if (await ensureExampleEvents(resolve(options.events)))
+      out.info(`Generated ${options.events}: the example population, ${users} users over ${days} days (pass --events FILE.jsonl for your own).`);
   }
   const { events, lines, skipped } = await streamEventLines(resolve(options.events), readingProgress(out)).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') throw new UsageError(`simulate: no events file at ${options.events}`, 'generate one with `npm run examples` or pass --events FILE.jsonl');
+    if (error.code === 'ENOENT')
+      throw new UsageError(`simulate: no events file at ${options.events}`, 'generate one with `npm run examples` or pass --events FILE.jsonl');
     throw error;
   });
   for (const line of skipped.slice(0, 20)) out.error(`${options.events}:${line.line}: skipped: ${line.reason}`);
@@ -152,7 +166,14 @@ export async function simulate(options: SimulateOptions, out: CliOutput): Promis
 
   const engine = options.fullStack ? 'through the embedded stack (--full-stack)' : 'in memory';
   out.info(`Simulating ${events.length} events ${engine} on a virtual clock, ${extraDays} extra days of nightly reviews...`);
-  const replay = (ruleset: Ruleset): ReplayOptions => ({ ruleset, events, lines, skippedLines: skipped.length, extraDays, ...(events.length >= PROGRESS_MIN_EVENTS || process.stderr.isTTY ? { onProgress: progressReporter(ruleset.version, 'events', out) } : {}) });
+  const replay = (ruleset: Ruleset): ReplayOptions => ({
+    ruleset,
+    events,
+    lines,
+    skippedLines: skipped.length,
+    extraDays,
+    ...(events.length >= PROGRESS_MIN_EVENTS || process.stderr.isTTY ? { onProgress: progressReporter(ruleset.version, 'events', out) } : {}),
+  });
   const baseline = await replayWith(options, { ...replay(ruleset), ...(candidate ? { shipDayRuleset: candidate } : {}) });
   reportRejections(options.events, baseline, out);
   const summary: SimulationSummary = { ...baseline.summary };
@@ -160,7 +181,10 @@ export async function simulate(options: SimulateOptions, out: CliOutput): Promis
   if (candidate) {
     const compared = await replayWith(options, replay(candidate));
     reportRejections(`${options.events} (under the --compare rules)`, compared, out);
-    const c = compareRulesets(baseline, compared, { baseline: await describeSide(options.rules, ruleset), candidate: await describeSide(options.compare!, candidate) });
+    const c = compareRulesets(baseline, compared, {
+      baseline: await describeSide(options.rules, ruleset),
+      candidate: await describeSide(options.compare!, candidate),
+    });
     summary.compare = c;
     printComparison(c, out);
     if (options.movesCsv) {
@@ -189,7 +213,10 @@ export function simulateCommand(out: CliOutput): Command {
     .option('--days <n>', 'keep running nightly reviews this many days after the last event', '0')
     .option('--out <dir>', 'write summary.json and report.html here')
     .option('--moves-csv <file>', 'with --compare: write every user who ends in a different tier (userId,from,to) to this CSV file')
-    .option('--full-stack', 'replay through the embedded stack (dynalite, local queue, Step Functions emulator) instead of in memory: slower, the fidelity reference')
+    .option(
+      '--full-stack',
+      'replay through the embedded stack (dynalite, local queue, Step Functions emulator) instead of in memory: slower, the fidelity reference',
+    )
     .action(async (options: SimulateOptions) => {
       await simulate(options, out);
     });

@@ -57,7 +57,8 @@ export async function userView(userId: string, options: StoreOptions): Promise<U
   const access = await readUser('user', ruleset, userId, options, 50);
   await access.close();
   const { profile } = access;
-  if (!profile) throw new UsageError(`no user "${userId}" in ${options.table ? `table ${options.table}` : options.data}`, 'check the id, or --data / --table');
+  if (!profile)
+    throw new UsageError(`no user "${userId}" in ${options.table ? `table ${options.table}` : options.data}`, 'check the id, or --data / --table');
   const journeyRef = profile.journey;
   const localData = options.table ? undefined : resolve(options.data);
   const execution = journeyRef && localData ? await readJourneyExecution(localData, journeyRef.executionName) : undefined;
@@ -80,7 +81,13 @@ export async function userView(userId: string, options: StoreOptions): Promise<U
           lastStep,
         }
       : null,
-    history: access.history.map((h) => ({ at: h.at, fromTier: h.fromTier, toTier: h.toTier, transitions: h.explanation.transitions.map((t) => t.kind), version: h.version })),
+    history: access.history.map((h) => ({
+      at: h.at,
+      fromTier: h.fromTier,
+      toTier: h.toTier,
+      transitions: h.explanation.transitions.map((t) => t.kind),
+      version: h.version,
+    })),
   };
 }
 
@@ -95,7 +102,8 @@ function printUser(view: UserView, out: CliOutput): void {
   out.info('  metrics:');
   for (const [name, value] of Object.entries(view.metrics)) out.info(`    ${name.padEnd(22)} ${value ?? '(none)'}`);
   out.info('  history (newest first):');
-  for (const h of view.history) out.info(`    ${h.at}  ${h.fromTier === h.toTier ? h.toTier : `${h.fromTier} → ${h.toTier}`}  (${h.transitions.join(', ')})`);
+  for (const h of view.history)
+    out.info(`    ${h.at}  ${h.fromTier === h.toTier ? h.toTier : `${h.fromTier} → ${h.toTier}`}  (${h.transitions.join(', ')})`);
 }
 
 const storeOptions = (command: Command): Command =>

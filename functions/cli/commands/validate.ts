@@ -18,7 +18,10 @@ export interface ValidateOptions {
 export async function validateProject(projectDir: string, out: CliOutput, options: ValidateOptions = {}): Promise<number> {
   const files = await readProjectFiles(projectDir);
   if (Object.keys(files).length === 0) {
-    throw new UsageError(`validate: no rules/ or journeys/ JSON files under ${projectDir}`, 'run it in a Strata project, or pass the project directory');
+    throw new UsageError(
+      `validate: no rules/ or journeys/ JSON files under ${projectDir}`,
+      'run it in a Strata project, or pass the project directory',
+    );
   }
   const { ruleset, problems, warnings } = loadRuleset(files);
   const count = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;

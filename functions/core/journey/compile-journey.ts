@@ -28,6 +28,7 @@ import { TRANSIENT_ERROR, type JourneyOutcome, type JourneyStepSettings, type Jo
 import { branchSignalFilter, conversionSignalFilter } from './signals.js';
 
 /** Substituted with the journey-step Lambda ARN by the CDK stack (`definitionSubstitutions`). */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation definitionSubstitutions placeholder, not a JS template
 export const JOURNEY_STEP_RESOURCE = '${JourneyStepFunctionArn}';
 export const EXITED_STATE = 'Exited';
 export const FAILED_STATE = 'Failed';
@@ -105,7 +106,14 @@ export function journeyVersion(definition: JourneyDefinition): string {
 export function journeyStepSpec(definition: JourneyDefinition, stepId: string, version = journeyVersion(definition)): JourneyStepSpec {
   const step = definition.steps.find((candidate) => candidate.id === stepId);
   if (!step) throw new Error(`compileJourney: journey "${definition.id}" has no step "${stepId}"; validate the journey before compiling it`);
-  return { journeyId: definition.id, journeyVersion: version, tier: definition.tier, stepId, settings: stepSettings(definition), step: taskStep(definition, step) };
+  return {
+    journeyId: definition.id,
+    journeyVersion: version,
+    tier: definition.tier,
+    stepId,
+    settings: stepSettings(definition),
+    step: taskStep(definition, step),
+  };
 }
 
 function stepSettings(definition: JourneyDefinition): JourneyStepSettings {
@@ -137,7 +145,10 @@ function taskStep(definition: JourneyDefinition, step: JourneyStep): TaskStep {
       return { type: 'offer', offerId: step.offerId, expiryDays: step.expiryDays, channel: step.channel };
     case 'branch': {
       const filter = branchSignalFilter(definition, step);
-      if (!filter) throw new Error(`compileJourney: branch "${step.id}" of journey "${definition.id}" has no engagement signal; validate the journey before compiling it`);
+      if (!filter)
+        throw new Error(
+          `compileJourney: branch "${step.id}" of journey "${definition.id}" has no engagement signal; validate the journey before compiling it`,
+        );
       return { type: 'branch', engagementSignal: filter.id, timeoutDays: step.timeoutDays };
     }
     case 'wait':

@@ -186,7 +186,10 @@ function frequencyCapFrees(input: JourneyStepInput, at: Date): Date | undefined 
   const sendsInWindowEnding = (day: string): number => {
     const first = addDays(day, -(cap.days - 1));
     // Days after `today` hold no sends yet as far as this decision knows.
-    return input.buckets.reduce((sum, bucket) => (bucket.date >= first && bucket.date <= day && bucket.date <= today ? sum + (bucket.sends ?? 0) : sum), 0);
+    return input.buckets.reduce(
+      (sum, bucket) => (bucket.date >= first && bucket.date <= day && bucket.date <= today ? sum + (bucket.sends ?? 0) : sum),
+      0,
+    );
   };
   if (sendsInWindowEnding(today) < cap.maxSends) return undefined;
   for (let ahead = 1; ahead <= cap.days; ahead++) {
@@ -212,7 +215,10 @@ function decideBranch(input: JourneyStepInput, step: Extract<TaskStep, { type: '
 }
 
 /** The action a send step publishes; also what `strata send-test` sends, marked as a test. */
-export function journeyAction(input: Pick<JourneyStepInput, 'spec' | 'execution' | 'userId' | 'now'>, step: Extract<TaskStep, { type: SendStep['type'] }>): JourneyAction {
+export function journeyAction(
+  input: Pick<JourneyStepInput, 'spec' | 'execution' | 'userId' | 'now'>,
+  step: Extract<TaskStep, { type: SendStep['type'] }>,
+): JourneyAction {
   const { spec, execution, userId, now } = input;
   const base: ActionBase = {
     actionId: journeyActionId(execution.executionName, spec.stepId),
@@ -245,4 +251,3 @@ export function journeyLookbackDate(input: Pick<JourneyStepInput, 'spec' | 'exec
   if (input.sinceSentAt) candidates.push(localDate(input.sinceSentAt, zone));
   return candidates.reduce((a, b) => (a < b ? a : b));
 }
-

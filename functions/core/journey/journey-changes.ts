@@ -53,7 +53,8 @@ export function journeyChanges(before: Record<string, JourneyDefinition>, after:
       add({
         kind: 'journey-removed',
         detail: `the journey "${old.id}" of tier ${tier} is removed`,
-        effect: 'the deploy deletes its state machine, and Step Functions ends every running execution at its next step: those users get nothing more from it',
+        effect:
+          'the deploy deletes its state machine, and Step Functions ends every running execution at its next step: those users get nothing more from it',
       });
       continue;
     }
@@ -76,7 +77,11 @@ function settingsChanges(old: JourneyDefinition, current: JourneyDefinition): Ar
   const describe = (value: unknown): string => (value === undefined ? 'none' : JSON.stringify(value));
   const compare = (name: string, before: unknown, after: unknown): void => {
     if (describe(before) === describe(after)) return;
-    changes.push({ kind: 'settings-changed', detail: `${name} ${describe(before)} → ${describe(after)}`, effect: `${KEEP_OLD} ${name} until they finish; ${NEW_GET_NEW}` });
+    changes.push({
+      kind: 'settings-changed',
+      detail: `${name} ${describe(before)} → ${describe(after)}`,
+      effect: `${KEEP_OLD} ${name} until they finish; ${NEW_GET_NEW}`,
+    });
   };
   compare('quietHours', old.settings.quietHours, current.settings.quietHours);
   compare('frequencyCap', old.settings.frequencyCap, current.settings.frequencyCap);
@@ -165,13 +170,30 @@ function sameStepChanges(old: JourneyStep, now: JourneyStep, renames: ReadonlyMa
       effect: `users already in this wait, or before it, still wait ${describeWait(old)}; new entries wait ${describeWait(now)}`,
     });
   }
-  const branchFields = differingFields(old.type === 'branch' ? { ...old, since: renames.get(old.since) ?? old.since } : old, now, ['since', 'signal', 'timeoutDays']);
+  const branchFields = differingFields(old.type === 'branch' ? { ...old, since: renames.get(old.since) ?? old.since } : old, now, [
+    'since',
+    'signal',
+    'timeoutDays',
+  ]);
   if (branchFields.length > 0) {
-    changes.push({ kind: 'branch-changed', stepId: old.id, detail: `branch "${old.id}": ${branchFields.join(', ')}`, effect: `${KEEP_OLD} branch; ${NEW_GET_NEW}` });
+    changes.push({
+      kind: 'branch-changed',
+      stepId: old.id,
+      detail: `branch "${old.id}": ${branchFields.join(', ')}`,
+      effect: `${KEEP_OLD} branch; ${NEW_GET_NEW}`,
+    });
   }
-  const routes = (step: JourneyStep, rename = (id: string) => id): string => stepLinks(step).map((link) => `${link.field} "${rename(link.target)}"`).join(', ');
+  const routes = (step: JourneyStep, rename = (id: string) => id): string =>
+    stepLinks(step)
+      .map((link) => `${link.field} "${rename(link.target)}"`)
+      .join(', ');
   if (routes(old, (id) => renames.get(id) ?? id) !== routes(now)) {
-    changes.push({ kind: 'route-changed', stepId: old.id, detail: `step "${old.id}": ${routes(old)} → ${routes(now)}`, effect: `${KEEP_OLD} route; ${NEW_GET_NEW}` });
+    changes.push({
+      kind: 'route-changed',
+      stepId: old.id,
+      detail: `step "${old.id}": ${routes(old)} → ${routes(now)}`,
+      effect: `${KEEP_OLD} route; ${NEW_GET_NEW}`,
+    });
   }
   return changes;
 }
@@ -179,7 +201,9 @@ function sameStepChanges(old: JourneyStep, now: JourneyStep, renames: ReadonlyMa
 function differingFields(old: JourneyStep, now: JourneyStep, fields: readonly string[]): string[] {
   const before = old as Record<string, unknown>;
   const after = now as Record<string, unknown>;
-  return fields.filter((field) => before[field] !== after[field]).map((field) => `${field} ${JSON.stringify(before[field])} → ${JSON.stringify(after[field])}`);
+  return fields
+    .filter((field) => before[field] !== after[field])
+    .map((field) => `${field} ${JSON.stringify(before[field])} → ${JSON.stringify(after[field])}`);
 }
 
 /** Signals an execution on the old version waits for that ingest will no longer record after the deploy. */

@@ -11,9 +11,7 @@ import { CHANNEL_NAME_PATTERN } from '../channels.js';
 export const STEP_ID_PATTERN = /^[a-z][a-z0-9_]{0,47}$/;
 const TIME_OF_DAY_PATTERN = /^([01]\d|2[0-3]):[0-5]\d$/;
 
-const stepId = z
-  .string()
-  .regex(STEP_ID_PATTERN, 'must be lower-case letters, digits and _, starting with a letter (at most 48)');
+const stepId = z.string().regex(STEP_ID_PATTERN, 'must be lower-case letters, digits and _, starting with a letter (at most 48)');
 
 const stepRef = (what: string) => z.string().min(1, `must name the ${what}`).describe(`The id of the ${what}.`);
 
@@ -60,15 +58,12 @@ export const offerStepSchema = z.strictObject({
   expiryDays: z.number().int().min(1).max(90).describe('Days the offer stays valid after it is sent.'),
   channel,
   next: stepRef('step that follows'),
-  allowColdOffer: z
-    .literal(true)
-    .optional()
-    .describe('Allow this offer on a path with no content step before it. Needs a reason.'),
+  allowColdOffer: z.literal(true).optional().describe('Allow this offer on a path with no content step before it. Needs a reason.'),
   reason: z.string().optional().describe('Why a cold offer is right here (required with allowColdOffer).'),
 });
 
 export const waitStepSchema = z.strictObject({
-  type: z.literal('wait').describe('Pause: for a duration, or until a local time of day in the user\'s time zone.'),
+  type: z.literal('wait').describe("Pause: for a duration, or until a local time of day in the user's time zone."),
   ...common,
   days: z.number().int().min(0).max(90).optional(),
   hours: z.number().int().min(0).max(23).optional(),
@@ -86,12 +81,7 @@ export const branchStepSchema = z.strictObject({
   signal: z
     .enum(ENGAGEMENT_SIGNALS, { error: `must be one of ${ENGAGEMENT_SIGNALS.join(', ')}` })
     .describe('content-opened and content-completed match the content of `since`; group-joined its group.'),
-  timeoutDays: z
-    .number()
-    .int()
-    .min(0)
-    .max(30)
-    .describe('Days after `since` was sent to wait for the engagement before taking notEngaged.'),
+  timeoutDays: z.number().int().min(0).max(30).describe('Days after `since` was sent to wait for the engagement before taking notEngaged.'),
   engaged: stepRef('step taken when the user engaged'),
   notEngaged: stepRef('step taken when the user did not engage in time'),
 });
@@ -132,11 +122,7 @@ export const journeySettingsSchema = z.strictObject({
       start: timeOfDay.describe('Local time at which sending stops, for example "21:00".'),
       end: timeOfDay.describe('Local time at which sending resumes, for example "08:00".'),
       timezone: z.string().optional().describe("IANA zone used when the user has none; default: the ruleset's zone."),
-      timezoneAttribute: z
-        .string()
-        .min(1)
-        .default('timezone')
-        .describe("The profile attribute that holds the user's IANA time zone."),
+      timezoneAttribute: z.string().min(1).default('timezone').describe("The profile attribute that holds the user's IANA time zone."),
     })
     .optional(),
   frequencyCap: z
@@ -146,12 +132,7 @@ export const journeySettingsSchema = z.strictObject({
     })
     .optional()
     .describe('At most maxSends journey sends in any `days` local days, across all journeys.'),
-  holdoutPercent: z
-    .number()
-    .min(0)
-    .max(50)
-    .default(0)
-    .describe('Share of users (by a stable hash) who get nothing, to measure uplift.'),
+  holdoutPercent: z.number().min(0).max(50).default(0).describe('Share of users (by a stable hash) who get nothing, to measure uplift.'),
 });
 
 export const journeySchema = z.strictObject({

@@ -17,7 +17,10 @@ function settingsLines(definition: JourneyDefinition): string[] {
   const { holdoutPercent, quietHours, frequencyCap, exitOn } = definition.settings;
   const conversion = exitOn.conversion;
   const where = conversion?.where
-    ? ' where ' + Object.entries(conversion.where).map(([key, value]) => `${key} = ${Array.isArray(value) ? value.join(' or ') : String(value)}`).join(', ')
+    ? ' where ' +
+      Object.entries(conversion.where)
+        .map(([key, value]) => `${key} = ${Array.isArray(value) ? value.join(' or ') : String(value)}`)
+        .join(', ')
     : '';
   return [
     definition.name,
@@ -79,13 +82,20 @@ function label(step: JourneyStep, byId: ReadonlyMap<string, JourneyStep>): strin
         ...(step.allowColdOffer ? [`cold offer allowed: ${step.reason ?? ''}`] : []),
       ];
     case 'wait':
-      return [step.untilLocalTime !== undefined ? `Wait until ${step.untilLocalTime} local time` : `Wait ${describeDuration(step.days ?? 0, step.hours ?? 0)}`];
+      return [
+        step.untilLocalTime !== undefined
+          ? `Wait until ${step.untilLocalTime} local time`
+          : `Wait ${describeDuration(step.days ?? 0, step.hours ?? 0)}`,
+      ];
     case 'branch': {
       const since = byId.get(step.since);
       const subject = since?.type === 'content' ? since.templateId : since?.type === 'invite' ? since.groupId : step.since;
       const verb = step.signal === 'content-opened' ? 'Opened' : step.signal === 'content-completed' ? 'Completed' : 'Joined';
       // A timeout of 0 checks once, typically after a wait step, so "within 0 days" would misread.
-      return [`${verb} ${subject}?`, step.timeoutDays === 0 ? `since ${step.since}` : `within ${describeDuration(step.timeoutDays, 0)} of ${step.since}`];
+      return [
+        `${verb} ${subject}?`,
+        step.timeoutDays === 0 ? `since ${step.since}` : `within ${describeDuration(step.timeoutDays, 0)} of ${step.since}`,
+      ];
     }
     case 'exit':
       return [step.description ?? 'Exit'];

@@ -23,7 +23,9 @@ export function conversionSignalFilter(conversion: ConversionFilter): SignalFilt
 export function engagementSignalFilter(signal: EngagementSignal, since: JourneyStep): SignalFilter | undefined {
   switch (signal) {
     case 'content-opened':
-      return since.type === 'content' ? withId({ eventTypes: ['content.opened', 'content.viewed'], where: { templateId: since.templateId } }) : undefined;
+      return since.type === 'content'
+        ? withId({ eventTypes: ['content.opened', 'content.viewed'], where: { templateId: since.templateId } })
+        : undefined;
     case 'content-completed':
       return since.type === 'content' ? withId({ eventTypes: ['content.completed'], where: { templateId: since.templateId } }) : undefined;
     case 'group-joined':

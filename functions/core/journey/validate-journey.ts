@@ -121,7 +121,8 @@ type Report = (path: ReadonlyArray<string | number>, message: string, hint?: str
 function reportIssue(issue: z.core.$ZodIssue, document: unknown, report: Report): void {
   const path = issue.path.filter((part): part is string | number => typeof part !== 'symbol');
   const field = path[path.length - 1];
-  const hint = typeof field === 'string' ? (FIELD_HINTS[path.includes('frequencyCap') ? `frequencyCap.${field}` : field] ?? FIELD_HINTS[field]) : undefined;
+  const hint =
+    typeof field === 'string' ? (FIELD_HINTS[path.includes('frequencyCap') ? `frequencyCap.${field}` : field] ?? FIELD_HINTS[field]) : undefined;
   const actual = valueAtPath(document, path);
   const described = describeValueIssue(issue, actual, hint);
   if (described) {
@@ -134,8 +135,11 @@ function reportIssue(issue: z.core.$ZodIssue, document: unknown, report: Report)
       return;
     case 'invalid_union':
       if (field === 'type') {
-        report(path, `${JSON.stringify(actual)} is not a step type; a step type must be one of ${STEP_TYPES.join(', ')}`,
-          typeof actual === 'string' ? didYouMean(actual, STEP_TYPES, 'pick one of the step types') : 'pick one of the step types');
+        report(
+          path,
+          `${JSON.stringify(actual)} is not a step type; a step type must be one of ${STEP_TYPES.join(', ')}`,
+          typeof actual === 'string' ? didYouMean(actual, STEP_TYPES, 'pick one of the step types') : 'pick one of the step types',
+        );
         return;
       }
       report(path, issue.message, hint ?? SCHEMA_HINT);
@@ -163,11 +167,17 @@ function misplacedKeyHint(key: string): string {
 function checkTier(tier: unknown, context: JourneyCheckContext, report: Report): void {
   if (typeof tier !== 'string') return;
   if (!context.tierIds.includes(tier)) {
-    report(['tier'], `tier "${tier}" is not a tier of this ruleset (tiers: ${context.tierIds.join(', ')})`,
-      didYouMean(tier, context.tierIds, `set it to "${context.expectedTier}"`));
+    report(
+      ['tier'],
+      `tier "${tier}" is not a tier of this ruleset (tiers: ${context.tierIds.join(', ')})`,
+      didYouMean(tier, context.tierIds, `set it to "${context.expectedTier}"`),
+    );
   } else if (tier !== context.expectedTier) {
-    report(['tier'], `tier is "${tier}", but this file is the journey of tier "${context.expectedTier}"`,
-      `set "tier": "${context.expectedTier}", or point tier "${tier}" at this file in rules/tiers.json`);
+    report(
+      ['tier'],
+      `tier is "${tier}", but this file is the journey of tier "${context.expectedTier}"`,
+      `set "tier": "${context.expectedTier}", or point tier "${tier}" at this file in rules/tiers.json`,
+    );
   }
 }
 
@@ -239,12 +249,20 @@ function checkSteps(raw: Record<string, unknown>, report: Report): void {
   }
 
   const ordered = entries.map((entry) => entry.step.id);
-  const waitFree = loops(ordered.filter((id) => byId.get(id)!.type !== 'wait'), byId);
+  const waitFree = loops(
+    ordered.filter((id) => byId.get(id)!.type !== 'wait'),
+    byId,
+  );
   const inWaitFreeLoop = new Set(waitFree.flat());
   for (const component of waitFree) {
     const first = component.reduce((a, b) => (indexOf.get(a)! <= indexOf.get(b)! ? a : b));
-    report(['steps', indexOf.get(first)!], `steps ${loopWalk(first, component, byId).map((id) => `"${id}"`).join(' → ')} loop with no wait step in between`,
-      'add a wait of at least 1 day inside the loop, or end it with an exit step');
+    report(
+      ['steps', indexOf.get(first)!],
+      `steps ${loopWalk(first, component, byId)
+        .map((id) => `"${id}"`)
+        .join(' → ')} loop with no wait step in between`,
+      'add a wait of at least 1 day inside the loop, or end it with an exit step',
+    );
   }
   const allLoops = loops(ordered, byId);
   for (const component of allLoops) {
@@ -255,8 +273,11 @@ function checkSteps(raw: Record<string, unknown>, report: Report): void {
     for (const id of [...component].sort((a, b) => indexOf.get(a)! - indexOf.get(b)!)) {
       const step = byId.get(id)!;
       if (!isSendStep(step) || inWaitFreeLoop.has(id)) continue;
-      report(['steps', indexOf.get(id)!], `${step.type} step "${id}" is inside a loop, so it could send more than once in one journey run`,
-        'each step sends at most once per run (its action id is stable); break the loop, or add a second step for the repeat');
+      report(
+        ['steps', indexOf.get(id)!],
+        `${step.type} step "${id}" is inside a loop, so it could send more than once in one journey run`,
+        'each step sends at most once per run (its action id is stable); break the loop, or add a second step for the repeat',
+      );
     }
   }
 
@@ -302,9 +323,17 @@ function historyEventsPerPass(step: JourneyStep): number {
  * guaranteed wait hours, through any of its steps), checked against the history limit: a wait/branch loop
  * without a send is allowed, but a user may stay in it for the whole journey, and each round adds history.
  */
-function checkLoopRound(component: readonly string[], byId: ReadonlyMap<string, JourneyStep>, indexOf: ReadonlyMap<string, number>, report: Report): void {
+function checkLoopRound(
+  component: readonly string[],
+  byId: ReadonlyMap<string, JourneyStep>,
+  indexOf: ReadonlyMap<string, number>,
+  report: Report,
+): void {
   const inside = new Set(component);
-  const successors = (id: string): string[] => stepLinks(byId.get(id)!).map((link) => link.target).filter((target) => inside.has(target));
+  const successors = (id: string): string[] =>
+    stepLinks(byId.get(id)!)
+      .map((link) => link.target)
+      .filter((target) => inside.has(target));
   let shortest: { hours: number; walk: string[] } | undefined;
   for (const from of component) {
     // Dijkstra from `from` with the hours of each step paid on leaving it; the cycle closes on a link back to `from`.
@@ -338,17 +367,20 @@ function checkLoopRound(component: readonly string[], byId: ReadonlyMap<string, 
   const eventsPerRound = round.reduce((sum, id) => sum + historyEventsPerPass(byId.get(id)!), 0);
   const daysToLimit = ((HISTORY_EVENT_LIMIT / eventsPerRound) * shortest.hours) / 24;
   if (shortest.hours >= MIN_LOOP_ROUND_HOURS && daysToLimit > MAX_EXECUTION_DAYS) return;
-  const waiting = shortest.hours === 0
-    ? 'no fixed wait per round (a wait until a local time can end within minutes)'
-    : `only ${describeDuration(Math.floor(shortest.hours / 24), shortest.hours % 24)} of waiting per round`;
+  const waiting =
+    shortest.hours === 0
+      ? 'no fixed wait per round (a wait until a local time can end within minutes)'
+      : `only ${describeDuration(Math.floor(shortest.hours / 24), shortest.hours % 24)} of waiting per round`;
   const reach = shortest.hours === 0 ? 'within days' : `in about ${Math.round(daysToLimit)} days`;
   // Told from the step that comes first in the file, like the other loop messages.
   const first = round.reduce((a, b) => (indexOf.get(a)! <= indexOf.get(b)! ? a : b));
   const rotated = [...round.slice(round.indexOf(first)), ...round.slice(0, round.indexOf(first)), first];
-  report(['steps', indexOf.get(first)!],
+  report(
+    ['steps', indexOf.get(first)!],
     `steps ${rotated.map((id) => `"${id}"`).join(' → ')} loop with ${waiting}: each round adds about ${eventsPerRound} events to the ` +
       `execution's history, so a user who stays in the loop reaches Step Functions' limit of ${HISTORY_EVENT_LIMIT.toLocaleString('en-US')} events ${reach}, and the journey fails`,
-    'wait at least 1 day per round (for example "days": 1 on a wait step inside the loop), or leave the loop through an exit step');
+    'wait at least 1 day per round (for example "days": 1 on a wait step inside the loop), or leave the loop through an exit step',
+  );
 }
 
 function checkStepFields(
@@ -363,7 +395,11 @@ function checkStepFields(
       if (hasDuration && step.untilLocalTime !== undefined) {
         report(['steps', index], 'a wait step takes either a duration (days, hours) or untilLocalTime, not both', 'keep one of them');
       } else if (!hasDuration && step.untilLocalTime === undefined) {
-        report(['steps', index], 'a wait step needs a duration (days and/or hours) or untilLocalTime', 'for example "days": 2, or "untilLocalTime": "19:30"');
+        report(
+          ['steps', index],
+          'a wait step needs a duration (days and/or hours) or untilLocalTime',
+          'for example "days": 2, or "untilLocalTime": "19:30"',
+        );
       } else if (hasDuration && (step.days ?? 0) + (step.hours ?? 0) === 0) {
         report(['steps', index], 'a wait of 0 days and 0 hours does not wait', 'wait at least one hour, or remove the step');
       }
@@ -371,12 +407,17 @@ function checkStepFields(
     }
     case 'offer':
       if (step.allowColdOffer && !step.reason?.trim()) {
-        report(['steps', index, 'reason'], 'allowColdOffer is set but reason is empty', 'say why this offer may go to a user who has had no content first');
+        report(
+          ['steps', index, 'reason'],
+          'allowColdOffer is set but reason is empty',
+          'say why this offer may go to a user who has had no content first',
+        );
       }
       return;
     case 'branch':
       checkLink(['steps', index, 'since'], step.since);
-      if (step.since === step.id) report(['steps', index, 'since'], 'a branch cannot check engagement with itself', 'name an earlier content or invite step');
+      if (step.since === step.id)
+        report(['steps', index, 'since'], 'a branch cannot check engagement with itself', 'name an earlier content or invite step');
       return;
     case 'content':
     case 'invite':
@@ -400,14 +441,22 @@ function checkBranchSince(index: number, branch: BranchStep, start: string, byId
   if (!since || since.id === branch.id) return;
   const wanted = SIGNAL_SOURCE[branch.signal];
   if (since.type !== wanted) {
-    report(['steps', index, 'since'], `signal "${branch.signal}" needs since to name ${withArticle(wanted)} step, but "${since.id}" is ${withArticle(since.type)} step`,
-      wanted === 'content' ? 'point since at a content step before this branch, or use signal "group-joined" with an invite step' : 'point since at an invite step before this branch');
+    report(
+      ['steps', index, 'since'],
+      `signal "${branch.signal}" needs since to name ${withArticle(wanted)} step, but "${since.id}" is ${withArticle(since.type)} step`,
+      wanted === 'content'
+        ? 'point since at a content step before this branch, or use signal "group-joined" with an invite step'
+        : 'point since at an invite step before this branch',
+    );
     return;
   }
   // The branch reads the send time of `since` from the execution state, so `since` must be sent on every path to it.
   if (reachableSteps(start, byId, since.id).has(branch.id)) {
-    report(['steps', index, 'since'], `step "${since.id}" is not sent on every path to this branch, so there may be nothing to check engagement against`,
-      `move the branch after "${since.id}" on every path`);
+    report(
+      ['steps', index, 'since'],
+      `step "${since.id}" is not sent on every path to this branch, so there may be nothing to check engagement against`,
+      `move the branch after "${since.id}" on every path`,
+    );
   }
 }
 
@@ -430,10 +479,12 @@ function checkContentBeforeOffer(start: string, byId: ReadonlyMap<string, Journe
       reported.add(step.id);
       const path: string[] = [];
       for (let at: Visit | undefined = visit; at; at = parent.get(key(at))) path.unshift(at.id);
-      report(['steps', indexOf.get(step.id)!],
+      report(
+        ['steps', indexOf.get(step.id)!],
         `offer step "${step.id}" can be reached with no content step before it (${path.map((id) => `"${id}"`).join(' → ')}): ` +
           'this is a cold offer, and Strata refuses it because pitching an offer to a user who has had no content first loses them',
-        'put a content step on every path before it, or set "allowColdOffer": true with a "reason"');
+        'put a content step on every path before it, or set "allowColdOffer": true with a "reason"',
+      );
     }
     for (const { target } of stepLinks(step)) {
       const next = byId.get(target);
