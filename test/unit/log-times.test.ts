@@ -3,7 +3,8 @@
  * 21:05 in Shanghai reads as 21:05, not as 13:05 with no zone.
  */
 import { describe, expect, it } from 'vitest';
-import { describeActivity } from '../../functions/cli/commands/dev.js';
+import { activityTime, describeActivity } from '../../functions/cli/commands/dev.js';
+import type { StackActivity } from '../../functions/local/local-stack.js';
 import { formatLocalMinute } from '../../functions/core/local-time.js';
 
 describe('formatLocalMinute', () => {
@@ -42,5 +43,15 @@ describe('the live log', () => {
       'Asia/Shanghai',
     );
     expect(line).toBe('user-00060  deferred beginner_cases until 2026-11-29 08:00 +08:00 (quiet-hours)');
+  });
+});
+
+describe('the live log is stamped with the decision time', () => {
+  it('takes the time an action, a notice or a step was decided, not the time the line is printed', () => {
+    const action = { kind: 'action', action: { at: '2026-11-28T13:05:00.000Z' } } as unknown as StackActivity;
+    const notice = { kind: 'notice', notice: { at: '2026-11-28T01:00:00.000Z' } } as unknown as StackActivity;
+    expect(activityTime(action)?.toISOString()).toBe('2026-11-28T13:05:00.000Z');
+    expect(activityTime(notice)?.toISOString()).toBe('2026-11-28T01:00:00.000Z');
+    expect(activityTime({ kind: 'dead-letter' } as unknown as StackActivity)).toBeUndefined();
   });
 });

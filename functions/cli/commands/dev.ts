@@ -88,6 +88,23 @@ export function describeActivity(activity: StackActivity, timeZone: string): str
   }
 }
 
+/** When the reported thing happened, as the stack's clock read it then. */
+export function activityTime(activity: StackActivity): Date | undefined {
+  switch (activity.kind) {
+    case 'notice':
+    case 'forgotten':
+      return new Date(activity.notice.at);
+    case 'action':
+      return new Date(activity.action.at);
+    case 'journey-step':
+    case 'journey-started':
+    case 'journey-stopped':
+      return new Date(activity.at);
+    case 'dead-letter':
+      return undefined;
+  }
+}
+
 export async function startDev(options: DevOptions, out: CliOutput): Promise<RunningDev> {
   const port = Number(options.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`dev: --port must be a port number, not "${options.port}"`);
@@ -118,7 +135,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     ? { from: new Date(startedAt - DEMO_DAYS * 86_400_000), catchUpMsPerDay: DEMO_MS_PER_DAY, msPerDay, wallStart: startedAt }
     : { from: reached && reached.getTime() > startedAt ? reached : new Date(startedAt), catchUpMsPerDay: msPerDay, msPerDay, wallStart: startedAt };
   const clock = createCatchUpClock(clockOptions);
-  const stamp = (): string => formatLocalMinute(clock.now(), ruleset.timezone);
+  const stamp = (at: Date = clock.now()): string => formatLocalMinute(at, ruleset.timezone);
   const write = async (file: string, value: unknown): Promise<void> => appendFile(join(dataDir, file), JSON.stringify(value) + '\n');
   const delivery = startChannelDelivery(ruleset, 'dev', async (record) => {
     out.info(`${stamp()}  ${describeDelivery(record)}`);
@@ -147,7 +164,9 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       }
       if (activity.kind === 'action' && !(await actions.deliver(activity.action))) return;
       const line = describeActivity(activity, ruleset.timezone);
-      if (line) out.info(`${stamp()}  ${line}`);
+      // Stamped with the decision's own time: while the demo catches up, an hour of stack time passes in a few
+      // wall milliseconds, so the time of printing can be hours after the send or tier change it reports.
+      if (line) out.info(`${stamp(activityTime(activity))}  ${line}`);
       // Not awaited: a slow or rate-limited provider must not hold up the journey that sent the action. Only the
       // first of repeated publishes gets here (the action log drops the rest), so a channel sees each action once.
       if (activity.kind === 'action') void delivery.deliver(activity.action);
