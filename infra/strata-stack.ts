@@ -60,6 +60,7 @@ import { USER_EVENTS_PATTERN } from '../functions/core/event-pattern.js';
 import { REVIEW_SERVICE_NAME, REVIEW_USERS_FAILED_METRIC } from '../functions/handlers/review.js';
 import { StrataFunction } from './strata-function.js';
 import { ChannelDestinations } from './channel-destinations.js';
+import { StrataDashboard } from './dashboard.js';
 
 /** The name inside the `${...}` placeholder that the journey compiler leaves in every Task's Resource. */
 export const JOURNEY_STEP_SUBSTITUTION = /^\$\{(\w+)\}$/.exec(JOURNEY_STEP_RESOURCE)![1]!;
@@ -118,6 +119,7 @@ export class StrataStack extends Stack {
   readonly channelDestinations: ChannelDestinations;
   /** Every alarm notifies this topic; the `alarmEmail` setting subscribes an address to it. */
   readonly alarmTopic: Topic;
+  readonly dashboard: StrataDashboard;
 
   constructor(scope: Construct, id: string, props: StrataStackProps) {
     super(scope, id, props);
@@ -274,6 +276,14 @@ export class StrataStack extends Stack {
 
     // ---- Alarms --------------------------------------------------------------------------------------------
     this.alarmTopic = this.alarms(settings);
+    this.dashboard = new StrataDashboard(this, 'Dashboard', {
+      ruleset: this.ruleset,
+      namespace: functionDefaults.metricsNamespace,
+      ingestQueue: this.ingestQueue,
+      deadLetterQueues: this.deadLetterQueues(),
+      reviewMachine: this.reviewMachine,
+      journeyMachines: this.journeyMachines,
+    });
 
     new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName, description: 'Producers PutEvents here' });
     new CfnOutput(this, 'EventBusArn', { value: this.bus.eventBusArn });
@@ -301,11 +311,7 @@ export class StrataStack extends Stack {
       treatMissingData: TreatMissingData.NOT_BREACHING,
     };
 
-    for (const [id, queue] of [
-      ['IngestDeadLetterQueue', this.ingestDeadLetterQueue],
-      ['ScheduleDeadLetterQueue', this.scheduleDeadLetterQueue],
-      ...(this.channelDestinations.deadLetterQueue ? [['ChannelDeadLetterQueue', this.channelDestinations.deadLetterQueue] as const] : []),
-    ] as const) {
+    for (const [id, queue] of Object.entries(this.deadLetterQueues())) {
       alarmWhen(
         queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }).createAlarm(this, `${id}DepthAlarm`, {
           alarmDescription: `Strata: messages in ${id}; read their "reason" attribute, fix, then redrive`,
@@ -365,6 +371,16 @@ export class StrataStack extends Stack {
       }),
     );
     return topic;
+  }
+
+  /** Every dead-letter queue, by the id its alarms carry. */
+  private deadLetterQueues(): Record<string, Queue> {
+    const channels = this.channelDestinations.deadLetterQueue;
+    return {
+      IngestDeadLetterQueue: this.ingestDeadLetterQueue,
+      ScheduleDeadLetterQueue: this.scheduleDeadLetterQueue,
+      ...(channels ? { ChannelDeadLetterQueue: channels } : {}),
+    };
   }
 
   /**
