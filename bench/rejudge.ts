@@ -6,6 +6,8 @@
  * loop; test/infra checks these counts against the synthesized ASL), with the pauses a segment of a million users
  * takes at this run's own pace; journeys started by tier changes are priced per tier change in the main cost model,
  * not here. On a night without a new ruleset the re-judge costs two transitions (its plan and the choice).
+ * Lambda duration (and so the pauses) cannot be measured locally: a user's judgement is a Query of the window and
+ * one or two writes, the shape of an ingested event, so it takes the cost model's ingest duration per event.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { createDynamoTierStore } from '../functions/aws/dynamo-store.js';
@@ -15,7 +17,8 @@ import type { Ruleset } from '../functions/core/ruleset.js';
 import { startDynalite } from '../functions/local/dynalite.js';
 import { generateEvents } from '../functions/local/example-population.js';
 import { REJUDGE_SEGMENTS, REJUDGE_TIME_MARGIN_MS, createRejudgeHandler, type RejudgePlan } from '../functions/handlers/rejudge.js';
-import type { Prices } from './cost.js';
+import { REJUDGE_MEMORY_MB } from '../infra/strata-stack.js';
+import { COST_ASSUMPTIONS, type Prices } from './cost.js';
 import { seedHistory } from './population.js';
 
 /** States a re-judge run enters once: PlanRejudge, RejudgeNeeded, RejudgeEachSegment, CompleteRejudge. */
@@ -31,7 +34,7 @@ export interface RejudgeCost {
   users: number;
   itemsPerUser: number;
   usersChanged: number;
-  costPer1MUsers: { readUnits: number; writeUnits: number; transitions: number; dollars: number };
+  costPer1MUsers: { readUnits: number; writeUnits: number; transitions: number; lambdaGbSeconds: number; dollars: number };
   seconds: number;
 }
 
@@ -83,11 +86,16 @@ export async function measureRejudge(ruleset: Ruleset, prices: Prices, options: 
     const scale = 1_000_000 / seeded.users;
     const readUnits = counted.read * scale;
     const writeUnits = counted.write * scale;
-    const segmentSeconds = (seconds / seeded.users) * (1_000_000 / REJUDGE_SEGMENTS);
+    const secondsPerUser = COST_ASSUMPTIONS.ingestLambdaMsPerEvent / 1000;
+    const segmentSeconds = secondsPerUser * (1_000_000 / REJUDGE_SEGMENTS);
     const pausesPerSegment = Math.max(0, Math.ceil(segmentSeconds / SEGMENT_BUDGET_SECONDS) - 1);
     const transitions =
       REJUDGE_FIXED_TRANSITIONS + REJUDGE_SEGMENTS * (REJUDGE_TRANSITIONS_PER_SEGMENT + pausesPerSegment * REJUDGE_TRANSITIONS_PER_PAUSE);
+    const lambdaGbSeconds = secondsPerUser * 1_000_000 * (REJUDGE_MEMORY_MB / 1024);
+    const lambdaRequests = 2 + REJUDGE_SEGMENTS * (1 + pausesPerSegment);
     const dollars =
+      lambdaGbSeconds * prices.lambdaPerGbSecondArm64 +
+      (lambdaRequests / 1e6) * prices.lambdaPerMillionRequests +
       (readUnits / 1e6) * prices.dynamoDbPerMillionReadUnits +
       (writeUnits / 1e6) * prices.dynamoDbPerMillionWriteUnits +
       (transitions / 1000) * prices.stepFunctionsPerThousandTransitions;
@@ -96,7 +104,13 @@ export async function measureRejudge(ruleset: Ruleset, prices: Prices, options: 
       users: seeded.users,
       itemsPerUser: round((seeded.dayItems + seeded.users) / seeded.users, 2),
       usersChanged,
-      costPer1MUsers: { readUnits: round(readUnits), writeUnits: round(writeUnits), transitions, dollars: round(dollars, 3) },
+      costPer1MUsers: {
+        readUnits: round(readUnits),
+        writeUnits: round(writeUnits),
+        transitions,
+        lambdaGbSeconds: round(lambdaGbSeconds),
+        dollars: round(dollars, 3),
+      },
       seconds: round(seconds, 1),
     };
   } finally {

@@ -84,6 +84,8 @@ const INGEST_VISIBILITY_TIMEOUT = Duration.seconds(INGEST_TIMEOUT.toSeconds() * 
 /** Deliveries of one message before SQS moves it to the DLQ: room for throttling, not for a hot loop. */
 const INGEST_MAX_RECEIVES = 5;
 export const INGEST_BATCH_SIZE = 10;
+/** The re-judge function's memory; the bench prices its duration with it. */
+export const REJUDGE_MEMORY_MB = 1024;
 /** The alias every journey execution starts on; a rollback points it at an earlier version. */
 export const JOURNEY_ALIAS_NAME = 'live';
 /** SQS's longest retention: a long outage of ingest (or of what it calls) must not expire events unseen. */
@@ -244,7 +246,7 @@ export class StrataStack extends Stack {
       description: 'Strata: re-judge every user once under a newly deployed ruleset (plan, one Scan segment, complete)',
       // A segment stops between Scan pages within its time budget and resumes at its stored cursor.
       timeout: Duration.minutes(15),
-      memorySize: 1024,
+      memorySize: REJUDGE_MEMORY_MB,
     });
     bindTable(this.rejudgeFunction.function, tableBinding, 'rejudge');
     bindEventBus(this.rejudgeFunction.function, this.bus);
