@@ -22,6 +22,9 @@ import { createReviewHandler } from '../../functions/handlers/review.js';
 import { createVirtualClock, type VirtualClock } from '../../functions/local/clock.js';
 import { LOCAL_REVIEW_SHARDS, type LocalStack, startLocalStack } from '../../functions/local/local-stack.js';
 import { readProjectFiles } from '../../functions/local/project-files.js';
+import { generateEvents } from '../../functions/local/example-population.js';
+import { seedHistory } from '../../bench/population.js';
+import type { RejudgeSegmentResult } from '../../functions/handlers/rejudge.js';
 import { PROJECT_ROOT, buildApp } from '../../infra/app.js';
 
 const DAY0 = '2026-03-02';
@@ -72,12 +75,13 @@ interface Run {
   notices: TierNotice[];
 }
 
-async function start(ruleset: Ruleset, dynalitePath: string, clock: VirtualClock): Promise<Run> {
+/** The local stack on dynalite files at `dynalitePath`, or in memory. */
+async function start(ruleset: Ruleset, dynalitePath: string | undefined, clock: VirtualClock): Promise<Run> {
   const notices: TierNotice[] = [];
   const stack = await startLocalStack({
     ruleset,
     clock,
-    dynalitePath,
+    ...(dynalitePath !== undefined ? { dynalitePath } : {}),
     batchWindowMs: 0,
     onActivity: (activity) => void (activity.kind === 'notice' && notices.push(activity.notice)),
   });
@@ -235,5 +239,45 @@ describe('the synthesized review machine re-judges after a ruleset change', () =
     expect(await after.stack.store.getRejudgedVersion()).toBe(stricter.version);
     // Judged twice over two runs where its segment was done once: one grace, one notice.
     expect(after.notices.filter((notice) => notice.userId === 'g-1').map((notice) => notice.kind)).toEqual(['grace-started']);
+  }, 120_000);
+});
+
+describe('a re-judge segment near its Lambda timeout', () => {
+  it('stops between Scan pages and returns `next`; called again from there, it judges every user exactly once', async () => {
+    const events = generateEvents({ users: 150, days: 60, seed: 5, start: '2026-09-01' });
+    const now = new Date(Date.parse(events[events.length - 1]!.occurredAt) + 3_600_000);
+    const { stack } = await start(usual, undefined, createVirtualClock(now));
+    cleanups.push(() => stack.close());
+    const seeded = await seedHistory({
+      client: stack.dynalite.client,
+      tableName: stack.dynalite.tableName,
+      store: stack.store,
+      ruleset: usual,
+      events,
+      now,
+    });
+    // More items than one Scan page reads, so a single segment has more than one page.
+    expect(seeded.users + seeded.dayItems).toBeGreaterThan(1000);
+
+    // One segment holds the whole table; the invocation always reports its time as used up.
+    const rejudge = createRejudgeHandler({
+      services: stack.services,
+      store: stack.store,
+      totalSegments: 1,
+      logger: new Logger({ logLevel: 'SILENT' }),
+    });
+    const nearTimeout = { getRemainingTimeInMillis: () => 0 };
+    const results: RejudgeSegmentResult[] = [];
+    let input: unknown = { step: 'segment', segment: 0 };
+    for (let invocation = 0; invocation < 20 && input; invocation++) {
+      const result = (await rejudge(input, nearTimeout)) as RejudgeSegmentResult;
+      results.push(result);
+      input = result.next && JSON.parse(JSON.stringify(result.next));
+    }
+    expect(results.length).toBeGreaterThan(1);
+    expect(results.slice(0, -1).every((result) => result.paused && result.next?.segment === 0)).toBe(true);
+    expect(results.at(-1)!.next).toBeUndefined();
+    expect(results.reduce((sum, result) => sum + result.usersJudged, 0)).toBe(seeded.users);
+    expect(await rejudge({ step: 'complete' })).toEqual({ completed: true, rulesetVersion: usual.version });
   }, 120_000);
 });
