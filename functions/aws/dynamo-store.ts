@@ -38,7 +38,9 @@
  *   returns light days' `ids` and heavy days' `hv` (`copies`). After recordEvent applied a copy, ingest calls
  *   settleCopy when that read shows the key on another light day, or when the copy is on a light day and a heavy
  *   day lies within the horizon (whose keys only its SEEN# guards know). settleCopy decides on the key's SEEN# guard:
- *     - it puts a settled guard naming the claimed date (the earliest other light copy's, else its own) under
+ *     - a light copy that saw only heavy days nearby reads the guard (consistently) and keeps itself if there is
+ *       none: a heavy copy that has not reached W2 yet reads the window after it and yields (below);
+ *     - otherwise it puts a settled guard naming the claimed date (the earliest other light copy's, else its own) under
  *       `attribute_not_exists`. If a guard is there, a settled one names the winner, and an unsettled one (W2 of a
  *       heavy copy, or a day turned heavy) is settled as it stands by a conditional update; except that a heavy copy
  *       that finds a light copy elsewhere re-points its own unsettled guard to it (that light copy came first and
@@ -46,7 +48,7 @@
  *     - a losing copy goes back out: on a light day its key and counters (`DELETE ids :key` under
  *       `contains(ids, :key)`), on a heavy day as a stray (its p_<key> token is not the guard's).
  *   Each copy reads after its own write, so of two copies the later reader always sees the other: exact, with no
- *   extra write or read for a user with no heavy day within the horizon (1 WRU more for the light-day events of a
+ *   extra write or read for a user with no heavy day within the horizon (1 RRU more for the light-day events of a
  *   user with one). A redelivery of a losing light copy applies again, finds the settled guard and goes back out.
  *   What is left: a decision made while both copies are applied may see the event twice; a losing light copy whose
  *   day turned heavy between its write and the settle stays; dates further apart than the horizon (light days) or
@@ -930,6 +932,16 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
 
     settleCopy(userId, eventKey, increment, copy) {
       return guarded('settleCopy', userId, async () => {
+        // Only heavy days nearby: a consistent read of the guard is enough (no write). No guard means no heavy copy
+        // has reached W2; one that does later reads the window after it, finds this light copy and yields to it.
+        if (copy.on === 'light' && copy.claim === increment.date) {
+          const { Item: guard } = await metered(
+            'settleCopy',
+            'read',
+            client.send(new GetItemCommand({ ...common, Key: guardKey(userId, eventKey), ConsistentRead: true })),
+          );
+          if (guard === undefined) return increment.date;
+        }
         const countsOn = await settledDate(userId, eventKey, increment.date, copy);
         if (countsOn === increment.date) return countsOn;
         if (copy.on === 'light') await undoLightCopy(userId, eventKey, increment);

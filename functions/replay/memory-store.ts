@@ -116,6 +116,8 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   async settleCopy(userId: string, eventKey: string, increment: DayIncrement, copy: { on: 'light' | 'heavy'; claim: string }): Promise<string> {
     const user = this.user(userId);
     const named = user.guards.get(eventKey);
+    // Only heavy days nearby and no guard: nothing to settle (a later heavy copy yields to this one).
+    if (named === undefined && copy.on === 'light' && copy.claim === increment.date) return increment.date;
     const repoint = copy.on === 'heavy' && named === increment.date && copy.claim !== increment.date && !user.settled.has(eventKey);
     const countsOn = named === undefined || repoint ? copy.claim : named;
     user.guards.set(eventKey, countsOn);
