@@ -41,6 +41,12 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
       met: r.capacity.heavyUser.wruP99 <= 2 && r.capacity.heavyUser.rruP99 <= 4 && r.capacity.heavyUser.maxItemBytes <= 64 * 1024,
     },
     {
+      metric: `a user with ${r.capacity.heavyUser.windowEventsPerDay} events a day for the whole ${r.capacity.heavyUser.windowDays}-day window: window read (p99)`,
+      target: '≤ 4 RRU',
+      measured: String(r.capacity.heavyUser.rruP99Window),
+      met: r.capacity.heavyUser.rruP99Window <= 4,
+    },
+    {
       metric: `Step Functions transitions, 3-send journey${threeSend ? ` (${threeSend[0]})` : ''}`,
       target: '≤ 12',
       measured: threeSend ? String(threeSend[1].transitions) : 'n/a',

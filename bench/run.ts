@@ -34,7 +34,7 @@ export interface BenchOptions {
   reviewShardUsers: number;
   coldStartRuns: number;
   activeUserDays: number;
-  heavyUser: { eventsPerDay: number; days: number; extremeEvents: number };
+  heavyUser: { eventsPerDay: number; days: number; extremeEvents: number; windowEventsPerDay: number };
   storageUsers: number;
   simulateUsers: number;
   simulateBigEvents: number;
@@ -88,7 +88,7 @@ export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
         reviewShardUsers: 500,
         activeUserDays: 45,
         cliRuns: 10,
-        heavyUser: { eventsPerDay: 1_000, days: 1, extremeEvents: 5_000 },
+        heavyUser: { eventsPerDay: 1_000, days: 1, extremeEvents: 5_000, windowEventsPerDay: 200 },
         storageUsers: 40,
         devEvents: 3_000,
         devUsers: 300,
@@ -107,7 +107,7 @@ export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
         reviewShardUsers: 2_000,
         activeUserDays: 60,
         cliRuns: 10,
-        heavyUser: { eventsPerDay: 1_000, days: 3, extremeEvents: 100_000 },
+        heavyUser: { eventsPerDay: 1_000, days: 3, extremeEvents: 100_000, windowEventsPerDay: 1_000 },
         storageUsers: 300,
         devEvents: 100_000,
         devUsers: 10_000,

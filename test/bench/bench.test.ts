@@ -17,7 +17,7 @@ describe('npm run bench', () => {
       reviewShardUsers: 30,
       coldStartRuns: 1,
       activeUserDays: 35,
-      heavyUser: { eventsPerDay: 40, days: 1, extremeEvents: 80 },
+      heavyUser: { eventsPerDay: 40, days: 1, extremeEvents: 80, windowEventsPerDay: 20 },
       storageUsers: 4,
       simulateUsers: 12,
       simulateBigEvents: 2_000,
