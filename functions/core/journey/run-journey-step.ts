@@ -2,6 +2,7 @@
  * One journey step, end to end: load the user, decide, and for a send, record it and publish the action.
  * The same function runs behind the Task state in Lambda and in the local runner; only the ports differ.
  */
+import { type AnalyticsCounters, journeyStepCount } from '../analytics.js';
 import { localDate } from '../dates.js';
 import type { DayBucket, UserProfile } from '../state.js';
 import { decideJourneyStep, journeyLookbackDate, toStepResult, type JourneyAction } from './decide-journey-step.js';
@@ -22,6 +23,8 @@ export interface JourneyStepPorts {
   store: JourneyStepStore;
   publisher: JourneyActionPublisher;
   clock: { now(): Date };
+  /** The journey counters (see analytics.ts); absent where nothing reports on them. */
+  counters?: Pick<AnalyticsCounters, 'addJourneyStep'>;
 }
 
 export interface JourneyStepRequest {
@@ -47,15 +50,21 @@ export async function runJourneyStep(ports: JourneyStepPorts, request: JourneySt
     rulesetTimeZone,
     ...(task.sinceSentAt ? { sinceSentAt: task.sinceSentAt } : {}),
   });
+  const today = localDate(now, rulesetTimeZone);
+  let countable = decision.outcome !== 'sent';
   if (decision.outcome === 'sent') {
     const { action } = decision;
-    await ports.store.recordSend(task.userId, localDate(now, rulesetTimeZone), action.actionId);
+    // Only a send recorded for the first time is counted: a retried step (after a failed publish) records nothing new.
+    countable = (await ports.store.recordSend(task.userId, today, action.actionId)) && action.test !== true;
     // Publish even when the send was already recorded: a previous attempt may have recorded it and then failed
     // before publishing (the state machine retries the Task). Skipping would lose the action; publishing again
     // is at-least-once delivery, and the stable actionId lets the channels drop the duplicate.
     await ports.publisher.publishJourneyAction(action);
   }
-  return toStepResult(decision);
+  const result = toStepResult(decision);
+  const count = countable ? journeyStepCount(task, result, today) : undefined;
+  if (count) await ports.counters?.addJourneyStep(count);
+  return result;
 }
 
 /** The pinned step inside a Task's input. */
