@@ -86,7 +86,9 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
         if (slice.length === 0) continue;
         await clock.advanceTo(new Date(sliceEnd));
         await stack.bus.put(
-          slice.map((event) => localEnvelope({ source: 'bench.counters', detailType: event.type, detail: { ...event }, time: new Date(event.occurredAt) })),
+          slice.map((event) =>
+            localEnvelope({ source: 'bench.counters', detailType: event.type, detail: { ...event }, time: new Date(event.occurredAt) }),
+          ),
         );
         await stack.settle();
       }
@@ -107,7 +109,10 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const [{ loadRulesetOrThrow }, { readProjectFiles }] = await Promise.all([import('../functions/core/ruleset.js'), import('../functions/local/project-files.js')]);
+  const [{ loadRulesetOrThrow }, { readProjectFiles }] = await Promise.all([
+    import('../functions/core/ruleset.js'),
+    import('../functions/local/project-files.js'),
+  ]);
   const ruleset = loadRulesetOrThrow(await readProjectFiles(process.cwd()));
   const result = await measureCounters(ruleset, { users: Number(process.argv[2] ?? 200) });
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');

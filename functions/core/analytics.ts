@@ -379,7 +379,10 @@ function journeyReport(journey: JourneyDefinition, tierTotals: Record<string, nu
   const heldOutUsers = tierTotals[COUNTER_NAMES.enteredHeldOut(journey.id)] ?? 0;
   const treated = group(treatedUsers, tierTotals[COUNTER_NAMES.convertedTreated(journey.id)] ?? 0);
   const heldOut = group(heldOutUsers, tierTotals[COUNTER_NAMES.convertedHeldOut(journey.id)] ?? 0);
-  const difference = conversionDifference({ successes: treated.converted, trials: treated.users }, { successes: heldOut.converted, trials: heldOut.users });
+  const difference = conversionDifference(
+    { successes: treated.converted, trials: treated.users },
+    { successes: heldOut.converted, trials: heldOut.users },
+  );
   const horizonMs = plannedLengthMs(journey);
   return {
     journeyId: journey.id,

@@ -32,7 +32,9 @@ export function metricsOfCounts(counts: Record<string, number>, journeyId?: stri
     const [first = '', second = ''] = parsed.parts;
     switch (parsed.kind) {
       case 't':
-        return [{ name: value > 0 ? ANALYTICS_METRICS.tierEntered : ANALYTICS_METRICS.tierLeft, value: Math.abs(value), dimensions: { [TIER]: first } }];
+        return [
+          { name: value > 0 ? ANALYTICS_METRICS.tierEntered : ANALYTICS_METRICS.tierLeft, value: Math.abs(value), dimensions: { [TIER]: first } },
+        ];
       case 'e':
         return [{ name: ANALYTICS_METRICS.journeyEntered, value, dimensions: { [JOURNEY]: first } }];
       case 'h':
@@ -71,5 +73,6 @@ export function countersWithMetrics<C extends AnalyticsCounters>(counters: C, me
 }
 
 export function emitCensus(metrics: Metrics, snapshot: CensusSnapshot): void {
-  for (const [tier, users] of Object.entries(snapshot.tiers)) emit(metrics, ANALYTICS_METRICS.tierCensus, users, { [ANALYTICS_DIMENSIONS.tier]: tier });
+  for (const [tier, users] of Object.entries(snapshot.tiers))
+    emit(metrics, ANALYTICS_METRICS.tierCensus, users, { [ANALYTICS_DIMENSIONS.tier]: tier });
 }

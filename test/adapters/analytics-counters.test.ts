@@ -48,7 +48,12 @@ async function profilesByTier(): Promise<Record<string, number>> {
   let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
   do {
     const page = await stack.dynalite.client.send(
-      new ScanCommand({ TableName: stack.dynalite.tableName, FilterExpression: 'sk = :profile', ExpressionAttributeValues: { ':profile': { S: 'PROFILE' } }, ...(start ? { ExclusiveStartKey: start } : {}) }),
+      new ScanCommand({
+        TableName: stack.dynalite.tableName,
+        FilterExpression: 'sk = :profile',
+        ExpressionAttributeValues: { ':profile': { S: 'PROFILE' } },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
     );
     for (const item of page.Items ?? []) {
       const tier = item['tier']?.S;

@@ -34,7 +34,9 @@ const MAX_DAYS = 400;
 export async function readProductionReport(ruleset: Ruleset, reader: AnalyticsReader, today: string, days: number): Promise<ProductionReport> {
   const firstDate = addDays(today, -(days - 1));
   const journeyDays = Object.fromEntries(
-    await Promise.all(Object.values(ruleset.journeys).map(async (journey) => [journey.id, await reader.readJourneyDays(journey.id, firstDate)] as const)),
+    await Promise.all(
+      Object.values(ruleset.journeys).map(async (journey) => [journey.id, await reader.readJourneyDays(journey.id, firstDate)] as const),
+    ),
   );
   return buildProductionReport({
     ruleset,
@@ -49,16 +51,30 @@ export async function readProductionReport(ruleset: Ruleset, reader: AnalyticsRe
 async function openReader(options: ReportOptions): Promise<{ reader: AnalyticsReader; now: () => Date; where: string; close(): Promise<void> }> {
   if (options.table) {
     const client = new DynamoDBClient(options.region ? { region: options.region } : {});
-    return { reader: createDynamoCounters({ client, tableName: options.table }), now: () => new Date(), where: `table ${options.table}`, close: async () => client.destroy() };
+    return {
+      reader: createDynamoCounters({ client, tableName: options.table }),
+      now: () => new Date(),
+      where: `table ${options.table}`,
+      close: async () => client.destroy(),
+    };
   }
   try {
     const local = await openLocalData(resolve(options.data));
-    return { reader: createDynamoCounters({ client: local.client, tableName: local.tableName }), now: local.now, where: options.data, close: local.close };
+    return {
+      reader: createDynamoCounters({ client: local.client, tableName: local.tableName }),
+      now: local.now,
+      where: options.data,
+      close: local.close,
+    };
   } catch (error) {
     if (error instanceof NoLocalDataError)
-      throw new UsageError(`report: no local data in ${options.data} (${error.reason})`, 'start `strata dev` first, pass --data with its folder, or --table to read from AWS', {
-        cause: error,
-      });
+      throw new UsageError(
+        `report: no local data in ${options.data} (${error.reason})`,
+        'start `strata dev` first, pass --data with its folder, or --table to read from AWS',
+        {
+          cause: error,
+        },
+      );
     throw error;
   }
 }
@@ -68,7 +84,7 @@ export function reportAsSummary(report: ProductionReport): SimulationSummary {
   const rank = new Map(report.tiers.map((tier, i) => [tier.id, i]));
   const moves = (up: boolean): number =>
     report.flows
-      .filter((flow) => flow.from !== null && flow.to !== null && (rank.get(flow.to)! > rank.get(flow.from)!) === up)
+      .filter((flow) => flow.from !== null && flow.to !== null && rank.get(flow.to)! > rank.get(flow.from)! === up)
       .reduce((sum, flow) => sum + flow.count, 0);
   const journeys: JourneyFunnel[] = report.journeys.map((journey) => ({
     journeyId: journey.journeyId,
@@ -112,14 +128,17 @@ function printReport(report: ProductionReport, out: CliOutput, where: string): v
   out.info(`Tier distribution from ${where} (ruleset ${report.rulesetVersion}):`);
   const ids = report.tiers.map((tier) => tier.id);
   out.info(`  ${'date'.padEnd(11)} ${ids.map((id) => id.padStart(9)).join(' ')}`);
-  for (const day of report.overTime.slice(-14)) out.info(`  ${day.date.padEnd(11)} ${ids.map((id) => String(day.tiers[id] ?? 0).padStart(9)).join(' ')}`);
+  for (const day of report.overTime.slice(-14))
+    out.info(`  ${day.date.padEnd(11)} ${ids.map((id) => String(day.tiers[id] ?? 0).padStart(9)).join(' ')}`);
   out.info(`  ${'now'.padEnd(11)} ${ids.map((id) => String(report.census[id] ?? 0).padStart(9)).join(' ')}`);
   out.info(`Flows ${report.firstDate} to ${report.lastDate}:`);
   if (report.flows.length === 0) out.info('  none');
   for (const flow of report.flows) out.info(`  ${(flow.from ?? '(new)').padEnd(12)} → ${(flow.to ?? '(erased)').padEnd(12)} ${flow.count}`);
   for (const journey of report.journeys) {
     const steps = journey.steps.map((step) => `${step.stepId} ${step.sent}${step.deferred > 0 ? ` (+${step.deferred} deferred)` : ''}`).join(' → ');
-    out.info(`journey ${journey.journeyId}: entered ${journey.entered} (treated ${journey.treated}, held out ${journey.heldOut}); sent ${steps || 'nothing'}`);
+    out.info(
+      `journey ${journey.journeyId}: entered ${journey.entered} (treated ${journey.treated}, held out ${journey.heldOut}); sent ${steps || 'nothing'}`,
+    );
     const exits = Object.entries(journey.exits).map(([reason, count]) => `${reason} ${count}`);
     if (exits.length > 0) out.info(`  exits: ${exits.join(', ')}`);
     const horizon = journey.observed.horizonDays === null ? 'for the tier stay' : `within ${journey.observed.horizonDays} days of entry`;
@@ -150,9 +169,13 @@ export function reportCommand(out: CliOutput): Command {
         report = await readProductionReport(ruleset, opened.reader, localDate(opened.now(), ruleset.timezone), days);
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
-        throw new UsageError(`report: could not read the counters from ${opened.where}: ${reason}`, 'check --data / --table, the region and your credentials', {
-          cause: error,
-        });
+        throw new UsageError(
+          `report: could not read the counters from ${opened.where}: ${reason}`,
+          'check --data / --table, the region and your credentials',
+          {
+            cause: error,
+          },
+        );
       } finally {
         await opened.close();
       }
