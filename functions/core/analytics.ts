@@ -255,7 +255,7 @@ export interface ReportFlow {
 
 export interface ReportStep {
   stepId: string;
-  kind: 'content' | 'invite' | 'offer' | 'branch';
+  kind: 'content' | 'invite' | 'offer';
   sent: number;
   deferred: number;
   exited: number;
@@ -353,6 +353,7 @@ function journeyReport(journey: JourneyDefinition, tierTotals: Record<string, nu
   const totals: Record<string, number> = {};
   for (const day of days) for (const [name, value] of Object.entries(day.counts)) add(totals, name, value);
   const exits: Record<string, number> = {};
+  // Every step's exits count, but the funnel lists the send steps: branch checks are not counted (they are no sends).
   const steps = journey.steps.flatMap((step): ReportStep[] => {
     if (step.type === 'wait' || step.type === 'exit') return [];
     const stepExits: Record<string, number> = {};
@@ -364,6 +365,7 @@ function journeyReport(journey: JourneyDefinition, tierTotals: Record<string, nu
         exits[reason] = (exits[reason] ?? 0) + value;
       }
     }
+    if (step.type === 'branch') return [];
     return [
       {
         stepId: step.id,
