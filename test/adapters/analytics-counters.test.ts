@@ -11,7 +11,10 @@ import { loadValidRuleset } from '../../functions/cli/commands/simulate.js';
 import { COUNTER_NAMES } from '../../functions/core/analytics.js';
 import { addDays, localDate } from '../../functions/core/dates.js';
 import { type TierServices, ingestEvent } from '../../functions/core/ingest.js';
+import { journeyStepSpec } from '../../functions/core/journey/compile-journey.js';
 import { isHeldOut } from '../../functions/core/journey/decide-journey-step.js';
+import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js';
+import { journeyStepStore } from '../../functions/handlers/journey-step.js';
 import { instantAtLocalTime } from '../../functions/core/local-time.js';
 import { forgetUser, lockUser } from '../../functions/core/operator.js';
 import type { Ruleset } from '../../functions/core/ruleset.js';
@@ -128,6 +131,38 @@ describe('production counters on the local stack', () => {
     const production = await report();
     expect(production.census['visitor']).toBe(1);
     expect(production.flows).toEqual([{ from: null, to: 'visitor', count: 1 }]);
+  });
+
+  it('counts a send once when its step is retried after a failed publish', async () => {
+    const journey = ruleset.journeys['visitor']!;
+    let userId = 'sender-0';
+    for (let i = 1; isHeldOut(userId, journey); i++) userId = `sender-${i}`;
+    await sendEvent(userId, 'app.opened', `open-${userId}`);
+    const stepId = journey.steps.find((step) => step.type === 'content')!.id;
+    const task = {
+      ...journeyStepSpec(journey, stepId),
+      userId,
+      executionName: `manual-${userId}`,
+      startedAt: clock.now().toISOString(),
+    };
+    let publishFailures = 1;
+    const ports = {
+      store: journeyStepStore(stack.store),
+      publisher: {
+        async publishJourneyAction() {
+          if (publishFailures-- > 0) throw new Error('bus outage');
+        },
+      },
+      clock,
+      counters: counters(),
+    };
+    const sentSoFar = async () =>
+      (await counters().readJourneyDays(journey.id, DAY0)).reduce((sum, day) => sum + (day.counts[COUNTER_NAMES.sent(stepId)] ?? 0), 0);
+    const before = await sentSoFar();
+    await expect(runJourneyStep(ports, { task, rulesetTimeZone: ruleset.timezone })).rejects.toThrow('bus outage');
+    const retried = await runJourneyStep(ports, { task, rulesetTimeZone: ruleset.timezone });
+    expect(retried.outcome).toBe('sent');
+    expect((await sentSoFar()) - before).toBe(1);
   });
 
   it('counts held-out and treated conversions over the same horizon: entry until the planned length ends', async () => {

@@ -51,19 +51,21 @@ export async function runJourneyStep(ports: JourneyStepPorts, request: JourneySt
     ...(task.sinceSentAt ? { sinceSentAt: task.sinceSentAt } : {}),
   });
   const today = localDate(now, rulesetTimeZone);
-  let countable = decision.outcome !== 'sent';
+  const result = toStepResult(decision);
+  const count = journeyStepCount(task, result, today);
   if (decision.outcome === 'sent') {
     const { action } = decision;
-    // Only a send recorded for the first time is counted: a retried step (after a failed publish) records nothing new.
-    countable = (await ports.store.recordSend(task.userId, today, action.actionId)) && action.test !== true;
+    // Counted only when the send is recorded for the first time, and before publishing: a step retried after a
+    // failed publish records nothing new, so it neither loses nor repeats the count. Test actions count nothing.
+    const firstRecord = await ports.store.recordSend(task.userId, today, action.actionId);
+    if (firstRecord && action.test !== true && count) await ports.counters?.addJourneyStep(count);
     // Publish even when the send was already recorded: a previous attempt may have recorded it and then failed
     // before publishing (the state machine retries the Task). Skipping would lose the action; publishing again
     // is at-least-once delivery, and the stable actionId lets the channels drop the duplicate.
     await ports.publisher.publishJourneyAction(action);
+  } else if (count) {
+    await ports.counters?.addJourneyStep(count);
   }
-  const result = toStepResult(decision);
-  const count = countable ? journeyStepCount(task, result, today) : undefined;
-  if (count) await ports.counters?.addJourneyStep(count);
   return result;
 }
 
