@@ -29,6 +29,12 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
     },
     { metric: 'DynamoDB read units per event (p95, any event)', target: '≤ 2.0', measured: String(reads), met: reads <= 2 },
     {
+      metric: 'analytics counters: write units per event (example population, journeys running)',
+      target: '≤ 0.1',
+      measured: String(r.capacity.countersWruPerEvent),
+      met: r.capacity.countersWruPerEvent <= 0.1,
+    },
+    {
       metric: 'write units per tier change (median)',
       target: '≤ 4',
       measured: String(r.capacity.tierChange.wruMedian),

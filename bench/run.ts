@@ -13,6 +13,7 @@ import { type CapacityFigures, type HeavyUserResult, measureCapacity, measureHea
 import { type CliFigures, measureCli } from './cli.js';
 import { measureColdStart } from './cold-start.js';
 import { type DevFigures, measureDev } from './dev.js';
+import { type CountersResult, measureCounters } from './counters.js';
 import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
@@ -41,6 +42,8 @@ export interface BenchOptions {
   cliRuns: number;
   /** Users of the example population re-judged after a rules change. */
   rejudgeUsers?: number;
+  /** Users of the example population replayed through the embedded stack to measure the analytics counters. */
+  countersUsers?: number;
   devEvents: number;
   devUsers: number;
   devIdleSeconds: number;
@@ -58,6 +61,9 @@ export interface BenchResults {
     tierChange: CapacityFigures;
     meanPerEvent: { read: number; write: number };
     byOperation: Record<string, unknown>;
+    /** Write units the analytics counters add per event (the budget: 0.1), measured on the embedded stack. */
+    countersWruPerEvent: number;
+    counters: CountersResult;
     seedSeconds: number;
     heavyUser: HeavyUserResult;
   };
@@ -149,9 +155,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
   const rejudge = await timed('re-judge', () => measureRejudge(ruleset, prices, { users: options.rejudgeUsers ?? (options.quick ? 300 : 2_000) }));
+  const counters = await timed('analytics counters', () => measureCounters(ruleset, { users: options.countersUsers ?? (options.quick ? 60 : 300) }));
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
   const cost = costModel(prices, {
     perEvent: capacity.meanPerEvent,
+    countersWritePerEvent: counters.countersWruPerEvent,
     tierChangeShare: capacity.measuredEvents > 0 ? capacity.tierChange.events / capacity.measuredEvents : 0,
     journey: threeSend,
   });
@@ -171,6 +179,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       tierChange: capacity.tierChange,
       meanPerEvent: capacity.meanPerEvent,
       byOperation: capacity.byOperation,
+      countersWruPerEvent: counters.countersWruPerEvent,
+      counters,
       seedSeconds: capacity.seedSeconds,
       heavyUser,
     },

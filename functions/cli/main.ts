@@ -32,6 +32,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'replay an event history on a virtual clock and report what the rules and journeys do',
     load: async () => (await import('./commands/simulate.js')).simulateCommand(consoleOutput),
   },
+  report: {
+    summary: 'report production counters: users per tier, flows, journey funnels, treated vs held-out conversion',
+    load: async () => (await import('./commands/report.js')).reportCommand(consoleOutput),
+  },
   user: {
     summary: "print a user's tier, grace, review date, metrics, journey and history",
     load: async () => (await import('./commands/user.js')).userCommand(consoleOutput),

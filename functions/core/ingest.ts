@@ -10,6 +10,7 @@
  * any two writes is healed when the event is redelivered. A failure in step 4 does not fail the event: the profile
  * is saved, and the outbox is retried by the user's next event or by the review on `outboxRetryAt`.
  */
+import { type AnalyticsCounters, type TierCountOccurrence, conversionOccurrence, tierChangeOccurrences } from './analytics.js';
 import { applyConsentEvent } from './consent.js';
 import { addDays, localDate } from './dates.js';
 import { type Decision, type TierTransition, decideTier, lockTier, unlockTier } from './decide.js';
@@ -50,6 +51,8 @@ export interface TierServices {
   journeys: JourneyStarter;
   publisher: NoticePublisher;
   clock: Clock;
+  /** The analytics counters (analytics.ts); absent where nothing reports on production counts (the replay). */
+  counters?: AnalyticsCounters;
 }
 
 export interface IngestResult {
@@ -67,6 +70,8 @@ export interface SavedDecision {
   leaseOwner?: string;
   /** The event's copy was a resend of one that counts on this other date, and has been taken back out. */
   countedOn?: string;
+  /** The stored profile the decision started from: the journey the user was in when the event happened. */
+  previous?: UserProfile;
 }
 
 /** An event's copy as recordEvent left it, which decideAndSave settles against the window it reads. */
@@ -223,10 +228,11 @@ export async function decideAndSave(
     if (!decision.changed && !ownChange && trigger === 'event') {
       const unchanged = stored ?? profile;
       // An outbox left by a failed or crashed flush: take its lease (one write, only on this retry path) and flush.
-      if (unchanged.outboxVersion === undefined || !leaseIsFree) return { decision, profile: unchanged, ...(countedOn ? { countedOn } : {}) };
+      const extras = { ...(countedOn ? { countedOn } : {}), ...(stored ? { previous: stored } : {}) };
+      if (unchanged.outboxVersion === undefined || !leaseIsFree) return { decision, profile: unchanged, ...extras };
       const leased: UserProfile = { ...unchanged, outboxLease: lease };
       if (await store.saveProfile(leased, unchanged.version))
-        return { decision, profile: { ...leased, version: unchanged.version + 1 }, leaseOwner, ...(countedOn ? { countedOn } : {}) };
+        return { decision, profile: { ...leased, version: unchanged.version + 1 }, leaseOwner, ...extras };
       continue;
     }
 
@@ -263,7 +269,13 @@ export async function decideAndSave(
     const holdsLease = next.outboxVersion !== undefined && leaseIsFree;
     if (holdsLease) next.outboxLease = lease;
     if (await store.saveProfile(next, profile.version)) {
-      return { decision, profile: { ...next, version }, ...(holdsLease ? { leaseOwner } : {}), ...(countedOn ? { countedOn } : {}) };
+      return {
+        decision,
+        profile: { ...next, version },
+        ...(holdsLease ? { leaseOwner } : {}),
+        ...(countedOn ? { countedOn } : {}),
+        ...(stored ? { previous: stored } : {}),
+      };
     }
   }
   throw new VersionConflictError(userRef(userId));
@@ -292,6 +304,7 @@ export async function flushOutbox(services: TierServices, saved: Pick<SavedDecis
   let profile = saved.profile;
   if (profile.outboxVersion === undefined || leaseOwner === undefined) return;
   const done = new Set<string>();
+  const counted: TierCountOccurrence[] = [];
   const once = async (id: string, work: () => Promise<unknown>): Promise<void> => {
     if (done.has(id)) return;
     await work();
@@ -299,6 +312,16 @@ export async function flushOutbox(services: TierServices, saved: Pick<SavedDecis
   };
   for (let pass = 0; pass < MAX_FLUSH_PASSES; pass++) {
     const { pendingJourney, pendingNotices, pendingHistory } = profile;
+    // Counted first and under each change's id, so that a flush repeated after any later failure adds nothing.
+    const { counters } = services;
+    if (counters) {
+      for (const occurrence of tierChangeOccurrences(services.ruleset, profile.userId, pendingNotices ?? [], pendingJourney)) {
+        await once(`count:${occurrence.id}`, async () => {
+          await counters.addOnce(occurrence);
+          counted.push(occurrence);
+        });
+      }
+    }
     for (const entry of pendingHistory ?? []) await once(`history:${entry.version}`, () => services.store.appendHistory(entry));
     if (pendingJourney) {
       for (const name of pendingJourney.stopExecutionNames) await once(`stop:${name}`, () => services.journeys.stop(name));
@@ -310,7 +333,10 @@ export async function flushOutbox(services: TierServices, saved: Pick<SavedDecis
       await services.publisher.publishNotices(fresh);
       for (const notice of fresh) done.add(`notice:${notice.noticeId}`);
     }
-    if (await services.store.clearOutbox(profile)) return;
+    if (await services.store.clearOutbox(profile)) {
+      for (const occurrence of counted) services.counters?.settle(occurrence);
+      return;
+    }
     const { profile: current } = await services.store.loadUser(profile.userId, windowStart(services.ruleset, services.clock.now()));
     if (current?.outboxVersion === undefined || current.outboxLease?.owner !== leaseOwner) return;
     profile = current;
@@ -338,6 +364,9 @@ export async function ingestEvent(services: TierServices, event: UserEvent): Pro
   // A same-day duplicate still applies its attributes (idempotent), which heals a crash before the profile write.
   const saved = await decideAndSave(services, event.userId, 'event', event, { eventKey: key, increment, ...recorded });
   const { error } = await tryFlushOutbox(services, saved);
+  // Whether or not the event is a duplicate: a conversion counts once per journey entry, under the entry's id.
+  const conversion = services.counters ? conversionOccurrence(services.ruleset, saved.previous, event) : undefined;
+  if (conversion) await services.counters?.addOnce(conversion);
   return {
     duplicate: recorded.duplicate || saved.countedOn !== undefined,
     decision: saved.decision,
