@@ -15,7 +15,10 @@
  */
 import { addDays, localDate } from '../core/dates.js';
 import type { UserEvent } from '../core/event.js';
-import { type TierServices, ingestEvent, windowStart } from '../core/ingest.js';
+import { type TierServices, eventKey, ingestEvent, windowStart } from '../core/ingest.js';
+import { applyConsentEvent } from '../core/consent.js';
+import { type DayIncrement, applyEventToAttributes, dayIncrements } from '../core/metrics.js';
+import type { UserProfile } from '../core/state.js';
 import { compileJourney } from '../core/journey/compile-journey.js';
 import type { JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
 import { runJourneyStep } from '../core/journey/run-journey-step.js';
@@ -25,6 +28,7 @@ import { datesToReview, reviewUser } from '../core/review.js';
 import type { Ruleset } from '../core/ruleset.js';
 import { type CompiledJourneyMachine, type MachineExecution, JourneyMachineError, journeyMachine } from './journey-machine.js';
 import { MemoryReplayStore } from './memory-store.js';
+import { leavesFactsAsTheyWere, presenceOnlyCounters } from './quiet-events.js';
 import { type RejectedEvent, screenEvents } from './rejections.js';
 import { ActivityTally, buildSummary, compareEventOrder } from './replay-summary.js';
 import { MinHeap } from './scheduler.js';
@@ -47,6 +51,11 @@ export interface ReplayOptions {
   onProgress?: (done: number, total: number) => void;
   /** A candidate ruleset to judge every user by once, as the baseline leaves them at the end (the ship-day effect). */
   shipDayRuleset?: Ruleset;
+  /**
+   * Decide the tier after every event, even where functions/replay/quiet-events.ts proves the decision changes
+   * nothing. Slower; for the tests that show skipping gives the same result.
+   */
+  decideEveryEvent?: boolean;
 }
 
 export interface SimulationResult {
@@ -209,6 +218,16 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
     if (wakeAt !== undefined) wakeUps.push({ at: wakeAt, order: wakeOrder++, execution });
   };
 
+  const presenceOnly = presenceOnlyCounters(ruleset);
+  /** The user's last event decision, while it is one that a quiet event would only repeat. */
+  let quietDecision: { profile: UserProfile; today: string } | undefined;
+  /** The event's increment if the event is quiet for this profile, so that recording it is all ingest would do. */
+  const quietIncrement = (profile: UserProfile, event: UserEvent): DayIncrement | undefined => {
+    if (applyEventToAttributes(ruleset, profile, event) !== undefined || applyConsentEvent(profile, event) !== undefined) return undefined;
+    const increment = dayIncrements(ruleset, event);
+    return leavesFactsAsTheyWere(increment, presenceOnly, (date, counter) => store.counterOn(event.userId, date, counter)) ? increment : undefined;
+  };
+
   const shipDay: ShipDayChange[] = [];
   let done = 0;
   for (const [userId, events] of eventsByUser) {
@@ -241,11 +260,27 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
       now = tick.at;
       countDaysBefore(tick.day);
       if (tickIndex === deliveryTick) {
+        const today = localDate(new Date(now), ruleset.timezone);
         for (; nextEvent < events.length && ticks[nextEvent] === tickIndex; nextEvent++) {
           const event = events[nextEvent]!;
-          const { duplicate } = await ingestEvent(services, event);
+          const stored = store.profileOf(userId);
+          if (quietDecision !== undefined && quietDecision.profile === stored && quietDecision.today === today) {
+            const increment = quietIncrement(stored, event);
+            if (increment) {
+              // Only the record; the decision would repeat the previous one (functions/replay/quiet-events.ts).
+              const { duplicate } = await store.recordEvent(userId, eventKey(event.eventId), increment);
+              if (duplicate) counters.duplicates += 1;
+              else counters.eventsRecorded += 1;
+              continue;
+            }
+          }
+          const { duplicate, decision, profile } = await ingestEvent(services, event);
           if (duplicate) counters.duplicates += 1;
           else counters.eventsRecorded += 1;
+          quietDecision =
+            !options.decideEveryEvent && decision?.changed === false && profile !== undefined && profile === store.profileOf(userId) && profile.outboxVersion === undefined
+              ? { profile, today }
+              : undefined;
           await settle();
         }
       } else {
@@ -267,6 +302,7 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
       if (change) shipDay.push(change);
     }
     store.forget(userId);
+    quietDecision = undefined;
     executionNames.clear();
     running.clear();
     wakeUps.clear();
