@@ -18,4 +18,6 @@ await simulate(
   { info: () => undefined, error: (line) => process.stderr.write(line + '\n') },
 );
 const seconds = (performance.now() - started) / 1000;
-process.stdout.write(JSON.stringify({ seconds: Math.round(seconds * 10) / 10, maxRssKb: process.resourceUsage().maxRSS, threads, cores: availableParallelism() }) + '\n');
+process.stdout.write(
+  JSON.stringify({ seconds: Math.round(seconds * 10) / 10, maxRssKb: process.resourceUsage().maxRSS, threads, cores: availableParallelism() }) + '\n',
+);

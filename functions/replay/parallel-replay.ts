@@ -81,7 +81,8 @@ class WorkerLink {
   ) {
     worker.on('message', (message: ToMain) => {
       if (this.onSide(message)) return;
-      if (message.kind === 'failed') return this.fail(new ParallelReplayError(`a worker thread failed: ${message.message}`, { cause: message.stack }));
+      if (message.kind === 'failed')
+        return this.fail(new ParallelReplayError(`a worker thread failed: ${message.message}`, { cause: message.stack }));
       this.inbox.push(message);
       this.deliver();
     });

@@ -109,7 +109,10 @@ export function mergeResults(ruleset: Ruleset, parts: readonly SimulationResult[
   const rejected = parts.flatMap((part) => part.rejected).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   const shipDays = parts.flatMap((part) => part.shipDay ?? []);
   return {
-    summary: mergeSummaries(ruleset, parts.map((part) => part.summary)),
+    summary: mergeSummaries(
+      ruleset,
+      parts.map((part) => part.summary),
+    ),
     finalTierByUser,
     rejected,
     ...(parts.some((part) => part.shipDay) ? { shipDay: sortShipDay(shipDays) } : {}),

@@ -323,7 +323,11 @@ export async function replayPrepared(
           if (duplicate) counters.duplicates += 1;
           else counters.eventsRecorded += 1;
           quietDecision =
-            !options.decideEveryEvent && decision?.changed === false && profile !== undefined && profile === store.profileOf(userId) && profile.outboxVersion === undefined
+            !options.decideEveryEvent &&
+            decision?.changed === false &&
+            profile !== undefined &&
+            profile === store.profileOf(userId) &&
+            profile.outboxVersion === undefined
               ? { profile, today }
               : undefined;
           await settle();

@@ -172,7 +172,10 @@ export function holdoutComparison(
     converted,
     rate: users > 0 ? converted / users : null,
   });
-  const difference = conversionDifference({ successes: treated.converted, trials: treated.users }, { successes: heldOut.converted, trials: heldOut.users });
+  const difference = conversionDifference(
+    { successes: treated.converted, trials: treated.users },
+    { successes: heldOut.converted, trials: heldOut.users },
+  );
   return {
     horizonDays,
     treated: outcome(treated),

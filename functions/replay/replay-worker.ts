@@ -77,5 +77,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  send({ kind: 'failed', message: error instanceof Error ? error.message : String(error), ...(error instanceof Error && error.stack ? { stack: error.stack } : {}) });
+  send({
+    kind: 'failed',
+    message: error instanceof Error ? error.message : String(error),
+    ...(error instanceof Error && error.stack ? { stack: error.stack } : {}),
+  });
 });

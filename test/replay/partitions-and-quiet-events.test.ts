@@ -47,9 +47,7 @@ async function replayInPartitions(replay: Replay, count: number): Promise<Simula
 
 /** The whole result as plain data, maps in user order. */
 function comparable(result: SimulationResult): unknown {
-  return JSON.parse(
-    JSON.stringify({ ...result, finalTierByUser: [...result.finalTierByUser].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) }),
-  );
+  return JSON.parse(JSON.stringify({ ...result, finalTierByUser: [...result.finalTierByUser].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) }));
 }
 
 async function expectShortcutsAgree(replay: Replay): Promise<void> {
@@ -73,6 +71,12 @@ describe('the replay shortcuts agree with the plain replay', () => {
   it('on 300 users of the example population, where most events are quiet', async () => {
     const events = generateEvents({ users: 300, days: 60, seed: 7, start: '2026-09-01' });
     const ruleset = await rulesetIn('.');
-    await expectShortcutsAgree({ ruleset, events, lines: events.map((_, i) => i + 1), extraDays: 10, shipDayRuleset: await rulesetIn('test/fixtures/stricter') });
+    await expectShortcutsAgree({
+      ruleset,
+      events,
+      lines: events.map((_, i) => i + 1),
+      extraDays: 10,
+      shipDayRuleset: await rulesetIn('test/fixtures/stricter'),
+    });
   }, 300_000);
 });

@@ -58,41 +58,40 @@ const userHistory = fc.record({
 /** `maxUsers` users' histories, shuffled, with the rules folder and extra review days to replay them under. */
 export const randomHistory = (maxUsers: number) =>
   fc
-  .record({
-    users: fc.array(userHistory, { minLength: 1, maxLength: maxUsers }),
-    /** Resends: index of the event to resend, and how far its time moves (0 = an exact resend). */
-    resends: fc.array(fc.tuple(fc.nat(), fc.constantFrom(0, 0, 90, -600, 1440)), { maxLength: 4 }),
-    shuffleSeed: fc.integer(),
-    rulesDir: fc.constantFrom('.', 'test/fixtures/stricter'),
-    extraDays: fc.constantFrom(0, 3, 16),
-  })
-  .map(({ users, resends, shuffleSeed, rulesDir, extraDays }) => {
-    const events: UserEvent[] = [];
-    users.forEach((user, u) => {
-      const userId = `prop-user-${u}`;
-      const at = (day: number, minute: number): string => new Date(START + day * 86_400_000 + minute * 60_000).toISOString();
-      events.push({
-        eventId: `${userId}-signup`,
-        userId,
-        type: 'user.signed_up',
-        occurredAt: at(0, user.signupMinute),
-        properties: { channel: 'app' },
+    .record({
+      users: fc.array(userHistory, { minLength: 1, maxLength: maxUsers }),
+      /** Resends: index of the event to resend, and how far its time moves (0 = an exact resend). */
+      resends: fc.array(fc.tuple(fc.nat(), fc.constantFrom(0, 0, 90, -600, 1440)), { maxLength: 4 }),
+      shuffleSeed: fc.integer(),
+      rulesDir: fc.constantFrom('.', 'test/fixtures/stricter'),
+      extraDays: fc.constantFrom(0, 3, 16),
+    })
+    .map(({ users, resends, shuffleSeed, rulesDir, extraDays }) => {
+      const events: UserEvent[] = [];
+      users.forEach((user, u) => {
+        const userId = `prop-user-${u}`;
+        const at = (day: number, minute: number): string => new Date(START + day * 86_400_000 + minute * 60_000).toISOString();
+        events.push({
+          eventId: `${userId}-signup`,
+          userId,
+          type: 'user.signed_up',
+          occurredAt: at(0, user.signupMinute),
+          properties: { channel: 'app' },
+        });
+        user.activities.forEach((a, i) =>
+          events.push({ eventId: `${userId}-${i}`, userId, type: a.draft.type, occurredAt: at(a.day, a.minute), properties: a.draft.properties }),
+        );
       });
-      user.activities.forEach((a, i) =>
-        events.push({ eventId: `${userId}-${i}`, userId, type: a.draft.type, occurredAt: at(a.day, a.minute), properties: a.draft.properties }),
-      );
+      for (const [index, shiftMinutes] of resends) {
+        const original = events[index % events.length]!;
+        events.push({ ...original, occurredAt: new Date(Date.parse(original.occurredAt) + shiftMinutes * 60_000).toISOString() });
+      }
+      // File order is not time order.
+      let state = shuffleSeed >>> 0;
+      for (let i = events.length - 1; i > 0; i--) {
+        state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+        const j = state % (i + 1);
+        [events[i], events[j]] = [events[j]!, events[i]!];
+      }
+      return { events, rulesDir, extraDays };
     });
-    for (const [index, shiftMinutes] of resends) {
-      const original = events[index % events.length]!;
-      events.push({ ...original, occurredAt: new Date(Date.parse(original.occurredAt) + shiftMinutes * 60_000).toISOString() });
-    }
-    // File order is not time order.
-    let state = shuffleSeed >>> 0;
-    for (let i = events.length - 1; i > 0; i--) {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-      const j = state % (i + 1);
-      [events[i], events[j]] = [events[j]!, events[i]!];
-    }
-    return { events, rulesDir, extraDays };
-  });
-

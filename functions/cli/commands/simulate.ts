@@ -169,7 +169,9 @@ export async function simulate(options: SimulateOptions, out: CliOutput): Promis
   );
   const threads = simulateThreads(options, fileBytes);
   const history =
-    threads > 1 ? await readInThreads(eventsFile, threads, options, ruleset, candidate, out) : await readInProcess(eventsFile, options.fullStack, out);
+    threads > 1
+      ? await readInThreads(eventsFile, threads, options, ruleset, candidate, out)
+      : await readInProcess(eventsFile, options.fullStack, out);
   try {
     const { skipped } = history;
     for (const line of skipped.slice(0, 20)) out.error(`${options.events}:${line.line}: skipped: ${line.reason}`);
@@ -282,7 +284,10 @@ export function simulateCommand(out: CliOutput): Command {
     .option('--days <n>', 'keep running nightly reviews this many days after the last event', '0')
     .option('--out <dir>', 'write summary.json and report.html here')
     .option('--moves-csv <file>', 'with --compare: write every user who ends in a different tier (userId,from,to) to this CSV file')
-    .option('--threads <n>', 'worker threads for the in-memory replay, each replaying a share of the users (default: one per core for a history over 32 MB)')
+    .option(
+      '--threads <n>',
+      'worker threads for the in-memory replay, each replaying a share of the users (default: one per core for a history over 32 MB)',
+    )
     .option(
       '--full-stack',
       'replay through the embedded stack (dynalite, local queue, Step Functions emulator) instead of in memory: slower, the fidelity reference',
