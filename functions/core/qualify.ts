@@ -66,7 +66,7 @@ type EngineRun = Pick<Awaited<ReturnType<Ruleset['engine']['run']>>, 'events' | 
  * condition trees an explanation needs) weighs kilobytes, so few are kept; the tier alone, which the review-date
  * search asks for over and over, weighs a few bytes, so many are.
  */
-const MAX_REMEMBERED_RUNS = 2_000;
+const MAX_REMEMBERED_RUNS = 10_000;
 const MAX_REMEMBERED_TIERS = 100_000;
 const rememberedRuns = new WeakMap<Ruleset['engine'], Map<string, Promise<EngineRun>>>();
 const rememberedTiers = new WeakMap<Ruleset['engine'], Map<string, string>>();
