@@ -61,15 +61,9 @@ function highestPassingTier(ruleset: Ruleset, passed: ReadonlyArray<{ params?: R
 
 type EngineRun = Pick<Awaited<ReturnType<Ruleset['engine']['run']>>, 'events' | 'results' | 'failureResults'>;
 
-/**
- * Bounded, so that a long replay over many distinct fact sets cannot grow them without end. A whole run (with the
- * condition trees an explanation needs) weighs kilobytes, so few are kept; the tier alone, which the review-date
- * search asks for over and over, weighs a few bytes, so many are.
- */
-const MAX_REMEMBERED_RUNS = 10_000;
-const MAX_REMEMBERED_TIERS = 100_000;
+/** Bounded, so that a long replay over many distinct fact sets cannot grow it without end. */
+const MAX_REMEMBERED_RUNS = 50_000;
 const rememberedRuns = new WeakMap<Ruleset['engine'], Map<string, Promise<EngineRun>>>();
-const rememberedTiers = new WeakMap<Ruleset['engine'], Map<string, string>>();
 const ruleFactNames = new WeakMap<Ruleset['engine'], string[]>();
 
 /** The facts the rules read (directly, or as the value another fact is compared with), in a stable order. */
@@ -96,17 +90,15 @@ function factsReadByRules(ruleset: Ruleset): string[] {
  * numbers of days here), and replays and reviews put the same few fact sets to the engine over and over, so each
  * distinct set is run once per engine. json-rules-engine costs about 100 µs a run; the key costs about 2.
  */
-/** Only the facts the rules read decide the outcome, so only they key it: the rest (a time zone, interests no rule mentions) would just split one verdict into many. */
-function factsKey(ruleset: Ruleset, facts: Facts): string {
-  return canonicalJson(factsReadByRules(ruleset).map((name) => facts[name] ?? null));
-}
-
-function runEngine(ruleset: Ruleset, facts: Facts, key = factsKey(ruleset, facts)): Promise<EngineRun> {
+function runEngine(ruleset: Ruleset, facts: Facts): Promise<EngineRun> {
   let runs = rememberedRuns.get(ruleset.engine);
   if (!runs) {
     runs = new Map();
     rememberedRuns.set(ruleset.engine, runs);
   }
+  // Only the facts the rules read decide the outcome, so only they key it: the rest (a time zone, interests
+  // no rule mentions) would just split one verdict into many.
+  const key = canonicalJson(factsReadByRules(ruleset).map((name) => facts[name] ?? null));
   let run = runs.get(key);
   if (!run) {
     if (runs.size >= MAX_REMEMBERED_RUNS) runs.clear();
@@ -134,17 +126,6 @@ export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualifica
 
 /** Qualification without the explanation tree, for hot loops such as review-date search. */
 export async function qualifiedTier(ruleset: Ruleset, facts: Facts): Promise<string> {
-  let tiers = rememberedTiers.get(ruleset.engine);
-  if (!tiers) {
-    tiers = new Map();
-    rememberedTiers.set(ruleset.engine, tiers);
-  }
-  const key = factsKey(ruleset, facts);
-  let tier = tiers.get(key);
-  if (tier === undefined) {
-    tier = highestPassingTier(ruleset, (await runEngine(ruleset, facts, key)).events);
-    if (tiers.size >= MAX_REMEMBERED_TIERS) tiers.clear();
-    tiers.set(key, tier);
-  }
-  return tier;
+  const { events } = await runEngine(ruleset, facts);
+  return highestPassingTier(ruleset, events);
 }
