@@ -66,6 +66,11 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     return this.users.get(userId)?.profile;
   }
 
+  /** A counter's value on one of the user's days (0 when the day has none). */
+  counterOn(userId: string, date: string, counter: string): number {
+    return this.users.get(userId)?.days.get(date)?.counters[counter] ?? 0;
+  }
+
   private user(userId: string): StoredUser {
     let user = this.users.get(userId);
     if (!user) {
