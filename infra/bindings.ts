@@ -21,7 +21,8 @@ import { acknowledgeWildcardResources } from './nag.js';
  * checkpoint (GetItem); a journey step reads the user and records sends; the re-judge scans the profiles.
  */
 export const TABLE_ACCESS = {
-  ingest: { actions: ['dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:PutItem'], reviewIndex: false },
+  // GetItem: a heavy day's guard read and a resend's settle (dynamo-store.ts); test/infra/table-permissions.test.ts checks these.
+  ingest: { actions: ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:PutItem'], reviewIndex: false },
   review: { actions: ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:PutItem'], reviewIndex: true },
   journeyStep: { actions: ['dynamodb:Query', 'dynamodb:UpdateItem'], reviewIndex: false },
   // The re-judge judges as the review does, reading every profile by a Scan instead of the review index.
