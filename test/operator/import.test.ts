@@ -8,7 +8,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
 import { createDynamoTierStore } from '../../functions/aws/dynamo-store.js';
+import { createEventBridgePublisher } from '../../functions/aws/eventbridge-publisher.js';
+import { createSfnJourneyStarter } from '../../functions/aws/sfn-journey-starter.js';
 import { SYSTEM_KEY } from '../../functions/aws/table-schema.js';
 import { type ImportInput, type ImportReport, importCommandAction, runImport } from '../../functions/cli/commands/import.js';
 import { loadValidRuleset } from '../../functions/cli/load-ruleset.js';
@@ -19,7 +24,11 @@ import { reviewDaysAfterHistory } from '../../functions/core/import-plan.js';
 import { type TierServices, eventKey, ingestEvent, windowStart } from '../../functions/core/ingest.js';
 import type { Ruleset } from '../../functions/core/ruleset.js';
 import type { DayBucket, HistoryEntry, UserProfile } from '../../functions/core/state.js';
+import { loadRulesetOrThrow } from '../../functions/core/ruleset.js';
 import { readEventLines } from '../../functions/local/event-lines.js';
+import { readProjectFiles } from '../../functions/local/project-files.js';
+import { startPutEventsEndpoint } from '../../functions/local/put-events-endpoint.js';
+import type { EventBridgeEnvelope } from '../../functions/core/event-pattern.js';
 import { runReplay } from '../../functions/replay/replay-engine.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
 
@@ -92,14 +101,14 @@ interface ReplayedUser {
   history: HistoryEntry[];
 }
 
-async function referenceReplay(): Promise<Map<string, ReplayedUser>> {
+async function referenceReplay(rules: Ruleset = ruleset): Promise<Map<string, ReplayedUser>> {
   const lastAt = Math.max(...history.events.map((event) => Date.parse(event.occurredAt)));
   const finals = new Map<string, ReplayedUser>();
   await runReplay({
-    ruleset,
+    ruleset: rules,
     events: history.events,
     lines: history.lines,
-    extraDays: reviewDaysAfterHistory(ruleset, new Date(lastAt), now),
+    extraDays: reviewDaysAfterHistory(rules, new Date(lastAt), now),
     onUserDone: async (userId, store) => {
       const { profile, buckets } = await store.loadUser(userId, '0000-01-01');
       if (profile) finals.set(userId, { profile, buckets, history: await store.listHistory(userId, 1000) });
@@ -245,6 +254,90 @@ describe('strata import', () => {
     const rebuiltDays = countersOf(after.buckets);
     for (const [date, counters] of Object.entries(countersOf(reference.buckets))) expect(rebuiltDays[date], date).toEqual(counters);
     expect(after.buckets.find((b) => b.date === liveDate)?.sends).toBe(1);
+  });
+
+  it('--rebuild makes a metric added later exact over the dates the export covers', async () => {
+    const tableName = await dynalite.freshTable();
+    await runImport(input(tableName));
+    // The next ruleset adds a metric on a filter no counter had: live ingest would start it from zero.
+    const files = await readProjectFiles(process.cwd());
+    const tiers = JSON.parse(files['rules/tiers.json']!) as { metrics: Record<string, unknown> };
+    tiers.metrics['advancedLibraryOpens30'] = {
+      kind: 'count',
+      windowDays: 30,
+      eventTypes: ['content.opened'],
+      where: { templateId: 'pm-advanced-case-library' },
+    };
+    const withMetric = loadRulesetOrThrow({ ...files, 'rules/tiers.json': JSON.stringify(tiers) });
+    const added = withMetric.metrics.find((metric) => metric.name === 'advancedLibraryOpens30')!;
+    expect(ruleset.counters.map((counter) => counter.id)).not.toContain(added.countCounter);
+
+    const report = await runImport(input(tableName, { ruleset: withMetric, rebuild: true }));
+    expect(report.rebuilt).toBe(report.counts.users);
+    const store = storeOn(tableName);
+    const reference = await referenceReplay(withMetric);
+    let counted = 0;
+    for (const [userId, expected] of reference) {
+      const { buckets } = await store.loadUser(userId, '0000-01-01');
+      const stored = Object.fromEntries(buckets.map((b) => [b.date, b.counters[added.countCounter]]));
+      for (const bucket of expected.buckets) {
+        expect(stored[bucket.date], `${userId} ${bucket.date}`).toBe(bucket.counters[added.countCounter]);
+        counted += bucket.counters[added.countCounter] ?? 0;
+      }
+    }
+    expect(counted).toBeGreaterThan(0);
+  });
+
+  it('--start-journeys starts the current tier journey, a failed start loses nothing; --notices publishes TierChanged imported', async () => {
+    const tableName = await dynalite.freshTable();
+    const sfn = mockClient(SFNClient);
+    const starts: Array<{ name?: string; input?: string }> = [];
+    // Step Functions has no local API: the one AWS-only part here. One start is throttled for good.
+    sfn.on(StartExecutionCommand).callsFake((request: { name?: string; input?: string }) => {
+      if (starts.length === 3) {
+        starts.push({});
+        throw Object.assign(new Error('Rate exceeded'), { name: 'ExecutionLimitExceeded' });
+      }
+      starts.push(request);
+      return { executionArn: `arn:${request.name}`, startDate: new Date() };
+    });
+    const published: EventBridgeEnvelope[] = [];
+    const endpoint = await startPutEventsEndpoint({ port: 0, busName: 'strata-test', onEvents: (events) => void published.push(...events) });
+    const eventBridge = new EventBridgeClient({
+      endpoint: endpoint.url,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 't', secretAccessKey: 't' },
+    });
+    const sfnClient = new SFNClient({ region: 'eu-west-1', credentials: { accessKeyId: 't', secretAccessKey: 't' } });
+    try {
+      const arns = Object.fromEntries(
+        Object.keys(ruleset.journeys).map((tier) => [tier, `arn:aws:states:eu-west-1:123456789012:stateMachine:strata-${tier}`]),
+      );
+      const report = await runImport(
+        input(tableName, {
+          journeys: { starter: createSfnJourneyStarter({ client: sfnClient, stateMachineArns: arns }), perSecond: 1000 },
+          notices: createEventBridgePublisher({ client: eventBridge, eventBusName: 'strata-test' }),
+        }),
+      );
+      const withJourney = (await referenceReplay()).size;
+      expect(report.journeysStarted + report.journeyStartFailures.length).toBe(withJourney);
+      expect(report.journeyStartFailures).toHaveLength(1);
+      // The user whose start failed is imported all the same, and names the run a retry would start.
+      const failed = report.journeyStartFailures[0]!.userId;
+      const { profile } = await storeOn(tableName).loadUser(failed, '0000-01-01');
+      expect(profile?.journey?.tier).toBe(profile?.tier);
+      expect(profile?.journey?.startedAt).toBe(now.toISOString());
+      expect(starts.filter((start) => start.name).every((start) => JSON.parse(start.input!).userId)).toBe(true);
+      // One TierChanged of kind imported per user.
+      const notices = published.filter((event) => event['detail-type'] === 'TierChanged');
+      expect(notices).toHaveLength(report.imported);
+      expect(notices.every((event) => (event.detail as { kind: string }).kind === 'imported')).toBe(true);
+    } finally {
+      sfn.restore();
+      eventBridge.destroy();
+      sfnClient.destroy();
+      await endpoint.close();
+    }
   });
 
   it('--dry-run writes nothing and says what it would write', async () => {
