@@ -116,14 +116,6 @@ export interface ImportReport {
   samples: Record<string, unknown>;
 }
 
-/** The import could not go on (the table refused, a journey start cap); what was written stays, and a rerun resumes. */
-export class ImportError extends Error {
-  override readonly name = 'ImportError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(`Import: ${message}`, options);
-  }
-}
-
 function itemKind(item: Item): keyof Omit<ImportCounts, 'users' | 'expiredItems'> {
   const sortKey = item[TABLE_KEYS.sortKey]?.S ?? '';
   if (sortKey.startsWith('DAY#')) return 'dayItems';
