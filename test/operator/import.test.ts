@@ -25,7 +25,9 @@ import { type TierServices, eventKey, ingestEvent, windowStart } from '../../fun
 import type { Ruleset } from '../../functions/core/ruleset.js';
 import type { DayBucket, HistoryEntry, UserProfile } from '../../functions/core/state.js';
 import { loadRulesetOrThrow } from '../../functions/core/ruleset.js';
+import { startDynalite } from '../../functions/local/dynalite.js';
 import { readEventLines } from '../../functions/local/event-lines.js';
+import { writeStackInfo } from '../../functions/local/local-data.js';
 import { readProjectFiles } from '../../functions/local/project-files.js';
 import { startPutEventsEndpoint } from '../../functions/local/put-events-endpoint.js';
 import type { EventBridgeEnvelope } from '../../functions/core/event-pattern.js';
@@ -345,6 +347,40 @@ describe('strata import', () => {
     expect(report.counts.profiles).toBe(report.counts.users);
     expect(report.counts.dayItems).toBeGreaterThan(report.counts.users);
     expect(Object.keys(report.samples).sort()).toEqual(['dayItems', 'guardItems', 'historyEntries', 'profiles']);
+  });
+
+  it('writes through a running `strata dev` (it holds the data folder), found through stack.json', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'strata-import-'));
+    const running = await startDynalite();
+    try {
+      await writeStackInfo(dir, {
+        dynamoEndpoint: running.endpoint,
+        tableName: running.tableName,
+        eventsEndpoint: 'http://127.0.0.1:9',
+        pid: process.pid,
+      });
+      const file = join(dir, 'events.jsonl');
+      await writeFile(
+        file,
+        history.events
+          .filter((e) => e.userId === 'user-00163')
+          .map((e) => JSON.stringify(e))
+          .join('\n'),
+      );
+      const printed: string[] = [];
+      const out: CliOutput = { info: (line) => printed.push(line), error: (line) => printed.push(line) };
+      const report = await importCommandAction({ events: file, rules: process.cwd(), data: dir, reviewShards: '16', startRate: '50' }, out);
+      expect(report.imported).toBe(1);
+      expect(printed.join('\n')).toMatch(/into the running stack on /);
+      const { profile } = await createDynamoTierStore({ client: running.client, tableName: running.tableName, shardCount: 4 }).loadUser(
+        'user-00163',
+        '0000-01-01',
+      );
+      expect(profile?.tier).toBeDefined();
+    } finally {
+      await running.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports bad lines and events by line, and imports the rest into the local data folder', async () => {
