@@ -109,6 +109,7 @@ export interface ImportReport {
   journeysStarted: number;
   journeyStartFailures: Array<{ userId: string; reason: string }>;
   noticesPublished: number;
+  noticeFailures: Array<{ userId: string; reason: string }>;
   writeRequests: number;
   writeUnits: number;
   itemsWritten: number;
@@ -145,6 +146,7 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
     journeysStarted: 0,
     journeyStartFailures: [],
     noticesPublished: 0,
+    noticeFailures: [],
     writeRequests: 0,
     writeUnits: 0,
     itemsWritten: 0,
@@ -213,8 +215,11 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
     return items;
   };
 
-  const historyItemsOf = (user: ImportedUser): Item[] =>
-    user.history.map((entry) => layout.historyItem(entry)).filter((item): item is Item => item !== undefined);
+  const historyItemsOf = (user: ImportedUser): Item[] => {
+    const items = user.history.map((entry) => layout.historyItem(entry)).filter((item): item is Item => item !== undefined);
+    report.counts.expiredItems += user.history.length - items.length;
+    return items;
+  };
 
   let startedInWindow = 0;
   let windowStart = Date.now();
@@ -295,8 +300,14 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
     report.imported += fresh.length;
     for (const user of fresh) await startJourney(user);
     if (input.notices && fresh.length > 0) {
-      await input.notices.publishNotices(fresh.map((user) => importedNotice(user.profile, ruleset.version, now)));
-      report.noticesPublished += fresh.length;
+      // Like a failed start, a failed publish is reported and leaves the imported users as written.
+      try {
+        await input.notices.publishNotices(fresh.map((user) => importedNotice(user.profile, ruleset.version, now)));
+        report.noticesPublished += fresh.length;
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        report.noticeFailures.push(...fresh.map((user) => ({ userId: user.userId, reason })));
+      }
     }
   };
 
@@ -314,7 +325,7 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
       await writeChunk(users);
       if (table) await table.writeCheckpoint(importId, { ...position, complete: false });
     })();
-    // Surface a failure now rather than at the end.
+    // Observed here so that it is not an unhandled rejection; the next flush or the end awaits it and throws.
     inFlight.catch(() => undefined);
   };
 
@@ -516,6 +527,10 @@ function printReport(report: ImportReport, options: ImportCommandOptions, where:
   for (const failure of report.journeyStartFailures.slice(0, LISTED))
     out.error(`import: journey of ${failure.userId} not started: ${failure.reason}`);
   if (options.notices) out.info(`  TierChanged (imported) notices published: ${report.noticesPublished}`);
+  if (report.noticeFailures.length > 0)
+    out.error(
+      `import: ${report.noticeFailures.length} notices not published (${report.noticeFailures[0]!.reason}); the users are imported all the same`,
+    );
 }
 
 export async function importCommandAction(options: ImportCommandOptions, out: CliOutput): Promise<ImportReport> {
