@@ -69,8 +69,8 @@ export interface ImportTable {
   writeItems(items: readonly Item[]): Promise<void>;
   /** The stored profile items of these users (absent = no profile). */
   storedProfiles(userIds: readonly string[]): Promise<Map<string, Item>>;
-  /** The user's stored day items from `from` to `to` (local dates, inclusive). */
-  storedDays(userId: string, from: string, to: string): Promise<Item[]>;
+  /** These users' stored day items from `from` to `to` (local dates, inclusive), by user. */
+  storedDays(userIds: readonly string[], from: string, to: string): Promise<Map<string, Item[]>>;
   readCheckpoint(importId: string): Promise<ImportCheckpoint | undefined>;
   writeCheckpoint(importId: string, checkpoint: ImportCheckpoint): Promise<void>;
   readonly stats: ImportTableStats;
@@ -166,6 +166,27 @@ export function createImportTable(options: ImportTableOptions): ImportTable {
     await Promise.all(Array.from({ length: Math.min(concurrency, tasks.length) }, worker));
   }
 
+  async function storedDaysOf(userId: string, from: string, to: string): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      stats.readRequests += 1;
+      const page = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          ConsistentRead: true,
+          KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
+          ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey, '#sk': TABLE_KEYS.sortKey },
+          ExpressionAttributeValues: { ':pk': { S: userKey(userId) }, ':from': { S: dayKey(from) }, ':to': { S: dayKey(to) } },
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
   return {
     stats,
 
@@ -198,25 +219,12 @@ export function createImportTable(options: ImportTableOptions): ImportTable {
       return found;
     },
 
-    async storedDays(userId, from, to) {
-      const items: Item[] = [];
-      let start: Item | undefined;
-      do {
-        stats.readRequests += 1;
-        const page = await client.send(
-          new QueryCommand({
-            TableName: tableName,
-            ConsistentRead: true,
-            KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
-            ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey, '#sk': TABLE_KEYS.sortKey },
-            ExpressionAttributeValues: { ':pk': { S: userKey(userId) }, ':from': { S: dayKey(from) }, ':to': { S: dayKey(to) } },
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        );
-        items.push(...(page.Items ?? []));
-        start = page.LastEvaluatedKey;
-      } while (start);
-      return items;
+    async storedDays(userIds, from, to) {
+      const byUser = new Map<string, Item[]>();
+      await inParallel(userIds, async (userId) => {
+        byUser.set(userId, await storedDaysOf(userId, from, to));
+      });
+      return byUser;
     },
 
     async readCheckpoint(importId) {

@@ -266,6 +266,7 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
     const before: Item[] = [];
     const profiles: Item[] = [];
     const fresh: ImportedUser[] = [];
+    const rebuilt: ImportedUser[] = [];
     for (const user of users) {
       const profileItem = profileItems.get(user.userId)!;
       const existing = stored.get(user.userId);
@@ -275,13 +276,7 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
         continue;
       }
       if (existing && input.rebuild) {
-        // Only the covered dates' counters: the profile and history stay as live ingest left them. Sends are kept.
-        const storedDays = new Map(
-          (await table.storedDays(user.userId, covered.from, covered.to)).map((item) => [item[TABLE_KEYS.sortKey]!.S!, item]),
-        );
-        const days = user.days.map((day) => ({ ...day, ...dayItemSends(storedDays.get(dayKey(day.date)) ?? {}) }));
-        before.push(...dayItemsOf({ ...user, days }, (date) => date >= covered.from && date <= covered.to));
-        report.rebuilt += 1;
+        rebuilt.push(user);
         if (unchanged) report.unchanged += 1;
         continue;
       }
@@ -293,6 +288,20 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
       profiles.push(profileItem);
       fresh.push(user);
     }
+    // Only the covered dates' counters of a stored user: the profile and history stay as live ingest left them, and
+    // the journey sends recorded on those days are kept.
+    const storedDays = await table.storedDays(
+      rebuilt.map((user) => user.userId),
+      covered.from,
+      covered.to,
+    );
+    for (const user of rebuilt) {
+      const stored = storedDays.get(user.userId) ?? [];
+      const byDate = new Map(stored.map((item) => [item[TABLE_KEYS.sortKey]!.S!, item]));
+      const days = user.days.map((day) => ({ ...day, ...dayItemSends(byDate.get(dayKey(day.date)) ?? {}) }));
+      before.push(...dayItemsOf({ ...user, days }, (date) => date >= covered.from && date <= covered.to));
+    }
+    report.rebuilt += rebuilt.length;
     for (const item of [...before, ...profiles]) report.counts[itemKind(item)] += 1;
     // Profiles last: a user is judged (and in the review index) only once everything it is judged on is stored.
     await table.writeItems(before);
