@@ -9,7 +9,8 @@ import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/
 import { type CapacityUnits, type StoreOperation, createDynamoTierStore, dayRetentionDays, itemSizeBytes } from '../functions/aws/dynamo-store.js';
 import { localDate } from '../functions/core/dates.js';
 import type { UserEvent } from '../functions/core/event.js';
-import { type TierServices, ingestEvent, windowStart } from '../functions/core/ingest.js';
+import { type TierServices, eventKey, ingestEvent, windowStart } from '../functions/core/ingest.js';
+import { dayIncrements } from '../functions/core/metrics.js';
 import type { Ruleset } from '../functions/core/ruleset.js';
 import { startDynalite } from '../functions/local/dynalite.js';
 import { generateEvents } from '../functions/local/example-population.js';
@@ -156,6 +157,14 @@ export interface HeavyUserResult {
   rruEventP99: number;
   /** The largest item in the table afterwards, by DynamoDB's size rules. */
   maxItemBytes: number;
+  /**
+   * The window query (loadUser) of a user heavy for the ruleset's whole longest window: `windowDays` days of
+   * `windowEventsPerDay` events each (every day but the last written through recordEvent, the last day's through
+   * ingestEvent), p99 over the last day's events.
+   */
+  windowDays: number;
+  windowEventsPerDay: number;
+  rruP99Window: number;
   /** The extreme day: this many events for one user in one day, all through recordEvent, with concurrency. */
   extremeEvents: number;
   extremeApplied: number;
@@ -171,7 +180,7 @@ export interface HeavyUserResult {
  */
 export async function measureHeavyUser(
   ruleset: Ruleset,
-  options: { eventsPerDay: number; days: number; extremeEvents: number },
+  options: { eventsPerDay: number; days: number; extremeEvents: number; windowEventsPerDay: number },
 ): Promise<HeavyUserResult> {
   const template = generateEvents({ users: 400, days: 30, seed: 11, start: POPULATION_START });
   const userId = 'heavy-5f0c2a8e-3b1d-4c7a-9e2f';
@@ -213,6 +222,31 @@ export async function measureHeavyUser(
     }
     const maxItemBytes = await largestItem(dynalite.client, dynalite.tableName);
 
+    // Heavy for the whole window: the earlier days through the store's own write path (16 at a time), the last
+    // day through ingest, whose window read is what is measured.
+    const windowUser = 'heavy-window-7d41c9e0';
+    const windowDays = ruleset.maxWindowDays;
+    const eventOn = (day: number, i: number): UserEvent => {
+      const source = template[(day * options.windowEventsPerDay + i) % template.length]!;
+      const occurredAt = new Date(startMs + day * 86_400_000 + Math.floor((i * 50_400_000) / options.windowEventsPerDay)).toISOString();
+      return { ...source, userId: windowUser, eventId: `window-${day}-${i}`, occurredAt };
+    };
+    let seeded = 0;
+    const seedWorker = async (): Promise<void> => {
+      for (let n = seeded++; n < (windowDays - 1) * options.windowEventsPerDay; n = seeded++) {
+        const event = eventOn(Math.floor(n / options.windowEventsPerDay), n % options.windowEventsPerDay);
+        await store.recordEvent(windowUser, eventKey(event.eventId), dayIncrements(ruleset, event));
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, seedWorker));
+    const windowSamples: Array<EventContext & { loadRead: number }> = [];
+    for (let i = 0; i < options.windowEventsPerDay; i++) {
+      const event = eventOn(windowDays - 1, i);
+      const sample = { now: new Date(Date.parse(event.occurredAt) + 1000), read: 0, write: 0, loadRead: 0 };
+      await context.run(sample, () => ingestEvent(services, event));
+      windowSamples.push(sample);
+    }
+
     // The extreme day: one user, one day, all at once (16 in flight), each event once.
     const extremeUser = 'bot-guest';
     const date = '2026-10-01';
@@ -246,6 +280,12 @@ export async function measureHeavyUser(
         99,
       ),
       maxItemBytes,
+      windowDays,
+      windowEventsPerDay: options.windowEventsPerDay,
+      rruP99Window: percentile(
+        windowSamples.map((s) => s.loadRead),
+        99,
+      ),
       extremeEvents: options.extremeEvents,
       extremeApplied: buckets[0]?.counters['n_bot'] ?? 0,
       extremeFailures,

@@ -46,6 +46,8 @@ export const COST_ASSUMPTIONS = {
 export interface CostInputs {
   /** Mean DynamoDB units per ingested event, all operations. */
   perEvent: CapacityUnits;
+  /** Write units the analytics counters add per event (tier changes, sends, deferrals, exits, conversions). */
+  countersWritePerEvent?: number;
   /** Share of events that change a tier (each starts a journey and publishes a notice). */
   tierChangeShare: number;
   /** The 3-send journey's figures. */
@@ -77,6 +79,7 @@ export function costModel(prices: Prices, inputs: CostInputs): CostResult {
     lambdaDuration: million * a.ingestLambdaMemoryGb * (a.ingestLambdaMsPerEvent / 1000) * prices.lambdaPerGbSecondArm64,
     dynamoDbWrites: inputs.perEvent.write * prices.dynamoDbPerMillionWriteUnits,
     dynamoDbReads: inputs.perEvent.read * prices.dynamoDbPerMillionReadUnits,
+    analyticsCounters: (inputs.countersWritePerEvent ?? 0) * prices.dynamoDbPerMillionWriteUnits,
   };
   const { transitions, tasks, sends } = inputs.journey;
   const journeyParts = {

@@ -2,8 +2,12 @@
  * What re-judging every user after a rules change costs: the example population's history seeded into dynalite
  * (60 days), then one re-judge run (every Scan segment, every user reviewed, the checkpoint) with every request's
  * consumed capacity counted, scaled to 1,000,000 users and priced with prices.json. Step Functions transitions
- * are the run's own (plan, one Map iteration per segment, complete); journeys started by tier changes are priced
- * per tier change in the main cost model, not here.
+ * are the states the review machine's re-judge part enters (plan, the choice, the Map, complete, and each segment's
+ * loop; test/infra checks these counts against the synthesized ASL), with the pauses a segment of a million users
+ * takes at this run's own pace; journeys started by tier changes are priced per tier change in the main cost model,
+ * not here. On a night without a new ruleset the re-judge costs two transitions (its plan and the choice).
+ * Lambda duration (and so the pauses) cannot be measured locally: a user's judgement is a Query of the window and
+ * one or two writes, the shape of an ingested event, so it takes the cost model's ingest duration per event.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { createDynamoTierStore } from '../functions/aws/dynamo-store.js';
@@ -12,21 +16,25 @@ import type { TierServices } from '../functions/core/ingest.js';
 import type { Ruleset } from '../functions/core/ruleset.js';
 import { startDynalite } from '../functions/local/dynalite.js';
 import { generateEvents } from '../functions/local/example-population.js';
-import { createRejudgeHandler, type RejudgePlan } from '../functions/handlers/rejudge.js';
-import type { Prices } from './cost.js';
+import { REJUDGE_SEGMENTS, REJUDGE_TIME_MARGIN_MS, createRejudgeHandler, type RejudgePlan } from '../functions/handlers/rejudge.js';
+import { REJUDGE_MEMORY_MB } from '../infra/strata-stack.js';
+import { COST_ASSUMPTIONS, type Prices } from './cost.js';
 import { seedHistory } from './population.js';
 
-export const REJUDGE_SEGMENTS = 16;
-/** States a run enters besides its segments: plan task, the Map, complete task, succeed (approximately). */
-const FIXED_TRANSITIONS = 4;
-/** Per segment: the Map iteration's task state and its end. */
-const TRANSITIONS_PER_SEGMENT = 2;
+/** States a re-judge run enters once: PlanRejudge, RejudgeNeeded, RejudgeEachSegment, CompleteRejudge. */
+export const REJUDGE_FIXED_TRANSITIONS = 4;
+/** Per segment: RejudgeSegment, SegmentPaused, SegmentDone. */
+export const REJUDGE_TRANSITIONS_PER_SEGMENT = 3;
+/** Per pause of a segment (its time budget used): ResumeSegment, RejudgeSegment, SegmentPaused. */
+export const REJUDGE_TRANSITIONS_PER_PAUSE = 3;
+/** Lambda's longest timeout (the re-judge function's, see infra), less the margin a segment keeps: its working time per call. */
+const SEGMENT_BUDGET_SECONDS = 15 * 60 - REJUDGE_TIME_MARGIN_MS / 1000;
 
 export interface RejudgeCost {
   users: number;
   itemsPerUser: number;
   usersChanged: number;
-  costPer1MUsers: { readUnits: number; writeUnits: number; transitions: number; dollars: number };
+  costPer1MUsers: { readUnits: number; writeUnits: number; transitions: number; lambdaGbSeconds: number; dollars: number };
   seconds: number;
 }
 
@@ -78,8 +86,16 @@ export async function measureRejudge(ruleset: Ruleset, prices: Prices, options: 
     const scale = 1_000_000 / seeded.users;
     const readUnits = counted.read * scale;
     const writeUnits = counted.write * scale;
-    const transitions = FIXED_TRANSITIONS + TRANSITIONS_PER_SEGMENT * REJUDGE_SEGMENTS;
+    const secondsPerUser = COST_ASSUMPTIONS.ingestLambdaMsPerEvent / 1000;
+    const segmentSeconds = secondsPerUser * (1_000_000 / REJUDGE_SEGMENTS);
+    const pausesPerSegment = Math.max(0, Math.ceil(segmentSeconds / SEGMENT_BUDGET_SECONDS) - 1);
+    const transitions =
+      REJUDGE_FIXED_TRANSITIONS + REJUDGE_SEGMENTS * (REJUDGE_TRANSITIONS_PER_SEGMENT + pausesPerSegment * REJUDGE_TRANSITIONS_PER_PAUSE);
+    const lambdaGbSeconds = secondsPerUser * 1_000_000 * (REJUDGE_MEMORY_MB / 1024);
+    const lambdaRequests = 2 + REJUDGE_SEGMENTS * (1 + pausesPerSegment);
     const dollars =
+      lambdaGbSeconds * prices.lambdaPerGbSecondArm64 +
+      (lambdaRequests / 1e6) * prices.lambdaPerMillionRequests +
       (readUnits / 1e6) * prices.dynamoDbPerMillionReadUnits +
       (writeUnits / 1e6) * prices.dynamoDbPerMillionWriteUnits +
       (transitions / 1000) * prices.stepFunctionsPerThousandTransitions;
@@ -88,7 +104,13 @@ export async function measureRejudge(ruleset: Ruleset, prices: Prices, options: 
       users: seeded.users,
       itemsPerUser: round((seeded.dayItems + seeded.users) / seeded.users, 2),
       usersChanged,
-      costPer1MUsers: { readUnits: round(readUnits), writeUnits: round(writeUnits), transitions, dollars: round(dollars, 3) },
+      costPer1MUsers: {
+        readUnits: round(readUnits),
+        writeUnits: round(writeUnits),
+        transitions,
+        lambdaGbSeconds: round(lambdaGbSeconds),
+        dollars: round(dollars, 3),
+      },
       seconds: round(seconds, 1),
     };
   } finally {

@@ -41,8 +41,13 @@ export async function buildCli() {
   const staging = `${OUT_DIR}.${process.pid}.${builtAtMs}`;
   const result = await build({
     absWorkingDir: ROOT,
-    // dynalite's worker thread (functions/local/dynalite-server.ts) starts its own small bundle.
-    entryPoints: { main: join(ROOT, 'functions', 'cli', 'main.ts'), 'dynalite-worker': join(ROOT, 'functions', 'local', 'dynalite-worker.ts') },
+    // dynalite's worker thread (functions/local/dynalite-server.ts) and the replay's (functions/replay/parallel-replay.ts)
+    // start bundles of their own.
+    entryPoints: {
+      main: join(ROOT, 'functions', 'cli', 'main.ts'),
+      'dynalite-worker': join(ROOT, 'functions', 'local', 'dynalite-worker.ts'),
+      'replay-worker': join(ROOT, 'functions', 'replay', 'replay-worker.ts'),
+    },
     bundle: true,
     splitting: true,
     format: 'esm',

@@ -18,12 +18,14 @@ import { acknowledgeWildcardResources } from './nag.js';
 /**
  * What each function does with the table, as the store's DynamoDB calls: ingest reads a user's window (Query)
  * and writes day items and the profile (UpdateItem, PutItem); the review also reads the review index and the
- * checkpoint (GetItem); a journey step reads the user and records sends.
+ * checkpoint (GetItem); a journey step reads the user and records sends; the re-judge scans the profiles.
  */
 export const TABLE_ACCESS = {
   ingest: { actions: ['dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:PutItem'], reviewIndex: false },
   review: { actions: ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:PutItem'], reviewIndex: true },
   journeyStep: { actions: ['dynamodb:Query', 'dynamodb:UpdateItem'], reviewIndex: false },
+  // The re-judge judges as the review does, reading every profile by a Scan instead of the review index.
+  rejudge: { actions: ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:PutItem'], reviewIndex: false },
 } as const satisfies Record<string, { actions: readonly string[]; reviewIndex: boolean }>;
 
 export type TableAccess = keyof typeof TABLE_ACCESS;

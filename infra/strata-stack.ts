@@ -4,7 +4,8 @@
  *   producers ─PutEvents→ bus ─rule (user events)→ ingest queue ─batch of 10→ ingest Lambda ─→ table
  *                                                      └ DLQ (poison, exhausted retries, undeliverable)
  *   ingest / review ─StartExecution→ one journey state machine per tier ─Task→ journey-step Lambda ─→ bus
- *   Scheduler (nightly, local time) → review state machine: plan → Map over shards → advance checkpoint
+ *   Scheduler (nightly, local time) → review state machine: re-judge everyone if the ruleset is new (plan → Map
+ *                                      over Scan segments → complete) → plan → Map over shards → advance checkpoint
  *
  * The rules and journeys are read at synth: the journeys are compiled to the state machines' ASL, and the files
  * are baked into every function, so one deploy ships one consistent version of both.
@@ -16,6 +17,7 @@ import { AttributeType, Billing, ProjectionType, TableV2 } from 'aws-cdk-lib/aws
 import { EventBus, type EventPattern, Rule } from 'aws-cdk-lib/aws-events';
 import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import { AccountPrincipal, AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
@@ -29,6 +31,8 @@ import {
   Choice,
   Condition,
   DefinitionBody,
+  Fail,
+  type IChainable,
   JitterType,
   JsonPath,
   LogLevel,
@@ -56,6 +60,7 @@ import { USER_EVENTS_PATTERN } from '../functions/core/event-pattern.js';
 import { REVIEW_SERVICE_NAME, REVIEW_USERS_FAILED_METRIC } from '../functions/handlers/review.js';
 import { StrataFunction } from './strata-function.js';
 import { ChannelDestinations } from './channel-destinations.js';
+import { StrataDashboard } from './dashboard.js';
 
 /** The name inside the `${...}` placeholder that the journey compiler leaves in every Task's Resource. */
 export const JOURNEY_STEP_SUBSTITUTION = /^\$\{(\w+)\}$/.exec(JOURNEY_STEP_RESOURCE)![1]!;
@@ -79,6 +84,8 @@ const INGEST_VISIBILITY_TIMEOUT = Duration.seconds(INGEST_TIMEOUT.toSeconds() * 
 /** Deliveries of one message before SQS moves it to the DLQ: room for throttling, not for a hot loop. */
 const INGEST_MAX_RECEIVES = 5;
 export const INGEST_BATCH_SIZE = 10;
+/** The re-judge function's memory; the bench prices its duration with it. */
+export const REJUDGE_MEMORY_MB = 1024;
 /** The alias every journey execution starts on; a rollback points it at an earlier version. */
 export const JOURNEY_ALIAS_NAME = 'live';
 /** SQS's longest retention: a long outage of ingest (or of what it calls) must not expire events unseen. */
@@ -109,10 +116,12 @@ export class StrataStack extends Stack {
   readonly reviewMachine: StateMachine;
   readonly ingestFunction: StrataFunction;
   readonly reviewFunction: StrataFunction;
+  readonly rejudgeFunction: StrataFunction;
   readonly journeyStepFunction: StrataFunction;
   readonly channelDestinations: ChannelDestinations;
   /** Every alarm notifies this topic; the `alarmEmail` setting subscribes an address to it. */
   readonly alarmTopic: Topic;
+  readonly dashboard: StrataDashboard;
 
   constructor(scope: Construct, id: string, props: StrataStackProps) {
     super(scope, id, props);
@@ -231,6 +240,18 @@ export class StrataStack extends Stack {
     bindEventBus(this.reviewFunction.function, this.bus);
     bindJourneyStarter(this.reviewFunction.function, this.journeyTargets);
 
+    this.rejudgeFunction = new StrataFunction(this, 'Rejudge', {
+      ...functionDefaults,
+      handlerName: 'rejudge',
+      description: 'Strata: re-judge every user once under a newly deployed ruleset (plan, one Scan segment, complete)',
+      // A segment stops between Scan pages within its time budget and resumes at its stored cursor.
+      timeout: Duration.minutes(15),
+      memorySize: REJUDGE_MEMORY_MB,
+    });
+    bindTable(this.rejudgeFunction.function, tableBinding, 'rejudge');
+    bindEventBus(this.rejudgeFunction.function, this.bus);
+    bindJourneyStarter(this.rejudgeFunction.function, this.journeyTargets);
+
     // ---- Nightly review ------------------------------------------------------------------------------------
     this.reviewMachine = this.reviewStateMachine(settings);
     this.scheduleDeadLetterQueue = new Queue(this, 'ScheduleDeadLetterQueue', {
@@ -257,6 +278,14 @@ export class StrataStack extends Stack {
 
     // ---- Alarms --------------------------------------------------------------------------------------------
     this.alarmTopic = this.alarms(settings);
+    this.dashboard = new StrataDashboard(this, 'Dashboard', {
+      ruleset: this.ruleset,
+      namespace: functionDefaults.metricsNamespace,
+      ingestQueue: this.ingestQueue,
+      deadLetterQueues: this.deadLetterQueues(),
+      reviewMachine: this.reviewMachine,
+      journeyMachines: this.journeyMachines,
+    });
 
     new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName, description: 'Producers PutEvents here' });
     new CfnOutput(this, 'EventBusArn', { value: this.bus.eventBusArn });
@@ -284,11 +313,7 @@ export class StrataStack extends Stack {
       treatMissingData: TreatMissingData.NOT_BREACHING,
     };
 
-    for (const [id, queue] of [
-      ['IngestDeadLetterQueue', this.ingestDeadLetterQueue],
-      ['ScheduleDeadLetterQueue', this.scheduleDeadLetterQueue],
-      ...(this.channelDestinations.deadLetterQueue ? [['ChannelDeadLetterQueue', this.channelDestinations.deadLetterQueue] as const] : []),
-    ] as const) {
+    for (const [id, queue] of Object.entries(this.deadLetterQueues())) {
       alarmWhen(
         queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }).createAlarm(this, `${id}DepthAlarm`, {
           alarmDescription: `Strata: messages in ${id}; read their "reason" attribute, fix, then redrive`,
@@ -348,6 +373,16 @@ export class StrataStack extends Stack {
       }),
     );
     return topic;
+  }
+
+  /** Every dead-letter queue, by the id its alarms carry. */
+  private deadLetterQueues(): Record<string, Queue> {
+    const channels = this.channelDestinations.deadLetterQueue;
+    return {
+      IngestDeadLetterQueue: this.ingestDeadLetterQueue,
+      ScheduleDeadLetterQueue: this.scheduleDeadLetterQueue,
+      ...(channels ? { ChannelDeadLetterQueue: channels } : {}),
+    };
   }
 
   /**
@@ -479,37 +514,70 @@ export class StrataStack extends Stack {
   }
 
   /**
-   * plan → (nothing due? done) → Map over shards, MaxConcurrency at a time → advance the checkpoint. One Lambda
-   * per shard, never one child per user: a shard of a night is a few hundred users, and a failed shard fails
-   * the run before the checkpoint moves, so the next run catches up on that night.
+   * A Lambda Task of the review machine: the shared Lambda retry (throttling, a lost sandbox) comes first; CDK's
+   * own, shorter one is turned off.
+   */
+  private lambdaTask(id: string, fn: IFunction, props: Omit<ConstructorParameters<typeof LambdaInvoke>[2], 'lambdaFunction'>): LambdaInvoke {
+    const task = new LambdaInvoke(this, id, { lambdaFunction: fn, payloadResponseOnly: true, retryOnServiceExceptions: false, ...props });
+    task.addRetry(lambdaTaskRetryProps());
+    return task;
+  }
+
+  /**
+   * One step that a Map item loops on: when its invocation's time budget runs out, the function returns `next`
+   * (the same item, with where to resume), and the step runs again from there until it returns none. Any other
+   * failure is retried too, after the Lambda retry: a rerun resumes where the step stopped.
+   */
+  private resumableStep(id: string, pausedId: string, resumeId: string, doneId: string, fn: IFunction): IChainable {
+    const step = this.lambdaTask(id, fn, {});
+    step.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(30), maxAttempts: 3, backoffRate: 2 });
+    return step.next(
+      new Choice(this, pausedId)
+        .when(Condition.isPresent('$.next'), new Pass(this, resumeId, { inputPath: '$.next' }).next(step))
+        .otherwise(new Succeed(this, doneId)),
+    );
+  }
+
+  /**
+   * Re-judge (when the ruleset is new) → plan → (nothing due? done) → Map over shards → advance the checkpoint.
    *
-   * Within the Map a shard loops: when its invocation's time budget runs out, the review function returns
-   * `next` (the same shard, with a cursor), and the shard step runs again from there until it returns none.
+   * The re-judge runs first, inside the nightly review, so a deploy that brings a new `rulesetVersion` reaches
+   * every user on the first night, whatever their review date: its plan step compares the stored re-judged
+   * version with the deployed one, so it runs once per version and costs two transitions on other nights. A
+   * failed re-judge does not cost the night's review: it is caught, the review runs, and the execution then fails
+   * (the review alarm fires); the next run resumes the re-judge at each segment's stored cursor.
+   *
+   * The review is one Lambda per shard, never one child per user: a shard of a night is a few hundred users, and
+   * a failed shard fails the run before the checkpoint moves, so the next run catches up on that night.
    */
   private reviewStateMachine(settings: StageSettings): StateMachine {
     const reviewFunction = this.reviewFunction.function;
-    // The shared Lambda retry (throttling, a lost sandbox) comes first; CDK's own, shorter one is turned off.
-    const invoke = (id: string, props: Omit<ConstructorParameters<typeof LambdaInvoke>[2], 'lambdaFunction'>): LambdaInvoke => {
-      const task = new LambdaInvoke(this, id, {
-        lambdaFunction: reviewFunction,
-        payloadResponseOnly: true,
-        retryOnServiceExceptions: false,
-        ...props,
-      });
-      task.addRetry(lambdaTaskRetryProps());
-      return task;
-    };
-    const plan = invoke('PlanReview', { payload: TaskInput.fromObject({ step: 'plan' }), resultPath: '$.plan' });
-    // The shard step's input is the state itself: the Map item, or the `next` a paused invocation returned.
-    const reviewShard = invoke('ReviewShard', {});
-    // Any other failure (a store error that outlived the SDK's retries) is retried too: a rerun of a shard
-    // resumes where it stopped, because reviewed users have already left the partition being read.
-    reviewShard.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(30), maxAttempts: 3, backoffRate: 2 });
-    const shardLoop = reviewShard.next(
-      new Choice(this, 'ShardPaused')
-        .when(Condition.isPresent('$.next'), new Pass(this, 'ResumeShard', { inputPath: '$.next' }).next(reviewShard))
-        .otherwise(new Succeed(this, 'ShardDone')),
+    const rejudgeFunction = this.rejudgeFunction.function;
+
+    const planRejudge = this.lambdaTask('PlanRejudge', rejudgeFunction, { payload: TaskInput.fromObject({ step: 'plan' }), resultPath: '$.rejudge' });
+    const eachSegment = new MapState(this, 'RejudgeEachSegment', {
+      itemsPath: '$.rejudge.segments',
+      maxConcurrency: settings.reviewMapConcurrency,
+      itemSelector: { step: 'segment', segment: JsonPath.numberAt('$$.Map.Item.Value') },
+      resultPath: JsonPath.DISCARD,
+    });
+    eachSegment.itemProcessor(this.resumableStep('RejudgeSegment', 'SegmentPaused', 'ResumeSegment', 'SegmentDone', rejudgeFunction));
+    const completeRejudge = this.lambdaTask('CompleteRejudge', rejudgeFunction, {
+      payload: TaskInput.fromObject({ step: 'complete' }),
+      resultPath: '$.rejudgeCompletion',
+    });
+
+    const plan = this.lambdaTask('PlanReview', reviewFunction, { payload: TaskInput.fromObject({ step: 'plan' }), resultPath: '$.plan' });
+    // The re-judge's failure is kept in the state, so the run can report it after the review.
+    const rejudgeFailed = { errors: ['States.ALL'], resultPath: '$.rejudgeFailure' };
+    eachSegment.addCatch(plan, rejudgeFailed);
+    completeRejudge.addCatch(plan, rejudgeFailed);
+    const rejudge = planRejudge.next(
+      new Choice(this, 'RejudgeNeeded')
+        .when(Condition.booleanEquals('$.rejudge.needed', true), eachSegment.next(completeRejudge).next(plan))
+        .otherwise(plan),
     );
+
     const eachShard = new MapState(this, 'ReviewEachShard', {
       itemsPath: '$.plan.shards',
       maxConcurrency: settings.reviewMapConcurrency,
@@ -520,20 +588,30 @@ export class StrataStack extends Stack {
       },
       resultPath: '$.shards',
     });
-    eachShard.itemProcessor(shardLoop);
-    const advance = invoke('AdvanceCheckpoint', {
+    // The shard step's input is the state itself: the Map item, or the `next` a paused invocation returned.
+    eachShard.itemProcessor(this.resumableStep('ReviewShard', 'ShardPaused', 'ResumeShard', 'ShardDone', reviewFunction));
+    const advance = this.lambdaTask('AdvanceCheckpoint', reviewFunction, {
       payload: TaskInput.fromObject({ step: 'advance', dates: JsonPath.listAt('$.plan.dates') }),
       resultPath: '$.checkpoint',
     });
-    const definition = plan.next(
+    const outcome = new Choice(this, 'RejudgeFailed')
+      .when(
+        Condition.isPresent('$.rejudgeFailure'),
+        new Fail(this, 'ReviewedButRejudgeFailed', {
+          error: 'Strata.RejudgeFailed',
+          cause: 'The re-judge failed and the review ran; the next run resumes the re-judge (its error is in the execution history)',
+        }),
+      )
+      .otherwise(new Succeed(this, 'Reviewed'));
+    plan.next(
       new Choice(this, 'AnythingToReview')
-        .when(Condition.isPresent('$.plan.dates[0]'), eachShard.next(advance))
-        .otherwise(new Succeed(this, 'AlreadyReviewed')),
+        .when(Condition.isPresent('$.plan.dates[0]'), eachShard.next(advance).next(outcome))
+        .otherwise(new Pass(this, 'AlreadyReviewed').next(outcome)),
     );
     const machine = new StateMachine(this, 'ReviewStateMachine', {
-      comment: 'Strata nightly review: plan, review each shard, advance the checkpoint',
+      comment: 'Strata nightly review: re-judge everyone under a new ruleset, then plan, review each shard, advance the checkpoint',
       stateMachineType: StateMachineType.STANDARD,
-      definitionBody: DefinitionBody.fromChainable(definition),
+      definitionBody: DefinitionBody.fromChainable(rejudge),
       timeout: Duration.hours(12),
       // One execution a night: every event is affordable, and it shows each shard's progress.
       logs: this.stateMachineLogs('Review', settings, LogLevel.ALL),
@@ -543,8 +621,8 @@ export class StrataStack extends Stack {
     // LambdaInvoke grants the function ARN and its versions (`<arn>:*`); only the unqualified ARN is called.
     acknowledgeWildcardResources(
       machine.role,
-      [`${reviewFunction.functionArn}:*`],
-      "CDK's LambdaInvoke also grants the review function's versions and aliases; it is one function of this stack.",
+      [`${reviewFunction.functionArn}:*`, `${rejudgeFunction.functionArn}:*`],
+      "CDK's LambdaInvoke also grants the review and re-judge functions' versions and aliases; they are functions of this stack.",
     );
     return machine;
   }

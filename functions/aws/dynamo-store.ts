@@ -33,9 +33,27 @@
  *   window read) skips the light attempt.
  *   The one window left: two copies of one event on different days in flight at the same moment. Both pass R, both
  *   make W1, and the loser of W2 undoes its copy; a decision made in between may see the event twice.
- * - Duplicates across days are caught exactly when either copy fell on a heavy day (W2). Two copies both on light
- *   days are guarded per day only: a producer resend with another date lands on another light day (see README).
- *   `lightDayEvents: 0` makes every day heavy, for producers that resend with new dates.
+ * - Across days (a producer resend with another date), the ingest settles what the day writes cannot see. Its one
+ *   consistent window Query always reaches RESEND_HORIZON_DAYS before the event's date (and every later day), and
+ *   returns light days' `ids` and heavy days' `hv` (`copies`). After recordEvent applied a copy, ingest calls
+ *   settleCopy when that read shows the key on another light day, or when the copy is on a light day and a heavy
+ *   day lies within the horizon (whose keys only its SEEN# guards know). settleCopy decides on the key's SEEN# guard:
+ *     - a light copy that saw only heavy days nearby reads the guard (consistently) and keeps itself if there is
+ *       none: a heavy copy that has not reached W2 yet reads the window after it and yields (below);
+ *     - otherwise it puts a settled guard naming the claimed date (the earliest other light copy's, else its own) under
+ *       `attribute_not_exists`. If a guard is there, a settled one names the winner, and an unsettled one (W2 of a
+ *       heavy copy, or a day turned heavy) is settled as it stands by a conditional update; except that a heavy copy
+ *       that finds a light copy elsewhere re-points its own unsettled guard to it (that light copy came first and
+ *       wrote no guard), under the same condition, so that concurrent settles agree on one date;
+ *     - a losing copy goes back out: on a light day its key and counters (`DELETE ids :key` under
+ *       `contains(ids, :key)`), on a heavy day as a stray (its p_<key> token is not the guard's).
+ *   Each copy reads after its own write, so of two copies the later reader always sees the other: exact, with no
+ *   extra write or read for a user with no heavy day within the horizon (1 RRU more for the light-day events of a
+ *   user with one). A redelivery of a losing light copy applies again, finds the settled guard and goes back out.
+ *   What is left: a decision made while both copies are applied may see the event twice; a losing light copy whose
+ *   day turned heavy between its write and the settle stays; dates further apart than the horizon (light days) or
+ *   a guard past its TTL (heavy days) are not caught. Day items are kept at least the horizon (dayRetentionDays).
+ *   `lightDayEvents: 0` makes every day heavy: 2 WRU an event, and no settle needed.
  */
 import {
   type AttributeValue,
@@ -57,9 +75,10 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { addDays, localDate } from '../core/dates.js';
 import { userRef } from '../core/hash.js';
 import type { ImportedDay } from '../core/import-plan.js';
+import { RESEND_HORIZON_DAYS } from '../core/ingest.js';
 import { DEFAULT_LIGHT_DAY_EVENTS, type DayIncrement, HEAVY_DAY_SIGNAL_SECONDS, coarsenSignal } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
-import type { TierStore } from '../core/ports.js';
+import type { TierStore, WindowCopies } from '../core/ports.js';
 import type { UserEraser } from '../core/operator.js';
 import type { RejudgeProgress, RejudgeStore } from '../core/rejudge.js';
 import { instantAtLocalTime } from '../core/local-time.js';
@@ -93,9 +112,12 @@ const PENDING_REMOVALS_PER_WRITE = 24;
 /** How many heavy days a store remembers, so that their events skip the light attempt (a failed write costs). */
 const HEAVY_DAYS_REMEMBERED = 10_000;
 
-/** The day retention that a ruleset needs: its longest window plus a margin (handlers pass this). */
+/**
+ * The day retention that a ruleset needs: its longest window, and at least the resend horizon (light days' keys
+ * catch a producer resend with another date), plus a margin (handlers pass this).
+ */
 export function dayRetentionDays(maxWindowDays: number): number {
-  return maxWindowDays + RETENTION_MARGIN_DAYS;
+  return Math.max(maxWindowDays, RESEND_HORIZON_DAYS) + RETENTION_MARGIN_DAYS;
 }
 export const REVIEW_PAGE_SIZE = 500;
 const MAX_BATCH_WRITE_ITEMS = 25;
@@ -116,6 +138,11 @@ const DAY_ATTRIBUTES = {
   sendIds: 'sendIds',
   heavy: 'hv',
 } as const;
+/**
+ * A SEEN# guard's attributes: the token of the attempt that counts and its date; `settled` once a resend with
+ * another date was settled on it (see settleCopy), after which it never changes.
+ */
+const GUARD_ATTRIBUTES = { token: 'token', date: 'date', settled: 'settled' } as const;
 /** A heavy day's pending key: `p_<event key>` = the token of the attempt whose counters were applied. */
 const PENDING_PREFIX = 'p_';
 /** The explanation rides compressed: it is most of a history entry's bytes, and bytes are write units. */
@@ -143,6 +170,7 @@ const DAY_PREFIX = dayKey('');
 export type StoreOperation =
   | 'recordEvent'
   | 'guardEvent'
+  | 'settleCopy'
   | 'loadUser'
   | 'saveProfile'
   | 'appendHistory'
@@ -424,13 +452,14 @@ function historyItemOf(entry: HistoryEntry, historyRetentionDays: number): Item 
   });
 }
 
-/** A heavy day's SEEN# guard of one event key, as putGuard writes it. */
-function guardItemOf(userId: string, eventKey: string, token: string, date: string, expiresAtSeconds: number): Item {
+/** An event key's SEEN# guard, as putGuard writes it (see GUARD_ATTRIBUTES). */
+function guardItemOf(userId: string, eventKey: string, token: string, date: string, expiresAtSeconds: number, settled = false): Item {
   return {
     [TABLE_KEYS.partitionKey]: { S: userKey(userId) },
     [TABLE_KEYS.sortKey]: { S: seenKey(eventKey) },
-    token: { S: token },
-    date: { S: date },
+    [GUARD_ATTRIBUTES.token]: { S: token },
+    [GUARD_ATTRIBUTES.date]: { S: date },
+    ...(settled ? { [GUARD_ATTRIBUTES.settled]: { BOOL: true } } : {}),
     [TABLE_KEYS.timeToLiveAttribute]: { N: String(expiresAtSeconds) },
   };
 }
@@ -608,7 +637,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     operation: StoreOperation,
     userId: string,
     fromDate: string,
-  ): Promise<{ profile: UserProfile | undefined; buckets: DayBucket[] }> {
+  ): Promise<{ profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies }> {
     return guarded(operation, userId, async () => {
       const items = await queryAll(operation, {
         ConsistentRead: true,
@@ -618,16 +647,23 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       });
       let profile: UserProfile | undefined;
       const buckets: DayBucket[] = [];
+      const copies = { lightKeys: {} as Record<string, string[]>, heavyDates: [] as string[] };
       for (const item of items) {
         const sortKey = item[TABLE_KEYS.sortKey]?.S ?? '';
         if (sortKey === PROFILE_KEY) profile = profileOf(item, operation);
         else if (sortKey.startsWith(DAY_PREFIX)) {
           const bucket = dayBucketOf(item);
-          if (item[DAY_ATTRIBUTES.heavy]?.BOOL) rememberHeavy(dayRef(userId, bucket.date));
+          if (item[DAY_ATTRIBUTES.heavy]?.BOOL) {
+            rememberHeavy(dayRef(userId, bucket.date));
+            copies.heavyDates.push(bucket.date);
+          } else {
+            const keys = item[DAY_ATTRIBUTES.eventKeys]?.SS;
+            if (keys) copies.lightKeys[bucket.date] = keys;
+          }
           buckets.push(bucket);
         }
       }
-      return { profile, buckets };
+      return { profile, buckets, copies };
     });
   }
 
@@ -736,12 +772,12 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     return keys && result.old?.[DAY_ATTRIBUTES.heavy] === undefined ? { outcome: 'heavy', keysToMove: keys } : { outcome: 'heavy' };
   }
 
-  function putGuard(userId: string, eventKey: string, token: string, date: string) {
+  function putGuard(userId: string, eventKey: string, token: string, date: string, settled = false) {
     const key = guardKey(userId, eventKey);
     const guardExpiresAt = Math.floor(wallClock().getTime() / 1000) + dedupHorizonDays * 86_400;
     const input: PutItemCommandInput = {
       ...common,
-      Item: guardItemOf(userId, eventKey, token, date, guardExpiresAt),
+      Item: guardItemOf(userId, eventKey, token, date, guardExpiresAt, settled),
       ConditionExpression: 'attribute_not_exists(#pk)',
       ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -812,7 +848,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   }
 
   const appliedOnOf = (guard: Item | undefined): { duplicate: true; appliedOn?: string } => {
-    const date = guard?.['date']?.S;
+    const date = guard?.[GUARD_ATTRIBUTES.date]?.S;
     return date === undefined ? { duplicate: true } : { duplicate: true, appliedOn: date };
   };
 
@@ -830,7 +866,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       client.send(new GetItemCommand({ ...common, Key: guardKey(userId, eventKey) })),
     );
     if (existingGuard) {
-      await undoStrayCopy(userId, eventKey, increment, existingGuard['token']?.S);
+      await undoStrayCopy(userId, eventKey, increment, existingGuard[GUARD_ATTRIBUTES.token]?.S);
       return appliedOnOf(existingGuard);
     }
     // A few rounds at most: a round only repeats when a pending entry vanished between a failure and its read.
@@ -883,16 +919,76 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       }
       const w2 = await putGuard(userId, eventKey, token, increment.date);
       if (!w2.applied && w2.old === undefined) continue;
-      if (w2.applied || w2.old?.['token']?.S === token) {
+      if (w2.applied || w2.old?.[GUARD_ATTRIBUTES.token]?.S === token) {
         rememberHeavy(ref);
         if (!confirmedKeys.get(ref)?.includes(eventKey)) confirmedKeys.set(ref, [...(confirmedKeys.get(ref) ?? []), eventKey]);
         return { duplicate: adopted };
       }
       // Applied before under another token: take this day's copy back out.
-      await undoStrayCopy(userId, eventKey, increment, w2.old?.['token']?.S);
+      await undoStrayCopy(userId, eventKey, increment, w2.old?.[GUARD_ATTRIBUTES.token]?.S);
       return appliedOnOf(w2.old);
     }
     throw new StoreError('recordEvent', `the guard of event key ${eventKey} for ${userRef(userId)} kept changing; the event will be retried`);
+  }
+
+  /**
+   * Which copy counts, decided on the key's guard: the first claim wins, and a guard left by a heavy copy (W2) or by
+   * a day that turned heavy is settled as it stands, except that a heavy copy which found a light copy elsewhere
+   * re-points its own unsettled guard to it (that light copy was applied first and wrote no guard). Every step is a
+   * conditional write on the one guard item, so concurrent settles of two copies agree on one date.
+   */
+  async function settledDate(userId: string, eventKey: string, ownDate: string, copy: { on: 'light' | 'heavy'; claim: string }): Promise<string> {
+    const key = guardKey(userId, eventKey);
+    for (let round = 0; round < 4; round++) {
+      const claimed = await putGuard(userId, eventKey, LIGHT_TOKEN, copy.claim, true);
+      if (claimed.applied) return copy.claim;
+      const guard = claimed.old;
+      const named = guard?.[GUARD_ATTRIBUTES.date]?.S;
+      const token = guard?.[GUARD_ATTRIBUTES.token]?.S;
+      if (named === undefined || token === undefined) continue; // expired between the put and its read
+      if (guard?.[GUARD_ATTRIBUTES.settled]?.BOOL) return named;
+      const repoint = copy.on === 'heavy' && named === ownDate && copy.claim !== ownDate;
+      const settle = await conditionalWrite('guardEvent', key, () =>
+        client.send(
+          new UpdateItemCommand({
+            ...common,
+            Key: key,
+            UpdateExpression: repoint ? 'SET #settled = :true, #date = :claim, #token = :light' : 'SET #settled = :true',
+            ConditionExpression: 'attribute_not_exists(#settled) AND #date = :named AND #token = :token',
+            ExpressionAttributeNames: { '#settled': GUARD_ATTRIBUTES.settled, '#date': GUARD_ATTRIBUTES.date, '#token': GUARD_ATTRIBUTES.token },
+            ExpressionAttributeValues: {
+              ':true': { BOOL: true },
+              ':named': { S: named },
+              ':token': { S: token },
+              ...(repoint ? { ':claim': { S: copy.claim }, ':light': { S: LIGHT_TOKEN } } : {}),
+            },
+            ReturnValuesOnConditionCheckFailure: 'NONE',
+          }),
+        ),
+      );
+      if (settle.applied) return repoint ? copy.claim : named;
+    }
+    throw new StoreError('settleCopy', `the guard of event key ${eventKey} for ${userRef(userId)} kept changing; the event will be retried`);
+  }
+
+  /** Takes a light day's copy of an event back out (its key and counters); nothing if it is not there. */
+  async function undoLightCopy(userId: string, eventKey: string, increment: DayIncrement): Promise<void> {
+    const key = dayItemKey(userId, increment.date);
+    const names: Record<string, string> = { '#ids': DAY_ATTRIBUTES.eventKeys };
+    const values: Item = { ':key': { S: eventKey }, ':keys': { SS: [eventKey] } };
+    const subtractions = incrementClauses(increment, -1, names, values);
+    await conditionalWrite(
+      'settleCopy',
+      key,
+      updateDay({
+        Key: key,
+        UpdateExpression: (subtractions.length > 0 ? `ADD ${subtractions.join(', ')} ` : '') + 'DELETE #ids :keys',
+        ConditionExpression: 'contains(#ids, :key)',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ReturnValuesOnConditionCheckFailure: 'NONE',
+      }),
+    );
   }
 
   // The re-judge run's checkpoint items (one per ruleset version and Scan segment) live beside the review's.
@@ -924,12 +1020,34 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       });
     },
 
+    settleCopy(userId, eventKey, increment, copy) {
+      return guarded('settleCopy', userId, async () => {
+        // Only heavy days nearby: a consistent read of the guard is enough (no write). No guard means no heavy copy
+        // has reached W2; one that does later reads the window after it, finds this light copy and yields to it.
+        if (copy.on === 'light' && copy.claim === increment.date) {
+          const { Item: guard } = await metered(
+            'settleCopy',
+            'read',
+            client.send(new GetItemCommand({ ...common, Key: guardKey(userId, eventKey), ConsistentRead: true })),
+          );
+          if (guard === undefined) return increment.date;
+        }
+        const countsOn = await settledDate(userId, eventKey, increment.date, copy);
+        if (countsOn === increment.date) return countsOn;
+        if (copy.on === 'light') await undoLightCopy(userId, eventKey, increment);
+        // The guard now names another date, with a token no heavy attempt has: this day's copy is a stray.
+        else await undoStrayCopy(userId, eventKey, increment, LIGHT_TOKEN);
+        return countsOn;
+      });
+    },
+
     loadUser(userId, fromDate) {
       return loadWindow('loadUser', userId, fromDate);
     },
 
-    loadUserForJourney(userId, sinceDate) {
-      return loadWindow('loadUserForJourney', userId, sinceDate);
+    async loadUserForJourney(userId, sinceDate) {
+      const { profile, buckets } = await loadWindow('loadUserForJourney', userId, sinceDate);
+      return { profile, buckets };
     },
 
     saveProfile(profile, expectedVersion) {

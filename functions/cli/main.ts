@@ -36,6 +36,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'bring in an event history: each user judged as of now, written in batches, quietly',
     load: async () => (await import('./commands/import.js')).importCommand(consoleOutput),
   },
+  report: {
+    summary: 'report production counters: users per tier, flows, journey funnels, treated vs held-out conversion',
+    load: async () => (await import('./commands/report.js')).reportCommand(consoleOutput),
+  },
   user: {
     summary: "print a user's tier, grace, review date, metrics, journey and history",
     load: async () => (await import('./commands/user.js')).userCommand(consoleOutput),

@@ -48,7 +48,25 @@ function offsetAt(instantMs: number, timeZone: string): number {
  * which the offset changes falls back to the formatter).
  */
 export function localDate(instant: Date | string, timeZone: string): string {
-  const date = typeof instant === 'string' ? new Date(instant) : instant;
+  if (typeof instant === 'string') return localDateOfText(instant, timeZone);
+  return localDateOfInstant(instant, timeZone);
+}
+
+/** Stamps stored as text (an attribute's `at`, an event's `occurredAt`) come back again and again; parsing costs more than the rest. */
+const dateOfText = new Map<string, string>();
+
+function localDateOfText(instant: string, timeZone: string): string {
+  const key = timeZone + '|' + instant;
+  let date = dateOfText.get(key);
+  if (date === undefined) {
+    date = localDateOfInstant(new Date(instant), timeZone);
+    if (dateOfText.size >= 10_000) dateOfText.clear();
+    dateOfText.set(key, date);
+  }
+  return date;
+}
+
+function localDateOfInstant(date: Date, timeZone: string): string {
   if (timeZone === 'UTC') return date.toISOString().slice(0, 10);
   const ms = date.getTime();
   const hour = Math.floor(ms / HOUR_MS);

@@ -10,14 +10,15 @@
  * any two writes is healed when the event is redelivered. A failure in step 4 does not fail the event: the profile
  * is saved, and the outbox is retried by the user's next event or by the review on `outboxRetryAt`.
  */
+import { type AnalyticsCounters, type TierCountOccurrence, conversionOccurrence, tierChangeOccurrences } from './analytics.js';
 import { applyConsentEvent } from './consent.js';
 import { addDays, localDate } from './dates.js';
 import { type Decision, type TierTransition, decideTier, lockTier, unlockTier } from './decide.js';
 import { assertNever } from './errors.js';
 import type { UserEvent } from './event.js';
 import { shortHash, userRef } from './hash.js';
-import { applyEventToAttributes, dayIncrements, factsAt } from './metrics.js';
-import type { Clock, JourneyStarter, NoticePublisher, TierStore } from './ports.js';
+import { type DayIncrement, applyEventToAttributes, dayIncrements, factsAt } from './metrics.js';
+import type { Clock, JourneyStarter, NoticePublisher, TierStore, WindowCopies } from './ports.js';
 import { type Qualification, qualify } from './qualify.js';
 import { nextReviewDate } from './review-date.js';
 import type { Ruleset } from './ruleset.js';
@@ -35,6 +36,12 @@ export const OUTBOX_LEASE_MS = 60_000;
  * never grow the profile without bound; the tier history of a dropped decision is then lost, never a tier change.
  */
 export const MAX_PENDING_ENTRIES = 8;
+/**
+ * A producer resend with another date is caught when the two dates are at most this many days apart: the event's
+ * window read always reaches this far back (and every later day), so its light days show the key, and the SEEN#
+ * guards of heavy days outlive it (DEFAULT_DEDUP_HORIZON_DAYS in the DynamoDB store).
+ */
+export const RESEND_HORIZON_DAYS = 14;
 /** Passes of one flush: a newer decision that adds to the outbox during a flush is flushed by the same holder. */
 const MAX_FLUSH_PASSES = 3;
 
@@ -44,6 +51,8 @@ export interface TierServices {
   journeys: JourneyStarter;
   publisher: NoticePublisher;
   clock: Clock;
+  /** The analytics counters (analytics.ts); absent where nothing reports on production counts (the replay). */
+  counters?: AnalyticsCounters;
 }
 
 export interface IngestResult {
@@ -59,6 +68,18 @@ export interface SavedDecision {
   decision: Decision;
   profile: UserProfile;
   leaseOwner?: string;
+  /** The event's copy was a resend of one that counts on this other date, and has been taken back out. */
+  countedOn?: string;
+  /** The stored profile the decision started from: the journey the user was in when the event happened. */
+  previous?: UserProfile;
+}
+
+/** An event's copy as recordEvent left it, which decideAndSave settles against the window it reads. */
+export interface RecordedCopy {
+  eventKey: string;
+  increment: DayIncrement;
+  duplicate: boolean;
+  appliedOn?: string;
 }
 
 export class VersionConflictError extends Error {
@@ -75,6 +96,32 @@ export function eventKey(eventId: string): string {
 
 export function windowStart(ruleset: Ruleset, now: Date): string {
   return addDays(localDate(now, ruleset.timezone), -(ruleset.maxWindowDays - 1));
+}
+
+/**
+ * The copy of an event that must be settled with the store, if any: the window shows the event's key on another
+ * light day (a producer resend with another date), or this copy is on a light day and heavy days lie within the
+ * resend horizon (their keys are not in the window, only in their guards). The claim proposes the date that should
+ * count: the earliest other copy's, or this copy's own when only heavy days were seen.
+ */
+export function copyToSettle(
+  copies: WindowCopies | undefined,
+  eventKey: string,
+  ownDate: string,
+): { on: 'light' | 'heavy'; claim: string } | undefined {
+  if (!copies) return undefined;
+  const elsewhere = Object.keys(copies.lightKeys)
+    .filter((date) => date !== ownDate && copies.lightKeys[date]!.includes(eventKey))
+    .sort();
+  if (copies.lightKeys[ownDate]?.includes(eventKey)) {
+    if (elsewhere.length > 0) return { on: 'light', claim: elsewhere[0]! };
+    const from = addDays(ownDate, -RESEND_HORIZON_DAYS);
+    const to = addDays(ownDate, RESEND_HORIZON_DAYS);
+    const heavyNearby = copies.heavyDates.some((date) => date !== ownDate && date >= from && date <= to);
+    return heavyNearby ? { on: 'light', claim: ownDate } : undefined;
+  }
+  if (copies.heavyDates.includes(ownDate) && elsewhere.length > 0) return { on: 'heavy', claim: elsewhere[0]! };
+  return undefined;
 }
 
 function noticeTypeOf(transition: TierTransition): TierNotice['detailType'] | undefined {
@@ -128,13 +175,32 @@ export async function decideAndSave(
   userId: string,
   trigger: 'event' | 'review' | { lock: TierLock | undefined },
   event?: UserEvent,
-  /** False for a copy of an event already applied under another date: its attributes must not count twice either. */
-  applyAttributes = true,
+  /** The event's copy as recordEvent left it (ingest only): a fresh copy is settled against the window read here. */
+  copy?: RecordedCopy,
 ): Promise<SavedDecision> {
   const { ruleset, store, clock } = services;
+  // A copy of an event already applied under another date: its attributes must not count twice either.
+  let countedOn = copy?.duplicate && copy.appliedOn !== copy.increment.date ? copy.appliedOn : undefined;
+  let settled = copy === undefined || copy.duplicate;
   for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
     const now = clock.now();
-    const { profile: stored, buckets } = await store.loadUser(userId, windowStart(ruleset, now));
+    const decisionWindow = windowStart(ruleset, now);
+    // The read reaches the resend horizon before the event's date, so that its light days show a resend's key.
+    const resendWindow = copy ? addDays(copy.increment.date, -RESEND_HORIZON_DAYS) : decisionWindow;
+    const read = await store.loadUser(userId, resendWindow < decisionWindow ? resendWindow : decisionWindow);
+    if (!settled && copy) {
+      settled = true;
+      const toSettle = copyToSettle(read.copies, copy.eventKey, copy.increment.date);
+      const countsOn = toSettle && (await store.settleCopy(userId, copy.eventKey, copy.increment, toSettle));
+      if (countsOn !== undefined && countsOn !== copy.increment.date) {
+        // This copy was taken back out: read again without it.
+        countedOn = countsOn;
+        continue;
+      }
+    }
+    const stored = read.profile;
+    const buckets = read.buckets.filter((bucket) => bucket.date >= decisionWindow);
+    const applyAttributes = countedOn === undefined;
     let profile = stored ?? newProfile(userId, ruleset.baseTier, now);
     let ownChange = false;
     if (event && applyAttributes) {
@@ -162,9 +228,11 @@ export async function decideAndSave(
     if (!decision.changed && !ownChange && trigger === 'event') {
       const unchanged = stored ?? profile;
       // An outbox left by a failed or crashed flush: take its lease (one write, only on this retry path) and flush.
-      if (unchanged.outboxVersion === undefined || !leaseIsFree) return { decision, profile: unchanged };
+      const extras = { ...(countedOn ? { countedOn } : {}), ...(stored ? { previous: stored } : {}) };
+      if (unchanged.outboxVersion === undefined || !leaseIsFree) return { decision, profile: unchanged, ...extras };
       const leased: UserProfile = { ...unchanged, outboxLease: lease };
-      if (await store.saveProfile(leased, unchanged.version)) return { decision, profile: { ...leased, version: unchanged.version + 1 }, leaseOwner };
+      if (await store.saveProfile(leased, unchanged.version))
+        return { decision, profile: { ...leased, version: unchanged.version + 1 }, leaseOwner, ...extras };
       continue;
     }
 
@@ -201,7 +269,13 @@ export async function decideAndSave(
     const holdsLease = next.outboxVersion !== undefined && leaseIsFree;
     if (holdsLease) next.outboxLease = lease;
     if (await store.saveProfile(next, profile.version)) {
-      return { decision, profile: { ...next, version }, ...(holdsLease ? { leaseOwner } : {}) };
+      return {
+        decision,
+        profile: { ...next, version },
+        ...(holdsLease ? { leaseOwner } : {}),
+        ...(countedOn ? { countedOn } : {}),
+        ...(stored ? { previous: stored } : {}),
+      };
     }
   }
   throw new VersionConflictError(userRef(userId));
@@ -230,6 +304,7 @@ export async function flushOutbox(services: TierServices, saved: Pick<SavedDecis
   let profile = saved.profile;
   if (profile.outboxVersion === undefined || leaseOwner === undefined) return;
   const done = new Set<string>();
+  const counted: TierCountOccurrence[] = [];
   const once = async (id: string, work: () => Promise<unknown>): Promise<void> => {
     if (done.has(id)) return;
     await work();
@@ -237,6 +312,16 @@ export async function flushOutbox(services: TierServices, saved: Pick<SavedDecis
   };
   for (let pass = 0; pass < MAX_FLUSH_PASSES; pass++) {
     const { pendingJourney, pendingNotices, pendingHistory } = profile;
+    // Counted first and under each change's id, so that a flush repeated after any later failure adds nothing.
+    const { counters } = services;
+    if (counters) {
+      for (const occurrence of tierChangeOccurrences(services.ruleset, profile.userId, pendingNotices ?? [], pendingJourney)) {
+        await once(`count:${occurrence.id}`, async () => {
+          await counters.addOnce(occurrence);
+          counted.push(occurrence);
+        });
+      }
+    }
     for (const entry of pendingHistory ?? []) await once(`history:${entry.version}`, () => services.store.appendHistory(entry));
     if (pendingJourney) {
       for (const name of pendingJourney.stopExecutionNames) await once(`stop:${name}`, () => services.journeys.stop(name));
@@ -248,7 +333,10 @@ export async function flushOutbox(services: TierServices, saved: Pick<SavedDecis
       await services.publisher.publishNotices(fresh);
       for (const notice of fresh) done.add(`notice:${notice.noticeId}`);
     }
-    if (await services.store.clearOutbox(profile)) return;
+    if (await services.store.clearOutbox(profile)) {
+      for (const occurrence of counted) services.counters?.settle(occurrence);
+      return;
+    }
     const { profile: current } = await services.store.loadUser(profile.userId, windowStart(services.ruleset, services.clock.now()));
     if (current?.outboxVersion === undefined || current.outboxLease?.owner !== leaseOwner) return;
     profile = current;
@@ -271,10 +359,18 @@ export async function tryFlushOutbox(services: TierServices, saved: Pick<SavedDe
 
 export async function ingestEvent(services: TierServices, event: UserEvent): Promise<IngestResult> {
   const increment = dayIncrements(services.ruleset, event);
-  const { duplicate, appliedOn } = await services.store.recordEvent(event.userId, eventKey(event.eventId), increment);
+  const key = eventKey(event.eventId);
+  const recorded = await services.store.recordEvent(event.userId, key, increment);
   // A same-day duplicate still applies its attributes (idempotent), which heals a crash before the profile write.
-  const resentOnAnotherDay = duplicate && appliedOn !== undefined && appliedOn !== increment.date;
-  const saved = await decideAndSave(services, event.userId, 'event', event, !resentOnAnotherDay);
+  const saved = await decideAndSave(services, event.userId, 'event', event, { eventKey: key, increment, ...recorded });
   const { error } = await tryFlushOutbox(services, saved);
-  return { duplicate, decision: saved.decision, profile: saved.profile, ...(error !== undefined ? { outboxError: error } : {}) };
+  // Whether or not the event is a duplicate: a conversion counts once per journey entry, under the entry's id.
+  const conversion = services.counters ? conversionOccurrence(services.ruleset, saved.previous, event) : undefined;
+  if (conversion) await services.counters?.addOnce(conversion);
+  return {
+    duplicate: recorded.duplicate || saved.countedOn !== undefined,
+    decision: saved.decision,
+    profile: saved.profile,
+    ...(error !== undefined ? { outboxError: error } : {}),
+  };
 }

@@ -15,8 +15,18 @@ export interface TierStore {
    * another date is then a producer resend, not a redelivery).
    */
   recordEvent(userId: string, eventKey: string, increment: DayIncrement): Promise<{ duplicate: boolean; appliedOn?: string }>;
-  /** The profile (if any) and the buckets dated from `fromDate` on, read together. */
-  loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[] }>;
+  /**
+   * The profile (if any) and the buckets dated from `fromDate` on, read together, with what the same read shows of
+   * the duplicate guard (`copies`), when the store keeps it in the day buckets.
+   */
+  loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[]; copies?: WindowCopies }>;
+  /**
+   * Called by ingest after recordEvent applied a copy on `increment.date` (`on` says whether that day was light or
+   * heavy) and the window read showed the same key on another day, or heavy days near it: a producer resend with
+   * another date. The store settles which copy counts (the first to claim `claim`, the date proposed by the caller,
+   * wins, whoever asks) and takes this copy back out if it lost. Resolves the date the event counts on.
+   */
+  settleCopy(userId: string, eventKey: string, increment: DayIncrement, copy: { on: 'light' | 'heavy'; claim: string }): Promise<string>;
   /**
    * Writes the whole profile, as version expectedVersion + 1, only if its stored version is still
    * `expectedVersion` (0 = must not exist yet) and its outboxClears is still `profile.outboxClears`. Resolves false on
@@ -54,6 +64,15 @@ export interface TierStore {
   widenReviewShardCount(current: number): Promise<number>;
   /** The committed entries, newest first (see committedHistory in state.ts). */
   listHistory(userId: string, limit: number): Promise<HistoryEntry[]>;
+}
+
+/**
+ * What a window read shows of the duplicate guard: the event keys held by its light days (by date), and its heavy
+ * days, whose keys are guarded per user whatever the day. Ingest uses it to find a producer resend with another date.
+ */
+export interface WindowCopies {
+  lightKeys: Readonly<Record<string, readonly string[]>>;
+  heavyDates: readonly string[];
 }
 
 export interface JourneyStarter {

@@ -31,6 +31,13 @@ export interface RejudgeStats {
   usersJudged: number;
   usersChanged: number;
   transitions: Record<string, number>;
+  /** The segment stopped between pages because its time ran out; judging it again resumes at its cursor. */
+  paused?: true;
+}
+
+export interface RejudgeSegmentOptions {
+  /** Asked after each page: false stops the segment there (a Lambda near its timeout). Default: always true. */
+  hasTimeLeft?: () => boolean;
 }
 
 export async function isRejudgeNeeded(services: TierServices, store: RejudgeStore): Promise<boolean> {
@@ -38,7 +45,13 @@ export async function isRejudgeNeeded(services: TierServices, store: RejudgeStor
 }
 
 /** Judges every user of one segment under the current ruleset, resuming from the segment's stored cursor. */
-export async function rejudgeSegment(services: TierServices, store: RejudgeStore, segment: number, totalSegments: number): Promise<RejudgeStats> {
+export async function rejudgeSegment(
+  services: TierServices,
+  store: RejudgeStore,
+  segment: number,
+  totalSegments: number,
+  options: RejudgeSegmentOptions = {},
+): Promise<RejudgeStats> {
   const version = services.ruleset.version;
   const stats: RejudgeStats = { usersJudged: 0, usersChanged: 0, transitions: {} };
   const progress = await store.getRejudgeProgress(version, segment);
@@ -54,6 +67,10 @@ export async function rejudgeSegment(services: TierServices, store: RejudgeStore
     }
     cursor = page.cursor;
     await store.setRejudgeProgress(version, segment, cursor ? { cursor, done: false } : { done: true });
+    if (cursor && options.hasTimeLeft && !options.hasTimeLeft()) {
+      stats.paused = true;
+      break;
+    }
   } while (cursor);
   return stats;
 }

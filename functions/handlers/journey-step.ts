@@ -12,6 +12,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { type JourneyUserStore, createDynamoTierStore, dayRetentionDays, isTransientError } from '../aws/dynamo-store.js';
+import { createDynamoCounters } from '../aws/dynamo-counters.js';
 import { PublishFailedError, createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { userRef } from '../core/hash.js';
 import { type JourneyStepPorts, type JourneyStepStore, runJourneyStep } from '../core/journey/run-journey-step.js';
@@ -30,6 +31,7 @@ import {
   requirePositiveIntegerEnv,
   systemClock,
 } from './runtime.js';
+import { countersWithMetrics } from './analytics-emitter.js';
 
 export const JOURNEY_STEP_SERVICE_NAME = 'strata-journey-step';
 
@@ -134,12 +136,14 @@ export function journeyStepDependenciesFromEnvironment(files = bakedProjectFiles
   const tableName = requireEnv(ENV.tableName, 'the DynamoDB table');
   const shardCount = requirePositiveIntegerEnv(ENV.reviewShardCount, 'the number of review index shards');
   const eventBusName = requireEnv(ENV.eventBusName, 'the event bus for journey actions');
+  const client = createDynamoDbClient();
+  const metrics = createHandlerMetrics(JOURNEY_STEP_SERVICE_NAME);
   return {
     ruleset,
     ports: {
       store: journeyStepStore(
         createDynamoTierStore({
-          client: createDynamoDbClient(),
+          client,
           tableName,
           shardCount,
           timeZone: ruleset.timezone,
@@ -148,8 +152,9 @@ export function journeyStepDependenciesFromEnvironment(files = bakedProjectFiles
       ),
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,
+      counters: countersWithMetrics(createDynamoCounters({ client, tableName }), metrics),
     },
-    metrics: createHandlerMetrics(JOURNEY_STEP_SERVICE_NAME),
+    metrics,
   };
 }
 

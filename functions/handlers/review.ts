@@ -18,6 +18,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { MAX_REVIEW_SHARDS } from '../aws/table-schema.js';
 import { LOCAL_DATE, addDays, localDate } from '../core/dates.js';
 import { userRef } from '../core/hash.js';
+import { type AnalyticsReader, snapshotCensus } from '../core/analytics.js';
 import type { TierServices } from '../core/ingest.js';
 import {
   DEFAULT_USER_CONCURRENCY,
@@ -28,6 +29,7 @@ import {
   reviewShardFrom,
 } from '../core/review.js';
 import { HandlerOutsideBundleError, bakedProjectFiles, createHandlerMetrics, loadRulesetOrFail, redactUserId } from './runtime.js';
+import { emitCensus } from './analytics-emitter.js';
 import { tierServicesFromEnvironment } from './tier-services.js';
 
 export const REVIEW_SERVICE_NAME = 'strata-review';
@@ -84,6 +86,8 @@ export interface ReviewDependencies {
   userConcurrency?: number;
   logger?: Logger;
   metrics?: Metrics;
+  /** Where the nightly census snapshot is read from and written to, once the checkpoint advances. */
+  census?: AnalyticsReader;
 }
 
 export class InvalidReviewInputError extends Error {
@@ -219,6 +223,7 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
     if (last === undefined || (checkpoint !== undefined && checkpoint >= last)) return { checkpoint, advanced: false };
     await services.store.setReviewCheckpoint(last);
     logger.info('Review checkpoint advanced', { from: checkpoint, to: last });
+    if (dependencies.census) emitCensus(metrics, await snapshotCensus(services.ruleset, dependencies.census, last));
     return { checkpoint: last, advanced: true };
   }
 
@@ -238,9 +243,10 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
 export function reviewDependenciesFromEnvironment(files = bakedProjectFiles()): ReviewDependencies {
   if (!files) throw new HandlerOutsideBundleError('review', 'createReviewHandler');
   const ruleset = loadRulesetOrFail(files);
-  const { services, shardCount } = tierServicesFromEnvironment(ruleset);
+  const { services, shardCount, counters } = tierServicesFromEnvironment(ruleset);
   return {
     shardCount,
+    census: counters,
     metrics: createHandlerMetrics(REVIEW_SERVICE_NAME),
     services,
   };

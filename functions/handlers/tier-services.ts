@@ -2,15 +2,18 @@
  * The tier services as ingest and the nightly review both run them in Lambda: the DynamoDB store, the journey
  * starter and the notice publisher, wired from the environment the stack sets, once per cold start.
  */
-import { createDynamoTierStore, dayRetentionDays } from '../aws/dynamo-store.js';
+import { type DynamoCounters, createDynamoCounters } from '../aws/dynamo-counters.js';
+import { type DynamoTierStore, createDynamoTierStore, dayRetentionDays } from '../aws/dynamo-store.js';
 import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
 import type { TierServices } from '../core/ingest.js';
 import type { Ruleset } from '../core/ruleset.js';
+import { countersWithMetrics } from './analytics-emitter.js';
 import {
   ENV,
   createDynamoDbClient,
   createEventBridgeClient,
+  createHandlerMetrics,
   createSfnClient,
   journeyIdsOf,
   requireEnv,
@@ -18,7 +21,16 @@ import {
   systemClock,
 } from './runtime.js';
 
-export function tierServicesFromEnvironment(ruleset: Ruleset): { services: TierServices; shardCount: number } {
+/** The service name of the analytics metrics' handler instance (the metrics themselves carry no service dimension). */
+export const ANALYTICS_SERVICE_NAME = 'strata-analytics';
+
+/** `store` is `services.store` with its full type (the re-judge also uses its Scan and checkpoint). */
+export function tierServicesFromEnvironment(ruleset: Ruleset): {
+  services: TierServices;
+  store: DynamoTierStore;
+  shardCount: number;
+  counters: DynamoCounters;
+} {
   const tableName = requireEnv(ENV.tableName, 'the DynamoDB table');
   const shardCount = requirePositiveIntegerEnv(ENV.reviewShardCount, 'the number of review index shards');
   const stateMachineArns = parseStateMachineArns(
@@ -26,20 +38,26 @@ export function tierServicesFromEnvironment(ruleset: Ruleset): { services: TierS
     ENV.journeyStateMachines,
   );
   const eventBusName = requireEnv(ENV.eventBusName, 'the event bus for tier notices');
+  const client = createDynamoDbClient();
+  const counters = createDynamoCounters({ client, tableName });
+  const store = createDynamoTierStore({
+    client,
+    tableName,
+    shardCount,
+    timeZone: ruleset.timezone,
+    retentionDays: dayRetentionDays(ruleset.maxWindowDays),
+  });
   return {
     shardCount,
+    store,
+    counters,
     services: {
       ruleset,
-      store: createDynamoTierStore({
-        client: createDynamoDbClient(),
-        tableName,
-        shardCount,
-        timeZone: ruleset.timezone,
-        retentionDays: dayRetentionDays(ruleset.maxWindowDays),
-      }),
+      store,
       journeys: createSfnJourneyStarter({ client: createSfnClient(), stateMachineArns, journeyIds: journeyIdsOf(ruleset) }),
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,
+      counters: countersWithMetrics(counters, createHandlerMetrics(ANALYTICS_SERVICE_NAME)),
     },
   };
 }

@@ -6,7 +6,8 @@ import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startBundledWorker } from './bundled-worker.js';
 
 interface DynaliteOptions {
   path?: string;
@@ -114,17 +115,8 @@ export interface DynaliteWorkerData {
  * Runs dynalite in a worker thread: LevelDB reads, writes and dynalite's request parsing then use the second core
  * while the SDK clients and the handlers use the first. The worker loads TypeScript through tsx, as the CLI does.
  */
-/**
- * In the compiled command (bin/cli-bundle.js) the worker is its own bundle, dynalite-worker.js, beside this code.
- * Run from source (tsx, the tests), the worker loads the TypeScript through tsx; Node 20 resolves a worker's entry
- * before any --import hook runs, so a small script registers tsx first.
- */
 function startWorkerThread(data: DynaliteWorkerData): Worker {
-  if (import.meta.url.endsWith('.js')) return new Worker(new URL('./dynalite-worker.js', import.meta.url), { workerData: data });
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./dynalite-worker.ts', import.meta.url).href;
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: data });
+  return startBundledWorker('dynalite-worker', import.meta.url, data);
 }
 
 export async function serveDynaliteInWorker(data: DynaliteWorkerData): Promise<DynaliteServer> {

@@ -23,16 +23,23 @@ export interface NumberedEventLines extends EventLines {
   lines: number[];
 }
 
-function readLine(raw: string, lineNumber: number, into: NumberedEventLines): void {
+/**
+ * Which lines a reader keeps: given the parsed JSON, or undefined for a line that is not JSON. A reader that keeps
+ * part of a file (one worker thread's users) neither returns nor reports the lines it does not keep.
+ */
+export type LineFilter = (json: unknown) => boolean;
+
+function readLine(raw: string, lineNumber: number, into: NumberedEventLines, keep?: LineFilter): void {
   const line = raw.trim();
   if (line === '') return;
   let json: unknown;
   try {
     json = JSON.parse(line);
   } catch {
-    into.skipped.push({ line: lineNumber, reason: 'not valid JSON' });
+    if (!keep || keep(undefined)) into.skipped.push({ line: lineNumber, reason: 'not valid JSON' });
     return;
   }
+  if (keep && !keep(json)) return;
   try {
     into.events.push(parseUserEvent(json, `line ${lineNumber}`));
     into.lines.push(lineNumber);
@@ -52,14 +59,18 @@ export function parseEventLines(text: string): NumberedEventLines {
  * Reads a history of any size line by line, never holding the file's text whole. `onProgress` gets the bytes read
  * so far and the file's size.
  */
-export async function streamEventLines(file: string, onProgress?: (bytesRead: number, totalBytes: number) => void): Promise<NumberedEventLines> {
+export async function streamEventLines(
+  file: string,
+  onProgress?: (bytesRead: number, totalBytes: number) => void,
+  keep?: LineFilter,
+): Promise<NumberedEventLines> {
   const { size } = await stat(file);
   const read: NumberedEventLines = { events: [], skipped: [], lines: [] };
   const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
   let lineNumber = 0;
   let reported = 0;
   for await (const raw of createInterface({ input: stream, crlfDelay: Infinity })) {
-    readLine(raw, ++lineNumber, read);
+    readLine(raw, ++lineNumber, read, keep);
     if (onProgress && stream.bytesRead - reported >= 1 << 22) {
       reported = stream.bytesRead;
       onProgress(stream.bytesRead, size);

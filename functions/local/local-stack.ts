@@ -11,6 +11,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { journeyActionEntry, noticeEntry, userForgottenEntry } from '../aws/eventbridge-publisher.js';
+import { createDynamoCounters } from '../aws/dynamo-counters.js';
 import { createDynamoTierStore, dayRetentionDays, type DynamoTierStore } from '../aws/dynamo-store.js';
 import type { DeadLetter } from '../aws/sqs-dead-letter.js';
 import { type EventBridgeEnvelope, JOURNEY_ACTIONS_PATTERN, TIER_NOTICES_PATTERN, USER_EVENTS_PATTERN } from '../core/event-pattern.js';
@@ -122,6 +123,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     timeZone: ruleset.timezone,
     retentionDays: dayRetentionDays(ruleset.maxWindowDays),
   });
+  const analytics = createDynamoCounters({ client: dynalite.client, tableName: dynalite.tableName });
   const counters = { eventsRecorded: 0, duplicates: 0 };
   // Counted at the store, the one place that knows whether a delivery was new.
   const store: DynamoTierStore = {
@@ -131,6 +133,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       if (result.duplicate) counters.duplicates += 1;
       else counters.eventsRecorded += 1;
       return result;
+    },
+    // A copy recorded above that turns out to be a resend with another date is taken back out: a duplicate after all.
+    async settleCopy(userId, eventKey, increment, copy) {
+      const countsOn = await baseStore.settleCopy(userId, eventKey, increment, copy);
+      if (countsOn !== increment.date) {
+        counters.eventsRecorded -= 1;
+        counters.duplicates += 1;
+      }
+      return countsOn;
     },
   };
   const bus = createLocalBus(clock);
@@ -142,7 +153,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
   const runStep = createJourneyStepHandler({
     ruleset,
-    ports: { store: journeyStepStore(store), publisher, clock },
+    ports: { store: journeyStepStore(store), publisher, clock, counters: analytics },
     logger: quietLogger('strata-journey-step'),
   });
   const machines = Object.fromEntries(Object.entries(ruleset.journeys).map(([tier, journey]) => [tier, compileJourney(journey)]));
@@ -170,7 +181,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     },
   };
 
-  const services: TierServices = { ruleset, store, journeys, publisher, clock };
+  const services: TierServices = { ruleset, store, journeys, publisher, clock, counters: analytics };
   const ingest = createIngestHandler({
     services,
     deadLetters: { sendToDeadLetter: (letter) => report({ kind: 'dead-letter', letter }) },
@@ -213,7 +224,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     deliver: (envelope) => report({ kind: 'action', action: envelope.detail as unknown as JourneyAction }),
   });
 
-  const review = createReviewHandler({ services, shardCount: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-review') });
+  const review = createReviewHandler({ services, shardCount: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-review'), census: analytics });
   // With every target wired, so that a resumed step's action is delivered.
   const resumedJourneys = await runner.resume();
 

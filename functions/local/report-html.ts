@@ -34,10 +34,34 @@ interface TierStyle {
   rank: number;
 }
 
-export function renderReportHtml(summary: SimulationSummary): string {
+/** What differs between the replay's report and production's (`strata report`): the words around the same charts. */
+export interface ReportPresentation {
+  title: string;
+  subtitle: string;
+  headline: Array<{ label: string; value: number; key: string; note: string }>;
+  conversionLede: string;
+}
+
+function simulationPresentation(summary: SimulationSummary): ReportPresentation {
+  const { promotions, graceStarted, graceCleared, demotions } = summary.transitions;
+  return {
+    title: 'Strata simulation report',
+    subtitle: `${count(summary.events.applied)} events applied, ${count(summary.events.duplicates)} duplicates ignored, ${count(summary.events.skippedLines)} lines skipped, ${count(summary.events.rejected)} events rejected by ingest`,
+    headline: [
+      { label: 'Users', value: summary.users, key: 'users', note: 'distinct users in the events' },
+      { label: 'Promotions', value: promotions, key: 'promotions', note: 'moves up the ladder' },
+      { label: 'Grace entries', value: graceStarted, key: 'grace-started', note: 'users who stopped qualifying and entered grace' },
+      { label: 'Graces cleared', value: graceCleared, key: 'grace-cleared', note: 'users who re-qualified during grace' },
+      { label: 'Demotions', value: demotions, key: 'demotions', note: 'moves down when grace ran out' },
+    ],
+    conversionLede: `Share of users who converted within the same window after entering the journey: until they left the tier, the journey's planned length ended or the replay ended. ${REPLAY_HOLDOUT_CAVEAT}`,
+  };
+}
+
+export function renderReportHtml(summary: SimulationSummary, presentation: ReportPresentation = simulationPresentation(summary)): string {
   const tiers = tierStyles(summary);
   const sections = [
-    headlineSection(summary),
+    headlineSection(presentation),
     section(
       'Tiers over time',
       `Users in each tier at the end of each day, ${formatDate(summary.firstDate)} to ${formatDate(summary.lastDate)}.`,
@@ -49,7 +73,7 @@ export function renderReportHtml(summary: SimulationSummary): string {
       flowMatrix('tier-flows', 'Moves between tiers', summary.flows, tiers, true),
     ),
     journeySection(summary.journeys, tiers),
-    conversionSection(summary.journeys, tiers),
+    conversionSection(summary.journeys, tiers, presentation.conversionLede),
     summary.compare ? comparisonSection(summary, summary.compare, tiers) : '',
   ];
   return `<!doctype html>
@@ -57,14 +81,14 @@ export function renderReportHtml(summary: SimulationSummary): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Strata simulation report: ${escapeHtml(formatDate(summary.firstDate))} to ${escapeHtml(formatDate(summary.lastDate))}</title>
+<title>${escapeHtml(presentation.title)}: ${escapeHtml(formatDate(summary.firstDate))} to ${escapeHtml(formatDate(summary.lastDate))}</title>
 <style>${STYLES}</style>
 </head>
 <body>
 <header>
-  <h1>Strata simulation report</h1>
+  <h1>${escapeHtml(presentation.title)}</h1>
   <p class="subtitle">${escapeHtml(formatDate(summary.firstDate))} – ${escapeHtml(formatDate(summary.lastDate))} · ruleset <code>${escapeHtml(summary.rulesetVersion)}</code> ·
-  ${count(summary.events.applied)} events applied, ${count(summary.events.duplicates)} duplicates ignored, ${count(summary.events.skippedLines)} lines skipped, ${count(summary.events.rejected)} events rejected by ingest</p>
+  ${escapeHtml(presentation.subtitle)}</p>
 </header>
 <main>
 ${sections.filter(Boolean).join('\n')}
@@ -76,16 +100,9 @@ ${sections.filter(Boolean).join('\n')}
 
 // ---- Sections ----------------------------------------------------------------------------------------------
 
-function headlineSection(summary: SimulationSummary): string {
-  const { promotions, graceStarted, graceCleared, demotions } = summary.transitions;
+function headlineSection(presentation: ReportPresentation): string {
   return `<section class="headline" aria-label="Headline numbers">
-${[
-  metric('Users', summary.users, 'users', 'distinct users in the events'),
-  metric('Promotions', promotions, 'promotions', 'moves up the ladder'),
-  metric('Grace entries', graceStarted, 'grace-started', 'users who stopped qualifying and entered grace'),
-  metric('Graces cleared', graceCleared, 'grace-cleared', 'users who re-qualified during grace'),
-  metric('Demotions', demotions, 'demotions', 'moves down when grace ran out'),
-].join('\n')}
+${presentation.headline.map((item) => metric(item.label, item.value, item.key, item.note)).join('\n')}
 </section>`;
 }
 
@@ -117,11 +134,11 @@ function journeySection(journeys: JourneyFunnel[], tiers: Map<string, TierStyle>
   );
 }
 
-function conversionSection(journeys: JourneyFunnel[], tiers: Map<string, TierStyle>): string {
+function conversionSection(journeys: JourneyFunnel[], tiers: Map<string, TierStyle>, lede: string): string {
   if (journeys.length === 0) return '';
   return section(
     'Conversion: treated vs holdout',
-    `Share of users who converted within the same window after entering the journey: until they left the tier, the journey's planned length ended or the replay ended. ${REPLAY_HOLDOUT_CAVEAT}`,
+    lede,
     legendList([
       { label: 'Treated (received the journey)', colour: TREATED_COLOUR },
       { label: 'Holdout (received nothing)', colour: HOLDOUT_COLOUR },

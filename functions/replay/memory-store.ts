@@ -3,7 +3,8 @@
  * DynamoDB store (functions/aws/dynamo-store.ts) that the core relies on:
  * - an event key guards its day bucket, so a second delivery changes nothing and reports `duplicate`; a day past
  *   DEFAULT_LIGHT_DAY_EVENTS turns heavy, and from then on its keys are guarded per user whatever the day, with
- *   signals coarsened to the hour, as the DynamoDB store's SEEN# guards do;
+ *   signals coarsened to the hour, as the DynamoDB store's SEEN# guards do; the window read shows light days' keys
+ *   and heavy days, and settleCopy decides a resend with another date on the key's guard, as the DynamoDB store does;
  * - the profile is written whole under a version condition (and its outboxClears count), and the outbox is cleared
  *   only if neither its version nor the review date moved meanwhile; history is listed along its committed chain;
  * - a send is counted once per send id in its day's bucket;
@@ -14,7 +15,7 @@
  */
 import { DEFAULT_LIGHT_DAY_EVENTS, type DayIncrement, HEAVY_DAY_SIGNAL_SECONDS, coarsenSignal } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
-import type { TierStore } from '../core/ports.js';
+import type { TierStore, WindowCopies } from '../core/ports.js';
 import { reviewShard } from '../core/review.js';
 import { reviewIndexDate } from '../core/review-date.js';
 import { type DayBucket, type HistoryEntry, type UserProfile, committedHistory } from '../core/state.js';
@@ -31,8 +32,10 @@ export interface StoredUser {
   profile?: UserProfile;
   /** By local date; kept sorted on read. */
   days: Map<string, StoredDay>;
-  /** Event key → the date it counts on, for the keys of heavy days. */
+  /** Event key → the date it counts on, for the keys of heavy days and of resends settled across days. */
   guards: Map<string, string>;
+  /** Keys whose guard a resend with another date settled: it no longer changes (see settleCopy). */
+  settled: Set<string>;
   history: HistoryEntry[];
 }
 
@@ -69,10 +72,15 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     return this.users.get(userId)?.profile;
   }
 
+  /** A counter's value on one of the user's days (0 when the day has none). */
+  counterOn(userId: string, date: string, counter: string): number {
+    return this.users.get(userId)?.days.get(date)?.counters[counter] ?? 0;
+  }
+
   private user(userId: string): StoredUser {
     let user = this.users.get(userId);
     if (!user) {
-      user = { days: new Map(), guards: new Map(), history: [] };
+      user = { days: new Map(), guards: new Map(), settled: new Set(), history: [] };
       this.users.set(userId, user);
     }
     return user;
@@ -115,33 +123,57 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     return { duplicate: false };
   }
 
+  /** As the DynamoDB store's settleCopy: the first claim on the key's guard wins, and a losing copy goes back out. */
+  async settleCopy(userId: string, eventKey: string, increment: DayIncrement, copy: { on: 'light' | 'heavy'; claim: string }): Promise<string> {
+    const user = this.user(userId);
+    const named = user.guards.get(eventKey);
+    // Only heavy days nearby and no guard: nothing to settle (a later heavy copy yields to this one).
+    if (named === undefined && copy.on === 'light' && copy.claim === increment.date) return increment.date;
+    const repoint = copy.on === 'heavy' && named === increment.date && copy.claim !== increment.date && !user.settled.has(eventKey);
+    const countsOn = named === undefined || repoint ? copy.claim : named;
+    user.guards.set(eventKey, countsOn);
+    user.settled.add(eventKey);
+    if (countsOn === increment.date) return countsOn;
+    const day = this.day(userId, increment.date);
+    const present = copy.on === 'light' ? day.eventKeys.delete(eventKey) : named === increment.date;
+    if (present) {
+      const negated = Object.fromEntries(Object.entries(increment.counters).map(([counter, amount]) => [counter, -amount + 0]));
+      this.addToDay(day, negated, []);
+    }
+    return countsOn;
+  }
+
   private addToDay(day: StoredDay, counters: DayIncrement['counters'], signals: readonly string[]): void {
     for (const counter in counters) day.counters[counter] = (day.counters[counter] ?? 0) + counters[counter]!;
     if (signals.length > 0) day.signals = [...new Set([...(day.signals ?? []), ...signals])];
   }
 
-  private window(userId: string, fromDate: string): { profile: UserProfile | undefined; buckets: DayBucket[] } {
+  private window(userId: string, fromDate: string): { profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies } {
+    const copies = { lightKeys: {} as Record<string, string[]>, heavyDates: [] as string[] };
     const user = this.users.get(userId);
-    if (!user) return { profile: undefined, buckets: [] };
+    if (!user) return { profile: undefined, buckets: [], copies };
     const buckets: DayBucket[] = [];
     for (const day of user.days.values()) {
       if (day.date < fromDate) continue;
+      if (day.heavy) copies.heavyDates.push(day.date);
+      else if (day.eventKeys.size > 0) copies.lightKeys[day.date] = [...day.eventKeys];
       const bucket: DayBucket = { date: day.date, counters: day.counters };
       if (day.signals) bucket.signals = day.signals;
       if (day.sends !== undefined) bucket.sends = day.sends;
       buckets.push(bucket);
     }
     buckets.sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
-    return { profile: user.profile, buckets };
+    return { profile: user.profile, buckets, copies };
   }
 
-  async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[] }> {
-    const { profile, buckets } = this.window(userId, fromDate);
-    return profile ? { profile, buckets } : { buckets };
+  async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[]; copies: WindowCopies }> {
+    const { profile, buckets, copies } = this.window(userId, fromDate);
+    return profile ? { profile, buckets, copies } : { buckets, copies };
   }
 
   async loadUserForJourney(userId: string, sinceDate: string): Promise<{ profile: UserProfile | undefined; buckets: DayBucket[] }> {
-    return this.window(userId, sinceDate);
+    const { profile, buckets } = this.window(userId, sinceDate);
+    return { profile, buckets };
   }
 
   async saveProfile(profile: UserProfile, expectedVersion: number): Promise<boolean> {

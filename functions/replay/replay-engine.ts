@@ -15,7 +15,10 @@
  */
 import { addDays, localDate } from '../core/dates.js';
 import type { UserEvent } from '../core/event.js';
-import { type TierServices, ingestEvent, windowStart } from '../core/ingest.js';
+import { type TierServices, eventKey, ingestEvent, windowStart } from '../core/ingest.js';
+import { applyConsentEvent } from '../core/consent.js';
+import { type DayIncrement, applyEventToAttributes, dayIncrements } from '../core/metrics.js';
+import type { UserProfile } from '../core/state.js';
 import { compileJourney } from '../core/journey/compile-journey.js';
 import type { JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
 import { runJourneyStep } from '../core/journey/run-journey-step.js';
@@ -25,6 +28,7 @@ import { datesToReview, reviewUser } from '../core/review.js';
 import type { Ruleset } from '../core/ruleset.js';
 import { type CompiledJourneyMachine, type MachineExecution, JourneyMachineError, journeyMachine } from './journey-machine.js';
 import { MemoryReplayStore } from './memory-store.js';
+import { leavesFactsAsTheyWere, presenceOnlyCounters } from './quiet-events.js';
 import { type RejectedEvent, screenEvents } from './rejections.js';
 import { ActivityTally, buildSummary, compareEventOrder } from './replay-summary.js';
 import { MinHeap } from './scheduler.js';
@@ -51,6 +55,11 @@ export interface ReplayOptions {
   journeys?: boolean;
   /** Called with each user's stored state once their replay is over, before it is dropped (`strata import` writes it). */
   onUserDone?: (userId: string, store: MemoryReplayStore) => Promise<void>;
+  /**
+   * Decide the tier after every event, even where functions/replay/quiet-events.ts proves the decision changes
+   * nothing. Slower; for the tests that show skipping gives the same result.
+   */
+  decideEveryEvent?: boolean;
 }
 
 export interface SimulationResult {
@@ -75,19 +84,25 @@ interface TimelineTick {
 interface Timeline {
   dates: string[];
   ticks: TimelineTick[];
-  /** For each event (in replay order), the tick that delivers it. */
-  deliveryTick: Int32Array;
+  /** The delivery ticks, in order, and the end of the slice each delivers: an event goes to the first slice ending after it. */
+  deliveryTicks: number[];
+  deliverySliceEnds: Float64Array;
   endAt: number;
 }
 
-/** The full stack's clock walk, done once for everyone: which tick delivers each event, and when reviews run. */
-function buildTimeline(ruleset: Ruleset, eventTimes: Float64Array, extraDays: number): Timeline {
+/**
+ * The full stack's clock walk, done once for everyone: when slices are delivered and reviews run. It is built from
+ * every accepted event of the history (`historyTimes`, sorted), so that a partition of the users replays on the same
+ * clock as the whole history.
+ */
+function buildTimeline(ruleset: Ruleset, historyTimes: Float64Array, extraDays: number): Timeline {
   const zone = ruleset.timezone;
-  const firstDate = localDate(new Date(eventTimes[0]!), zone);
-  const lastDate = addDays(localDate(new Date(eventTimes[eventTimes.length - 1]!), zone), extraDays);
+  const firstDate = localDate(new Date(historyTimes[0]!), zone);
+  const lastDate = addDays(localDate(new Date(historyTimes[historyTimes.length - 1]!), zone), extraDays);
   const dates: string[] = [];
   const ticks: TimelineTick[] = [];
-  const deliveryTick = new Int32Array(eventTimes.length);
+  const deliveryTicks: number[] = [];
+  const sliceEnds: number[] = [];
   let now = instantAtLocalTime(firstDate, 0, zone).getTime();
   let checkpoint = addDays(firstDate, -1);
   let next = 0;
@@ -103,15 +118,45 @@ function buildTimeline(ruleset: Ruleset, eventTimes: Float64Array, extraDays: nu
         if (reviewDates.length > 0) checkpoint = reviewDates[reviewDates.length - 1]!;
         ticks.push({ at: now, day, reviewDates });
       }
-      if (next >= eventTimes.length || eventTimes[next]! >= sliceEnd) continue;
+      if (next >= historyTimes.length || historyTimes[next]! >= sliceEnd) continue;
       now = Math.max(now, sliceEnd);
-      const tick = ticks.length;
+      deliveryTicks.push(ticks.length);
+      sliceEnds.push(sliceEnd);
       ticks.push({ at: now, day });
-      while (next < eventTimes.length && eventTimes[next]! < sliceEnd) deliveryTick[next++] = tick;
+      while (next < historyTimes.length && historyTimes[next]! < sliceEnd) next++;
     }
   }
   const endAt = Math.max(now, instantAtLocalTime(addDays(lastDate, 1), 0, zone).getTime());
-  return { dates, ticks, deliveryTick, endAt };
+  return { dates, ticks, deliveryTicks, deliverySliceEnds: Float64Array.from(sliceEnds), endAt };
+}
+
+/** The tick that delivers an event at `at`: the first delivery slice that ends after it. */
+function deliveryTickOf(timeline: Timeline, at: number): number {
+  const ends = timeline.deliverySliceEnds;
+  let low = 0;
+  let high = ends.length - 1;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (ends[middle]! > at) high = middle;
+    else low = middle + 1;
+  }
+  return timeline.deliveryTicks[low]!;
+}
+
+/** A history screened and put in replay order, ready for runReplay. */
+export interface PreparedHistory {
+  /** Accepted events in replay order, with their instants. */
+  events: UserEvent[];
+  times: Float64Array;
+  rejected: RejectedEvent[];
+}
+
+/** Screens a history under a ruleset (what ingest refuses is set aside) and sorts the rest into replay order. */
+export function prepareHistory(ruleset: Ruleset, events: readonly UserEvent[], lines?: readonly number[]): PreparedHistory {
+  const { accepted, rejected } = screenEvents(ruleset, events, lines);
+  const order = accepted.map((event, line) => ({ event, at: Date.parse(event.occurredAt), eventId: event.eventId, line }));
+  order.sort(compareEventOrder);
+  return { events: order.map((o) => o.event), times: Float64Array.from(order, (o) => o.at), rejected };
 }
 
 interface WakeUp {
@@ -121,22 +166,31 @@ interface WakeUp {
 }
 
 export async function runReplay(options: ReplayOptions): Promise<SimulationResult> {
+  const prepared = prepareHistory(options.ruleset, options.events, options.lines);
+  if (prepared.events.length === 0) throw new Error('Replay: no events to replay');
+  return replayPrepared(options, prepared, prepared.times);
+}
+
+/**
+ * Replays a prepared history. `historyTimes` are the instants of every accepted event of the whole history, sorted;
+ * they are the prepared history's own unless it holds one partition of the users (functions/replay/partitions.ts),
+ * whose summary then counts its own users on the whole history's clock.
+ */
+export async function replayPrepared(
+  options: Omit<ReplayOptions, 'events' | 'lines'>,
+  prepared: PreparedHistory,
+  historyTimes: Float64Array,
+): Promise<SimulationResult> {
   const { ruleset } = options;
-  const { accepted, rejected } = screenEvents(ruleset, options.events, options.lines);
-  if (accepted.length === 0) throw new Error('Replay: no events to replay');
-  const order = accepted.map((event, line) => ({ event, at: Date.parse(event.occurredAt), eventId: event.eventId, line }));
-  order.sort(compareEventOrder);
-  const timeline = buildTimeline(
-    ruleset,
-    Float64Array.from(order, (o) => o.at),
-    options.extraDays ?? 0,
-  );
+  const { rejected } = prepared;
+  const timeline = buildTimeline(ruleset, historyTimes, options.extraDays ?? 0);
   const reviewTicks = timeline.ticks.flatMap((tick, index) => (tick.reviewDates ? [index] : []));
+  const total = prepared.events.length;
 
   // Each user's deliveries, in replay order, with the tick that delivers them.
   const eventsByUser = new Map<string, UserEvent[]>();
   const ticksByUser = new Map<string, number[]>();
-  order.forEach(({ event }, i) => {
+  prepared.events.forEach((event, i) => {
     let events = eventsByUser.get(event.userId);
     if (!events) {
       events = [];
@@ -144,7 +198,7 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
       ticksByUser.set(event.userId, []);
     }
     events.push(event);
-    ticksByUser.get(event.userId)!.push(timeline.deliveryTick[i]!);
+    ticksByUser.get(event.userId)!.push(deliveryTickOf(timeline, prepared.times[i]!));
   });
 
   const tally = new ActivityTally(ruleset.journeys);
@@ -214,6 +268,16 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
     if (wakeAt !== undefined) wakeUps.push({ at: wakeAt, order: wakeOrder++, execution });
   };
 
+  const presenceOnly = presenceOnlyCounters(ruleset);
+  /** The user's last event decision, while it is one that a quiet event would only repeat. */
+  let quietDecision: { profile: UserProfile; today: string } | undefined;
+  /** The event's increment if the event is quiet for this profile, so that recording it is all ingest would do. */
+  const quietIncrement = (profile: UserProfile, event: UserEvent): DayIncrement | undefined => {
+    if (applyEventToAttributes(ruleset, profile, event) !== undefined || applyConsentEvent(profile, event) !== undefined) return undefined;
+    const increment = dayIncrements(ruleset, event);
+    return leavesFactsAsTheyWere(increment, presenceOnly, (date, counter) => store.counterOn(event.userId, date, counter)) ? increment : undefined;
+  };
+
   const shipDay: ShipDayChange[] = [];
   let done = 0;
   for (const [userId, events] of eventsByUser) {
@@ -246,11 +310,31 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
       now = tick.at;
       countDaysBefore(tick.day);
       if (tickIndex === deliveryTick) {
+        const today = localDate(new Date(now), ruleset.timezone);
         for (; nextEvent < events.length && ticks[nextEvent] === tickIndex; nextEvent++) {
           const event = events[nextEvent]!;
-          const { duplicate } = await ingestEvent(services, event);
+          const stored = store.profileOf(userId);
+          if (quietDecision !== undefined && quietDecision.profile === stored && quietDecision.today === today) {
+            const increment = quietIncrement(stored, event);
+            if (increment) {
+              // Only the record; the decision would repeat the previous one (functions/replay/quiet-events.ts).
+              const { duplicate } = await store.recordEvent(userId, eventKey(event.eventId), increment);
+              if (duplicate) counters.duplicates += 1;
+              else counters.eventsRecorded += 1;
+              continue;
+            }
+          }
+          const { duplicate, decision, profile } = await ingestEvent(services, event);
           if (duplicate) counters.duplicates += 1;
           else counters.eventsRecorded += 1;
+          quietDecision =
+            !options.decideEveryEvent &&
+            decision?.changed === false &&
+            profile !== undefined &&
+            profile === store.profileOf(userId) &&
+            profile.outboxVersion === undefined
+              ? { profile, today }
+              : undefined;
           await settle();
         }
       } else {
@@ -273,11 +357,12 @@ export async function runReplay(options: ReplayOptions): Promise<SimulationResul
     }
     await options.onUserDone?.(userId, store);
     store.forget(userId);
+    quietDecision = undefined;
     executionNames.clear();
     running.clear();
     wakeUps.clear();
     done += events.length;
-    options.onProgress?.(done, order.length);
+    options.onProgress?.(done, total);
   }
 
   const days: DaySnapshot[] = timeline.dates.map((date, i) => {

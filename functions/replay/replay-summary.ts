@@ -158,21 +158,35 @@ function observeHoldout(
     });
     if (converted) group.converted += 1;
   }
+  return holdoutComparison(Number.isFinite(horizonMs) ? horizonMs / 86_400_000 : null, groups.treated, groups.heldOut);
+}
+
+/** Each group's rate and the difference's 95% interval, in points, from the groups' counts. */
+export function holdoutComparison(
+  horizonDays: number | null,
+  treated: { users: number; converted: number },
+  heldOut: { users: number; converted: number },
+): HoldoutComparison {
   const outcome = ({ users, converted }: { users: number; converted: number }): GroupOutcome => ({
     users,
     converted,
     rate: users > 0 ? converted / users : null,
   });
   const difference = conversionDifference(
-    { successes: groups.treated.converted, trials: groups.treated.users },
-    { successes: groups.heldOut.converted, trials: groups.heldOut.users },
+    { successes: treated.converted, trials: treated.users },
+    { successes: heldOut.converted, trials: heldOut.users },
   );
   return {
-    horizonDays: Number.isFinite(horizonMs) ? horizonMs / 86_400_000 : null,
-    treated: outcome(groups.treated),
-    heldOut: outcome(groups.heldOut),
+    horizonDays,
+    treated: outcome(treated),
+    heldOut: outcome(heldOut),
     difference: difference ? { points: difference.difference * 100, low: difference.low * 100, high: difference.high * 100 } : null,
   };
+}
+
+/** Tier flows as summary.json lists them: the biggest first. */
+export function sortFlows(flows: Iterable<TierFlow>): TierFlow[] {
+  return [...flows].sort((a, b) => b.count - a.count || String(a.from).localeCompare(String(b.from)) || a.to.localeCompare(b.to));
 }
 
 function journeyFunnels(
@@ -242,7 +256,7 @@ export function buildSummary(input: SummaryInput): SimulationSummary {
     transitions: { ...tally.transitions },
     days,
     finalTiers: days[days.length - 1]!.tiers,
-    flows: [...tally.flows.values()].sort((a, b) => b.count - a.count || String(a.from).localeCompare(String(b.from)) || a.to.localeCompare(b.to)),
+    flows: sortFlows(tally.flows.values()),
     journeys: journeyFunnels(ruleset, tally, input.eventsByUser, input.endAt),
   };
 }

@@ -138,7 +138,7 @@ describe('loadUser', () => {
 
   it('returns no profile and no buckets for an unknown user', async () => {
     const { store } = await dynalite.freshStore();
-    expect(await store.loadUser('nobody', '2026-01-01')).toEqual({ buckets: [] });
+    expect(await store.loadUser('nobody', '2026-01-01')).toEqual({ buckets: [], copies: { lightKeys: {}, heavyDates: [] } });
   });
 });
 

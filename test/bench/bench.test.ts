@@ -17,13 +17,14 @@ describe('npm run bench', () => {
       reviewShardUsers: 30,
       coldStartRuns: 1,
       activeUserDays: 35,
-      heavyUser: { eventsPerDay: 40, days: 1, extremeEvents: 80 },
+      heavyUser: { eventsPerDay: 40, days: 1, extremeEvents: 80, windowEventsPerDay: 20 },
       storageUsers: 4,
       simulateUsers: 12,
       simulateBigEvents: 2_000,
       cliRuns: 1,
       rejudgeUsers: 40,
       importEvents: 2_000,
+      countersUsers: 6,
       devEvents: 200,
       devUsers: 30,
       devIdleSeconds: 1,
@@ -71,6 +72,10 @@ describe('npm run bench', () => {
     for (const key of ['per1MEvents', 'per1MJourneys', 'monthly1MUsers'] as const)
       expect(Number.isFinite(results.cost[key]) && results.cost[key] > 0).toBe(true);
     expect(results.cost.pinpointMonthly1MUsers).toBe(1200);
+    // Every user enters the ladder and a journey: the counters wrote, and the cost model prices them.
+    expect(results.capacity.countersWruPerEvent).toBeGreaterThan(0);
+    expect(results.capacity.counters.counterWrites.tierItems).toBeGreaterThan(0);
+    expect(results.cost.breakdownPer1MEvents['analyticsCounters']).toBeGreaterThan(0);
     // Re-judge: every user read and written once at least (the review always rewrites the profile).
     expect(results.rejudge.users).toBeGreaterThan(0);
     expect(results.rejudge.costPer1MUsers.writeUnits).toBeGreaterThanOrEqual(1_000_000);

@@ -4,7 +4,7 @@
  * the adapter tests prove the DynamoDB store keeps the same contract on dynalite.
  */
 import type { DayIncrement } from '../../functions/core/metrics.js';
-import type { Clock, JourneyStarter, NoticePublisher, TierStore } from '../../functions/core/ports.js';
+import type { Clock, JourneyStarter, NoticePublisher, TierStore, WindowCopies } from '../../functions/core/ports.js';
 import { reviewShard } from '../../functions/core/review.js';
 import { reviewIndexDate } from '../../functions/core/review-date.js';
 import {
@@ -41,13 +41,26 @@ export class MemoryTierStore implements TierStore {
     return { duplicate: false };
   }
 
-  async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[] }> {
-    const buckets = [...(this.days.get(userId)?.values() ?? [])]
-      .filter((b) => b.date >= fromDate)
-      .sort((a, b) => (a.date < b.date ? -1 : 1))
-      .map(({ keys: _keys, ...bucket }) => clone(bucket));
+  async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[]; copies: WindowCopies }> {
+    const days = [...(this.days.get(userId)?.values() ?? [])].filter((b) => b.date >= fromDate).sort((a, b) => (a.date < b.date ? -1 : 1));
+    const buckets = days.map(({ keys: _keys, ...bucket }) => clone(bucket));
+    // Every day is light here: all its keys are in the bucket.
+    const copies: WindowCopies = { lightKeys: Object.fromEntries(days.map((day) => [day.date, [...day.keys]])), heavyDates: [] };
     const profile = this.profiles.get(userId);
-    return profile ? { profile: clone(profile), buckets } : { buckets };
+    return profile ? { profile: clone(profile), buckets, copies } : { buckets, copies };
+  }
+
+  /** Resends with another date settled on one guard per key: the first claim wins, a losing copy goes back out. */
+  readonly guards = new Map<string, string>();
+  async settleCopy(userId: string, eventKey: string, increment: DayIncrement, copy: { claim: string }): Promise<string> {
+    const guardKey = `${userId}|${eventKey}`;
+    const countsOn = this.guards.get(guardKey) ?? copy.claim;
+    this.guards.set(guardKey, countsOn);
+    const bucket = this.days.get(userId)?.get(increment.date);
+    if (countsOn !== increment.date && bucket?.keys.delete(eventKey)) {
+      for (const [counter, amount] of Object.entries(increment.counters)) bucket.counters[counter] = (bucket.counters[counter] ?? 0) - amount;
+    }
+    return countsOn;
   }
 
   async saveProfile(profile: UserProfile, expectedVersion: number): Promise<boolean> {

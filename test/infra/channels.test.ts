@@ -132,6 +132,16 @@ describe('delivery channels in the stack', () => {
     });
   });
 
+  it('sends every alarm, the channel ones included, to the alarm topic, and draws the channel dead letters', () => {
+    const topic = stack.getLogicalId(stack.alarmTopic.node.defaultChild as never);
+    const alarms = Object.entries(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThan(0);
+    for (const [id, alarm] of alarms) expect(alarm['Properties']['AlarmActions'], id).toEqual([{ Ref: topic }]);
+    const dlq = stack.getLogicalId(stack.channelDestinations.deadLetterQueue!.node.defaultChild as never);
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    expect(JSON.stringify(dashboard)).toContain(JSON.stringify({ 'Fn::GetAtt': [dlq, 'QueueName'] }));
+  });
+
   it('refuses an http:// endpoint at synth, naming the channel', () => {
     const files = withExamples(projectFiles, { plain: { endpoint: 'http://hooks.example.com/x' } });
     expect(() =>

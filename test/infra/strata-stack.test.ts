@@ -22,6 +22,10 @@ import { busStatementId, metricsNamespaceOf } from '../../infra/stage-names.js';
 import { INGEST_QUEUE_AGE_ALARM, type StrataStack } from '../../infra/strata-stack.js';
 import { LAMBDA_TRANSIENT_ERRORS, MIN_LAMBDA_RETRY_WINDOW_SECONDS, retryWindowSeconds } from '../../functions/core/lambda-task-retry.js';
 import { REVIEW_USERS_FAILED_METRIC } from '../../functions/handlers/review.js';
+import type { StrataFunction } from '../../infra/strata-function.js';
+import { ANALYTICS_DIMENSIONS, ANALYTICS_METRICS } from '../../functions/core/analytics-metrics.js';
+import { isSendStep } from '../../functions/core/journey/journey-schema.js';
+import { REJUDGE_FIXED_TRANSITIONS, REJUDGE_TRANSITIONS_PER_PAUSE, REJUDGE_TRANSITIONS_PER_SEGMENT } from '../../bench/rejudge.js';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, any> }>;
 
@@ -42,9 +46,9 @@ let template: Template;
 let resources: Resources;
 let synthSeconds: number;
 
-/** The ingest function's bundled asset in the cloud assembly. */
-const ingestBundle = (): string => {
-  const code = resources[logicalIdOf(stack.ingestFunction.function)]!.Properties['Code'] as { S3Key: string };
+/** A function's bundled asset in the cloud assembly (the ingest function's by default). */
+const ingestBundle = (fn: StrataFunction = stack.ingestFunction): string => {
+  const code = resources[logicalIdOf(fn.function)]!.Properties['Code'] as { S3Key: string };
   return join(outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`, 'index.js');
 };
 const ofType = (type: string): Array<[string, Resources[string]]> => Object.entries(resources).filter(([, r]) => r.Type === type);
@@ -193,11 +197,11 @@ describe('state machines', () => {
     }
   });
 
-  it('retries throttling and lost sandboxes in every review Task for at least 15 minutes, before anything else', () => {
+  it('retries throttling and lost sandboxes in every review and re-judge Task for at least 15 minutes, before anything else', () => {
     const { States: top } = definitionOf(stack.reviewMachine);
-    const inner = top['ReviewEachShard']!.ItemProcessor!.States;
-    const tasks = [...Object.values(top), ...Object.values(inner)].filter((state) => state.Type === 'Task');
-    expect(tasks).toHaveLength(3);
+    const inner = [top['ReviewEachShard']!, top['RejudgeEachSegment']!].flatMap((map) => Object.values(map.ItemProcessor!.States));
+    const tasks = [...Object.values(top), ...inner].filter((state) => state.Type === 'Task');
+    expect(tasks).toHaveLength(6);
     for (const task of tasks) {
       const first = task.Retry![0]!;
       expect(first.ErrorEquals).toEqual(
@@ -227,6 +231,169 @@ describe('state machines', () => {
     expect(reviewDefinition).not.toContain('DISTRIBUTED');
     // The checkpoint step comes after the Map, so it only runs once every shard has succeeded.
     expect(reviewDefinition).toMatch(/ReviewEachShard.*\\"Next\\":\\"AdvanceCheckpoint\\"/);
+  });
+});
+
+describe('re-judge after a ruleset change', () => {
+  /** The review machine's ASL with each CloudFormation reference replaced by the logical id it names. */
+  const reviewDefinitionByLogicalId = (): { StartAt: string; States: Record<string, AslState & Record<string, any>> } => {
+    const body = resources[logicalIdOf(stack.reviewMachine)]!.Properties['DefinitionString'] as { 'Fn::Join': [string, unknown[]] };
+    const text = body['Fn::Join'][1]
+      .map((part) => (typeof part === 'string' ? part : ((part as { 'Fn::GetAtt'?: [string] })['Fn::GetAtt']?.[0] ?? 'REF')))
+      .join('');
+    return JSON.parse(text);
+  };
+
+  it('runs first in the nightly review: plan, and only when the version is new a Map over Scan segments, then complete', () => {
+    const { StartAt, States: states } = reviewDefinitionByLogicalId();
+    expect(StartAt).toBe('PlanRejudge');
+    expect(states['PlanRejudge']).toMatchObject({ Type: 'Task', Parameters: { step: 'plan' }, ResultPath: '$.rejudge', Next: 'RejudgeNeeded' });
+    expect(states['RejudgeNeeded']).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.rejudge.needed', BooleanEquals: true, Next: 'RejudgeEachSegment' }],
+      Default: 'PlanReview',
+    });
+    expect(states['RejudgeEachSegment']).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.rejudge.segments',
+      MaxConcurrency: STAGE_CONTEXT.reviewMapConcurrency,
+      ItemSelector: { step: 'segment', 'segment.$': '$$.Map.Item.Value' },
+      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' } },
+      Next: 'CompleteRejudge',
+    });
+    expect(states['CompleteRejudge']).toMatchObject({ Type: 'Task', Parameters: { step: 'complete' }, Next: 'PlanReview' });
+    // The re-judge's tasks call the re-judge function, the review's the review function.
+    const rejudgeArn = logicalIdOf(stack.rejudgeFunction.function);
+    const reviewArn = logicalIdOf(stack.reviewFunction.function);
+    const inner = states['RejudgeEachSegment']!.ItemProcessor!.States;
+    for (const task of [states['PlanRejudge']!, states['CompleteRejudge']!, inner['RejudgeSegment']!]) expect(task.Resource).toBe(rejudgeArn);
+    for (const task of [states['PlanReview']!, states['AdvanceCheckpoint']!]) expect(task.Resource).toBe(reviewArn);
+  });
+
+  it('loops a segment on the `next` its step returns, and retries any failure (a rerun resumes at the stored cursor)', () => {
+    const { States: states } = reviewDefinitionByLogicalId().States['RejudgeEachSegment']!.ItemProcessor!;
+    expect(states['RejudgeSegment']!.Next).toBe('SegmentPaused');
+    expect(states['SegmentPaused']!.Choices).toEqual([{ Variable: '$.next', IsPresent: true, Next: 'ResumeSegment' }]);
+    expect(states['ResumeSegment']).toMatchObject({ Type: 'Pass', InputPath: '$.next', Next: 'RejudgeSegment' });
+    expect(states['RejudgeSegment']!.Retry!.map((retry) => retry.ErrorEquals)).toEqual([[...LAMBDA_TRANSIENT_ERRORS], ['States.ALL']]);
+  });
+
+  it('still reviews the night when the re-judge fails, then fails the execution so the review alarm fires', () => {
+    const { States: states } = reviewDefinitionByLogicalId();
+    for (const id of ['RejudgeEachSegment', 'CompleteRejudge']) {
+      expect(states[id]!['Catch']).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.rejudgeFailure', Next: 'PlanReview' }]);
+    }
+    expect(states['AdvanceCheckpoint']!.Next).toBe('RejudgeFailed');
+    expect(states['AlreadyReviewed']!.Next).toBe('RejudgeFailed');
+    expect(states['RejudgeFailed']!.Choices).toEqual([{ Variable: '$.rejudgeFailure', IsPresent: true, Next: 'ReviewedButRejudgeFailed' }]);
+    expect(states['ReviewedButRejudgeFailed']).toMatchObject({ Type: 'Fail', Error: 'Strata.RejudgeFailed' });
+    expect(states[states['RejudgeFailed']!.Default!]!.Type).toBe('Succeed');
+  });
+
+  it("prices in the bench exactly the states a run enters (bench/rejudge.ts's transition counts)", () => {
+    const { States: states } = reviewDefinitionByLogicalId();
+    const rejudgeStates = ['PlanRejudge', 'RejudgeNeeded', 'RejudgeEachSegment', 'CompleteRejudge'];
+    for (const id of rejudgeStates) expect(states[id], id).toBeDefined();
+    expect(REJUDGE_FIXED_TRANSITIONS).toBe(rejudgeStates.length);
+    // A segment enters its loop's states once each but the resume; each pause enters them again but the end.
+    const inner = Object.keys(states['RejudgeEachSegment']!.ItemProcessor!.States).sort();
+    expect(inner).toEqual(['RejudgeSegment', 'ResumeSegment', 'SegmentDone', 'SegmentPaused']);
+    expect(REJUDGE_TRANSITIONS_PER_SEGMENT).toBe(inner.filter((id) => id !== 'ResumeSegment').length);
+    expect(REJUDGE_TRANSITIONS_PER_PAUSE).toBe(inner.filter((id) => id !== 'SegmentDone').length);
+  });
+
+  it('gives the re-judge function the table (with Scan, which nothing else may do), the bus and the journeys', () => {
+    const env = resources[logicalIdOf(stack.rejudgeFunction.function)]!.Properties['Environment'].Variables as Record<string, unknown>;
+    expect(Object.keys(env).sort()).toEqual(
+      [ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
+    );
+    const scanners = ofType('AWS::IAM::Policy').filter(([, policy]) =>
+      (policy.Properties['PolicyDocument'].Statement as Array<{ Action: string | string[] }>).some((statement) =>
+        [statement.Action].flat().includes('dynamodb:Scan'),
+      ),
+    );
+    expect(scanners.map(([id]) => id)).toEqual([logicalIdOf(stack.rejudgeFunction.role.node.findChild('DefaultPolicy') as never)]);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('re-judge'),
+      Timeout: 900,
+      Environment: { Variables: Match.objectLike({ [ENV.tableName]: ref(logicalIdOf(stack.table)) }) },
+    });
+  });
+});
+
+describe('dashboard', () => {
+  const body = (): string => {
+    const [dashboard, ...others] = ofType('AWS::CloudWatch::Dashboard');
+    expect(others).toEqual([]);
+    const text = dashboard![1].Properties['DashboardBody'] as { 'Fn::Join': [string, unknown[]] };
+    return text['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : JSON.stringify(part))).join('');
+  };
+  /** The SEARCH of one analytics metric, as the dashboard writes it (JSON-escaped inside the body). */
+  const search = (metricName: string, where: string): string =>
+    `SEARCH('Namespace=\\"${metricsNamespaceOf(stack.stackName)}\\" MetricName=\\"${metricName}\\" ${where.replaceAll('"', '\\"')}'`;
+
+  it('is named after the stack, so two stages in one account keep apart', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: stack.stackName });
+  });
+
+  it('draws the census, entries and exits of every tier of the ruleset', () => {
+    const text = body();
+    expect(stack.ruleset.tiers.length).toBeGreaterThan(1);
+    for (const tier of stack.ruleset.tiers) {
+      expect(text).toContain(`${search(ANALYTICS_METRICS.tierCensus, `Tier="${tier.id}"`)}, 'Maximum', 86400`);
+      expect(text).toContain(`${search(ANALYTICS_METRICS.tierEntered, `Tier="${tier.id}"`)}, 'Sum', 86400`);
+      expect(text).toContain(`${search(ANALYTICS_METRICS.tierLeft, `Tier="${tier.id}"`)}, 'Sum', 86400`);
+    }
+  });
+
+  it("draws each journey's funnel: entered, held out, exited, conversions treated and held out, sent and deferred per send step", () => {
+    const text = body();
+    const journeys = Object.values(stack.ruleset.journeys);
+    expect(journeys.length).toBeGreaterThan(0);
+    for (const journey of journeys) {
+      for (const metric of [
+        ANALYTICS_METRICS.journeyEntered,
+        ANALYTICS_METRICS.journeyHeldOut,
+        ANALYTICS_METRICS.journeyExited,
+        ANALYTICS_METRICS.journeyConversionsTreated,
+        ANALYTICS_METRICS.journeyConversionsHeldOut,
+      ]) {
+        expect(text).toContain(search(metric, `Journey="${journey.id}"`));
+      }
+      const sendSteps = journey.steps.filter(isSendStep);
+      expect(sendSteps.length).toBeGreaterThan(0);
+      for (const step of sendSteps) {
+        for (const metric of [ANALYTICS_METRICS.journeySent, ANALYTICS_METRICS.journeyDeferred]) {
+          expect(text).toContain(search(metric, `Journey="${journey.id}" Step="${step.id}"`));
+        }
+      }
+      // Wait and branch steps send nothing, so they get no line.
+      for (const step of journey.steps.filter((step) => !isSendStep(step))) expect(text).not.toContain(`Step=\\"${step.id}\\"`);
+    }
+  });
+
+  it('uses no dimension but Tier, Journey and Step for the analytics metrics', () => {
+    const dimensions = [...body().matchAll(/MetricName=\\"(\w+)\\"((?: \w+=\\"[^\\]+\\")+)/g)].flatMap(([, , terms]) =>
+      [...terms!.matchAll(/ (\w+)=/g)].map(([, name]) => name),
+    );
+    expect(dimensions.length).toBeGreaterThan(0);
+    expect(new Set(dimensions)).toEqual(new Set(Object.values(ANALYTICS_DIMENSIONS)));
+  });
+
+  it('draws dead letters, queue age, review duration and review failures', () => {
+    const text = body();
+    // References are spliced into the body's strings, so they appear quoted.
+    const queueName = (queue: Queue) => `"QueueName","${JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(queue), 'QueueName'] })}"`;
+    for (const queue of [stack.ingestDeadLetterQueue, stack.scheduleDeadLetterQueue]) {
+      expect(text).toContain(`"AWS/SQS","ApproximateNumberOfMessagesVisible",${queueName(queue)}`);
+      expect(text).toContain(`"AWS/SQS","ApproximateAgeOfOldestMessage",${queueName(queue)}`);
+    }
+    expect(text).toContain(`"AWS/SQS","ApproximateAgeOfOldestMessage",${queueName(stack.ingestQueue)}`);
+    const review = `"StateMachineArn","${JSON.stringify(ref(logicalIdOf(stack.reviewMachine)))}"`;
+    for (const metric of ['ExecutionTime', 'ExecutionsFailed', 'ExecutionsTimedOut']) {
+      expect(text).toContain(`"AWS/States","${metric}",${review}`);
+    }
+    expect(text).toContain(`"${metricsNamespaceOf(stack.stackName)}","${REVIEW_USERS_FAILED_METRIC}","service","strata-review"`);
   });
 });
 
@@ -532,7 +699,7 @@ describe('IAM', () => {
 describe('functions', () => {
   it('run on Node.js 22 or later, on arm64', () => {
     const functions = ofType('AWS::Lambda::Function');
-    expect(functions).toHaveLength(3);
+    expect(functions).toHaveLength(4);
     for (const [id, fn] of functions) {
       const version = Number(/^nodejs(\d+)\./.exec(fn.Properties['Runtime'])?.[1]);
       expect(version, id).toBeGreaterThanOrEqual(22);
@@ -552,12 +719,12 @@ describe('functions', () => {
     console.info(`ingest bundle: ${bytes} bytes (${(bytes / 1024).toFixed(0)} KiB) minified; synth with bundling took ${synthSeconds.toFixed(1)} s`);
   });
 
-  it('loads the bundle as Lambda would: the baked-in ruleset parses and the handler is built at module load', () => {
+  it.each(['ingest', 'rejudge'] as const)('loads the %s bundle as Lambda would: the baked-in rules parse, the handler is built', (name) => {
     // Outside the repository (whose package.json says "type": "module") and with only the AWS SDK to resolve,
     // as in the Lambda runtime.
     const scratch = mkdtempSync(join(tmpdir(), 'strata-bundle-'));
     try {
-      copyFileSync(ingestBundle(), join(scratch, 'index.js'));
+      copyFileSync(ingestBundle(name === 'ingest' ? stack.ingestFunction : stack.rejudgeFunction), join(scratch, 'index.js'));
       const stdout = execFileSync(process.execPath, ['--no-warnings', '-e', "process.stdout.write(typeof require('./index.js').handler)"], {
         cwd: scratch,
         encoding: 'utf8',

@@ -5,6 +5,7 @@
  * stop or start them); with `--table` the CLI performs them itself against AWS: DynamoDB, Step Functions for the
  * journeys and EventBridge for the notices. Both run the same core calls (core/operator.ts).
  */
+import { createDynamoCounters } from '../../aws/dynamo-counters.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SFNClient } from '@aws-sdk/client-sfn';
@@ -71,6 +72,7 @@ export function awsOperatorServices(ruleset: Ruleset, clients: AwsOperatorClient
       journeyIds,
     }),
     clock: { now: () => new Date() },
+    counters: createDynamoCounters({ client: clients.dynamo, tableName: target.tableName }),
   };
 }
 

@@ -1,12 +1,13 @@
 import { Command } from 'commander';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { basename, join, resolve } from 'node:path';
 import type { Ruleset } from '../../core/ruleset.js';
-import { streamEventLines } from '../../local/event-lines.js';
+import { type SkippedLine, streamEventLines } from '../../local/event-lines.js';
 import { EXAMPLE_EVENTS_FILE, EXAMPLE_EVENTS_OPTIONS, ensureExampleEvents } from '../../local/example-events.js';
 import { renderReportHtml } from '../../local/report-html.js';
 import { compareRulesets, movesCsv } from '../../replay/compare.js';
+import { replayThreadsFor, startParallelReplay } from '../../replay/parallel-replay.js';
 import { type ReplayOptions, type SimulationResult, runReplay } from '../../replay/replay-engine.js';
 import { REPLAY_HOLDOUT_CAVEAT, describeDifference, describeGroup } from '../../replay/holdout-text.js';
 import type { ComparedSide, RulesetComparison, SimulationSummary } from '../../replay/simulation-summary.js';
@@ -74,10 +75,12 @@ export interface SimulateOptions {
   movesCsv?: string;
   /** Replay through the embedded stack (dynalite, the local queue, aws-local-stepfunctions) instead of in memory. */
   fullStack?: boolean;
+  /** Worker threads for the in-memory replay, each replaying a share of the users; by default one per core for a big history. */
+  threads?: string;
 }
 
-async function replayWith(options: SimulateOptions, replay: ReplayOptions): Promise<SimulationResult> {
-  if (!options.fullStack) return runReplay(replay);
+async function replayWith(fullStack: boolean | undefined, replay: ReplayOptions): Promise<SimulationResult> {
+  if (!fullStack) return runReplay(replay);
   // Loaded only when asked for: the embedded stack brings dynalite and the AWS SDK.
   const { runSimulation } = await import('../../local/simulation.js');
   return runSimulation(replay);
@@ -155,31 +158,99 @@ export async function simulate(options: SimulateOptions, out: CliOutput): Promis
     if (await ensureExampleEvents(resolve(options.events)))
       out.info(`Generated ${options.events}: the example population, ${users} users over ${days} days (pass --events FILE.jsonl for your own).`);
   }
-  const { events, lines, skipped } = await streamEventLines(resolve(options.events), readingProgress(out)).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT')
-      throw new UsageError(`simulate: no events file at ${options.events}`, 'generate one with `npm run examples` or pass --events FILE.jsonl');
-    throw error;
-  });
-  for (const line of skipped.slice(0, 20)) out.error(`${options.events}:${line.line}: skipped: ${line.reason}`);
-  if (skipped.length > 20) out.error(`... and ${skipped.length - 20} more skipped lines`);
-  if (events.length === 0) throw new UsageError(`simulate: ${options.events} has no valid events`);
+  const eventsFile = resolve(options.events);
+  const fileBytes = await stat(eventsFile).then(
+    (stats) => stats.size,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT')
+        throw new UsageError(`simulate: no events file at ${options.events}`, 'generate one with `npm run examples` or pass --events FILE.jsonl');
+      throw error;
+    },
+  );
+  const threads = simulateThreads(options, fileBytes);
+  const history =
+    threads > 1
+      ? await readInThreads(eventsFile, threads, options, ruleset, candidate, out)
+      : await readInProcess(eventsFile, options.fullStack, out);
+  try {
+    const { skipped } = history;
+    for (const line of skipped.slice(0, 20)) out.error(`${options.events}:${line.line}: skipped: ${line.reason}`);
+    if (skipped.length > 20) out.error(`... and ${skipped.length - 20} more skipped lines`);
+    if (history.events === 0) throw new UsageError(`simulate: ${options.events} has no valid events`);
 
-  const engine = options.fullStack ? 'through the embedded stack (--full-stack)' : 'in memory';
-  out.info(`Simulating ${events.length} events ${engine} on a virtual clock, ${extraDays} extra days of nightly reviews...`);
-  const replay = (ruleset: Ruleset): ReplayOptions => ({
-    ruleset,
-    events,
-    lines,
-    skippedLines: skipped.length,
-    extraDays,
-    ...(events.length >= PROGRESS_MIN_EVENTS || process.stderr.isTTY ? { onProgress: progressReporter(ruleset.version, 'events', out) } : {}),
-  });
-  const baseline = await replayWith(options, { ...replay(ruleset), ...(candidate ? { shipDayRuleset: candidate } : {}) });
+    const engine = options.fullStack ? 'through the embedded stack (--full-stack)' : threads > 1 ? `in memory on ${threads} threads` : 'in memory';
+    out.info(`Simulating ${history.events} events ${engine} on a virtual clock, ${extraDays} extra days of nightly reviews...`);
+    const progress = (ruleset: Ruleset): Pick<ReplayOptions, 'onProgress'> =>
+      history.events >= PROGRESS_MIN_EVENTS || process.stderr.isTTY ? { onProgress: progressReporter(ruleset.version, 'events', out) } : {};
+    const replay = (side: Ruleset, shipDay?: Ruleset): Promise<SimulationResult> =>
+      history.replay({ ruleset: side, extraDays, skippedLines: skipped.length, ...progress(side), ...(shipDay ? { shipDayRuleset: shipDay } : {}) });
+    return await reportOn(options, out, ruleset, candidate, await replay(ruleset, candidate), candidate ? () => replay(candidate) : undefined);
+  } finally {
+    await history.close();
+  }
+}
+
+function simulateThreads(options: SimulateOptions, fileBytes: number): number {
+  if (options.threads === undefined) return options.fullStack ? 1 : replayThreadsFor(fileBytes);
+  const threads = Number(options.threads);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64)
+    throw new UsageError(`simulate: --threads must be a whole number from 1 to 64, not "${options.threads}"`);
+  if (options.fullStack && threads > 1) throw new UsageError('simulate: --threads is for the in-memory replay; --full-stack runs on one thread');
+  return threads;
+}
+
+/** A history ready to replay under a ruleset, read in this thread or by worker threads. */
+interface ReadHistory {
+  events: number;
+  skipped: SkippedLine[];
+  replay(options: Omit<ReplayOptions, 'events' | 'lines'>): Promise<SimulationResult>;
+  close(): Promise<void>;
+}
+
+async function readInProcess(eventsFile: string, fullStack: boolean | undefined, out: CliOutput): Promise<ReadHistory> {
+  const { events, lines, skipped } = await streamEventLines(eventsFile, readingProgress(out));
+  return { events: events.length, skipped, replay: (options) => replayWith(fullStack, { ...options, events, lines }), close: async () => undefined };
+}
+
+async function readInThreads(
+  eventsFile: string,
+  threads: number,
+  options: SimulateOptions,
+  ruleset: Ruleset,
+  candidate: Ruleset | undefined,
+  out: CliOutput,
+): Promise<ReadHistory> {
+  const rulesets = [{ ruleset, dir: resolve(options.rules) }, ...(candidate ? [{ ruleset: candidate, dir: resolve(options.compare!) }] : [])];
+  const parallel = await startParallelReplay({ file: eventsFile, threads, rulesets, onReading: readingProgress(out) });
+  const indexOf = (side: Ruleset): number => rulesets.findIndex((r) => r.ruleset === side);
+  return {
+    events: parallel.events,
+    skipped: parallel.skipped,
+    replay: ({ ruleset: side, shipDayRuleset, extraDays, skippedLines, onProgress }) =>
+      parallel.run({
+        ruleset: indexOf(side),
+        ...(shipDayRuleset ? { shipDayRuleset: indexOf(shipDayRuleset) } : {}),
+        extraDays: extraDays ?? 0,
+        skippedLines: skippedLines ?? 0,
+        ...(onProgress ? { onProgress } : {}),
+      }),
+    close: () => parallel.close(),
+  };
+}
+
+async function reportOn(
+  options: SimulateOptions,
+  out: CliOutput,
+  ruleset: Ruleset,
+  candidate: Ruleset | undefined,
+  baseline: SimulationResult,
+  replayCandidate: (() => Promise<SimulationResult>) | undefined,
+): Promise<SimulationSummary> {
   reportRejections(options.events, baseline, out);
   const summary: SimulationSummary = { ...baseline.summary };
   printSummary(summary, out);
-  if (candidate) {
-    const compared = await replayWith(options, replay(candidate));
+  if (candidate && replayCandidate) {
+    const compared = await replayCandidate();
     reportRejections(`${options.events} (under the --compare rules)`, compared, out);
     const c = compareRulesets(baseline, compared, {
       baseline: await describeSide(options.rules, ruleset),
@@ -213,6 +284,10 @@ export function simulateCommand(out: CliOutput): Command {
     .option('--days <n>', 'keep running nightly reviews this many days after the last event', '0')
     .option('--out <dir>', 'write summary.json and report.html here')
     .option('--moves-csv <file>', 'with --compare: write every user who ends in a different tier (userId,from,to) to this CSV file')
+    .option(
+      '--threads <n>',
+      'worker threads for the in-memory replay, each replaying a share of the users (default: one per core for a history over 32 MB)',
+    )
     .option(
       '--full-stack',
       'replay through the embedded stack (dynalite, local queue, Step Functions emulator) instead of in memory: slower, the fidelity reference',

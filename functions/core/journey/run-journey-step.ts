@@ -2,6 +2,7 @@
  * One journey step, end to end: load the user, decide, and for a send, record it and publish the action.
  * The same function runs behind the Task state in Lambda and in the local runner; only the ports differ.
  */
+import { type AnalyticsCounters, journeyStepCount } from '../analytics.js';
 import { localDate } from '../dates.js';
 import type { DayBucket, UserProfile } from '../state.js';
 import { decideJourneyStep, journeyLookbackDate, toStepResult, type JourneyAction } from './decide-journey-step.js';
@@ -22,6 +23,8 @@ export interface JourneyStepPorts {
   store: JourneyStepStore;
   publisher: JourneyActionPublisher;
   clock: { now(): Date };
+  /** The journey counters (see analytics.ts); absent where nothing reports on them. */
+  counters?: Pick<AnalyticsCounters, 'addJourneyStep'>;
 }
 
 export interface JourneyStepRequest {
@@ -47,15 +50,23 @@ export async function runJourneyStep(ports: JourneyStepPorts, request: JourneySt
     rulesetTimeZone,
     ...(task.sinceSentAt ? { sinceSentAt: task.sinceSentAt } : {}),
   });
+  const today = localDate(now, rulesetTimeZone);
+  const result = toStepResult(decision);
+  const count = journeyStepCount(task, result, today);
   if (decision.outcome === 'sent') {
     const { action } = decision;
-    await ports.store.recordSend(task.userId, localDate(now, rulesetTimeZone), action.actionId);
+    // Counted only when the send is recorded for the first time, and before publishing: a step retried after a
+    // failed publish records nothing new, so it neither loses nor repeats the count. Test actions count nothing.
+    const firstRecord = await ports.store.recordSend(task.userId, today, action.actionId);
+    if (firstRecord && action.test !== true && count) await ports.counters?.addJourneyStep(count);
     // Publish even when the send was already recorded: a previous attempt may have recorded it and then failed
     // before publishing (the state machine retries the Task). Skipping would lose the action; publishing again
     // is at-least-once delivery, and the stable actionId lets the channels drop the duplicate.
     await ports.publisher.publishJourneyAction(action);
+  } else if (count) {
+    await ports.counters?.addJourneyStep(count);
   }
-  return toStepResult(decision);
+  return result;
 }
 
 /** The pinned step inside a Task's input. */

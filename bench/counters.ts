@@ -1,0 +1,119 @@
+/**
+ * What the analytics counters cost per event: the example population replayed through the embedded stack (the real
+ * ingest, journey-step and review handlers on dynalite, the compiled journeys on the local runner, a virtual clock),
+ * with every DynamoDB request's ConsumedCapacity read off the client. A request on a `STATS#…` key is a counter's.
+ *
+ *   tsx bench/counters.ts [users]     prints the figures as JSON
+ */
+import { fileURLToPath } from 'node:url';
+import { addDays, localDate } from '../functions/core/dates.js';
+import type { UserEvent } from '../functions/core/event.js';
+import { instantAtLocalTime } from '../functions/core/local-time.js';
+import type { Ruleset } from '../functions/core/ruleset.js';
+import { createVirtualClock } from '../functions/local/clock.js';
+import { generateEvents } from '../functions/local/example-population.js';
+import { startLocalStack } from '../functions/local/local-stack.js';
+import { localEnvelope } from '../functions/local/local-bus.js';
+import { POPULATION_START } from './capacity.js';
+
+export interface CountersResult {
+  users: number;
+  events: number;
+  /** Counter write units ÷ events ingested: the issue's budget is 0.1. */
+  countersWruPerEvent: number;
+  /** Every write unit of the run (store, journeys, review, counters) ÷ events, for scale. */
+  allWruPerEvent: number;
+  /** Counter writes by item kind: tier changes, entries and conversions; journey step outcomes; nightly snapshots. */
+  counterWrites: { tierItems: number; journeyItems: number; snapshots: number };
+  counterWru: number;
+  /** Events the stack applied (duplicates aside). */
+  eventsApplied: number;
+}
+
+const HOUR_MS = 3_600_000;
+const REVIEW_MINUTE = 2 * 60;
+const r3 = (value: number): number => Math.round(value * 1000) / 1000;
+
+interface Metered {
+  input?: { Key?: Record<string, { S?: string }>; Item?: Record<string, { S?: string }> };
+}
+const WRITE_COMMANDS: ReadonlySet<string> = new Set(['PutItemCommand', 'UpdateItemCommand', 'DeleteItemCommand', 'BatchWriteItemCommand']);
+
+export async function measureCounters(ruleset: Ruleset, options: { users: number; days?: number; seed?: number }): Promise<CountersResult> {
+  const events: UserEvent[] = generateEvents({ users: options.users, days: options.days ?? 60, seed: options.seed ?? 11, start: POPULATION_START });
+  events.sort((a, b) => Date.parse(a.occurredAt) - Date.parse(b.occurredAt));
+  const zone = ruleset.timezone;
+  const firstDate = localDate(events[0]!.occurredAt, zone);
+  const lastDate = localDate(events[events.length - 1]!.occurredAt, zone);
+  const clock = createVirtualClock(instantAtLocalTime(firstDate, 0, zone));
+  const stack = await startLocalStack({ ruleset, clock, batchWindowMs: 0, ingestConcurrency: 4 });
+  clock.settleWith(() => stack.settle());
+  const units = { all: 0, counters: 0 };
+  const writes = { tierItems: 0, journeyItems: 0, snapshots: 0 };
+  stack.dynalite.client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const output = await next(args);
+      const consumed = (output.output as { ConsumedCapacity?: { CapacityUnits?: number } }).ConsumedCapacity?.CapacityUnits ?? 0;
+      const command = (args as Metered).input;
+      const key = command?.Key?.['pk']?.S ?? command?.Item?.['pk']?.S ?? '';
+      if (!WRITE_COMMANDS.has(context.commandName ?? '')) return output;
+      units.all += consumed;
+      if (key.startsWith('STATS#')) {
+        units.counters += consumed;
+        if (key === 'STATS#TIERS') writes.tierItems += 1;
+        else if (key === 'STATS#CENSUS') writes.snapshots += 1;
+        else writes.journeyItems += 1;
+      }
+      return output;
+    },
+    { step: 'initialize', name: 'benchCounterCapacity' },
+  );
+  let eventsApplied = 0;
+  try {
+    await stack.store.setReviewCheckpoint(addDays(firstDate, -1));
+    let next = 0;
+    for (let date = firstDate; date <= lastDate; date = addDays(date, 1)) {
+      const dayStart = instantAtLocalTime(date, 0, zone).getTime();
+      for (let hour = 0; hour < 24; hour++) {
+        if (hour * 60 === REVIEW_MINUTE) {
+          await clock.advanceTo(instantAtLocalTime(date, REVIEW_MINUTE, zone));
+          await stack.runNightlyReview();
+          await stack.settle();
+        }
+        const sliceEnd = dayStart + (hour + 1) * HOUR_MS;
+        const slice: UserEvent[] = [];
+        while (next < events.length && Date.parse(events[next]!.occurredAt) < sliceEnd) slice.push(events[next++]!);
+        if (slice.length === 0) continue;
+        await clock.advanceTo(new Date(sliceEnd));
+        await stack.bus.put(
+          slice.map((event) =>
+            localEnvelope({ source: 'bench.counters', detailType: event.type, detail: { ...event }, time: new Date(event.occurredAt) }),
+          ),
+        );
+        await stack.settle();
+      }
+    }
+    eventsApplied = stack.counters.eventsRecorded;
+  } finally {
+    await stack.close();
+  }
+  return {
+    users: options.users,
+    events: events.length,
+    countersWruPerEvent: r3(units.counters / events.length),
+    allWruPerEvent: r3(units.all / events.length),
+    counterWrites: writes,
+    counterWru: units.counters,
+    eventsApplied,
+  };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const [{ loadRulesetOrThrow }, { readProjectFiles }] = await Promise.all([
+    import('../functions/core/ruleset.js'),
+    import('../functions/local/project-files.js'),
+  ]);
+  const ruleset = loadRulesetOrThrow(await readProjectFiles(process.cwd()));
+  const result = await measureCounters(ruleset, { users: Number(process.argv[2] ?? 200) });
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+}

@@ -1,0 +1,197 @@
+/**
+ * The production counters on the embedded stack (dynalite, the local runner, the real handlers): `strata report`'s
+ * census matches the profiles counted directly, a redelivered tier change counts once, held-out and treated
+ * conversions are counted over the same horizon, and operator paths (lock, forget) keep the census exact.
+ */
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createDynamoCounters } from '../../functions/aws/dynamo-counters.js';
+import { readProductionReport, renderProductionHtml } from '../../functions/cli/commands/report.js';
+import { loadValidRuleset } from '../../functions/cli/commands/simulate.js';
+import { COUNTER_NAMES } from '../../functions/core/analytics.js';
+import { addDays, localDate } from '../../functions/core/dates.js';
+import { type TierServices, ingestEvent } from '../../functions/core/ingest.js';
+import { journeyStepSpec } from '../../functions/core/journey/compile-journey.js';
+import { isHeldOut } from '../../functions/core/journey/decide-journey-step.js';
+import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js';
+import { journeyStepStore } from '../../functions/handlers/journey-step.js';
+import { instantAtLocalTime } from '../../functions/core/local-time.js';
+import { forgetUser, lockUser } from '../../functions/core/operator.js';
+import type { Ruleset } from '../../functions/core/ruleset.js';
+import { type VirtualClock, createVirtualClock } from '../../functions/local/clock.js';
+import { type LocalStack, startLocalStack } from '../../functions/local/local-stack.js';
+
+const DAY0 = '2026-03-02';
+
+let ruleset: Ruleset;
+let clock: VirtualClock;
+let stack: LocalStack;
+
+async function sendEvent(userId: string, type: string, eventId: string, properties: Record<string, unknown> = {}): Promise<void> {
+  const at = clock.now().toISOString();
+  await stack.bus.put([
+    {
+      version: '0',
+      id: eventId,
+      'detail-type': type,
+      source: 'test.app',
+      account: '000000000000',
+      time: at.replace(/\.\d{3}Z$/, 'Z'),
+      region: 'local',
+      resources: [],
+      detail: { eventId, userId, type, occurredAt: at, properties },
+    },
+  ]);
+  await stack.settle();
+}
+
+/** Users per tier, counted from the profiles themselves (a Scan: the thing the counters exist to avoid). */
+async function profilesByTier(): Promise<Record<string, number>> {
+  const tiers: Record<string, number> = Object.fromEntries(ruleset.tiers.map((tier) => [tier.id, 0]));
+  let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
+  do {
+    const page = await stack.dynalite.client.send(
+      new ScanCommand({
+        TableName: stack.dynalite.tableName,
+        FilterExpression: 'sk = :profile',
+        ExpressionAttributeValues: { ':profile': { S: 'PROFILE' } },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      const tier = item['tier']?.S;
+      if (tier) tiers[tier] = (tiers[tier] ?? 0) + 1;
+    }
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return tiers;
+}
+
+const counters = () => createDynamoCounters({ client: stack.dynalite.client, tableName: stack.dynalite.tableName });
+const report = async () => readProductionReport(ruleset, counters(), localDate(clock.now(), ruleset.timezone), 30);
+
+beforeEach(async () => {
+  ruleset = await loadValidRuleset(process.cwd(), 'the ruleset');
+  clock = createVirtualClock(instantAtLocalTime(DAY0, 10 * 60, ruleset.timezone));
+  stack = await startLocalStack({ ruleset, clock, batchWindowMs: 0 });
+  clock.settleWith(() => stack.settle());
+  await stack.store.setReviewCheckpoint(addDays(DAY0, -1));
+});
+afterEach(async () => {
+  await stack.close();
+});
+
+describe('production counters on the local stack', () => {
+  it('report matches the profiles counted directly after a small run with promotions, a lock and an erasure', async () => {
+    for (let user = 0; user < 12; user++) await sendEvent(`u${user}`, 'app.opened', `open-${user}`);
+    // Three active days and a completed lesson make a member (rules/member.json).
+    for (let day = 1; day <= 3; day++) {
+      await clock.advanceTo(new Date(instantAtLocalTime(addDays(DAY0, day), 10 * 60, ruleset.timezone)));
+      for (let user = 0; user < 5; user++) {
+        await sendEvent(`u${user}`, 'app.opened', `open-${user}-${day}`);
+        await sendEvent(`u${user}`, 'content.completed', `done-${user}-${day}`, { contentId: 'lesson-1' });
+      }
+    }
+    await lockUser(stack.services, 'u7', { tier: 'core', reason: 'partner' });
+    await forgetUser({ ...stack.services, eraser: stack.store, erasurePublisher: { publishUserForgotten: async () => {} } }, 'u8');
+    await stack.settle();
+
+    const direct = await profilesByTier();
+    expect(direct['member']).toBeGreaterThan(0);
+    expect(direct['core']).toBe(1);
+    const production = await report();
+    expect(production.census).toEqual(direct);
+    expect(production.flows).toContainEqual({ from: null, to: 'visitor', count: 12 });
+    expect(production.flows).toContainEqual({ from: 'visitor', to: null, count: 1 });
+    const visitorJourney = production.journeys.find((journey) => journey.tier === 'visitor')!;
+    expect(visitorJourney.entered).toBe(12);
+    expect(visitorJourney.steps.some((step) => step.sent > 0)).toBe(true);
+    expect(renderProductionHtml(production)).toContain('Strata production report');
+  });
+
+  it('counts a tier change once when its outbox flush fails after counting and is repeated by a redelivery', async () => {
+    let failures = 1;
+    const services: TierServices = {
+      ...stack.services,
+      journeys: {
+        async start(journey, userId) {
+          if (failures-- > 0) throw new Error('Step Functions outage');
+          return stack.services.journeys.start(journey, userId);
+        },
+        stop: (name) => stack.services.journeys.stop(name),
+      },
+    };
+    const event = { eventId: 'e-1', userId: 'redelivered', type: 'app.opened', occurredAt: clock.now().toISOString(), properties: {} };
+    const first = await ingestEvent(services, event);
+    expect(first.outboxError).toBeDefined();
+    // The redelivery (after the lease runs out) flushes the outbox again, counter write included.
+    await clock.advanceTo(new Date(clock.now().getTime() + 120_000));
+    await ingestEvent(services, event);
+    expect((await stack.store.loadUser('redelivered', DAY0)).profile?.outboxVersion).toBeUndefined();
+    const production = await report();
+    expect(production.census['visitor']).toBe(1);
+    expect(production.flows).toEqual([{ from: null, to: 'visitor', count: 1 }]);
+  });
+
+  it('counts a send once when its step is retried after a failed publish', async () => {
+    const journey = ruleset.journeys['visitor']!;
+    let userId = 'sender-0';
+    for (let i = 1; isHeldOut(userId, journey); i++) userId = `sender-${i}`;
+    await sendEvent(userId, 'app.opened', `open-${userId}`);
+    const stepId = journey.steps.find((step) => step.type === 'content')!.id;
+    const task = {
+      ...journeyStepSpec(journey, stepId),
+      userId,
+      executionName: `manual-${userId}`,
+      startedAt: clock.now().toISOString(),
+    };
+    let publishFailures = 1;
+    const ports = {
+      store: journeyStepStore(stack.store),
+      publisher: {
+        async publishJourneyAction() {
+          if (publishFailures-- > 0) throw new Error('bus outage');
+        },
+      },
+      clock,
+      counters: counters(),
+    };
+    const sentSoFar = async () =>
+      (await counters().readJourneyDays(journey.id, DAY0)).reduce((sum, day) => sum + (day.counts[COUNTER_NAMES.sent(stepId)] ?? 0), 0);
+    const before = await sentSoFar();
+    await expect(runJourneyStep(ports, { task, rulesetTimeZone: ruleset.timezone })).rejects.toThrow('bus outage');
+    const retried = await runJourneyStep(ports, { task, rulesetTimeZone: ruleset.timezone });
+    expect(retried.outcome).toBe('sent');
+    expect((await sentSoFar()) - before).toBe(1);
+  });
+
+  it('counts held-out and treated conversions over the same horizon: entry until the planned length ends', async () => {
+    const journey = ruleset.journeys['visitor']!;
+    const heldOut: string[] = [];
+    const treated: string[] = [];
+    for (let i = 0; heldOut.length < 2 || treated.length < 2; i++) {
+      const userId = `c${i}`;
+      if (isHeldOut(userId, journey)) heldOut.length < 2 && heldOut.push(userId);
+      else if (treated.length < 2) treated.push(userId);
+    }
+    for (const userId of [...heldOut, ...treated]) await sendEvent(userId, 'app.opened', `open-${userId}`);
+    const purchase = { product: 'pm-camp-4day', amount: 99 };
+    // Within the horizon: one of each group converts, twice (the second purchase of an entry counts nothing).
+    await clock.advanceTo(new Date(clock.now().getTime() + 2 * 86_400_000));
+    for (const userId of [heldOut[0]!, treated[0]!]) {
+      await sendEvent(userId, 'order.paid', `buy-${userId}`, purchase);
+      await sendEvent(userId, 'order.paid', `buy-again-${userId}`, purchase);
+    }
+    // After the journey's planned length (7 days): the other two buy, too late to count for either group.
+    await clock.advanceTo(new Date(clock.now().getTime() + 8 * 86_400_000));
+    for (const userId of [heldOut[1]!, treated[1]!]) await sendEvent(userId, 'order.paid', `buy-${userId}`, purchase);
+
+    const visitor = (await report()).journeys.find((j) => j.journeyId === journey.id)!;
+    expect(visitor.observed.heldOut).toMatchObject({ users: 2, converted: 1 });
+    expect(visitor.observed.treated).toMatchObject({ users: 2, converted: 1 });
+    expect(visitor.observed.difference).toBeNull();
+    const entryDay = (await counters().readTierDays()).find((day) => day.date === DAY0)!;
+    expect(entryDay.counts[COUNTER_NAMES.convertedHeldOut(journey.id)]).toBe(1);
+    expect(entryDay.counts[COUNTER_NAMES.convertedTreated(journey.id)]).toBe(1);
+  });
+});
