@@ -77,6 +77,18 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     return this.users.get(userId)?.days.get(date)?.counters[counter] ?? 0;
   }
 
+  /**
+   * Whether any of the user's days or guards already holds the event key. Only an event never seen before can skip
+   * its decision: a copy of a known one may be a resend on another day, which ingest settles (settleCopy).
+   */
+  knowsEventKey(userId: string, eventKey: string): boolean {
+    const user = this.users.get(userId);
+    if (!user) return false;
+    if (user.guards.has(eventKey)) return true;
+    for (const day of user.days.values()) if (day.eventKeys.has(eventKey)) return true;
+    return false;
+  }
+
   private user(userId: string): StoredUser {
     let user = this.users.get(userId);
     if (!user) {

@@ -12,7 +12,9 @@
  *    outbox are as they were.
  * 3. This event changes no attribute and no consent (applyEventToAttributes and applyConsentEvent return undefined,
  *    so decideAndSave's `ownChange` stays false).
- * 4. No fact the rules read has moved since that decision: every counter this event (and each event skipped since)
+ * 4. The event's key is not yet stored on any day or guard of the user: a copy of a known event may be a resend
+ *    with another date, which ingest settles across days (the store's settleCopy) rather than only recording.
+ * 5. No fact the rules read has moved since that decision: every counter this event (and each event skipped since)
  *    adds to is read by no metric, or only as the count counter of `distinct-days` and `last` metrics, which read
  *    only whether the day's counter is above zero; and that day's counter was already above zero before the event.
  *    The window start and `days-since` facts depend on the date alone, which is unchanged (1).

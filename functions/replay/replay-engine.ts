@@ -274,6 +274,7 @@ export async function replayPrepared(
   /** The event's increment if the event is quiet for this profile, so that recording it is all ingest would do. */
   const quietIncrement = (profile: UserProfile, event: UserEvent): DayIncrement | undefined => {
     if (applyEventToAttributes(ruleset, profile, event) !== undefined || applyConsentEvent(profile, event) !== undefined) return undefined;
+    if (store.knowsEventKey(event.userId, eventKey(event.eventId))) return undefined;
     const increment = dayIncrements(ruleset, event);
     return leavesFactsAsTheyWere(increment, presenceOnly, (date, counter) => store.counterOn(event.userId, date, counter)) ? increment : undefined;
   };
