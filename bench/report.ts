@@ -114,6 +114,12 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
       met: r.simulate.millionEvents.seconds <= 60 && r.simulate.millionEvents.peakRssMb <= 1536,
     },
     {
+      metric: `strata import, ${r.import.events} events into dynalite: write requests per event (${fixed(r.import.eventsPerSec, 0)} events/s, ${fixed(r.import.wruPerEvent, 3)} WRU per event)`,
+      target: '≤ 0.2',
+      measured: fixed(r.import.writeRequestsPerEvent, 3),
+      met: r.import.writeRequestsPerEvent <= 0.2,
+    },
+    {
       metric: 'ingest Lambda bundle, minified',
       target: '≤ 600 KB',
       measured: `${(r.coldStart.bundleBytes / 1024).toFixed(0)} KiB`,

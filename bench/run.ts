@@ -16,6 +16,7 @@ import { type DevFigures, measureDev } from './dev.js';
 import { type CountersResult, measureCounters } from './counters.js';
 import { type CostResult, type Prices, costModel } from './cost.js';
 import { measureEvaluation } from './evaluation.js';
+import { type ImportFigures, measureImport } from './import.js';
 import { type JourneyFigures, measureJourneys } from './journeys.js';
 import { renderTable, replaceReadmeSection, targetChecks, type TargetCheck } from './report.js';
 import { type RejudgeCost, measureRejudge } from './rejudge.js';
@@ -47,6 +48,8 @@ export interface BenchOptions {
   devEvents: number;
   devUsers: number;
   devIdleSeconds: number;
+  /** Events of the example history `strata import` writes into dynalite; 1,000,000 in a full run. */
+  importEvents?: number;
   log?: (line: string) => void;
 }
 
@@ -78,6 +81,7 @@ export interface BenchResults {
   cost: CostResult;
   rejudge: RejudgeCost;
   simulate: SimulateFigures;
+  import: ImportFigures;
   targets?: TargetCheck[];
 }
 
@@ -155,6 +159,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
   const rejudge = await timed('re-judge', () => measureRejudge(ruleset, prices, { users: options.rejudgeUsers ?? (options.quick ? 300 : 2_000) }));
+  const importFigures = await timed('import', () => measureImport(ruleset, { events: options.importEvents ?? (options.quick ? 50_000 : 1_000_000) }));
   const counters = await timed('analytics counters', () => measureCounters(ruleset, { users: options.countersUsers ?? (options.quick ? 60 : 300) }));
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
   const cost = costModel(prices, {
@@ -222,6 +227,13 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       eventsPerSec: r1(simulate.eventsPerSec),
       fullStackEventsPerSec: r1(simulate.fullStackEventsPerSec),
       eventsPerCpuSec: r1(simulate.eventsPerCpuSec),
+    },
+    import: {
+      ...importFigures,
+      seconds: r1(importFigures.seconds),
+      eventsPerSec: r1(importFigures.eventsPerSec),
+      writeRequestsPerEvent: r3(importFigures.writeRequestsPerEvent),
+      wruPerEvent: r3(importFigures.wruPerEvent),
     },
   };
   results.targets = targetChecks(results);

@@ -72,8 +72,9 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { addDays } from '../core/dates.js';
+import { addDays, localDate } from '../core/dates.js';
 import { userRef } from '../core/hash.js';
+import type { ImportedDay } from '../core/import-plan.js';
 import { RESEND_HORIZON_DAYS } from '../core/ingest.js';
 import { DEFAULT_LIGHT_DAY_EVENTS, type DayIncrement, HEAVY_DAY_SIGNAL_SECONDS, coarsenSignal } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
@@ -426,6 +427,104 @@ function historyEntryOf(item: Item): HistoryEntry {
   return { ...fields, userId: userIdOf(item) } as HistoryEntry;
 }
 
+/** The profile item saveProfile writes as `version`, with its review index key. */
+function profileItemOf(profile: UserProfile, version: number, shardCount: number): Item {
+  const { userId, version: _previous, pendingHistory, ...fields } = profile;
+  const item = userItem(userId, PROFILE_KEY, {
+    ...fields,
+    ...(pendingHistory?.length ? { [COMPRESSED_PENDING_HISTORY]: compress(pendingHistory) } : {}),
+    [PROFILE_VERSION_ATTRIBUTE]: version,
+  });
+  // The review index is sparse: a profile with no review date is simply not in it.
+  const indexDate = reviewIndexDate(profile);
+  if (indexDate !== undefined) item[TABLE_KEYS.reviewPartitionKey] = { S: reviewPartition(indexDate, reviewShard(userId, shardCount)) };
+  return item;
+}
+
+/** The history item appendHistory writes, with its TTL (epoch seconds). */
+function historyItemOf(entry: HistoryEntry, historyRetentionDays: number): Item {
+  const { userId, explanation, ...fields } = entry;
+  const historyExpiresAt = Math.floor(Date.parse(entry.at) / 1000) + historyRetentionDays * 86_400;
+  return userItem(userId, historyKey(entry.version, entry.id), {
+    ...fields,
+    [COMPRESSED_EXPLANATION]: compress(explanation),
+    [TABLE_KEYS.timeToLiveAttribute]: historyExpiresAt,
+  });
+}
+
+/** An event key's SEEN# guard, as putGuard writes it (see GUARD_ATTRIBUTES). */
+function guardItemOf(userId: string, eventKey: string, token: string, date: string, expiresAtSeconds: number, settled = false): Item {
+  return {
+    [TABLE_KEYS.partitionKey]: { S: userKey(userId) },
+    [TABLE_KEYS.sortKey]: { S: seenKey(eventKey) },
+    [GUARD_ATTRIBUTES.token]: { S: token },
+    [GUARD_ATTRIBUTES.date]: { S: date },
+    ...(settled ? { [GUARD_ATTRIBUTES.settled]: { BOOL: true } } : {}),
+    [TABLE_KEYS.timeToLiveAttribute]: { N: String(expiresAtSeconds) },
+  };
+}
+
+/** The token that marks the guards of keys that were never pending on a heavy day: no heavy attempt ever has it. */
+const LIGHT_TOKEN = 'light';
+
+/**
+ * Whole items in the layout the live writes leave (recordEvent, saveProfile, appendHistory), for `strata import`'s
+ * BatchWriteItem. Built by the helpers those writes use, so that the two never drift apart. An item whose TTL has
+ * already passed is left out (undefined): DynamoDB would delete it anyway.
+ */
+export interface TableItemLayout {
+  profileItem(profile: UserProfile): Item;
+  historyItem(entry: HistoryEntry): Item | undefined;
+  dayItem(userId: string, day: ImportedDay): Item | undefined;
+  /** The day's SEEN# guards, for a heavy day within the dedup horizon (older keys cannot come back from SQS). */
+  guardItems(userId: string, day: ImportedDay): Item[];
+}
+
+export function tableItemLayout(
+  options: Pick<DynamoTierStoreOptions, 'shardCount' | 'timeZone' | 'retentionDays' | 'historyRetentionDays' | 'dedupHorizonDays' | 'now'>,
+): TableItemLayout {
+  const timeZone = options.timeZone ?? 'UTC';
+  const retentionDays = options.retentionDays ?? DEFAULT_RETENTION_DAYS;
+  const historyRetentionDays = options.historyRetentionDays ?? DEFAULT_HISTORY_RETENTION_DAYS;
+  const dedupHorizonDays = options.dedupHorizonDays ?? DEFAULT_DEDUP_HORIZON_DAYS;
+  const now = options.now ?? (() => new Date());
+  return {
+    profileItem: (profile) => profileItemOf(profile, profile.version, options.shardCount),
+    historyItem(entry) {
+      const item = historyItemOf(entry, historyRetentionDays);
+      return Number(item[TABLE_KEYS.timeToLiveAttribute]!.N) * 1000 > now().getTime() ? item : undefined;
+    },
+    dayItem(userId, day) {
+      const expiresAtSeconds = startOfLocalDay(addDays(day.date, retentionDays), timeZone);
+      if (expiresAtSeconds * 1000 <= now().getTime()) return undefined;
+      const item: Item = {
+        ...toItem(day.counters),
+        [TABLE_KEYS.partitionKey]: { S: userKey(userId) },
+        [TABLE_KEYS.sortKey]: { S: dayKey(day.date) },
+        [TABLE_KEYS.timeToLiveAttribute]: { N: String(expiresAtSeconds) },
+      };
+      if (day.heavy) item[DAY_ATTRIBUTES.heavy] = { BOOL: true };
+      else if (day.eventKeys.length > 0) item[DAY_ATTRIBUTES.eventKeys] = { SS: [...day.eventKeys] };
+      if (day.signals?.length) item[DAY_ATTRIBUTES.signals] = { SS: [...new Set(day.signals)] };
+      if (day.sends !== undefined) item[DAY_ATTRIBUTES.sends] = { N: String(day.sends) };
+      if (day.sendIds?.length) item[DAY_ATTRIBUTES.sendIds] = { SS: [...day.sendIds] };
+      return item;
+    },
+    guardItems(userId, day) {
+      if (!day.heavy || day.date < addDays(localDate(now(), timeZone), -dedupHorizonDays)) return [];
+      const expiresAtSeconds = Math.floor(now().getTime() / 1000) + dedupHorizonDays * 86_400;
+      return day.guardKeys.map((eventKey) => guardItemOf(userId, eventKey, LIGHT_TOKEN, day.date, expiresAtSeconds));
+    },
+  };
+}
+
+/** The stored attributes of a day item other than its counters, so that `strata import --rebuild` can keep sends. */
+export function dayItemSends(item: Item): { sends?: number; sendIds?: string[] } {
+  const sends = item[DAY_ATTRIBUTES.sends]?.N;
+  const sendIds = item[DAY_ATTRIBUTES.sendIds]?.SS;
+  return { ...(sends !== undefined ? { sends: Number(sends) } : {}), ...(sendIds ? { sendIds } : {}) };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Cursors of the review index: the LastEvaluatedKey, as base64url JSON.
 
@@ -673,21 +772,12 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     return keys && result.old?.[DAY_ATTRIBUTES.heavy] === undefined ? { outcome: 'heavy', keysToMove: keys } : { outcome: 'heavy' };
   }
 
-  /** The token that marks the light keys' guards: no heavy attempt ever has it. */
-  const LIGHT_TOKEN = 'light';
-
   function putGuard(userId: string, eventKey: string, token: string, date: string, settled = false) {
     const key = guardKey(userId, eventKey);
     const guardExpiresAt = Math.floor(wallClock().getTime() / 1000) + dedupHorizonDays * 86_400;
     const input: PutItemCommandInput = {
       ...common,
-      Item: {
-        ...key,
-        [GUARD_ATTRIBUTES.token]: { S: token },
-        [GUARD_ATTRIBUTES.date]: { S: date },
-        ...(settled ? { [GUARD_ATTRIBUTES.settled]: { BOOL: true } } : {}),
-        [TABLE_KEYS.timeToLiveAttribute]: { N: String(guardExpiresAt) },
-      },
+      Item: guardItemOf(userId, eventKey, token, date, guardExpiresAt, settled),
       ConditionExpression: 'attribute_not_exists(#pk)',
       ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -962,15 +1052,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
 
     saveProfile(profile, expectedVersion) {
       return guarded('saveProfile', profile.userId, async () => {
-        const { userId, version: _previous, pendingHistory, ...fields } = profile;
-        const item = userItem(userId, PROFILE_KEY, {
-          ...fields,
-          ...(pendingHistory?.length ? { [COMPRESSED_PENDING_HISTORY]: compress(pendingHistory) } : {}),
-          [PROFILE_VERSION_ATTRIBUTE]: expectedVersion + 1,
-        });
-        // The review index is sparse: a profile with no review date is simply not in it.
-        const indexDate = reviewIndexDate(profile);
-        if (indexDate !== undefined) item[TABLE_KEYS.reviewPartitionKey] = { S: reviewPartitionOf(userId, indexDate) };
+        const item = profileItemOf(profile, expectedVersion + 1, shardCount);
         const written = await unlessConditionFails(
           metered(
             'saveProfile',
@@ -1001,13 +1083,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
 
     appendHistory(entry) {
       return guarded('appendHistory', entry.userId, async () => {
-        const { userId, explanation, ...fields } = entry;
-        const historyExpiresAt = Math.floor(Date.parse(entry.at) / 1000) + historyRetentionDays * 86_400;
-        const item = userItem(userId, historyKey(entry.version, entry.id), {
-          ...fields,
-          [COMPRESSED_EXPLANATION]: compress(explanation),
-          [TABLE_KEYS.timeToLiveAttribute]: historyExpiresAt,
-        });
+        const item = historyItemOf(entry, historyRetentionDays);
         // Keyed by the version the change produced, so writing the same entry again overwrites it with itself.
         await metered('appendHistory', 'write', client.send(new PutItemCommand({ ...common, Item: item })));
       });

@@ -32,6 +32,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'replay an event history on a virtual clock and report what the rules and journeys do',
     load: async () => (await import('./commands/simulate.js')).simulateCommand(consoleOutput),
   },
+  import: {
+    summary: 'bring in an event history: each user judged as of now, written in batches, quietly',
+    load: async () => (await import('./commands/import.js')).importCommand(consoleOutput),
+  },
   report: {
     summary: 'report production counters: users per tier, flows, journey funnels, treated vs held-out conversion',
     load: async () => (await import('./commands/report.js')).reportCommand(consoleOutput),

@@ -20,14 +20,15 @@ import { reviewShard } from '../core/review.js';
 import { reviewIndexDate } from '../core/review-date.js';
 import { type DayBucket, type HistoryEntry, type UserProfile, committedHistory } from '../core/state.js';
 
-interface StoredDay extends DayBucket {
+/** One day as the store keeps it: what `strata import` writes as the user's day item (and guards, when heavy). */
+export interface StoredDay extends DayBucket {
   eventKeys: Set<string>;
   /** Past DEFAULT_LIGHT_DAY_EVENTS: the day's keys live in the user's guards instead. */
   heavy?: boolean;
   sendIds?: Set<string>;
 }
 
-interface StoredUser {
+export interface StoredUser {
   profile?: UserProfile;
   /** By local date; kept sorted on read. */
   days: Map<string, StoredDay>;
@@ -60,6 +61,11 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const profile = this.users.get(userId)?.profile;
     if (!profile) return false;
     return (this.deferredReviews.get(userId) ?? reviewIndexDate(profile)) === date;
+  }
+
+  /** Everything stored for the user, as is (read-only by contract), for `strata import` to write to DynamoDB. */
+  storedUser(userId: string): Readonly<StoredUser> | undefined {
+    return this.users.get(userId);
   }
 
   profileOf(userId: string): UserProfile | undefined {

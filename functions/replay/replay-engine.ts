@@ -51,6 +51,10 @@ export interface ReplayOptions {
   onProgress?: (done: number, total: number) => void;
   /** A candidate ruleset to judge every user by once, as the baseline leaves them at the end (the ship-day effect). */
   shipDayRuleset?: Ruleset;
+  /** False: no journey runs (a decision's start and stop are dropped), as `strata import` judges a history. Default true. */
+  journeys?: boolean;
+  /** Called with each user's stored state once their replay is over, before it is dropped (`strata import` writes it). */
+  onUserDone?: (userId: string, store: MemoryReplayStore) => Promise<void>;
   /**
    * Decide the tier after every event, even where functions/replay/quiet-events.ts proves the decision changes
    * nothing. Slower; for the tests that show skipping gives the same result.
@@ -248,7 +252,8 @@ export async function replayPrepared(
       for (const notice of notices) tally.record({ kind: 'notice', notice });
     },
   };
-  const services: TierServices = { ruleset, store, journeys, publisher, clock };
+  const noJourneys: JourneyStarter = { start: async () => 'started', stop: async () => undefined };
+  const services: TierServices = { ruleset, store, journeys: options.journeys === false ? noJourneys : journeys, publisher, clock };
 
   /** Runs the executions just started, and one just woken, until each ends or waits for the clock. */
   const settle = async (): Promise<void> => {
@@ -351,6 +356,7 @@ export async function replayPrepared(
       const change = await judgeAtDeploy(options.shipDayRuleset, profile, buckets, clock.now());
       if (change) shipDay.push(change);
     }
+    await options.onUserDone?.(userId, store);
     store.forget(userId);
     quietDecision = undefined;
     executionNames.clear();

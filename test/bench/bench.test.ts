@@ -23,6 +23,7 @@ describe('npm run bench', () => {
       simulateBigEvents: 2_000,
       cliRuns: 1,
       rejudgeUsers: 40,
+      importEvents: 2_000,
       countersUsers: 6,
       devEvents: 200,
       devUsers: 30,
@@ -85,6 +86,11 @@ describe('npm run bench', () => {
     expect(results.simulate.millionEvents.events).toBeGreaterThan(1_000);
     expect(results.simulate.millionEvents.seconds).toBeGreaterThan(0);
     expect(results.simulate.millionEvents.peakRssMb).toBeGreaterThan(0);
+    // Import: every user written, in far fewer requests than events (day items per user-day, 25 items a request).
+    expect(results.import.users).toBeGreaterThan(0);
+    expect(results.import.writeRequestsPerEvent).toBeGreaterThan(0);
+    expect(results.import.writeRequestsPerEvent).toBeLessThanOrEqual(0.2);
+    expect(results.import.wruPerEvent).toBeGreaterThan(0);
 
     const table = renderTable(results);
     expect(table).toContain('| nightly review: items read ÷ users due');
