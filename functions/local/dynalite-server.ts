@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
+import { releaseMemory } from './release-memory.js';
 
 interface DynaliteOptions {
   path?: string;
@@ -83,6 +84,8 @@ function listen(server: Server, port: number): Promise<number> {
 /** A dynalite HTTP server listening on 127.0.0.1, in whichever thread calls this. */
 export interface DynaliteServer {
   port: number;
+  /** Full garbage collections in the thread dynalite runs in (see release-memory.ts). */
+  releaseMemory(): void;
   close(): Promise<void>;
 }
 
@@ -97,7 +100,11 @@ export async function serveDynalite(options: { path?: string; port?: number }): 
   });
   try {
     const port = await listen(server, options.port ?? 0);
-    return { port, close: () => new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))) };
+    return {
+      port,
+      releaseMemory,
+      close: () => new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
+    };
   } catch (error) {
     throw new DynaliteError(`cannot listen on port ${options.port ?? '(any free port)'}`, { cause: error });
   }
@@ -105,6 +112,7 @@ export async function serveDynalite(options: { path?: string; port?: number }): 
 
 /** Messages between startDynalite and functions/local/dynalite-worker.ts. */
 export type DynaliteWorkerReply = { kind: 'listening'; port: number } | { kind: 'failed'; message: string } | { kind: 'closed' };
+export type DynaliteWorkerRequest = 'release-memory' | 'close';
 export interface DynaliteWorkerData {
   path?: string;
   port?: number;
@@ -155,11 +163,13 @@ export async function serveDynaliteInWorker(data: DynaliteWorkerData): Promise<D
     await worker.terminate();
     throw new DynaliteError(started.kind === 'failed' ? started.message.replace(/^Dynalite: /, '') : 'its worker thread closed before it started');
   }
+  const request = (message: DynaliteWorkerRequest): void => worker.postMessage(message);
   return {
     port: started.port,
+    releaseMemory: () => request('release-memory'),
     async close() {
       const closed = reply();
-      worker.postMessage('close');
+      request('close');
       const outcome = await closed;
       await worker.terminate();
       if (outcome.kind === 'failed') throw new DynaliteError(outcome.message.replace(/^Dynalite: /, ''));

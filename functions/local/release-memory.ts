@@ -1,0 +1,49 @@
+/**
+ * Giving memory back when the embedded stack goes quiet. V8 sizes its heap to what a busy stretch needed and only
+ * collects when more is allocated, so after a burst of events an idle `strata dev` kept its peak: a run of 12,000
+ * events left the main thread's heap at 245 MB of which 60 MB was live, untouched for minutes. A full collection
+ * frees that; a few in a row also compact the pages the live objects are spread over, so that V8 can hand them back
+ * to the system (one alone freed the objects but kept the pages).
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+const COMPACTING_COLLECTIONS = 4;
+let collect: (() => void) | undefined;
+
+/** Full, compacting garbage collections in the calling thread (the main thread or a worker's). */
+export function releaseMemory(): void {
+  // `gc` is only exposed with --expose-gc; the flag is read when a context is created, so a fresh one carries it.
+  if (!collect) {
+    setFlagsFromString('--expose-gc');
+    collect = runInNewContext('gc') as () => void;
+  }
+  for (let round = 0; round < COMPACTING_COLLECTIONS; round++) collect();
+}
+
+export interface IdleMemoryReleaseOptions {
+  /** Any count that moves while the stack works (events accepted and applied, journey steps…). */
+  activity: () => number;
+  /** How long the count must stay still before memory is released. */
+  quietMs: number;
+  release: () => void | Promise<void>;
+}
+
+/** Releases memory once after each busy stretch, when `activity` has not moved for `quietMs`. */
+export function releaseMemoryWhenIdle(options: IdleMemoryReleaseOptions): { stop(): void } {
+  let seen = options.activity();
+  let busySinceRelease = false;
+  const timer = setInterval(() => {
+    const now = options.activity();
+    if (now !== seen) {
+      seen = now;
+      busySinceRelease = true;
+      return;
+    }
+    if (!busySinceRelease) return;
+    busySinceRelease = false;
+    void Promise.resolve(options.release()).catch(() => undefined); // only an optimisation: never fatal
+  }, options.quietMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
