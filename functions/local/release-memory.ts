@@ -5,20 +5,24 @@
  * frees that; a few in a row also compact the pages the live objects are spread over, so that V8 can hand them back
  * to the system (one alone freed the objects but kept the pages).
  */
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-const COMPACTING_COLLECTIONS = 4;
+const MAX_COLLECTIONS = 8;
 let collect: (() => void) | undefined;
 
-/** Full, compacting garbage collections in the calling thread (the main thread or a worker's). */
-export function releaseMemory(): void {
+/** Full garbage collections in the calling thread (the main thread or a worker's), until the heap stops shrinking. */
+export function releaseMemory(maxCollections = MAX_COLLECTIONS): void {
   // `gc` is only exposed with --expose-gc; the flag is read when a context is created, so a fresh one carries it.
   if (!collect) {
     setFlagsFromString('--expose-gc');
     collect = runInNewContext('gc') as () => void;
   }
-  for (let round = 0; round < COMPACTING_COLLECTIONS; round++) collect();
+  let committed = Infinity;
+  for (let round = 0; round < maxCollections && getHeapStatistics().total_heap_size < committed; round++) {
+    committed = getHeapStatistics().total_heap_size;
+    collect();
+  }
 }
 
 export interface IdleMemoryReleaseOptions {
@@ -26,10 +30,15 @@ export interface IdleMemoryReleaseOptions {
   activity: () => number;
   /** How long the count must stay still before memory is released. */
   quietMs: number;
+  /**
+   * While busy, memory is also released (at most once per `quietMs`) when this thread's heap has grown past this
+   * many bytes: V8 lets a busy heap reach several times its live size before it collects.
+   */
+  busyHeapBytes: number;
   release: () => void | Promise<void>;
 }
 
-/** Releases memory once after each busy stretch, when `activity` has not moved for `quietMs`. */
+/** Releases memory once after each busy stretch, when `activity` has not moved for `quietMs`, and when a busy heap grows too big. */
 export function releaseMemoryWhenIdle(options: IdleMemoryReleaseOptions): { stop(): void } {
   let seen = options.activity();
   let busySinceRelease = false;
@@ -38,6 +47,8 @@ export function releaseMemoryWhenIdle(options: IdleMemoryReleaseOptions): { stop
     if (now !== seen) {
       seen = now;
       busySinceRelease = true;
+      // Two collections free the garbage and compact a little; more would hold up ingest for little gain.
+      if (getHeapStatistics().total_heap_size > options.busyHeapBytes) releaseMemory(2);
       return;
     }
     if (!busySinceRelease) return;
