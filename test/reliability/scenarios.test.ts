@@ -43,6 +43,15 @@ import {
 const dynalite = useDynalite();
 
 /** The spend fact of the test ladder (core needs 100 in 30 days). */
+/** The state of a user promoted once, visitor to core: one history entry, one journey, one notice, nothing pending. */
+const promotedOnceToCore = (version = 1) => ({
+  tier: 'core',
+  version,
+  history: ['visitor→core'],
+  executions: ['core'],
+  tierChanges: ['new→core'],
+  outboxEmpty: true,
+});
 const spendOf = (state: { facts: Record<string, unknown> }): unknown => state.facts['spend30'];
 
 describe('reliability scenarios', () => {
@@ -53,14 +62,7 @@ describe('reliability scenarios', () => {
     expect(failedIds(await world.handler()(batch(records)))).toEqual([]);
     expect(failedIds(await world.handler()(batch(records)))).toEqual([]);
 
-    expect(await userState(world, 'ana')).toMatchObject({
-      tier: 'core',
-      version: 1,
-      history: ['visitor→core'],
-      executions: ['core'],
-      tierChanges: ['new→core'],
-      outboxEmpty: true,
-    });
+    expect(await userState(world, 'ana')).toMatchObject(promotedOnceToCore());
     expect(spendOf(await userState(world, 'ana'))).toBe(120);
     expect(world.sfn.started.size).toBe(1);
   });
@@ -73,14 +75,7 @@ describe('reliability scenarios', () => {
 
     expect(failedIds(resent)).toEqual([]);
     const state = await userState(world, 'ben');
-    expect(state).toMatchObject({
-      tier: 'core',
-      version: 1,
-      history: ['visitor→core'],
-      executions: ['core'],
-      tierChanges: ['new→core'],
-      outboxEmpty: true,
-    });
+    expect(state).toMatchObject(promotedOnceToCore());
     expect(spendOf(state)).toBe(120);
   });
 
@@ -198,14 +193,7 @@ describe('reliability scenarios', () => {
     expect(await userState(world, 'user-6')).toMatchObject({ tier: undefined, history: [], executions: [], tierChanges: [] });
     expect(failedIds(await world.handler()(batch([records[6]!])))).toEqual([]);
     const healed = await userState(world, 'user-6');
-    expect(healed).toMatchObject({
-      tier: 'core',
-      version: 1,
-      history: ['visitor→core'],
-      executions: ['core'],
-      tierChanges: ['new→core'],
-      outboxEmpty: true,
-    });
+    expect(healed).toMatchObject(promotedOnceToCore());
     expect(spendOf(healed)).toBe(120);
   });
 
@@ -277,14 +265,7 @@ describe('reliability scenarios', () => {
       world.clock.set(new Date(world.clock.now().getTime() + OUTBOX_LEASE_MS + 1000));
       expect(failedIds(await world.handler()(batch(records)))).toEqual([]);
       // Version 2: taking over the outbox's run-out lease is a profile write.
-      expect(await userState(world, 'kim')).toMatchObject({
-        tier: 'core',
-        version: 2,
-        history: ['visitor→core'],
-        executions: ['core'],
-        tierChanges: ['new→core'],
-        outboxEmpty: true,
-      });
+      expect(await userState(world, 'kim')).toMatchObject(promotedOnceToCore(2));
       expect([...world.sfn.started.keys()]).toEqual([crashed.profile!.pendingJourney!.start!.executionName]);
     });
 
@@ -377,14 +358,7 @@ describe('reliability scenarios', () => {
       }
       expect(throttled.throttled()).toBe(4);
       const state = await userState(world, 'ola');
-      expect(state).toMatchObject({
-        tier: 'core',
-        version: 1,
-        history: ['visitor→core'],
-        executions: ['core'],
-        tierChanges: ['new→core'],
-        outboxEmpty: true,
-      });
+      expect(state).toMatchObject(promotedOnceToCore());
       expect(spendOf(state)).toBe(150);
     });
 
@@ -414,14 +388,7 @@ describe('reliability scenarios', () => {
       expect(failedIds(await world.handler()(batch(records)))).toEqual([]);
       const state = await userState(world, 'pia');
       // A failed clear leaves the outbox to a delivery after the lease, whose takeover is one more profile write.
-      expect(state).toMatchObject({
-        tier: 'core',
-        version: recordFails ? 1 : 2,
-        history: ['visitor→core'],
-        executions: ['core'],
-        tierChanges: ['new→core'],
-        outboxEmpty: true,
-      });
+      expect(state).toMatchObject(promotedOnceToCore(recordFails ? 1 : 2));
       expect(spendOf(state)).toBe(150);
     });
   });

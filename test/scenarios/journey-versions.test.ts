@@ -13,17 +13,13 @@ import { createJourneyStepHandler } from '../../functions/handlers/journey-step.
 import { createVirtualClock } from '../../functions/local/clock.js';
 import { createJourneyRunner } from '../../functions/local/journey-runner.js';
 import { testRuleset, testTiers, testTiersFile } from '../helpers/fixtures.js';
-import { DAY_MS, actionLines, createMemoryJourneyPorts, profileFor } from '../helpers/journey-fixtures.js';
+import { DAY_MS, actionLines, createMemoryJourneyPorts, journeyDocument, profileFor } from '../helpers/journey-fixtures.js';
 
 const T0 = '2026-03-02T02:00:00.000Z';
 const at = (days: number): string => new Date(Date.parse(T0) + days * DAY_MS).toISOString();
 
-const VERSION_1 = {
-  id: 'member-nurture',
-  tier: 'member',
-  name: 'Member nurture',
-  start: 'welcome',
-  settings: { holdoutPercent: 0 },
+/** Version 1: the small member journey of the fixtures, with its own content and a case study in the middle. */
+const VERSION_1 = journeyDocument({
   steps: [
     { id: 'welcome', type: 'content', templateId: 'replay-v1', channel: 'official-account', next: 'pause' },
     { id: 'pause', type: 'wait', days: 2, next: 'case_study' },
@@ -32,7 +28,7 @@ const VERSION_1 = {
     { id: 'course', type: 'offer', offerId: 'course-price-v1', expiryDays: 5, channel: 'direct-message', next: 'done' },
     { id: 'done', type: 'exit' },
   ],
-};
+});
 
 /** Version 2: new content, a longer first wait, the case study renamed (and rewritten), a new offer. */
 const VERSION_2 = {
