@@ -346,6 +346,12 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
     execution.summary.stoppedAt = clock.now().toISOString();
     if (error) execution.summary.error = error;
     setPhase(execution, 'done');
+    // A finished execution stays known by name, as in Step Functions, but needs nothing of its run: abortRun held
+    // the library's run (its whole event log) for as long as the stack ran.
+    delete execution.abortRun;
+    delete execution.taskInFlight;
+    execution.shadow = {};
+    execution.position = { state: execution.position.state, input: null };
     await save(execution);
   };
 

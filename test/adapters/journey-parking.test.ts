@@ -142,4 +142,22 @@ describe('parking executions in long Waits', () => {
     // left waiting in the library, each took about 16 KB.
     expect(parkedBytes).toBeLessThan(9_000);
   }, 60_000);
+
+  it('keeps no library run for a finished execution, whose name stays taken', async () => {
+    const gc = collectGarbage();
+    const users = 1_000;
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    // Never parked: each waits inside the library until it is stopped, as a demoted user's journey is.
+    const { log, runner } = await runMember({ msPerDay: DAY_MS, parkWaitsOverMs: Number.POSITIVE_INFINITY, users });
+    while (runner.executions().some((execution) => !execution.statesEntered.includes('wait_after_replay')))
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const { executionName } of runner.executions()) await runner.stop(executionName);
+    gc();
+    const perExecution = (process.memoryUsage().heapUsed - before) / users;
+    expect(runner.executions().every((execution) => execution.status === 'ABORTED')).toBe(true);
+    expect(await runner.start(runner.executions()[0]!.executionName, 'member', { userId: 'someone' })).toBe('already-exists');
+    await log.close();
+    expect(perExecution).toBeLessThan(9_000);
+  }, 60_000);
 });
