@@ -5,12 +5,13 @@
  * it. Run from source (tsx, the tests), the worker loads the TypeScript `<name>.ts` beside the caller through tsx;
  * Node 20 resolves a worker's entry before any --import hook runs, so a small script registers tsx first.
  */
-import { Worker } from 'node:worker_threads';
+import { type ResourceLimits, Worker } from 'node:worker_threads';
 
-export function startBundledWorker(name: string, callerUrl: string, workerData: unknown): Worker {
-  if (callerUrl.endsWith('.js')) return new Worker(new URL(`./${name}.js`, callerUrl), { workerData });
+export function startBundledWorker(name: string, callerUrl: string, workerData: unknown, resourceLimits?: ResourceLimits): Worker {
+  const options = { workerData, ...(resourceLimits ? { resourceLimits } : {}) };
+  if (callerUrl.endsWith('.js')) return new Worker(new URL(`./${name}.js`, callerUrl), options);
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const entry = new URL(`./${name}.ts`, callerUrl).href;
   const bootstrap = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
+  return new Worker(bootstrap, { eval: true, ...options });
 }

@@ -1,9 +1,10 @@
 /**
  * The worker-thread side of `startDynalite({ thread: 'worker' })`: serves dynalite in this thread, says on which
- * port, and closes it (flushing LevelDB) when asked.
+ * port, releases memory when the stack is idle, and closes it (flushing LevelDB) when asked.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type DynaliteWorkerData, type DynaliteWorkerReply, serveDynalite } from './dynalite-server.js';
+import { type DynaliteWorkerData, type DynaliteWorkerReply, type DynaliteWorkerRequest, serveDynalite } from './dynalite-server.js';
+import { releaseMemory } from './release-memory.js';
 
 if (!parentPort) throw new Error('Dynalite worker: run it through startDynalite({ thread: "worker" }), not directly');
 const port = parentPort;
@@ -11,7 +12,9 @@ const send = (reply: DynaliteWorkerReply): void => port.postMessage(reply);
 
 try {
   const server = await serveDynalite(workerData as DynaliteWorkerData);
-  port.once('message', () => {
+  port.on('message', (request: DynaliteWorkerRequest) => {
+    if (request === 'release-memory') return releaseMemory();
+    port.removeAllListeners('message');
     server.close().then(
       () => send({ kind: 'closed' }),
       (error: unknown) => send({ kind: 'failed', message: `cannot close: ${(error as Error).message}` }),

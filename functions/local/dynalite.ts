@@ -46,6 +46,8 @@ export interface RunningDynalite {
   endpoint: string;
   client: DynamoDBClient;
   tableName: string;
+  /** Full garbage collections in dynalite's thread, for when the stack is idle (see release-memory.ts). */
+  releaseMemory(): void;
   close(): Promise<void>;
 }
 
@@ -158,5 +160,5 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
     await close().catch(() => undefined);
     throw error;
   }
-  return { endpoint, client, tableName, close };
+  return { endpoint, client, tableName, releaseMemory: () => server.releaseMemory(), close };
 }

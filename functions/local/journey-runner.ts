@@ -102,7 +102,24 @@ export interface JourneyRunnerOptions {
   clock: Clock;
   /** Records executions so they survive a restart; without one, executions live in memory only. */
   store?: ExecutionStore;
+  /**
+   * With a store and a real or scaled clock, an execution that enters a Wait ending further than this (in wall
+   * time) is parked until shortly before the Wait ends. Default DEFAULT_PARK_WAITS_OVER_MS.
+   */
+  parkWaitsOverMs?: number;
 }
+
+/**
+ * A waiting execution inside aws-local-stepfunctions keeps about 15 KB of heap (its run, event log, timers and
+ * promises, and our bookkeeping around them); ten thousand users in their journeys' waits held 150 MB. A Wait
+ * longer than this is therefore not left to the library: the execution's position is already durable in the
+ * store, so the run is ended and the execution is launched again from that position, by the path a restart takes,
+ * a moment before the Wait ends.
+ */
+export const DEFAULT_PARK_WAITS_OVER_MS = 10_000;
+/** How long before its Wait ends a parked execution is launched again; the library then waits out the rest. */
+const UNPARK_LEAD_MS = 1_000;
+const MAX_TIMER_MS = 2_147_483_647;
 
 export interface JourneyRunner {
   /** Like StartExecution: a name that was used before, running or finished, is not started again. */
@@ -125,6 +142,8 @@ export interface JourneyRunner {
   /** Resolves once every execution has finished or is waiting for the clock. */
   idle(): Promise<void>;
   executions(): ExecutionSummary[];
+  /** How many running executions are parked in a long Wait, holding no run of the library (see parkWaitsOverMs). */
+  parkedCount(): number;
 }
 
 type JsonObject = Record<string, unknown>;
@@ -182,6 +201,12 @@ interface Execution {
   suspended?: boolean;
   /** RUNNING in the store from an earlier run of the stack, not yet taken up by resume(). */
   awaitingResume?: boolean;
+  /** Being parked: resolves once its library run has ended and the dormant record has taken its place. */
+  parking?: Promise<void>;
+  /** Its library run is being ended for parking: not a stop, so its end records nothing. */
+  leavingForPark?: boolean;
+  /** Parked in a long Wait: no library run, only its recorded position; it is launched again from there then. */
+  dormantUntil?: number;
   /** The key of the definition it runs; absent in records from before definitions were kept. */
   definition?: string;
 }
@@ -312,7 +337,7 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
 
   const finish = async (execution: Execution, status: ExecutionStatus, error?: { error: string; cause: string }): Promise<void> => {
     if (execution.summary.status !== 'RUNNING') return;
-    if (execution.suspended) return setPhase(execution, 'done');
+    if (execution.suspended || execution.leavingForPark) return setPhase(execution, 'done');
     if (execution.stoppedBeforeTask) {
       execution.summary.statesEntered.pop();
       execution.summary.transitions--;
@@ -321,6 +346,12 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
     execution.summary.stoppedAt = clock.now().toISOString();
     if (error) execution.summary.error = error;
     setPhase(execution, 'done');
+    // A finished execution stays known by name, as in Step Functions, but needs nothing of its run: abortRun held
+    // the library's run (its whole event log) for as long as the stack ran.
+    delete execution.abortRun;
+    delete execution.taskInFlight;
+    execution.shadow = {};
+    execution.position = { state: execution.position.state, input: null };
     await save(execution);
   };
 
@@ -391,6 +422,7 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       execution.position = { state: name, input, ...(wakeAt !== undefined ? { wakeAt: new Date(wakeAt).toISOString() } : {}) };
       execution.positionSaved = save(execution);
       execution.positionSaved.catch((error: unknown) => failWith({ error: 'JourneyRunner.StoreFailed', cause: String(error) }));
+      if (type === 'Wait' && wakeAt !== undefined) parkIfLong(execution, wakeAt);
       const check = type === 'Wait' ? execution.pathWaitChecks.find((c) => c.state === name) : undefined;
       if (check) {
         execution.pathWaitChecks.splice(execution.pathWaitChecks.indexOf(check), 1);
@@ -458,6 +490,94 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
     ...(position.wakeAt !== undefined ? { resumeAt: Date.parse(position.wakeAt), loggedResumeAt: Date.parse(position.wakeAt) } : {}),
   });
 
+  /** Launches an execution again from its recorded position: after a restart, or when a parked one wakes. */
+  const relaunch = async (execution: Execution): Promise<boolean> => {
+    const { executionName, tier } = execution.summary;
+    const state = execution.position.state;
+    const compiled = definitionOf(execution) ?? machines.get(tier);
+    if (!compiled || !(state in compiled.asl.States)) {
+      const where = !compiled ? `there is no journey for tier "${tier}" any more` : `its journey has no state "${state}" any more`;
+      await finish(execution, 'FAILED', {
+        error: 'JourneyRunner.CannotResume',
+        cause: `JourneyRunner: ${executionName} cannot carry on after the restart: ${where} (the journey was edited while it ran)`,
+      });
+      return false;
+    }
+    const wallAt = compiled.waits.has(state) && execution.resumeAt !== undefined ? parkUntil(execution.resumeAt) : undefined;
+    if (wallAt !== undefined) keepDormant(execution, wallAt);
+    else {
+      execution.phase = 'running';
+      launch(execution, compiled);
+    }
+    return true;
+  };
+
+  const parkWaitsOverMs = options.parkWaitsOverMs ?? DEFAULT_PARK_WAITS_OVER_MS;
+  /** Parked executions by the wall time they are due, latest first: the next one due is the last. */
+  const dormant: Array<{ wallAt: number; executionName: string }> = [];
+  let unparkTimer: NodeJS.Timeout | undefined;
+  let unparkTimerAt = Infinity;
+  let suspended = false;
+
+  const unparkDue = (): void => {
+    unparkTimer = undefined;
+    unparkTimerAt = Infinity;
+    while (dormant.length > 0 && dormant.at(-1)!.wallAt - UNPARK_LEAD_MS <= Date.now()) {
+      const execution = executions.get(dormant.pop()!.executionName);
+      if (suspended || execution?.dormantUntil === undefined || execution.summary.status !== 'RUNNING') continue;
+      execution.dormantUntil = undefined;
+      void relaunch(execution).catch(() => undefined); // a failed final save leaves it RUNNING for the next start
+    }
+    armUnparkTimer();
+  };
+
+  const armUnparkTimer = (): void => {
+    const next = dormant.at(-1);
+    if (!next || suspended || unparkTimerAt <= next.wallAt) return;
+    clearTimeout(unparkTimer);
+    unparkTimerAt = next.wallAt;
+    // Unref'd: a parked journey alone does not keep the process up, any more than one in Step Functions would.
+    unparkTimer = setTimeout(unparkDue, Math.min(Math.max(0, next.wallAt - UNPARK_LEAD_MS - Date.now()), MAX_TIMER_MS)).unref();
+  };
+
+  /** The wall time a Wait ending at `wakeAt` ends, if it is long enough to park an execution in it. */
+  const parkUntil = (wakeAt: number): number | undefined => {
+    if (!store || !clock.wallDelayMs || isVirtualClock(clock)) return undefined;
+    const wallMs = clock.wallDelayMs(new Date(wakeAt));
+    return wallMs > parkWaitsOverMs ? Date.now() + wallMs : undefined;
+  };
+
+  /** An execution without a library run, launched again from its recorded position shortly before `wallAt`. */
+  const keepDormant = (execution: Execution, wallAt: number): void => {
+    execution.phase = 'done';
+    execution.dormantUntil = wallAt;
+    let at = dormant.length;
+    while (at > 0 && dormant[at - 1]!.wallAt < wallAt) at--;
+    dormant.splice(at, 0, { wallAt, executionName: execution.summary.executionName });
+    armUnparkTimer();
+  };
+
+  /** Ends the library run of an execution in a long Wait once its position (the Wait, its input and end) is durable. */
+  const parkIfLong = (execution: Execution, wakeAt: number): void => {
+    const wallAt = parkUntil(wakeAt);
+    if (wallAt === undefined) return;
+    execution.parking = execution.positionSaved.then(
+      async () => {
+        if (execution.summary.status !== 'RUNNING' || execution.suspended) return;
+        execution.leavingForPark = true;
+        execution.sleeps.abort();
+        execution.abortRun?.();
+        await execution.done;
+        if (execution.summary.status !== 'RUNNING' || execution.suspended) return;
+        const parked = newExecution(execution.summary, execution.startedAt, execution.position);
+        if (execution.definition !== undefined) parked.definition = execution.definition;
+        executions.set(execution.summary.executionName, parked);
+        keepDormant(parked, wallAt);
+      },
+      () => undefined, // the save failed: the run is failing already
+    );
+  };
+
   const runner: JourneyRunner = {
     async start(executionName, tier, input) {
       if (executions.has(executionName)) return 'already-exists';
@@ -489,11 +609,16 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
     },
 
     async stop(executionName) {
-      const execution = executions.get(executionName);
+      let execution = executions.get(executionName);
+      if (execution?.parking) {
+        await execution.parking;
+        execution = executions.get(executionName);
+      }
       if (execution?.summary.status !== 'RUNNING' || execution.suspended) return;
-      if (execution.awaitingResume) {
-        // Stopped before this run took it up again: it ends where it was.
+      if (execution.awaitingResume || execution.dormantUntil !== undefined) {
+        // Stopped before this run took it up again, or while parked: it ends where it was.
         execution.awaitingResume = false;
+        execution.dormantUntil = undefined;
         return finish(execution, 'ABORTED');
       }
       execution.sleeps.abort();
@@ -506,25 +631,14 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       for (const execution of executions.values()) {
         if (!execution.awaitingResume) continue;
         execution.awaitingResume = false;
-        const { executionName, tier } = execution.summary;
-        const state = execution.position.state;
-        const compiled = definitionOf(execution) ?? machines.get(tier);
-        if (!compiled || !(state in compiled.asl.States)) {
-          const where = !compiled ? `there is no journey for tier "${tier}" any more` : `its journey has no state "${state}" any more`;
-          await finish(execution, 'FAILED', {
-            error: 'JourneyRunner.CannotResume',
-            cause: `JourneyRunner: ${executionName} cannot carry on after the restart: ${where} (the journey was edited while it ran)`,
-          });
-          continue;
-        }
-        execution.phase = 'running';
-        launch(execution, compiled);
-        resumed++;
+        if (await relaunch(execution)) resumed++;
       }
       return resumed;
     },
 
     async suspend() {
+      suspended = true;
+      clearTimeout(unparkTimer);
       const running = [...executions.values()].filter((execution) => execution.summary.status === 'RUNNING' && !execution.suspended);
       for (const execution of running) {
         execution.suspended = true;
@@ -550,6 +664,12 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
 
     executions() {
       return [...executions.values()].map((execution) => structuredClone(execution.summary));
+    },
+
+    parkedCount() {
+      let parked = 0;
+      for (const execution of executions.values()) if (execution.dormantUntil !== undefined) parked++;
+      return parked;
     },
   };
 

@@ -73,18 +73,21 @@ describe('startDynalite', () => {
     await second.close();
   });
 
-  it('runs in a worker thread on the same data, and closes it cleanly', async () => {
+  it('runs in a worker thread on the same data, releases memory there on request, and closes it cleanly', async () => {
     directory = await mkdtemp(join(tmpdir(), 'strata-dynalite-'));
     const path = join(directory, 'dynamo');
     const inWorker = await startDynalite({ path, thread: 'worker' });
     const store = createDynamoTierStore({ client: inWorker.client, tableName: inWorker.tableName, shardCount: 1 });
     await store.recordEvent('ada', 'k1', { date: '2026-03-10', counters: { n_visits: 1 }, signals: [] });
+    // Releasing memory (when the stack is idle) is a message too, and must not be taken for a close.
+    inWorker.releaseMemory();
+    await store.recordEvent('ada', 'k2', { date: '2026-03-10', counters: { n_visits: 1 }, signals: [] });
     await inWorker.close();
 
     // LevelDB admits one opener at a time: this start fails unless the worker really let go of the folder.
     const inMain = await startDynalite({ path });
     const after = createDynamoTierStore({ client: inMain.client, tableName: inMain.tableName, shardCount: 1 });
-    expect((await after.loadUser('ada', '2026-03-01')).buckets).toEqual([{ date: '2026-03-10', counters: { n_visits: 1 } }]);
+    expect((await after.loadUser('ada', '2026-03-01')).buckets).toEqual([{ date: '2026-03-10', counters: { n_visits: 2 } }]);
     await inMain.close();
   });
 

@@ -1,0 +1,57 @@
+/**
+ * Giving memory back when the embedded stack goes quiet. V8 sizes its heap to what a busy stretch needed and only
+ * collects when more is allocated, so after a burst of events an idle `strata dev` kept its peak: a run of 12,000
+ * events left the main thread's heap at 245 MB of which 60 MB was live, untouched for minutes. A full collection
+ * frees that; a few in a row also compact the pages the live objects are spread over, so that V8 can hand them back
+ * to the system (one alone freed the objects but kept the pages).
+ */
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** A first collection frees the garbage; the next ones compact, and shrink the young generation (measured: four). */
+const IDLE_COLLECTIONS = 4;
+let collect: (() => void) | undefined;
+
+/** Full garbage collections in the calling thread (the main thread or a worker's). */
+export function releaseMemory(collections = IDLE_COLLECTIONS): void {
+  // `gc` is only exposed with --expose-gc; the flag is read when a context is created, so a fresh one carries it.
+  if (!collect) {
+    setFlagsFromString('--expose-gc');
+    collect = runInNewContext('gc') as () => void;
+  }
+  for (let round = 0; round < collections; round++) collect();
+}
+
+export interface IdleMemoryReleaseOptions {
+  /** Any count that moves while the stack works (events accepted and applied, journey steps…). */
+  activity: () => number;
+  /** How long the count must stay still before memory is released. */
+  quietMs: number;
+  /**
+   * While busy, memory is also released (at most once per `quietMs`) when this thread's heap has grown past this
+   * many bytes: V8 lets a busy heap reach several times its live size before it collects.
+   */
+  busyHeapBytes: number;
+  release: () => void | Promise<void>;
+}
+
+/** Releases memory once after each busy stretch, when `activity` has not moved for `quietMs`, and when a busy heap grows too big. */
+export function releaseMemoryWhenIdle(options: IdleMemoryReleaseOptions): { stop(): void } {
+  let seen = options.activity();
+  let busySinceRelease = false;
+  const timer = setInterval(() => {
+    const now = options.activity();
+    if (now !== seen) {
+      seen = now;
+      busySinceRelease = true;
+      // Two collections free the garbage and compact a little; more would hold up ingest for little gain.
+      if (getHeapStatistics().total_heap_size > options.busyHeapBytes) releaseMemory(2);
+      return;
+    }
+    if (!busySinceRelease) return;
+    busySinceRelease = false;
+    void Promise.resolve(options.release()).catch(() => undefined); // only an optimisation: never fatal
+  }, options.quietMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
