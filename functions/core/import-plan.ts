@@ -10,7 +10,7 @@
 import { addDays, daysBetween, localDate } from './dates.js';
 import { shortHash, userRef } from './hash.js';
 import type { Ruleset } from './ruleset.js';
-import type { DayBucket, HistoryEntry, TierNotice, UserProfile } from './state.js';
+import { type DayBucket, type HistoryEntry, type TierNotice, type UserProfile, withoutOutbox } from './state.js';
 
 /** The nightly review runs at 02:00 local (see the replay engine); a review of today has happened only after it. */
 const REVIEW_HOUR = 2;
@@ -88,16 +88,7 @@ export function importedDays(days: Iterable<ReplayedDay>, guards: ReadonlyMap<st
  * started now under the name a live entry at `tierSince` would have had.
  */
 export function importedProfile(replayed: UserProfile, journey: { startedAt: Date } | undefined): UserProfile {
-  const {
-    journey: replayedJourney,
-    pendingJourney: _journey,
-    pendingNotices: _notices,
-    pendingHistory: _history,
-    outboxVersion: _version,
-    outboxRetryAt: _retry,
-    outboxLease: _lease,
-    ...profile
-  } = replayed;
+  const { journey: replayedJourney, ...profile } = withoutOutbox(replayed);
   if (journey && replayedJourney && replayedJourney.tier === replayed.tier) {
     return { ...profile, journey: { ...replayedJourney, startedAt: journey.startedAt.toISOString() } };
   }

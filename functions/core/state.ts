@@ -191,6 +191,20 @@ export function committedHistory(newestFirst: readonly HistoryEntry[], lastHisto
   return committed;
 }
 
+/** The profile with its outbox (pending journey, notices, history and the outbox's bookkeeping) taken off. */
+export function withoutOutbox(profile: UserProfile): UserProfile {
+  const {
+    pendingJourney: _journey,
+    pendingNotices: _notices,
+    pendingHistory: _history,
+    outboxVersion: _version,
+    outboxRetryAt: _retry,
+    outboxLease: _lease,
+    ...cleared
+  } = profile;
+  return cleared;
+}
+
 export function newProfile(userId: string, baseTier: string, now: Date): UserProfile {
   return {
     userId,

@@ -59,6 +59,16 @@ export async function removeStackInfo(dataDir: string): Promise<void> {
   await rm(join(dataDir, STACK_FILE), { force: true });
 }
 
+/** A DynamoDB client on a running stack's dynalite (which holds the folder's LevelDB lock, so it is the only way in). */
+export function runningStackClient(stack: Pick<StackInfo, 'dynamoEndpoint'>, config: { maxAttempts?: number } = {}): DynamoDBClient {
+  return new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    ...config,
+  });
+}
+
 /** The stack `strata dev` runs on this data folder, or undefined when none answers. */
 export async function runningStack(dataDir: string): Promise<StackInfo | undefined> {
   let info: StackInfo;
@@ -67,12 +77,7 @@ export async function runningStack(dataDir: string): Promise<StackInfo | undefin
   } catch {
     return undefined;
   }
-  const client = new DynamoDBClient({
-    endpoint: info.dynamoEndpoint,
-    region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-  });
+  const client = runningStackClient(info, { maxAttempts: 1 });
   try {
     await client.send(new ListTablesCommand({}), { abortSignal: AbortSignal.timeout(1500) });
     return info;
@@ -95,11 +100,7 @@ export interface LocalData {
 export async function openLocalData(dataDir: string): Promise<LocalData> {
   const stack = await runningStack(dataDir);
   if (stack) {
-    const client = new DynamoDBClient({
-      endpoint: stack.dynamoEndpoint,
-      region: 'local',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    });
+    const client = runningStackClient(stack);
     const clock = stack.clock ? createCatchUpClock({ ...stack.clock, from: new Date(stack.clock.from) }) : undefined;
     return { client, tableName: stack.tableName, now: () => clock?.now() ?? new Date(), close: async () => client.destroy() };
   }

@@ -18,7 +18,7 @@ import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
 import type { TierStore, WindowCopies } from '../core/ports.js';
 import { reviewShard } from '../core/review.js';
 import { reviewIndexDate } from '../core/review-date.js';
-import { type DayBucket, type HistoryEntry, type UserProfile, committedHistory } from '../core/state.js';
+import { type DayBucket, type HistoryEntry, type UserProfile, committedHistory, withoutOutbox } from '../core/state.js';
 
 /** One day as the store keeps it: what `strata import` writes as the user's day item (and guards, when heavy). */
 export interface StoredDay extends DayBucket {
@@ -206,15 +206,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const stored = user?.profile;
     if (!user || !stored || profile.outboxVersion === undefined) return false;
     if (stored.outboxVersion !== profile.outboxVersion || stored.reviewAt !== profile.reviewAt) return false;
-    const {
-      pendingJourney: _journey,
-      pendingNotices: _notices,
-      pendingHistory: _history,
-      outboxVersion: _version,
-      outboxRetryAt: _retry,
-      outboxLease: _lease,
-      ...cleared
-    } = stored;
+    const cleared = withoutOutbox(stored);
     user.profile = { ...cleared, outboxClears: (stored.outboxClears ?? 0) + 1 };
     this.deferredReviews.delete(profile.userId);
     return true;

@@ -40,7 +40,7 @@ import {
 import type { UserEvent } from '../../core/event.js';
 import type { JourneyStarter, NoticePublisher } from '../../core/ports.js';
 import type { Ruleset } from '../../core/ruleset.js';
-import { DYNALITE_FOLDER, runningStack } from '../../local/local-data.js';
+import { DYNALITE_FOLDER, runningStack, runningStackClient } from '../../local/local-data.js';
 import { streamEventLines } from '../../local/event-lines.js';
 import { runReplay } from '../../replay/replay-engine.js';
 import type { MemoryReplayStore } from '../../replay/memory-store.js';
@@ -466,11 +466,7 @@ async function openTarget(options: ImportCommandOptions, ruleset: Ruleset): Prom
   const stack = await runningStack(dataDir);
   if (stack) {
     // `strata dev` holds the LevelDB lock: write through its DynamoDB endpoint, on its clock.
-    const client = new DynamoDBClient({
-      endpoint: stack.dynamoEndpoint,
-      region: 'local',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    });
+    const client = runningStackClient(stack);
     const { openLocalData } = await import('../../local/local-data.js');
     const local = await openLocalData(dataDir);
     const now = local.now();
