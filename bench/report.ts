@@ -165,7 +165,7 @@ export function renderTable(r: BenchResults): string {
     `| monthly, 1M users × 20 events (Strata / Pinpoint journeys) | $${fixed(r.cost.monthly1MUsers)} / $${fixed(r.cost.pinpointMonthly1MUsers)} |`,
   ];
   return [
-    `Measured by \`npm run bench${r.quick ? ' -- --quick' : ''}\` on ${r.machine.cpu} (${r.machine.cores} cores), Node ${r.machine.node}, ${r.at.slice(0, 10)}; ${r.capacity.users} users for capacity. All ratios come from one run.`,
+    `Measured by \`npm run bench\` on ${r.machine.cpu} (${r.machine.cores} cores), Node ${r.machine.node}; ${r.capacity.users} users for capacity. ${describeSectionRuns(r)} Ratios inside a section come from the same run.`,
     '',
     '| metric | target | measured | |',
     '| --- | --- | --- | --- |',
@@ -175,6 +175,19 @@ export function renderTable(r: BenchResults): string {
     '| --- | --- |',
     ...other,
   ].join('\n');
+}
+
+/** Which sections ran in which mode on which day: `--only` lets a slow section be measured apart from the rest. */
+export function describeSectionRuns(r: BenchResults): string {
+  const runs = Object.entries(r.sections ?? {});
+  if (runs.length === 0) return `A ${r.quick ? 'quick' : 'full'} run on ${r.at.slice(0, 10)}.`;
+  const groups = new Map<string, string[]>();
+  for (const [name, run] of runs) {
+    const label = `${run.quick ? 'quick' : 'full'} run on ${run.at.slice(0, 10)}`;
+    groups.set(label, [...(groups.get(label) ?? []), name]);
+  }
+  if (groups.size === 1) return `A ${[...groups.keys()][0]}.`;
+  return `Sections: ${[...groups].map(([label, names]) => `${names.join(', ')} from a ${label}`).join('; ')}.`;
 }
 
 /** Replaces the marked section; undefined when README.md has no markers yet. */

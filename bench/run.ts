@@ -1,11 +1,15 @@
 /**
- * `npm run bench` (`-- --quick` for a run under two minutes): measures Strata against the performance targets in
- * DESIGN.md, writes bench/results.json, prints the table and refreshes README.md's bench section. Every figure
- * comes from this one run, so ratios compare like with like on the same machine at the same moment.
+ * `npm run bench` (`-- --quick` for a run of about six minutes): measures Strata against the performance targets in
+ * DESIGN.md, writes bench/results.json, prints the table and refreshes README.md's bench section. Ratios inside a
+ * section (for example simulate against --full-stack) always come from the same run.
+ *
+ * `-- --only dev,simulate` measures just those sections and keeps the others from the existing results.json, each
+ * section recording when, in which mode and under what load it was measured: a full run takes most of an hour, and
+ * one slow section should not need the rest to be measured again.
  */
 import '../functions/local/cli-environment.js';
 import { readFile, writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { loadRulesetOrThrow } from '../functions/core/ruleset.js';
 import { readProjectFiles } from '../functions/local/project-files.js';
@@ -50,7 +54,42 @@ export interface BenchOptions {
   devIdleSeconds: number;
   /** Events of the example history `strata import` writes into dynalite; 1,000,000 in a full run. */
   importEvents?: number;
+  /** Measure only these sections; the rest are taken from `previous`. */
+  only?: ReadonlySet<BenchSection>;
+  previous?: BenchResults;
   log?: (line: string) => void;
+}
+
+interface ReviewFigures {
+  review: Omit<ReviewResult, 'reviewsPerActiveUser30d'>;
+  active: { reviewsLast30Days: number; tier: string };
+  shard: { usersPerSecondPerShard: number };
+}
+
+export const BENCH_SECTIONS = [
+  'evaluation',
+  'capacity',
+  'heavyUser',
+  'storage',
+  'throughput',
+  'review',
+  'journeys',
+  'coldStart',
+  'cli',
+  'dev',
+  'simulate',
+  'rejudge',
+  'import',
+  'counters',
+] as const;
+export type BenchSection = (typeof BENCH_SECTIONS)[number];
+
+/** When, in which mode and under what machine load one section was measured. */
+export interface SectionRun {
+  at: string;
+  quick: boolean;
+  seconds: number;
+  loadAverage: number[];
 }
 
 export interface BenchResults {
@@ -82,6 +121,7 @@ export interface BenchResults {
   rejudge: RejudgeCost;
   simulate: SimulateFigures;
   import: ImportFigures;
+  sections: Partial<Record<BenchSection, SectionRun>>;
   targets?: TargetCheck[];
 }
 
@@ -134,33 +174,131 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const log = options.log ?? (() => undefined);
   const files = await readProjectFiles(options.projectRoot);
   const ruleset = loadRulesetOrThrow(files);
-  const timed = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
+  const sections: Partial<Record<BenchSection, SectionRun>> = {};
+  /** Measures a section, or takes it from the previous results when `--only` leaves it out. */
+  const section = async <T>(name: BenchSection, body: () => Promise<T>, previous: () => T | undefined): Promise<T> => {
+    if (options.only && !options.only.has(name)) {
+      const kept = previous();
+      const run = options.previous?.sections?.[name];
+      if (kept !== undefined && run) {
+        sections[name] = run;
+        return kept;
+      }
+      log(`${name}: not in results.json yet, so measured now`);
+    }
     const started = performance.now();
     const result = await body();
-    log(`${name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const seconds = (performance.now() - started) / 1000;
+    sections[name] = { at: new Date().toISOString(), quick: options.quick, seconds: r1(seconds), loadAverage: loadavg().map(r3) };
+    log(`${name}: ${seconds.toFixed(1)} s`);
     return result;
   };
+  const before = options.previous;
 
-  const evaluation = await timed('evaluation', () => measureEvaluation(ruleset, options.evaluationIterations));
-  const capacity = await timed('capacity', () => measureCapacity(ruleset, { users: options.capacityUsers }));
-  const heavyUser = await timed('heavy user', () => measureHeavyUser(ruleset, options.heavyUser));
-  const storage = await timed('storage', () => measureStorage(ruleset, { users: options.storageUsers }));
-  const throughput = await timed('throughput', () => measureThroughput(ruleset, { events: options.throughputEvents, concurrency: 8 }));
-  const review = await timed('nightly review', () => measureNightlyReview(ruleset, { users: options.reviewUsers }));
-  const active = await timed('active user reviews', () => measureActiveUserReviews(ruleset, options.activeUserDays));
-  const shard = await timed('review shard throughput', () => measureShardThroughput(ruleset, { users: options.reviewShardUsers }));
-  const journeys = await timed('journeys', () => measureJourneys(ruleset));
-  const coldStart = await timed('cold start', () => measureColdStart(options.projectRoot, files, options.coldStartRuns));
-  const cli = await timed('command line', () => measureCli(options.projectRoot, options.cliRuns));
-  const dev = await timed('strata dev', () =>
-    measureDev({ projectRoot: options.projectRoot, events: options.devEvents, users: options.devUsers, idleSeconds: options.devIdleSeconds, log }),
+  const evaluation = await section(
+    'evaluation',
+    () => measureEvaluation(ruleset, options.evaluationIterations),
+    () => before?.evaluation,
   );
-  const simulate = await timed('simulate', () => measureSimulate(ruleset, { users: options.simulateUsers, bigEvents: options.simulateBigEvents }));
+  const capacity = await section(
+    'capacity',
+    () => measureCapacity(ruleset, { users: options.capacityUsers }),
+    () =>
+      before && {
+        users: before.capacity.users,
+        measuredEvents: before.capacity.measuredEvents,
+        noChange: before.capacity.noChange,
+        tierChange: before.capacity.tierChange,
+        meanPerEvent: before.capacity.meanPerEvent,
+        byOperation: before.capacity.byOperation,
+        seedSeconds: before.capacity.seedSeconds,
+      },
+  );
+  const heavyUser = await section(
+    'heavyUser',
+    () => measureHeavyUser(ruleset, options.heavyUser),
+    () => before?.capacity.heavyUser,
+  );
+  const storage = await section(
+    'storage',
+    () => measureStorage(ruleset, { users: options.storageUsers }),
+    () => before?.storage,
+  );
+  const throughput = await section(
+    'throughput',
+    () => measureThroughput(ruleset, { events: options.throughputEvents, concurrency: 8 }),
+    () =>
+      before && {
+        eventsPerSec: before.throughput.eventsPerSec,
+        dynaliteOpsPerSec: before.throughput.dynaliteOpsPerSec,
+        ratio: before.throughput.ratio,
+        events: before.throughput.events,
+        concurrency: before.throughput.ingestConcurrency,
+      },
+  );
+  const reviewFigures = await section(
+    'review',
+    async (): Promise<ReviewFigures> => {
+      const nightly = await measureNightlyReview(ruleset, { users: options.reviewUsers });
+      const activeUser = await measureActiveUserReviews(ruleset, options.activeUserDays);
+      const oneShard = await measureShardThroughput(ruleset, { users: options.reviewShardUsers });
+      return {
+        review: nightly,
+        active: { reviewsLast30Days: activeUser.reviewsLast30Days, tier: activeUser.tier },
+        shard: { usersPerSecondPerShard: oneShard.usersPerSecondPerShard },
+      };
+    },
+    () =>
+      before && {
+        review: before.review,
+        active: { reviewsLast30Days: before.review.reviewsPerActiveUser30d, tier: before.review.activeUserTier },
+        shard: { usersPerSecondPerShard: before.review.usersPerSecondPerShard },
+      },
+  );
+  const { review, active, shard } = reviewFigures;
+  const journeys = await section(
+    'journeys',
+    () => measureJourneys(ruleset),
+    () => before?.journeys,
+  );
+  const coldStart = await section(
+    'coldStart',
+    () => measureColdStart(options.projectRoot, files, options.coldStartRuns),
+    () => before?.coldStart,
+  );
+  const cli = await section(
+    'cli',
+    () => measureCli(options.projectRoot, options.cliRuns),
+    () => before?.cli,
+  );
+  const dev = await section(
+    'dev',
+    () =>
+      measureDev({ projectRoot: options.projectRoot, events: options.devEvents, users: options.devUsers, idleSeconds: options.devIdleSeconds, log }),
+    () => before?.dev,
+  );
+  const simulate = await section(
+    'simulate',
+    () => measureSimulate(ruleset, { users: options.simulateUsers, bigEvents: options.simulateBigEvents }),
+    () => before?.simulate,
+  );
 
   const prices = JSON.parse(await readFile(fileURLToPath(new URL('./prices.json', import.meta.url)), 'utf8')) as Prices;
-  const rejudge = await timed('re-judge', () => measureRejudge(ruleset, prices, { users: options.rejudgeUsers ?? (options.quick ? 300 : 2_000) }));
-  const importFigures = await timed('import', () => measureImport(ruleset, { events: options.importEvents ?? (options.quick ? 50_000 : 1_000_000) }));
-  const counters = await timed('analytics counters', () => measureCounters(ruleset, { users: options.countersUsers ?? (options.quick ? 60 : 300) }));
+  const rejudge = await section(
+    'rejudge',
+    () => measureRejudge(ruleset, prices, { users: options.rejudgeUsers ?? (options.quick ? 300 : 2_000) }),
+    () => before?.rejudge,
+  );
+  const importFigures = await section(
+    'import',
+    () => measureImport(ruleset, { events: options.importEvents ?? (options.quick ? 50_000 : 1_000_000) }),
+    () => before?.import,
+  );
+  const counters = await section(
+    'counters',
+    () => measureCounters(ruleset, { users: options.countersUsers ?? (options.quick ? 60 : 300) }),
+    () => before?.capacity.counters,
+  );
   const threeSend = Object.values(journeys).find((j) => j.sends === 3) ?? Object.values(journeys)[0]!;
   const cost = costModel(prices, {
     perEvent: capacity.meanPerEvent,
@@ -170,13 +308,14 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   });
   const results: BenchResults = {
     at: new Date().toISOString(),
-    quick: options.quick,
+    quick: Object.values(sections).some((run) => run.quick),
     machine: {
       cpu: cpus()[0]?.model ?? 'unknown',
       cores: cpus().length,
       node: process.version,
-      loadAverage: (await import('node:os')).loadavg().map(r3),
+      loadAverage: loadavg().map(r3),
     },
+    sections,
     capacity: {
       users: capacity.users,
       measuredEvents: capacity.measuredEvents,
@@ -242,8 +381,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  const only = parseOnly(process.argv);
+  const previous = only ? await readPreviousResults() : undefined;
   const started = performance.now();
-  const results = await runBench({ ...benchOptions(quick), log: (line) => process.stderr.write(`bench: ${line}\n`) });
+  const results = await runBench({ ...benchOptions(quick), only, previous, log: (line) => process.stderr.write(`bench: ${line}\n`) });
   await writeFile('bench/results.json', JSON.stringify(results, null, 2) + '\n');
   const table = renderTable(results);
   process.stdout.write(`${table}\n\nbench: done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote bench/results.json\n`);
@@ -257,10 +398,39 @@ async function main(): Promise<void> {
   }
 }
 
+/** `--only a,b` (or `--only=a,b`): the sections to measure; undefined measures them all. Exits on an unknown name. */
+export function parseOnly(argv: readonly string[]): ReadonlySet<BenchSection> | undefined {
+  const index = argv.findIndex((arg) => arg === '--only' || arg.startsWith('--only='));
+  if (index < 0) return undefined;
+  const value = argv[index]!.startsWith('--only=') ? argv[index]!.slice('--only='.length) : (argv[index + 1] ?? '');
+  const names = value
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
+  const known: ReadonlySet<string> = new Set(BENCH_SECTIONS);
+  const unknown = names.filter((name) => !known.has(name));
+  if (names.length === 0 || unknown.length > 0)
+    throw new BenchUsageError(
+      `--only ${unknown.length > 0 ? `names unknown sections (${unknown.join(', ')})` : 'needs section names'}; choose from ${BENCH_SECTIONS.join(', ')}`,
+    );
+  return new Set(names as BenchSection[]);
+}
+
+class BenchUsageError extends Error {}
+
+async function readPreviousResults(): Promise<BenchResults | undefined> {
+  try {
+    return JSON.parse(await readFile('bench/results.json', 'utf8')) as BenchResults;
+  } catch {
+    return undefined; // no earlier run: every section is measured now
+  }
+}
+
 // Run only as the entry point, so that the test can import runBench.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   main().catch((error: unknown) => {
-    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    const message = error instanceof BenchUsageError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`bench: ${message}\n`);
     process.exitCode = 1;
   });
 }

@@ -4,31 +4,37 @@
  */
 import { describe, expect, it } from 'vitest';
 import { README_END, README_START, renderTable, replaceReadmeSection } from '../../bench/report.js';
-import { type BenchResults, benchOptions, runBench } from '../../bench/run.js';
+import { BENCH_SECTIONS, type BenchResults, benchOptions, parseOnly, runBench } from '../../bench/run.js';
+
+const tinyBench = {
+  ...benchOptions(true),
+  capacityUsers: 40,
+  evaluationIterations: 50,
+  throughputEvents: 60,
+  reviewUsers: 200,
+  reviewShardUsers: 30,
+  coldStartRuns: 1,
+  activeUserDays: 35,
+  heavyUser: { eventsPerDay: 40, days: 1, extremeEvents: 80, windowEventsPerDay: 20 },
+  storageUsers: 4,
+  simulateUsers: 12,
+  simulateBigEvents: 2_000,
+  cliRuns: 1,
+  rejudgeUsers: 40,
+  importEvents: 2_000,
+  countersUsers: 6,
+  devEvents: 200,
+  devUsers: 30,
+  devIdleSeconds: 1,
+};
+
+let measuredOnce: BenchResults | undefined;
 
 describe('npm run bench', () => {
   it('measures every section on a tiny population, with the keys results.json promises', async () => {
-    const results: BenchResults = await runBench({
-      ...benchOptions(true),
-      capacityUsers: 40,
-      evaluationIterations: 50,
-      throughputEvents: 60,
-      reviewUsers: 200,
-      reviewShardUsers: 30,
-      coldStartRuns: 1,
-      activeUserDays: 35,
-      heavyUser: { eventsPerDay: 40, days: 1, extremeEvents: 80, windowEventsPerDay: 20 },
-      storageUsers: 4,
-      simulateUsers: 12,
-      simulateBigEvents: 2_000,
-      cliRuns: 1,
-      rejudgeUsers: 40,
-      importEvents: 2_000,
-      countersUsers: 6,
-      devEvents: 200,
-      devUsers: 30,
-      devIdleSeconds: 1,
-    });
+    const results: BenchResults = await runBench(tinyBench);
+    measuredOnce = results;
+    expect(Object.keys(results.sections).sort()).toEqual([...BENCH_SECTIONS].sort());
 
     expect(results.machine.cores).toBeGreaterThan(0);
     // An event that changes no tier: one guarded UpdateItem of a day item under 1 KB, one consistent Query under 4 KB.
@@ -97,5 +103,28 @@ describe('npm run bench', () => {
     expect(table).toContain('| strata dev events applied per second');
     expect(replaceReadmeSection('# Strata\n', table)).toBeUndefined();
     expect(replaceReadmeSection(`a\n${README_START}\nold\n${README_END}\nb`, table)).toBe(`a\n${README_START}\n${table}\n${README_END}\nb`);
+  }, 240_000);
+
+  it('--only measures the named sections and keeps the others, with when and how each was measured', async () => {
+    // The whole tiny run above stands for the results.json an earlier run wrote.
+    const previous = measuredOnce!;
+    const earlier = {
+      ...previous,
+      sections: { ...previous.sections, evaluation: { ...previous.sections.evaluation!, at: '2026-01-02T00:00:00.000Z', quick: false } },
+    };
+    const results = await runBench({ ...tinyBench, evaluationIterations: 10, only: new Set(['journeys']), previous: earlier });
+    expect(results.evaluation).toEqual(previous.evaluation);
+    expect(results.dev).toEqual(previous.dev);
+    expect(results.sections.dev).toEqual(previous.sections.dev);
+    expect(results.sections.evaluation).toMatchObject({ at: '2026-01-02T00:00:00.000Z', quick: false });
+    expect(results.sections.journeys).toMatchObject({ quick: true });
+    expect(results.journeys['member']).toMatchObject({ sends: 3 });
+    const header = renderTable(results).split('\n')[0]!;
+    expect(header).toContain('Sections: evaluation from a full run on 2026-01-02; capacity, heavyUser,');
+    expect(header).toMatch(/journeys, .* from a quick run on \d{4}-\d\d-\d\d\./);
+    expect(parseOnly(['tsx', 'bench/run.ts', '--only', 'dev,simulate'])).toEqual(new Set(['dev', 'simulate']));
+    expect(parseOnly(['tsx', 'bench/run.ts', '--only=import'])).toEqual(new Set(['import']));
+    expect(parseOnly(['tsx', 'bench/run.ts'])).toBeUndefined();
+    expect(() => parseOnly(['--only', 'dev,simulat'])).toThrow(/unknown sections \(simulat\); choose from evaluation, capacity/);
   }, 240_000);
 });
