@@ -66,9 +66,11 @@ function localDateOfText(instant: string, timeZone: string): string {
   return date;
 }
 
-function localDateOfInstant(date: Date, timeZone: string): string {
-  if (timeZone === 'UTC') return date.toISOString().slice(0, 10);
-  const ms = date.getTime();
+/**
+ * The zone's offset (local wall time minus UTC, in ms) throughout the UTC hour holding `ms`, or NaN when it changes
+ * within that hour or `ms` is not a time. Found with Intl once per zone and hour.
+ */
+export function hourOffsetAt(ms: number, timeZone: string): number {
   const hour = Math.floor(ms / HOUR_MS);
   let offsets = hourOffsets.get(timeZone);
   if (!offsets) {
@@ -77,23 +79,60 @@ function localDateOfInstant(date: Date, timeZone: string): string {
   }
   let offset = offsets.get(hour);
   if (offset === undefined) {
+    if (Number.isNaN(hour)) return NaN;
     const start = offsetAt(hour * HOUR_MS, timeZone);
     offset = start === offsetAt((hour + 1) * HOUR_MS - 1000, timeZone) ? start : NaN;
     if (offsets.size > 100_000) offsets.clear();
     offsets.set(hour, offset);
   }
+  return offset;
+}
+
+function localDateOfInstant(date: Date, timeZone: string): string {
+  if (timeZone === 'UTC') return utcDateOf(date.getTime());
+  const ms = date.getTime();
+  const offset = hourOffsetAt(ms, timeZone);
   if (Number.isNaN(offset) || Number.isNaN(ms)) return formatterFor(timeZone).format(date);
-  return new Date(ms + offset).toISOString().slice(0, 10);
+  return utcDateOf(ms + offset);
 }
 
 const DAY_MS = 86_400_000;
+/**
+ * Day number (UTC days since 1970) → its 'YYYY-MM-DD', and a date's text → its day's first instant. Every event,
+ * decision and journey step turns instants into dates and back and moves dates by days, over the same few hundred
+ * days; building a Date and its ISO text each time cost more than the rest of the arithmetic. Both memos hold
+ * exactly what the Date arithmetic gives (they are filled by it), and are bounded.
+ */
+const dateOfDay = new Map<number, string>();
+const utcMsOfDate = new Map<string, number>();
+const MAX_REMEMBERED_DATES = 100_000;
+
+/** The UTC calendar date of an instant, as toISOString writes it (RangeError for an instant that is no time). */
+export function utcDateOf(ms: number): string {
+  const day = Math.floor(ms / DAY_MS);
+  let date = dateOfDay.get(day);
+  if (date === undefined) {
+    date = new Date(ms).toISOString().slice(0, 10);
+    if (dateOfDay.size >= MAX_REMEMBERED_DATES) dateOfDay.clear();
+    dateOfDay.set(day, date);
+  }
+  return date;
+}
 
 function dateToUtcMs(date: string): number {
-  return Date.UTC(Number(date.slice(0, 4)), Number(date.slice(5, 7)) - 1, Number(date.slice(8, 10)));
+  let ms = utcMsOfDate.get(date);
+  if (ms === undefined) {
+    ms = Date.UTC(Number(date.slice(0, 4)), Number(date.slice(5, 7)) - 1, Number(date.slice(8, 10)));
+    // Text that is no date (NaN) is not remembered, so that a memo full of junk cannot push out real dates.
+    if (Number.isNaN(ms)) return ms;
+    if (utcMsOfDate.size >= MAX_REMEMBERED_DATES) utcMsOfDate.clear();
+    utcMsOfDate.set(date, ms);
+  }
+  return ms;
 }
 
 export function addDays(date: string, days: number): string {
-  return new Date(dateToUtcMs(date) + days * DAY_MS).toISOString().slice(0, 10);
+  return utcDateOf(dateToUtcMs(date) + days * DAY_MS);
 }
 
 /** Whole days from a to b (b - a). */
