@@ -5,7 +5,7 @@
  * events give the same counters; a duplicate is stopped by the store's event-id guard.
  */
 import { InvalidEventError } from './errors.js';
-import { addDays, daysBetween, localDate } from './dates.js';
+import { addDays, daysBetween, instantMs, localDate } from './dates.js';
 import type { UserEvent } from './event.js';
 import type { CounterSpec, Ruleset } from './ruleset.js';
 import type { DayBucket, StoredAttribute, UserProfile } from './state.js';
@@ -34,7 +34,7 @@ export function eventMatches(filter: FilterLike, event: Pick<UserEvent, 'type' |
 }
 
 export function epochSeconds(instant: string): number {
-  return Math.floor(Date.parse(instant) / 1000);
+  return Math.floor(instantMs(instant) / 1000);
 }
 
 /**
@@ -159,18 +159,9 @@ export function aggregateMetrics(ruleset: Pick<Ruleset, 'metrics'>, buckets: rea
   return values;
 }
 
-const windowStarts = new Map<string, string>();
-
-/** The first local date inside a window ending on `asOf`; memoised because every event asks for the same few. */
+/** The first local date inside a window ending on `asOf`. */
 function windowStartDate(asOf: string, windowDays: number): string {
-  const key = asOf + '|' + windowDays;
-  let start = windowStarts.get(key);
-  if (start === undefined) {
-    if (windowStarts.size > 4096) windowStarts.clear();
-    start = addDays(asOf, -(windowDays - 1));
-    windowStarts.set(key, start);
-  }
-  return start;
+  return addDays(asOf, -(windowDays - 1));
 }
 
 /** Attribute facts as of a local date. */
@@ -197,8 +188,8 @@ export function factsAt(ruleset: Ruleset, buckets: readonly DayBucket[], attribu
 }
 
 function isLater(a: { at: string; eventId: string }, b: { at: string; eventId: string }): boolean {
-  const ta = Date.parse(a.at);
-  const tb = Date.parse(b.at);
+  const ta = instantMs(a.at);
+  const tb = instantMs(b.at);
   return ta !== tb ? ta > tb : a.eventId > b.eventId;
 }
 
