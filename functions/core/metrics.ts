@@ -25,7 +25,9 @@ type FilterLike = Pick<CounterSpec, 'eventTypes' | 'where'>;
 export function eventMatches(filter: FilterLike, event: Pick<UserEvent, 'type' | 'properties'>): boolean {
   if (filter.eventTypes && !filter.eventTypes.includes(event.type)) return false;
   if (filter.where) {
-    for (const [property, expected] of Object.entries(filter.where)) {
+    for (const property in filter.where) {
+      if (!Object.hasOwn(filter.where, property)) continue;
+      const expected = filter.where[property]!;
       const actual = Object.hasOwn(event.properties, property) ? event.properties[property] : undefined;
       if (Array.isArray(expected) ? !expected.includes(actual as never) : actual !== expected) return false;
     }
@@ -167,7 +169,9 @@ function windowStartDate(asOf: string, windowDays: number): string {
 /** Attribute facts as of a local date. */
 export function attributeFacts(ruleset: Pick<Ruleset, 'attributes' | 'timezone'>, attributes: Record<string, StoredAttribute>, asOf: string): Facts {
   const facts: Facts = {};
-  for (const [name, definition] of Object.entries(ruleset.attributes)) {
+  for (const name in ruleset.attributes) {
+    if (!Object.hasOwn(ruleset.attributes, name)) continue;
+    const definition = ruleset.attributes[name]!;
     const stored = Object.hasOwn(attributes, name) ? attributes[name] : undefined;
     if (definition.type === 'days-since') {
       facts[name] = stored ? Math.max(0, daysBetween(localDate(stored.at, ruleset.timezone), asOf)) : null;
@@ -220,7 +224,9 @@ export function applyEventToAttributes(
     next ??= { ...profile.attributes };
     next[name] = value;
   };
-  for (const [name, definition] of Object.entries(ruleset.attributes)) {
+  for (const name in ruleset.attributes) {
+    if (!Object.hasOwn(ruleset.attributes, name)) continue;
+    const definition = ruleset.attributes[name]!;
     if (definition.event !== event.type) continue;
     const stored = Object.hasOwn(profile.attributes, name) ? profile.attributes[name] : undefined;
     const candidate = { at: event.occurredAt, eventId: event.eventId };

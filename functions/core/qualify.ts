@@ -68,7 +68,13 @@ const MAX_REMEMBERED_RUNS = 50_000;
 interface RuleVerdicts {
   engine: SingleRuleEngine['engine'];
   facts: string[];
-  runs: Map<string, Promise<EngineRun>>;
+  runs: Map<string, RememberedRun>;
+}
+
+/** A run, and its result once it is in: most calls find it there and need not wait for the promise. */
+interface RememberedRun {
+  run: Promise<EngineRun>;
+  result?: EngineRun;
 }
 
 const verdictsByEngine = new WeakMap<Ruleset['engine'], RuleVerdicts[]>();
@@ -99,15 +105,19 @@ function ruleVerdicts(ruleset: Ruleset): RuleVerdicts[] {
 /** The values of the facts a rule reads, as canonical JSON: the key of its verdict. */
 function verdictKey(names: readonly string[], facts: Facts): string {
   let key = '';
-  for (let i = 0; i < names.length; i++) key += (i === 0 ? '' : ',') + canonicalJson(facts[names[i]!] ?? null);
+  for (let i = 0; i < names.length; i++) {
+    const value = facts[names[i]!] ?? null;
+    // A finite number's canonical JSON is its text; written directly, since this runs for every rule and decision.
+    key += (i === 0 ? '' : ',') + (typeof value === 'number' && Number.isFinite(value) ? String(value) : canonicalJson(value));
+  }
   return key;
 }
 
 /** One rule's verdict on these facts: run once per distinct set of the facts it reads. */
-function ruleVerdict(verdicts: RuleVerdicts, facts: Facts): Promise<EngineRun> {
+function ruleVerdict(verdicts: RuleVerdicts, facts: Facts): RememberedRun {
   const key = verdictKey(verdicts.facts, facts);
-  let run = verdicts.runs.get(key);
-  if (!run) {
+  let remembered = verdicts.runs.get(key);
+  if (!remembered) {
     const { runs } = verdicts;
     if (runs.size >= MAX_REMEMBERED_RUNS) runs.clear();
     // Only the facts the rule reads go in (a copy, so that the remembered results never share a caller's arrays).
@@ -117,12 +127,16 @@ function ruleVerdict(verdicts: RuleVerdicts, facts: Facts): Promise<EngineRun> {
       const value = facts[name]!;
       own[name] = typeof value === 'object' && value !== null ? structuredClone(value) : value;
     }
-    run = verdicts.engine.run(own);
-    runs.set(key, run);
-    // A failed run is not remembered: the next call tries again and sees the error itself.
-    run.catch(() => runs.delete(key));
+    const entry: RememberedRun = { run: verdicts.engine.run(own) };
+    runs.set(key, entry);
+    entry.run.then(
+      (result) => (entry.result = result),
+      // A failed run is not remembered: the next call tries again and sees the error itself.
+      () => runs.delete(key),
+    );
+    remembered = entry;
   }
-  return run;
+  return remembered;
 }
 
 /**
@@ -132,8 +146,10 @@ function ruleVerdict(verdicts: RuleVerdicts, facts: Facts): Promise<EngineRun> {
  * those of the ruleset's shared engine, rule by rule. json-rules-engine costs about 100 µs a run; a key about 1.
  */
 async function runEngine(ruleset: Ruleset, facts: Facts): Promise<EngineRun> {
-  const verdicts = ruleVerdicts(ruleset);
-  const runs = await Promise.all(verdicts.map((rule) => ruleVerdict(rule, facts)));
+  const remembered = ruleVerdicts(ruleset).map((rule) => ruleVerdict(rule, facts));
+  const runs = remembered.every((entry) => entry.result !== undefined)
+    ? remembered.map((entry) => entry.result!)
+    : await Promise.all(remembered.map((entry) => entry.run));
   if (runs.length === 1) return runs[0]!;
   const merged: EngineRun = { events: [], results: [], failureResults: [] };
   for (const run of runs) {
