@@ -109,16 +109,42 @@ function aggregationPlan(metrics: Ruleset['metrics']): AggregationPlan {
   return plan;
 }
 
+interface AggregationScratch {
+  firstDays: string[];
+  counts: number[];
+  sums: number[];
+  days: number[];
+  latest: Array<string | undefined>;
+}
+
+function newScratch(count: number): AggregationScratch {
+  return {
+    firstDays: new Array<string>(count).fill(''),
+    counts: new Array<number>(count).fill(0),
+    sums: new Array<number>(count).fill(0),
+    days: new Array<number>(count).fill(0),
+    latest: new Array<string | undefined>(count).fill(undefined),
+  };
+}
+
+let scratch = newScratch(16);
+
 export function aggregateMetrics(ruleset: Pick<Ruleset, 'metrics'>, buckets: readonly DayBucket[], asOf: string): Record<string, number | null> {
   // One pass over each bucket's few counters rather than over every metric: this runs on every event.
   const metrics = ruleset.metrics;
   const count = metrics.length;
   const { countTargets, sumTargets } = aggregationPlan(metrics);
-  const firstDays = metrics.map((metric) => windowStartDate(asOf, metric.definition.windowDays));
-  const counts = new Array<number>(count).fill(0);
-  const sums = new Array<number>(count).fill(0);
-  const days = new Array<number>(count).fill(0);
-  const latest = new Array<string | undefined>(count).fill(undefined);
+  // Scratch space shared by every call (this function never awaits, so calls cannot interleave): it runs for every
+  // decision and every candidate review date, and fresh arrays each time were a good part of the replay's garbage.
+  if (scratch.counts.length < count) scratch = newScratch(count);
+  const { firstDays, counts, sums, days, latest } = scratch;
+  for (let i = 0; i < count; i++) {
+    firstDays[i] = windowStartDate(asOf, metrics[i]!.definition.windowDays);
+    counts[i] = 0;
+    sums[i] = 0;
+    days[i] = 0;
+    latest[i] = undefined;
+  }
   for (const bucket of buckets) {
     const date = bucket.date;
     if (date > asOf) continue;
