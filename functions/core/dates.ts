@@ -52,23 +52,60 @@ export function localDate(instant: Date | string, timeZone: string): string {
   return localDateOfInstant(instant, timeZone);
 }
 
-/** Stamps stored as text (an attribute's `at`, an event's `occurredAt`) come back again and again; parsing costs more than the rest. */
-const dateOfText = new Map<string, string>();
-
 function localDateOfText(instant: string, timeZone: string): string {
-  const key = timeZone + '|' + instant;
-  let date = dateOfText.get(key);
-  if (date === undefined) {
-    date = localDateOfInstant(new Date(instant), timeZone);
-    if (dateOfText.size >= 10_000) dateOfText.clear();
-    dateOfText.set(key, date);
-  }
-  return date;
+  return localDateOfMs(instantMs(instant), timeZone);
 }
 
-function localDateOfInstant(date: Date, timeZone: string): string {
-  if (timeZone === 'UTC') return date.toISOString().slice(0, 10);
-  const ms = date.getTime();
+const ZERO = 48;
+function digit(text: string, at: number): number {
+  const value = text.charCodeAt(at) - ZERO;
+  return value >= 0 && value <= 9 ? value : NaN;
+}
+
+/** Two ASCII digits at `at` as a number, or NaN. */
+function twoDigits(text: string, at: number): number {
+  const tens = text.charCodeAt(at) - ZERO;
+  const ones = text.charCodeAt(at + 1) - ZERO;
+  return tens >= 0 && tens <= 9 && ones >= 0 && ones <= 9 ? tens * 10 + ones : NaN;
+}
+
+/**
+ * Date.parse, with a fast path for the UTC stamps that events, profiles and journeys carry
+ * ('2026-03-01T08:15:00Z', '2026-03-01T08:15:00.250Z'): Date.parse costs about a microsecond, and every event and
+ * decision parses several. Anything else (other forms, offsets, days past the 28th, years before 1000) is left to
+ * Date.parse, so the result is always Date.parse's.
+ */
+export function instantMs(text: string): number {
+  const length = text.length;
+  if (
+    (length === 20 || length === 24) &&
+    text.charCodeAt(length - 1) === 90 /* Z */ &&
+    text.charCodeAt(4) === 45 /* - */ &&
+    text.charCodeAt(7) === 45 &&
+    text.charCodeAt(10) === 84 /* T */ &&
+    text.charCodeAt(13) === 58 /* : */ &&
+    text.charCodeAt(16) === 58 &&
+    (length === 20 || text.charCodeAt(19) === 46) /* . */
+  ) {
+    const century = twoDigits(text, 0);
+    const year = century * 100 + twoDigits(text, 2);
+    const month = twoDigits(text, 5);
+    const day = twoDigits(text, 8);
+    const hour = twoDigits(text, 11);
+    const minute = twoDigits(text, 14);
+    const second = twoDigits(text, 17);
+    const millis = length === 24 ? twoDigits(text, 20) * 10 + digit(text, 22) : 0;
+    if (century >= 10 && month >= 1 && month <= 12 && day >= 1 && day <= 28 && hour <= 23 && minute <= 59 && second <= 59 && millis >= 0)
+      return Date.UTC(year, month - 1, day, hour, minute, second, millis);
+  }
+  return Date.parse(text);
+}
+
+/**
+ * The zone's offset (local wall time minus UTC, in ms) throughout the UTC hour holding `ms`, or NaN when it changes
+ * within that hour or `ms` is not a time. Found with Intl once per zone and hour.
+ */
+export function hourOffsetAt(ms: number, timeZone: string): number {
   const hour = Math.floor(ms / HOUR_MS);
   let offsets = hourOffsets.get(timeZone);
   if (!offsets) {
@@ -77,23 +114,63 @@ function localDateOfInstant(date: Date, timeZone: string): string {
   }
   let offset = offsets.get(hour);
   if (offset === undefined) {
+    if (Number.isNaN(hour)) return NaN;
     const start = offsetAt(hour * HOUR_MS, timeZone);
     offset = start === offsetAt((hour + 1) * HOUR_MS - 1000, timeZone) ? start : NaN;
     if (offsets.size > 100_000) offsets.clear();
     offsets.set(hour, offset);
   }
-  if (Number.isNaN(offset) || Number.isNaN(ms)) return formatterFor(timeZone).format(date);
-  return new Date(ms + offset).toISOString().slice(0, 10);
+  return offset;
+}
+
+function localDateOfInstant(date: Date, timeZone: string): string {
+  return localDateOfMs(date.getTime(), timeZone);
+}
+
+function localDateOfMs(ms: number, timeZone: string): string {
+  if (timeZone === 'UTC') return utcDateOf(ms);
+  const offset = hourOffsetAt(ms, timeZone);
+  if (Number.isNaN(offset) || Number.isNaN(ms)) return formatterFor(timeZone).format(new Date(ms));
+  return utcDateOf(ms + offset);
 }
 
 const DAY_MS = 86_400_000;
+/**
+ * Day number (UTC days since 1970) → its 'YYYY-MM-DD', and a date's text → its day's first instant. Every event,
+ * decision and journey step turns instants into dates and back and moves dates by days, over the same few hundred
+ * days; building a Date and its ISO text each time cost more than the rest of the arithmetic. Both memos hold
+ * exactly what the Date arithmetic gives (they are filled by it), and are bounded.
+ */
+const dateOfDay = new Map<number, string>();
+const utcMsOfDate = new Map<string, number>();
+const MAX_REMEMBERED_DATES = 100_000;
+
+/** The UTC calendar date of an instant, as toISOString writes it (RangeError for an instant that is no time). */
+export function utcDateOf(ms: number): string {
+  const day = Math.floor(ms / DAY_MS);
+  let date = dateOfDay.get(day);
+  if (date === undefined) {
+    date = new Date(ms).toISOString().slice(0, 10);
+    if (dateOfDay.size >= MAX_REMEMBERED_DATES) dateOfDay.clear();
+    dateOfDay.set(day, date);
+  }
+  return date;
+}
 
 function dateToUtcMs(date: string): number {
-  return Date.UTC(Number(date.slice(0, 4)), Number(date.slice(5, 7)) - 1, Number(date.slice(8, 10)));
+  let ms = utcMsOfDate.get(date);
+  if (ms === undefined) {
+    ms = Date.UTC(Number(date.slice(0, 4)), Number(date.slice(5, 7)) - 1, Number(date.slice(8, 10)));
+    // Text that is no date (NaN) is not remembered, so that a memo full of junk cannot push out real dates.
+    if (Number.isNaN(ms)) return ms;
+    if (utcMsOfDate.size >= MAX_REMEMBERED_DATES) utcMsOfDate.clear();
+    utcMsOfDate.set(date, ms);
+  }
+  return ms;
 }
 
 export function addDays(date: string, days: number): string {
-  return new Date(dateToUtcMs(date) + days * DAY_MS).toISOString().slice(0, 10);
+  return utcDateOf(dateToUtcMs(date) + days * DAY_MS);
 }
 
 /** Whole days from a to b (b - a). */

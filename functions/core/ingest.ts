@@ -12,7 +12,7 @@
  */
 import { type AnalyticsCounters, type TierCountOccurrence, conversionOccurrence, tierChangeOccurrences } from './analytics.js';
 import { applyConsentEvent } from './consent.js';
-import { addDays, localDate } from './dates.js';
+import { addDays, instantMs, localDate } from './dates.js';
 import { type Decision, type TierTransition, decideTier, lockTier, unlockTier } from './decide.js';
 import { assertNever } from './errors.js';
 import type { UserEvent } from './event.js';
@@ -91,8 +91,11 @@ export class VersionConflictError extends Error {
 
 /** The key that guards a day bucket against a second delivery of the same event: short, and no raw id stored. */
 export function eventKey(eventId: string): string {
-  return shortHash('event:' + eventId, 12);
+  // The same event's key is asked for more than once in a row (the replay's quiet-event check, then ingest).
+  if (eventId !== lastKeyed.eventId) lastKeyed = { eventId, key: shortHash('event:' + eventId, 12) };
+  return lastKeyed.key;
 }
+let lastKeyed = { eventId: '', key: shortHash('event:', 12) };
 
 export function windowStart(ruleset: Ruleset, now: Date): string {
   return addDays(localDate(now, ruleset.timezone), -(ruleset.maxWindowDays - 1));
@@ -221,18 +224,23 @@ export async function decideAndSave(
       typeof trigger === 'object'
         ? operatorDecision(ruleset, profile, trigger.lock, now, qualification)
         : decideTier({ ruleset, profile, qualification, now, trigger, ...(event ? { eventId: event.eventId } : {}) });
-    const leaseOwner = shortHash(`lease|${userId}|${profile.version}|${now.toISOString()}`, 16);
-    const leaseIsFree = !profile.outboxLease || Date.parse(profile.outboxLease.until) <= now.getTime();
-    const lease = { owner: leaseOwner, until: new Date(now.getTime() + OUTBOX_LEASE_MS).toISOString() };
+    const leaseIsFree = !profile.outboxLease || instantMs(profile.outboxLease.until) <= now.getTime();
+    // Made only when the outbox needs a lease: most events leave no outbox, and the hash costs more than the decision.
+    const leaseVersion = profile.version;
+    const takeLease = () => ({
+      owner: shortHash(`lease|${userId}|${leaseVersion}|${now.toISOString()}`, 16),
+      until: new Date(now.getTime() + OUTBOX_LEASE_MS).toISOString(),
+    });
     // At review the review date itself always moves, so the profile is always written.
     if (!decision.changed && !ownChange && trigger === 'event') {
       const unchanged = stored ?? profile;
       // An outbox left by a failed or crashed flush: take its lease (one write, only on this retry path) and flush.
       const extras = { ...(countedOn ? { countedOn } : {}), ...(stored ? { previous: stored } : {}) };
       if (unchanged.outboxVersion === undefined || !leaseIsFree) return { decision, profile: unchanged, ...extras };
+      const lease = takeLease();
       const leased: UserProfile = { ...unchanged, outboxLease: lease };
       if (await store.saveProfile(leased, unchanged.version))
-        return { decision, profile: { ...leased, version: unchanged.version + 1 }, leaseOwner, ...extras };
+        return { decision, profile: { ...leased, version: unchanged.version + 1 }, leaseOwner: lease.owner, ...extras };
       continue;
     }
 
@@ -266,13 +274,13 @@ export async function decideAndSave(
     }
     // The lease rides in this same write. A live lease of another flush is kept: that flush sees the newer outbox
     // when its clear fails, and flushes the rest itself.
-    const holdsLease = next.outboxVersion !== undefined && leaseIsFree;
-    if (holdsLease) next.outboxLease = lease;
+    const lease = next.outboxVersion !== undefined && leaseIsFree ? takeLease() : undefined;
+    if (lease) next.outboxLease = lease;
     if (await store.saveProfile(next, profile.version)) {
       return {
         decision,
         profile: { ...next, version },
-        ...(holdsLease ? { leaseOwner } : {}),
+        ...(lease ? { leaseOwner: lease.owner } : {}),
         ...(countedOn ? { countedOn } : {}),
         ...(stored ? { previous: stored } : {}),
       };

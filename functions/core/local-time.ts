@@ -2,7 +2,7 @@
  * Clock times in a time zone: "is it quiet hours for this user", "when is 08:00 next in Asia/Shanghai", "when
  * does this local day start". Instants are Dates; local times are minutes after local midnight.
  */
-import { addDays } from './dates.js';
+import { addDays, hourOffsetAt, utcDateOf } from './dates.js';
 
 const partFormatters = new Map<string, Intl.DateTimeFormat>();
 
@@ -31,7 +31,21 @@ interface LocalParts {
   offsetMs: number;
 }
 
+/** Instants whose local date has a four-digit year, which the ISO text and the formatter write alike. */
+const FIRST_FAST_MS = Date.UTC(1000, 0, 1);
+const LAST_FAST_MS = Date.UTC(10000, 0, 1) - 1;
+const DAY_MS = 86_400_000;
+
 function localParts(instant: Date, timeZone: string): LocalParts {
+  // The zone's offset for the hour (found once per hour and zone) gives the wall clock by arithmetic; an hour in
+  // which the offset changes, and dates far from now, go to the formatter.
+  const ms = instant.getTime();
+  const offset = hourOffsetAt(ms, timeZone);
+  const wall = ms + offset;
+  if (wall >= FIRST_FAST_MS && wall <= LAST_FAST_MS) {
+    const msOfDay = wall - Math.floor(wall / DAY_MS) * DAY_MS;
+    return { date: utcDateOf(wall), minutes: Math.floor(msOfDay / 60_000), offsetMs: offset };
+  }
   const parts: Record<string, string> = {};
   for (const part of partsFormatter(timeZone).formatToParts(instant)) parts[part.type] = part.value;
   const [year, month, day, hour, minute, second] = ['year', 'month', 'day', 'hour', 'minute', 'second'].map((k) => Number(parts[k]));

@@ -5,7 +5,7 @@
  * events give the same counters; a duplicate is stopped by the store's event-id guard.
  */
 import { InvalidEventError } from './errors.js';
-import { addDays, daysBetween, localDate } from './dates.js';
+import { addDays, daysBetween, instantMs, localDate } from './dates.js';
 import type { UserEvent } from './event.js';
 import type { CounterSpec, Ruleset } from './ruleset.js';
 import type { DayBucket, StoredAttribute, UserProfile } from './state.js';
@@ -25,7 +25,9 @@ type FilterLike = Pick<CounterSpec, 'eventTypes' | 'where'>;
 export function eventMatches(filter: FilterLike, event: Pick<UserEvent, 'type' | 'properties'>): boolean {
   if (filter.eventTypes && !filter.eventTypes.includes(event.type)) return false;
   if (filter.where) {
-    for (const [property, expected] of Object.entries(filter.where)) {
+    for (const property in filter.where) {
+      if (!Object.hasOwn(filter.where, property)) continue;
+      const expected = filter.where[property]!;
       const actual = Object.hasOwn(event.properties, property) ? event.properties[property] : undefined;
       if (Array.isArray(expected) ? !expected.includes(actual as never) : actual !== expected) return false;
     }
@@ -34,7 +36,7 @@ export function eventMatches(filter: FilterLike, event: Pick<UserEvent, 'type' |
 }
 
 export function epochSeconds(instant: string): number {
-  return Math.floor(Date.parse(instant) / 1000);
+  return Math.floor(instantMs(instant) / 1000);
 }
 
 /**
@@ -107,16 +109,42 @@ function aggregationPlan(metrics: Ruleset['metrics']): AggregationPlan {
   return plan;
 }
 
+interface AggregationScratch {
+  firstDays: string[];
+  counts: number[];
+  sums: number[];
+  days: number[];
+  latest: Array<string | undefined>;
+}
+
+function newScratch(count: number): AggregationScratch {
+  return {
+    firstDays: new Array<string>(count).fill(''),
+    counts: new Array<number>(count).fill(0),
+    sums: new Array<number>(count).fill(0),
+    days: new Array<number>(count).fill(0),
+    latest: new Array<string | undefined>(count).fill(undefined),
+  };
+}
+
+let scratch = newScratch(16);
+
 export function aggregateMetrics(ruleset: Pick<Ruleset, 'metrics'>, buckets: readonly DayBucket[], asOf: string): Record<string, number | null> {
   // One pass over each bucket's few counters rather than over every metric: this runs on every event.
   const metrics = ruleset.metrics;
   const count = metrics.length;
   const { countTargets, sumTargets } = aggregationPlan(metrics);
-  const firstDays = metrics.map((metric) => windowStartDate(asOf, metric.definition.windowDays));
-  const counts = new Array<number>(count).fill(0);
-  const sums = new Array<number>(count).fill(0);
-  const days = new Array<number>(count).fill(0);
-  const latest = new Array<string | undefined>(count).fill(undefined);
+  // Scratch space shared by every call (this function never awaits, so calls cannot interleave): it runs for every
+  // decision and every candidate review date, and fresh arrays each time were a good part of the replay's garbage.
+  if (scratch.counts.length < count) scratch = newScratch(count);
+  const { firstDays, counts, sums, days, latest } = scratch;
+  for (let i = 0; i < count; i++) {
+    firstDays[i] = windowStartDate(asOf, metrics[i]!.definition.windowDays);
+    counts[i] = 0;
+    sums[i] = 0;
+    days[i] = 0;
+    latest[i] = undefined;
+  }
   for (const bucket of buckets) {
     const date = bucket.date;
     if (date > asOf) continue;
@@ -159,24 +187,17 @@ export function aggregateMetrics(ruleset: Pick<Ruleset, 'metrics'>, buckets: rea
   return values;
 }
 
-const windowStarts = new Map<string, string>();
-
-/** The first local date inside a window ending on `asOf`; memoised because every event asks for the same few. */
+/** The first local date inside a window ending on `asOf`. */
 function windowStartDate(asOf: string, windowDays: number): string {
-  const key = asOf + '|' + windowDays;
-  let start = windowStarts.get(key);
-  if (start === undefined) {
-    if (windowStarts.size > 4096) windowStarts.clear();
-    start = addDays(asOf, -(windowDays - 1));
-    windowStarts.set(key, start);
-  }
-  return start;
+  return addDays(asOf, -(windowDays - 1));
 }
 
 /** Attribute facts as of a local date. */
 export function attributeFacts(ruleset: Pick<Ruleset, 'attributes' | 'timezone'>, attributes: Record<string, StoredAttribute>, asOf: string): Facts {
   const facts: Facts = {};
-  for (const [name, definition] of Object.entries(ruleset.attributes)) {
+  for (const name in ruleset.attributes) {
+    if (!Object.hasOwn(ruleset.attributes, name)) continue;
+    const definition = ruleset.attributes[name]!;
     const stored = Object.hasOwn(attributes, name) ? attributes[name] : undefined;
     if (definition.type === 'days-since') {
       facts[name] = stored ? Math.max(0, daysBetween(localDate(stored.at, ruleset.timezone), asOf)) : null;
@@ -197,8 +218,8 @@ export function factsAt(ruleset: Ruleset, buckets: readonly DayBucket[], attribu
 }
 
 function isLater(a: { at: string; eventId: string }, b: { at: string; eventId: string }): boolean {
-  const ta = Date.parse(a.at);
-  const tb = Date.parse(b.at);
+  const ta = instantMs(a.at);
+  const tb = instantMs(b.at);
   return ta !== tb ? ta > tb : a.eventId > b.eventId;
 }
 
@@ -229,7 +250,9 @@ export function applyEventToAttributes(
     next ??= { ...profile.attributes };
     next[name] = value;
   };
-  for (const [name, definition] of Object.entries(ruleset.attributes)) {
+  for (const name in ruleset.attributes) {
+    if (!Object.hasOwn(ruleset.attributes, name)) continue;
+    const definition = ruleset.attributes[name]!;
     if (definition.event !== event.type) continue;
     const stored = Object.hasOwn(profile.attributes, name) ? profile.attributes[name] : undefined;
     const candidate = { at: event.occurredAt, eventId: event.eventId };

@@ -5,7 +5,7 @@
 import type { RuleResult } from 'json-rules-engine';
 import type { ConditionResult, Facts, FactValue, RuleOutcome } from './facts.js';
 import { canonicalJson } from './hash.js';
-import type { Ruleset } from './ruleset.js';
+import { type Ruleset, type SingleRuleEngine, createSingleRuleEngines } from './ruleset.js';
 
 export type { ConditionResult, RuleOutcome } from './facts.js';
 
@@ -63,51 +63,101 @@ type EngineRun = Pick<Awaited<ReturnType<Ruleset['engine']['run']>>, 'events' | 
 
 /** Bounded, so that a long replay over many distinct fact sets cannot grow it without end. */
 const MAX_REMEMBERED_RUNS = 50_000;
-const rememberedRuns = new WeakMap<Ruleset['engine'], Map<string, Promise<EngineRun>>>();
-const ruleFactNames = new WeakMap<Ruleset['engine'], string[]>();
 
-/** The facts the rules read (directly, or as the value another fact is compared with), in a stable order. */
-function factsReadByRules(ruleset: Ruleset): string[] {
-  let names = ruleFactNames.get(ruleset.engine);
-  if (!names) {
-    const found = new Set<string>();
-    const visit = (node: unknown): void => {
-      if (node === null || typeof node !== 'object') return;
-      if (Array.isArray(node)) return node.forEach(visit);
-      const record = node as Record<string, unknown>;
-      if (typeof record['fact'] === 'string') found.add(record['fact']);
-      for (const value of Object.values(record)) visit(value);
-    };
-    visit(ruleset.rules);
-    names = [...found].sort();
-    ruleFactNames.set(ruleset.engine, names);
+/** One rule on its own engine, the facts it reads, and its verdict on each distinct set of them. */
+interface RuleVerdicts {
+  engine: SingleRuleEngine['engine'];
+  facts: string[];
+  runs: Map<string, RememberedRun>;
+}
+
+/** A run, and its result once it is in: most calls find it there and need not wait for the promise. */
+interface RememberedRun {
+  run: Promise<EngineRun>;
+  result?: EngineRun;
+}
+
+const verdictsByEngine = new WeakMap<Ruleset['engine'], RuleVerdicts[]>();
+
+/** The facts a rule reads (directly, or as the value another fact is compared with), in a stable order. */
+function factsReadBy(conditions: unknown): string[] {
+  const found = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (node === null || typeof node !== 'object') return;
+    if (Array.isArray(node)) return node.forEach(visit);
+    const record = node as Record<string, unknown>;
+    if (typeof record['fact'] === 'string') found.add(record['fact']);
+    for (const value of Object.values(record)) visit(value);
+  };
+  visit(conditions);
+  return [...found].sort();
+}
+
+function ruleVerdicts(ruleset: Ruleset): RuleVerdicts[] {
+  let verdicts = verdictsByEngine.get(ruleset.engine);
+  if (!verdicts) {
+    verdicts = createSingleRuleEngines(ruleset.rules).map(({ rule, engine }) => ({ engine, facts: factsReadBy(rule.conditions), runs: new Map() }));
+    verdictsByEngine.set(ruleset.engine, verdicts);
   }
-  return names;
+  return verdicts;
+}
+
+/** The values of the facts a rule reads, as canonical JSON: the key of its verdict. */
+function verdictKey(names: readonly string[], facts: Facts): string {
+  let key = '';
+  for (let i = 0; i < names.length; i++) {
+    const value = facts[names[i]!] ?? null;
+    // A finite number's canonical JSON is its text; written directly, since this runs for every rule and decision.
+    key += (i === 0 ? '' : ',') + (typeof value === 'number' && Number.isFinite(value) ? String(value) : canonicalJson(value));
+  }
+  return key;
+}
+
+/** One rule's verdict on these facts: run once per distinct set of the facts it reads. */
+function ruleVerdict(verdicts: RuleVerdicts, facts: Facts): RememberedRun {
+  const key = verdictKey(verdicts.facts, facts);
+  let remembered = verdicts.runs.get(key);
+  if (!remembered) {
+    const { runs } = verdicts;
+    if (runs.size >= MAX_REMEMBERED_RUNS) runs.clear();
+    // Only the facts the rule reads go in (a copy, so that the remembered results never share a caller's arrays).
+    const own: Facts = {};
+    for (const name of verdicts.facts) {
+      if (!Object.hasOwn(facts, name)) continue;
+      const value = facts[name]!;
+      own[name] = typeof value === 'object' && value !== null ? structuredClone(value) : value;
+    }
+    const entry: RememberedRun = { run: verdicts.engine.run(own) };
+    runs.set(key, entry);
+    entry.run.then(
+      (result) => (entry.result = result),
+      // A failed run is not remembered: the next call tries again and sees the error itself.
+      () => runs.delete(key),
+    );
+    remembered = entry;
+  }
+  return remembered;
 }
 
 /**
- * The engine's verdict on these facts. The rules are a pure function of the facts (time-based facts are already
- * numbers of days here), and replays and reviews put the same few fact sets to the engine over and over, so each
- * distinct set is run once per engine. json-rules-engine costs about 100 µs a run; the key costs about 2.
+ * The rules' verdict on these facts. The rules are a pure function of the facts (time-based facts are already
+ * numbers of days here), and replays and reviews put the same few fact sets to each rule over and over, so each
+ * rule runs once per distinct set of the facts it reads; a rule never reads another's result, so the verdicts are
+ * those of the ruleset's shared engine, rule by rule. json-rules-engine costs about 100 µs a run; a key about 1.
  */
-function runEngine(ruleset: Ruleset, facts: Facts): Promise<EngineRun> {
-  let runs = rememberedRuns.get(ruleset.engine);
-  if (!runs) {
-    runs = new Map();
-    rememberedRuns.set(ruleset.engine, runs);
+async function runEngine(ruleset: Ruleset, facts: Facts): Promise<EngineRun> {
+  const remembered = ruleVerdicts(ruleset).map((rule) => ruleVerdict(rule, facts));
+  const runs = remembered.every((entry) => entry.result !== undefined)
+    ? remembered.map((entry) => entry.result!)
+    : await Promise.all(remembered.map((entry) => entry.run));
+  if (runs.length === 1) return runs[0]!;
+  const merged: EngineRun = { events: [], results: [], failureResults: [] };
+  for (const run of runs) {
+    merged.events.push(...run.events);
+    merged.results.push(...run.results);
+    merged.failureResults.push(...run.failureResults);
   }
-  // Only the facts the rules read decide the outcome, so only they key it: the rest (a time zone, interests
-  // no rule mentions) would just split one verdict into many.
-  const key = canonicalJson(factsReadByRules(ruleset).map((name) => facts[name] ?? null));
-  let run = runs.get(key);
-  if (!run) {
-    if (runs.size >= MAX_REMEMBERED_RUNS) runs.clear();
-    run = ruleset.engine.run(structuredClone(facts));
-    runs.set(key, run);
-    // A failed run is not remembered: the next call tries again and sees the error itself.
-    run.catch(() => runs.delete(key));
-  }
-  return run;
+  return merged;
 }
 
 export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualification> {

@@ -788,20 +788,51 @@ export function engineRuleName(tier: string, index: number): string {
   return `${tier}#${index}`;
 }
 
-function createEngine(rules: Record<string, RuleDefinition[]>): Engine {
+function newEngine(): Engine {
   const engine = new Engine([], { allowUndefinedFacts: true, pathResolver: plainPathResolver });
   registerSafeOperators(engine);
+  return engine;
+}
+
+function addTierRule(engine: Engine, tier: string, rule: RuleDefinition, i: number): void {
+  engine.addRule({
+    name: engineRuleName(tier, i),
+    priority: rule.priority ?? 1,
+    conditions: rule.conditions as never,
+    event: { type: 'qualifies', params: { tier, rule: rule.name ?? engineRuleName(tier, i) } },
+  });
+}
+
+function createEngine(rules: Record<string, RuleDefinition[]>): Engine {
+  const engine = newEngine();
+  for (const [tier, list] of Object.entries(rules)) list.forEach((rule, i) => addTierRule(engine, tier, rule, i));
+  return engine;
+}
+
+/** A rule on an engine of its own, registered exactly as in the ruleset's shared engine. */
+export interface SingleRuleEngine {
+  tier: string;
+  rule: RuleDefinition;
+  priority: number;
+  engine: Engine;
+}
+
+/**
+ * One engine per rule, in the shared engine's order (highest priority first, then as registered): rules never read
+ * each other's results, so running each alone gives each the same result, and a rule's result depends only on the
+ * facts that rule reads (see qualify.ts).
+ */
+export function createSingleRuleEngines(rules: Record<string, RuleDefinition[]>): SingleRuleEngine[] {
+  const engines: SingleRuleEngine[] = [];
   for (const [tier, list] of Object.entries(rules)) {
     list.forEach((rule, i) => {
-      engine.addRule({
-        name: engineRuleName(tier, i),
-        priority: rule.priority ?? 1,
-        conditions: rule.conditions as never,
-        event: { type: 'qualifies', params: { tier, rule: rule.name ?? engineRuleName(tier, i) } },
-      });
+      const engine = newEngine();
+      addTierRule(engine, tier, rule, i);
+      engines.push({ tier, rule, priority: rule.priority ?? 1, engine });
     });
   }
-  return engine;
+  // A stable sort: equal priorities keep their registration order.
+  return engines.sort((a, b) => b.priority - a.priority);
 }
 
 /** Used by tests and the CLI when they need a ruleset that must be valid. */

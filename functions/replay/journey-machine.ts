@@ -109,11 +109,8 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
     if (!state) throw new JourneyMachineError(`the definition has no state "${name}"; compile the journey again`);
     return state;
   };
-  const context = (execution: MachineExecution, input: Json): JsonObject => ({
-    Execution: { Name: execution.name, StartTime: new Date(execution.startedAt).toISOString(), Input: input },
-    State: {},
-  });
-  const inputs = new WeakMap<MachineExecution, Json>();
+  /** Each execution's context object (`$$`), made at its start: paths only read it. */
+  const contexts = new WeakMap<MachineExecution, JsonObject>();
 
   const after = (execution: MachineExecution, state: AnyState): void => {
     if (state.End || state.Next === undefined) execution.status = 'SUCCEEDED';
@@ -136,7 +133,10 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
         data: structuredClone(input),
         resumeAt: now,
       };
-      inputs.set(execution, structuredClone(input));
+      contexts.set(execution, {
+        Execution: { Name: name, StartTime: new Date(now).toISOString(), Input: structuredClone(input) },
+        State: {},
+      });
       return execution;
     },
 
@@ -144,7 +144,7 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
       for (let entered = 0; entered < MAX_STATES_PER_ADVANCE; entered++) {
         if (execution.status !== 'RUNNING') return undefined;
         const state = stateOf(execution.state);
-        const ctx = context(execution, inputs.get(execution));
+        const ctx = contexts.get(execution)!;
         switch (state.Type) {
           case 'Task': {
             if (execution.resumeAt > now) return execution.resumeAt;
@@ -289,11 +289,20 @@ function resolveParameters(template: Json, input: Json, ctx: JsonObject): Json {
   return out;
 }
 
-function pathKeys(path: string): string[] {
-  const body = path.startsWith('$$') ? path.slice(2) : path.slice(1);
-  if (body === '') return [];
-  if (!/^(\.[A-Za-z0-9_-]+)+$/.test(body)) throw new JourneyMachineError(`path ${path} is not a plain dotted path; only those are supported`);
-  return body.slice(1).split('.');
+/** A definition has a few dozen paths, read on every state: each is split once (the arrays are never changed). */
+const splitPaths = new Map<string, readonly string[]>();
+
+function pathKeys(path: string): readonly string[] {
+  let keys = splitPaths.get(path);
+  if (keys === undefined) {
+    const body = path.startsWith('$$') ? path.slice(2) : path.slice(1);
+    if (body !== '' && !/^(\.[A-Za-z0-9_-]+)+$/.test(body))
+      throw new JourneyMachineError(`path ${path} is not a plain dotted path; only those are supported`);
+    keys = body === '' ? [] : body.slice(1).split('.');
+    if (splitPaths.size >= 10_000) splitPaths.clear();
+    splitPaths.set(path, keys);
+  }
+  return keys;
 }
 
 function readPath(data: Json, path: string, ctx: JsonObject): Json {

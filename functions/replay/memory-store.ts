@@ -39,8 +39,21 @@ export interface StoredUser {
   history: HistoryEntry[];
 }
 
+/**
+ * What the window read hands out for a day, made again only after the day changes: every event and journey step
+ * reads the user's whole window, and rebuilding each day's bucket and key list every time was most of its cost.
+ */
+interface DayViews {
+  bucket?: DayBucket;
+  /** The light day's event keys, in the set's order. */
+  keys?: string[];
+}
+
 export class MemoryReplayStore implements TierStore, JourneyStepStore {
   private readonly users = new Map<string, StoredUser>();
+  private readonly views = new WeakMap<StoredDay, DayViews>();
+  /** Each user's days in date order, until a day is added. */
+  private readonly sortedDays = new WeakMap<StoredUser, StoredDay[]>();
   private checkpoint: string | undefined;
   private shardCountSeen: number;
   /** Review dates set by deferReview, which a profile write replaces (as the DynamoDB item's index key is). */
@@ -104,14 +117,39 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     if (!day) {
       day = { date, counters: {}, eventKeys: new Set() };
       days.set(date, day);
+      this.sortedDays.delete(this.user(userId));
     }
     return day;
+  }
+
+  /** The day's bucket or keys changed: the window read makes its views again. */
+  private changed(day: StoredDay): void {
+    this.views.delete(day);
+  }
+
+  private viewsOf(day: StoredDay): DayViews {
+    let views = this.views.get(day);
+    if (!views) {
+      views = {};
+      this.views.set(day, views);
+    }
+    return views;
+  }
+
+  private daysInOrder(user: StoredUser): StoredDay[] {
+    let sorted = this.sortedDays.get(user);
+    if (!sorted) {
+      sorted = [...user.days.values()].sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
+      this.sortedDays.set(user, sorted);
+    }
+    return sorted;
   }
 
   async recordEvent(userId: string, eventKey: string, increment: DayIncrement): Promise<{ duplicate: boolean; appliedOn?: string }> {
     const day = this.day(userId, increment.date);
     if (!day.heavy) {
       if (day.eventKeys.has(eventKey)) return { duplicate: true };
+      this.changed(day);
       if (day.eventKeys.size < DEFAULT_LIGHT_DAY_EVENTS) {
         day.eventKeys.add(eventKey);
         this.addToDay(day, increment.counters, increment.signals);
@@ -127,6 +165,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const appliedOn = guards.get(eventKey);
     if (appliedOn !== undefined) return { duplicate: true, appliedOn };
     guards.set(eventKey, increment.date);
+    this.changed(day);
     this.addToDay(
       day,
       increment.counters,
@@ -147,6 +186,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     user.settled.add(eventKey);
     if (countsOn === increment.date) return countsOn;
     const day = this.day(userId, increment.date);
+    this.changed(day);
     const present = copy.on === 'light' ? day.eventKeys.delete(eventKey) : named === increment.date;
     if (present) {
       const negated = Object.fromEntries(Object.entries(increment.counters).map(([counter, amount]) => [counter, -amount + 0]));
@@ -165,16 +205,19 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const user = this.users.get(userId);
     if (!user) return { profile: undefined, buckets: [], copies };
     const buckets: DayBucket[] = [];
-    for (const day of user.days.values()) {
+    for (const day of this.daysInOrder(user)) {
       if (day.date < fromDate) continue;
+      const views = this.viewsOf(day);
       if (day.heavy) copies.heavyDates.push(day.date);
-      else if (day.eventKeys.size > 0) copies.lightKeys[day.date] = [...day.eventKeys];
-      const bucket: DayBucket = { date: day.date, counters: day.counters };
-      if (day.signals) bucket.signals = day.signals;
-      if (day.sends !== undefined) bucket.sends = day.sends;
-      buckets.push(bucket);
+      else if (day.eventKeys.size > 0) copies.lightKeys[day.date] = views.keys ??= [...day.eventKeys];
+      if (!views.bucket) {
+        const bucket: DayBucket = { date: day.date, counters: day.counters };
+        if (day.signals) bucket.signals = day.signals;
+        if (day.sends !== undefined) bucket.sends = day.sends;
+        views.bucket = bucket;
+      }
+      buckets.push(views.bucket);
     }
-    buckets.sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
     return { profile: user.profile, buckets, copies };
   }
 
@@ -248,6 +291,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     if (day.sendIds.has(sendId)) return false;
     day.sendIds.add(sendId);
     day.sends = (day.sends ?? 0) + 1;
+    this.changed(day);
     return true;
   }
 }

@@ -13,7 +13,7 @@
  * Users never share state (a review only reads the users due), so the engine replays one user at a time, start to
  * end, and keeps only that user's state in memory.
  */
-import { addDays, localDate } from '../core/dates.js';
+import { addDays, instantMs, localDate } from '../core/dates.js';
 import type { UserEvent } from '../core/event.js';
 import { type TierServices, eventKey, ingestEvent, windowStart } from '../core/ingest.js';
 import { applyConsentEvent } from '../core/consent.js';
@@ -154,7 +154,7 @@ export interface PreparedHistory {
 /** Screens a history under a ruleset (what ingest refuses is set aside) and sorts the rest into replay order. */
 export function prepareHistory(ruleset: Ruleset, events: readonly UserEvent[], lines?: readonly number[]): PreparedHistory {
   const { accepted, rejected } = screenEvents(ruleset, events, lines);
-  const order = accepted.map((event, line) => ({ event, at: Date.parse(event.occurredAt), eventId: event.eventId, line }));
+  const order = accepted.map((event, line) => ({ event, at: instantMs(event.occurredAt), eventId: event.eventId, line }));
   order.sort(compareEventOrder);
   return { events: order.map((o) => o.event), times: Float64Array.from(order, (o) => o.at), rejected };
 }

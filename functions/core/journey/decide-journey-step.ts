@@ -9,7 +9,7 @@
  * The step comes in as its compiled spec (see journey-task.ts), never looked up in a journey definition: what a
  * running execution sends is fixed by the version it started with.
  */
-import { addDays, isValidTimeZone, localDate } from '../dates.js';
+import { addDays, instantMs, isValidTimeZone, localDate } from '../dates.js';
 import { assertNever } from '../errors.js';
 import { hashPercent, shortHash } from '../hash.js';
 import type { DayBucket, JourneyRef, UserProfile } from '../state.js';
@@ -74,8 +74,18 @@ export function journeyActionId(executionName: string, stepId: string): string {
   return 'a' + shortHash(`${executionName}:${stepId}`, 22);
 }
 
+/** Each step of a journey asks again for the same user; the hash is a fixed function of the text, so it is kept. */
+const holdoutDraws = new Map<string, number>();
+
 export function isHeldOut(userId: string, journey: { id: string; settings: Pick<JourneyStepSettings, 'holdoutPercent'> }): boolean {
-  return hashPercent(`${userId}:${journey.id}`) < journey.settings.holdoutPercent;
+  const text = `${userId}:${journey.id}`;
+  let draw = holdoutDraws.get(text);
+  if (draw === undefined) {
+    draw = hashPercent(text);
+    if (holdoutDraws.size >= 10_000) holdoutDraws.clear();
+    holdoutDraws.set(text, draw);
+  }
+  return draw < journey.settings.holdoutPercent;
 }
 
 export function decideJourneyStep(input: JourneyStepInput): JourneyDecision {
@@ -130,7 +140,7 @@ function exitReason(input: JourneyStepInput): ExitReason | undefined {
 }
 
 function epochSecondsOf(instant: string): number {
-  return Math.floor(Date.parse(instant) / 1000);
+  return Math.floor(instantMs(instant) / 1000);
 }
 
 /** The user's IANA zone from their profile, else the journey's quiet-hours zone, else the ruleset's. */
@@ -203,7 +213,7 @@ function decideBranch(input: JourneyStepInput, step: Extract<TaskStep, { type: '
   const now = input.now;
   // The compiled branch always passes the send time of its `since` step, which the validator makes sure was sent.
   if (input.sinceSentAt === undefined) throw new InvalidJourneyStepError(input.spec, 'a branch step needs sinceSentAt');
-  const sentAt = Date.parse(input.sinceSentAt);
+  const sentAt = instantMs(input.sinceSentAt);
   if (firstSignalSince(input.buckets, step.engagementSignal, Math.floor(sentAt / 1000)) !== undefined) {
     return { outcome: 'engaged', at: now.toISOString() };
   }
