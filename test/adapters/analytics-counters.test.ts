@@ -222,6 +222,34 @@ describe('production counters on the local stack', () => {
     }
   });
 
+  it('counts a stopped journey once when the flush that stopped it fails afterwards and is repeated', async () => {
+    const visitor = ruleset.journeys['visitor']!;
+    let userId = 'stopped-0';
+    for (let i = 1; isHeldOut(userId, visitor); i++) userId = `stopped-${i}`;
+    await sendEvent(userId, 'app.opened', `open-${userId}`);
+    let failures = 1;
+    const services: TierServices = {
+      ...stack.services,
+      journeys: {
+        start: (journey, user) => stack.services.journeys.start(journey, user),
+        async stop(name) {
+          const stopped = await stack.services.journeys.stop(name);
+          if (failures-- > 0) throw new Error('the stop went through, its answer was lost');
+          return stopped;
+        },
+      },
+    };
+    await expect(lockUser(services, userId, { tier: 'core', reason: 'partner' })).rejects.toThrow('answer was lost');
+    // The next event (after the lease runs out) flushes the outbox again: the stop is repeated, and so the count.
+    await clock.advanceTo(new Date(clock.now().getTime() + 120_000));
+    const event = { eventId: 'again', userId, type: 'app.opened', occurredAt: clock.now().toISOString(), properties: {} };
+    expect((await ingestEvent(services, event)).outboxError).toBeUndefined();
+    await stack.settle();
+    const firstSend = visitor.steps.find((step) => step.type === 'content')!.id;
+    const sent = (await counters().readJourneyDays(visitor.id, DAY0)).reduce((sum, day) => sum + (day.counts[COUNTER_NAMES.sent(firstSend)] ?? 0), 0);
+    expect(sent).toBe(1);
+  });
+
   it("counts a journey's last step once when it is retried after a failed publish; a deferral writes nothing", async () => {
     const journey = ruleset.journeys['visitor']!;
     let userId = 'last-0';
