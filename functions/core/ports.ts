@@ -84,7 +84,7 @@ export interface JourneyStarter {
    * journey counters can be counted (core/analytics.ts executionTally); nothing when it ended on its own, is
    * unknown, or the starter cannot tell.
    */
-  stop(executionName: string): Promise<StoppedExecution | undefined | void>;
+  stop(executionName: string): Promise<StoppedExecution | undefined> | Promise<void>;
 }
 
 /** An execution stopped by StopExecution, as its step results were when it stopped. */

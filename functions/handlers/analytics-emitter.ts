@@ -62,7 +62,8 @@ export function countersWithMetrics<C extends AnalyticsCounters>(counters: C, me
     ...counters,
     async addOnce(occurrence) {
       const added = await counters.addOnce(occurrence);
-      if (added) for (const point of metricsOfCounts(occurrence.counts, occurrence.journeyId)) emit(metrics, point.name, point.value, point.dimensions);
+      if (added)
+        for (const point of metricsOfCounts(occurrence.counts, occurrence.journeyId)) emit(metrics, point.name, point.value, point.dimensions);
       return added;
     },
     async addJourneyStep(count) {

@@ -18,6 +18,7 @@ import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js
 import { journeyStepStore } from '../../functions/handlers/journey-step.js';
 import { instantAtLocalTime } from '../../functions/core/local-time.js';
 import { forgetUser, lockUser } from '../../functions/core/operator.js';
+import type { StoppedExecution } from '../../functions/core/ports.js';
 import type { Ruleset } from '../../functions/core/ruleset.js';
 import { type VirtualClock, createVirtualClock } from '../../functions/local/clock.js';
 import { type LocalStack, startLocalStack } from '../../functions/local/local-stack.js';
@@ -232,8 +233,8 @@ describe('production counters on the local stack', () => {
       ...stack.services,
       journeys: {
         start: (journey, user) => stack.services.journeys.start(journey, user),
-        async stop(name) {
-          const stopped = await stack.services.journeys.stop(name);
+        async stop(name): Promise<StoppedExecution | undefined> {
+          const stopped = (await stack.services.journeys.stop(name)) ?? undefined;
           if (failures-- > 0) throw new Error('the stop went through, its answer was lost');
           return stopped;
         },

@@ -220,7 +220,9 @@ function compileStep(journey: VersionedJourney, step: JourneyStep, byId: Readonl
     case 'wait':
       if (step.untilLocalTime !== undefined) {
         return {
-          ...taskWithChoice(journey, step, byId, `Find the next ${step.untilLocalTime} in the user's time zone`, {}, [['wait', untilStateName(step.id)]]),
+          ...taskWithChoice(journey, step, byId, `Find the next ${step.untilLocalTime} in the user's time zone`, {}, [
+            ['wait', untilStateName(step.id)],
+          ]),
           [untilStateName(step.id)]: {
             Type: 'Wait',
             Comment: `Wait until ${step.untilLocalTime} in the user's time zone`,

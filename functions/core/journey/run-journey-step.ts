@@ -95,9 +95,7 @@ async function runCountedAtEnd(
   const ends = result.outcome === 'exit' || (task.endsOn ?? []).some((outcome) => outcome === result.outcome);
   const test = decision.outcome === 'sent' && decision.action.test === true;
   const tally: TierCountOccurrence | undefined =
-    ends && !test && ports.counters
-      ? executionTally({ timezone: rulesetTimeZone }, task, { ...results, [task.stepId]: { ...result } })
-      : undefined;
+    ends && !test && ports.counters ? executionTally({ timezone: rulesetTimeZone }, task, { ...results, [task.stepId]: { ...result } }) : undefined;
   if (decision.outcome === 'sent') {
     const { action } = decision;
     await ports.store.recordSend(task.userId, today, action.actionId);
