@@ -30,6 +30,9 @@ export interface StartedJourneyInput extends JourneyExecutionInput {
   executionName: string;
 }
 
+/** Pages of a stopped execution's history read, newest first, to find the last state it entered (24 retries fit in one). */
+const HISTORY_PAGES_READ = 3;
+
 /** The hash part of `<tier>-<hash>` (see journeyExecutionName in core/decide.ts). */
 const EXECUTION_HASH_LENGTH = 22;
 
@@ -116,9 +119,18 @@ export function createSfnJourneyStarter(options: SfnJourneyStarterOptions): Jour
   async function stoppedExecution(arn: string, tier: string): Promise<StoppedExecution | undefined> {
     const { status, startDate } = await client.send(new DescribeExecutionCommand({ executionArn: arn }));
     if (status !== 'ABORTED' || !startDate) return undefined;
-    const { events = [] } = await client.send(new GetExecutionHistoryCommand({ executionArn: arn, reverseOrder: true, maxResults: 20 }));
-    const text = events.map(stateData).find((data) => data !== undefined);
-    return { tier, startedAt: startDate.toISOString(), data: text === undefined ? {} : JSON.parse(text) };
+    // A step's retries add events of their own without entering a state, so the newest state may be a page or two back.
+    let nextToken: string | undefined;
+    for (let page = 0; page < HISTORY_PAGES_READ; page++) {
+      const history = await client.send(
+        new GetExecutionHistoryCommand({ executionArn: arn, reverseOrder: true, maxResults: 100, ...(nextToken ? { nextToken } : {}) }),
+      );
+      const text = (history.events ?? []).map(stateData).find((data) => data !== undefined);
+      if (text !== undefined) return { tier, startedAt: startDate.toISOString(), data: JSON.parse(text) };
+      nextToken = history.nextToken;
+      if (!nextToken) break;
+    }
+    return { tier, startedAt: startDate.toISOString(), data: {} };
   }
 
   return {
