@@ -215,8 +215,10 @@ export function executionTally(
   for (const [stepId, result] of Object.entries(results)) {
     if (result.outcome === 'sent') add(counts, COUNTER_NAMES.sent(stepId), 1);
     if (result.outcome === 'exit') add(counts, COUNTER_NAMES.exited(stepId, (result.reason ?? 'unknown') as ExitReason), 1);
-    if ((result.outcome === 'sent' || result.outcome === 'exit' || result.outcome === 'deferred') && (result.deferrals ?? 0) > 0)
-      add(counts, COUNTER_NAMES.deferred(stepId), result.deferrals!);
+    // Deferrals count with the step's send or exit, or as the step stood when the execution stopped; a branch check's,
+    // once it is answered (engaged or not), count nothing: the funnel lists sends.
+    const deferrals = result.outcome === 'sent' || result.outcome === 'exit' || result.outcome === 'deferred' ? (result.deferrals ?? 0) : 0;
+    if (deferrals > 0) add(counts, COUNTER_NAMES.deferred(stepId), deferrals);
   }
   if (Object.keys(counts).length === 0) return undefined;
   return {
