@@ -46,7 +46,7 @@ export const COST_ASSUMPTIONS = {
 export interface CostInputs {
   /** Mean DynamoDB units per ingested event, all operations. */
   perEvent: CapacityUnits;
-  /** Write units the analytics counters add per event (tier changes, sends, deferrals, exits, conversions). */
+  /** Write units the analytics counters add per event (tier changes, conversions, one per journey execution, snapshots). */
   countersWritePerEvent?: number;
   /** Share of events that change a tier (each starts a journey and publishes a notice). */
   tierChangeShare: number;

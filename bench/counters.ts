@@ -23,7 +23,7 @@ export interface CountersResult {
   countersWruPerEvent: number;
   /** Every write unit of the run (store, journeys, review, counters) ÷ events, for scale. */
   allWruPerEvent: number;
-  /** Counter writes by item kind: tier changes, entries and conversions; journey step outcomes; nightly snapshots. */
+  /** Counter writes by item kind: tier changes, entries and conversions; journey executions' step outcomes; nightly snapshots. */
   counterWrites: { tierItems: number; journeyItems: number; snapshots: number };
   counterWru: number;
   /** Events the stack applied (duplicates aside). */

@@ -94,10 +94,13 @@ export function bindJourneyStarter(fn: LambdaFunction, journeys: Record<string, 
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     }),
   );
-  fn.addToRolePolicy(new PolicyStatement({ actions: ['states:StopExecution', 'states:DescribeExecution'], resources: executionArns }));
+  // GetExecutionHistory: where a stopped execution was, so that its journey counters can be counted (analytics.ts).
+  fn.addToRolePolicy(
+    new PolicyStatement({ actions: ['states:StopExecution', 'states:DescribeExecution', 'states:GetExecutionHistory'], resources: executionArns }),
+  );
   acknowledgeWildcardResources(
     fn.role ?? fn,
     executionArns,
-    "Journey executions are named per user at run time (a hash, no PII), so Stop/DescribeExecution can only be scoped to one journey state machine's executions, never to a fixed ARN.",
+    "Journey executions are named per user at run time (a hash, no PII), so Stop/Describe/GetExecutionHistory can only be scoped to one journey state machine's executions, never to a fixed ARN.",
   );
 }

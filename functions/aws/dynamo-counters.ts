@@ -2,10 +2,10 @@
  * The analytics counters (core/analytics.ts) in the same DynamoDB table as the users, on a few small items:
  *
  *   STATS#TIERS / <date>#<shard>             census changes, flows, journey entries and conversions of a day
- *   STATS#JOURNEY#<journeyId> / <date>#<shard>  that journey's step outcomes of a day
+ *   STATS#JOURNEY#<journeyId> / <date>#<shard>  the step outcomes of that journey's executions entered that day
  *   STATS#CENSUS / <date>                    the nightly snapshot of users per tier
  *
- * Every counter write is one UpdateItem of ADDs. A once-only occurrence (a tier change) also sets its guard
+ * Every counter write is one UpdateItem of ADDs. A once-only occurrence (a tier change, an execution's tally) also sets its guard
  * attribute `g|<id>` under the condition that it is not there yet; a refused condition means it was counted before.
  * Guards of settled occurrences (their outbox is cleared, so nothing will count them again) are removed by this
  * store's next write to the same item, so that items, and so write units, stay small without a write of their own.
@@ -140,9 +140,10 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
     return true;
   }
 
-  const tierItemKey = (date: string, shard: number): Item => ({
-    [TABLE_KEYS.partitionKey]: { S: TIER_COUNTERS_KEY },
-    [TABLE_KEYS.sortKey]: { S: dayShardKey(date, shard) },
+  /** A once-only occurrence's item: its journey's (an execution's tally) or the tier item, of its date, sharded by its id. */
+  const occurrenceItemKey = (occurrence: TierCountOccurrence): Item => ({
+    [TABLE_KEYS.partitionKey]: { S: occurrence.journeyId !== undefined ? journeyCountersKey(occurrence.journeyId) : TIER_COUNTERS_KEY },
+    [TABLE_KEYS.sortKey]: { S: dayShardKey(occurrence.date, counterShard(occurrence.id)) },
   });
 
   async function queryAll(partition: string, fromSortKey: string | undefined): Promise<Item[]> {
@@ -184,12 +185,12 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
 
   return {
     addOnce(occurrence: TierCountOccurrence) {
-      return addCounts('addOnce', tierItemKey(occurrence.date, counterShard(occurrence.id)), occurrence.counts, GUARD_PREFIX + occurrence.id);
+      return addCounts('addOnce', occurrenceItemKey(occurrence), occurrence.counts, GUARD_PREFIX + occurrence.id);
     },
 
     settle(occurrence: TierCountOccurrence) {
       if (occurrence.keepGuard) return;
-      const key = tierItemKey(occurrence.date, counterShard(occurrence.id));
+      const key = occurrenceItemKey(occurrence);
       const itemRef = `${key[TABLE_KEYS.partitionKey]!.S}\u0000${key[TABLE_KEYS.sortKey]!.S}`;
       if (!settled.has(itemRef) && settled.size >= SETTLED_ITEMS_REMEMBERED) settled.delete(settled.keys().next().value as string);
       settled.set(itemRef, (settled.get(itemRef) ?? new Set()).add(GUARD_PREFIX + occurrence.id));

@@ -9,13 +9,15 @@ import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
   ExecutionDoesNotExist,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
   type SFNClient,
   StartExecutionCommand,
   StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { userRef } from '../core/hash.js';
 import type { JourneyExecutionInput } from '../core/journey/journey-task.js';
-import type { JourneyStarter } from '../core/ports.js';
+import type { JourneyStarter, StoppedExecution } from '../core/ports.js';
 import type { JourneyRef } from '../core/state.js';
 
 /**
@@ -27,6 +29,9 @@ export interface StartedJourneyInput extends JourneyExecutionInput {
   journeyId: string;
   executionName: string;
 }
+
+/** Pages of a stopped execution's history read, newest first, to find the last state it entered (24 retries fit in one). */
+const HISTORY_PAGES_READ = 3;
 
 /** The hash part of `<tier>-<hash>` (see journeyExecutionName in core/decide.ts). */
 const EXECUTION_HASH_LENGTH = 22;
@@ -107,6 +112,27 @@ export function createSfnJourneyStarter(options: SfnJourneyStarterOptions): Jour
     }
   }
 
+  /**
+   * The data of an execution that was stopped (ABORTED), as the last state it entered (or left) saw it: the newest
+   * events of its history, newest first. Nothing for one that ended on its own or runs still.
+   */
+  async function stoppedExecution(arn: string, tier: string): Promise<StoppedExecution | undefined> {
+    const { status, startDate } = await client.send(new DescribeExecutionCommand({ executionArn: arn }));
+    if (status !== 'ABORTED' || !startDate) return undefined;
+    // A step's retries add events of their own without entering a state, so the newest state may be a page or two back.
+    let nextToken: string | undefined;
+    for (let page = 0; page < HISTORY_PAGES_READ; page++) {
+      const history = await client.send(
+        new GetExecutionHistoryCommand({ executionArn: arn, reverseOrder: true, maxResults: 100, ...(nextToken ? { nextToken } : {}) }),
+      );
+      const text = (history.events ?? []).map(stateData).find((data) => data !== undefined);
+      if (text !== undefined) return { tier, startedAt: startDate.toISOString(), data: JSON.parse(text) };
+      nextToken = history.nextToken;
+      if (!nextToken) break;
+    }
+    return { tier, startedAt: startDate.toISOString(), data: {} };
+  }
+
   return {
     async start(journey: JourneyRef, userId: string): Promise<'started' | 'already-exists'> {
       const input: StartedJourneyInput = {
@@ -132,20 +158,31 @@ export function createSfnJourneyStarter(options: SfnJourneyStarterOptions): Jour
       }
     },
 
-    async stop(executionName: string): Promise<void> {
+    async stop(executionName: string): Promise<StoppedExecution | undefined> {
       const tier = tierOfExecutionName(executionName, Object.keys(stateMachineArns));
       // A tier removed from the ladder has no machine left to stop, so its executions cannot be running here.
-      if (tier === undefined) return;
+      if (tier === undefined) return undefined;
       const arn = executionArn(stateMachineFor(tier), executionName);
       try {
         await client.send(new StopExecutionCommand({ executionArn: arn, cause: 'The user changed tier' }));
       } catch (error) {
         // Never started: the outbox lists a start that may not have happened before a crash.
-        if (error instanceof ExecutionDoesNotExist || (error as Error).name === 'ExecutionDoesNotExist') return;
+        if (error instanceof ExecutionDoesNotExist || (error as Error).name === 'ExecutionDoesNotExist') return undefined;
         // A refusal is fine when the execution has already ended; the service's message is not a contract, the status is.
-        if ((error as Error).name === 'ValidationException' && !(await isRunning(arn))) return;
-        throw new JourneyStarterError(`cannot stop ${executionName}`, { cause: error });
+        if (!((error as Error).name === 'ValidationException' && !(await isRunning(arn))))
+          throw new JourneyStarterError(`cannot stop ${executionName}`, { cause: error });
+      }
+      // Stopped now or by an earlier flush: its steps are counted from where it stopped (see core/analytics.ts).
+      try {
+        return await stoppedExecution(arn, tier);
+      } catch (error) {
+        throw new JourneyStarterError(`cannot read where ${executionName} stopped`, { cause: error });
       }
     },
   };
+}
+
+/** The execution data a history event shows: a state's input on entering it, or its output on leaving it. */
+function stateData(event: HistoryEvent): string | undefined {
+  return event.stateEnteredEventDetails?.input ?? event.stateExitedEventDetails?.output;
 }

@@ -9,9 +9,16 @@
  *   counter write, so a crashed or repeated flush either finds the id (and adds nothing) or never counted. The id is
  *   taken off the item once the outbox is cleared, lazily, in the adapter's next write to the same item.
  * - A conversion is counted once per journey entry, under the entry's id, on the entry day's item (the guard stays).
- * - A send is counted only when its once-only send record is new, so a retried step does not count it again;
- *   deferrals and exits have no once-only step and are counted as the step decides them (a step is retried only
- *   when it throws, and the counter write is its last act).
+ * - A journey execution's step outcomes (sends, deferrals, exits) travel in the execution's own state (each Task
+ *   sees it), and are counted once, when the execution ends: by the Task that ends it (an exit, or the step after
+ *   which only Waits and the end remain), or, for an execution stopped by a tier change, by the outbox flush that
+ *   stopped it, from the execution data the stop returns. Both write under the execution's id, with the guard, so
+ *   a retried final Task or a repeated flush adds nothing; the guard goes once the Task has returned or the outbox
+ *   is cleared. So a journey costs one counter write however many steps it sends or defers, and a deferral writes
+ *   nothing by itself. The outcomes are counted on the entry's day, like its conversion: a day's journey counters
+ *   are the funnel of that day's entries.
+ * - Executions of a definition compiled before the state was passed to Tasks count each send (once, with its send
+ *   record), deferral and exit as they happen, as before.
  * - Actions marked `test` (from `strata send-test`) are never counted.
  */
 import { localDate } from './dates.js';
@@ -23,6 +30,7 @@ import type { JourneyDefinition } from './journey/journey-schema.js';
 import type { ExitReason, JourneyStepResult } from './journey/journey-task.js';
 import { plannedLengthMs } from './journey/planned-length.js';
 import { eventMatches } from './metrics.js';
+import type { StoppedExecution } from './ports.js';
 import type { Ruleset } from './ruleset.js';
 import type { PendingJourney, TierNotice, UserProfile } from './state.js';
 import { conversionDifference } from './uplift.js';
@@ -59,6 +67,8 @@ export interface TierCountOccurrence {
   counts: Record<string, number>;
   /** Conversions keep their guard: a second conversion of the same entry must never count. */
   keepGuard?: boolean;
+  /** A journey execution's outcomes: counted on that journey's item of `date` rather than the tier item. */
+  journeyId?: string;
 }
 
 /** Counts added to a journey's day item (no guard; see the top of this file). */
@@ -183,7 +193,70 @@ export function conversionOccurrence(ruleset: Ruleset, profile: UserProfile | un
   };
 }
 
-/** What a journey step's outcome adds; undefined for outcomes that are not sends, deferrals or exits. */
+/** A step's result as the execution state keeps it (at `$.results.<stepId>`): only what the tally reads. */
+export interface KeptStepResult {
+  outcome: string;
+  reason?: string;
+  /** How many times the step was deferred before this result (or, for a deferral, including it). */
+  deferrals?: number;
+}
+
+/**
+ * What one journey execution adds, from the step results its state holds: per step, a send, its deferrals, and an
+ * exit by reason. A step stopped while deferred keeps its deferrals. Branch checks and local-time waits add
+ * nothing (the funnel lists sends). Counted under the execution's id on its entry day's item of the journey.
+ */
+export function executionTally(
+  ruleset: Pick<Ruleset, 'timezone'>,
+  execution: { journeyId: string; executionName: string; startedAt: string },
+  results: Readonly<Record<string, KeptStepResult>>,
+): TierCountOccurrence | undefined {
+  const counts: Record<string, number> = {};
+  for (const [stepId, result] of Object.entries(results)) {
+    if (result.outcome === 'sent') add(counts, COUNTER_NAMES.sent(stepId), 1);
+    if (result.outcome === 'exit') add(counts, COUNTER_NAMES.exited(stepId, (result.reason ?? 'unknown') as ExitReason), 1);
+    // Deferrals count with the step's send or exit, or as the step stood when the execution stopped; a branch check's,
+    // once it is answered (engaged or not), count nothing: the funnel lists sends.
+    const deferrals = result.outcome === 'sent' || result.outcome === 'exit' || result.outcome === 'deferred' ? (result.deferrals ?? 0) : 0;
+    if (deferrals > 0) add(counts, COUNTER_NAMES.deferred(stepId), deferrals);
+  }
+  if (Object.keys(counts).length === 0) return undefined;
+  return {
+    id: 'j' + shortHash(execution.executionName, 16),
+    date: localDate(new Date(execution.startedAt), ruleset.timezone),
+    counts,
+    journeyId: execution.journeyId,
+  };
+}
+
+/** The tally of an execution stopped by a tier change, from the data the stop returned. */
+export function stoppedExecutionTally(ruleset: Ruleset, executionName: string, stopped: StoppedExecution): TierCountOccurrence | undefined {
+  const journey = journeyOf(ruleset, stopped.tier);
+  if (!journey) return undefined;
+  return executionTally(ruleset, { journeyId: journey.id, executionName, startedAt: stopped.startedAt }, keptStepResults(stopped.data));
+}
+
+/** The step results an execution's data holds (`$.results`), read defensively: it comes from outside the core. */
+export function keptStepResults(data: unknown): Record<string, KeptStepResult> {
+  const results = (data as { results?: unknown } | null | undefined)?.results;
+  if (results === null || typeof results !== 'object' || Array.isArray(results)) return {};
+  const kept: Record<string, KeptStepResult> = {};
+  for (const [stepId, value] of Object.entries(results as Record<string, unknown>)) {
+    const result = value as { outcome?: unknown; reason?: unknown; deferrals?: unknown } | null;
+    if (typeof result?.outcome !== 'string') continue;
+    kept[stepId] = {
+      outcome: result.outcome,
+      ...(typeof result.reason === 'string' ? { reason: result.reason } : {}),
+      ...(typeof result.deferrals === 'number' && Number.isInteger(result.deferrals) && result.deferrals > 0 ? { deferrals: result.deferrals } : {}),
+    };
+  }
+  return kept;
+}
+
+/**
+ * What a journey step's outcome adds, for executions of a definition that does not pass its state to Tasks
+ * (compiled before executionTally): undefined for outcomes that are not sends, deferrals or exits.
+ */
 export function journeyStepCount(
   step: { journeyId: string; stepId: string; executionName: string },
   result: JourneyStepResult,

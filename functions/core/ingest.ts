@@ -10,7 +10,7 @@
  * any two writes is healed when the event is redelivered. A failure in step 4 does not fail the event: the profile
  * is saved, and the outbox is retried by the user's next event or by the review on `outboxRetryAt`.
  */
-import { type AnalyticsCounters, type TierCountOccurrence, conversionOccurrence, tierChangeOccurrences } from './analytics.js';
+import { type AnalyticsCounters, type TierCountOccurrence, conversionOccurrence, stoppedExecutionTally, tierChangeOccurrences } from './analytics.js';
 import { applyConsentEvent } from './consent.js';
 import { addDays, instantMs, localDate } from './dates.js';
 import { type Decision, type TierTransition, decideTier, lockTier, unlockTier } from './decide.js';
@@ -332,7 +332,18 @@ export async function flushOutbox(services: TierServices, saved: Pick<SavedDecis
     }
     for (const entry of pendingHistory ?? []) await once(`history:${entry.version}`, () => services.store.appendHistory(entry));
     if (pendingJourney) {
-      for (const name of pendingJourney.stopExecutionNames) await once(`stop:${name}`, () => services.journeys.stop(name));
+      for (const name of pendingJourney.stopExecutionNames) {
+        await once(`stop:${name}`, async () => {
+          const stopped = await services.journeys.stop(name);
+          // A stopped execution never reaches the Task that would count its steps: they are counted here, under
+          // its id (a repeated flush, or that Task racing the stop, adds nothing).
+          const tally = stopped && counters ? stoppedExecutionTally(services.ruleset, name, stopped) : undefined;
+          if (tally && counters) {
+            await counters.addOnce(tally);
+            counted.push(tally);
+          }
+        });
+      }
       const { start } = pendingJourney;
       if (start) await once(`start:${start.executionName}`, () => services.journeys.start(start, profile.userId));
     }

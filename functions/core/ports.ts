@@ -78,8 +78,21 @@ export interface WindowCopies {
 export interface JourneyStarter {
   /** Starts the tier's journey under a deterministic name; an existing execution of that name counts as done. */
   start(journey: JourneyRef, userId: string): Promise<'started' | 'already-exists'>;
-  /** Stops a running execution (its tier is the name's prefix); an unknown or finished one counts as done. */
-  stop(executionName: string): Promise<void>;
+  /**
+   * Stops a running execution (its tier is the name's prefix); an unknown or finished one counts as done. Resolves
+   * the execution data where it was stopped when it has been stopped (now, or by an earlier call), so that its
+   * journey counters can be counted (core/analytics.ts executionTally); nothing when it ended on its own, is
+   * unknown, or the starter cannot tell.
+   */
+  stop(executionName: string): Promise<StoppedExecution | undefined> | Promise<void>;
+}
+
+/** An execution stopped by StopExecution, as its step results were when it stopped. */
+export interface StoppedExecution {
+  tier: string;
+  startedAt: string;
+  /** The execution data (`$`): `results` holds the outcome of each step that had run. */
+  data: unknown;
 }
 
 export interface NoticePublisher {

@@ -2,9 +2,14 @@
  * The analytics counters as the handlers use them: every count that the table takes (an occurrence counted for
  * the first time) is also emitted as a CloudWatch metric (Embedded Metric Format, through Powertools), named and
  * dimensioned only as core/analytics-metrics.ts lists, for the stack's dashboard. A refused repeat emits nothing.
+ *
+ * Journey step outcomes are the exception: the table takes them once per execution, at its end, but the dashboard
+ * should show a send when it happens. So the journey-step handler emits each step's outcome once its Task has
+ * succeeded (emitJourneyStep), and the table writes of journey counts emit nothing.
  */
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { type AnalyticsCounters, type CensusSnapshot, parseCounterName } from '../core/analytics.js';
+import { type AnalyticsCounters, type CensusSnapshot, journeyStepCount, parseCounterName } from '../core/analytics.js';
+import type { JourneyStepResult } from '../core/journey/journey-task.js';
 import { ANALYTICS_DIMENSIONS, ANALYTICS_METRICS, type AnalyticsMetricName } from '../core/analytics-metrics.js';
 
 type Dimensions = Partial<Record<(typeof ANALYTICS_DIMENSIONS)[keyof typeof ANALYTICS_DIMENSIONS], string>>;
@@ -62,14 +67,22 @@ export function countersWithMetrics<C extends AnalyticsCounters>(counters: C, me
     ...counters,
     async addOnce(occurrence) {
       const added = await counters.addOnce(occurrence);
-      if (added) for (const point of metricsOfCounts(occurrence.counts)) emit(metrics, point.name, point.value, point.dimensions);
+      // An execution's tally: its steps were emitted as they happened (emitJourneyStep).
+      if (added && occurrence.journeyId === undefined)
+        for (const point of metricsOfCounts(occurrence.counts)) emit(metrics, point.name, point.value, point.dimensions);
       return added;
     },
-    async addJourneyStep(count) {
-      await counters.addJourneyStep(count);
-      for (const point of metricsOfCounts(count.counts, count.journeyId)) emit(metrics, point.name, point.value, point.dimensions);
-    },
   };
+}
+
+/** One journey step's outcome, as it happened: a send, a deferral or an exit (a branch check or a wait is none). */
+export function emitJourneyStep(
+  metrics: Metrics,
+  step: { journeyId: string; stepId: string; executionName: string },
+  result: JourneyStepResult,
+): void {
+  const count = journeyStepCount(step, result, '');
+  for (const point of metricsOfCounts(count?.counts ?? {}, step.journeyId)) emit(metrics, point.name, point.value, point.dimensions);
 }
 
 export function emitCensus(metrics: Metrics, snapshot: CensusSnapshot): void {

@@ -31,7 +31,7 @@ import {
   requirePositiveIntegerEnv,
   systemClock,
 } from './runtime.js';
-import { countersWithMetrics } from './analytics-emitter.js';
+import { countersWithMetrics, emitJourneyStep } from './analytics-emitter.js';
 
 export const JOURNEY_STEP_SERVICE_NAME = 'strata-journey-step';
 
@@ -100,6 +100,8 @@ export function createJourneyStepHandler(dependencies: JourneyStepDependencies):
         });
       throw error;
     }
+    // Once per Task that succeeded: a retried step emits only from the attempt that returns.
+    emitJourneyStep(metrics, task, result);
     const metric = OUTCOME_METRICS[result.outcome];
     if (metric) {
       metrics.addMetric(metric, MetricUnit.Count, 1);

@@ -46,6 +46,7 @@ import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctio
 import { createHash } from 'node:crypto';
 import type { AslDefinition } from '../core/journey/compile-journey.js';
 import type { JourneyExecutionInput, JourneyStepResult, JourneyTaskInput } from '../core/journey/journey-task.js';
+import type { StoppedExecution } from '../core/ports.js';
 import { isVirtualClock, type Clock } from './clock.js';
 
 export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED';
@@ -124,8 +125,11 @@ const MAX_TIMER_MS = 2_147_483_647;
 export interface JourneyRunner {
   /** Like StartExecution: a name that was used before, running or finished, is not started again. */
   start(executionName: string, tier: string, input: JourneyExecutionInput): Promise<'started' | 'already-exists'>;
-  /** Like StopExecution: aborts a running execution; an unknown or finished one is left as it is. */
-  stop(executionName: string): Promise<void>;
+  /**
+   * Like StopExecution: aborts a running execution; an unknown or finished one is left as it is. Resolves the
+   * execution data where it stopped, for an execution this runner has aborted (now or before, while it runs).
+   */
+  stop(executionName: string): Promise<StoppedExecution | undefined>;
   /**
    * Carries on with the executions the store holds as running, each from its recorded position; returns how many.
    * (The store's executions, finished ones too, are known from creation: their names stay taken, and stop() ends
@@ -209,6 +213,8 @@ interface Execution {
   dormantUntil?: number;
   /** The key of the definition it runs; absent in records from before definitions were kept. */
   definition?: string;
+  /** Aborted by stop(): the execution data where it stopped (kept in memory, for the journey counters). */
+  abortedWith?: unknown;
 }
 
 export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunner {
@@ -342,6 +348,7 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       execution.summary.statesEntered.pop();
       execution.summary.transitions--;
     }
+    if (status === 'ABORTED') execution.abortedWith = structuredClone(execution.shadow);
     execution.summary.status = status;
     execution.summary.stoppedAt = clock.now().toISOString();
     if (error) execution.summary.error = error;
@@ -614,16 +621,22 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
         await execution.parking;
         execution = executions.get(executionName);
       }
-      if (execution?.summary.status !== 'RUNNING' || execution.suspended) return;
+      const stopped = (): StoppedExecution | undefined =>
+        execution?.abortedWith === undefined
+          ? undefined
+          : { tier: execution.summary.tier, startedAt: execution.summary.startedAt, data: execution.abortedWith };
+      if (execution?.summary.status !== 'RUNNING' || execution.suspended) return stopped();
       if (execution.awaitingResume || execution.dormantUntil !== undefined) {
         // Stopped before this run took it up again, or while parked: it ends where it was.
         execution.awaitingResume = false;
         execution.dormantUntil = undefined;
-        return finish(execution, 'ABORTED');
+        await finish(execution, 'ABORTED');
+        return stopped();
       }
       execution.sleeps.abort();
       execution.abortRun?.();
       await execution.done;
+      return stopped();
     },
 
     async resume() {

@@ -176,8 +176,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       return outcome;
     },
     async stop(executionName) {
-      await runner.stop(executionName);
+      const stopped = await runner.stop(executionName);
       await report({ kind: 'journey-stopped', executionName, at: clock.now().toISOString() });
+      return stopped;
     },
   };
 

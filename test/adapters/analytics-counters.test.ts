@@ -13,10 +13,12 @@ import { addDays, localDate } from '../../functions/core/dates.js';
 import { type TierServices, ingestEvent } from '../../functions/core/ingest.js';
 import { journeyStepSpec } from '../../functions/core/journey/compile-journey.js';
 import { isHeldOut } from '../../functions/core/journey/decide-journey-step.js';
+import type { JourneyStepResult, JourneyTaskInput } from '../../functions/core/journey/journey-task.js';
 import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js';
 import { journeyStepStore } from '../../functions/handlers/journey-step.js';
 import { instantAtLocalTime } from '../../functions/core/local-time.js';
 import { forgetUser, lockUser } from '../../functions/core/operator.js';
+import type { StoppedExecution } from '../../functions/core/ports.js';
 import type { Ruleset } from '../../functions/core/ruleset.js';
 import { type VirtualClock, createVirtualClock } from '../../functions/local/clock.js';
 import { type LocalStack, startLocalStack } from '../../functions/local/local-stack.js';
@@ -163,6 +165,149 @@ describe('production counters on the local stack', () => {
     const retried = await runJourneyStep(ports, { task, rulesetTimeZone: ruleset.timezone });
     expect(retried.outcome).toBe('sent');
     expect((await sentSoFar()) - before).toBe(1);
+  });
+
+  it('counts each journey once, when it ends: at its last step, or by the flush that stops it on a tier change', async () => {
+    await stack.close();
+    const steps: Array<{ task: JourneyTaskInput; result: JourneyStepResult }> = [];
+    stack = await startLocalStack({
+      ruleset,
+      clock,
+      batchWindowMs: 0,
+      onActivity: (activity) => {
+        if (activity.kind === 'journey-step') steps.push(activity);
+      },
+    });
+    clock.settleWith(() => stack.settle());
+    await stack.store.setReviewCheckpoint(addDays(DAY0, -1));
+    const visitor = ruleset.journeys['visitor']!;
+    const users: string[] = [];
+    for (let i = 0; users.length < 4; i++) if (!isHeldOut(`j${i}`, visitor)) users.push(`j${i}`);
+    for (const userId of users) await sendEvent(userId, 'app.opened', `open-${userId}`);
+    const counted = async (journeyId: string): Promise<Record<string, number>> => {
+      const totals: Record<string, number> = {};
+      for (const day of await counters().readJourneyDays(journeyId, DAY0))
+        for (const [name, value] of Object.entries(day.counts)) totals[name] = (totals[name] ?? 0) + value;
+      return totals;
+    };
+    // Sent, but running: nothing is written yet.
+    expect(steps.filter((step) => step.result.outcome === 'sent').length).toBeGreaterThan(0);
+    expect(await counted(visitor.id)).toEqual({});
+    // Two become members, which stops their visitor journeys; the other two see theirs through.
+    for (let day = 1; day <= 3; day++) {
+      await clock.advanceTo(new Date(instantAtLocalTime(addDays(DAY0, day), 10 * 60, ruleset.timezone)));
+      for (const userId of users.slice(0, 2)) {
+        await sendEvent(userId, 'app.opened', `open-${userId}-${day}`);
+        await sendEvent(userId, 'content.completed', `done-${userId}-${day}`, { contentId: 'lesson-1' });
+      }
+    }
+    await clock.advanceTo(new Date(instantAtLocalTime(addDays(DAY0, 20), 10 * 60, ruleset.timezone)));
+    const executions = stack.runner.executions();
+    expect(executions.filter((execution) => execution.status === 'ABORTED').length).toBe(2);
+    expect(executions.every((execution) => execution.status !== 'RUNNING')).toBe(true);
+    // Every step outcome of every execution, counted exactly once, from the steps as they ran.
+    for (const journey of Object.values(ruleset.journeys)) {
+      const expected: Record<string, number> = {};
+      for (const { task, result } of steps.filter((step) => step.task.journeyId === journey.id)) {
+        const name =
+          result.outcome === 'sent'
+            ? COUNTER_NAMES.sent(task.stepId)
+            : result.outcome === 'deferred'
+              ? COUNTER_NAMES.deferred(task.stepId)
+              : result.outcome === 'exit'
+                ? COUNTER_NAMES.exited(task.stepId, result.reason)
+                : undefined;
+        if (name) expected[name] = (expected[name] ?? 0) + 1;
+      }
+      expect(await counted(journey.id)).toEqual(expected);
+    }
+  });
+
+  it('counts a stopped journey once when the flush that stopped it fails afterwards and is repeated', async () => {
+    const visitor = ruleset.journeys['visitor']!;
+    let userId = 'stopped-0';
+    for (let i = 1; isHeldOut(userId, visitor); i++) userId = `stopped-${i}`;
+    await sendEvent(userId, 'app.opened', `open-${userId}`);
+    let failures = 1;
+    const services: TierServices = {
+      ...stack.services,
+      journeys: {
+        start: (journey, user) => stack.services.journeys.start(journey, user),
+        async stop(name): Promise<StoppedExecution | undefined> {
+          const stopped = (await stack.services.journeys.stop(name)) ?? undefined;
+          if (failures-- > 0) throw new Error('the stop went through, its answer was lost');
+          return stopped;
+        },
+      },
+    };
+    await expect(lockUser(services, userId, { tier: 'core', reason: 'partner' })).rejects.toThrow('answer was lost');
+    // The next event (after the lease runs out) flushes the outbox again: the stop is repeated, and so the count.
+    await clock.advanceTo(new Date(clock.now().getTime() + 120_000));
+    const event = { eventId: 'again', userId, type: 'app.opened', occurredAt: clock.now().toISOString(), properties: {} };
+    expect((await ingestEvent(services, event)).outboxError).toBeUndefined();
+    await stack.settle();
+    const firstSend = visitor.steps.find((step) => step.type === 'content')!.id;
+    const sent = (await counters().readJourneyDays(visitor.id, DAY0)).reduce((sum, day) => sum + (day.counts[COUNTER_NAMES.sent(firstSend)] ?? 0), 0);
+    expect(sent).toBe(1);
+  });
+
+  it("counts a journey's last step once when it is retried after a failed publish; a deferral writes nothing", async () => {
+    const journey = ruleset.journeys['visitor']!;
+    let userId = 'last-0';
+    for (let i = 1; isHeldOut(userId, journey); i++) userId = `last-${i}`;
+    await sendEvent(userId, 'app.opened', `open-${userId}`);
+    const sends = journey.steps.filter((step) => step.type === 'content' || step.type === 'invite' || step.type === 'offer');
+    const [firstSend, lastSend] = [sends[0]!.id, sends[sends.length - 1]!.id];
+    const task = (state: JourneyTaskInput['state']): JourneyTaskInput => ({
+      ...journeyStepSpec(journey, lastSend),
+      userId,
+      executionName: `manual-${userId}`,
+      startedAt: clock.now().toISOString(),
+      state,
+      endsOn: ['sent'],
+    });
+    let publishFailures = 1;
+    const ports = (now: Date) => ({
+      store: journeyStepStore(stack.store),
+      publisher: {
+        async publishJourneyAction() {
+          if (publishFailures-- > 0) throw new Error('bus outage');
+        },
+      },
+      clock: { now: () => now },
+      counters: counters(),
+    });
+    const counted = async (): Promise<Record<string, number>> => {
+      const totals: Record<string, number> = {};
+      for (const day of await counters().readJourneyDays(journey.id, DAY0))
+        for (const [name, value] of Object.entries(day.counts)) totals[name] = (totals[name] ?? 0) + value;
+      return totals;
+    };
+    const before = await counted();
+    // 22:00 in the journey's quiet hours: deferred twice, counted in its result and nowhere else.
+    const night = new Date(instantAtLocalTime(DAY0, 22 * 60, ruleset.timezone));
+    const firstSent = { outcome: 'sent', at: clock.now().toISOString(), actionId: 'a1' };
+    const deferred = await runJourneyStep(ports(night), { task: task({ results: { [firstSend]: firstSent } }), rulesetTimeZone: ruleset.timezone });
+    expect(deferred).toMatchObject({ outcome: 'deferred', reason: 'quiet-hours', deferrals: 1 });
+    const again = await runJourneyStep(ports(night), {
+      task: task({ results: { [firstSend]: firstSent, [lastSend]: deferred } }),
+      rulesetTimeZone: ruleset.timezone,
+    });
+    expect(again).toMatchObject({ outcome: 'deferred', deferrals: 2 });
+    expect(await counted()).toEqual(before);
+    // The next morning it sends, and ends the execution: one write for the execution, kept once through the retry.
+    const morning = new Date(instantAtLocalTime(addDays(DAY0, 1), 9 * 60, ruleset.timezone));
+    const state = { results: { [firstSend]: firstSent, [lastSend]: again } };
+    await expect(runJourneyStep(ports(morning), { task: task(state), rulesetTimeZone: ruleset.timezone })).rejects.toThrow('bus outage');
+    const retried = await runJourneyStep(ports(morning), { task: task(state), rulesetTimeZone: ruleset.timezone });
+    expect(retried).toMatchObject({ outcome: 'sent', deferrals: 2 });
+    const after = await counted();
+    const added = Object.fromEntries(
+      Object.entries(after)
+        .map(([name, value]) => [name, value - (before[name] ?? 0)])
+        .filter(([, value]) => value !== 0),
+    );
+    expect(added).toEqual({ [COUNTER_NAMES.sent(firstSend)]: 1, [COUNTER_NAMES.sent(lastSend)]: 1, [COUNTER_NAMES.deferred(lastSend)]: 2 });
   });
 
   it('counts held-out and treated conversions over the same horizon: entry until the planned length ends', async () => {

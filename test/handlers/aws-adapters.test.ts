@@ -7,6 +7,7 @@ import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
   ExecutionDoesNotExist,
+  GetExecutionHistoryCommand,
   SFNClient,
   StartExecutionCommand,
   StopExecutionCommand,
@@ -87,6 +88,7 @@ describe('Step Functions journey starter', () => {
 
   it('stops by the execution ARN derived from the name, even with hyphens in the tier id', async () => {
     sfn.on(StopExecutionCommand).resolves({ stopDate: new Date() });
+    sfn.on(DescribeExecutionCommand).resolves({ status: 'SUCCEEDED', startDate: new Date() } as never);
     await starter.stop(name);
     expect(sfn.commandCalls(StopExecutionCommand)[0]!.args[0].input.executionArn).toBe(
       `arn:aws:states:eu-west-1:123456789012:execution:StrataJourneyCorePlus:${name}`,
@@ -97,6 +99,21 @@ describe('Step Functions journey starter', () => {
     expect(executionArn(`${MACHINES.member}:live`, 'member-abc')).toBe(
       'arn:aws:states:eu-west-1:123456789012:execution:StrataJourneyMember:member-abc',
     );
+  });
+
+  it('returns where a stopped execution was, from the newest state its history shows, for its journey counters', async () => {
+    const startDate = new Date('2026-03-02T10:00:00.000Z');
+    const data = { userId: 'user-1', results: { welcome: { outcome: 'sent', at: 'x', actionId: 'a' } } };
+    sfn.on(StopExecutionCommand).resolves({ stopDate: new Date() });
+    sfn.on(DescribeExecutionCommand).resolves({ status: 'ABORTED', startDate } as never);
+    sfn.on(GetExecutionHistoryCommand).resolves({
+      events: [
+        { id: 9, type: 'ExecutionAborted', timestamp: new Date() },
+        { id: 8, type: 'WaitStateEntered', timestamp: new Date(), stateEnteredEventDetails: { name: 'pause', input: JSON.stringify(data) } },
+      ],
+    } as never);
+    expect(await starter.stop(name)).toEqual({ tier: 'core-plus', startedAt: startDate.toISOString(), data });
+    expect(sfn.commandCalls(GetExecutionHistoryCommand)[0]!.args[0].input).toMatchObject({ reverseOrder: true });
   });
 
   it('counts an unknown or finished execution as stopped', async () => {

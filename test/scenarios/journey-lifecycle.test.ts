@@ -269,6 +269,8 @@ describe('journey lifecycles on aws-local-stepfunctions', () => {
       userId,
       executionName: EXECUTION,
       startedAt: T0,
+      // The execution data so far (the first step: the input only), for the Task that ends it to count it.
+      state: { userId },
     });
   });
 

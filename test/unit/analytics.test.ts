@@ -8,7 +8,10 @@ import {
   type CounterDay,
   buildProductionReport,
   conversionOccurrence,
+  executionTally,
   journeyStepCount,
+  keptStepResults,
+  stoppedExecutionTally,
   tierChangeOccurrences,
 } from '../../functions/core/analytics.js';
 import { isHeldOut } from '../../functions/core/journey/decide-journey-step.js';
@@ -108,6 +111,57 @@ describe('journey step counts', () => {
     expect(journeyStepCount(step, { outcome: 'exit', reason: 'converted' }, '2026-03-02')?.counts).toEqual({ 'x|s1|converted': 1 });
     expect(journeyStepCount(step, { outcome: 'engaged', at: AT }, '2026-03-02')).toBeUndefined();
     expect(journeyStepCount(step, { outcome: 'wait', until: AT }, '2026-03-02')).toBeUndefined();
+  });
+});
+
+describe('an execution counted once, at its end', () => {
+  const execution = { journeyId: 'visitor-welcome', executionName: 'visitor-abc', startedAt: '2026-03-01T17:00:00.000Z' };
+  it('adds each send, the deferrals that rode on its step, and the exit by reason, on the entry day in the ruleset zone', () => {
+    const tally = executionTally(ruleset, execution, {
+      beginner_cases: { outcome: 'sent', deferrals: 2 },
+      opened_cases: { outcome: 'not-engaged' },
+      success_story: { outcome: 'sent' },
+      career_change_group: { outcome: 'exit', reason: 'converted', deferrals: 1 },
+    });
+    expect(tally).toEqual({
+      id: expect.stringMatching(/^j/),
+      journeyId: 'visitor-welcome',
+      // 17:00 UTC is the next morning in Asia/Shanghai.
+      date: '2026-03-02',
+      counts: {
+        's|beginner_cases': 1,
+        'd|beginner_cases': 2,
+        's|success_story': 1,
+        'x|career_change_group|converted': 1,
+        'd|career_change_group': 1,
+      },
+    });
+    // The same execution always has the same id, so that the Task and a flush that stopped it share one guard.
+    expect(executionTally(ruleset, execution, { beginner_cases: { outcome: 'sent' } })?.id).toBe(tally!.id);
+    expect(executionTally(ruleset, execution, { opened_cases: { outcome: 'engaged' } })).toBeUndefined();
+  });
+
+  it('keeps a step stopped while deferred, and reads the execution data of a stop defensively', () => {
+    const data = {
+      userId: 'u',
+      results: {
+        beginner_cases: { outcome: 'sent', at: AT, actionId: 'a' },
+        success_story: { outcome: 'deferred', until: AT, reason: 'quiet-hours', deferrals: 3 },
+        bad: 7,
+        odd: { outcome: 'sent', deferrals: -1 },
+      },
+    };
+    expect(keptStepResults(data)).toEqual({
+      beginner_cases: { outcome: 'sent' },
+      success_story: { outcome: 'deferred', reason: 'quiet-hours', deferrals: 3 },
+      odd: { outcome: 'sent' },
+    });
+    expect(keptStepResults(null)).toEqual({});
+    expect(keptStepResults({ results: [] })).toEqual({});
+    const stopped = stoppedExecutionTally(ruleset, 'visitor-abc', { tier: 'visitor', startedAt: execution.startedAt, data });
+    expect(stopped?.counts).toEqual({ 's|beginner_cases': 1, 'd|success_story': 3, 's|odd': 1 });
+    expect(stopped?.id).toBe(executionTally(ruleset, execution, { beginner_cases: { outcome: 'sent' } })!.id);
+    expect(stoppedExecutionTally(ruleset, 'gone-abc', { tier: 'gone', startedAt: AT, data })).toBeUndefined();
   });
 });
 

@@ -105,6 +105,8 @@ describe('compileJourney', () => {
         'userId.$': '$.userId',
         'executionName.$': '$$.Execution.Name',
         'startedAt.$': '$$.Execution.StartTime',
+        // The execution data, for the journey counters of the Task that ends the execution.
+        'state.$': '$',
       },
       ResultPath: '$.results.group',
       Retry: [
@@ -144,6 +146,9 @@ describe('compileJourney', () => {
       Next: 'group',
     });
     expect(asl.States['pause_again']).toEqual({ Type: 'Wait', Comment: 'Wait 4 days', Seconds: 345_600, Next: 'course' });
+    // Only the last send knows the execution ends after it (its next is the exit): its Task counts the journey.
+    expect(asl.States['course']?.Type === 'Task' && asl.States['course'].Parameters['endsOn']).toEqual(['sent']);
+    expect(asl.States['welcome']?.Type === 'Task' && asl.States['welcome'].Parameters).not.toHaveProperty('endsOn');
     expect(asl.States['Failed']).toEqual({
       Type: 'Fail',
       Comment: 'A step failed after its retries; the error is kept at $.failure.',
@@ -217,6 +222,7 @@ describe('compileJourney', () => {
       'executionName.$': '$$.Execution.Name',
       'startedAt.$': '$$.Execution.StartTime',
       'sinceSentAt.$': '$.results.beginner_cases.at',
+      'state.$': '$',
     });
     expect(asl.States['opened_cases.outcome']).toEqual({
       Type: 'Choice',

@@ -113,7 +113,7 @@ export function renderProductionHtml(report: ProductionReport): string {
   const summary = reportAsSummary(report);
   return renderReportHtml(summary, {
     title: 'Strata production report',
-    subtitle: `users per tier from the census counters; flows, funnels and conversions of the ${report.firstDate} – ${report.lastDate} period`,
+    subtitle: `users per tier from the census counters; flows of the ${report.firstDate} – ${report.lastDate} period; funnels and conversions of the journeys entered in it`,
     headline: [
       { label: 'Users', value: summary.users, key: 'users', note: 'users in the ladder now' },
       { label: 'Promotions', value: summary.transitions.promotions, key: 'promotions', note: 'moves up the ladder in the period' },

@@ -187,17 +187,17 @@ interface VersionedJourney {
 function compileStep(journey: VersionedJourney, step: JourneyStep, byId: ReadonlyMap<string, JourneyStep>): Record<string, AslState> {
   switch (step.type) {
     case 'content':
-      return taskWithChoice(journey, step, `Send content ${step.templateId} via ${step.channel}`, {}, [
+      return taskWithChoice(journey, step, byId, `Send content ${step.templateId} via ${step.channel}`, {}, [
         ['sent', step.next],
         ['deferred', deferredStateName(step.id)],
       ]);
     case 'invite':
-      return taskWithChoice(journey, step, `Invite to group ${step.groupId} via ${step.channel}`, {}, [
+      return taskWithChoice(journey, step, byId, `Invite to group ${step.groupId} via ${step.channel}`, {}, [
         ['sent', step.next],
         ['deferred', deferredStateName(step.id)],
       ]);
     case 'offer':
-      return taskWithChoice(journey, step, `Offer ${step.offerId} (valid ${step.expiryDays} days) via ${step.channel}`, {}, [
+      return taskWithChoice(journey, step, byId, `Offer ${step.offerId} (valid ${step.expiryDays} days) via ${step.channel}`, {}, [
         ['sent', step.next],
         ['deferred', deferredStateName(step.id)],
       ]);
@@ -207,6 +207,7 @@ function compileStep(journey: VersionedJourney, step: JourneyStep, byId: Readonl
       return taskWithChoice(
         journey,
         step,
+        byId,
         `Branch on ${step.signal} of ${what} within ${step.timeoutDays} days of step ${step.since}`,
         { 'sinceSentAt.$': `${resultPath(step.since)}.at` },
         [
@@ -219,7 +220,9 @@ function compileStep(journey: VersionedJourney, step: JourneyStep, byId: Readonl
     case 'wait':
       if (step.untilLocalTime !== undefined) {
         return {
-          ...taskWithChoice(journey, step, `Find the next ${step.untilLocalTime} in the user's time zone`, {}, [['wait', untilStateName(step.id)]]),
+          ...taskWithChoice(journey, step, byId, `Find the next ${step.untilLocalTime} in the user's time zone`, {}, [
+            ['wait', untilStateName(step.id)],
+          ]),
           [untilStateName(step.id)]: {
             Type: 'Wait',
             Comment: `Wait until ${step.untilLocalTime} in the user's time zone`,
@@ -250,11 +253,17 @@ function compileStep(journey: VersionedJourney, step: JourneyStep, byId: Readonl
 function taskWithChoice(
   journey: VersionedJourney,
   step: JourneyStep,
+  byId: ReadonlyMap<string, JourneyStep>,
   comment: string,
   extraParameters: Record<string, string>,
   routes: Array<[JourneyOutcome, string]>,
 ): Record<string, AslState> {
   const outcomeVariable = `${resultPath(step.id)}.outcome`;
+  // A local-time wait's route goes through its own Wait state, then on to the step's next.
+  const targetStep = (outcome: JourneyOutcome, next: string): string => (outcome === 'wait' && 'next' in step ? step.next : next);
+  const endsOn = routes
+    .filter(([outcome, next]) => outcome !== 'deferred' && endsWithoutTask(targetStep(outcome, next), byId))
+    .map(([outcome]) => outcome);
   const states: Record<string, AslState> = {
     [step.id]: {
       Type: 'Task',
@@ -266,6 +275,9 @@ function taskWithChoice(
         'executionName.$': '$$.Execution.Name',
         'startedAt.$': '$$.Execution.StartTime',
         ...extraParameters,
+        // The execution data, so that the Task that ends the execution counts all its steps in one write.
+        'state.$': '$',
+        ...(endsOn.length > 0 ? { endsOn } : {}),
       },
       ResultPath: resultPath(step.id),
       // Fresh copies per state, so that a caller editing one state (a test, the CDK) cannot change another.
@@ -291,6 +303,19 @@ function taskWithChoice(
     };
   }
   return states;
+}
+
+/** Whether the execution ends from this step on without another Task: only duration Waits lead to an exit step. */
+function endsWithoutTask(stepId: string, byId: ReadonlyMap<string, JourneyStep>): boolean {
+  const seen = new Set<string>();
+  for (let id: string | undefined = stepId; id !== undefined && !seen.has(id); ) {
+    seen.add(id);
+    const step = byId.get(id);
+    if (step?.type === 'exit') return true;
+    if (step?.type !== 'wait' || step.untilLocalTime !== undefined) return false;
+    id = step.next;
+  }
+  return false;
 }
 
 export function describeDuration(days: number, hours: number): string {

@@ -60,6 +60,13 @@ export const journeyTaskInputSchema = journeyStepSpecSchema.extend({
   startedAt: text,
   /** Branch checks only: when the branch's `since` step was sent, from `$.results.<since>.at`. */
   sinceSentAt: z.string().optional(),
+  /**
+   * The execution data (`$`): the results of the steps so far, which the Task that ends the execution counts in
+   * one write (core/analytics.ts executionTally). Absent from definitions compiled before it was passed.
+   */
+  state: z.object({ results: z.record(z.string(), z.unknown()).optional() }).optional(),
+  /** The outcomes of this step after which the execution ends with no further Task (only Waits and the end). */
+  endsOn: z.array(z.enum(['sent', 'engaged', 'not-engaged', 'wait'])).optional(),
 });
 
 export type JourneyStepSettings = z.infer<typeof journeyStepSettingsSchema>;
@@ -71,10 +78,11 @@ export type ExitReason = 'tier-changed' | 'converted' | 'opted-out' | 'held-out'
 export type DeferReason = 'quiet-hours' | 'frequency-cap' | 'awaiting-engagement';
 
 /** What a Task returns into the execution state. */
+/** `deferrals`: how often the step was deferred before (for a deferral, including it); kept for the execution's tally. */
 export type JourneyStepResult =
-  | { outcome: 'sent'; at: string; actionId: string }
-  | { outcome: 'deferred'; until: string; reason: DeferReason }
-  | { outcome: 'exit'; reason: ExitReason }
+  | { outcome: 'sent'; at: string; actionId: string; deferrals?: number }
+  | { outcome: 'deferred'; until: string; reason: DeferReason; deferrals?: number }
+  | { outcome: 'exit'; reason: ExitReason; deferrals?: number }
   | { outcome: 'engaged'; at: string }
   | { outcome: 'not-engaged'; at: string }
   /** A wait until a local time of day: the instant depends on the user's zone, so the step function works it out. */

@@ -2,7 +2,7 @@
  * One journey step, end to end: load the user, decide, and for a send, record it and publish the action.
  * The same function runs behind the Task state in Lambda and in the local runner; only the ports differ.
  */
-import { type AnalyticsCounters, journeyStepCount } from '../analytics.js';
+import { type AnalyticsCounters, type TierCountOccurrence, executionTally, journeyStepCount, keptStepResults } from '../analytics.js';
 import { localDate } from '../dates.js';
 import type { DayBucket, UserProfile } from '../state.js';
 import { decideJourneyStep, journeyLookbackDate, toStepResult, type JourneyAction } from './decide-journey-step.js';
@@ -24,7 +24,7 @@ export interface JourneyStepPorts {
   publisher: JourneyActionPublisher;
   clock: { now(): Date };
   /** The journey counters (see analytics.ts); absent where nothing reports on them. */
-  counters?: Pick<AnalyticsCounters, 'addJourneyStep'>;
+  counters?: Pick<AnalyticsCounters, 'addJourneyStep' | 'addOnce' | 'settle'>;
 }
 
 export interface JourneyStepRequest {
@@ -51,6 +51,7 @@ export async function runJourneyStep(ports: JourneyStepPorts, request: JourneySt
     ...(task.sinceSentAt ? { sinceSentAt: task.sinceSentAt } : {}),
   });
   const today = localDate(now, rulesetTimeZone);
+  if (task.state !== undefined) return runCountedAtEnd(ports, request, decision, today);
   const result = toStepResult(decision);
   const count = journeyStepCount(task, result, today);
   if (decision.outcome === 'sent') {
@@ -66,6 +67,46 @@ export async function runJourneyStep(ports: JourneyStepPorts, request: JourneySt
   } else if (count) {
     await ports.counters?.addJourneyStep(count);
   }
+  return result;
+}
+
+/**
+ * A step of an execution whose state the Task sees: the step's deferrals travel in its result, and only the Task
+ * that ends the execution writes the counters, once for all its steps (core/analytics.ts executionTally), under the
+ * execution's id so that a retry adds nothing. The guard may go once the step has done everything else.
+ */
+async function runCountedAtEnd(
+  ports: JourneyStepPorts,
+  request: JourneyStepRequest,
+  decision: ReturnType<typeof decideJourneyStep>,
+  today: string,
+): Promise<JourneyStepResult> {
+  const { task, rulesetTimeZone } = request;
+  const results = keptStepResults(task.state);
+  const previous = results[task.stepId];
+  const deferredBefore = previous?.outcome === 'deferred' ? (previous.deferrals ?? 1) : 0;
+  const decided = toStepResult(decision);
+  const result: JourneyStepResult =
+    decided.outcome === 'deferred'
+      ? { ...decided, deferrals: deferredBefore + 1 }
+      : (decided.outcome === 'sent' || decided.outcome === 'exit') && deferredBefore > 0
+        ? { ...decided, deferrals: deferredBefore }
+        : decided;
+  const ends = result.outcome === 'exit' || (task.endsOn ?? []).some((outcome) => outcome === result.outcome);
+  const test = decision.outcome === 'sent' && decision.action.test === true;
+  const tally: TierCountOccurrence | undefined =
+    ends && !test && ports.counters ? executionTally({ timezone: rulesetTimeZone }, task, { ...results, [task.stepId]: { ...result } }) : undefined;
+  if (decision.outcome === 'sent') {
+    const { action } = decision;
+    await ports.store.recordSend(task.userId, today, action.actionId);
+    // Counted before publishing, under the execution's id: a step retried after a failed publish adds nothing.
+    if (tally) await ports.counters?.addOnce(tally);
+    // Publish even when the send was already recorded (see runJourneyStep): at-least-once, deduplicated by actionId.
+    await ports.publisher.publishJourneyAction(action);
+  } else if (tally) {
+    await ports.counters?.addOnce(tally);
+  }
+  if (tally) ports.counters?.settle(tally);
   return result;
 }
 
