@@ -993,10 +993,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         names[`#r${i}`] = PENDING_PREFIX + k;
         return `#r${i}`;
       });
-      const additions = [
-        ...incrementClauses({ ...increment, signals: [] }, 1, names, values),
-        ...hourSignalClauses(increment, names, values),
-      ];
+      const additions = [...incrementClauses({ ...increment, signals: [] }, 1, names, values), ...hourSignalClauses(increment, names, values)];
       const w1 = await conditionalWrite(
         'recordEvent',
         key,
