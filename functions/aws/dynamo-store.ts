@@ -30,8 +30,8 @@
  *       token in W2 and undoes itself. So the next heavy write of this store to the same day removes the keys it has
  *       confirmed (no extra write), and p_ entries stay few.
  *   A failed conditional write still costs a write unit, so a day known to be heavy (from an earlier write or the
- *   window read) skips the light attempt. A heavy write to a later day removes the confirmed p_ entries this store
- *   left on the day it wrote before (closeEarlierDay), so closed days keep almost none. A heavy day's signals are
+ *   window read) skips the light attempt. A write to a later day removes the confirmed p_ entries this store
+ *   left on earlier days (closeEarlierDays), so finished days keep almost none. A heavy day's signals are
  *   coarsened to the hour and kept as small number sets by filter (`@<filter id>`), which decode to the same strings.
  *   The one window left: two copies of one event on different days in flight at the same moment. Both pass R, both
  *   make W1, and the loser of W2 undoes its copy; a decision made in between may see the event twice.
@@ -113,6 +113,10 @@ export { DEFAULT_LIGHT_DAY_EVENTS };
 const PENDING_REMOVALS_PER_WRITE = 24;
 /** At most this many confirmed p_<key> entries are removed when a later day closes an earlier one. */
 const CLOSING_REMOVALS_PER_WRITE = 100;
+/** An earlier day with at least this many confirmed p_ entries is closed by the next later write (see closeEarlierDays). */
+const CLOSE_AT_ONCE_KEYS = 8;
+/** Earlier days one heavy write closes at most, so that no single event pays for many. */
+const DAYS_CLOSED_PER_WRITE = 2;
 /** How many heavy days a store remembers, so that their events skip the light attempt (a failed write costs). */
 const HEAVY_DAYS_REMEMBERED = 10_000;
 
@@ -748,49 +752,68 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     heavyDays.add(ref);
   }
 
-  /** Per user, the date of this store's latest heavy write, so that a write to a later date closes that day. */
-  const lastHeavyDate = new Map<string, string>();
+  /** Per user, the days on which this store confirmed keys whose p_ entries are still there (see closeEarlierDays). */
+  const openDaysByUser = new Map<string, Set<string>>();
+
+  function confirmKey(userId: string, date: string, eventKey: string): void {
+    const ref = dayRef(userId, date);
+    if (!confirmedKeys.get(ref)?.includes(eventKey)) confirmedKeys.set(ref, [...(confirmedKeys.get(ref) ?? []), eventKey]);
+    let days = openDaysByUser.get(userId);
+    if (!days) {
+      if (openDaysByUser.size >= HEAVY_DAYS_REMEMBERED) openDaysByUser.delete(openDaysByUser.keys().next().value as string);
+      days = new Set();
+      openDaysByUser.set(userId, days);
+    }
+    days.add(date);
+  }
 
   /**
-   * A heavy write to a later date than this store's previous one for the user closes that day: the p_ entries it
-   * confirmed there (W2 done, so removable at any time) go in one write, instead of waiting for a next write to that
-   * day which may never come. Otherwise every closed day would keep a few pending markers that every window read
-   * pays for. One write per day and user, not per event.
+   * A write to a later date closes this store's earlier heavy days of the user: the p_ entries it confirmed there
+   * (W2 done, so removable at any time) go in one write per day, rather than waiting for a next write to that day
+   * that may never come; otherwise every finished day would keep its last pending markers, and every window read
+   * would pay for them. A day with only a few is closed two days on, when the writes still in flight at its end have
+   * confirmed too, so that each day costs about one extra write, never one per event; at most two days per event.
    */
-  async function closeEarlierDay(userId: string, date: string): Promise<void> {
-    const previous = lastHeavyDate.get(userId);
-    lastHeavyDate.delete(userId);
-    lastHeavyDate.set(userId, date);
-    if (lastHeavyDate.size > HEAVY_DAYS_REMEMBERED) lastHeavyDate.delete(lastHeavyDate.keys().next().value as string);
-    if (previous === undefined || previous >= date) return;
-    const ref = dayRef(userId, previous);
-    const removed = [...new Set(confirmedKeys.get(ref))].slice(0, CLOSING_REMOVALS_PER_WRITE);
-    if (removed.length === 0) return;
-    const names: Record<string, string> = { '#pk': TABLE_KEYS.partitionKey };
-    const removals = removed.map((key, i) => {
-      names[`#r${i}`] = PENDING_PREFIX + key;
-      return `#r${i}`;
-    });
-    await unlessConditionFails(
-      metered(
-        'recordEvent',
-        'write',
-        client.send(
-          new UpdateItemCommand({
-            ...common,
-            Key: dayItemKey(userId, previous),
-            UpdateExpression: `REMOVE ${removals.join(', ')}`,
-            // An expired day item is not brought back as keys alone.
-            ConditionExpression: 'attribute_exists(#pk)',
-            ExpressionAttributeNames: names,
-          }),
+  async function closeEarlierDays(userId: string, date: string): Promise<void> {
+    const days = openDaysByUser.get(userId);
+    if (!days) return;
+    let closed = 0;
+    for (const earlier of [...days].sort()) {
+      if (earlier >= date || closed >= DAYS_CLOSED_PER_WRITE) break;
+      const ref = dayRef(userId, earlier);
+      const keys = [...new Set(confirmedKeys.get(ref))];
+      if (keys.length === 0) {
+        days.delete(earlier);
+        continue;
+      }
+      if (keys.length < CLOSE_AT_ONCE_KEYS && earlier > addDays(date, -2)) continue;
+      const removed = keys.slice(0, CLOSING_REMOVALS_PER_WRITE);
+      const names: Record<string, string> = { '#pk': TABLE_KEYS.partitionKey };
+      const removals = removed.map((key, i) => {
+        names[`#r${i}`] = PENDING_PREFIX + key;
+        return `#r${i}`;
+      });
+      await unlessConditionFails(
+        metered(
+          'recordEvent',
+          'write',
+          client.send(
+            new UpdateItemCommand({
+              ...common,
+              Key: dayItemKey(userId, earlier),
+              UpdateExpression: `REMOVE ${removals.join(', ')}`,
+              // An expired day item is not brought back as keys alone.
+              ConditionExpression: 'attribute_exists(#pk)',
+              ExpressionAttributeNames: names,
+            }),
+          ),
         ),
-      ),
-    );
-    confirmedKeys.set(
-      ref,
-      (confirmedKeys.get(ref) ?? []).filter((key) => !removed.includes(key)),
-    );
+      );
+      closed += 1;
+      const left = (confirmedKeys.get(ref) ?? []).filter((key) => !removed.includes(key));
+      confirmedKeys.set(ref, left);
+      if (left.length === 0) days.delete(earlier);
+    }
   }
 
   /** The ADD clauses of an increment; negated for an undo, which leaves signals (a set may share them). */
@@ -965,7 +988,6 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     const ref = dayRef(userId, increment.date);
     const key = dayItemKey(userId, increment.date);
     const pendingName = PENDING_PREFIX + eventKey;
-    await closeEarlierDay(userId, increment.date);
     // A guard already there means the event is applied (on its own day): report a duplicate before W1 rather than
     // undo after it, so that no reader ever sees the copy in between. Only a crashed attempt of this copy can have
     // left counters here, and those go. An eventually consistent read that misses a fresh guard is caught by W2.
@@ -1025,7 +1047,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       if (!w2.applied && w2.old === undefined) continue;
       if (w2.applied || w2.old?.[GUARD_ATTRIBUTES.token]?.S === token) {
         rememberHeavy(ref);
-        if (!confirmedKeys.get(ref)?.includes(eventKey)) confirmedKeys.set(ref, [...(confirmedKeys.get(ref) ?? []), eventKey]);
+        confirmKey(userId, increment.date, eventKey);
         return { duplicate: adopted };
       }
       // Applied before under another token: take this day's copy back out.
@@ -1113,6 +1135,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     recordEvent(userId, eventKey, increment: DayIncrement) {
       return guarded('recordEvent', userId, async () => {
         const ref = dayRef(userId, increment.date);
+        await closeEarlierDays(userId, increment.date);
         // lightDayEvents 0: every day is heavy, so every event has a SEEN# guard (2 WRU, duplicates caught across days).
         if (lightDayEvents > 0 && !heavyDays.has(ref)) {
           const light = await lightWrite(userId, eventKey, increment);
