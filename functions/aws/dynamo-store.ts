@@ -30,7 +30,9 @@
  *       token in W2 and undoes itself. So the next heavy write of this store to the same day removes the keys it has
  *       confirmed (no extra write), and p_ entries stay few.
  *   A failed conditional write still costs a write unit, so a day known to be heavy (from an earlier write or the
- *   window read) skips the light attempt.
+ *   window read) skips the light attempt. A write to a later day removes the confirmed p_ entries this store
+ *   left on earlier days (closeEarlierDays), so finished days keep almost none. A heavy day's signals are
+ *   coarsened to the hour and kept as small number sets by filter (`@<filter id>`), which decode to the same strings.
  *   The one window left: two copies of one event on different days in flight at the same moment. Both pass R, both
  *   make W1, and the loser of W2 undoes its copy; a decision made in between may see the event twice.
  * - Across days (a producer resend with another date), the ingest settles what the day writes cannot see. Its one
@@ -109,6 +111,12 @@ export const DEFAULT_DEDUP_HORIZON_DAYS = 15;
 export { DEFAULT_LIGHT_DAY_EVENTS };
 /** At most this many confirmed p_<key> entries are removed by one heavy write (they ride along for free). */
 const PENDING_REMOVALS_PER_WRITE = 24;
+/** At most this many confirmed p_<key> entries are removed when a later day closes an earlier one. */
+const CLOSING_REMOVALS_PER_WRITE = 100;
+/** An earlier day with at least this many confirmed p_ entries is closed by the next later write (see closeEarlierDays). */
+const CLOSE_AT_ONCE_KEYS = 8;
+/** Earlier days one heavy write closes at most, so that no single event pays for many. */
+const DAYS_CLOSED_PER_WRITE = 2;
 /** How many heavy days a store remembers, so that their events skip the light attempt (a failed write costs). */
 const HEAVY_DAYS_REMEMBERED = 10_000;
 
@@ -145,6 +153,13 @@ const DAY_ATTRIBUTES = {
 const GUARD_ATTRIBUTES = { token: 'token', date: 'date', settled: 'settled' } as const;
 /** A heavy day's pending key: `p_<event key>` = the token of the attempt whose counters were applied. */
 const PENDING_PREFIX = 'p_';
+/**
+ * A heavy day's signals, one attribute per signal filter: `@<filter id>` = a number set of the hours they fall in,
+ * counted from UTC midnight of the day's date (see hourSignalAttributes). The hourly signals of a busy day take a
+ * few bytes each this way instead of a 23-byte string, and every window read reads them: the set decodes back to
+ * exactly the coarsened strings the light form (`sig`) would hold.
+ */
+const HOUR_SIGNAL_PREFIX = '@';
 /** The explanation rides compressed: it is most of a history entry's bytes, and bytes are write units. */
 const COMPRESSED_PENDING_HISTORY = 'pendingHistoryZ';
 const COMPRESSED_EXPLANATION = 'explanationZ';
@@ -375,13 +390,50 @@ function startOfLocalDay(date: string, timeZone: string): number {
   return Math.floor(instantAtLocalTime(date, 0, timeZone).getTime() / 1000);
 }
 
+/** The first hour (epoch hours) of a day's hourly signals: UTC midnight of its date, whatever the time zone. */
+function signalHourBase(date: string): number {
+  return Date.parse(`${date}T00:00:00Z`) / 3_600_000;
+}
+
+/**
+ * Hour-aligned signals (`filter@epochSeconds`, a multiple of HEAVY_DAY_SIGNAL_SECONDS, as coarsenSignal makes them)
+ * as number-set attributes by filter; other signals are returned apart, for the string set. Live heavy writes
+ * (ADD) and import's day items both use this, so the two layouts agree.
+ */
+function hourSignalAttributes(date: string, signals: readonly string[]): { byAttribute: Map<string, string[]>; exact: string[] } {
+  const base = signalHourBase(date);
+  const byAttribute = new Map<string, string[]>();
+  const exact: string[] = [];
+  for (const signal of new Set(signals)) {
+    const at = signal.lastIndexOf('@');
+    const seconds = Number(signal.slice(at + 1));
+    if (at <= 0 || !Number.isInteger(seconds) || seconds % HEAVY_DAY_SIGNAL_SECONDS !== 0) {
+      exact.push(signal);
+      continue;
+    }
+    const name = HOUR_SIGNAL_PREFIX + signal.slice(0, at);
+    const hours = byAttribute.get(name) ?? [];
+    hours.push(String(seconds / HEAVY_DAY_SIGNAL_SECONDS - base));
+    byAttribute.set(name, hours);
+  }
+  return { byAttribute, exact };
+}
+
 function dayBucketOf(item: Item): DayBucket {
   const counters: Record<string, number> = {};
+  const date = (item[TABLE_KEYS.sortKey]?.S ?? '').slice(DAY_PREFIX.length);
+  let signals = item[DAY_ATTRIBUTES.signals]?.SS;
   for (const [name, attribute] of Object.entries(item)) {
     if (attribute.N !== undefined && !NON_COUNTER_ATTRIBUTES.has(name)) counters[name] = Number(attribute.N);
+    else if (attribute.NS !== undefined && name.startsWith(HOUR_SIGNAL_PREFIX)) {
+      const base = signalHourBase(date);
+      const filterId = name.slice(HOUR_SIGNAL_PREFIX.length);
+      const decoded = attribute.NS.map((hour) => `${filterId}@${(base + Number(hour)) * HEAVY_DAY_SIGNAL_SECONDS}`);
+      // A light signal that fell on the hour may be in both forms: one string each.
+      signals = signals ? [...new Set([...signals, ...decoded])] : decoded;
+    }
   }
-  const bucket: DayBucket = { date: (item[TABLE_KEYS.sortKey]?.S ?? '').slice(DAY_PREFIX.length), counters };
-  const signals = item[DAY_ATTRIBUTES.signals]?.SS;
+  const bucket: DayBucket = { date, counters };
   if (signals) bucket.signals = signals;
   const sends = item[DAY_ATTRIBUTES.sends]?.N;
   if (sends !== undefined) bucket.sends = Number(sends);
@@ -505,7 +557,12 @@ export function tableItemLayout(
       };
       if (day.heavy) item[DAY_ATTRIBUTES.heavy] = { BOOL: true };
       else if (day.eventKeys.length > 0) item[DAY_ATTRIBUTES.eventKeys] = { SS: [...day.eventKeys] };
-      if (day.signals?.length) item[DAY_ATTRIBUTES.signals] = { SS: [...new Set(day.signals)] };
+      if (day.heavy && day.signals?.length) {
+        // As heavy writes leave them: hourly signals by filter, the exact ones of its light beginning as strings.
+        const { byAttribute, exact } = hourSignalAttributes(day.date, day.signals);
+        for (const [name, hours] of byAttribute) item[name] = { NS: hours };
+        if (exact.length > 0) item[DAY_ATTRIBUTES.signals] = { SS: exact };
+      } else if (day.signals?.length) item[DAY_ATTRIBUTES.signals] = { SS: [...new Set(day.signals)] };
       if (day.sends !== undefined) item[DAY_ATTRIBUTES.sends] = { N: String(day.sends) };
       if (day.sendIds?.length) item[DAY_ATTRIBUTES.sendIds] = { SS: [...day.sendIds] };
       return item;
@@ -695,6 +752,70 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     heavyDays.add(ref);
   }
 
+  /** Per user, the days on which this store confirmed keys whose p_ entries are still there (see closeEarlierDays). */
+  const openDaysByUser = new Map<string, Set<string>>();
+
+  function confirmKey(userId: string, date: string, eventKey: string): void {
+    const ref = dayRef(userId, date);
+    if (!confirmedKeys.get(ref)?.includes(eventKey)) confirmedKeys.set(ref, [...(confirmedKeys.get(ref) ?? []), eventKey]);
+    let days = openDaysByUser.get(userId);
+    if (!days) {
+      if (openDaysByUser.size >= HEAVY_DAYS_REMEMBERED) openDaysByUser.delete(openDaysByUser.keys().next().value as string);
+      days = new Set();
+      openDaysByUser.set(userId, days);
+    }
+    days.add(date);
+  }
+
+  /**
+   * A write to a later date closes this store's earlier heavy days of the user: the p_ entries it confirmed there
+   * (W2 done, so removable at any time) go in one write per day, rather than waiting for a next write to that day
+   * that may never come; otherwise every finished day would keep its last pending markers, and every window read
+   * would pay for them. A day with only a few is closed two days on, when the writes still in flight at its end have
+   * confirmed too, so that each day costs about one extra write, never one per event; at most two days per event.
+   */
+  async function closeEarlierDays(userId: string, date: string): Promise<void> {
+    const days = openDaysByUser.get(userId);
+    if (!days) return;
+    let closed = 0;
+    for (const earlier of [...days].sort()) {
+      if (earlier >= date || closed >= DAYS_CLOSED_PER_WRITE) break;
+      const ref = dayRef(userId, earlier);
+      const keys = [...new Set(confirmedKeys.get(ref))];
+      if (keys.length === 0) {
+        days.delete(earlier);
+        continue;
+      }
+      if (keys.length < CLOSE_AT_ONCE_KEYS && earlier > addDays(date, -2)) continue;
+      const removed = keys.slice(0, CLOSING_REMOVALS_PER_WRITE);
+      const names: Record<string, string> = { '#pk': TABLE_KEYS.partitionKey };
+      const removals = removed.map((key, i) => {
+        names[`#r${i}`] = PENDING_PREFIX + key;
+        return `#r${i}`;
+      });
+      await unlessConditionFails(
+        metered(
+          'recordEvent',
+          'write',
+          client.send(
+            new UpdateItemCommand({
+              ...common,
+              Key: dayItemKey(userId, earlier),
+              UpdateExpression: `REMOVE ${removals.join(', ')}`,
+              // An expired day item is not brought back as keys alone.
+              ConditionExpression: 'attribute_exists(#pk)',
+              ExpressionAttributeNames: names,
+            }),
+          ),
+        ),
+      );
+      closed += 1;
+      const left = (confirmedKeys.get(ref) ?? []).filter((key) => !removed.includes(key));
+      confirmedKeys.set(ref, left);
+      if (left.length === 0) days.delete(earlier);
+    }
+  }
+
   /** The ADD clauses of an increment; negated for an undo, which leaves signals (a set may share them). */
   function incrementClauses(increment: DayIncrement, sign: 1 | -1, names: Record<string, string>, values: Item): string[] {
     const additions = Object.entries(increment.counters).map(([counterId, amount], i) => {
@@ -709,6 +830,16 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       additions.push('#sig :sig');
     }
     return additions;
+  }
+
+  /** The ADD clauses of a heavy day's signals: coarsened to the hour, into their filters' number sets. */
+  function hourSignalClauses(increment: DayIncrement, names: Record<string, string>, values: Item): string[] {
+    const coarse = increment.signals.map((signal) => coarsenSignal(signal, HEAVY_DAY_SIGNAL_SECONDS));
+    return [...hourSignalAttributes(increment.date, coarse).byAttribute].map(([name, hours], i) => {
+      names[`#h${i}`] = name;
+      values[`:h${i}`] = { NS: hours };
+      return `#h${i} :h${i}`;
+    });
   }
 
   /**
@@ -884,12 +1015,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         names[`#r${i}`] = PENDING_PREFIX + k;
         return `#r${i}`;
       });
-      const additions = incrementClauses(
-        { ...increment, signals: increment.signals.map((signal) => coarsenSignal(signal, HEAVY_DAY_SIGNAL_SECONDS)) },
-        1,
-        names,
-        values,
-      );
+      const additions = [...incrementClauses({ ...increment, signals: [] }, 1, names, values), ...hourSignalClauses(increment, names, values)];
       const w1 = await conditionalWrite(
         'recordEvent',
         key,
@@ -921,7 +1047,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       if (!w2.applied && w2.old === undefined) continue;
       if (w2.applied || w2.old?.[GUARD_ATTRIBUTES.token]?.S === token) {
         rememberHeavy(ref);
-        if (!confirmedKeys.get(ref)?.includes(eventKey)) confirmedKeys.set(ref, [...(confirmedKeys.get(ref) ?? []), eventKey]);
+        confirmKey(userId, increment.date, eventKey);
         return { duplicate: adopted };
       }
       // Applied before under another token: take this day's copy back out.
@@ -1009,6 +1135,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     recordEvent(userId, eventKey, increment: DayIncrement) {
       return guarded('recordEvent', userId, async () => {
         const ref = dayRef(userId, increment.date);
+        await closeEarlierDays(userId, increment.date);
         // lightDayEvents 0: every day is heavy, so every event has a SEEN# guard (2 WRU, duplicates caught across days).
         if (lightDayEvents > 0 && !heavyDays.has(ref)) {
           const light = await lightWrite(userId, eventKey, increment);

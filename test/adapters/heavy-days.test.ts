@@ -3,9 +3,11 @@
  * and the guard stays exact by event id whatever the day, under redelivery, concurrency and a crash between any two
  * of the store's writes (no transactions: dynalite has none). The protocol is described in dynamo-store.ts.
  */
-import { type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { type DynamoTierStore, createDynamoTierStore, itemSizeBytes } from '../../functions/aws/dynamo-store.js';
+import { type DynamoTierStore, createDynamoTierStore, itemSizeBytes, tableItemLayout } from '../../functions/aws/dynamo-store.js';
+import { importedDays } from '../../functions/core/import-plan.js';
+import { MemoryReplayStore } from '../../functions/replay/memory-store.js';
 import { seenKey } from '../../functions/aws/table-schema.js';
 import type { DayIncrement } from '../../functions/core/metrics.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
@@ -213,6 +215,94 @@ describe("a crash between the store's writes, then the redelivery", () => {
     expect(await fresh.recordEvent(USER, 'turns-heavy', increment('2026-03-10'))).toEqual({ duplicate: false });
     for (let i = 0; i < 3; i++) expect(await fresh.recordEvent(USER, `light-${i}`, increment('2026-03-10'))).toMatchObject({ duplicate: true });
     expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(4);
+  });
+});
+
+describe("a heavy day's stored form", () => {
+  /** 60 events of one day with two filters' signals spread over it, some exactly on the hour, and a light day. */
+  function signalIncrements(date: string, zone: string): DayIncrement[] {
+    const midnight = Date.parse(`${date}T00:00:00Z`) / 1000;
+    const offset = zone === 'Asia/Kolkata' ? -19_800 : 0;
+    const events: DayIncrement[] = Array.from({ length: 60 }, (_, i) => {
+      const at = midnight + offset + 1 + i * 1_409 + (i % 3 === 0 ? 0 : 17);
+      const signals = i % 4 === 0 ? [`sOpened1234@${at}`] : i % 5 === 0 ? [`sJoined5678@${at}`, `sOpened1234@${at - 1}`] : [];
+      return { date, counters: { n_events: 1 }, signals };
+    });
+    // Exactly on the hour, while the day is still light.
+    events[2]!.signals = [`sJoined5678@${midnight + offset + 7_200}`];
+    return events;
+  }
+
+  for (const zone of ['UTC', 'Asia/Kolkata']) {
+    it(`${zone}: its signals read back as the replay store's strings, whether written live or by import`, async () => {
+      const { store, tableName } = await dynalite.freshStore({ timeZone: zone });
+      const memory = new MemoryReplayStore(4);
+      const days = [...signalIncrements('2026-03-10', zone), ...signalIncrements('2026-03-11', zone).slice(0, 5)];
+      for (const [i, day] of days.entries()) {
+        await store.recordEvent(USER, `k${i}`, day);
+        await memory.recordEvent(USER, `k${i}`, day);
+      }
+      const layout = tableItemLayout({ shardCount: 4, timeZone: zone, now: () => new Date('2026-03-12T00:00:00Z') });
+      const stored = memory.storedUser(USER)!;
+      for (const day of importedDays(stored.days.values(), stored.guards)) {
+        const item = layout.dayItem('imported', day)!;
+        await dynalite.client.send(new PutItemCommand({ TableName: tableName, Item: item }));
+      }
+      const sorted = (buckets: ReadonlyArray<{ date: string; counters: Record<string, number>; signals?: string[] }>) =>
+        buckets.map(({ date, counters, signals }) => ({ date, counters, signals: [...(signals ?? [])].sort() }));
+      const expected = sorted((await memory.loadUser(USER, '2026-03-01')).buckets);
+      expect(expected[0]!.signals.length).toBeGreaterThan(20);
+      expect(sorted((await store.loadUser(USER, '2026-03-01')).buckets)).toEqual(expected);
+      expect(sorted((await store.loadUser('imported', '2026-03-01')).buckets)).toEqual(expected);
+      // The heavy day keeps its hourly signals as number sets by filter, live and imported alike.
+      const items = await tableItems(tableName);
+      const heavyOf = (user: string) => items.find((item) => item['pk']?.S === `USER#${user}` && item['sk']?.S === 'DAY#2026-03-10')!;
+      const hourSets = (item: Record<string, { NS?: string[] }>) =>
+        Object.fromEntries(
+          Object.entries(item)
+            .filter(([name]) => name.startsWith('@'))
+            .map(([name, value]) => [name, [...(value.NS ?? [])].sort()]),
+        );
+      const live = hourSets(heavyOf(USER));
+      const imported = hourSets(heavyOf('imported'));
+      expect(Object.keys(live).sort()).toEqual(['@sJoined5678', '@sOpened1234']);
+      expect(Object.keys(imported).sort()).toEqual(['@sJoined5678', '@sOpened1234']);
+      // Import also files a light-time signal that fell exactly on the hour under its filter; live keeps it as a string.
+      for (const [name, hours] of Object.entries(live)) expect(imported[name]).toEqual(expect.arrayContaining(hours));
+    });
+  }
+
+  it('heavy writes to later days take the pending markers off the earlier ones, and their events stay applied once', async () => {
+    const { store, tableName, capacity } = await dynalite.freshStore();
+    // 16 at a time, as a busy user's events come: several are still in flight when the day ends.
+    const concurrently = async (prefix: string, date: string, count: number) => {
+      let next = 0;
+      const worker = async () => {
+        for (let i = next++; i < count; i = next++) await store.recordEvent(USER, `${prefix}-${i}`, increment(date));
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+    };
+    const pending = (date: string) =>
+      tableItems(tableName).then((items) =>
+        Object.keys(items.find((item) => item['sk']?.S === `DAY#${date}`)!).filter((name) => name.startsWith('p_')),
+      );
+    await concurrently('d1', '2026-03-10', 40);
+    capacity.clear();
+    await concurrently('d2', '2026-03-11', 20);
+    // The events of the next day pay about one write for the closing, not one each.
+    expect(capacity.total().write).toBeLessThanOrEqual(20 * 2 + 16 + 2);
+    expect((await pending('2026-03-11')).length).toBeGreaterThan(0);
+    // Two days on (a light day here), the few markers of writes still in flight when a day ended are gone too.
+    await store.recordEvent(USER, 'd4-0', increment('2026-03-13'));
+    expect(await pending('2026-03-10')).toEqual([]);
+    expect(await pending('2026-03-11')).toEqual([]);
+    // Every event of the closed day, delivered again by a process that knows nothing of it, is a duplicate.
+    const fresh = createDynamoTierStore({ client: dynalite.client, tableName, shardCount: 4 });
+    for (let i = 0; i < 40; i++) expect(await fresh.recordEvent(USER, `d1-${i}`, increment('2026-03-10'))).toMatchObject({ duplicate: true });
+    expect((await countersOn(store, '2026-03-10'))['n_events']).toBe(40);
+    expect((await countersOn(store, '2026-03-11'))['n_events']).toBe(20);
+    for (let i = 0; i < 20; i++) expect(await fresh.recordEvent(USER, `d2-${i}`, increment('2026-03-11'))).toMatchObject({ duplicate: true });
+    expect((await countersOn(store, '2026-03-11'))['n_events']).toBe(20);
   });
 });
 

@@ -8,7 +8,8 @@
  *
  * Heavy days: each case picks how many event keys a day item holds (lightDayEvents 16, 1 or 0), so that days turn
  * heavy after one event or are heavy from the start, and the crash points include the store's own writes inside
- * recordEvent (the light write, W1, W2, the undo and the turn to heavy; see dynamo-store.ts). With lightDayEvents 0
+ * recordEvent (the light write, W1, W2, the undo, the turn to heavy and the closing of an earlier day; see
+ * dynamo-store.ts). With lightDayEvents 0
  * producers also resend events later with the same id and another date (within the window), which must count once:
  * the resends come after the originals, as a producer's do, so the original's date is the one that counts.
  *
@@ -112,7 +113,7 @@ function modelHistory(events: UserEvent[]): string[] {
 
 const PORT_WRITE_POINTS = ['recordEvent', 'saveProfile', 'appendHistory', 'start', 'publishNotices', 'clearOutbox'] as const;
 /** The store's own DynamoDB writes inside recordEvent, told apart by what they write. */
-const STORE_WRITE_POINTS = ['lightWrite', 'W1', 'W2', 'undo', 'turnHeavy'] as const;
+const STORE_WRITE_POINTS = ['lightWrite', 'W1', 'W2', 'undo', 'turnHeavy', 'closeDay'] as const;
 const WRITE_POINTS = [...PORT_WRITE_POINTS, ...STORE_WRITE_POINTS] as const;
 type WritePoint = (typeof WRITE_POINTS)[number];
 
@@ -131,6 +132,7 @@ function storeWritePoint(command: unknown): WritePoint | undefined {
   if (input.ConditionExpression === '#p = :token') return 'undo';
   if (input.UpdateExpression.includes('#p = :token')) return 'W1';
   if (input.UpdateExpression.startsWith('REMOVE #ids')) return 'turnHeavy';
+  if (input.UpdateExpression.startsWith('REMOVE #r0')) return 'closeDay';
   if ((input.ConditionExpression ?? '').includes('attribute_not_exists(#hv)')) return 'lightWrite';
   return undefined;
 }
