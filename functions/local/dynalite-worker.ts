@@ -3,6 +3,7 @@
  * port, releases memory when the stack is idle, and closes it (flushing LevelDB) when asked.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { answerRequestsOn } from './dynalite-channel.js';
 import { type DynaliteWorkerData, type DynaliteWorkerReply, type DynaliteWorkerRequest, serveDynalite } from './dynalite-server.js';
 import { releaseMemory } from './release-memory.js';
 
@@ -14,6 +15,7 @@ try {
   const server = await serveDynalite(workerData as DynaliteWorkerData);
   port.on('message', (request: DynaliteWorkerRequest) => {
     if (request === 'release-memory') return releaseMemory();
+    if (typeof request === 'object') return answerRequestsOn(request.port, server.listener);
     port.removeAllListeners('message');
     server.close().then(
       () => send({ kind: 'closed' }),
