@@ -157,7 +157,9 @@ function bodyText(body: unknown): string {
 function queryString(query: ChannelHttpRequest['query']): string {
   if (!query) return '';
   const parts = Object.entries(query).flatMap(([key, value]) =>
-    value === null ? [encodeURIComponent(key)] : (Array.isArray(value) ? value : [value]).map((v) => `${encodeURIComponent(key)}=${encodeURIComponent(v)}`),
+    value === null
+      ? [encodeURIComponent(key)]
+      : (Array.isArray(value) ? value : [value]).map((v) => `${encodeURIComponent(key)}=${encodeURIComponent(v)}`),
   );
   return parts.length > 0 ? `?${parts.join('&')}` : '';
 }

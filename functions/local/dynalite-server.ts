@@ -95,9 +95,10 @@ export interface DynaliteServer {
   close(): Promise<void>;
 }
 
-export async function serveDynalite(
-  options: { path?: string; port?: number },
-): Promise<DynaliteServer & { listener: (request: IncomingMessage, response: ServerResponse) => void }> {
+export async function serveDynalite(options: {
+  path?: string;
+  port?: number;
+}): Promise<DynaliteServer & { listener: (request: IncomingMessage, response: ServerResponse) => void }> {
   if (options.path) await mkdir(options.path, { recursive: true });
   closeDynaliteIteratorsOnReturn();
   const server = createDynaliteServer({

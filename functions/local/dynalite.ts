@@ -188,9 +188,7 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
     // This process's own requests to a worker-thread dynalite skip TCP and HTTP; other processes use the port.
     // Such a client also builds each command's middleware chain once, not per request (about 7 % of the main
     // thread): middleware added to it later reaches only commands it has not sent yet.
-    ...(server.requestPort
-      ? { requestHandler: channelRequestHandler(server.requestPort), cacheMiddleware: true, signer: IN_PROCESS_SIGNER }
-      : {}),
+    ...(server.requestPort ? { requestHandler: channelRequestHandler(server.requestPort), cacheMiddleware: true, signer: IN_PROCESS_SIGNER } : {}),
   });
   if (!server.requestPort) reuseSigner(client);
   const close = async (): Promise<void> => {
