@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { startBundledWorker } from './bundled-worker.js';
+import { rememberDynaliteConditionParses } from './dynalite-expression-cache.js';
 import { releaseMemory } from './release-memory.js';
 
 interface DynaliteOptions {
@@ -101,6 +102,7 @@ export async function serveDynalite(options: {
 }): Promise<DynaliteServer & { listener: (request: IncomingMessage, response: ServerResponse) => void }> {
   if (options.path) await mkdir(options.path, { recursive: true });
   closeDynaliteIteratorsOnReturn();
+  rememberDynaliteConditionParses();
   const server = createDynaliteServer({
     ...(options.path ? { path: options.path } : {}),
     createTableMs: 0,
