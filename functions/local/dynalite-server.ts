@@ -3,11 +3,12 @@
  * loading the AWS SDK: the iterator fix, listening on 127.0.0.1, and the worker-thread variant.
  */
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import type { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { startBundledWorker } from './bundled-worker.js';
+import { rememberDynaliteConditionParses } from './dynalite-expression-cache.js';
 import { releaseMemory } from './release-memory.js';
 
 interface DynaliteOptions {
@@ -85,14 +86,23 @@ function listen(server: Server, port: number): Promise<number> {
 /** A dynalite HTTP server listening on 127.0.0.1, in whichever thread calls this. */
 export interface DynaliteServer {
   port: number;
+  /**
+   * With dynalite in a worker thread: a port that carries this process's own requests to it without TCP (see
+   * dynalite-channel.ts). Undefined when dynalite runs in this thread.
+   */
+  requestPort?: MessagePort;
   /** Full garbage collections in the thread dynalite runs in (see release-memory.ts). */
   releaseMemory(): void;
   close(): Promise<void>;
 }
 
-export async function serveDynalite(options: { path?: string; port?: number }): Promise<DynaliteServer> {
+export async function serveDynalite(options: {
+  path?: string;
+  port?: number;
+}): Promise<DynaliteServer & { listener: (request: IncomingMessage, response: ServerResponse) => void }> {
   if (options.path) await mkdir(options.path, { recursive: true });
   closeDynaliteIteratorsOnReturn();
+  rememberDynaliteConditionParses();
   const server = createDynaliteServer({
     ...(options.path ? { path: options.path } : {}),
     createTableMs: 0,
@@ -103,6 +113,7 @@ export async function serveDynalite(options: { path?: string; port?: number }): 
     const port = await listen(server, options.port ?? 0);
     return {
       port,
+      listener: server.listeners('request')[0] as (request: IncomingMessage, response: ServerResponse) => void,
       releaseMemory,
       close: () => new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
     };
@@ -113,7 +124,7 @@ export async function serveDynalite(options: { path?: string; port?: number }): 
 
 /** Messages between startDynalite and functions/local/dynalite-worker.ts. */
 export type DynaliteWorkerReply = { kind: 'listening'; port: number } | { kind: 'failed'; message: string } | { kind: 'closed' };
-export type DynaliteWorkerRequest = 'release-memory' | 'close';
+export type DynaliteWorkerRequest = 'release-memory' | 'close' | { kind: 'requests'; port: MessagePort };
 export interface DynaliteWorkerData {
   path?: string;
   port?: number;
@@ -163,8 +174,11 @@ export async function serveDynaliteInWorker(data: DynaliteWorkerData): Promise<D
     throw new DynaliteError(started.kind === 'failed' ? started.message.replace(/^Dynalite: /, '') : 'its worker thread closed before it started');
   }
   const request = (message: DynaliteWorkerRequest): void => worker.postMessage(message);
+  const channel = new MessageChannel();
+  worker.postMessage({ kind: 'requests', port: channel.port2 } satisfies DynaliteWorkerRequest, [channel.port2]);
   return {
     port: started.port,
+    requestPort: channel.port1,
     releaseMemory: () => request('release-memory'),
     async close() {
       const closed = reply();

@@ -32,6 +32,11 @@ export interface IdleMemoryReleaseOptions {
    * many bytes: V8 lets a busy heap reach several times its live size before it collects.
    */
   busyHeapBytes: number;
+  /**
+   * How often a busy heap is measured against `busyHeapBytes` (default `quietMs`). Measured only every `quietMs`,
+   * a heap growing with ingest overshot the bound by tens of MB before it was collected.
+   */
+  busyCheckMs?: number;
   release: () => void | Promise<void>;
 }
 
@@ -39,19 +44,55 @@ export interface IdleMemoryReleaseOptions {
 export function releaseMemoryWhenIdle(options: IdleMemoryReleaseOptions): { stop(): void } {
   let seen = options.activity();
   let busySinceRelease = false;
+  let lastBusyRelease = 0;
   const timer = setInterval(() => {
     const now = options.activity();
     if (now !== seen) {
       seen = now;
       busySinceRelease = true;
-      // Two collections free the garbage and compact a little; more would hold up ingest for little gain.
-      if (getHeapStatistics().total_heap_size > options.busyHeapBytes) releaseMemory(2);
       return;
     }
     if (!busySinceRelease) return;
     busySinceRelease = false;
     void Promise.resolve(options.release()).catch(() => undefined); // only an optimisation: never fatal
   }, options.quietMs);
+  timer.unref();
+  const busyTimer = Number.isFinite(options.busyHeapBytes)
+    ? setInterval(() => {
+        // Only while busy (the last quiet check saw activity), and at most once per quiet time, so that a live heap
+        // larger than the bound costs two collections per `quietMs` at worst.
+        if (!busySinceRelease || Date.now() - lastBusyRelease < options.quietMs) return;
+        if (getHeapStatistics().total_heap_size <= options.busyHeapBytes) return;
+        lastBusyRelease = Date.now();
+        // Two collections free the garbage and compact a little; more would hold up ingest for little gain.
+        releaseMemory(2);
+      }, options.busyCheckMs ?? options.quietMs)
+    : undefined;
+  busyTimer?.unref();
+  return {
+    stop: () => {
+      clearInterval(timer);
+      clearInterval(busyTimer);
+    },
+  };
+}
+
+/**
+ * The same bound for a thread with no activity count of its own (dynalite's worker): every `checkMs`, when the heap
+ * has grown past `heapBytes` since the last look, two full collections. An idle heap does not grow, so it is left
+ * alone.
+ */
+export function boundBusyHeap(options: { heapBytes: number; checkMs: number }): { stop(): void } {
+  let lastUsed = getHeapStatistics().used_heap_size;
+  const timer = setInterval(() => {
+    const { used_heap_size: used, total_heap_size: total } = getHeapStatistics();
+    const grew = used > lastUsed;
+    lastUsed = used;
+    if (grew && total > options.heapBytes) {
+      releaseMemory(2);
+      lastUsed = getHeapStatistics().used_heap_size;
+    }
+  }, options.checkMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }
