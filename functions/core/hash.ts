@@ -1,5 +1,4 @@
 import * as crypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 
 /** Stable JSON: object keys sorted, so that equal content always hashes the same. */
 export function canonicalJson(value: unknown): string {
@@ -17,8 +16,12 @@ export function canonicalJson(value: unknown): string {
  */
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: string) => string | Buffer }).hash;
 
-function sha256(text: string, encoding: 'hex' | 'base64url'): string {
-  return oneShot ? (oneShot('sha256', text, encoding) as string) : createHash('sha256').update(text).digest(encoding);
+function sha256(text: string, encoding: 'hex' | 'base64url'): string;
+function sha256(text: string, encoding: 'buffer'): Buffer;
+function sha256(text: string, encoding: 'hex' | 'base64url' | 'buffer'): string | Buffer {
+  if (oneShot) return oneShot('sha256', text, encoding);
+  const hash = crypto.createHash('sha256').update(text);
+  return encoding === 'buffer' ? hash.digest() : hash.digest(encoding);
 }
 
 export function sha256Hex(text: string): string {
@@ -32,7 +35,7 @@ export function shortHash(text: string, length = 16): string {
 
 /** A number in [0, 100) from a stable hash, for deterministic percentage splits such as holdouts. */
 export function hashPercent(text: string): number {
-  const digest = oneShot ? (oneShot('sha256', text, 'buffer') as Buffer) : createHash('sha256').update(text).digest();
+  const digest = sha256(text, 'buffer');
   return (digest.readUInt32BE(0) / 0x1_0000_0000) * 100;
 }
 

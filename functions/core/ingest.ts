@@ -97,6 +97,18 @@ export function eventKey(eventId: string): string {
 }
 let lastKeyed = { eventId: '', key: shortHash('event:', 12) };
 
+/**
+ * Stops a journey execution and counts the steps it ran. A stopped execution never reaches the Task that would
+ * count them, so whoever stops it does, under its id (a repeated stop, or that Task racing the stop, adds nothing).
+ * Returns the occurrence counted, for the caller to settle once its own work is done.
+ */
+export async function stopAndCount(services: TierServices, executionName: string): Promise<TierCountOccurrence | undefined> {
+  const stopped = await services.journeys.stop(executionName);
+  const tally = stopped && services.counters ? stoppedExecutionTally(services.ruleset, executionName, stopped) : undefined;
+  if (tally) await services.counters?.addOnce(tally);
+  return tally;
+}
+
 export function windowStart(ruleset: Ruleset, now: Date): string {
   return addDays(localDate(now, ruleset.timezone), -(ruleset.maxWindowDays - 1));
 }
@@ -334,14 +346,8 @@ export async function flushOutbox(services: TierServices, saved: Pick<SavedDecis
     if (pendingJourney) {
       for (const name of pendingJourney.stopExecutionNames) {
         await once(`stop:${name}`, async () => {
-          const stopped = await services.journeys.stop(name);
-          // A stopped execution never reaches the Task that would count its steps: they are counted here, under
-          // its id (a repeated flush, or that Task racing the stop, adds nothing).
-          const tally = stopped && counters ? stoppedExecutionTally(services.ruleset, name, stopped) : undefined;
-          if (tally && counters) {
-            await counters.addOnce(tally);
-            counted.push(tally);
-          }
+          const tally = await stopAndCount(services, name);
+          if (tally) counted.push(tally);
         });
       }
       const { start } = pendingJourney;

@@ -6,12 +6,12 @@
  * unknown tier, a lock that ends in the past. Erasure deletes everything stored under the user's key, stops the
  * journeys the profile knows of, and tells the bus with a pseudonymous reference only.
  */
-import { type TierCountOccurrence, erasureOccurrence, stoppedExecutionTally } from './analytics.js';
+import { type TierCountOccurrence, erasureOccurrence } from './analytics.js';
 import { localDate, LOCAL_DATE } from './dates.js';
 import { type Decision, isLockActive } from './decide.js';
 import { assertNever } from './errors.js';
 import { userRef } from './hash.js';
-import { type TierServices, setTierLock, windowStart } from './ingest.js';
+import { type TierServices, setTierLock, stopAndCount, windowStart } from './ingest.js';
 import type { TierLock } from './state.js';
 
 export class OperatorError extends Error {
@@ -97,12 +97,8 @@ export async function forgetUser(services: OperatorServices, userId: string): Pr
   // A stopped journey's steps happened: they are counted, under its id, as a tier change's flush counts them.
   const tallies: TierCountOccurrence[] = [];
   for (const name of executions) {
-    const stopped = await services.journeys.stop(name);
-    const tally = stopped && services.counters ? stoppedExecutionTally(services.ruleset, name, stopped) : undefined;
-    if (tally) {
-      await services.counters?.addOnce(tally);
-      tallies.push(tally);
-    }
+    const tally = await stopAndCount(services, name);
+    if (tally) tallies.push(tally);
   }
   // The census loses the user before their items go: a rerun after a crash finds the profile and the same id again.
   const erasure = profile && services.counters ? erasureOccurrence(services.ruleset, profile, services.clock.now()) : undefined;
