@@ -7,6 +7,7 @@
  */
 import {
   DescribeExecutionCommand,
+  type DescribeExecutionCommandOutput,
   ExecutionAlreadyExists,
   ExecutionDoesNotExist,
   GetExecutionHistoryCommand,
@@ -29,6 +30,8 @@ export interface StartedJourneyInput extends JourneyExecutionInput {
   journeyId: string;
   executionName: string;
 }
+
+type DescribedExecution = Pick<DescribeExecutionCommandOutput, 'status' | 'startDate'>;
 
 /** Pages of a stopped execution's history read, newest first, to find the last state it entered (24 retries fit in one). */
 const HISTORY_PAGES_READ = 3;
@@ -102,12 +105,12 @@ export function createSfnJourneyStarter(options: SfnJourneyStarterOptions): Jour
     return arn;
   }
 
-  async function isRunning(arn: string): Promise<boolean> {
+  /** The execution's status and start; undefined when there is no such execution. */
+  async function describe(arn: string): Promise<DescribedExecution | undefined> {
     try {
-      const { status } = await client.send(new DescribeExecutionCommand({ executionArn: arn }));
-      return status === 'RUNNING' || status === 'PENDING_REDRIVE';
+      return await client.send(new DescribeExecutionCommand({ executionArn: arn }));
     } catch (error) {
-      if ((error as Error).name === 'ExecutionDoesNotExist') return false;
+      if ((error as Error).name === 'ExecutionDoesNotExist') return undefined;
       throw new JourneyStarterError(`cannot describe ${arn.slice(arn.lastIndexOf(':') + 1)}`, { cause: error });
     }
   }
@@ -116,8 +119,8 @@ export function createSfnJourneyStarter(options: SfnJourneyStarterOptions): Jour
    * The data of an execution that was stopped (ABORTED), as the last state it entered (or left) saw it: the newest
    * events of its history, newest first. Nothing for one that ended on its own or runs still.
    */
-  async function stoppedExecution(arn: string, tier: string): Promise<StoppedExecution | undefined> {
-    const { status, startDate } = await client.send(new DescribeExecutionCommand({ executionArn: arn }));
+  async function stoppedExecution(arn: string, tier: string, described: DescribedExecution): Promise<StoppedExecution | undefined> {
+    const { status, startDate } = described;
     if (status !== 'ABORTED' || !startDate) return undefined;
     // A step's retries add events of their own without entering a state, so the newest state may be a page or two back.
     let nextToken: string | undefined;
@@ -163,18 +166,24 @@ export function createSfnJourneyStarter(options: SfnJourneyStarterOptions): Jour
       // A tier removed from the ladder has no machine left to stop, so its executions cannot be running here.
       if (tier === undefined) return undefined;
       const arn = executionArn(stateMachineFor(tier), executionName);
+      // Read once on a refused stop, to see whether it has ended; else once the stop is done.
+      let refused: DescribedExecution | undefined;
       try {
         await client.send(new StopExecutionCommand({ executionArn: arn, cause: 'The user changed tier' }));
       } catch (error) {
         // Never started: the outbox lists a start that may not have happened before a crash.
         if (error instanceof ExecutionDoesNotExist || (error as Error).name === 'ExecutionDoesNotExist') return undefined;
         // A refusal is fine when the execution has already ended; the service's message is not a contract, the status is.
-        if (!((error as Error).name === 'ValidationException' && !(await isRunning(arn))))
+        if ((error as Error).name !== 'ValidationException') throw new JourneyStarterError(`cannot stop ${executionName}`, { cause: error });
+        refused = await describe(arn);
+        if (refused === undefined) return undefined;
+        if (refused.status === 'RUNNING' || refused.status === 'PENDING_REDRIVE')
           throw new JourneyStarterError(`cannot stop ${executionName}`, { cause: error });
       }
       // Stopped now or by an earlier flush: its steps are counted from where it stopped (see core/analytics.ts).
       try {
-        return await stoppedExecution(arn, tier);
+        const described = refused ?? (await client.send(new DescribeExecutionCommand({ executionArn: arn })));
+        return await stoppedExecution(arn, tier, described);
       } catch (error) {
         throw new JourneyStarterError(`cannot read where ${executionName} stopped`, { cause: error });
       }

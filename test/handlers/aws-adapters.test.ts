@@ -122,7 +122,10 @@ describe('Step Functions journey starter', () => {
 
     sfn.on(StopExecutionCommand).rejects(Object.assign(new Error('execution is not running'), { name: 'ValidationException' }));
     sfn.on(DescribeExecutionCommand).resolves({ status: 'SUCCEEDED' } as never);
+    const describesBefore = sfn.commandCalls(DescribeExecutionCommand).length;
     await expect(starter.stop(name)).resolves.toBeUndefined();
+    // One read tells both that it has ended and that it was not stopped (so has no steps to count here).
+    expect(sfn.commandCalls(DescribeExecutionCommand).length - describesBefore).toBe(1);
 
     sfn.on(DescribeExecutionCommand).resolves({ status: 'RUNNING' } as never);
     await expect(starter.stop(name)).rejects.toThrow(JourneyStarterError);
