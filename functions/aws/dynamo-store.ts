@@ -390,6 +390,14 @@ function startOfLocalDay(date: string, timeZone: string): number {
   return Math.floor(instantAtLocalTime(date, 0, timeZone).getTime() / 1000);
 }
 
+/** REMOVE targets for these event keys' p_ entries (a heavy day's pending markers), named into `names`. */
+function pendingRemovals(eventKeys: readonly string[], names: Record<string, string>): string[] {
+  return eventKeys.map((key, i) => {
+    names[`#r${i}`] = PENDING_PREFIX + key;
+    return `#r${i}`;
+  });
+}
+
 /** The first hour (epoch hours) of a day's hourly signals: UTC midnight of its date, whatever the time zone. */
 function signalHourBase(date: string): number {
   return Date.parse(`${date}T00:00:00Z`) / 3_600_000;
@@ -789,10 +797,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       if (keys.length < CLOSE_AT_ONCE_KEYS && earlier > addDays(date, -2)) continue;
       const removed = keys.slice(0, CLOSING_REMOVALS_PER_WRITE);
       const names: Record<string, string> = { '#pk': TABLE_KEYS.partitionKey };
-      const removals = removed.map((key, i) => {
-        names[`#r${i}`] = PENDING_PREFIX + key;
-        return `#r${i}`;
-      });
+      const removals = pendingRemovals(removed, names);
       await unlessConditionFails(
         metered(
           'recordEvent',
@@ -1011,10 +1016,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         '#expiresAt': TABLE_KEYS.timeToLiveAttribute,
       };
       const values: Item = { ':token': { S: token }, ':key': { S: eventKey }, ':true': { BOOL: true }, ':expiresAt': expiresAt(increment.date) };
-      const removals = confirmed.map((k, i) => {
-        names[`#r${i}`] = PENDING_PREFIX + k;
-        return `#r${i}`;
-      });
+      const removals = pendingRemovals(confirmed, names);
       const additions = [...incrementClauses({ ...increment, signals: [] }, 1, names, values), ...hourSignalClauses(increment, names, values)];
       const w1 = await conditionalWrite(
         'recordEvent',
