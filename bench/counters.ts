@@ -7,6 +7,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { addDays, localDate } from '../functions/core/dates.js';
+import { shortHash } from '../functions/core/hash.js';
 import type { UserEvent } from '../functions/core/event.js';
 import { instantAtLocalTime } from '../functions/core/local-time.js';
 import type { Ruleset } from '../functions/core/ruleset.js';
@@ -25,9 +26,27 @@ export interface CountersResult {
   allWruPerEvent: number;
   /** Counter writes by item kind: tier changes, entries and conversions; journey executions' step outcomes; nightly snapshots. */
   counterWrites: { tierItems: number; journeyItems: number; snapshots: number };
+  /**
+   * The same writes by what caused them, read off each write's guard: tier changes (with the entry they start),
+   * journey entries without a tier move, conversions, erasures; an execution's tally written by the flush that
+   * stopped it or by the Task that ended it; per-step counts of executions compiled before the tally; snapshots.
+   * What a design that merges writes can save is read here (for example, a stopped tally beside its tier change).
+   */
+  counterWritesByCause: CounterWritesByCause;
   counterWru: number;
   /** Events the stack applied (duplicates aside). */
   eventsApplied: number;
+}
+
+export interface CounterWritesByCause {
+  tierChanges: number;
+  entriesWithoutMove: number;
+  conversions: number;
+  erasures: number;
+  stoppedExecutionTallies: number;
+  endedExecutionTallies: number;
+  stepCounts: number;
+  snapshots: number;
 }
 
 const HOUR_MS = 3_600_000;
@@ -35,7 +54,11 @@ const REVIEW_MINUTE = 2 * 60;
 const r3 = (value: number): number => Math.round(value * 1000) / 1000;
 
 interface Metered {
-  input?: { Key?: Record<string, { S?: string }>; Item?: Record<string, { S?: string }> };
+  input?: {
+    Key?: Record<string, { S?: string }>;
+    Item?: Record<string, { S?: string }>;
+    ExpressionAttributeNames?: Record<string, string>;
+  };
 }
 const WRITE_COMMANDS: ReadonlySet<string> = new Set(['PutItemCommand', 'UpdateItemCommand', 'DeleteItemCommand', 'BatchWriteItemCommand']);
 
@@ -50,6 +73,8 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
   clock.settleWith(() => stack.settle());
   const units = { all: 0, counters: 0 };
   const writes = { tierItems: 0, journeyItems: 0, snapshots: 0 };
+  /** Every counter write's item partition and guard (`g|<occurrence id>`; '' for an unguarded write). */
+  const guards: Array<{ partition: string; guard: string }> = [];
   stack.dynalite.client.middlewareStack.add(
     (next, context) => async (args) => {
       const output = await next(args);
@@ -63,12 +88,14 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
         if (key === 'STATS#TIERS') writes.tierItems += 1;
         else if (key === 'STATS#CENSUS') writes.snapshots += 1;
         else writes.journeyItems += 1;
+        if (key !== 'STATS#CENSUS') guards.push({ partition: key, guard: command?.ExpressionAttributeNames?.['#g'] ?? '' });
       }
       return output;
     },
     { step: 'initialize', name: 'benchCounterCapacity' },
   );
   let eventsApplied = 0;
+  let byCause: CounterWritesByCause | undefined;
   try {
     await stack.store.setReviewCheckpoint(addDays(firstDate, -1));
     let next = 0;
@@ -94,6 +121,7 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
       }
     }
     eventsApplied = stack.counters.eventsRecorded;
+    byCause = writesByCause(guards, stack.runner.executions(), writes.snapshots);
   } finally {
     await stack.close();
   }
@@ -103,9 +131,47 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
     countersWruPerEvent: r3(units.counters / events.length),
     allWruPerEvent: r3(units.all / events.length),
     counterWrites: writes,
+    counterWritesByCause: byCause,
     counterWru: units.counters,
     eventsApplied,
   };
+}
+
+/**
+ * Sorts counter writes by their guard's occurrence id (core/analytics.ts): `n` a tier change, `j` on the tier item a
+ * journey entry without a move, `c` a conversion, `x` an erasure; `j` on a journey item an execution's tally, by the
+ * flush that stopped it when the execution was aborted, else by its final Task; unguarded writes are per-step counts.
+ * A guard that fits none fails the bench rather than being filed somewhere.
+ */
+function writesByCause(
+  guards: ReadonlyArray<{ partition: string; guard: string }>,
+  executions: ReadonlyArray<{ executionName: string; status: string }>,
+  snapshots: number,
+): CounterWritesByCause {
+  const tallyGuard = (executionName: string): string => `g|j${shortHash(executionName, 16)}`;
+  const abortedTallies = new Set(executions.filter((e) => e.status === 'ABORTED').map((e) => tallyGuard(e.executionName)));
+  const executionTallies = new Set(executions.map((e) => tallyGuard(e.executionName)));
+  const byCause: CounterWritesByCause = {
+    tierChanges: 0,
+    entriesWithoutMove: 0,
+    conversions: 0,
+    erasures: 0,
+    stoppedExecutionTallies: 0,
+    endedExecutionTallies: 0,
+    stepCounts: 0,
+    snapshots,
+  };
+  for (const { partition, guard } of guards) {
+    if (guard === '') byCause.stepCounts += 1;
+    else if (partition === 'STATS#TIERS' && guard.startsWith('g|j')) byCause.entriesWithoutMove += 1;
+    else if (guard.startsWith('g|n')) byCause.tierChanges += 1;
+    else if (guard.startsWith('g|c')) byCause.conversions += 1;
+    else if (guard.startsWith('g|x')) byCause.erasures += 1;
+    else if (abortedTallies.has(guard)) byCause.stoppedExecutionTallies += 1;
+    else if (executionTallies.has(guard)) byCause.endedExecutionTallies += 1;
+    else throw new Error(`bench/counters: a counter write with guard ${guard} on ${partition} matches no known cause`);
+  }
+  return byCause;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
