@@ -3,7 +3,7 @@
  * and the guard stays exact by event id whatever the day, under redelivery, concurrency and a crash between any two
  * of the store's writes (no transactions: dynalite has none). The protocol is described in dynamo-store.ts.
  */
-import { type AttributeValue, type DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { type DynamoTierStore, createDynamoTierStore, itemSizeBytes, tableItemLayout } from '../../functions/aws/dynamo-store.js';
 import { importedDays } from '../../functions/core/import-plan.js';
@@ -11,6 +11,7 @@ import { MemoryReplayStore } from '../../functions/replay/memory-store.js';
 import { seenKey } from '../../functions/aws/table-schema.js';
 import type { DayIncrement } from '../../functions/core/metrics.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
+import { earlierLayoutItem } from '../helpers/earlier-day-layout.js';
 import { type FaultRule, SimulatedCrash, withClientFaults } from '../helpers/fault-injection.js';
 
 const dynalite = useDynalite();
@@ -272,33 +273,6 @@ describe("a heavy day's stored form", () => {
       const elementSizes = new Set(Object.values(signalSets(dayOf(USER, '2026-03-10'))).flatMap((elements) => elements.map((hex) => hex.length / 2)));
       expect([...elementSizes].sort()).toEqual([1, 3]);
     });
-  }
-
-  /**
-   * A day item as the earlier layout wrote it (kept here verbatim, since the store no longer writes it): counters
-   * under their full ids, a heavy day's hourly signals as `@<filter>` number sets of hours, every other signal a
-   * string in `sig`.
-   */
-  function earlierLayoutItem(userId: string, day: ReturnType<typeof importedDays>[number]): Record<string, AttributeValue> {
-    const item: Record<string, AttributeValue> = {
-      pk: { S: `USER#${userId}` },
-      sk: { S: `DAY#${day.date}` },
-      expiresAt: { N: '1900000000' },
-    };
-    for (const [counterId, amount] of Object.entries(day.counters)) item[counterId] = { N: String(amount) };
-    if (day.heavy) item['hv'] = { BOOL: true };
-    else if (day.eventKeys.length > 0) item['ids'] = { SS: [...day.eventKeys] };
-    const base = Date.parse(`${day.date}T00:00:00Z`) / 3_600_000;
-    const strings: string[] = [];
-    for (const signal of new Set(day.signals ?? [])) {
-      const [filter, at] = [signal.slice(0, signal.lastIndexOf('@')), Number(signal.slice(signal.lastIndexOf('@') + 1))];
-      if (day.heavy && at % 3600 === 0) {
-        const hours = item[`@${filter}`]?.NS ?? [];
-        item[`@${filter}`] = { NS: [...hours, String(at / 3600 - base)] };
-      } else strings.push(signal);
-    }
-    if (strings.length > 0) item['sig'] = { SS: strings };
-    return item;
   }
 
   for (const zone of ['UTC', 'Asia/Kolkata']) {
