@@ -190,14 +190,14 @@ const SHORT_COUNT_NAME = /^[A-Za-z0-9_]{8}$/;
 const SHORT_SUM_NAME = /^\$[A-Za-z0-9_]{8}$/;
 const VERBATIM_COUNTER_ESCAPE = '=';
 
-export function counterAttributeName(counterId: string): string {
+function counterAttributeName(counterId: string): string {
   const generated = GENERATED_COUNTER_ID.exec(counterId);
   if (generated) return generated[1] === 'n' ? generated[2]! : `$${generated[2]!}`;
   const ambiguous = SHORT_COUNT_NAME.test(counterId) || SHORT_SUM_NAME.test(counterId) || counterId.startsWith(VERBATIM_COUNTER_ESCAPE);
   return ambiguous ? VERBATIM_COUNTER_ESCAPE + counterId : counterId;
 }
 
-export function counterIdOfAttribute(name: string): string {
+function counterIdOfAttribute(name: string): string {
   if (SHORT_COUNT_NAME.test(name)) return `n_${name}`;
   if (SHORT_SUM_NAME.test(name)) return `s_${name.slice(1)}`;
   return name.startsWith(VERBATIM_COUNTER_ESCAPE) ? name.slice(VERBATIM_COUNTER_ESCAPE.length) : name;
