@@ -32,7 +32,8 @@
  *   A failed conditional write still costs a write unit, so a day known to be heavy (from an earlier write or the
  *   window read) skips the light attempt. A write to a later day removes the confirmed p_ entries this store
  *   left on earlier days (closeEarlierDays), so finished days keep almost none. A heavy day's signals are
- *   coarsened to the hour and kept as small number sets by filter (`@<filter id>`), which decode to the same strings.
+ *   coarsened to the hour and kept as one byte each in binary sets by filter (`*<filter id>`; see SIGNAL_SET_PREFIX),
+ *   which decode to the same strings.
  *   The one window left: two copies of one event on different days in flight at the same moment. Both pass R, both
  *   make W1, and the loser of W2 undoes its copy; a decision made in between may see the event twice.
  * - Across days (a producer resend with another date), the ingest settles what the day writes cannot see. Its one
@@ -137,7 +138,8 @@ const rejudgeProgressKey = (version: string, segment: number): string => `REJUDG
 
 /**
  * The day item's own attributes. Every other attribute of a day item is a metric counter, named by its counter id
- * from the ruleset (`n_…` / `s_…`), which keeps items small and lets a new ruleset add counters with no migration.
+ * from the ruleset (shortened, see counterAttributeName), which keeps items small and lets a new ruleset add counters
+ * with no migration, or a signal set (SIGNAL_SET_PREFIX).
  */
 const DAY_ATTRIBUTES = {
   eventKeys: 'ids',
@@ -154,12 +156,20 @@ const GUARD_ATTRIBUTES = { token: 'token', date: 'date', settled: 'settled' } as
 /** A heavy day's pending key: `p_<event key>` = the token of the attempt whose counters were applied. */
 const PENDING_PREFIX = 'p_';
 /**
- * A heavy day's signals, one attribute per signal filter: `@<filter id>` = a number set of the hours they fall in,
- * counted from UTC midnight of the day's date (see hourSignalAttributes). The hourly signals of a busy day take a
- * few bytes each this way instead of a 23-byte string, and every window read reads them: the set decodes back to
- * exactly the coarsened strings the light form (`sig`) would hold.
+ * A day's signals, one binary-set attribute per signal filter: `*<filter id>` = the times they fall at, relative to
+ * UTC midnight of the day's date (see signalSetAttributes). An element of one byte is a whole hour (every heavy-day
+ * signal, coarsened, and any exact one on the hour), of three bytes an exact second. A signal takes 1-3 bytes this
+ * way instead of a ~23-byte string, and every window read reads them all; the set decodes back to exactly the
+ * strings. Items written before this layout keep `sig` (strings) and `@<filter id>` (number sets of hours), which
+ * are still read (and a day written by both layouts reads as the union).
  */
+const SIGNAL_SET_PREFIX = '*';
+/** The earlier layout's hourly signals of a heavy day: `@<filter id>` = a number set of hours (read only). */
 const HOUR_SIGNAL_PREFIX = '@';
+/** A whole hour's element: the hour relative to the day's base, offset so that it fits one unsigned byte. */
+const HOUR_ELEMENT_OFFSET = 128;
+/** An exact second's element: seconds relative to the day's base, offset to fit three unsigned bytes (about ±97 days). */
+const SECOND_ELEMENT_OFFSET = 2 ** 23;
 /** The explanation rides compressed: it is most of a history entry's bytes, and bytes are write units. */
 const COMPRESSED_PENDING_HISTORY = 'pendingHistoryZ';
 const COMPRESSED_EXPLANATION = 'explanationZ';
@@ -169,6 +179,29 @@ const NON_COUNTER_ATTRIBUTES: ReadonlySet<string> = new Set([
   TABLE_KEYS.timeToLiveAttribute,
   ...Object.values(DAY_ATTRIBUTES),
 ]);
+/**
+ * A counter's attribute name. The ruleset's counter ids are `n_` or `s_` and 8 hash characters (ruleset.ts): they are
+ * stored as the 8 characters alone (`n_`) or behind `$` (`s_`), which every window read pays for once per day and
+ * counter. Any other id is stored as it is, behind `=` if it could be read as one of those forms, so that the names
+ * map one to one. Items of the earlier layout (full ids) read back as they are.
+ */
+const GENERATED_COUNTER_ID = /^([ns])_([A-Za-z0-9_]{8})$/;
+const SHORT_COUNT_NAME = /^[A-Za-z0-9_]{8}$/;
+const SHORT_SUM_NAME = /^\$[A-Za-z0-9_]{8}$/;
+const VERBATIM_COUNTER_ESCAPE = '=';
+
+function counterAttributeName(counterId: string): string {
+  const generated = GENERATED_COUNTER_ID.exec(counterId);
+  if (generated) return generated[1] === 'n' ? generated[2]! : `$${generated[2]!}`;
+  const ambiguous = SHORT_COUNT_NAME.test(counterId) || SHORT_SUM_NAME.test(counterId) || counterId.startsWith(VERBATIM_COUNTER_ESCAPE);
+  return ambiguous ? VERBATIM_COUNTER_ESCAPE + counterId : counterId;
+}
+
+function counterIdOfAttribute(name: string): string {
+  if (SHORT_COUNT_NAME.test(name)) return `n_${name}`;
+  if (SHORT_SUM_NAME.test(name)) return `s_${name.slice(1)}`;
+  return name.startsWith(VERBATIM_COUNTER_ESCAPE) ? name.slice(VERBATIM_COUNTER_ESCAPE.length) : name;
+}
 const PROFILE_VERSION_ATTRIBUTE = 'version' satisfies keyof UserProfile;
 const OUTBOX_CLEARS_ATTRIBUTE = 'outboxClears' satisfies keyof UserProfile;
 /** The profile fields that make up the outbox, emptied together by clearOutbox. */
@@ -376,6 +409,7 @@ function attributeSizeBytes(value: AttributeValue): number {
   if (value.BOOL !== undefined || value.NULL !== undefined) return 1;
   if (value.SS !== undefined) return value.SS.reduce((sum, s) => sum + Buffer.byteLength(s), 0);
   if (value.NS !== undefined) return value.NS.reduce((sum, n) => sum + Math.ceil(n.length / 2) + 1, 0);
+  if (value.BS !== undefined) return value.BS.reduce((sum, b) => sum + b.byteLength, 0);
   if (value.L !== undefined) return 3 + value.L.reduce((sum, element) => sum + 1 + attributeSizeBytes(element), 0);
   if (value.M !== undefined)
     return 3 + Object.entries(value.M).reduce((sum, [name, element]) => sum + 1 + Buffer.byteLength(name) + attributeSizeBytes(element), 0);
@@ -403,46 +437,83 @@ function signalHourBase(date: string): number {
   return Date.parse(`${date}T00:00:00Z`) / 3_600_000;
 }
 
+/** A signal's element in its filter's set (see SIGNAL_SET_PREFIX), or undefined if it has no such form. */
+function signalElement(base: number, seconds: number): Uint8Array | undefined {
+  if (!Number.isInteger(seconds)) return undefined;
+  const relative = seconds - base * HEAVY_DAY_SIGNAL_SECONDS;
+  if (relative % HEAVY_DAY_SIGNAL_SECONDS === 0) {
+    const hour = relative / HEAVY_DAY_SIGNAL_SECONDS + HOUR_ELEMENT_OFFSET;
+    if (hour >= 0 && hour < 256) return Uint8Array.of(hour);
+  }
+  const second = relative + SECOND_ELEMENT_OFFSET;
+  if (second < 0 || second >= 2 ** 24) return undefined;
+  return Uint8Array.of(second >>> 16, (second >>> 8) & 0xff, second & 0xff);
+}
+
+/** The seconds an element stands for (the inverse of signalElement). */
+function elementSeconds(base: number, element: Uint8Array): number | undefined {
+  if (element.length === 1) return (base + element[0]! - HOUR_ELEMENT_OFFSET) * HEAVY_DAY_SIGNAL_SECONDS;
+  if (element.length !== 3) return undefined;
+  return base * HEAVY_DAY_SIGNAL_SECONDS + ((element[0]! << 16) | (element[1]! << 8) | element[2]!) - SECOND_ELEMENT_OFFSET;
+}
+
 /**
- * Hour-aligned signals (`filter@epochSeconds`, a multiple of HEAVY_DAY_SIGNAL_SECONDS, as coarsenSignal makes them)
- * as number-set attributes by filter; other signals are returned apart, for the string set. Live heavy writes
- * (ADD) and import's day items both use this, so the two layouts agree.
+ * Signals (`filter@epochSeconds`) as binary-set attributes by filter (SIGNAL_SET_PREFIX); a signal with no such form
+ * (not whole seconds, or far from its day) is returned apart, for the string set. Live writes (ADD) and import's day
+ * items both use this, so the two layouts agree.
  */
-function hourSignalAttributes(date: string, signals: readonly string[]): { byAttribute: Map<string, string[]>; exact: string[] } {
+function signalSetAttributes(date: string, signals: readonly string[]): { byAttribute: Map<string, Uint8Array[]>; strings: string[] } {
   const base = signalHourBase(date);
-  const byAttribute = new Map<string, string[]>();
-  const exact: string[] = [];
+  const byAttribute = new Map<string, Uint8Array[]>();
+  const strings: string[] = [];
   for (const signal of new Set(signals)) {
     const at = signal.lastIndexOf('@');
     const seconds = Number(signal.slice(at + 1));
-    if (at <= 0 || !Number.isInteger(seconds) || seconds % HEAVY_DAY_SIGNAL_SECONDS !== 0) {
-      exact.push(signal);
+    // Only the canonical form (`filter@<integer>`), so that the element decodes to exactly this string.
+    const element = at > 0 && signal.slice(at + 1) === String(seconds) ? signalElement(base, seconds) : undefined;
+    if (element === undefined) {
+      strings.push(signal);
       continue;
     }
-    const name = HOUR_SIGNAL_PREFIX + signal.slice(0, at);
-    const hours = byAttribute.get(name) ?? [];
-    hours.push(String(seconds / HEAVY_DAY_SIGNAL_SECONDS - base));
-    byAttribute.set(name, hours);
+    const name = SIGNAL_SET_PREFIX + signal.slice(0, at);
+    const elements = byAttribute.get(name) ?? [];
+    // One signal, one element: an exact second on the hour takes the hour's form, so no set holds both.
+    elements.push(element);
+    byAttribute.set(name, elements);
   }
-  return { byAttribute, exact };
+  return { byAttribute, strings };
 }
 
 function dayBucketOf(item: Item): DayBucket {
   const counters: Record<string, number> = {};
   const date = (item[TABLE_KEYS.sortKey]?.S ?? '').slice(DAY_PREFIX.length);
-  let signals = item[DAY_ATTRIBUTES.signals]?.SS;
+  const strings = item[DAY_ATTRIBUTES.signals]?.SS;
+  let decoded: string[] | undefined;
   for (const [name, attribute] of Object.entries(item)) {
-    if (attribute.N !== undefined && !NON_COUNTER_ATTRIBUTES.has(name)) counters[name] = Number(attribute.N);
-    else if (attribute.NS !== undefined && name.startsWith(HOUR_SIGNAL_PREFIX)) {
+    if (attribute.N !== undefined) {
+      if (NON_COUNTER_ATTRIBUTES.has(name)) continue;
+      // A day written by both layouts (during a deploy) may hold a counter under both names: they add up.
+      const counterId = counterIdOfAttribute(name);
+      counters[counterId] = (counters[counterId] ?? 0) + Number(attribute.N);
+    } else if (attribute.BS !== undefined && name.startsWith(SIGNAL_SET_PREFIX)) {
+      const base = signalHourBase(date);
+      const filterId = name.slice(SIGNAL_SET_PREFIX.length);
+      decoded ??= [];
+      for (const element of attribute.BS) {
+        const seconds = elementSeconds(base, element);
+        if (seconds !== undefined) decoded.push(`${filterId}@${seconds}`);
+      }
+    } else if (attribute.NS !== undefined && name.startsWith(HOUR_SIGNAL_PREFIX)) {
       const base = signalHourBase(date);
       const filterId = name.slice(HOUR_SIGNAL_PREFIX.length);
-      const decoded = attribute.NS.map((hour) => `${filterId}@${(base + Number(hour)) * HEAVY_DAY_SIGNAL_SECONDS}`);
-      // A light signal that fell on the hour may be in both forms: one string each.
-      signals = signals ? [...new Set([...signals, ...decoded])] : decoded;
+      decoded ??= [];
+      for (const hour of attribute.NS) decoded.push(`${filterId}@${(base + Number(hour)) * HEAVY_DAY_SIGNAL_SECONDS}`);
     }
   }
   const bucket: DayBucket = { date, counters };
-  if (signals) bucket.signals = signals;
+  // A signal may be in more than one form (a light one on the hour, or a day written by both layouts): once each.
+  if (decoded) bucket.signals = [...new Set([...(strings ?? []), ...decoded])];
+  else if (strings) bucket.signals = strings;
   const sends = item[DAY_ATTRIBUTES.sends]?.N;
   if (sends !== undefined) bucket.sends = Number(sends);
   return bucket;
@@ -558,19 +629,19 @@ export function tableItemLayout(
       const expiresAtSeconds = startOfLocalDay(addDays(day.date, retentionDays), timeZone);
       if (expiresAtSeconds * 1000 <= now().getTime()) return undefined;
       const item: Item = {
-        ...toItem(day.counters),
         [TABLE_KEYS.partitionKey]: { S: userKey(userId) },
         [TABLE_KEYS.sortKey]: { S: dayKey(day.date) },
         [TABLE_KEYS.timeToLiveAttribute]: { N: String(expiresAtSeconds) },
       };
+      for (const [counterId, amount] of Object.entries(day.counters)) item[counterAttributeName(counterId)] = toAttribute(amount, counterId)!;
       if (day.heavy) item[DAY_ATTRIBUTES.heavy] = { BOOL: true };
       else if (day.eventKeys.length > 0) item[DAY_ATTRIBUTES.eventKeys] = { SS: [...day.eventKeys] };
-      if (day.heavy && day.signals?.length) {
-        // As heavy writes leave them: hourly signals by filter, the exact ones of its light beginning as strings.
-        const { byAttribute, exact } = hourSignalAttributes(day.date, day.signals);
-        for (const [name, hours] of byAttribute) item[name] = { NS: hours };
-        if (exact.length > 0) item[DAY_ATTRIBUTES.signals] = { SS: exact };
-      } else if (day.signals?.length) item[DAY_ATTRIBUTES.signals] = { SS: [...new Set(day.signals)] };
+      if (day.signals?.length) {
+        // As live writes leave them: by filter, a heavy day's hourly ones and a light day's (or beginning's) exact ones.
+        const { byAttribute, strings } = signalSetAttributes(day.date, day.signals);
+        for (const [name, elements] of byAttribute) item[name] = { BS: elements };
+        if (strings.length > 0) item[DAY_ATTRIBUTES.signals] = { SS: strings };
+      }
       if (day.sends !== undefined) item[DAY_ATTRIBUTES.sends] = { N: String(day.sends) };
       if (day.sendIds?.length) item[DAY_ATTRIBUTES.sendIds] = { SS: [...day.sendIds] };
       return item;
@@ -824,28 +895,36 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   /** The ADD clauses of an increment; negated for an undo, which leaves signals (a set may share them). */
   function incrementClauses(increment: DayIncrement, sign: 1 | -1, names: Record<string, string>, values: Item): string[] {
     const additions = Object.entries(increment.counters).map(([counterId, amount], i) => {
-      names[`#c${i}`] = counterId;
+      names[`#c${i}`] = counterAttributeName(counterId);
       values[`:c${i}`] = toAttribute(sign * amount + 0, counterId)!;
       return `#c${i} :c${i}`;
     });
-    if (sign === 1 && increment.signals.length > 0) {
-      names['#sig'] = DAY_ATTRIBUTES.signals;
-      // A string set refuses duplicates in its input.
-      values[':sig'] = { SS: [...new Set(increment.signals)] };
-      additions.push('#sig :sig');
-    }
+    if (sign === 1) additions.push(...signalClauses(increment.date, increment.signals, names, values));
     return additions;
   }
 
-  /** The ADD clauses of a heavy day's signals: coarsened to the hour, into their filters' number sets. */
-  function hourSignalClauses(increment: DayIncrement, names: Record<string, string>, values: Item): string[] {
-    const coarse = increment.signals.map((signal) => coarsenSignal(signal, HEAVY_DAY_SIGNAL_SECONDS));
-    return [...hourSignalAttributes(increment.date, coarse).byAttribute].map(([name, hours], i) => {
-      names[`#h${i}`] = name;
-      values[`:h${i}`] = { NS: hours };
-      return `#h${i} :h${i}`;
+  /** The ADD clauses of signals: into their filters' binary sets (a string set for any with no such form). */
+  function signalClauses(date: string, signals: readonly string[], names: Record<string, string>, values: Item): string[] {
+    if (signals.length === 0) return [];
+    const { byAttribute, strings } = signalSetAttributes(date, signals);
+    const clauses = [...byAttribute].map(([name, elements], i) => {
+      names[`#s${i}`] = name;
+      values[`:s${i}`] = { BS: elements };
+      return `#s${i} :s${i}`;
     });
+    if (strings.length > 0) {
+      names['#sig'] = DAY_ATTRIBUTES.signals;
+      values[':sig'] = { SS: strings };
+      clauses.push('#sig :sig');
+    }
+    return clauses;
   }
+
+  /** A heavy day's increment: its signals coarsened to the hour (one byte each in their filters' sets). */
+  const coarsened = (increment: DayIncrement): DayIncrement => ({
+    ...increment,
+    signals: increment.signals.map((signal) => coarsenSignal(signal, HEAVY_DAY_SIGNAL_SECONDS)),
+  });
 
   /**
    * A conditional write: applied, or the item as it was when the condition failed. DynamoDB returns that item with
@@ -1017,7 +1096,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       };
       const values: Item = { ':token': { S: token }, ':key': { S: eventKey }, ':true': { BOOL: true }, ':expiresAt': expiresAt(increment.date) };
       const removals = pendingRemovals(confirmed, names);
-      const additions = [...incrementClauses({ ...increment, signals: [] }, 1, names, values), ...hourSignalClauses(increment, names, values)];
+      const additions = incrementClauses(coarsened(increment), 1, names, values);
       const w1 = await conditionalWrite(
         'recordEvent',
         key,

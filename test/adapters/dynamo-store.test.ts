@@ -83,14 +83,15 @@ describe('recordEvent', () => {
     expect(buckets[0]!.signals).toHaveLength(60);
   });
 
-  it('stores the counters under their ids, the event keys as a set and a TTL of the retention after local midnight', async () => {
+  it('stores the counters under their short names, the event keys as a set and a TTL of the retention after local midnight', async () => {
     const { store, tableName } = await dynalite.freshStore({ timeZone: 'Asia/Shanghai', retentionDays: 400 });
     await store.recordEvent('carol', 'k1', increment({ date: '2026-01-10', counters: { n_ab12cd34: 1 } }));
     const item = await rawItem(tableName, userKey('carol'), dayKey('2026-01-10'));
     expect(item).toEqual({
       pk: { S: 'USER#carol' },
       sk: { S: 'DAY#2026-01-10' },
-      n_ab12cd34: { N: '1' },
+      // A generated counter id (`n_` and 8 hash characters) is stored as its 8 characters.
+      ab12cd34: { N: '1' },
       ids: { SS: ['k1'] },
       // 2026-01-10 + 400 days = 2027-02-14, from midnight in Shanghai.
       expiresAt: { N: String(Date.parse('2027-02-14T00:00:00+08:00') / 1000) },

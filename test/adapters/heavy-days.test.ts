@@ -11,6 +11,7 @@ import { MemoryReplayStore } from '../../functions/replay/memory-store.js';
 import { seenKey } from '../../functions/aws/table-schema.js';
 import type { DayIncrement } from '../../functions/core/metrics.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
+import { earlierLayoutItem } from '../helpers/earlier-day-layout.js';
 import { type FaultRule, SimulatedCrash, withClientFaults } from '../helpers/fault-injection.js';
 
 const dynalite = useDynalite();
@@ -254,23 +255,80 @@ describe("a heavy day's stored form", () => {
       expect(expected[0]!.signals.length).toBeGreaterThan(20);
       expect(sorted((await store.loadUser(USER, '2026-03-01')).buckets)).toEqual(expected);
       expect(sorted((await store.loadUser('imported', '2026-03-01')).buckets)).toEqual(expected);
-      // The heavy day keeps its hourly signals as number sets by filter, live and imported alike.
+      // Both days keep their signals as binary sets by filter (one byte an hour, three an exact second), live and
+      // imported alike, element for element; no strings.
       const items = await tableItems(tableName);
-      const heavyOf = (user: string) => items.find((item) => item['pk']?.S === `USER#${user}` && item['sk']?.S === 'DAY#2026-03-10')!;
-      const hourSets = (item: Record<string, { NS?: string[] }>) =>
+      const dayOf = (user: string, date: string) => items.find((item) => item['pk']?.S === `USER#${user}` && item['sk']?.S === `DAY#${date}`)!;
+      const signalSets = (item: Record<string, { BS?: Uint8Array[] }>) =>
         Object.fromEntries(
           Object.entries(item)
-            .filter(([name]) => name.startsWith('@'))
-            .map(([name, value]) => [name, [...(value.NS ?? [])].sort()]),
+            .filter(([name]) => name.startsWith('*') || name === 'sig' || name.startsWith('@'))
+            .map(([name, value]) => [name, (value.BS ?? []).map((element) => Buffer.from(element).toString('hex')).sort()]),
         );
-      const live = hourSets(heavyOf(USER));
-      const imported = hourSets(heavyOf('imported'));
-      expect(Object.keys(live).sort()).toEqual(['@sJoined5678', '@sOpened1234']);
-      expect(Object.keys(imported).sort()).toEqual(['@sJoined5678', '@sOpened1234']);
-      // Import also files a light-time signal that fell exactly on the hour under its filter; live keeps it as a string.
-      for (const [name, hours] of Object.entries(live)) expect(imported[name]).toEqual(expect.arrayContaining(hours));
+      for (const date of ['2026-03-10', '2026-03-11']) {
+        const live = signalSets(dayOf(USER, date));
+        expect(Object.keys(live).sort()).toEqual(['*sJoined5678', '*sOpened1234']);
+        expect(signalSets(dayOf('imported', date))).toEqual(live);
+      }
+      const elementSizes = new Set(Object.values(signalSets(dayOf(USER, '2026-03-10'))).flatMap((elements) => elements.map((hex) => hex.length / 2)));
+      expect([...elementSizes].sort()).toEqual([1, 3]);
     });
   }
+
+  for (const zone of ['UTC', 'Asia/Kolkata']) {
+    it(`${zone}: days written by the earlier layout read back identically, and new writes to them add up`, async () => {
+      const { store, tableName } = await dynalite.freshStore({ timeZone: zone });
+      const memory = new MemoryReplayStore(4);
+      // Generated counter ids (stored under short names now) and one that is not, and signals of two filters. (The
+      // earlier layout only ever stored the ruleset's generated ids, 10 characters, in deployed tables.)
+      const eventOn = (date: string, i: number): DayIncrement => {
+        const at = Date.parse(`${date}T00:00:00Z`) / 1000 + (zone === 'UTC' ? 0 : -19_800) + 60 + i * 997 + (i % 7 === 0 ? -60 : 0);
+        return {
+          date,
+          counters: { n_Ab3_x9Zq: 1, s_0I2all_x: i * 0.25 + 1, n_not_generated: i % 2 },
+          signals: i % 3 === 0 ? [`sOpened1234@${at}`] : i % 4 === 0 ? [`sJoined5678@${at}`] : [],
+        };
+      };
+      const dates = ['2026-03-09', '2026-03-10', '2026-03-11'];
+      // 40 events on the first two days (heavy), 6 on the third (light), in the earlier layout.
+      for (const [d, date] of dates.entries()) {
+        for (let i = 0; i < (d < 2 ? 40 : 6); i++) await memory.recordEvent(USER, `${date}-${i}`, eventOn(date, i));
+      }
+      const stored = memory.storedUser(USER)!;
+      for (const day of importedDays(stored.days.values(), stored.guards)) {
+        await dynalite.client.send(new PutItemCommand({ TableName: tableName, Item: earlierLayoutItem(USER, day) }));
+        for (const guard of tableItemLayout({ shardCount: 4, timeZone: zone, now: () => new Date('2026-03-12T00:00:00Z') }).guardItems(USER, day)) {
+          await dynalite.client.send(new PutItemCommand({ TableName: tableName, Item: guard }));
+        }
+      }
+      const sorted = (buckets: ReadonlyArray<{ date: string; counters: Record<string, number>; signals?: string[] }>) =>
+        buckets.map(({ date, counters, signals }) => ({ date, counters, signals: [...(signals ?? [])].sort() }));
+      const expected = sorted((await memory.loadUser(USER, '2026-03-01')).buckets);
+      expect(expected.flatMap((bucket) => bucket.signals).length).toBeGreaterThan(20);
+      expect(sorted((await store.loadUser(USER, '2026-03-01')).buckets)).toEqual(expected);
+      // The new layout's writes land on the same items (a day written by both during a deploy): still equal.
+      for (const [d, date] of dates.entries()) {
+        for (let i = 40; i < 60; i++) {
+          const increment = eventOn(date, i);
+          expect(await store.recordEvent(USER, `${date}-${i}`, increment)).toEqual(await memory.recordEvent(USER, `${date}-${i}`, increment));
+        }
+        // And the earlier layout's events are still duplicates.
+        expect(await store.recordEvent(USER, `${date}-${d}`, eventOn(date, d))).toMatchObject({ duplicate: true });
+      }
+      expect(sorted((await store.loadUser(USER, '2026-03-01')).buckets)).toEqual(sorted((await memory.loadUser(USER, '2026-03-01')).buckets));
+      const heavy = (await tableItems(tableName)).find((item) => item['sk']?.S === 'DAY#2026-03-10')!;
+      expect(Object.keys(heavy)).toEqual(expect.arrayContaining(['n_Ab3_x9Zq', 'Ab3_x9Zq', 's_0I2all_x', '$0I2all_x', 'n_not_generated']));
+    });
+  }
+
+  it('counter ids that look like the short names are stored escaped and read back as they are', async () => {
+    const { store, tableName } = await dynalite.freshStore();
+    const counters = { n_events: 1, abcdefgh: 2, $abcdefgh: 3, '=x': 4, n_Ab3_x9Zq: 5, s_Ab3_x9Zq: 6, n_Ab3_x9Z: 7 };
+    await store.recordEvent(USER, 'one', { date: '2026-03-10', counters, signals: [] });
+    expect(await countersOn(store, '2026-03-10')).toEqual(counters);
+    const item = (await tableItems(tableName)).find((entry) => entry['sk']?.S === 'DAY#2026-03-10')!;
+    expect(Object.keys(item)).toEqual(expect.arrayContaining(['=n_events', '=abcdefgh', '=$abcdefgh', '==x', 'Ab3_x9Zq', '$Ab3_x9Zq', 'n_Ab3_x9Z']));
+  });
 
   it('heavy writes to later days take the pending markers off the earlier ones, and their events stay applied once', async () => {
     const { store, tableName, capacity } = await dynalite.freshStore();
