@@ -75,7 +75,7 @@ describe('qualify, rule by rule', () => {
             const qualification = await qualify(rules, facts);
             const expected = await sharedEngineVerdicts(rules, facts);
             expect(qualification.tier).toBe(expected.tier);
-            const verdicts = qualification.rules.map((outcome) => ({
+            const verdicts = (await qualification.explain()).map((outcome) => ({
               tier: outcome.tier,
               rule: outcome.rule,
               passed: outcome.passed,
