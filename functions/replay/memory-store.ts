@@ -45,7 +45,10 @@ export interface StoredUser {
  */
 interface DayViews {
   bucket?: DayBucket;
-  /** The light day's event keys, in the set's order. */
+  /**
+   * The light day's event keys, in the set's order. A new key is appended rather than the list made again (a busy
+   * day's list was copied on every one of its events); like a bucket's counters, a list handed out may grow later.
+   */
   keys?: string[];
 }
 
@@ -122,9 +125,16 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     return day;
   }
 
-  /** The day's bucket or keys changed: the window read makes its views again. */
+  /** The day's bucket changed: the window read makes it again. */
   private changed(day: StoredDay): void {
-    this.views.delete(day);
+    const views = this.views.get(day);
+    if (views) views.bucket = undefined;
+  }
+
+  /** A key left the day's list (a resend taken back out, or the day turned heavy): the window read lists them again. */
+  private keysRemoved(day: StoredDay): void {
+    const views = this.views.get(day);
+    if (views) views.keys = undefined;
   }
 
   private viewsOf(day: StoredDay): DayViews {
@@ -152,6 +162,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       this.changed(day);
       if (day.eventKeys.size < DEFAULT_LIGHT_DAY_EVENTS) {
         day.eventKeys.add(eventKey);
+        this.views.get(day)?.keys?.push(eventKey);
         this.addToDay(day, increment.counters, increment.signals);
         return { duplicate: false };
       }
@@ -159,6 +170,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       const guards = this.user(userId).guards;
       for (const key of day.eventKeys) if (!guards.has(key)) guards.set(key, increment.date);
       day.eventKeys.clear();
+      this.keysRemoved(day);
       day.heavy = true;
     }
     const guards = this.user(userId).guards;
@@ -188,6 +200,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const day = this.day(userId, increment.date);
     this.changed(day);
     const present = copy.on === 'light' ? day.eventKeys.delete(eventKey) : named === increment.date;
+    if (copy.on === 'light') this.keysRemoved(day);
     if (present) {
       const negated = Object.fromEntries(Object.entries(increment.counters).map(([counter, amount]) => [counter, -amount + 0]));
       this.addToDay(day, negated, []);
