@@ -213,16 +213,45 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     if (signals.length > 0) day.signals = [...new Set([...(day.signals ?? []), ...signals])];
   }
 
+  /**
+   * The window's copies (light days' keys, heavy days' dates), listed only when read: only a fresh event's
+   * decision settles its copy against them, while reviews and journey steps read the window too.
+   */
+  private copiesOf(days: readonly StoredDay[]): WindowCopies {
+    let listed: WindowCopies | undefined;
+    const list = (): WindowCopies => {
+      if (listed) return listed;
+      const lightKeys: Record<string, string[]> = {};
+      const heavyDates: string[] = [];
+      for (const day of days) {
+        if (day.heavy) heavyDates.push(day.date);
+        else if (day.eventKeys.size > 0) {
+          const views = this.viewsOf(day);
+          lightKeys[day.date] = views.keys ??= [...day.eventKeys];
+        }
+      }
+      listed = { lightKeys, heavyDates };
+      return listed;
+    };
+    return {
+      get lightKeys() {
+        return list().lightKeys;
+      },
+      get heavyDates() {
+        return list().heavyDates;
+      },
+    };
+  }
+
   private window(userId: string, fromDate: string): { profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies } {
-    const copies = { lightKeys: {} as Record<string, string[]>, heavyDates: [] as string[] };
     const user = this.users.get(userId);
-    if (!user) return { profile: undefined, buckets: [], copies };
+    if (!user) return { profile: undefined, buckets: [], copies: { lightKeys: {}, heavyDates: [] } };
     const buckets: DayBucket[] = [];
+    const days: StoredDay[] = [];
     for (const day of this.daysInOrder(user)) {
       if (day.date < fromDate) continue;
       const views = this.viewsOf(day);
-      if (day.heavy) copies.heavyDates.push(day.date);
-      else if (day.eventKeys.size > 0) copies.lightKeys[day.date] = views.keys ??= [...day.eventKeys];
+      days.push(day);
       if (!views.bucket) {
         const bucket: DayBucket = { date: day.date, counters: day.counters };
         if (day.signals) bucket.signals = day.signals;
@@ -231,7 +260,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       }
       buckets.push(views.bucket);
     }
-    return { profile: user.profile, buckets, copies };
+    return { profile: user.profile, buckets, copies: this.copiesOf(days) };
   }
 
   async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[]; copies: WindowCopies }> {
