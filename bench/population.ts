@@ -96,7 +96,7 @@ export async function decideSeedProfile(
   }
   const today = localDate(now, ruleset.timezone);
   const qualification = await qualify(ruleset, factsAt(ruleset, buckets, profile.attributes, today));
-  const decision = decideTier({ ruleset, profile, qualification, now, trigger: 'event' });
+  const decision = await decideTier({ ruleset, profile, qualification, now, trigger: 'event' });
   const { pendingJourney: _j, pendingNotices: _n, pendingHistory: _h, outboxVersion: _v, outboxRetryAt: _r, ...settled } = decision.profile;
   const reviewAt = await nextReviewDate(ruleset, settled, buckets, now);
   return { ...settled, ...(reviewAt ? { reviewAt } : {}), version: 0 };

@@ -76,6 +76,17 @@ function twoDigits(text: string, at: number): number {
  * Date.parse, so the result is always Date.parse's.
  */
 export function instantMs(text: string): number {
+  // The same stamp is often read several times in a row (an event's date, then its signals' seconds).
+  if (text === lastStamp) return lastStampMs;
+  const ms = parseInstant(text);
+  lastStamp = text;
+  lastStampMs = ms;
+  return ms;
+}
+let lastStamp = '';
+let lastStampMs = Number.NaN;
+
+function parseInstant(text: string): number {
   const length = text.length;
   if (
     (length === 20 || length === 24) &&

@@ -9,7 +9,9 @@
  * - minTenureDays holds a freshly promoted tier: grace cannot start before the tenure ends.
  * - A locked tier is never changed by rules; when the lock expires the user is judged normally again.
  *
- * Pure: the caller passes the time, the qualification and the stored profile, and writes the result.
+ * Pure: the caller passes the time, the qualification and the stored profile, and writes the result. Asynchronous
+ * only because a decision that changes something is explained by json-rules-engine's condition results, which the
+ * qualification runs when asked (functions/core/qualify.ts).
  */
 import { addDays, localDate } from './dates.js';
 import { shortHash } from './hash.js';
@@ -70,7 +72,7 @@ function withTier(ruleset: Ruleset, profile: UserProfile, tier: string, now: Dat
   return next;
 }
 
-export function decideTier(input: DecideInput): Decision {
+export async function decideTier(input: DecideInput): Promise<Decision> {
   const { ruleset, qualification, now, trigger } = input;
   const today = localDate(now, ruleset.timezone);
   const original = input.profile;
@@ -104,7 +106,7 @@ export function decideTier(input: DecideInput): Decision {
       qualifiedTier: qualification.tier,
       transitions,
       facts: qualification.facts,
-      rules: qualification.rules,
+      rules: await qualification.explain(),
     };
   }
   return decision;
@@ -171,11 +173,11 @@ function reviewShortfall(
 }
 
 /** An operator removes a lock: the rules decide again at once, as at a review (grace, not an instant drop). */
-export function unlockTier(ruleset: Ruleset, original: UserProfile, now: Date, qualification: Qualification): Decision {
+export async function unlockTier(ruleset: Ruleset, original: UserProfile, now: Date, qualification: Qualification): Promise<Decision> {
   if (!original.lock) return { profile: original, changed: false, tierChanged: false, transitions: [] };
   const unlocked = { ...original };
   delete unlocked.lock;
-  const decision = decideTier({ ruleset, profile: unlocked, qualification, now, trigger: 'review' });
+  const decision = await decideTier({ ruleset, profile: unlocked, qualification, now, trigger: 'review' });
   const transitions: TierTransition[] = [{ kind: 'unlocked', fromTier: original.tier, toTier: original.tier }, ...decision.transitions];
   return {
     ...decision,
@@ -190,14 +192,14 @@ export function unlockTier(ruleset: Ruleset, original: UserProfile, now: Date, q
       qualifiedTier: qualification.tier,
       transitions,
       facts: qualification.facts,
-      rules: qualification.rules,
+      rules: await qualification.explain(),
       note: 'unlocked by an operator',
     },
   };
 }
 
 /** An operator pins a user to a tier, optionally until a date; rules leave a locked tier alone. */
-export function lockTier(ruleset: Ruleset, original: UserProfile, lock: TierLock, now: Date, qualification: Qualification): Decision {
+export async function lockTier(ruleset: Ruleset, original: UserProfile, lock: TierLock, now: Date, qualification: Qualification): Promise<Decision> {
   let profile: UserProfile = { ...original, lock };
   const transitions: TierTransition[] = [{ kind: 'locked', fromTier: original.tier, toTier: lock.tier }];
   if (lock.tier !== original.tier) profile = withTier(ruleset, profile, lock.tier, now, 'lock');
@@ -211,7 +213,7 @@ export function lockTier(ruleset: Ruleset, original: UserProfile, lock: TierLock
     qualifiedTier: qualification.tier,
     transitions,
     facts: qualification.facts,
-    rules: qualification.rules,
+    rules: await qualification.explain(),
     note: `locked: ${lock.reason}`,
   };
   return { profile, changed: true, tierChanged: profile.tier !== original.tier, transitions, explanation };

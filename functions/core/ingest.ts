@@ -234,8 +234,8 @@ export async function decideAndSave(
     const qualification = await qualify(ruleset, factsAt(ruleset, buckets, profile.attributes, today));
     const decision =
       typeof trigger === 'object'
-        ? operatorDecision(ruleset, profile, trigger.lock, now, qualification)
-        : decideTier({ ruleset, profile, qualification, now, trigger, ...(event ? { eventId: event.eventId } : {}) });
+        ? await operatorDecision(ruleset, profile, trigger.lock, now, qualification)
+        : await decideTier({ ruleset, profile, qualification, now, trigger, ...(event ? { eventId: event.eventId } : {}) });
     const leaseIsFree = !profile.outboxLease || instantMs(profile.outboxLease.until) <= now.getTime();
     // Made only when the outbox needs a lease: most events leave no outbox, and the hash costs more than the decision.
     const leaseVersion = profile.version;
@@ -301,7 +301,13 @@ export async function decideAndSave(
   throw new VersionConflictError(userRef(userId));
 }
 
-function operatorDecision(ruleset: Ruleset, profile: UserProfile, lock: TierLock | undefined, now: Date, qualification: Qualification): Decision {
+function operatorDecision(
+  ruleset: Ruleset,
+  profile: UserProfile,
+  lock: TierLock | undefined,
+  now: Date,
+  qualification: Qualification,
+): Promise<Decision> {
   if (lock) return lockTier(ruleset, profile, lock, now, qualification);
   return unlockTier(ruleset, profile, now, qualification);
 }

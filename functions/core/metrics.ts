@@ -58,8 +58,11 @@ export function coarsenSignal(signal: string, seconds: number): string {
   return `${signal.slice(0, at)}@${Math.ceil(epoch / seconds) * seconds}`;
 }
 
-/** What one event adds to its day's bucket. Throws InvalidEventError if a summed property is not a number. */
-export function dayIncrements(ruleset: Pick<Ruleset, 'counters' | 'timezone' | 'signalFilters'>, event: UserEvent): DayIncrement {
+/**
+ * What one event adds to its day's counters. Throws InvalidEventError if a summed property is not a number: the one
+ * part of an event's increment that can refuse it (a replay screens a history with this alone).
+ */
+export function dayCounters(ruleset: Pick<Ruleset, 'counters'>, event: UserEvent): Record<string, number> {
   const counters: Record<string, number> = {};
   for (const counter of ruleset.counters) {
     if (!eventMatches(counter, event)) continue;
@@ -76,6 +79,12 @@ export function dayIncrements(ruleset: Pick<Ruleset, 'counters' | 'timezone' | '
     }
     counters[counter.id] = raw;
   }
+  return counters;
+}
+
+/** What one event adds to its day's bucket. Throws InvalidEventError if a summed property is not a number. */
+export function dayIncrements(ruleset: Pick<Ruleset, 'counters' | 'timezone' | 'signalFilters'>, event: UserEvent): DayIncrement {
+  const counters = dayCounters(ruleset, event);
   const signals = ruleset.signalFilters
     .filter((filter: SignalFilter) => eventMatches(filter, event))
     .map((filter) => `${filter.id}@${epochSeconds(event.occurredAt)}`);

@@ -5,6 +5,7 @@
 import type { RuleResult } from 'json-rules-engine';
 import type { ConditionResult, Facts, FactValue, RuleOutcome } from './facts.js';
 import { canonicalJson } from './hash.js';
+import { type CompiledRule, compileRuleConditions } from './rule-evaluator.js';
 import { type Ruleset, type SingleRuleEngine, createSingleRuleEngines } from './ruleset.js';
 
 export type { ConditionResult, RuleOutcome } from './facts.js';
@@ -12,7 +13,11 @@ export type { ConditionResult, RuleOutcome } from './facts.js';
 export interface Qualification {
   tier: string;
   facts: Facts;
-  rules: RuleOutcome[];
+  /**
+   * Each rule's outcome with its condition results, as json-rules-engine gives them: run only when a decision is
+   * explained (most decisions change nothing and store no explanation).
+   */
+  explain(): Promise<RuleOutcome[]>;
 }
 
 function toConditionResult(node: Record<string, unknown>): ConditionResult {
@@ -49,16 +54,6 @@ function ruleOutcomes(ruleset: Ruleset, ruleResults: RuleResult[]): RuleOutcome[
   return outcomes.sort((a, b) => order.get(a.tier)! - order.get(b.tier)! || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0));
 }
 
-/** The highest tier among the rules that passed; the base tier when none did. */
-function highestPassingTier(ruleset: Ruleset, passed: ReadonlyArray<{ params?: Record<string, unknown> }>): string {
-  let best = 0;
-  for (const event of passed) {
-    const index = ruleset.tiers.findIndex((t) => t.id === (event.params as { tier: string }).tier);
-    if (index > best) best = index;
-  }
-  return ruleset.tiers[best]!.id;
-}
-
 type EngineRun = Pick<Awaited<ReturnType<Ruleset['engine']['run']>>, 'events' | 'results' | 'failureResults'>;
 
 /** Bounded, so that a long replay over many distinct fact sets cannot grow it without end. */
@@ -69,6 +64,10 @@ interface RuleVerdicts {
   engine: SingleRuleEngine['engine'];
   facts: string[];
   runs: Map<string, RememberedRun>;
+  /** The rule's verdict without the engine, where rule-evaluator.ts compiles it (proven equal to the engine's). */
+  compiled: CompiledRule | undefined;
+  /** The rule's tier's place on the ladder. */
+  tierIndex: number;
 }
 
 /** A run, and its result once it is in: most calls find it there and need not wait for the promise. */
@@ -96,7 +95,13 @@ function factsReadBy(conditions: unknown): string[] {
 function ruleVerdicts(ruleset: Ruleset): RuleVerdicts[] {
   let verdicts = verdictsByEngine.get(ruleset.engine);
   if (!verdicts) {
-    verdicts = createSingleRuleEngines(ruleset.rules).map(({ rule, engine }) => ({ engine, facts: factsReadBy(rule.conditions), runs: new Map() }));
+    verdicts = createSingleRuleEngines(ruleset.rules).map(({ tier, rule, engine }) => ({
+      engine,
+      facts: factsReadBy(rule.conditions),
+      runs: new Map(),
+      compiled: compileRuleConditions(rule.conditions, engine),
+      tierIndex: ruleset.tiers.findIndex((t) => t.id === tier),
+    }));
     verdictsByEngine.set(ruleset.engine, verdicts);
   }
   return verdicts;
@@ -140,10 +145,10 @@ function ruleVerdict(verdicts: RuleVerdicts, facts: Facts): RememberedRun {
 }
 
 /**
- * The rules' verdict on these facts. The rules are a pure function of the facts (time-based facts are already
- * numbers of days here), and replays and reviews put the same few fact sets to each rule over and over, so each
- * rule runs once per distinct set of the facts it reads; a rule never reads another's result, so the verdicts are
- * those of the ruleset's shared engine, rule by rule. json-rules-engine costs about 100 µs a run; a key about 1.
+ * The rules' results from json-rules-engine, with every condition's result. The rules are a pure function of the
+ * facts (time-based facts are already numbers of days here), so each rule runs once per distinct set of the facts
+ * it reads; a rule never reads another's result, so the results are those of the ruleset's shared engine, rule by
+ * rule. json-rules-engine costs about 100 µs a run; a key about 1.
  */
 async function runEngine(ruleset: Ruleset, facts: Facts): Promise<EngineRun> {
   const remembered = ruleVerdicts(ruleset).map((rule) => ruleVerdict(rule, facts));
@@ -160,22 +165,52 @@ async function runEngine(ruleset: Ruleset, facts: Facts): Promise<EngineRun> {
   return merged;
 }
 
+/** The rule's verdict by its compiled conditions; undefined when only the engine can tell (not compiled, or it threw). */
+function compiledVerdict(rule: RuleVerdicts, facts: Facts): boolean | undefined {
+  if (!rule.compiled) return undefined;
+  try {
+    return Boolean(rule.compiled(facts));
+  } catch {
+    // The engine would reject this run, or give its own verdict where its short circuit skips the failing part.
+    return undefined;
+  }
+}
+
+/**
+ * The highest tier whose rule passes; the base tier when none does. Compiled rules judge without the engine (a few
+ * comparisons instead of a run that builds and settles a promise per condition); the rest run on it.
+ */
+async function passingTier(ruleset: Ruleset, facts: Facts): Promise<string> {
+  let best = 0;
+  let onEngine: RuleVerdicts[] | undefined;
+  for (const rule of ruleVerdicts(ruleset)) {
+    const verdict = compiledVerdict(rule, facts);
+    if (verdict === undefined) (onEngine ??= []).push(rule);
+    else if (verdict && rule.tierIndex > best) best = rule.tierIndex;
+  }
+  if (onEngine) {
+    for (const rule of onEngine) {
+      const remembered = ruleVerdict(rule, facts);
+      const { events } = remembered.result ?? (await remembered.run);
+      if (events.length > 0 && rule.tierIndex > best) best = rule.tierIndex;
+    }
+  }
+  return ruleset.tiers[best]!.id;
+}
+
 export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualification> {
-  const { events, results, failureResults } = await runEngine(ruleset, facts);
-  let rules: RuleOutcome[] | undefined;
+  let explained: Promise<RuleOutcome[]> | undefined;
   return {
-    tier: highestPassingTier(ruleset, events),
+    tier: await passingTier(ruleset, facts),
     facts,
-    // Built only when read: most events change nothing, and then no explanation is stored.
-    get rules(): RuleOutcome[] {
-      rules ??= ruleOutcomes(ruleset, [...results, ...failureResults]);
-      return rules;
+    explain: () => {
+      explained ??= runEngine(ruleset, facts).then(({ results, failureResults }) => ruleOutcomes(ruleset, [...results, ...failureResults]));
+      return explained;
     },
   };
 }
 
-/** Qualification without the explanation tree, for hot loops such as review-date search. */
+/** Qualification without the explanation, for hot loops such as review-date search. */
 export async function qualifiedTier(ruleset: Ruleset, facts: Facts): Promise<string> {
-  const { events } = await runEngine(ruleset, facts);
-  return highestPassingTier(ruleset, events);
+  return passingTier(ruleset, facts);
 }

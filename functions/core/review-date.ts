@@ -20,11 +20,28 @@ import type { DayBucket, UserProfile } from './state.js';
 const HORIZON_DAYS = 400;
 const MAX_EVALUATIONS = 160;
 
+/** The ruleset's distinct window lengths, found once per ruleset: the search runs on every saved decision. */
+const windowsByMetrics = new WeakMap<Ruleset['metrics'], number[]>();
+
+function windowLengths(ruleset: Ruleset): number[] {
+  let windows = windowsByMetrics.get(ruleset.metrics);
+  if (!windows) {
+    windows = [...new Set(ruleset.metrics.map((m) => m.definition.windowDays))];
+    windowsByMetrics.set(ruleset.metrics, windows);
+  }
+  return windows;
+}
+
+function countsAnything(counters: Record<string, number>): boolean {
+  for (const counter in counters) if (counters[counter] !== 0) return true;
+  return false;
+}
+
 export function candidateDates(ruleset: Ruleset, profile: UserProfile, buckets: readonly DayBucket[], today: string): string[] {
   const candidates = new Set<string>();
-  const windows = [...new Set(ruleset.metrics.map((m) => m.definition.windowDays))];
+  const windows = windowLengths(ruleset);
   for (const bucket of buckets) {
-    if (!Object.values(bucket.counters).some((n) => n !== 0)) continue;
+    if (!countsAnything(bucket.counters)) continue;
     // A bucket dated in the future starts counting on its own date.
     if (bucket.date > today) candidates.add(bucket.date);
     for (const window of windows) candidates.add(addDays(bucket.date, window));

@@ -272,11 +272,23 @@ function choiceMatches(rule: ChoiceRule, data: Json, ctx: JsonObject): boolean {
 }
 
 /** Parameters: keys ending in `.$` take the value at a path (`$…` in the input, `$$…` in the context). */
+/** A Parameters object's entries, listed once per definition object: Parameters are resolved on every Task. */
+const templateEntries = new WeakMap<JsonObject, ReadonlyArray<[string, Json]>>();
+
+function entriesOf(template: JsonObject): ReadonlyArray<[string, Json]> {
+  let entries = templateEntries.get(template);
+  if (!entries) {
+    entries = Object.entries(template);
+    templateEntries.set(template, entries);
+  }
+  return entries;
+}
+
 function resolveParameters(template: Json, input: Json, ctx: JsonObject): Json {
   if (Array.isArray(template)) return template.map((item) => resolveParameters(item, input, ctx));
   if (template === null || typeof template !== 'object') return template;
   const out: JsonObject = {};
-  for (const [key, value] of Object.entries(template as JsonObject)) {
+  for (const [key, value] of entriesOf(template as JsonObject)) {
     if (key.endsWith('.$')) {
       if (typeof value !== 'string') throw new JourneyMachineError(`Parameters key ${key} must hold a path`);
       if (value.startsWith('States.'))

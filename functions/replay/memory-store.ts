@@ -45,7 +45,10 @@ export interface StoredUser {
  */
 interface DayViews {
   bucket?: DayBucket;
-  /** The light day's event keys, in the set's order. */
+  /**
+   * The light day's event keys, in the set's order. A new key is appended rather than the list made again (a busy
+   * day's list was copied on every one of its events); like a bucket's counters, a list handed out may grow later.
+   */
   keys?: string[];
 }
 
@@ -122,9 +125,16 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     return day;
   }
 
-  /** The day's bucket or keys changed: the window read makes its views again. */
+  /** The day's bucket changed: the window read makes it again. */
   private changed(day: StoredDay): void {
-    this.views.delete(day);
+    const views = this.views.get(day);
+    if (views) views.bucket = undefined;
+  }
+
+  /** A key left the day's list (a resend taken back out, or the day turned heavy): the window read lists them again. */
+  private keysRemoved(day: StoredDay): void {
+    const views = this.views.get(day);
+    if (views) views.keys = undefined;
   }
 
   private viewsOf(day: StoredDay): DayViews {
@@ -152,6 +162,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       this.changed(day);
       if (day.eventKeys.size < DEFAULT_LIGHT_DAY_EVENTS) {
         day.eventKeys.add(eventKey);
+        this.views.get(day)?.keys?.push(eventKey);
         this.addToDay(day, increment.counters, increment.signals);
         return { duplicate: false };
       }
@@ -159,6 +170,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       const guards = this.user(userId).guards;
       for (const key of day.eventKeys) if (!guards.has(key)) guards.set(key, increment.date);
       day.eventKeys.clear();
+      this.keysRemoved(day);
       day.heavy = true;
     }
     const guards = this.user(userId).guards;
@@ -188,6 +200,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const day = this.day(userId, increment.date);
     this.changed(day);
     const present = copy.on === 'light' ? day.eventKeys.delete(eventKey) : named === increment.date;
+    if (copy.on === 'light') this.keysRemoved(day);
     if (present) {
       const negated = Object.fromEntries(Object.entries(increment.counters).map(([counter, amount]) => [counter, -amount + 0]));
       this.addToDay(day, negated, []);
@@ -200,16 +213,45 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     if (signals.length > 0) day.signals = [...new Set([...(day.signals ?? []), ...signals])];
   }
 
+  /**
+   * The window's copies (light days' keys, heavy days' dates), listed only when read: only a fresh event's
+   * decision settles its copy against them, while reviews and journey steps read the window too.
+   */
+  private copiesOf(days: readonly StoredDay[]): WindowCopies {
+    let listed: WindowCopies | undefined;
+    const list = (): WindowCopies => {
+      if (listed) return listed;
+      const lightKeys: Record<string, string[]> = {};
+      const heavyDates: string[] = [];
+      for (const day of days) {
+        if (day.heavy) heavyDates.push(day.date);
+        else if (day.eventKeys.size > 0) {
+          const views = this.viewsOf(day);
+          lightKeys[day.date] = views.keys ??= [...day.eventKeys];
+        }
+      }
+      listed = { lightKeys, heavyDates };
+      return listed;
+    };
+    return {
+      get lightKeys() {
+        return list().lightKeys;
+      },
+      get heavyDates() {
+        return list().heavyDates;
+      },
+    };
+  }
+
   private window(userId: string, fromDate: string): { profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies } {
-    const copies = { lightKeys: {} as Record<string, string[]>, heavyDates: [] as string[] };
     const user = this.users.get(userId);
-    if (!user) return { profile: undefined, buckets: [], copies };
+    if (!user) return { profile: undefined, buckets: [], copies: { lightKeys: {}, heavyDates: [] } };
     const buckets: DayBucket[] = [];
+    const days: StoredDay[] = [];
     for (const day of this.daysInOrder(user)) {
       if (day.date < fromDate) continue;
       const views = this.viewsOf(day);
-      if (day.heavy) copies.heavyDates.push(day.date);
-      else if (day.eventKeys.size > 0) copies.lightKeys[day.date] = views.keys ??= [...day.eventKeys];
+      days.push(day);
       if (!views.bucket) {
         const bucket: DayBucket = { date: day.date, counters: day.counters };
         if (day.signals) bucket.signals = day.signals;
@@ -218,7 +260,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       }
       buckets.push(views.bucket);
     }
-    return { profile: user.profile, buckets, copies };
+    return { profile: user.profile, buckets, copies: this.copiesOf(days) };
   }
 
   async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[]; copies: WindowCopies }> {

@@ -5,7 +5,7 @@
  */
 import { InvalidEventError } from '../core/errors.js';
 import type { UserEvent } from '../core/event.js';
-import { applyEventToAttributes, dayIncrements } from '../core/metrics.js';
+import { applyEventToAttributes, dayCounters } from '../core/metrics.js';
 import type { Ruleset } from '../core/ruleset.js';
 
 export interface RejectedEvent {
@@ -21,7 +21,8 @@ export const MAX_LISTED_REJECTIONS = 50;
 /** Why ingest would refuse this event under this ruleset, or undefined if it would take it. */
 export function ingestRejection(ruleset: Ruleset, event: UserEvent): string | undefined {
   try {
-    dayIncrements(ruleset, event);
+    // Of an event's increment only the counters can refuse it (its date and signals are read from a valid stamp).
+    dayCounters(ruleset, event);
     // The attribute checks look at the event alone; the stored attributes only decide which value wins.
     applyEventToAttributes(ruleset, { attributes: {} }, event);
     return undefined;

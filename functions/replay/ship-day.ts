@@ -31,7 +31,7 @@ export async function judgeAtDeploy(
   }
   const today = localDate(now, candidate.timezone);
   const qualification = await qualify(candidate, factsAt(candidate, buckets, profile.attributes, today));
-  const decision = decideTier({ ruleset: candidate, profile, qualification, now, trigger: 'review' });
+  const decision = await decideTier({ ruleset: candidate, profile, qualification, now, trigger: 'review' });
   for (const transition of decision.transitions) {
     switch (transition.kind) {
       case 'promoted':

@@ -16,7 +16,7 @@ describe('explanations', () => {
     const now = new Date('2026-03-02T10:00:00Z');
     const profile = { ...newProfile('u1', 'visitor', new Date('2026-03-01T10:00:00Z')), version: 1 };
     const qualification = await qualify(ruleset, factsAt(ruleset, buckets, {}, '2026-03-02'));
-    const decision = decideTier({ ruleset, profile, qualification, now, trigger: 'event', eventId: 'e-2' });
+    const decision = await decideTier({ ruleset, profile, qualification, now, trigger: 'event', eventId: 'e-2' });
 
     expect(decision.explanation).toMatchObject({
       at: '2026-03-02T10:00:00.000Z',

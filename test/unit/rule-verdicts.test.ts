@@ -1,8 +1,9 @@
 /**
- * qualify judges each rule on an engine of its own, remembered by the facts that rule reads (functions/core/qualify.ts).
- * It must give what the ruleset's shared json-rules-engine gives for all the rules at once: the same tier, and for
- * every rule the same verdict with the same condition results, whatever the facts and in whatever order fact sets
- * come (so that a remembered verdict is never one for other facts).
+ * qualify judges each rule by its compiled conditions, and explains with each rule on an engine of its own,
+ * remembered by the facts that rule reads (functions/core/qualify.ts). It must give what the ruleset's shared
+ * json-rules-engine gives for all the rules at once: the same tier, and for every rule the same verdict with the
+ * same condition results, whatever the facts and in whatever order fact sets come (so that a remembered verdict is
+ * never one for other facts).
  */
 import fc from 'fast-check';
 import type { RuleResult } from 'json-rules-engine';
@@ -75,7 +76,7 @@ describe('qualify, rule by rule', () => {
             const qualification = await qualify(rules, facts);
             const expected = await sharedEngineVerdicts(rules, facts);
             expect(qualification.tier).toBe(expected.tier);
-            const verdicts = qualification.rules.map((outcome) => ({
+            const verdicts = (await qualification.explain()).map((outcome) => ({
               tier: outcome.tier,
               rule: outcome.rule,
               passed: outcome.passed,
