@@ -77,6 +77,25 @@ function numbersStoredUnchanged(value: AttributeValue): boolean {
   return true;
 }
 
+/**
+ * A copy of an item down to its sets, lists and maps: what the cache hands out and keeps must not share any array or
+ * object that a caller might change (the store passes string sets on as they are).
+ */
+function copyItem(item: Item): Item {
+  const copy: Item = {};
+  for (const name in item) copy[name] = copyValue(item[name]!);
+  return copy;
+}
+function copyValue(value: AttributeValue): AttributeValue {
+  if (value.SS !== undefined) return { SS: [...value.SS] };
+  if (value.NS !== undefined) return { NS: [...value.NS] };
+  if (value.BS !== undefined) return { BS: value.BS.map((bytes) => Uint8Array.from(bytes)) };
+  if (value.L !== undefined) return { L: value.L.map(copyValue) };
+  if (value.M !== undefined) return { M: copyItem(value.M) };
+  if (value.B !== undefined) return { B: Uint8Array.from(value.B) };
+  return { ...value } as AttributeValue;
+}
+
 /** dynalite orders string keys by their UTF-8 bytes; JavaScript compares UTF-16 code units. */
 export function compareUtf8(a: string, b: string): number {
   if (a === b) return 0;
@@ -192,7 +211,7 @@ export function cachePartitions(client: DynamoDBClient, options: PartitionCacheO
   };
   const cachedItem = (item: Item): CachedItem => ({
     sortKey: item[sortKey]?.S ?? '',
-    item: Object.freeze(item),
+    item: copyItem(item),
     size: dynaliteItemSize(item),
     pageSize: dynaliteItemSize(item, true, sortKey),
   });
@@ -277,7 +296,7 @@ export function cachePartitions(client: DynamoDBClient, options: PartitionCacheO
     for (let i = position(entry, query.from); i < entry.items.length; i += 1) {
       const cached = entry.items[i]!;
       if (compareUtf8(cached.sortKey, query.to) > 0) break;
-      items.push(cached.item);
+      items.push(copyItem(cached.item));
       size += cached.size;
       pageBytes += cached.pageSize;
     }
@@ -372,8 +391,7 @@ export function cachePartitions(client: DynamoDBClient, options: PartitionCacheO
         if (current !== entry) drop(partition);
         else if (command === 'UpdateItem' && askedForNewItem && result.output['Attributes'])
           store(partition, current, itemKey, result.output['Attributes'] as Item);
-        else if (command === 'PutItem' && Object.values(key!).every(numbersStoredUnchanged))
-          store(partition, current, itemKey, structuredClone(key!));
+        else if (command === 'PutItem' && Object.values(key!).every(numbersStoredUnchanged)) store(partition, current, itemKey, key!);
         else if (command === 'DeleteItem') store(partition, current, itemKey, undefined);
         else drop(partition);
       }
