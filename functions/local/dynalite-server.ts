@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { startBundledWorker } from './bundled-worker.js';
 import { rememberDynaliteConditionParses } from './dynalite-expression-cache.js';
+import { isWriteTarget } from './partition-cache.js';
 import { releaseMemory } from './release-memory.js';
 
 interface DynaliteOptions {
@@ -99,6 +100,8 @@ export interface DynaliteServer {
 export async function serveDynalite(options: {
   path?: string;
   port?: number;
+  /** Counted here: write requests over TCP, before dynalite reads them and after it answers (see partition-cache.ts). */
+  externalWrites?: SharedArrayBuffer;
 }): Promise<DynaliteServer & { listener: (request: IncomingMessage, response: ServerResponse) => void }> {
   if (options.path) await mkdir(options.path, { recursive: true });
   closeDynaliteIteratorsOnReturn();
@@ -110,10 +113,12 @@ export async function serveDynalite(options: {
     updateTableMs: 0,
   });
   try {
+    const listener = server.listeners('request')[0] as (request: IncomingMessage, response: ServerResponse) => void;
+    if (options.externalWrites) countWriteRequests(server, new Int32Array(options.externalWrites));
     const port = await listen(server, options.port ?? 0);
     return {
       port,
-      listener: server.listeners('request')[0] as (request: IncomingMessage, response: ServerResponse) => void,
+      listener,
       releaseMemory,
       close: () => new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
     };
@@ -122,12 +127,28 @@ export async function serveDynalite(options: {
   }
 }
 
+function countWriteRequests(server: Server, counters: Int32Array): void {
+  server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
+    if (!isWriteTarget(request.headers['x-amz-target'] as string | undefined)) return;
+    Atomics.add(counters, 0, 1);
+    // dynalite answers once the write is done, even to a client that has gone (no 'finish' then).
+    const end = response.end;
+    let answered = false;
+    response.end = function countAnswered(this: ServerResponse, ...args: unknown[]) {
+      if (!answered) Atomics.add(counters, 1, 1);
+      answered = true;
+      return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    } as ServerResponse['end'];
+  });
+}
+
 /** Messages between startDynalite and functions/local/dynalite-worker.ts. */
 export type DynaliteWorkerReply = { kind: 'listening'; port: number } | { kind: 'failed'; message: string } | { kind: 'closed' };
 export type DynaliteWorkerRequest = 'release-memory' | 'close' | { kind: 'requests'; port: MessagePort };
 export interface DynaliteWorkerData {
   path?: string;
   port?: number;
+  externalWrites?: SharedArrayBuffer;
 }
 
 /**
