@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { startBundledWorker } from './bundled-worker.js';
 import { rememberDynaliteConditionParses } from './dynalite-expression-cache.js';
-import { releaseMemory } from './release-memory.js';
+import { releaseIdleMemory } from './release-memory.js';
 
 interface DynaliteOptions {
   path?: string;
@@ -91,7 +91,7 @@ export interface DynaliteServer {
    * dynalite-channel.ts). Undefined when dynalite runs in this thread.
    */
   requestPort?: MessagePort;
-  /** Full garbage collections in the thread dynalite runs in (see release-memory.ts). */
+  /** Full garbage collections in the thread dynalite runs in, then freed native memory back (see release-memory.ts). */
   releaseMemory(): void;
   close(): Promise<void>;
 }
@@ -114,7 +114,7 @@ export async function serveDynalite(options: {
     return {
       port,
       listener: server.listeners('request')[0] as (request: IncomingMessage, response: ServerResponse) => void,
-      releaseMemory,
+      releaseMemory: releaseIdleMemory,
       close: () => new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
     };
   } catch (error) {

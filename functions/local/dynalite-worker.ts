@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { answerRequestsOn } from './dynalite-channel.js';
 import { type DynaliteWorkerData, type DynaliteWorkerReply, type DynaliteWorkerRequest, serveDynalite } from './dynalite-server.js';
-import { boundBusyHeap, releaseMemory } from './release-memory.js';
+import { boundBusyHeap, releaseIdleMemory } from './release-memory.js';
 
 /**
  * dynalite's live heap is about 10 MB, yet under full ingest V8 let this thread's heap reach 55 MB between
@@ -21,7 +21,7 @@ const send = (reply: DynaliteWorkerReply): void => port.postMessage(reply);
 try {
   const server = await serveDynalite(workerData as DynaliteWorkerData);
   port.on('message', (request: DynaliteWorkerRequest) => {
-    if (request === 'release-memory') return releaseMemory();
+    if (request === 'release-memory') return releaseIdleMemory();
     if (typeof request === 'object') return answerRequestsOn(request.port, server.listener);
     port.removeAllListeners('message');
     heapBound.stop();

@@ -19,7 +19,7 @@ import { keepClockCheckpoint, readClockCheckpoint } from '../../local/clock-chec
 import type { Clock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
 import { reportIngestProgress } from '../../local/ingest-progress.js';
-import { releaseMemory, releaseMemoryWhenIdle } from '../../local/release-memory.js';
+import { releaseIdleMemory, releaseMemoryWhenIdle } from '../../local/release-memory.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
 import { CHANNEL_DLQ_FILE, describeDelivery, startChannelDelivery } from '../deliveries.js';
 import { DLQ_FILE, compactDeadLetters, deadLetterLine } from '../../local/dead-letter-file.js';
@@ -262,7 +262,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     busyHeapBytes: BUSY_HEAP_BOUND_BYTES,
     busyCheckMs: BUSY_HEAP_CHECK_MS,
     release: () => {
-      releaseMemory();
+      releaseIdleMemory();
       stack.dynalite.releaseMemory();
     },
   });
