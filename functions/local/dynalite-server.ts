@@ -114,7 +114,7 @@ export async function serveDynalite(options: {
     return {
       port,
       listener: server.listeners('request')[0] as (request: IncomingMessage, response: ServerResponse) => void,
-      releaseMemory: releaseIdleMemory,
+      releaseMemory: () => void releaseIdleMemory(),
       close: () => new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
     };
   } catch (error) {

@@ -21,7 +21,7 @@ const send = (reply: DynaliteWorkerReply): void => port.postMessage(reply);
 try {
   const server = await serveDynalite(workerData as DynaliteWorkerData);
   port.on('message', (request: DynaliteWorkerRequest) => {
-    if (request === 'release-memory') return releaseIdleMemory();
+    if (request === 'release-memory') return void releaseIdleMemory();
     if (typeof request === 'object') return answerRequestsOn(request.port, server.listener);
     port.removeAllListeners('message');
     heapBound.stop();

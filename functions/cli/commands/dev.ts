@@ -262,8 +262,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     busyHeapBytes: BUSY_HEAP_BOUND_BYTES,
     busyCheckMs: BUSY_HEAP_CHECK_MS,
     release: () => {
-      releaseIdleMemory();
       stack.dynalite.releaseMemory();
+      return releaseIdleMemory();
     },
   });
 
