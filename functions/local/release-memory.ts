@@ -92,11 +92,12 @@ function compactingCollection(): void {
  * faulted straight back in. The main thread also compacts its old generation; V8's flags are shared by every
  * thread, so only that one thread turns compaction on (dynalite's worker keeps little garbage between requests).
  */
-export async function releaseIdleMemory(): Promise<void> {
+export async function releaseIdleMemory(stillQuiet: () => boolean = () => true): Promise<void> {
   releaseMemory();
   if (isMainThread) compactingCollection();
   for (let retry = 0; retry < YOUNG_GENERATION_RETRIES && youngGenerationBytes() > IDLE_YOUNG_GENERATION_BYTES; retry++) {
     await sleep(YOUNG_GENERATION_RETRY_MS, undefined, { ref: false });
+    if (!stillQuiet()) return; // busy again: the young generation is in use, and the next quiet spell retries
     releaseMemory(1);
   }
   nativeHeapTrimmer()?.();
@@ -117,7 +118,8 @@ export interface IdleMemoryReleaseOptions {
    * a heap growing with ingest overshot the bound by tens of MB before it was collected.
    */
   busyCheckMs?: number;
-  release: () => void | Promise<void>;
+  /** Called with a check that the activity count has not moved since the release began. */
+  release: (stillQuiet: () => boolean) => void | Promise<void>;
 }
 
 /** Releases memory once after each busy stretch, when `activity` has not moved for `quietMs`, and when a busy heap grows too big. */
@@ -134,7 +136,8 @@ export function releaseMemoryWhenIdle(options: IdleMemoryReleaseOptions): { stop
     }
     if (!busySinceRelease) return;
     busySinceRelease = false;
-    void Promise.resolve(options.release()).catch(() => undefined); // only an optimisation: never fatal
+    const quietAt = now;
+    void Promise.resolve(options.release(() => options.activity() === quietAt)).catch(() => undefined); // only an optimisation: never fatal
   }, options.quietMs);
   timer.unref();
   const busyTimer = Number.isFinite(options.busyHeapBytes)

@@ -261,9 +261,9 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     quietMs: IDLE_MEMORY_RELEASE_MS,
     busyHeapBytes: BUSY_HEAP_BOUND_BYTES,
     busyCheckMs: BUSY_HEAP_CHECK_MS,
-    release: () => {
+    release: (stillQuiet) => {
       stack.dynalite.releaseMemory();
-      return releaseIdleMemory();
+      return releaseIdleMemory(stillQuiet);
     },
   });
 
