@@ -84,8 +84,11 @@ export interface RunningDynalite {
   endpoint: string;
   client: DynamoDBClient;
   tableName: string;
-  /** Full garbage collections in dynalite's thread, for when the stack is idle (see release-memory.ts). */
-  releaseMemory(): void;
+  /**
+   * For an idle stack: dynalite's database reopened and full garbage collections in its thread, then freed native
+   * memory back (see dynalite-server.ts and release-memory.ts). Resolves when done.
+   */
+  releaseMemory(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -261,9 +261,13 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     quietMs: IDLE_MEMORY_RELEASE_MS,
     busyHeapBytes: BUSY_HEAP_BOUND_BYTES,
     busyCheckMs: BUSY_HEAP_CHECK_MS,
-    release: (stillQuiet) => {
-      stack.dynalite.releaseMemory();
-      return releaseIdleMemory(stillQuiet);
+    release: async (stillQuiet) => {
+      // dynalite's thread first: its database closes and opens again, so the native memory it frees is trimmed too.
+      try {
+        await stack.dynalite.releaseMemory();
+      } finally {
+        await releaseIdleMemory(stillQuiet);
+      }
     },
   });
 
