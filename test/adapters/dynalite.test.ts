@@ -107,14 +107,17 @@ describe('startDynalite', () => {
       try {
         const openedFirst = (await readFile(join(path, 'LOG'), 'utf8')).length;
         let writing = true;
+        let reopens = 0;
+        const written = [0, 0];
+        // Each writer goes on until the database has been reopened a few times under it, however fast this machine.
         const writers = stores.map(async (store, writer) => {
-          for (let i = 0; i < writesEach; i++) {
+          for (let i = 0; i < writesEach || reopens < 3; i++) {
+            written[writer % 2]! += 1;
             await store.recordEvent(`user-${writer % 2}`, `w${writer}-${i}`, { date: '2026-03-10', counters: { n_visits: 1 }, signals: [] });
             // Reads too: a Query's iterator must not be open across a reopen.
             await store.loadUser(`user-${writer % 2}`, '2026-03-01');
           }
         });
-        let reopens = 0;
         const releasing = (async () => {
           while (writing) {
             await running.releaseMemory();
@@ -124,7 +127,7 @@ describe('startDynalite', () => {
         await Promise.all(writers);
         writing = false;
         await releasing;
-        expect(reopens).toBeGreaterThan(1);
+        expect(reopens).toBeGreaterThanOrEqual(3);
         // LevelDB starts a new LOG file each time it opens the database: it was closed and opened again.
         expect(openedFirst).toBeGreaterThan(0);
         expect(await readFile(join(path, 'LOG.old'), 'utf8')).not.toBe('');
@@ -132,7 +135,8 @@ describe('startDynalite', () => {
           [0, 1].map(async (user) => (await stores[0]!.loadUser(`user-${user}`, '2026-03-01')).buckets[0]?.counters['n_visits']),
         );
         // Writers 0, 2, 4 write user-0, writers 1, 3 user-1: each write counted once.
-        expect(totals).toEqual([3 * writesEach, 2 * writesEach]);
+        expect(written[0]).toBeGreaterThanOrEqual(3 * writesEach);
+        expect(totals).toEqual(written);
       } finally {
         tcpClient.destroy();
         await running.close();
