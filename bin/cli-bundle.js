@@ -56,8 +56,9 @@ export async function buildCli() {
     outdir: staging,
     // Packages are bundled too: one parsed file per command loads much faster than hundreds of CommonJS modules
     // resolved and lexed one by one. dynalite is required at run time (functions/local/dynalite.ts) and the
-    // Step Functions interpreter is only for dev and simulate, so both load from node_modules as they are.
-    external: ['dynalite', 'aws-local-stepfunctions'],
+    // Step Functions interpreter is only for dev and simulate, so both load from node_modules as they are; so does
+    // koffi, whose native binary comes from a platform package (functions/local/release-memory.ts).
+    external: ['dynalite', 'aws-local-stepfunctions', 'koffi'],
     mainFields: ['module', 'main'],
     // Bundled CommonJS code calls require() for Node's built-ins; an ES module has none of its own.
     banner: { js: "import { createRequire as __strataCreateRequire } from 'node:module'; const require = __strataCreateRequire(import.meta.url);" },

@@ -1,11 +1,12 @@
 /**
  * The worker-thread side of `startDynalite({ thread: 'worker' })`: serves dynalite in this thread, says on which
- * port, releases memory when the stack is idle, and closes it (flushing LevelDB) when asked.
+ * port, releases memory when the stack is idle (and says when that is done), and closes it (flushing LevelDB) when
+ * asked.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { answerRequestsOn } from './dynalite-channel.js';
 import { type DynaliteWorkerData, type DynaliteWorkerReply, type DynaliteWorkerRequest, serveDynalite } from './dynalite-server.js';
-import { boundBusyHeap, releaseMemory } from './release-memory.js';
+import { boundBusyHeap } from './release-memory.js';
 
 /**
  * dynalite's live heap is about 10 MB, yet under full ingest V8 let this thread's heap reach 55 MB between
@@ -21,7 +22,13 @@ const send = (reply: DynaliteWorkerReply): void => port.postMessage(reply);
 try {
   const server = await serveDynalite(workerData as DynaliteWorkerData);
   port.on('message', (request: DynaliteWorkerRequest) => {
-    if (request === 'release-memory') return releaseMemory();
+    if (request === 'release-memory') {
+      server.releaseMemory().then(
+        () => send({ kind: 'released' }),
+        (error: unknown) => send({ kind: 'released', failure: (error as Error).message }),
+      );
+      return;
+    }
     if (typeof request === 'object') return answerRequestsOn(request.port, server.listener);
     port.removeAllListeners('message');
     heapBound.stop();

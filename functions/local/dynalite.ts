@@ -98,8 +98,11 @@ export interface RunningDynalite {
   tableName: string;
   /** The client's partition cache, when it has one. */
   partitionCache?: PartitionCache;
-  /** Full garbage collections in dynalite's thread, for when the stack is idle (see release-memory.ts). */
-  releaseMemory(): void;
+  /**
+   * For an idle stack: the partition cache emptied, dynalite's database reopened and full garbage collections in its
+   * thread, then freed native memory back (see dynalite-server.ts and release-memory.ts). Resolves when done.
+   */
+  releaseMemory(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -230,5 +233,10 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
     await close().catch(() => undefined);
     throw error;
   }
-  return { endpoint, client, tableName, ...(partitionCache ? { partitionCache } : {}), releaseMemory: () => server.releaseMemory(), close };
+  const releaseMemory = (): Promise<void> => {
+    // An idle stack keeps no cached partitions: they are tens of MB of heap, and the next event reads its window again.
+    partitionCache?.clear();
+    return server.releaseMemory();
+  };
+  return { endpoint, client, tableName, ...(partitionCache ? { partitionCache } : {}), releaseMemory, close };
 }

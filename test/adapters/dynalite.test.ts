@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryObjects } from 'node:v8';
-import { CreateTableCommand, DescribeTableCommand, PutItemCommand, QueryCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, PutItemCommand, QueryCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDynamoTierStore } from '../../functions/aws/dynamo-store.js';
 import { DEFAULT_TABLE_NAME, DynaliteError, createStrataTable, dynaliteIteratorClasses, startDynalite } from '../../functions/local/dynalite.js';
@@ -80,8 +80,9 @@ describe('startDynalite', () => {
     const store = createDynamoTierStore({ client: inWorker.client, tableName: inWorker.tableName, shardCount: 1 });
     await store.recordEvent('ada', 'k1', { date: '2026-03-10', counters: { n_visits: 1 }, signals: [] });
     // Releasing memory (when the stack is idle) is a message too, and must not be taken for a close.
-    inWorker.releaseMemory();
+    const released = inWorker.releaseMemory();
     await store.recordEvent('ada', 'k2', { date: '2026-03-10', counters: { n_visits: 1 }, signals: [] });
+    await released;
     await inWorker.close();
 
     // LevelDB admits one opener at a time: this start fails unless the worker really let go of the folder.
@@ -90,6 +91,58 @@ describe('startDynalite', () => {
     expect((await after.loadUser('ada', '2026-03-01')).buckets).toEqual([{ date: '2026-03-10', counters: { n_visits: 2 } }]);
     await inMain.close();
   });
+
+  it.each(['worker', 'main'] as const)(
+    'reopens its database to free memory (%s thread) with no request lost or failed, over the channel and over TCP',
+    async (thread) => {
+      directory = await mkdtemp(join(tmpdir(), 'strata-dynalite-'));
+      const path = join(directory, 'dynamo');
+      const running = await startDynalite({ path, thread });
+      // Another process's client: real HTTP on the port, signed.
+      const tcpClient = new DynamoDBClient({ endpoint: running.endpoint, region: 'local', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+      const stores = [running.client, running.client, running.client, tcpClient, tcpClient].map((client) =>
+        createDynamoTierStore({ client, tableName: running.tableName, shardCount: 1 }),
+      );
+      const writesEach = 40;
+      try {
+        const openedFirst = (await readFile(join(path, 'LOG'), 'utf8')).length;
+        let writing = true;
+        let reopens = 0;
+        const written = [0, 0];
+        // Each writer goes on until the database has been reopened a few times under it, however fast this machine.
+        const writers = stores.map(async (store, writer) => {
+          for (let i = 0; i < writesEach || reopens < 3; i++) {
+            written[writer % 2]! += 1;
+            await store.recordEvent(`user-${writer % 2}`, `w${writer}-${i}`, { date: '2026-03-10', counters: { n_visits: 1 }, signals: [] });
+            // Reads too: a Query's iterator must not be open across a reopen.
+            await store.loadUser(`user-${writer % 2}`, '2026-03-01');
+          }
+        });
+        const releasing = (async () => {
+          while (writing) {
+            await running.releaseMemory();
+            reopens++;
+          }
+        })();
+        await Promise.all(writers);
+        writing = false;
+        await releasing;
+        expect(reopens).toBeGreaterThanOrEqual(3);
+        // LevelDB starts a new LOG file each time it opens the database: it was closed and opened again.
+        expect(openedFirst).toBeGreaterThan(0);
+        expect(await readFile(join(path, 'LOG.old'), 'utf8')).not.toBe('');
+        const totals = await Promise.all(
+          [0, 1].map(async (user) => (await stores[0]!.loadUser(`user-${user}`, '2026-03-01')).buckets[0]?.counters['n_visits']),
+        );
+        // Writers 0, 2, 4 write user-0, writers 1, 3 user-1: each write counted once.
+        expect(written[0]).toBeGreaterThanOrEqual(3 * writesEach);
+        expect(totals).toEqual(written);
+      } finally {
+        tcpClient.destroy();
+        await running.close();
+      }
+    },
+  );
 
   it('reports a port that is taken, from a worker thread too', async () => {
     const first = await startDynalite();

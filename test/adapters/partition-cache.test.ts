@@ -230,6 +230,30 @@ describe('partition cache', () => {
     }
   });
 
+  it('is emptied when the idle stack releases memory, and then reads the table again', async () => {
+    const running = stack('roomy');
+    const query = () =>
+      running.client.send(
+        new QueryCommand({
+          TableName: running.tableName,
+          ConsistentRead: true,
+          KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
+          ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey, '#sk': TABLE_KEYS.sortKey },
+          ExpressionAttributeValues: { ':pk': { S: 'USER#idle' }, ':from': { S: 'DAY#' }, ':to': { S: 'PROFILE' } },
+        }),
+      );
+    const item = { [TABLE_KEYS.partitionKey]: { S: 'USER#idle' }, [TABLE_KEYS.sortKey]: { S: 'DAY#2026-03-01' }, n: { N: '2' } };
+    await running.client.send(new PutItemCommand({ TableName: running.tableName, Item: item }));
+    await query();
+    expect(running.partitionCache!.bytes).toBeGreaterThan(0);
+
+    await running.releaseMemory();
+    expect(running.partitionCache!.bytes).toBe(0);
+    const misses = running.partitionCache!.stats.misses;
+    expect((await query()).Items).toEqual([item]);
+    expect(running.partitionCache!.stats.misses).toBe(misses + 1);
+  });
+
   it('orders keys by their UTF-8 bytes, as dynalite does', () => {
     const codePoint = fc
       .oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.integer({ min: 0, max: 0xd7ff }), fc.integer({ min: 0xe000, max: 0x10ffff }))

@@ -19,7 +19,7 @@ import { keepClockCheckpoint, readClockCheckpoint } from '../../local/clock-chec
 import type { Clock } from '../../local/clock.js';
 import { generateEvents } from '../../local/example-population.js';
 import { reportIngestProgress } from '../../local/ingest-progress.js';
-import { releaseMemory, releaseMemoryWhenIdle } from '../../local/release-memory.js';
+import { releaseIdleMemory, releaseMemoryWhenIdle } from '../../local/release-memory.js';
 import { appendJourneyLog } from '../../local/journey-log.js';
 import { CHANNEL_DLQ_FILE, describeDelivery, startChannelDelivery } from '../deliveries.js';
 import { DLQ_FILE, compactDeadLetters, deadLetterLine } from '../../local/dead-letter-file.js';
@@ -261,9 +261,13 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     quietMs: IDLE_MEMORY_RELEASE_MS,
     busyHeapBytes: BUSY_HEAP_BOUND_BYTES,
     busyCheckMs: BUSY_HEAP_CHECK_MS,
-    release: () => {
-      releaseMemory();
-      stack.dynalite.releaseMemory();
+    release: async (stillQuiet) => {
+      // dynalite's thread first: its database closes and opens again, so the native memory it frees is trimmed too.
+      try {
+        await stack.dynalite.releaseMemory();
+      } finally {
+        await releaseIdleMemory(stillQuiet);
+      }
     },
   });
 
