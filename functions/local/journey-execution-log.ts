@@ -34,32 +34,41 @@ export interface JourneyExecutionLog extends ExecutionStore {
 export async function openJourneyExecutionLog(dataDir: string): Promise<JourneyExecutionLog> {
   const path = join(dataDir, JOURNEY_EXECUTIONS_FILE);
   await mkdir(dataDir, { recursive: true });
-  const records = new Map((await readRecords(path)).map((record) => [record.executionName, record]));
+  // Each execution's latest line, kept as its text: a parsed record's objects take several times its bytes in the
+  // heap, and the lines are only parsed again by records(), which the runner calls once when it starts.
+  const lines = new Map((await readRecords(path)).map((record) => [record.executionName, JSON.stringify(record) + '\n']));
   const file = await openDurableFile(path);
-  const snapshot = (): string => [...records.values()].map((record) => JSON.stringify(record) + '\n').join('');
-  let compacted = snapshot();
+  const snapshot = (): string => [...lines.values()].join('');
   // Also drops a last line that a crash cut short, before anything is appended after it.
-  await file.replaceWith(compacted);
-  let compactedBytes = Buffer.byteLength(compacted);
+  let compactedBytes = await replaceWithSnapshot();
   let appendedBytes = 0;
+  /** Rewrites the file as the snapshot; the snapshot's text is not kept (it is the size of the file). */
+  async function replaceWithSnapshot(): Promise<number> {
+    const text = snapshot();
+    await file.replaceWith(text);
+    return Buffer.byteLength(text);
+  }
   const definitionsPath = join(dataDir, JOURNEY_DEFINITIONS_FILE);
   const definitions = await readDefinitions(definitionsPath);
   const definitionsFile = await openDurableFile(definitionsPath);
 
   return {
     path,
-    records: () => [...records.values()].map((record) => structuredClone(record)),
+    records: () => [...lines.values()].map((line) => JSON.parse(line) as ExecutionRecord),
     async save(record) {
-      records.set(record.executionName, record);
       const line = JSON.stringify(record) + '\n';
+      lines.set(record.executionName, line);
       await file.append(line);
       appendedBytes += Buffer.byteLength(line);
       if (appendedBytes > COMPACT_AFTER_BYTES && appendedBytes > compactedBytes * COMPACT_AFTER_RATIO) {
-        compacted = snapshot();
-        compactedBytes = Buffer.byteLength(compacted);
         appendedBytes = 0;
         // The appended log is whole without the rewrite, which only saves space: a failed one is not the save's.
-        file.replaceWith(compacted).catch(() => undefined);
+        replaceWithSnapshot().then(
+          (bytes) => {
+            compactedBytes = bytes;
+          },
+          () => undefined,
+        );
       }
     },
     definitions: () => new Map(definitions),

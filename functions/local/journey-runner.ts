@@ -213,8 +213,8 @@ interface Execution {
   dormantUntil?: number;
   /** The key of the definition it runs; absent in records from before definitions were kept. */
   definition?: string;
-  /** Aborted by stop(): the execution data where it stopped (kept in memory, for the journey counters). */
-  abortedWith?: unknown;
+  /** Aborted by stop(): the execution data where it stopped, as JSON (kept in memory, for the journey counters). */
+  abortedWith?: string;
 }
 
 export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunner {
@@ -348,7 +348,9 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       execution.summary.statesEntered.pop();
       execution.summary.transitions--;
     }
-    if (status === 'ABORTED') execution.abortedWith = structuredClone(execution.shadow);
+    // Kept as text: a stop is answered with it for as long as the stack runs (a repeated stop counts once by it), and
+    // thousands of stopped executions' data as objects took tens of MB of heap.
+    if (status === 'ABORTED') execution.abortedWith = JSON.stringify(execution.shadow);
     execution.summary.status = status;
     execution.summary.stoppedAt = clock.now().toISOString();
     if (error) execution.summary.error = error;
@@ -624,7 +626,7 @@ export function createJourneyRunner(options: JourneyRunnerOptions): JourneyRunne
       const stopped = (): StoppedExecution | undefined =>
         execution?.abortedWith === undefined
           ? undefined
-          : { tier: execution.summary.tier, startedAt: execution.summary.startedAt, data: execution.abortedWith };
+          : { tier: execution.summary.tier, startedAt: execution.summary.startedAt, data: JSON.parse(execution.abortedWith) as unknown };
       if (execution?.summary.status !== 'RUNNING' || execution.suspended) return stopped();
       if (execution.awaitingResume || execution.dormantUntil !== undefined) {
         // Stopped before this run took it up again, or while parked: it ends where it was.
