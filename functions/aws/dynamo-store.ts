@@ -489,6 +489,8 @@ function dayBucketOf(item: Item): DayBucket {
   const date = (item[TABLE_KEYS.sortKey]?.S ?? '').slice(DAY_PREFIX.length);
   const strings = item[DAY_ATTRIBUTES.signals]?.SS;
   let decoded: string[] | undefined;
+  /** The day's UTC midnight in hours, read once for every signal set of the item. */
+  let hourBase: number | undefined;
   for (const [name, attribute] of Object.entries(item)) {
     if (attribute.N !== undefined) {
       if (NON_COUNTER_ATTRIBUTES.has(name)) continue;
@@ -496,7 +498,7 @@ function dayBucketOf(item: Item): DayBucket {
       const counterId = counterIdOfAttribute(name);
       counters[counterId] = (counters[counterId] ?? 0) + Number(attribute.N);
     } else if (attribute.BS !== undefined && name.startsWith(SIGNAL_SET_PREFIX)) {
-      const base = signalHourBase(date);
+      const base = (hourBase ??= signalHourBase(date));
       const filterId = name.slice(SIGNAL_SET_PREFIX.length);
       decoded ??= [];
       for (const element of attribute.BS) {
@@ -504,7 +506,7 @@ function dayBucketOf(item: Item): DayBucket {
         if (seconds !== undefined) decoded.push(`${filterId}@${seconds}`);
       }
     } else if (attribute.NS !== undefined && name.startsWith(HOUR_SIGNAL_PREFIX)) {
-      const base = signalHourBase(date);
+      const base = (hourBase ??= signalHourBase(date));
       const filterId = name.slice(HOUR_SIGNAL_PREFIX.length);
       decoded ??= [];
       for (const hour of attribute.NS) decoded.push(`${filterId}@${(base + Number(hour)) * HEAVY_DAY_SIGNAL_SECONDS}`);

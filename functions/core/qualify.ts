@@ -182,18 +182,13 @@ function compiledVerdict(rule: RuleVerdicts, facts: Facts): boolean | undefined 
  */
 async function passingTier(ruleset: Ruleset, facts: Facts): Promise<string> {
   let best = 0;
-  let onEngine: RuleVerdicts[] | undefined;
   for (const rule of ruleVerdicts(ruleset)) {
-    const verdict = compiledVerdict(rule, facts);
-    if (verdict === undefined) (onEngine ??= []).push(rule);
-    else if (verdict && rule.tierIndex > best) best = rule.tierIndex;
-  }
-  if (onEngine) {
-    for (const rule of onEngine) {
+    let passes = compiledVerdict(rule, facts);
+    if (passes === undefined) {
       const remembered = ruleVerdict(rule, facts);
-      const { events } = remembered.result ?? (await remembered.run);
-      if (events.length > 0 && rule.tierIndex > best) best = rule.tierIndex;
+      passes = (remembered.result ?? (await remembered.run)).events.length > 0;
     }
+    if (passes && rule.tierIndex > best) best = rule.tierIndex;
   }
   return ruleset.tiers[best]!.id;
 }

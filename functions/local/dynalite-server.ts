@@ -46,6 +46,22 @@ function createDynaliteServerAndStore(options: DynaliteOptions): { server: Serve
 type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
 
 /**
+ * Calls `done` once when the response is ended. dynalite ends a response once its work is done, even for a client
+ * that has gone, which then sees no 'finish': ending, not finishing, marks the request answered.
+ */
+function whenAnswered(response: ServerResponse, done: () => void): void {
+  const end = response.end;
+  let answered = false;
+  response.end = function endAndReport(this: ServerResponse, ...args: unknown[]) {
+    if (!answered) {
+      answered = true;
+      done();
+    }
+    return (end as (...endArgs: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse['end'];
+}
+
+/**
  * dynalite's request listener behind a door that can hold new requests while those being answered finish, so that
  * its database can be closed and opened again under no request. A held request's body is buffered and handed to
  * dynalite, which reads it through 'data' and 'end' events, once the door opens; both the HTTP server and the
@@ -62,15 +78,9 @@ function holdableListener(listener: RequestListener): {
   let onNoneAnswering: (() => void) | undefined;
   const answer: RequestListener = (request, response) => {
     answering++;
-    const end = response.end;
-    let ended = false;
-    response.end = function endAndCount(this: ServerResponse, ...args: unknown[]) {
-      if (!ended) {
-        ended = true;
-        if (--answering === 0) onNoneAnswering?.();
-      }
-      return (end as (...endArgs: unknown[]) => ServerResponse).apply(this, args);
-    } as ServerResponse['end'];
+    whenAnswered(response, () => {
+      if (--answering === 0) onNoneAnswering?.();
+    });
     listener(request, response);
   };
   const release = (): void => {
@@ -270,14 +280,7 @@ function countWriteRequests(server: Server, counters: Int32Array): void {
   server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
     if (!isWriteTarget(request.headers['x-amz-target'] as string | undefined)) return;
     Atomics.add(counters, 0, 1);
-    // dynalite answers once the write is done, even to a client that has gone (no 'finish' then).
-    const end = response.end;
-    let answered = false;
-    response.end = function countAnswered(this: ServerResponse, ...args: unknown[]) {
-      if (!answered) Atomics.add(counters, 1, 1);
-      answered = true;
-      return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
-    } as ServerResponse['end'];
+    whenAnswered(response, () => Atomics.add(counters, 1, 1));
   });
 }
 

@@ -33,7 +33,7 @@ type Input = Record<string, unknown>;
  */
 export const EXTERNAL_WRITE_COUNTERS = 2;
 
-/** Requests over TCP that cannot change the table; every other one is counted as a write. */
+/** Operations that cannot change the table (over TCP, every other one is counted as a write; in the client, passed by). */
 const READ_ONLY_TARGETS = new Set([
   'GetItem',
   'BatchGetItem',
@@ -116,6 +116,17 @@ export function compareUtf8(a: string, b: string): number {
 const MAX_RANGE_KEY_BYTES = 1024;
 const MAX_HASH_KEY_BYTES = 2048;
 const QUERY_PAGE_BYTES = 1024 * 1024;
+/** The Query parameters the cache can answer with (each then checked for the values it can); any other goes to dynalite. */
+const RANGE_QUERY_PARAMETERS: ReadonlySet<string> = new Set([
+  'TableName',
+  'KeyConditionExpression',
+  'ExpressionAttributeNames',
+  'ExpressionAttributeValues',
+  'ConsistentRead',
+  'ReturnConsumedCapacity',
+  'ScanIndexForward',
+  'Select',
+]);
 const KEY_CONDITION = /^\s*(#?\w+)\s*=\s*(:\w+)\s+AND\s+(#?\w+)\s+BETWEEN\s+(:\w+)\s+AND\s+(:\w+)\s*$/i;
 
 interface CachedItem {
@@ -247,17 +258,7 @@ export function cachePartitions(client: DynamoDBClient, options: PartitionCacheO
 
   /** The Query's partition and range when the cache can answer it exactly as dynalite would, else undefined. */
   function rangeQuery(input: Input): RangeQuery | undefined {
-    const allowed = new Set([
-      'TableName',
-      'KeyConditionExpression',
-      'ExpressionAttributeNames',
-      'ExpressionAttributeValues',
-      'ConsistentRead',
-      'ReturnConsumedCapacity',
-      'ScanIndexForward',
-      'Select',
-    ]);
-    if (Object.entries(input).some(([name, value]) => value !== undefined && !allowed.has(name))) return undefined;
+    if (Object.entries(input).some(([name, value]) => value !== undefined && !RANGE_QUERY_PARAMETERS.has(name))) return undefined;
     if (input['TableName'] !== tableName || input['ConsistentRead'] !== true) return undefined;
     if (input['ScanIndexForward'] !== undefined && input['ScanIndexForward'] !== true) return undefined;
     if (input['Select'] !== undefined && input['Select'] !== 'ALL_ATTRIBUTES') return undefined;
@@ -419,15 +420,6 @@ export function cachePartitions(client: DynamoDBClient, options: PartitionCacheO
     }
   }
 
-  const READS = new Set([
-    'GetItemCommand',
-    'BatchGetItemCommand',
-    'ScanCommand',
-    'DescribeTableCommand',
-    'ListTablesCommand',
-    'DescribeTimeToLiveCommand',
-    'ListTagsOfResourceCommand',
-  ]);
   client.middlewareStack.add(
     (next, context) => (args) => {
       const name = (context as { commandName?: string }).commandName ?? '';
@@ -438,7 +430,7 @@ export function cachePartitions(client: DynamoDBClient, options: PartitionCacheO
       else if (name === 'UpdateItemCommand') result = write('UpdateItem', run, typed);
       else if (name === 'PutItemCommand') result = write('PutItem', run, typed);
       else if (name === 'DeleteItemCommand') result = write('DeleteItem', run, typed);
-      else if (READS.has(name)) result = run(typed);
+      else if (READ_ONLY_TARGETS.has(name.replace(/Command$/, ''))) result = run(typed);
       else result = otherWrite(run, typed);
       return result as never;
     },

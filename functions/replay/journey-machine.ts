@@ -271,7 +271,6 @@ function choiceMatches(rule: ChoiceRule, data: Json, ctx: JsonObject): boolean {
   throw new JourneyMachineError(`a Choice rule on ${rule.Variable} uses a comparison this interpreter does not know; add it here`);
 }
 
-/** Parameters: keys ending in `.$` take the value at a path (`$…` in the input, `$$…` in the context). */
 /** A Parameters object's entries, listed once per definition object: Parameters are resolved on every Task. */
 const templateEntries = new WeakMap<JsonObject, ReadonlyArray<[string, Json]>>();
 
@@ -284,6 +283,7 @@ function entriesOf(template: JsonObject): ReadonlyArray<[string, Json]> {
   return entries;
 }
 
+/** Parameters: keys ending in `.$` take the value at a path (`$…` in the input, `$$…` in the context). */
 function resolveParameters(template: Json, input: Json, ctx: JsonObject): Json {
   if (Array.isArray(template)) return template.map((item) => resolveParameters(item, input, ctx));
   if (template === null || typeof template !== 'object') return template;
