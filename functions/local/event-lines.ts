@@ -29,8 +29,8 @@ export interface NumberedEventLines extends EventLines {
  */
 export type LineFilter = (json: unknown) => boolean;
 
-/** Where a reader puts each valid event it keeps, with its line number and the line's text (trimmed). */
-export type EventSink = (event: UserEvent, lineNumber: number, text: string) => void;
+/** Where a reader puts each valid event it keeps, with its line number. */
+export type EventSink = (event: UserEvent, lineNumber: number) => void;
 
 function readLine(raw: string, lineNumber: number, sink: EventSink, skipped: SkippedLine[], keep?: LineFilter): void {
   const line = raw.trim();
@@ -51,14 +51,7 @@ function readLine(raw: string, lineNumber: number, sink: EventSink, skipped: Ski
     skipped.push({ line: lineNumber, reason: error.problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') });
     return;
   }
-  sink(event, lineNumber, line);
-}
-
-/** Reads numbered lines (a 1-based number and the line's text) into events, reporting the lines that are not events. */
-export function readNumberedLines(numbered: Iterable<[number, string]>, sink: EventSink, keep?: LineFilter): SkippedLine[] {
-  const skipped: SkippedLine[] = [];
-  for (const [lineNumber, raw] of numbered) readLine(raw, lineNumber, sink, skipped, keep);
-  return skipped;
+  sink(event, lineNumber);
 }
 
 function collect(): { read: NumberedEventLines; sink: EventSink } {
@@ -74,9 +67,7 @@ function collect(): { read: NumberedEventLines; sink: EventSink } {
 
 export function parseEventLines(text: string): NumberedEventLines {
   const { read, sink } = collect();
-  const skipped: SkippedLine[] = [];
-  text.split('\n').forEach((raw, index) => readLine(raw, index + 1, sink, skipped));
-  read.skipped = skipped;
+  text.split('\n').forEach((raw, index) => readLine(raw, index + 1, sink, read.skipped));
   return read;
 }
 

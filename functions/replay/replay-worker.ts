@@ -1,6 +1,6 @@
 /**
  * One worker thread of a parallel replay (functions/replay/parallel-replay.ts). It reads the whole history file but
- * keeps only its partition's users (and, in partition 0, the lines that name no user). Their lines go to temporary
+ * keeps only its partition's users (and, in partition 0, the lines that name no user). Their events go to temporary
  * files, one per sub-partition of those users (functions/replay/spilled-history.ts), and only the instants of the
  * events each ruleset accepts stay in memory. Whenever the main thread asks, it replays the sub-partitions one after
  * the other on the whole history's clock, each loaded, replayed and dropped before the next, and sends their sum:
@@ -51,12 +51,12 @@ async function main(): Promise<void> {
   let events = 0;
   const skipped = await visitEventLines(
     data.file,
-    (event, lineNumber, text) => {
+    (event, lineNumber) => {
       const at = instantMs(event.occurredAt);
       rulesets.forEach((ruleset, r) => {
         if (ingestRejection(ruleset, event) === undefined) acceptedTimes[r]!.push(at);
       });
-      spill.add(subPartitionOf(event.userId), lineNumber, text);
+      spill.add(subPartitionOf(event.userId), lineNumber, event);
       events += 1;
     },
     onReading,
