@@ -57,9 +57,15 @@ export class ParallelReplayError extends Error {
   }
 }
 
+/**
+ * From this size on, a history is replayed by worker threads (even one), which hold a sub-partition of it at a time;
+ * below it, in the command's own thread, which holds it whole, and a thread is not worth starting.
+ */
+export const PARTITIONED_REPLAY_BYTES = 32e6;
+
 /** Threads worth starting for a history of this size: one per core, but a small history is not worth a thread. */
 export function replayThreadsFor(fileBytes: number): number {
-  return fileBytes < 32e6 ? 1 : Math.min(availableParallelism(), 8);
+  return fileBytes < PARTITIONED_REPLAY_BYTES ? 1 : Math.min(availableParallelism(), 8);
 }
 
 /**

@@ -13,7 +13,6 @@ import type { EventSink } from '../local/event-lines.js';
 /** Lines are written in chunks of about this many characters: few system calls, little held back. */
 const CHUNK_CHARS = 1 << 20;
 
-
 export class SpilledHistory {
   private readonly files: string[];
   private readonly descriptors: Array<number | undefined>;
