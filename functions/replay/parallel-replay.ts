@@ -2,7 +2,7 @@
  * The in-memory replay of a history file on several cores: one worker thread per partition of the users
  * (functions/replay/partitions.ts). Each worker reads the file, keeps its own users' events, and replays them on the
  * clock of the whole history, which this thread puts together from every worker's event times. The results are
- * added up here. Memory is bounded the same way: a worker spills its users' lines to temporary files, one per
+ * added up here. Memory is bounded the same way: a worker spills its users' events to temporary files, one per
  * sub-partition of its users, and replays the sub-partitions one at a time, so that no thread holds more than a
  * sub-partition's events; this one holds none. The temporary files live in a folder of the OS's temporary
  * directory that close() removes, also when reading or a replay fails.

@@ -85,7 +85,6 @@ async function main(): Promise<void> {
         lines.push(lineNumber);
       });
       const prepared = prepareHistory(ruleset, own, lines);
-      own.length = 0;
       const before = replayed;
       parts.push(
         await replayPrepared(

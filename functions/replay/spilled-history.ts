@@ -71,13 +71,16 @@ export class SpilledHistory {
   read(part: number, sink: EventSink): void {
     if (this.descriptors[part] !== undefined) throw new Error('Spilled history: read before it was closed');
     const text = readFileSync(this.files[part]!, 'utf8');
+    let events = 0;
     // Each line `<line number>\t<event as JSON>\n`; JSON text has no raw newline, and no tab before the event.
-    for (let start = 0; start < text.length; ) {
+    for (let start = 0; start < text.length; events++) {
       const tab = text.indexOf('\t', start);
-      const end = text.indexOf('\n', tab);
-      if (tab < 0 || end < 0) throw new Error(`Spilled history: ${this.files[part]} was cut short while in use`);
+      const end = tab < 0 ? -1 : text.indexOf('\n', tab);
+      if (end < 0) break;
       sink(JSON.parse(text.slice(tab + 1, end)) as UserEvent, Number(text.slice(start, tab)));
       start = end + 1;
     }
+    if (events !== this.counts[part])
+      throw new Error(`Spilled history: ${this.files[part]} holds ${events} of its ${this.counts[part]} events; was it changed while in use?`);
   }
 }
