@@ -159,13 +159,43 @@ export interface ParallelReplay {
   close(): Promise<void>;
 }
 
+/**
+ * Makes the folder for the threads' temporary files, removed should the process end before close() removes it: on
+ * exit (process.exit on the way out), and on Ctrl-C or a kill, which then go on as they would have (the process ends
+ * by the signal) unless someone else listens for it. The watch starts before the folder exists, so that no signal
+ * finds it unwatched. Returns the folder and the function that stops watching.
+ */
+async function makeSpillDir(): Promise<{ dir: string; stopWatching: () => void }> {
+  let dir: string | undefined;
+  const remove = (): void => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    remove();
+    stopWatching();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  const stopWatching = (): void => {
+    process.off('exit', remove);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  process.once('exit', remove);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    dir = await mkdtemp(join(tmpdir(), 'strata-simulate-'));
+  } catch (error) {
+    stopWatching();
+    throw error;
+  }
+  return { dir, stopWatching };
+}
+
 /** Starts the workers and waits until each has read the file. */
 export async function startParallelReplay(input: ParallelReplayInput): Promise<ParallelReplay> {
   const subPartitions = input.subPartitions ?? subPartitionsFor((await stat(input.file)).size, input.threads);
-  const spillDir = await mkdtemp(join(tmpdir(), 'strata-simulate-'));
-  // Should the process end without close() (process.exit on the way out), the files still go.
-  const removeOnExit = (): void => rmSync(spillDir, { recursive: true, force: true });
-  process.once('exit', removeOnExit);
+  const { dir: spillDir, stopWatching } = await makeSpillDir();
   let progress: ((done: number) => void) | undefined;
   const links: WorkerLink[] = [];
   const close = async (): Promise<void> => {
@@ -173,7 +203,7 @@ export async function startParallelReplay(input: ParallelReplayInput): Promise<P
       await Promise.all(links.map((link) => link.worker.terminate()));
     } finally {
       await rm(spillDir, { recursive: true, force: true });
-      process.off('exit', removeOnExit);
+      stopWatching();
     }
   };
   try {

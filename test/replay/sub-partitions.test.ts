@@ -3,9 +3,10 @@
  * (functions/replay/parallel-replay.ts, replay-worker.ts, spilled-history.ts), gives the one-thread replay's result
  * to the byte: summary (as summary.json has it), final tiers, rejections, the ship-day judgement, skipped lines and
  * the progress total, for one thread in one part and for several threads in several parts each. The temporary files
- * are in the OS's temporary directory while the threads hold the history, and gone after close() and after a
- * failure.
+ * are in the OS's temporary directory while the threads hold the history, and gone after close(), after a failure,
+ * and after Ctrl-C on `strata simulate`.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { generateEvents, toJsonLines } from '../../functions/local/example-popul
 import { readProjectFiles } from '../../functions/local/project-files.js';
 import { ParallelReplayError, startParallelReplay } from '../../functions/replay/parallel-replay.js';
 import { type SimulationResult, runReplay } from '../../functions/replay/replay-engine.js';
+import { root } from '../e2e/strata-process.js';
 
 const STRICTER = 'test/fixtures/stricter';
 
@@ -166,4 +168,25 @@ describe('the replay in sub-partitions on worker threads', () => {
     await expect(failing).rejects.toBeInstanceOf(ParallelReplayError);
     expect((await readdir(temporary)).filter((name) => name.startsWith('strata-simulate-'))).toEqual([]);
   }, 60_000);
+
+  it('removes its temporary files when `strata simulate` is stopped with Ctrl-C', async () => {
+    const spillDirs = async (): Promise<string[]> => (await readdir(temporary)).filter((name) => name.startsWith('strata-simulate-'));
+    const child = spawn(process.execPath, [join(root, 'bin', 'strata.js'), 'simulate', '--events', history, '--threads', '2'], {
+      cwd: root,
+      env: { ...process.env, TMPDIR: temporary, STRATA_DEBUG: '' },
+      stdio: 'ignore',
+    });
+    const ended = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+    // Stopped as soon as the replay has made its temporary folder.
+    let seen = false;
+    while (!seen && child.exitCode === null) {
+      seen = (await spillDirs()).length > 0;
+      if (!seen) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(seen).toBe(true);
+    child.kill('SIGINT');
+    // Ended by the signal, as without the clean-up, and the folder is gone.
+    expect(await ended).toBe('SIGINT');
+    expect(await spillDirs()).toEqual([]);
+  }, 120_000);
 });
