@@ -6,7 +6,7 @@
  * -0 comes back as 0, which no count, sum or comparison tells apart), without paying for the validation again.
  */
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { UserEvent } from '../core/event.js';
 import type { EventSink } from '../local/event-lines.js';
 
@@ -27,10 +27,23 @@ export class SpilledHistory {
     this.counts = this.files.map(() => 0);
     this.descriptors = [];
     try {
-      for (const file of this.files) this.descriptors.push(openSync(file, 'wx'));
+      for (const file of this.files) this.descriptors.push(this.writing(() => openSync(file, 'wx')));
     } catch (error) {
       this.close();
       throw error;
+    }
+  }
+
+  /** A write that fails (a full disk, most likely) says where and what to do, not just the system's error code. */
+  private writing<T>(write: () => T): T {
+    try {
+      return write();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(
+        `could not write the replay's temporary files in ${dirname(this.files[0]!)} (${reason}); they take about as much room as the history file: free some there, or set TMPDIR to a folder with more`,
+        { cause: error },
+      );
     }
   }
 
@@ -47,7 +60,7 @@ export class SpilledHistory {
   private flush(part: number): void {
     const descriptor = this.descriptors[part];
     if (descriptor === undefined) throw new Error('Spilled history: written to after it was closed');
-    if (this.pending[part]!.length > 0) writeSync(descriptor, this.pending[part]!);
+    if (this.pending[part]!.length > 0) this.writing(() => writeSync(descriptor, this.pending[part]!));
     this.pending[part] = '';
   }
 
