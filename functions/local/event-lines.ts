@@ -29,54 +29,82 @@ export interface NumberedEventLines extends EventLines {
  */
 export type LineFilter = (json: unknown) => boolean;
 
-function readLine(raw: string, lineNumber: number, into: NumberedEventLines, keep?: LineFilter): void {
+/** Where a reader puts each valid event it keeps, with its line number. */
+export type EventSink = (event: UserEvent, lineNumber: number) => void;
+
+function readLine(raw: string, lineNumber: number, sink: EventSink, skipped: SkippedLine[], keep?: LineFilter): void {
   const line = raw.trim();
   if (line === '') return;
   let json: unknown;
   try {
     json = JSON.parse(line);
   } catch {
-    if (!keep || keep(undefined)) into.skipped.push({ line: lineNumber, reason: 'not valid JSON' });
+    if (!keep || keep(undefined)) skipped.push({ line: lineNumber, reason: 'not valid JSON' });
     return;
   }
   if (keep && !keep(json)) return;
+  let event: UserEvent;
   try {
-    into.events.push(parseUserEvent(json, `line ${lineNumber}`));
-    into.lines.push(lineNumber);
+    event = parseUserEvent(json, `line ${lineNumber}`);
   } catch (error) {
     if (!(error instanceof InvalidEventError)) throw error;
-    into.skipped.push({ line: lineNumber, reason: error.problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') });
+    skipped.push({ line: lineNumber, reason: error.problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') });
+    return;
   }
+  sink(event, lineNumber);
+}
+
+function collect(): { read: NumberedEventLines; sink: EventSink } {
+  const read: NumberedEventLines = { events: [], skipped: [], lines: [] };
+  return {
+    read,
+    sink: (event, lineNumber) => {
+      read.events.push(event);
+      read.lines.push(lineNumber);
+    },
+  };
 }
 
 export function parseEventLines(text: string): NumberedEventLines {
-  const read: NumberedEventLines = { events: [], skipped: [], lines: [] };
-  text.split('\n').forEach((raw, index) => readLine(raw, index + 1, read));
+  const { read, sink } = collect();
+  text.split('\n').forEach((raw, index) => readLine(raw, index + 1, sink, read.skipped));
   return read;
 }
 
 /**
- * Reads a history of any size line by line, never holding the file's text whole. `onProgress` gets the bytes read
- * so far and the file's size.
+ * Reads a history of any size line by line, never holding the file's text whole, and hands each valid event it keeps
+ * to `sink` as it goes. `onProgress` gets the bytes read so far and the file's size. Resolves to the lines skipped.
  */
-export async function streamEventLines(
+export async function visitEventLines(
   file: string,
+  sink: EventSink,
   onProgress?: (bytesRead: number, totalBytes: number) => void,
   keep?: LineFilter,
-): Promise<NumberedEventLines> {
+): Promise<SkippedLine[]> {
   const { size } = await stat(file);
-  const read: NumberedEventLines = { events: [], skipped: [], lines: [] };
+  const skipped: SkippedLine[] = [];
   const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
   let lineNumber = 0;
   let reported = 0;
   for await (const raw of createInterface({ input: stream, crlfDelay: Infinity })) {
-    readLine(raw, ++lineNumber, read, keep);
+    readLine(raw, ++lineNumber, sink, skipped, keep);
     if (onProgress && stream.bytesRead - reported >= 1 << 22) {
       reported = stream.bytesRead;
       onProgress(stream.bytesRead, size);
     }
   }
   onProgress?.(size, size);
+  return skipped;
+}
+
+/** visitEventLines, keeping every event in memory. */
+export async function streamEventLines(
+  file: string,
+  onProgress?: (bytesRead: number, totalBytes: number) => void,
+  keep?: LineFilter,
+): Promise<NumberedEventLines> {
+  const { read, sink } = collect();
+  read.skipped = await visitEventLines(file, sink, onProgress, keep);
   return read;
 }
 

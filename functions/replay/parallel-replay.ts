@@ -2,9 +2,15 @@
  * The in-memory replay of a history file on several cores: one worker thread per partition of the users
  * (functions/replay/partitions.ts). Each worker reads the file, keeps its own users' events, and replays them on the
  * clock of the whole history, which this thread puts together from every worker's event times. The results are
- * added up here. Memory is spread the same way: no thread holds the whole history, this one holds none of it.
+ * added up here. Memory is bounded the same way: a worker spills its users' events to temporary files, one per
+ * sub-partition of its users, and replays the sub-partitions one at a time, so that no thread holds more than a
+ * sub-partition's events; this one holds none. The temporary files live in a folder of the OS's temporary
+ * directory that close() removes, also when reading or a replay fails.
  */
-import { availableParallelism } from 'node:os';
+import { rmSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { Ruleset } from '../core/ruleset.js';
 import { startBundledWorker } from '../local/bundled-worker.js';
@@ -17,7 +23,10 @@ import type { SimulationSummary } from './simulation-summary.js';
 
 export interface ReplayWorkerData {
   file: string;
-  partition: { index: number; count: number };
+  /** This thread's partition of `count`, replayed in `subPartitions` parts one after the other. */
+  partition: { index: number; count: number; subPartitions: number };
+  /** The folder for the thread's temporary files. */
+  spillDir: string;
   /** Project folders whose rulesets the runs name by index. */
   rulesDirs: string[];
 }
@@ -48,14 +57,33 @@ export class ParallelReplayError extends Error {
   }
 }
 
+/**
+ * From this size on, a history is replayed by worker threads (even one), which hold a sub-partition of it at a time;
+ * below it, in the command's own thread, which holds it whole, and a thread is not worth starting.
+ */
+export const PARTITIONED_REPLAY_BYTES = 32e6;
+
 /** Threads worth starting for a history of this size: one per core, but a small history is not worth a thread. */
 export function replayThreadsFor(fileBytes: number): number {
-  return fileBytes < 32e6 ? 1 : Math.min(availableParallelism(), 8);
+  return fileBytes < PARTITIONED_REPLAY_BYTES ? 1 : Math.min(availableParallelism(), 8);
+}
+
+/**
+ * How much of a history file's text a sub-partition holds, at most: its events, parsed and prepared, take a few
+ * times that in memory while it is replayed.
+ */
+export const SUB_PARTITION_BYTES = 8e6;
+
+/** Sub-partitions per thread for a history of this size, so that each holds at most SUB_PARTITION_BYTES of it. */
+export function subPartitionsFor(fileBytes: number, threads: number): number {
+  return Math.max(1, Math.ceil(fileBytes / threads / SUB_PARTITION_BYTES));
 }
 
 export interface ParallelReplayInput {
   file: string;
   threads: number;
+  /** Sub-partitions per thread; by default as subPartitionsFor the file's size. */
+  subPartitions?: number;
   /** Each ruleset a run may use, with the project folder a worker loads it from. */
   rulesets: Array<{ ruleset: Ruleset; dir: string }>;
   onReading?: (bytesRead: number, totalBytes: number) => void;
@@ -131,22 +159,71 @@ export interface ParallelReplay {
   close(): Promise<void>;
 }
 
+/**
+ * Makes the folder for the threads' temporary files, removed should the process end before close() removes it: on
+ * exit (process.exit on the way out), and on Ctrl-C or a kill, which then go on as they would have (the process ends
+ * by the signal) unless someone else listens for it. The watch starts before the folder exists, so that no signal
+ * finds it unwatched. Returns the folder and the function that stops watching.
+ */
+async function makeSpillDir(): Promise<{ dir: string; stopWatching: () => void }> {
+  let dir: string | undefined;
+  const remove = (): void => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    remove();
+    stopWatching();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  const stopWatching = (): void => {
+    process.off('exit', remove);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  process.once('exit', remove);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    dir = await mkdtemp(join(tmpdir(), 'strata-simulate-'));
+  } catch (error) {
+    stopWatching();
+    throw error;
+  }
+  return { dir, stopWatching };
+}
+
 /** Starts the workers and waits until each has read the file. */
 export async function startParallelReplay(input: ParallelReplayInput): Promise<ParallelReplay> {
+  const subPartitions = input.subPartitions ?? subPartitionsFor((await stat(input.file)).size, input.threads);
+  const { dir: spillDir, stopWatching } = await makeSpillDir();
   let progress: ((done: number) => void) | undefined;
-  const links = Array.from({ length: input.threads }, (_, index) => {
-    const data: ReplayWorkerData = { file: input.file, partition: { index, count: input.threads }, rulesDirs: input.rulesets.map((r) => r.dir) };
-    return new WorkerLink(startBundledWorker('replay-worker', import.meta.url, data), (message) => {
-      if (message.kind === 'reading') input.onReading?.(message.bytesRead, message.totalBytes);
-      else if (message.kind === 'progress') progress?.(message.done);
-      else return false;
-      return true;
-    });
-  });
+  const links: WorkerLink[] = [];
   const close = async (): Promise<void> => {
-    await Promise.all(links.map((link) => link.worker.terminate()));
+    try {
+      await Promise.all(links.map((link) => link.worker.terminate()));
+    } finally {
+      await rm(spillDir, { recursive: true, force: true });
+      stopWatching();
+    }
   };
   try {
+    for (let index = 0; index < input.threads; index++) {
+      const data: ReplayWorkerData = {
+        file: input.file,
+        partition: { index, count: input.threads, subPartitions },
+        spillDir,
+        rulesDirs: input.rulesets.map((r) => r.dir),
+      };
+      const worker = startBundledWorker('replay-worker', import.meta.url, data);
+      links.push(
+        new WorkerLink(worker, (message) => {
+          if (message.kind === 'reading') input.onReading?.(message.bytesRead, message.totalBytes);
+          else if (message.kind === 'progress') progress?.(message.done);
+          else return false;
+          return true;
+        }),
+      );
+    }
     const reads = await Promise.all(links.map((link) => link.receive('read')));
     return {
       events: reads.reduce((sum, read) => sum + read.events, 0),

@@ -7,7 +7,7 @@ import { type SkippedLine, streamEventLines } from '../../local/event-lines.js';
 import { EXAMPLE_EVENTS_FILE, EXAMPLE_EVENTS_OPTIONS, ensureExampleEvents } from '../../local/example-events.js';
 import { renderReportHtml } from '../../local/report-html.js';
 import { compareRulesets, movesCsv } from '../../replay/compare.js';
-import { replayThreadsFor, startParallelReplay } from '../../replay/parallel-replay.js';
+import { PARTITIONED_REPLAY_BYTES, replayThreadsFor, startParallelReplay } from '../../replay/parallel-replay.js';
 import { type ReplayOptions, type SimulationResult, runReplay } from '../../replay/replay-engine.js';
 import { REPLAY_HOLDOUT_CAVEAT, describeDifference, describeGroup } from '../../replay/holdout-text.js';
 import type { ComparedSide, RulesetComparison, SimulationSummary } from '../../replay/simulation-summary.js';
@@ -169,7 +169,7 @@ export async function simulate(options: SimulateOptions, out: CliOutput): Promis
   );
   const threads = simulateThreads(options, fileBytes);
   const history =
-    threads > 1
+    threads > 1 || (!options.fullStack && fileBytes >= PARTITIONED_REPLAY_BYTES)
       ? await readInThreads(eventsFile, threads, options, ruleset, candidate, out)
       : await readInProcess(eventsFile, options.fullStack, out);
   try {
@@ -286,7 +286,7 @@ export function simulateCommand(out: CliOutput): Command {
     .option('--moves-csv <file>', 'with --compare: write every user who ends in a different tier (userId,from,to) to this CSV file')
     .option(
       '--threads <n>',
-      'worker threads for the in-memory replay, each replaying a share of the users (default: one per core for a history over 32 MB)',
+      'worker threads for the in-memory replay, each replaying a share of the users (default: one per core for a history over 32 MB; a history that size is replayed a part at a time, in bounded memory, on any number)',
     )
     .option(
       '--full-stack',
