@@ -824,6 +824,25 @@ export function tableItemLayout(
   };
 }
 
+/**
+ * `strata import --rebuild` rewrites days that a segment may hold (sealed heavy days rolled up): the segment must
+ * then stop holding them, or they would count twice. Returns the segment items among `stored` that hold any of
+ * `dates`, rewritten without them (a segment left with no day stays, holding none, until its TTL); written before
+ * the rebuilt day items.
+ */
+export function segmentsWithoutDates(stored: readonly Item[], dates: ReadonlySet<string>): Item[] {
+  const rewritten: Item[] = [];
+  for (const item of stored) {
+    if (!isSegmentKey(item[TABLE_KEYS.sortKey]?.S ?? '')) continue;
+    const segment = segmentOf(item);
+    const kept = new Map([...segment.days].filter(([date]) => !dates.has(date)));
+    if (kept.size === segment.days.size) continue;
+    const userId = userIdOf(item);
+    rewritten.push(segmentItemOf(userId, segment.firstDate, kept, Number(item[TABLE_KEYS.timeToLiveAttribute]?.N ?? 0)));
+  }
+  return rewritten;
+}
+
 /** The stored attributes of a day item other than its counters, so that `strata import --rebuild` can keep sends. */
 export function dayItemSends(item: Item): { sends?: number; sendIds?: string[] } {
   const sends = item[DAY_ATTRIBUTES.sends]?.N;
@@ -1236,7 +1255,10 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
             Key: dayItemKey(userId, date),
             ConditionExpression: conditions.join(' AND '),
             ExpressionAttributeNames: names,
-            ExpressionAttributeValues: { ':drained': { N: drainedOn }, ':zero': { N: '0' } },
+            ExpressionAttributeValues: {
+              ':drained': { N: drainedOn },
+              ...(conditions.some((c) => c.endsWith(':zero')) ? { ':zero': { N: '0' } } : {}),
+            },
           }),
         ),
       ),
