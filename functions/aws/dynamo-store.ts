@@ -57,6 +57,14 @@
  *   day turned heavy between its write and the settle stays; dates further apart than the horizon (light days) or
  *   a guard past its TTL (heavy days) are not caught. Day items are kept at least the horizon (dayRetentionDays).
  *   `lightDayEvents: 0` makes every day heavy: 2 WRU an event, and no settle needed.
+ *
+ * Segments (roll-up). A finished heavy day item is still ~150-250 bytes, most of it key, expiry and attribute names,
+ * so a user heavy every day of a 90-day window reads ~20 KB. When a window read (loadUser) is big, the sealed heavy
+ * days of each SEGMENT_DAYS-day period are moved into one segment item (`DAY#<last date>~`, inside the same Query
+ * range) that keeps each day's values, so that a window starting mid-period takes only its days. The move is a
+ * sequence of idempotent conditional writes (seal, segment, drain, delete; see rollUp), and the reader knows per
+ * day which item counts: the day item alone while it is sealed, else the segment plus whatever the day item holds
+ * (late events, undos). Light days, days with sends and days of earlier layouts are never rolled up.
  */
 import {
   type AttributeValue,
