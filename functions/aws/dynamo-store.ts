@@ -575,8 +575,9 @@ interface Segment {
 
 /**
  * A segment item's attributes besides its counters (strings of per-day numbers, `,`-separated by day offset, empty
- * where a day has none) and its signal sets (`*<filter id>`, binary sets whose elements are the day offset followed
- * by the day item's element): `dd`, the bit mask of the day offsets it holds.
+ * where a day has none) and its signals (`*<filter id>`, one binary value per filter: for each day that has any,
+ * its offset, then its one-byte elements and its three-byte elements, each run behind a two-byte count, so that a
+ * day's hourly signals cost a byte each, as in its day item): `dd`, the bit mask of the day offsets it holds.
  */
 const SEGMENT_DAYS_ATTRIBUTE = 'dd';
 const SEGMENT_VALUE_SEPARATOR = ',';
@@ -605,8 +606,8 @@ function segmentItemOf(userId: string, firstDate: string, days: ReadonlyMap<stri
   };
   let mask = 0;
   const counters = new Map<string, string[]>();
-  const signalSets = new Map<string, Uint8Array[]>();
-  for (const [date, values] of days) {
+  const signals = new Map<string, number[]>();
+  for (const [date, values] of [...days].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const offset = daysBetween(firstDate, date);
     mask |= 1 << offset;
     for (const [name, amount] of values.counters) {
@@ -615,15 +616,36 @@ function segmentItemOf(userId: string, firstDate: string, days: ReadonlyMap<stri
       counters.set(name, byOffset);
     }
     for (const [name, elements] of values.signalSets) {
-      const all = signalSets.get(name) ?? [];
-      for (const element of elements) all.push(Uint8Array.of(offset, ...element));
-      signalSets.set(name, all);
+      const bytes = signals.get(name) ?? [];
+      bytes.push(offset);
+      for (const width of [1, 3]) {
+        const run = elements.filter((element) => element.length === width);
+        bytes.push(run.length >>> 8, run.length & 0xff);
+        for (const element of run) bytes.push(...element);
+      }
+      signals.set(name, bytes);
     }
   }
   item[SEGMENT_DAYS_ATTRIBUTE] = { N: String(mask) };
   for (const [name, byOffset] of counters) item[name] = { S: Array.from(byOffset, (amount) => amount ?? '').join(SEGMENT_VALUE_SEPARATOR) };
-  for (const [name, elements] of signalSets) item[name] = { BS: elements };
+  for (const [name, bytes] of signals) item[name] = { B: Uint8Array.from(bytes) };
   return item;
+}
+
+/** The elements of each day in a segment's signal value (the inverse of segmentItemOf's encoding). */
+function segmentSignalsOf(bytes: Uint8Array): Map<number, Uint8Array[]> {
+  const byOffset = new Map<number, Uint8Array[]>();
+  let at = 0;
+  while (at < bytes.length) {
+    const elements: Uint8Array[] = [];
+    byOffset.set(bytes[at++]!, elements);
+    for (const width of [1, 3]) {
+      const count = (bytes[at]! << 8) | bytes[at + 1]!;
+      at += 2;
+      for (let i = 0; i < count; i++, at += width) elements.push(bytes.subarray(at, at + width));
+    }
+  }
+  return byOffset;
 }
 
 function segmentOf(item: Item): Segment {
@@ -639,14 +661,8 @@ function segmentOf(item: Item): Segment {
       attribute.S.split(SEGMENT_VALUE_SEPARATOR).forEach((amount, offset) => {
         if (amount !== '') byOffset[offset]?.counters.set(name, amount);
       });
-    } else if (attribute.BS !== undefined && name.startsWith(SIGNAL_SET_PREFIX)) {
-      for (const element of attribute.BS) {
-        const day = byOffset[element[0]!];
-        if (!day) continue;
-        const elements = day.signalSets.get(name) ?? [];
-        elements.push(element.subarray(1));
-        day.signalSets.set(name, elements);
-      }
+    } else if (attribute.B !== undefined && name.startsWith(SIGNAL_SET_PREFIX)) {
+      for (const [offset, elements] of segmentSignalsOf(attribute.B)) byOffset[offset]?.signalSets.set(name, elements);
     }
   }
   const days = new Map<string, DayValues>();
@@ -1078,10 +1094,30 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     let made = 0;
     for (const [firstDate, days] of [...periods].sort(([a], [b]) => (a < b ? -1 : 1))) {
       if (made >= SEGMENTS_PER_READ) break;
-      if (days.length < MIN_SEGMENT_DAYS) continue;
+      if (days.length < MIN_SEGMENT_DAYS || !rollUpPays(userId, firstDate, days)) continue;
       await rollSegment(userId, firstDate, days);
       made += 1;
     }
+  }
+
+  /**
+   * Whether the period reads smaller rolled up from the first read on: its segment and the drained items that stay
+   * for a while against its day items as they are (small heavy days, with few signals, gain nothing until then).
+   */
+  function rollUpPays(userId: string, firstDate: string, days: Array<[string, Item, DayValues]>): boolean {
+    const lastDate = addDays(firstDate, SEGMENT_DAYS - 1);
+    const segment = segmentItemOf(userId, firstDate, new Map(days.map(([date, , values]) => [date, values])), Number(expiresAt(lastDate).N));
+    const drained = days.reduce(
+      (sum, [date]) =>
+        sum +
+        itemSizeBytes({
+          ...dayItemKey(userId, date),
+          [TABLE_KEYS.timeToLiveAttribute]: expiresAt(date),
+          [DAY_ATTRIBUTES.heavy]: { N: String(epochDayNow()) },
+        }),
+      0,
+    );
+    return itemSizeBytes(segment) + drained < days.reduce((sum, [, item]) => sum + itemSizeBytes(item), 0);
   }
 
   async function rollSegment(userId: string, firstDate: string, days: Array<[string, Item, DayValues]>): Promise<void> {
