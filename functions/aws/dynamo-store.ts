@@ -298,6 +298,8 @@ export interface DynamoTierStoreOptions {
    * DEFAULT_ROLL_UP_READ_BYTES; Infinity never rolls up (a typical user's window is far smaller and never pays).
    */
   rollUpReadBytes?: number;
+  /** Called when a roll-up stops on an error (the read is unaffected; a later read resumes it), for the logs. */
+  onRollUpFailure?: (userId: string, error: unknown) => void;
   /** Called before each write of a roll-up (tests stop the protocol between any two steps by throwing). */
   onRollUpStep?: (step: RollUpStep, date: string) => void;
   /** The wall clock for guard and history expiry (TTL is wall-clock time). Default: the system clock. */
@@ -1032,7 +1034,13 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       }
       if (operation === 'loadUser') {
         const readBytes = items.reduce((sum, item) => sum + itemSizeBytes(item), 0);
-        await rollUp(userId, fromDate, dayItems, segments, readBytes);
+        // The read above is complete and exact whatever the roll-up does: a roll-up that stops (throttled, or any
+        // failure) is picked up by a later read, and must not fail the event that read for its decision.
+        try {
+          await rollUp(userId, fromDate, dayItems, segments, readBytes);
+        } catch (error) {
+          options.onRollUpFailure?.(userId, error);
+        }
       }
       return { profile, buckets, copies };
     });

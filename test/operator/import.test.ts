@@ -265,13 +265,14 @@ describe('strata import', () => {
     const rolled: UserEvent[] = [];
     for (let day = 0; day < days; day++) {
       const date = addDays(localDate(now, 'UTC'), -3 - day);
-      for (let i = 0; i < 24; i++) {
+      // The example population's mix of events, so that the days carry its counters and signals.
+      for (let i = 0; i < 40; i++) {
+        const source = history.events[(day * 40 + i) % history.events.length]!;
         rolled.push({
+          ...source,
           eventId: `rolled-${day}-${i}`,
           userId: 'user-rolled',
-          type: 'app.opened',
-          occurredAt: `${date}T${String(6 + Math.floor(i / 2)).padStart(2, '0')}:${i % 2 === 0 ? '05' : '35'}:00.000Z`,
-          properties: {},
+          occurredAt: `${date}T${String(6 + Math.floor(i / 3)).padStart(2, '0')}:${String((i % 3) * 20 + 5).padStart(2, '0')}:00.000Z`,
         });
       }
     }
