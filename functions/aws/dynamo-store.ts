@@ -698,7 +698,7 @@ function addNumbers(a: string, b: string): string {
   return `${sum < 0n ? '-' : ''}${digits.slice(0, digits.length - scale)}${fraction ? `.${fraction}` : ''}`;
 }
 
-const negated = (amount: string): string => (amount.startsWith('-') ? amount.slice(1) : `-${amount}`);
+const negated = (amount: string): string => (/^-?0*\.?0*$/.test(amount) ? '0' : amount.startsWith('-') ? amount.slice(1) : `-${amount}`);
 
 /** A day as the window reads it: its day item (if any) plus what its segment holds for it. */
 function withSegmentValues(date: string, dayItem: Item | undefined, values: DayValues): Item {
