@@ -140,7 +140,7 @@ const MIN_SEGMENT_DAYS = 3;
 /** Segments one window read makes at most, so that a long backlog is spread over several events. */
 const SEGMENTS_PER_READ = 2;
 /** Drained day items one window read deletes at most. */
-const TOMBSTONES_DELETED_PER_READ = 8;
+const DRAINED_DELETED_PER_READ = 8;
 /** Days SQS may redeliver a message: an attempt that crashed between W1 and W2 may write its guard this much later. */
 const REDELIVERY_DAYS = 14;
 /** How many heavy days a store remembers, so that their events skip the light attempt (a failed write costs). */
@@ -1086,7 +1086,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     }
     let deleted = 0;
     for (const [date, item] of dayItems) {
-      if (deleted >= TOMBSTONES_DELETED_PER_READ) break;
+      if (deleted >= DRAINED_DELETED_PER_READ) break;
       if (await deleteDrained(userId, date, item)) deleted += 1;
     }
     if (readBytes < rollUpReadBytes || dayItems.size === 0) return;
