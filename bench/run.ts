@@ -138,7 +138,7 @@ export function benchOptions(quick: boolean, projectRoot = '.'): BenchOptions {
         reviewShardUsers: 500,
         activeUserDays: 45,
         cliRuns: 10,
-        heavyUser: { eventsPerDay: 1_000, days: 1, extremeEvents: 5_000, windowEventsPerDay: 200 },
+        heavyUser: { eventsPerDay: 1_000, days: 1, extremeEvents: 5_000, windowEventsPerDay: 1_000 },
         storageUsers: 40,
         devEvents: 3_000,
         devUsers: 300,

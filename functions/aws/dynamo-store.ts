@@ -57,10 +57,19 @@
  *   day turned heavy between its write and the settle stays; dates further apart than the horizon (light days) or
  *   a guard past its TTL (heavy days) are not caught. Day items are kept at least the horizon (dayRetentionDays).
  *   `lightDayEvents: 0` makes every day heavy: 2 WRU an event, and no settle needed.
+ *
+ * Segments (roll-up). A finished heavy day item is still ~150-250 bytes, most of it key, expiry and attribute names,
+ * so a user heavy every day of a 90-day window reads ~20 KB. When a window read (loadUser) is big, the sealed heavy
+ * days of each SEGMENT_DAYS-day period are moved into one segment item (`DAY#<last date>~`, inside the same Query
+ * range) that keeps each day's values, so that a window starting mid-period takes only its days. The move is a
+ * sequence of idempotent conditional writes (seal, segment, drain, delete; see rollUp), and the reader knows per
+ * day which item counts: the day item alone while it is sealed, else the segment plus whatever the day item holds
+ * (late events, undos). Light days, days with sends and days of earlier layouts are never rolled up.
  */
 import {
   type AttributeValue,
   BatchWriteItemCommand,
+  DeleteItemCommand,
   type ConsumedCapacity,
   type DynamoDBClient,
   GetItemCommand,
@@ -96,8 +105,12 @@ import {
   HISTORY_PREFIX,
   dayKey,
   historyKey,
+  isSegmentKey,
   reviewPartition,
+  SEGMENT_DAYS,
   seenKey,
+  segmentFirstDate,
+  segmentKey,
   userKey,
 } from './table-schema.js';
 
@@ -118,6 +131,18 @@ const CLOSING_REMOVALS_PER_WRITE = 100;
 const CLOSE_AT_ONCE_KEYS = 8;
 /** Earlier days one heavy write closes at most, so that no single event pays for many. */
 const DAYS_CLOSED_PER_WRITE = 2;
+/** A window read this big (2 RRU and more) makes its user's sealed heavy days roll up into segments. */
+export const DEFAULT_ROLL_UP_READ_BYTES = 6 * 1024;
+/** A segment is made only of periods that ended at least this many days before the user's newest day. */
+const SEAL_LAG_DAYS = 2;
+/** Fewer sealed heavy days than this in a period do not pay for a segment's writes. */
+const MIN_SEGMENT_DAYS = 3;
+/** Segments one window read makes at most, so that a long backlog is spread over several events. */
+const SEGMENTS_PER_READ = 2;
+/** Drained day items one window read deletes at most. */
+const DRAINED_DELETED_PER_READ = 8;
+/** Days SQS may redeliver a message: an attempt that crashed between W1 and W2 may write its guard this much later. */
+const REDELIVERY_DAYS = 14;
 /** How many heavy days a store remembers, so that their events skip the light attempt (a failed write costs). */
 const HEAVY_DAYS_REMEMBERED = 10_000;
 
@@ -147,6 +172,8 @@ const DAY_ATTRIBUTES = {
   sends: 'sends',
   sendIds: 'sendIds',
   heavy: 'hv',
+  /** A heavy day sealed for its segment (see the roll-up below): while it is there, the day item alone counts. */
+  rollSeal: 'rs',
 } as const;
 /**
  * A SEEN# guard's attributes: the token of the attempt that counts and its date; `settled` once a resend with
@@ -232,6 +259,7 @@ export type StoreOperation =
   | 'deleteUserItems'
   | 'scanUserIds'
   | 'rejudgeCheckpoint'
+  | 'rollUp'
   | ReviewUpkeepOperation;
 
 /** The review upkeep operations (deferReview, widenReviewShardCount), kept apart from the event path. */
@@ -265,11 +293,23 @@ export interface DynamoTierStoreOptions {
    * costs 2 WRU, and a producer resend with another date is caught whatever the days (see the top of this file).
    */
   lightDayEvents?: number;
+  /**
+   * A window read (loadUser) at least this many bytes rolls the user's sealed heavy days up into segments. Default
+   * DEFAULT_ROLL_UP_READ_BYTES; Infinity never rolls up (a typical user's window is far smaller and never pays).
+   */
+  rollUpReadBytes?: number;
+  /** Called when a roll-up stops on an error (the read is unaffected; a later read resumes it), for the logs. */
+  onRollUpFailure?: (userId: string, error: unknown) => void;
+  /** Called before each write of a roll-up (tests stop the protocol between any two steps by throwing). */
+  onRollUpStep?: (step: RollUpStep, date: string) => void;
   /** The wall clock for guard and history expiry (TTL is wall-clock time). Default: the system clock. */
   now?: () => Date;
   /** Called with the units DynamoDB reports for every request, so that capacity per event can be measured. */
   onCapacity?: (operation: StoreOperation, capacity: CapacityUnits) => void;
 }
+
+/** The writes of a roll-up, in order (see rollUp). */
+export type RollUpStep = 'seal' | 'segment' | 'drain' | 'delete';
 
 /** A store failure that retrying will not fix (a malformed request or item, a missing table, access denied). */
 export class StoreError extends Error {
@@ -521,6 +561,160 @@ function dayBucketOf(item: Item): DayBucket {
   return bucket;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Segments: sealed heavy days rolled up (the protocol is described at createDynamoTierStore's rollUp)
+
+/** A day's values that a segment holds: counters (attribute name to DynamoDB number text) and signal sets. */
+interface DayValues {
+  counters: Map<string, string>;
+  signalSets: Map<string, Uint8Array[]>;
+}
+
+interface Segment {
+  firstDate: string;
+  days: Map<string, DayValues>;
+}
+
+/**
+ * A segment item's attributes besides its counters (strings of per-day numbers, `,`-separated by day offset, empty
+ * where a day has none) and its signals (`*<filter id>`, one binary value per filter: for each day that has any,
+ * its offset, then its one-byte elements and its three-byte elements, each run behind a two-byte count, so that a
+ * day's hourly signals cost a byte each, as in its day item): `dd`, the bit mask of the day offsets it holds.
+ */
+const SEGMENT_DAYS_ATTRIBUTE = 'dd';
+const SEGMENT_VALUE_SEPARATOR = ',';
+
+/** The day item's values if it can be rolled up (a heavy day with counters, binary signal sets and pending keys only). */
+function rollableValues(item: Item): DayValues | undefined {
+  if (item[DAY_ATTRIBUTES.heavy]?.BOOL !== true) return undefined;
+  const values: DayValues = { counters: new Map(), signalSets: new Map() };
+  for (const [name, attribute] of Object.entries(item)) {
+    if (name === TABLE_KEYS.partitionKey || name === TABLE_KEYS.sortKey || name === TABLE_KEYS.timeToLiveAttribute) continue;
+    if (name === DAY_ATTRIBUTES.heavy || name === DAY_ATTRIBUTES.rollSeal) continue;
+    if (name.startsWith(PENDING_PREFIX) && attribute.S !== undefined) continue;
+    if (attribute.N !== undefined && !NON_COUNTER_ATTRIBUTES.has(name)) values.counters.set(name, attribute.N);
+    else if (attribute.BS !== undefined && name.startsWith(SIGNAL_SET_PREFIX)) values.signalSets.set(name, attribute.BS);
+    // Light keys, sends, string or earlier-layout signals: the day stays a day item.
+    else return undefined;
+  }
+  return values;
+}
+
+function segmentItemOf(userId: string, firstDate: string, days: ReadonlyMap<string, DayValues>, expiresAtSeconds: number): Item {
+  const item: Item = {
+    [TABLE_KEYS.partitionKey]: { S: userKey(userId) },
+    [TABLE_KEYS.sortKey]: { S: segmentKey(addDays(firstDate, SEGMENT_DAYS - 1)) },
+    [TABLE_KEYS.timeToLiveAttribute]: { N: String(expiresAtSeconds) },
+  };
+  let mask = 0;
+  const counters = new Map<string, string[]>();
+  const signals = new Map<string, number[]>();
+  for (const [date, values] of [...days].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const offset = daysBetween(firstDate, date);
+    mask |= 1 << offset;
+    for (const [name, amount] of values.counters) {
+      const byOffset = counters.get(name) ?? [];
+      byOffset[offset] = amount;
+      counters.set(name, byOffset);
+    }
+    for (const [name, elements] of values.signalSets) {
+      const bytes = signals.get(name) ?? [];
+      bytes.push(offset);
+      for (const width of [1, 3]) {
+        const run = elements.filter((element) => element.length === width);
+        bytes.push(run.length >>> 8, run.length & 0xff);
+        for (const element of run) bytes.push(...element);
+      }
+      signals.set(name, bytes);
+    }
+  }
+  item[SEGMENT_DAYS_ATTRIBUTE] = { N: String(mask) };
+  for (const [name, byOffset] of counters) item[name] = { S: Array.from(byOffset, (amount) => amount ?? '').join(SEGMENT_VALUE_SEPARATOR) };
+  for (const [name, bytes] of signals) item[name] = { B: Uint8Array.from(bytes) };
+  return item;
+}
+
+/** The elements of each day in a segment's signal value (the inverse of segmentItemOf's encoding). */
+function segmentSignalsOf(bytes: Uint8Array): Map<number, Uint8Array[]> {
+  const byOffset = new Map<number, Uint8Array[]>();
+  let at = 0;
+  while (at < bytes.length) {
+    const elements: Uint8Array[] = [];
+    byOffset.set(bytes[at++]!, elements);
+    for (const width of [1, 3]) {
+      const count = (bytes[at]! << 8) | bytes[at + 1]!;
+      at += 2;
+      for (let i = 0; i < count; i++, at += width) elements.push(bytes.subarray(at, at + width));
+    }
+  }
+  return byOffset;
+}
+
+function segmentOf(item: Item): Segment {
+  const lastDate = (item[TABLE_KEYS.sortKey]?.S ?? '').slice(DAY_PREFIX.length, DAY_PREFIX.length + 10);
+  const firstDate = addDays(lastDate, -(SEGMENT_DAYS - 1));
+  const mask = Number(item[SEGMENT_DAYS_ATTRIBUTE]?.N ?? 0);
+  const byOffset: DayValues[] = [];
+  for (let offset = 0; offset < SEGMENT_DAYS; offset++) {
+    if (mask & (1 << offset)) byOffset[offset] = { counters: new Map(), signalSets: new Map() };
+  }
+  for (const [name, attribute] of Object.entries(item)) {
+    if (attribute.S !== undefined && name !== TABLE_KEYS.partitionKey && name !== TABLE_KEYS.sortKey) {
+      attribute.S.split(SEGMENT_VALUE_SEPARATOR).forEach((amount, offset) => {
+        if (amount !== '') byOffset[offset]?.counters.set(name, amount);
+      });
+    } else if (attribute.B !== undefined && name.startsWith(SIGNAL_SET_PREFIX)) {
+      for (const [offset, elements] of segmentSignalsOf(attribute.B)) byOffset[offset]?.signalSets.set(name, elements);
+    }
+  }
+  const days = new Map<string, DayValues>();
+  byOffset.forEach((values, offset) => {
+    if (values) days.set(addDays(firstDate, offset), values);
+  });
+  return { firstDate, days };
+}
+
+function daysBetween(from: string, to: string): number {
+  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000);
+}
+
+/**
+ * The exact sum of two DynamoDB numbers (decimal text), as DynamoDB's own ADD would store it: a rolled-up day read
+ * back as segment plus late increments must equal the day item it was, not differ in the last binary digit.
+ */
+function addNumbers(a: string, b: string): string {
+  if (/[eE]/.test(a + b)) return String(Number(a) + Number(b));
+  const parse = (text: string) => {
+    const [whole = '0', fraction = ''] = text.replace(/^[-+]/, '').split('.');
+    return { negative: text.startsWith('-'), whole: whole || '0', fraction };
+  };
+  const x = parse(a);
+  const y = parse(b);
+  const scale = Math.max(x.fraction.length, y.fraction.length);
+  const scaled = (p: ReturnType<typeof parse>): bigint => (p.negative ? -1n : 1n) * BigInt(p.whole + p.fraction.padEnd(scale, '0'));
+  const sum = scaled(x) + scaled(y);
+  const digits = (sum < 0n ? -sum : sum).toString().padStart(scale + 1, '0');
+  const fraction = digits.slice(digits.length - scale).replace(/0+$/, '');
+  return `${sum < 0n ? '-' : ''}${digits.slice(0, digits.length - scale)}${fraction ? `.${fraction}` : ''}`;
+}
+
+const negated = (amount: string): string => (/^-?0*\.?0*$/.test(amount) ? '0' : amount.startsWith('-') ? amount.slice(1) : `-${amount}`);
+
+/** A day as the window reads it: its day item (if any) plus what its segment holds for it. */
+function withSegmentValues(date: string, dayItem: Item | undefined, values: DayValues): Item {
+  const item: Item = dayItem ? { ...dayItem } : { [TABLE_KEYS.sortKey]: { S: dayKey(date) } };
+  for (const [name, amount] of values.counters) {
+    const stored = item[name]?.N;
+    item[name] = { N: stored === undefined ? amount : addNumbers(stored, amount) };
+  }
+  for (const [name, elements] of values.signalSets) {
+    const byText = new Map((item[name]?.BS ?? []).map((element) => [Buffer.from(element).toString('hex'), element]));
+    for (const element of elements) byText.set(Buffer.from(element).toString('hex'), element);
+    item[name] = { BS: [...byText.values()] };
+  }
+  return item;
+}
+
 /** The user's fields are stored under the user's key; the id itself lives only in the key. */
 function userItem(userId: string, sortKey: string, fields: Record<string, unknown>): Item {
   return { ...toItem(fields), [TABLE_KEYS.partitionKey]: { S: userKey(userId) }, [TABLE_KEYS.sortKey]: { S: sortKey } };
@@ -656,6 +850,25 @@ export function tableItemLayout(
   };
 }
 
+/**
+ * `strata import --rebuild` rewrites days that a segment may hold (sealed heavy days rolled up): the segment must
+ * then stop holding them, or they would count twice. Returns the segment items among `stored` that hold any of
+ * `dates`, rewritten without them (a segment left with no day stays, holding none, until its TTL); written before
+ * the rebuilt day items.
+ */
+export function segmentsWithoutDates(stored: readonly Item[], dates: ReadonlySet<string>): Item[] {
+  const rewritten: Item[] = [];
+  for (const item of stored) {
+    if (!isSegmentKey(item[TABLE_KEYS.sortKey]?.S ?? '')) continue;
+    const segment = segmentOf(item);
+    const kept = new Map([...segment.days].filter(([date]) => !dates.has(date)));
+    if (kept.size === segment.days.size) continue;
+    const userId = userIdOf(item);
+    rewritten.push(segmentItemOf(userId, segment.firstDate, kept, Number(item[TABLE_KEYS.timeToLiveAttribute]?.N ?? 0)));
+  }
+  return rewritten;
+}
+
 /** The stored attributes of a day item other than its counters, so that `strata import --rebuild` can keep sends. */
 export function dayItemSends(item: Item): { sends?: number; sendIds?: string[] } {
   const sends = item[DAY_ATTRIBUTES.sends]?.N;
@@ -784,25 +997,325 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         ExpressionAttributeValues: { ':pk': { S: userKey(userId) }, ':from': { S: dayKey(fromDate) }, ':profile': { S: PROFILE_KEY } },
       });
       let profile: UserProfile | undefined;
-      const buckets: DayBucket[] = [];
-      const copies = { lightKeys: {} as Record<string, string[]>, heavyDates: [] as string[] };
+      const dayItems = new Map<string, Item>();
+      const segments: Segment[] = [];
       for (const item of items) {
         const sortKey = item[TABLE_KEYS.sortKey]?.S ?? '';
         if (sortKey === PROFILE_KEY) profile = profileOf(item, operation);
-        else if (sortKey.startsWith(DAY_PREFIX)) {
-          const bucket = dayBucketOf(item);
-          if (item[DAY_ATTRIBUTES.heavy]?.BOOL) {
-            rememberHeavy(dayRef(userId, bucket.date));
-            copies.heavyDates.push(bucket.date);
-          } else {
-            const keys = item[DAY_ATTRIBUTES.eventKeys]?.SS;
-            if (keys) copies.lightKeys[bucket.date] = keys;
-          }
-          buckets.push(bucket);
+        else if (isSegmentKey(sortKey)) segments.push(segmentOf(item));
+        else if (sortKey.startsWith(DAY_PREFIX)) dayItems.set(sortKey.slice(DAY_PREFIX.length), item);
+      }
+      // A segment's day counts from the segment unless its day item is still sealed (then the item holds it all);
+      // a day item beside it holds what came after the roll-up (late events), which adds up.
+      const readable = new Map(dayItems);
+      const rolledDates = new Set<string>();
+      for (const segment of segments) {
+        for (const [date, values] of segment.days) {
+          if (date < fromDate) continue;
+          rolledDates.add(date);
+          const dayItem = dayItems.get(date);
+          if (dayItem?.[DAY_ATTRIBUTES.rollSeal] === undefined) readable.set(date, withSegmentValues(date, dayItem, values));
+        }
+      }
+      const buckets: DayBucket[] = [];
+      const copies = { lightKeys: {} as Record<string, string[]>, heavyDates: [] as string[] };
+      for (const date of [...readable.keys()].sort()) {
+        const item = readable.get(date)!;
+        buckets.push(dayBucketOf(item));
+        const keys = item[DAY_ATTRIBUTES.eventKeys]?.SS;
+        if (item[DAY_ATTRIBUTES.heavy] !== undefined) {
+          rememberHeavy(dayRef(userId, date));
+          copies.heavyDates.push(date);
+        } else {
+          if (keys) copies.lightKeys[date] = keys;
+          // A rolled day's keys live in its SEEN# guards, as a heavy day's do.
+          if (rolledDates.has(date)) copies.heavyDates.push(date);
+        }
+      }
+      if (operation === 'loadUser') {
+        const readBytes = items.reduce((sum, item) => sum + itemSizeBytes(item), 0);
+        // The read above is complete and exact whatever the roll-up does: a roll-up that stops (throttled, or any
+        // failure) is picked up by a later read, and must not fail the event that read for its decision.
+        try {
+          await rollUp(userId, fromDate, dayItems, segments, readBytes);
+        } catch (error) {
+          options.onRollUpFailure?.(userId, error);
         }
       }
       return { profile, buckets, copies };
     });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Roll-up. A heavy user's window read is mostly per-item overhead (keys, TTL, attribute names), so the sealed heavy
+  // days of each SEGMENT_DAYS-day period are moved into one segment item that keeps every day's values (a window
+  // may start inside it). DynamoDB has no transactions here, so the move is a sequence of conditional writes, each
+  // repeatable, that any window read can pick up again where a crash or a concurrent roll-up left it:
+  //   seal    each day item: SET rs (under `hv = true` and no light keys, sends or string signals). While a day item is
+  //           sealed, the reader counts the day item alone and ignores the segment's copy of the day.
+  //   segment PutItem the segment (values as the window read them, each day sealed first) under attribute_not_exists;
+  //           if one is there already, that one is the segment and this attempt stops.
+  //   drain   each sealed day: REMOVE rs and take out exactly the segment's values for it (the counters and signal
+  //           sets go whole when they are unchanged, else ADD the negated counters and DELETE the elements), remove
+  //           the pending keys whose guard confirms them, and SET hv to the drain's day number. From then on the
+  //           reader counts segment + day item: what is left in the day item (late events, an undo) adds up.
+  //   delete  a drained item with nothing left goes once no guard of its events can still be alive (the guard
+  //           horizon plus SQS redelivery), under `hv = <that day>` (any later heavy write sets hv back to true).
+  // Until then the drained item stays (about 65 bytes), so that a write to that day still fails the light attempt
+  // and meets the SEEN# guards. A day item that reappears after the delete (a late event, a send) is unsealed, so
+  // it adds to the segment; a sealed day the segment does not hold (a crash before it) just counts as itself.
+  // Only the decision's window read (loadUser) rolls up, and only when it is big, at most SEGMENTS_PER_READ
+  // segments a read: a typical user never pays, a heavy one pays a few writes once per period.
+  const rollUpReadBytes = options.rollUpReadBytes ?? DEFAULT_ROLL_UP_READ_BYTES;
+  const tombstoneDays = dedupHorizonDays + REDELIVERY_DAYS;
+  const epochDayNow = (): number => Math.floor(wallClock().getTime() / 86_400_000);
+
+  async function rollUp(
+    userId: string,
+    fromDate: string,
+    dayItems: ReadonlyMap<string, Item>,
+    segments: Segment[],
+    readBytes: number,
+  ): Promise<void> {
+    // What an earlier attempt left: days still sealed under a stored segment.
+    for (const segment of segments) {
+      for (const [date, values] of segment.days) {
+        const item = dayItems.get(date);
+        if (item?.[DAY_ATTRIBUTES.rollSeal] !== undefined) await drainDay(userId, date, item, values);
+      }
+    }
+    let deleted = 0;
+    for (const [date, item] of dayItems) {
+      if (deleted >= DRAINED_DELETED_PER_READ) break;
+      if (await deleteDrained(userId, date, item)) deleted += 1;
+    }
+    if (readBytes < rollUpReadBytes || dayItems.size === 0) return;
+    const newest = [...dayItems.keys()].sort().at(-1)!;
+    const stored = new Set(segments.map((segment) => segment.firstDate));
+    const periods = new Map<string, Array<[string, Item, DayValues]>>();
+    for (const [date, item] of dayItems) {
+      const firstDate = segmentFirstDate(date);
+      if (firstDate < fromDate || stored.has(firstDate) || addDays(firstDate, SEGMENT_DAYS - 1) > addDays(newest, -SEAL_LAG_DAYS)) continue;
+      const values = rollableValues(item);
+      if (values) periods.set(firstDate, [...(periods.get(firstDate) ?? []), [date, item, values]]);
+    }
+    let made = 0;
+    for (const [firstDate, days] of [...periods].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (made >= SEGMENTS_PER_READ) break;
+      if (days.length < MIN_SEGMENT_DAYS || !rollUpPays(userId, firstDate, days)) continue;
+      await rollSegment(userId, firstDate, days);
+      made += 1;
+    }
+  }
+
+  /**
+   * Whether the period reads smaller rolled up from the first read on: its segment and the drained items that stay
+   * for a while against its day items as they are (small heavy days, with few signals, gain nothing until then).
+   */
+  function rollUpPays(userId: string, firstDate: string, days: Array<[string, Item, DayValues]>): boolean {
+    const lastDate = addDays(firstDate, SEGMENT_DAYS - 1);
+    const segment = segmentItemOf(userId, firstDate, new Map(days.map(([date, , values]) => [date, values])), Number(expiresAt(lastDate).N));
+    const drained = days.reduce(
+      (sum, [date]) =>
+        sum +
+        itemSizeBytes({
+          ...dayItemKey(userId, date),
+          [TABLE_KEYS.timeToLiveAttribute]: expiresAt(date),
+          [DAY_ATTRIBUTES.heavy]: { N: String(epochDayNow()) },
+        }),
+      0,
+    );
+    return itemSizeBytes(segment) + drained < days.reduce((sum, [, item]) => sum + itemSizeBytes(item), 0);
+  }
+
+  async function rollSegment(userId: string, firstDate: string, days: Array<[string, Item, DayValues]>): Promise<void> {
+    const sealed: Array<[string, Item, DayValues]> = [];
+    for (const [date, item, values] of days) {
+      if (item[DAY_ATTRIBUTES.rollSeal] === undefined) {
+        options.onRollUpStep?.('seal', date);
+        const written = await unlessConditionFails(
+          metered(
+            'rollUp',
+            'write',
+            client.send(
+              new UpdateItemCommand({
+                ...common,
+                Key: dayItemKey(userId, date),
+                UpdateExpression: 'SET #rs = :true',
+                ConditionExpression:
+                  '#hv = :true AND attribute_not_exists(#ids) AND attribute_not_exists(#sends) AND attribute_not_exists(#sendIds) AND attribute_not_exists(#sig)',
+                ExpressionAttributeNames: {
+                  '#rs': DAY_ATTRIBUTES.rollSeal,
+                  '#hv': DAY_ATTRIBUTES.heavy,
+                  '#ids': DAY_ATTRIBUTES.eventKeys,
+                  '#sends': DAY_ATTRIBUTES.sends,
+                  '#sendIds': DAY_ATTRIBUTES.sendIds,
+                  '#sig': DAY_ATTRIBUTES.signals,
+                },
+                ExpressionAttributeValues: { ':true': { BOOL: true } },
+              }),
+            ),
+          ),
+        );
+        // Changed since the read (a send, or drained by a concurrent roll-up): the day stays out of this segment.
+        if (written === undefined) continue;
+      }
+      sealed.push([date, item, values]);
+    }
+    if (sealed.length === 0) return;
+    const lastDate = addDays(firstDate, SEGMENT_DAYS - 1);
+    const item = segmentItemOf(userId, firstDate, new Map(sealed.map(([date, , values]) => [date, values])), Number(expiresAt(lastDate).N));
+    options.onRollUpStep?.('segment', lastDate);
+    const put = await unlessConditionFails(
+      metered(
+        'rollUp',
+        'write',
+        client.send(
+          new PutItemCommand({
+            ...common,
+            Item: item,
+            ConditionExpression: 'attribute_not_exists(#pk)',
+            ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
+          }),
+        ),
+      ),
+    );
+    // Another roll-up stored this period's segment first: the next window read drains its days from that one.
+    if (put === undefined) return;
+    for (const [date, dayItem, values] of sealed) await drainDay(userId, date, dayItem, values);
+  }
+
+  /** The drain step: the segment's values for this day leave the sealed day item (see the roll-up above). */
+  async function drainDay(userId: string, date: string, read: Item, values: DayValues): Promise<void> {
+    // A pending key may go only once its guard confirms it: a crashed attempt's key is how its redelivery adopts it.
+    const confirmed: string[] = [];
+    for (const [name, attribute] of Object.entries(read)) {
+      if (!name.startsWith(PENDING_PREFIX) || attribute.S === undefined) continue;
+      const { Item: guard } = await metered(
+        'rollUp',
+        'read',
+        client.send(
+          new GetItemCommand({
+            ...common,
+            Key: guardKey(userId, name.slice(PENDING_PREFIX.length)),
+            ConsistentRead: true,
+            ProjectionExpression: '#token',
+            ExpressionAttributeNames: { '#token': GUARD_ATTRIBUTES.token },
+          }),
+        ),
+      );
+      if (guard?.[GUARD_ATTRIBUTES.token]?.S === attribute.S) confirmed.push(name);
+    }
+    const names: Record<string, string> = { '#rs': DAY_ATTRIBUTES.rollSeal, '#hv': DAY_ATTRIBUTES.heavy };
+    const shared: Item = { ':drained': { N: String(epochDayNow()) } };
+    const pending = confirmed.map((name, i) => {
+      names[`#p${i}`] = name;
+      return `#p${i}`;
+    });
+    const counters = [...values.counters].map(([name, amount], i) => {
+      names[`#c${i}`] = name;
+      return { ref: `#c${i}`, value: `:c${i}`, amount };
+    });
+    const sets = [...values.signalSets].map(([name, elements], i) => {
+      names[`#s${i}`] = name;
+      return { ref: `#s${i}`, value: `:s${i}`, elements };
+    });
+    const key = dayItemKey(userId, date);
+    options.onRollUpStep?.('drain', date);
+    // Unchanged since the segment was made (the usual case): its counters and sets go whole, leaving a small item.
+    const whole = await unlessConditionFails(
+      metered(
+        'rollUp',
+        'write',
+        client.send(
+          new UpdateItemCommand({
+            ...common,
+            Key: key,
+            UpdateExpression: `REMOVE ${['#rs', ...counters.map((c) => c.ref), ...sets.map((s) => s.ref), ...pending].join(', ')} SET #hv = :drained`,
+            // Sets only grow between the read and now, so an unchanged size is an unchanged set.
+            ConditionExpression: [
+              'attribute_exists(#rs)',
+              ...counters.map((c) => `${c.ref} = ${c.value}`),
+              ...sets.map((s) => `size(${s.ref}) = ${s.value}n`),
+            ].join(' AND '),
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: {
+              ...shared,
+              ...Object.fromEntries(counters.map((c) => [c.value, { N: c.amount }])),
+              ...Object.fromEntries(sets.map((s) => [`${s.value}n`, { N: String(s.elements.length) }])),
+            },
+          }),
+        ),
+      ),
+    );
+    if (whole !== undefined) return;
+    // Late events came in between: take out exactly the segment's values and leave theirs.
+    const additions = counters.map((c) => `${c.ref} ${c.value}`);
+    const deletions = sets.map((s) => `${s.ref} ${s.value}`);
+    await unlessConditionFails(
+      metered(
+        'rollUp',
+        'write',
+        client.send(
+          new UpdateItemCommand({
+            ...common,
+            Key: key,
+            UpdateExpression:
+              (additions.length > 0 ? `ADD ${additions.join(', ')} ` : '') +
+              (deletions.length > 0 ? `DELETE ${deletions.join(', ')} ` : '') +
+              `REMOVE ${['#rs', ...pending].join(', ')} SET #hv = :drained`,
+            // Drained already (a concurrent roll-up): nothing to do.
+            ConditionExpression: 'attribute_exists(#rs)',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: {
+              ...shared,
+              ...Object.fromEntries(counters.map((c) => [c.value, { N: negated(c.amount) }])),
+              ...Object.fromEntries(sets.map((s) => [s.value, { BS: s.elements }])),
+            },
+          }),
+        ),
+      ),
+    );
+  }
+
+  /** The delete step: a drained day item with nothing left, once no guard of its events can be alive. */
+  async function deleteDrained(userId: string, date: string, item: Item): Promise<boolean> {
+    const drainedOn = item[DAY_ATTRIBUTES.heavy]?.N;
+    if (drainedOn === undefined || epochDayNow() - Number(drainedOn) <= tombstoneDays) return false;
+    const names: Record<string, string> = { '#hv': DAY_ATTRIBUTES.heavy };
+    const conditions = ['#hv = :drained'];
+    for (const [name, attribute] of Object.entries(item)) {
+      if (name === TABLE_KEYS.partitionKey || name === TABLE_KEYS.sortKey || name === TABLE_KEYS.timeToLiveAttribute) continue;
+      if (name === DAY_ATTRIBUTES.heavy) continue;
+      // Counters left at zero by a drain may go; anything else keeps the item.
+      if (attribute.N !== Number(0).toString() || NON_COUNTER_ATTRIBUTES.has(name)) return false;
+      names[`#z${conditions.length}`] = name;
+      conditions.push(`#z${conditions.length} = :zero`);
+    }
+    for (const name of [DAY_ATTRIBUTES.eventKeys, DAY_ATTRIBUTES.sends, DAY_ATTRIBUTES.sendIds, DAY_ATTRIBUTES.signals, DAY_ATTRIBUTES.rollSeal]) {
+      names[`#n${conditions.length}`] = name;
+      conditions.push(`attribute_not_exists(#n${conditions.length})`);
+    }
+    options.onRollUpStep?.('delete', date);
+    const deleted = await unlessConditionFails(
+      metered(
+        'rollUp',
+        'write',
+        client.send(
+          new DeleteItemCommand({
+            ...common,
+            Key: dayItemKey(userId, date),
+            ConditionExpression: conditions.join(' AND '),
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: {
+              ':drained': { N: drainedOn },
+              ...(conditions.some((c) => c.endsWith(':zero')) ? { ':zero': { N: '0' } } : {}),
+            },
+          }),
+        ),
+      ),
+    );
+    return deleted !== undefined;
   }
 
   const dayItemKey = (userId: string, date: string): Item => ({

@@ -15,7 +15,8 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { isTransientError, itemSizeBytes } from './dynamo-store.js';
-import { PROFILE_KEY, SYSTEM_KEY, TABLE_KEYS, dayKey, userKey } from './table-schema.js';
+import { PROFILE_KEY, SEGMENT_DAYS, SYSTEM_KEY, TABLE_KEYS, dayKey, segmentFirstDate, segmentKey, userKey } from './table-schema.js';
+import { addDays } from '../core/dates.js';
 
 type Item = Record<string, AttributeValue>;
 
@@ -70,6 +71,7 @@ export interface ImportTable {
   /** The stored profile items of these users (absent = no profile). */
   storedProfiles(userIds: readonly string[]): Promise<Map<string, Item>>;
   /** These users' stored day items from `from` to `to` (local dates, inclusive), by user. */
+  /** Day items from `from` to `to`, and the segments that hold any of those dates (and may reach a little past `to`). */
   storedDays(userIds: readonly string[], from: string, to: string): Promise<Map<string, Item[]>>;
   readCheckpoint(importId: string): Promise<ImportCheckpoint | undefined>;
   writeCheckpoint(importId: string, checkpoint: ImportCheckpoint): Promise<void>;
@@ -177,7 +179,12 @@ export function createImportTable(options: ImportTableOptions): ImportTable {
           ConsistentRead: true,
           KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
           ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey, '#sk': TABLE_KEYS.sortKey },
-          ExpressionAttributeValues: { ':pk': { S: userKey(userId) }, ':from': { S: dayKey(from) }, ':to': { S: dayKey(to) } },
+          // To the segment that holds `to` (sealed heavy days rolled up; see dynamo-store.ts), which sorts after it.
+          ExpressionAttributeValues: {
+            ':pk': { S: userKey(userId) },
+            ':from': { S: dayKey(from) },
+            ':to': { S: segmentKey(addDays(segmentFirstDate(to), SEGMENT_DAYS - 1)) },
+          },
           ...(start ? { ExclusiveStartKey: start } : {}),
         }),
       );

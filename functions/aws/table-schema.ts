@@ -4,6 +4,7 @@
  *
  *   USER#<id> / DAY#<yyyy-mm-dd>   day bucket: metric counters, signals, journey sends, and the event keys of a
  *                                  light day (a heavy day keeps only a few pending keys; see dynamo-store.ts)
+ *   USER#<id> / DAY#<last date>~  segment: a few sealed heavy days rolled up into one item (see dynamo-store.ts)
  *   USER#<id> / PROFILE            the small profile (tier, grace, lock, version, review date, outbox)
  *   USER#<id> / SEEN#<event key>   the duplicate guard of one event on a heavy day, whatever its date (expires)
  *   USER#<id> / TIERLOG#<version>#<entry id>  tier history with explanations (after PROFILE, outside the window)
@@ -30,6 +31,20 @@ export const MAX_REVIEW_SHARDS = 256;
 
 export const userKey = (userId: string): string => `USER#${userId}`;
 export const dayKey = (date: string): string => `DAY#${date}`;
+/**
+ * A segment item: the sealed heavy days of SEGMENT_DAYS consecutive days (aligned on days since 1970-01-01), rolled up
+ * into one item (see dynamo-store.ts). Keyed by its last date behind `~`, it sorts after that date's day item and
+ * before the next date's, so the window Query (DAY#<from> .. PROFILE) reads it exactly when one of its days can be in
+ * the window, and no other query is needed.
+ */
+export const SEGMENT_DAYS = 8;
+const SEGMENT_SUFFIX = '~';
+export const segmentFirstDate = (date: string): string => {
+  const epochDay = Date.parse(`${date}T00:00:00Z`) / 86_400_000;
+  return new Date(Math.floor(epochDay / SEGMENT_DAYS) * SEGMENT_DAYS * 86_400_000).toISOString().slice(0, 10);
+};
+export const segmentKey = (lastDate: string): string => `${dayKey(lastDate)}${SEGMENT_SUFFIX}`;
+export const isSegmentKey = (sortKey: string): boolean => sortKey.startsWith(dayKey('')) && sortKey.endsWith(SEGMENT_SUFFIX);
 export const PROFILE_KEY = 'PROFILE';
 /** Sorts after PROFILE and before TIERLOG, so neither the window query nor the history query reads guards. */
 export const seenKey = (eventKey: string): string => `SEEN#${eventKey}`;

@@ -2,10 +2,12 @@
  * The tier services as ingest and the nightly review both run them in Lambda: the DynamoDB store, the journey
  * starter and the notice publisher, wired from the environment the stack sets, once per cold start.
  */
+import { Logger } from '@aws-lambda-powertools/logger';
 import { type DynamoCounters, createDynamoCounters } from '../aws/dynamo-counters.js';
 import { type DynamoTierStore, createDynamoTierStore, dayRetentionDays } from '../aws/dynamo-store.js';
 import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
+import { userRef } from '../core/hash.js';
 import type { TierServices } from '../core/ingest.js';
 import type { Ruleset } from '../core/ruleset.js';
 import { countersWithMetrics } from './analytics-emitter.js';
@@ -23,6 +25,7 @@ import {
 
 /** The service name of the analytics metrics' handler instance (the metrics themselves carry no service dimension). */
 export const ANALYTICS_SERVICE_NAME = 'strata-analytics';
+const storeLogger = new Logger({ serviceName: 'strata-store' });
 
 /** `store` is `services.store` with its full type (the re-judge also uses its Scan and checkpoint). */
 export function tierServicesFromEnvironment(ruleset: Ruleset): {
@@ -46,6 +49,11 @@ export function tierServicesFromEnvironment(ruleset: Ruleset): {
     shardCount,
     timeZone: ruleset.timezone,
     retentionDays: dayRetentionDays(ruleset.maxWindowDays),
+    onRollUpFailure: (userId, error) =>
+      storeLogger.warn('Roll-up of sealed heavy days stopped; a later window read resumes it', {
+        userRef: userRef(userId),
+        reason: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      }),
   });
   return {
     shardCount,

@@ -258,6 +258,57 @@ describe('strata import', () => {
     expect(after.buckets.find((b) => b.date === liveDate)?.sends).toBe(1);
   });
 
+  it('--rebuild of days that a roll-up moved into segments counts each day once', async () => {
+    const tableName = await dynalite.freshTable();
+    // A user heavy every day for 20 days up to three days ago: enough sealed heavy days for segments.
+    const days = 20;
+    const rolled: UserEvent[] = [];
+    for (let day = 0; day < days; day++) {
+      const date = addDays(localDate(now, 'UTC'), -3 - day);
+      // The example population's mix of events, so that the days carry its counters and signals.
+      for (let i = 0; i < 40; i++) {
+        const source = history.events[(day * 40 + i) % history.events.length]!;
+        rolled.push({
+          ...source,
+          eventId: `rolled-${day}-${i}`,
+          userId: 'user-rolled',
+          occurredAt: `${date}T${String(6 + Math.floor(i / 3)).padStart(2, '0')}:${String((i % 3) * 20 + 5).padStart(2, '0')}:00.000Z`,
+        });
+      }
+    }
+    const events = [...history.events, ...rolled];
+    const lines = [...history.lines, ...rolled.map((_, i) => 200_000 + i)];
+    const withRolled = { events, lines, historyId: 'small-events+rolled' };
+    await runImport(input(tableName, withRolled));
+    const reference: Record<string, Record<string, number>> = {};
+    await runReplay({
+      ruleset,
+      events: rolled,
+      lines: rolled.map((_, i) => i),
+      onUserDone: async (userId, replayed) => {
+        Object.assign(reference, countersOf((await replayed.loadUser(userId, '0000-01-01')).buckets));
+      },
+    });
+    const rollingStore = createDynamoTierStore({
+      client: dynalite.client,
+      tableName,
+      shardCount: SHARDS,
+      timeZone: ruleset.timezone,
+      now: () => now,
+      rollUpReadBytes: 0,
+    });
+    // Reads roll the sealed periods up (two segments a read at most), and read the same days all along.
+    for (let read = 0; read < 3; read++) expect(countersOf((await rollingStore.loadUser('user-rolled', '0000-01-01')).buckets)).toEqual(reference);
+    const segments = [...(await tableContents(tableName)).keys()].filter((key) => key.startsWith('USER#user-rolled|DAY#') && key.endsWith('~'));
+    expect(segments.length).toBeGreaterThanOrEqual(2);
+
+    const rebuild = await runImport(input(tableName, { ...withRolled, rebuild: true }));
+    expect(rebuild.rebuilt).toBeGreaterThan(0);
+    expect(countersOf((await storeOn(tableName).loadUser('user-rolled', '0000-01-01')).buckets)).toEqual(reference);
+    // And the next roll-up of the rebuilt days keeps them as they are.
+    for (let read = 0; read < 3; read++) expect(countersOf((await rollingStore.loadUser('user-rolled', '0000-01-01')).buckets)).toEqual(reference);
+  });
+
   it('--rebuild makes a metric added later exact over the dates the export covers', async () => {
     const tableName = await dynalite.freshTable();
     await runImport(input(tableName));

@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { dayItemSends, dayRetentionDays, tableItemLayout } from '../../aws/dynamo-store.js';
+import { dayItemSends, segmentsWithoutDates, dayRetentionDays, tableItemLayout } from '../../aws/dynamo-store.js';
 import { createEventBridgePublisher } from '../../aws/eventbridge-publisher.js';
 import { type ImportTable, createImportTable, sameItem } from '../../aws/import-table.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../../aws/sfn-journey-starter.js';
@@ -295,12 +295,17 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
       covered.from,
       covered.to,
     );
+    const segments: Item[] = [];
     for (const user of rebuilt) {
       const stored = storedDays.get(user.userId) ?? [];
       const byDate = new Map(stored.map((item) => [item[TABLE_KEYS.sortKey]!.S!, item]));
       const days = user.days.map((day) => ({ ...day, ...dayItemSends(byDate.get(dayKey(day.date)) ?? {}) }));
-      before.push(...dayItemsOf({ ...user, days }, (date) => date >= covered.from && date <= covered.to));
+      const inCover = (date: string): boolean => date >= covered.from && date <= covered.to;
+      before.push(...dayItemsOf({ ...user, days }, inCover));
+      // The rebuilt dates leave the segments that held them (written first: a day is never counted twice).
+      segments.push(...segmentsWithoutDates(stored, new Set(days.map((day) => day.date).filter(inCover))));
     }
+    await table.writeItems(segments);
     report.rebuilt += rebuilt.length;
     for (const item of [...before, ...profiles]) report.counts[itemKind(item)] += 1;
     // Profiles last: a user is judged (and in the review index) only once everything it is judged on is stored.
