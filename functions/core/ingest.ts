@@ -125,17 +125,20 @@ export function copyToSettle(
   ownDate: string,
 ): { on: 'light' | 'heavy'; claim: string } | undefined {
   if (!copies) return undefined;
-  const elsewhere = Object.keys(copies.lightKeys)
-    .filter((date) => date !== ownDate && copies.lightKeys[date]!.includes(eventKey))
-    .sort();
-  if (copies.lightKeys[ownDate]?.includes(eventKey)) {
-    if (elsewhere.length > 0) return { on: 'light', claim: elsewhere[0]! };
+  // The earliest other light day that holds the key (every fresh event asks, so no list is made and sorted).
+  const { lightKeys } = copies;
+  let elsewhere: string | undefined;
+  for (const date of Object.keys(lightKeys)) {
+    if (date !== ownDate && (elsewhere === undefined || date < elsewhere) && lightKeys[date]!.includes(eventKey)) elsewhere = date;
+  }
+  if (lightKeys[ownDate]?.includes(eventKey)) {
+    if (elsewhere !== undefined) return { on: 'light', claim: elsewhere };
     const from = addDays(ownDate, -RESEND_HORIZON_DAYS);
     const to = addDays(ownDate, RESEND_HORIZON_DAYS);
     const heavyNearby = copies.heavyDates.some((date) => date !== ownDate && date >= from && date <= to);
     return heavyNearby ? { on: 'light', claim: ownDate } : undefined;
   }
-  if (copies.heavyDates.includes(ownDate) && elsewhere.length > 0) return { on: 'heavy', claim: elsewhere[0]! };
+  if (elsewhere !== undefined && copies.heavyDates.includes(ownDate)) return { on: 'heavy', claim: elsewhere };
   return undefined;
 }
 
@@ -237,19 +240,13 @@ export async function decideAndSave(
         ? await operatorDecision(ruleset, profile, trigger.lock, now, qualification)
         : await decideTier({ ruleset, profile, qualification, now, trigger, ...(event ? { eventId: event.eventId } : {}) });
     const leaseIsFree = !profile.outboxLease || instantMs(profile.outboxLease.until) <= now.getTime();
-    // Made only when the outbox needs a lease: most events leave no outbox, and the hash costs more than the decision.
-    const leaseVersion = profile.version;
-    const takeLease = () => ({
-      owner: shortHash(`lease|${userId}|${leaseVersion}|${now.toISOString()}`, 16),
-      until: new Date(now.getTime() + OUTBOX_LEASE_MS).toISOString(),
-    });
     // At review the review date itself always moves, so the profile is always written.
     if (!decision.changed && !ownChange && trigger === 'event') {
       const unchanged = stored ?? profile;
       // An outbox left by a failed or crashed flush: take its lease (one write, only on this retry path) and flush.
       const extras = { ...(countedOn ? { countedOn } : {}), ...(stored ? { previous: stored } : {}) };
       if (unchanged.outboxVersion === undefined || !leaseIsFree) return { decision, profile: unchanged, ...extras };
-      const lease = takeLease();
+      const lease = outboxLease(userId, profile.version, now);
       const leased: UserProfile = { ...unchanged, outboxLease: lease };
       if (await store.saveProfile(leased, unchanged.version))
         return { decision, profile: { ...leased, version: unchanged.version + 1 }, leaseOwner: lease.owner, ...extras };
@@ -286,7 +283,7 @@ export async function decideAndSave(
     }
     // The lease rides in this same write. A live lease of another flush is kept: that flush sees the newer outbox
     // when its clear fails, and flushes the rest itself.
-    const lease = next.outboxVersion !== undefined && leaseIsFree ? takeLease() : undefined;
+    const lease = next.outboxVersion !== undefined && leaseIsFree ? outboxLease(userId, profile.version, now) : undefined;
     if (lease) next.outboxLease = lease;
     if (await store.saveProfile(next, profile.version)) {
       return {
@@ -299,6 +296,17 @@ export async function decideAndSave(
     }
   }
   throw new VersionConflictError(userRef(userId));
+}
+
+/**
+ * The outbox lease a decision on profile version `version` takes. Made only when the outbox needs a lease: most
+ * events leave no outbox, and the hash costs more than the decision.
+ */
+function outboxLease(userId: string, version: number, now: Date): NonNullable<UserProfile['outboxLease']> {
+  return {
+    owner: shortHash(`lease|${userId}|${version}|${now.toISOString()}`, 16),
+    until: new Date(now.getTime() + OUTBOX_LEASE_MS).toISOString(),
+  };
 }
 
 function operatorDecision(

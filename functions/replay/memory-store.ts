@@ -62,7 +62,14 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   /** Review dates set by deferReview, which a profile write replaces (as the DynamoDB item's index key is). */
   private readonly deferredReviews = new Map<string, string>();
 
-  constructor(private readonly shardCount: number) {
+  /**
+   * `keepHistory: false` for a replay that reads no tier history (the core never reads it while it ingests, reviews
+   * or runs a journey step; only listHistory does): entries are then not kept, and listHistory refuses to answer.
+   */
+  constructor(
+    private readonly shardCount: number,
+    private readonly options: { keepHistory?: boolean } = {},
+  ) {
     this.shardCountSeen = shardCount;
   }
 
@@ -213,45 +220,22 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     if (signals.length > 0) day.signals = [...new Set([...(day.signals ?? []), ...signals])];
   }
 
-  /**
-   * The window's copies (light days' keys, heavy days' dates), listed only when read: only a fresh event's
-   * decision settles its copy against them, while reviews and journey steps read the window too.
-   */
-  private copiesOf(days: readonly StoredDay[]): WindowCopies {
-    let listed: WindowCopies | undefined;
-    const list = (): WindowCopies => {
-      if (listed) return listed;
-      const lightKeys: Record<string, string[]> = {};
-      const heavyDates: string[] = [];
-      for (const day of days) {
-        if (day.heavy) heavyDates.push(day.date);
-        else if (day.eventKeys.size > 0) {
-          const views = this.viewsOf(day);
-          lightKeys[day.date] = views.keys ??= [...day.eventKeys];
-        }
-      }
-      listed = { lightKeys, heavyDates };
-      return listed;
-    };
-    return {
-      get lightKeys() {
-        return list().lightKeys;
-      },
-      get heavyDates() {
-        return list().heavyDates;
-      },
-    };
+  /** The light day's keys as the window read lists them: made again only after a key left the day. */
+  lightKeysOf(day: StoredDay): string[] {
+    const views = this.viewsOf(day);
+    views.keys ??= [...day.eventKeys];
+    return views.keys;
   }
 
-  private window(userId: string, fromDate: string): { profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies } {
+  private window(userId: string, fromDate: string, withCopies: boolean): { profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies } {
     const user = this.users.get(userId);
-    if (!user) return { profile: undefined, buckets: [], copies: { lightKeys: {}, heavyDates: [] } };
+    if (!user) return { profile: undefined, buckets: [], copies: NO_COPIES };
     const buckets: DayBucket[] = [];
     const days: StoredDay[] = [];
     for (const day of this.daysInOrder(user)) {
       if (day.date < fromDate) continue;
       const views = this.viewsOf(day);
-      days.push(day);
+      if (withCopies) days.push(day);
       if (!views.bucket) {
         const bucket: DayBucket = { date: day.date, counters: day.counters };
         if (day.signals) bucket.signals = day.signals;
@@ -260,16 +244,16 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       }
       buckets.push(views.bucket);
     }
-    return { profile: user.profile, buckets, copies: this.copiesOf(days) };
+    return { profile: user.profile, buckets, copies: withCopies ? new ListedOnRead(this, days) : NO_COPIES };
   }
 
   async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[]; copies: WindowCopies }> {
-    const { profile, buckets, copies } = this.window(userId, fromDate);
+    const { profile, buckets, copies } = this.window(userId, fromDate, true);
     return profile ? { profile, buckets, copies } : { buckets, copies };
   }
 
   async loadUserForJourney(userId: string, sinceDate: string): Promise<{ profile: UserProfile | undefined; buckets: DayBucket[] }> {
-    const { profile, buckets } = this.window(userId, sinceDate);
+    const { profile, buckets } = this.window(userId, sinceDate, false);
     return { profile, buckets };
   }
 
@@ -282,8 +266,12 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   }
 
   async appendHistory(entry: HistoryEntry): Promise<void> {
+    if (this.options.keepHistory === false) return;
     const user = this.user(entry.userId);
-    user.history = [...user.history.filter((e) => e.version !== entry.version || e.id !== entry.id), entry].sort((a, b) => a.version - b.version);
+    const last = user.history[user.history.length - 1];
+    // The usual case, a version newer than any kept: nothing to replace, and the list stays in version order.
+    if (last === undefined || last.version < entry.version) user.history.push(entry);
+    else user.history = [...user.history.filter((e) => e.version !== entry.version || e.id !== entry.id), entry].sort((a, b) => a.version - b.version);
   }
 
   async clearOutbox(profile: UserProfile): Promise<boolean> {
@@ -323,6 +311,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   }
 
   async listHistory(userId: string, limit: number): Promise<HistoryEntry[]> {
+    if (this.options.keepHistory === false) throw new Error('MemoryReplayStore: this replay keeps no tier history (keepHistory: false)');
     const user = this.users.get(userId);
     return committedHistory([...(user?.history ?? [])].reverse(), user?.profile?.lastHistoryId, limit);
   }
@@ -335,5 +324,41 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     day.sends = (day.sends ?? 0) + 1;
     this.changed(day);
     return true;
+  }
+}
+
+const NO_COPIES: WindowCopies = { lightKeys: {}, heavyDates: [] };
+
+/**
+ * The window's copies (light days' keys, heavy days' dates), listed only when read: only a fresh event's decision
+ * settles its copy against them, while reviews and journey steps read the window too. A class rather than an object
+ * of getters, since every window read makes one.
+ */
+class ListedOnRead implements WindowCopies {
+  private listed: { lightKeys: Record<string, string[]>; heavyDates: string[] } | undefined;
+
+  constructor(
+    private readonly store: MemoryReplayStore,
+    private readonly days: readonly StoredDay[],
+  ) {}
+
+  private list(): { lightKeys: Record<string, string[]>; heavyDates: string[] } {
+    if (this.listed) return this.listed;
+    const lightKeys: Record<string, string[]> = {};
+    const heavyDates: string[] = [];
+    for (const day of this.days) {
+      if (day.heavy) heavyDates.push(day.date);
+      else if (day.eventKeys.size > 0) lightKeys[day.date] = this.store.lightKeysOf(day);
+    }
+    this.listed = { lightKeys, heavyDates };
+    return this.listed;
+  }
+
+  get lightKeys(): Readonly<Record<string, readonly string[]>> {
+    return this.list().lightKeys;
+  }
+
+  get heavyDates(): readonly string[] {
+    return this.list().heavyDates;
   }
 }

@@ -202,7 +202,8 @@ export async function replayPrepared(
   });
 
   const tally = new ActivityTally(ruleset.journeys);
-  const store = new MemoryReplayStore(REVIEW_SHARDS);
+  // Tier history is read only by whoever reads a user's store when their replay is over (`strata import`).
+  const store = new MemoryReplayStore(REVIEW_SHARDS, { keepHistory: options.onUserDone !== undefined });
   const counters = { eventsRecorded: 0, duplicates: 0 };
   const tierDays = timeline.dates.map(() => new Map<string, number>());
   let now = timeline.ticks[0]?.at ?? timeline.endAt;
