@@ -254,11 +254,8 @@ export function applyEventToAttributes(
   profile: Pick<UserProfile, 'attributes'>,
   event: UserEvent,
 ): Record<string, StoredAttribute> | undefined {
+  // Copied on the first change only (no closure for it: this runs for every event, changing or not).
   let next: Record<string, StoredAttribute> | undefined;
-  const write = (name: string, value: StoredAttribute): void => {
-    next ??= { ...profile.attributes };
-    next[name] = value;
-  };
   for (const name in ruleset.attributes) {
     if (!Object.hasOwn(ruleset.attributes, name)) continue;
     const definition = ruleset.attributes[name]!;
@@ -266,7 +263,10 @@ export function applyEventToAttributes(
     const stored = Object.hasOwn(profile.attributes, name) ? profile.attributes[name] : undefined;
     const candidate = { at: event.occurredAt, eventId: event.eventId };
     if (definition.type === 'days-since') {
-      if (!stored || isLater(stored, candidate)) write(name, { value: null, ...candidate });
+      if (!stored || isLater(stored, candidate)) {
+        next ??= { ...profile.attributes };
+        next[name] = { value: null, ...candidate };
+      }
       continue;
     }
     const raw = Object.hasOwn(event.properties, definition.property) ? event.properties[definition.property] : undefined;
@@ -283,7 +283,10 @@ export function applyEventToAttributes(
       // `at` tracks the latest contributing event so that the stored item is the same in any delivery order.
       const candidateIsNewer = !stored || isLater(candidate, stored);
       const latest = candidateIsNewer ? candidate : stored;
-      if (merged.length !== current.length || candidateIsNewer) write(name, { value: merged, at: latest.at, eventId: latest.eventId });
+      if (merged.length !== current.length || candidateIsNewer) {
+        next ??= { ...profile.attributes };
+        next[name] = { value: merged, at: latest.at, eventId: latest.eventId };
+      }
       continue;
     }
     if (typeof raw !== definition.type) {
@@ -294,7 +297,10 @@ export function applyEventToAttributes(
         },
       ]);
     }
-    if (!stored || isLater(candidate, stored)) write(name, { value: raw as string | number | boolean, ...candidate });
+    if (!stored || isLater(candidate, stored)) {
+      next ??= { ...profile.attributes };
+      next[name] = { value: raw as string | number | boolean, ...candidate };
+    }
   }
   return next;
 }

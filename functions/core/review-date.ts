@@ -37,6 +37,19 @@ function countsAnything(counters: Record<string, number>): boolean {
   return false;
 }
 
+/** The dates on which a time-based fact counted from `anchor` crosses one of the rules' numbers for it. */
+function addCrossings(candidates: Set<string>, thresholds: readonly number[] | undefined, anchor: string): void {
+  for (const threshold of thresholds ?? []) {
+    if (!Number.isInteger(threshold)) {
+      candidates.add(addDays(anchor, Math.ceil(threshold)));
+      continue;
+    }
+    // Both sides of the number, for > and >= alike.
+    candidates.add(addDays(anchor, threshold));
+    candidates.add(addDays(anchor, threshold + 1));
+  }
+}
+
 export function candidateDates(ruleset: Ruleset, profile: UserProfile, buckets: readonly DayBucket[], today: string): string[] {
   const candidates = new Set<string>();
   const windows = windowLengths(ruleset);
@@ -46,17 +59,6 @@ export function candidateDates(ruleset: Ruleset, profile: UserProfile, buckets: 
     if (bucket.date > today) candidates.add(bucket.date);
     for (const window of windows) candidates.add(addDays(bucket.date, window));
   }
-  const crossings = (fact: string, anchor: string): void => {
-    for (const threshold of ruleset.thresholds[fact] ?? []) {
-      if (!Number.isInteger(threshold)) {
-        candidates.add(addDays(anchor, Math.ceil(threshold)));
-        continue;
-      }
-      // Both sides of the number, for > and >= alike.
-      candidates.add(addDays(anchor, threshold));
-      candidates.add(addDays(anchor, threshold + 1));
-    }
-  };
   for (const metric of ruleset.metrics) {
     if (metric.definition.kind !== 'last') continue;
     let latest: string | undefined;
@@ -64,11 +66,12 @@ export function candidateDates(ruleset: Ruleset, profile: UserProfile, buckets: 
       if ((bucket.counters[metric.countCounter] ?? 0) > 0 && bucket.date <= today && (latest === undefined || bucket.date > latest))
         latest = bucket.date;
     }
-    if (latest !== undefined) crossings(metric.name, latest);
+    if (latest !== undefined) addCrossings(candidates, ruleset.thresholds[metric.name], latest);
   }
-  for (const [name, definition] of Object.entries(ruleset.attributes)) {
+  for (const name of Object.keys(ruleset.attributes)) {
     const stored = profile.attributes[name];
-    if (definition.type === 'days-since' && stored) crossings(name, localDate(stored.at, ruleset.timezone));
+    if (ruleset.attributes[name]!.type === 'days-since' && stored)
+      addCrossings(candidates, ruleset.thresholds[name], localDate(stored.at, ruleset.timezone));
   }
   const horizon = addDays(today, HORIZON_DAYS);
   return [...candidates].filter((date) => date > today && date <= horizon).sort();

@@ -55,8 +55,13 @@ interface DayViews {
 export class MemoryReplayStore implements TierStore, JourneyStepStore {
   private readonly users = new Map<string, StoredUser>();
   private readonly views = new WeakMap<StoredDay, DayViews>();
-  /** Each user's days in date order, until a day is added. */
+  /** Each user's days in date order, made on the first window read and kept in order as days are added. */
   private readonly sortedDays = new WeakMap<StoredUser, StoredDay[]>();
+  /**
+   * Each user's latest window copies and the date that window started on, until a light day's list of keys changes
+   * other than by a key appended to a listed day: every fresh event reads them, most often from the same date.
+   */
+  private readonly listedCopies = new WeakMap<StoredUser, { fromDate: string; copies: WindowCopies }>();
   private checkpoint: string | undefined;
   private shardCountSeen: number;
   /** Review dates set by deferReview, which a profile write replaces (as the DynamoDB item's index key is). */
@@ -127,7 +132,13 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     if (!day) {
       day = { date, counters: {}, eventKeys: new Set() };
       days.set(date, day);
-      this.sortedDays.delete(this.user(userId));
+      // Into the days' order where it is kept (a new day is most often the latest), rather than sorted again.
+      const sorted = this.sortedDays.get(this.user(userId));
+      if (sorted) {
+        let at = sorted.length;
+        while (at > 0 && sorted[at - 1]!.date > date) at--;
+        sorted.splice(at, 0, day);
+      }
     }
     return day;
   }
@@ -139,9 +150,10 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   }
 
   /** A key left the day's list (a resend taken back out, or the day turned heavy): the window read lists them again. */
-  private keysRemoved(day: StoredDay): void {
+  private keysRemoved(userId: string, day: StoredDay): void {
     const views = this.views.get(day);
     if (views) views.keys = undefined;
+    this.listedCopies.delete(this.user(userId));
   }
 
   private viewsOf(day: StoredDay): DayViews {
@@ -168,6 +180,8 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       if (day.eventKeys.has(eventKey)) return { duplicate: true };
       this.changed(day);
       if (day.eventKeys.size < DEFAULT_LIGHT_DAY_EVENTS) {
+        // A day's first key puts the day in the window's copies; a later one is appended to its listed keys.
+        if (day.eventKeys.size === 0) this.listedCopies.delete(this.user(userId));
         day.eventKeys.add(eventKey);
         this.views.get(day)?.keys?.push(eventKey);
         this.addToDay(day, increment.counters, increment.signals);
@@ -177,7 +191,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       const guards = this.user(userId).guards;
       for (const key of day.eventKeys) if (!guards.has(key)) guards.set(key, increment.date);
       day.eventKeys.clear();
-      this.keysRemoved(day);
+      this.keysRemoved(userId, day);
       day.heavy = true;
     }
     const guards = this.user(userId).guards;
@@ -207,7 +221,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const day = this.day(userId, increment.date);
     this.changed(day);
     const present = copy.on === 'light' ? day.eventKeys.delete(eventKey) : named === increment.date;
-    if (copy.on === 'light') this.keysRemoved(day);
+    if (copy.on === 'light') this.keysRemoved(userId, day);
     if (present) {
       const negated = Object.fromEntries(Object.entries(increment.counters).map(([counter, amount]) => [counter, -amount + 0]));
       this.addToDay(day, negated, []);
@@ -227,7 +241,11 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     return views.keys;
   }
 
-  private window(userId: string, fromDate: string, withCopies: boolean): { profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies } {
+  private window(
+    userId: string,
+    fromDate: string,
+    withCopies: boolean,
+  ): { profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies } {
     const user = this.users.get(userId);
     if (!user) return { profile: undefined, buckets: [], copies: NO_COPIES };
     const buckets: DayBucket[] = [];
@@ -244,7 +262,12 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       }
       buckets.push(views.bucket);
     }
-    return { profile: user.profile, buckets, copies: withCopies ? new ListedOnRead(this, days) : NO_COPIES };
+    if (!withCopies) return { profile: user.profile, buckets, copies: NO_COPIES };
+    const listed = this.listedCopies.get(user);
+    if (listed?.fromDate === fromDate) return { profile: user.profile, buckets, copies: listed.copies };
+    const copies = new ListedOnRead(this, days);
+    this.listedCopies.set(user, { fromDate, copies });
+    return { profile: user.profile, buckets, copies };
   }
 
   async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[]; copies: WindowCopies }> {
@@ -271,7 +294,8 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const last = user.history[user.history.length - 1];
     // The usual case, a version newer than any kept: nothing to replace, and the list stays in version order.
     if (last === undefined || last.version < entry.version) user.history.push(entry);
-    else user.history = [...user.history.filter((e) => e.version !== entry.version || e.id !== entry.id), entry].sort((a, b) => a.version - b.version);
+    else
+      user.history = [...user.history.filter((e) => e.version !== entry.version || e.id !== entry.id), entry].sort((a, b) => a.version - b.version);
   }
 
   async clearOutbox(profile: UserProfile): Promise<boolean> {
