@@ -254,7 +254,9 @@ export async function decideAndSave(
     }
 
     const next: UserProfile = { ...decision.profile };
-    const reviewAt = await nextReviewDate(ruleset, next, buckets as DayBucket[], now);
+    // The decision keeps the attributes it was qualified on (same buckets, same date): its qualified tier is the baseline.
+    const baselineTier = next.attributes === profile.attributes ? qualification.tier : undefined;
+    const reviewAt = await nextReviewDate(ruleset, next, buckets as DayBucket[], now, baselineTier);
     if (reviewAt) next.reviewAt = reviewAt;
     else delete next.reviewAt;
     const version = profile.version + 1;

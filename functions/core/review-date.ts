@@ -85,13 +85,23 @@ export function reviewIndexDate(profile: Pick<UserProfile, 'reviewAt' | 'outboxV
   return minDate(profile.reviewAt, profile.outboxVersion !== undefined ? profile.outboxRetryAt : undefined);
 }
 
-export async function nextReviewDate(ruleset: Ruleset, profile: UserProfile, buckets: readonly DayBucket[], now: Date): Promise<string | undefined> {
+/**
+ * `baselineTier`, when the caller has it: the tier the rules give today on these same buckets and the profile's
+ * attributes (what the decision just qualified), so that it is not found again.
+ */
+export async function nextReviewDate(
+  ruleset: Ruleset,
+  profile: UserProfile,
+  buckets: readonly DayBucket[],
+  now: Date,
+  baselineTier?: string,
+): Promise<string | undefined> {
   const today = localDate(now, ruleset.timezone);
   if (isLockActive(profile.lock, today)) return profile.lock.until;
   const tenureEnd = tenureEndDate(ruleset, profile);
   const boundaries = [profile.graceUntil, tenureEnd !== undefined && tenureEnd > today ? tenureEnd : undefined];
 
-  const baseline = await qualifiedTier(ruleset, factsAt(ruleset, buckets, profile.attributes, today));
+  const baseline = baselineTier ?? (await qualifiedTier(ruleset, factsAt(ruleset, buckets, profile.attributes, today)));
   const candidates = candidateDates(ruleset, profile, buckets, today).slice(0, MAX_EVALUATIONS);
   let firstChange: string | undefined;
   for (const date of candidates) {
