@@ -19,7 +19,7 @@ import type { UserEvent } from './event.js';
 import { shortHash, userRef } from './hash.js';
 import { type DayIncrement, applyEventToAttributes, dayIncrements, factsAt } from './metrics.js';
 import type { Clock, JourneyStarter, NoticePublisher, TierStore, WindowCopies } from './ports.js';
-import { type Qualification, qualify } from './qualify.js';
+import { type Qualification, qualify, qualifyNow } from './qualify.js';
 import { nextReviewDate } from './review-date.js';
 import type { Ruleset } from './ruleset.js';
 import { type DayBucket, type HistoryEntry, type TierLock, type TierNotice, type UserProfile, newProfile } from './state.js';
@@ -234,7 +234,8 @@ export async function decideAndSave(
       }
     }
     const today = localDate(now, ruleset.timezone);
-    const qualification = await qualify(ruleset, factsAt(ruleset, buckets, profile.attributes, today));
+    const facts = factsAt(ruleset, buckets, profile.attributes, today);
+    const qualification = qualifyNow(ruleset, facts) ?? (await qualify(ruleset, facts));
     const decision =
       typeof trigger === 'object'
         ? await operatorDecision(ruleset, profile, trigger.lock, now, qualification)
@@ -335,10 +336,15 @@ export async function setTierLock(services: TierServices, userId: string, lock: 
  * is idempotent, so a crash anywhere here is healed by repeating the flush on the next event or review. When a
  * newer decision adds to the outbox meanwhile (the clear is refused), the holder flushes what it has not done yet.
  */
+/** Whether a flush would do anything: an outbox is waiting and this caller holds its lease. */
+function holdsOutboxToFlush(saved: Pick<SavedDecision, 'profile' | 'leaseOwner'>): boolean {
+  return saved.profile.outboxVersion !== undefined && saved.leaseOwner !== undefined;
+}
+
 export async function flushOutbox(services: TierServices, saved: Pick<SavedDecision, 'profile' | 'leaseOwner'>): Promise<void> {
   const { leaseOwner } = saved;
   let profile = saved.profile;
-  if (profile.outboxVersion === undefined || leaseOwner === undefined) return;
+  if (!holdsOutboxToFlush(saved)) return;
   const done = new Set<string>();
   const counted: TierCountOccurrence[] = [];
   const once = async (id: string, work: () => Promise<unknown>): Promise<void> => {
@@ -404,7 +410,8 @@ export async function ingestEvent(services: TierServices, event: UserEvent): Pro
   const recorded = await services.store.recordEvent(event.userId, key, increment);
   // A same-day duplicate still applies its attributes (idempotent), which heals a crash before the profile write.
   const saved = await decideAndSave(services, event.userId, 'event', event, { eventKey: key, increment, ...recorded });
-  const { error } = await tryFlushOutbox(services, saved);
+  // Most events leave no outbox: the flush would return at once, so it is not even called.
+  const { error } = holdsOutboxToFlush(saved) ? await tryFlushOutbox(services, saved) : {};
   // Whether or not the event is a duplicate: a conversion counts once per journey entry, under the entry's id.
   const conversion = services.counters ? conversionOccurrence(services.ruleset, saved.previous, event) : undefined;
   if (conversion) await services.counters?.addOnce(conversion);

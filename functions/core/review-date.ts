@@ -12,7 +12,7 @@
 import { addDays, localDate, minDate } from './dates.js';
 import { isLockActive, tenureEndDate } from './decide.js';
 import { factsAt } from './metrics.js';
-import { qualifiedTier } from './qualify.js';
+import { compiledPassingTier, qualifiedTier } from './qualify.js';
 import type { Ruleset } from './ruleset.js';
 import type { DayBucket, UserProfile } from './state.js';
 
@@ -89,6 +89,11 @@ export function reviewIndexDate(profile: Pick<UserProfile, 'reviewAt' | 'outboxV
  * `baselineTier`, when the caller has it: the tier the rules give today on these same buckets and the profile's
  * attributes (what the decision just qualified), so that it is not found again.
  */
+async function tierOn(ruleset: Ruleset, buckets: readonly DayBucket[], profile: UserProfile, date: string): Promise<string> {
+  const facts = factsAt(ruleset, buckets, profile.attributes, date);
+  return compiledPassingTier(ruleset, facts) ?? qualifiedTier(ruleset, facts);
+}
+
 export async function nextReviewDate(
   ruleset: Ruleset,
   profile: UserProfile,
@@ -101,11 +106,12 @@ export async function nextReviewDate(
   const tenureEnd = tenureEndDate(ruleset, profile);
   const boundaries = [profile.graceUntil, tenureEnd !== undefined && tenureEnd > today ? tenureEnd : undefined];
 
-  const baseline = baselineTier ?? (await qualifiedTier(ruleset, factsAt(ruleset, buckets, profile.attributes, today)));
+  const baseline = baselineTier ?? (await tierOn(ruleset, buckets, profile, today));
   const candidates = candidateDates(ruleset, profile, buckets, today).slice(0, MAX_EVALUATIONS);
   let firstChange: string | undefined;
   for (const date of candidates) {
-    const tier = await qualifiedTier(ruleset, factsAt(ruleset, buckets, profile.attributes, date));
+    const facts = factsAt(ruleset, buckets, profile.attributes, date);
+    const tier = compiledPassingTier(ruleset, facts) ?? (await qualifiedTier(ruleset, facts));
     if (tier !== baseline) {
       firstChange = date;
       break;

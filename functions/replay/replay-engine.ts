@@ -337,14 +337,14 @@ export async function replayPrepared(
             profile.outboxVersion === undefined
               ? { profile, today }
               : undefined;
-          await settle();
+          if (runnable.length > 0) await settle();
         }
       } else {
         nextReview++;
         for (const date of tick.reviewDates!) {
           if (store.isDueForReview(userId, date)) {
             await reviewUser(services, userId);
-            await settle();
+            if (runnable.length > 0) await settle();
           }
         }
       }
