@@ -217,7 +217,10 @@ export async function decideAndSave(
       }
     }
     const stored = read.profile;
-    const buckets = read.buckets.filter((bucket) => bucket.date >= decisionWindow);
+    // Most reads start at the decision window already: then the read's own list is the window's.
+    const buckets = read.buckets.every((bucket) => bucket.date >= decisionWindow)
+      ? read.buckets
+      : read.buckets.filter((bucket) => bucket.date >= decisionWindow);
     const applyAttributes = countedOn === undefined;
     let profile = stored ?? newProfile(userId, ruleset.baseTier, now);
     let ownChange = false;
@@ -239,7 +242,7 @@ export async function decideAndSave(
     const decision =
       typeof trigger === 'object'
         ? await operatorDecision(ruleset, profile, trigger.lock, now, qualification)
-        : await decideTier({ ruleset, profile, qualification, now, trigger, ...(event ? { eventId: event.eventId } : {}) });
+        : await decideTier({ ruleset, profile, qualification, now, trigger, eventId: event?.eventId });
     const leaseIsFree = !profile.outboxLease || instantMs(profile.outboxLease.until) <= now.getTime();
     // At review the review date itself always moves, so the profile is always written.
     if (!decision.changed && !ownChange && trigger === 'event') {

@@ -203,7 +203,16 @@ function windowStartDate(asOf: string, windowDays: number): string {
 
 /** Attribute facts as of a local date. */
 export function attributeFacts(ruleset: Pick<Ruleset, 'attributes' | 'timezone'>, attributes: Record<string, StoredAttribute>, asOf: string): Facts {
-  const facts: Facts = {};
+  return writeAttributeFacts({}, ruleset, attributes, asOf);
+}
+
+/** Writes the attribute facts into `facts` (after what it holds, replacing a fact of the same name), and returns it. */
+function writeAttributeFacts(
+  facts: Facts,
+  ruleset: Pick<Ruleset, 'attributes' | 'timezone'>,
+  attributes: Record<string, StoredAttribute>,
+  asOf: string,
+): Facts {
   for (const name in ruleset.attributes) {
     if (!Object.hasOwn(ruleset.attributes, name)) continue;
     const definition = ruleset.attributes[name]!;
@@ -220,10 +229,8 @@ export function attributeFacts(ruleset: Pick<Ruleset, 'attributes' | 'timezone'>
 }
 
 export function factsAt(ruleset: Ruleset, buckets: readonly DayBucket[], attributes: Record<string, StoredAttribute>, asOf: string): Facts {
-  const facts: Facts = aggregateMetrics(ruleset, buckets, asOf);
-  const attributeValues = attributeFacts(ruleset, attributes, asOf);
-  for (const name in attributeValues) facts[name] = attributeValues[name]!;
-  return facts;
+  // Into the metrics' own record: every decision and every review date tried makes one.
+  return writeAttributeFacts(aggregateMetrics(ruleset, buckets, asOf), ruleset, attributes, asOf);
 }
 
 function isLater(a: { at: string; eventId: string }, b: { at: string; eventId: string }): boolean {
