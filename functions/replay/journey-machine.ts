@@ -130,11 +130,11 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
         startedAt: now,
         status: 'RUNNING',
         state: asl.StartAt,
-        data: structuredClone(input),
+        data: jsonCopy(input),
         resumeAt: now,
       };
       contexts.set(execution, {
-        Execution: { Name: name, StartTime: new Date(now).toISOString(), Input: structuredClone(input) },
+        Execution: { Name: name, StartTime: new Date(now).toISOString(), Input: jsonCopy(input) },
         State: {},
       });
       return execution;
@@ -211,6 +211,14 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
       throw new JourneyMachineError(`execution ${execution.name} entered ${MAX_STATES_PER_ADVANCE} states without waiting; the journey loops`);
     },
   };
+}
+
+/**
+ * An execution's input as Step Functions holds it: JSON text read back, so that the execution never shares the
+ * caller's objects (and a copy by JSON costs less than structuredClone, for every journey started).
+ */
+function jsonCopy(input: Json): Json {
+  return input === undefined ? undefined : JSON.parse(JSON.stringify(input));
 }
 
 async function runWithRetries(
