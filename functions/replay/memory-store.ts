@@ -52,9 +52,17 @@ interface DayViews {
   keys?: string[];
 }
 
+/** A day as this store makes it: with its views, read on every window read (a field, not a lookup by day). */
+interface KeptDay extends StoredDay {
+  views: DayViews;
+}
+
+function viewsOf(day: StoredDay): DayViews {
+  return (day as KeptDay).views;
+}
+
 export class MemoryReplayStore implements TierStore, JourneyStepStore {
   private readonly users = new Map<string, StoredUser>();
-  private readonly views = new WeakMap<StoredDay, DayViews>();
   /** Each user's days in date order, made on the first window read and kept in order as days are added. */
   private readonly sortedDays = new WeakMap<StoredUser, StoredDay[]>();
   /**
@@ -130,7 +138,8 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const days = this.user(userId).days;
     let day = days.get(date);
     if (!day) {
-      day = { date, counters: {}, eventKeys: new Set() };
+      const kept: KeptDay = { date, counters: {}, eventKeys: new Set(), views: {} };
+      day = kept;
       days.set(date, day);
       // Into the days' order where it is kept (a new day is most often the latest), rather than sorted again.
       const sorted = this.sortedDays.get(this.user(userId));
@@ -145,24 +154,13 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
 
   /** The day's bucket changed: the window read makes it again. */
   private changed(day: StoredDay): void {
-    const views = this.views.get(day);
-    if (views) views.bucket = undefined;
+    viewsOf(day).bucket = undefined;
   }
 
   /** A key left the day's list (a resend taken back out, or the day turned heavy): the window read lists them again. */
   private keysRemoved(userId: string, day: StoredDay): void {
-    const views = this.views.get(day);
-    if (views) views.keys = undefined;
+    viewsOf(day).keys = undefined;
     this.listedCopies.delete(this.user(userId));
-  }
-
-  private viewsOf(day: StoredDay): DayViews {
-    let views = this.views.get(day);
-    if (!views) {
-      views = {};
-      this.views.set(day, views);
-    }
-    return views;
   }
 
   private daysInOrder(user: StoredUser): StoredDay[] {
@@ -183,7 +181,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
         // A day's first key puts the day in the window's copies; a later one is appended to its listed keys.
         if (day.eventKeys.size === 0) this.listedCopies.delete(this.user(userId));
         day.eventKeys.add(eventKey);
-        this.views.get(day)?.keys?.push(eventKey);
+        viewsOf(day).keys?.push(eventKey);
         this.addToDay(day, increment.counters, increment.signals);
         return { duplicate: false };
       }
@@ -236,7 +234,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
 
   /** The light day's keys as the window read lists them: made again only after a key left the day. */
   lightKeysOf(day: StoredDay): string[] {
-    const views = this.viewsOf(day);
+    const views = viewsOf(day);
     views.keys ??= [...day.eventKeys];
     return views.keys;
   }
@@ -252,7 +250,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const days: StoredDay[] = [];
     for (const day of this.daysInOrder(user)) {
       if (day.date < fromDate) continue;
-      const views = this.viewsOf(day);
+      const views = viewsOf(day);
       if (withCopies) days.push(day);
       if (!views.bucket) {
         const bucket: DayBucket = { date: day.date, counters: day.counters };
