@@ -212,16 +212,28 @@ async function passingTierWithEngine(ruleset: Ruleset, facts: Facts): Promise<st
   return ruleset.tiers[best]!.id;
 }
 
+/** A class rather than an object with a closure: every decision makes one, and most never explain. */
+class RulesQualification implements Qualification {
+  readonly #ruleset: Ruleset;
+  #explained: Promise<RuleOutcome[]> | undefined;
+
+  constructor(
+    ruleset: Ruleset,
+    readonly facts: Facts,
+    readonly tier: string,
+  ) {
+    this.#ruleset = ruleset;
+  }
+
+  explain(): Promise<RuleOutcome[]> {
+    const ruleset = this.#ruleset;
+    this.#explained ??= runEngine(ruleset, this.facts).then(({ results, failureResults }) => ruleOutcomes(ruleset, [...results, ...failureResults]));
+    return this.#explained;
+  }
+}
+
 function qualification(ruleset: Ruleset, facts: Facts, tier: string): Qualification {
-  let explained: Promise<RuleOutcome[]> | undefined;
-  return {
-    tier,
-    facts,
-    explain: () => {
-      explained ??= runEngine(ruleset, facts).then(({ results, failureResults }) => ruleOutcomes(ruleset, [...results, ...failureResults]));
-      return explained;
-    },
-  };
+  return new RulesQualification(ruleset, facts, tier);
 }
 
 export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualification> {
