@@ -65,6 +65,8 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   private readonly users = new Map<string, StoredUser>();
   /** Each user's days in date order, made on the first window read and kept in order as days are added. */
   private readonly sortedDays = new WeakMap<StoredUser, StoredDay[]>();
+  /** Every key each user's light days have held, for knowsEventKey (asked of most events) to look up at once. */
+  private readonly keysEverListed = new WeakMap<StoredUser, Set<string>>();
   /**
    * Each user's latest window copies and the date that window started on, until a light day's list of keys changes
    * other than by a key appended to a listed day: every fresh event reads them, most often from the same date.
@@ -120,9 +122,9 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   knowsEventKey(userId: string, eventKey: string): boolean {
     const user = this.users.get(userId);
     if (!user) return false;
-    if (user.guards.has(eventKey)) return true;
-    for (const day of user.days.values()) if (day.eventKeys.has(eventKey)) return true;
-    return false;
+    // A key leaves a day's list only with a guard set for it (the day turned heavy, or settleCopy took the copy out),
+    // so the keys ever put on a light day and the guards are together what the days and guards hold now.
+    return user.guards.has(eventKey) || (this.keysEverListed.get(user)?.has(eventKey) ?? false);
   }
 
   private user(userId: string): StoredUser {
@@ -179,8 +181,15 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       this.changed(day);
       if (day.eventKeys.size < DEFAULT_LIGHT_DAY_EVENTS) {
         // A day's first key puts the day in the window's copies; a later one is appended to its listed keys.
-        if (day.eventKeys.size === 0) this.listedCopies.delete(this.user(userId));
+        const user = this.user(userId);
+        if (day.eventKeys.size === 0) this.listedCopies.delete(user);
         day.eventKeys.add(eventKey);
+        let everListed = this.keysEverListed.get(user);
+        if (!everListed) {
+          everListed = new Set();
+          this.keysEverListed.set(user, everListed);
+        }
+        everListed.add(eventKey);
         viewsOf(day).keys?.push(eventKey);
         this.addToDay(day, increment.counters, increment.signals);
         return { duplicate: false };

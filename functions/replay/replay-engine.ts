@@ -156,7 +156,10 @@ export function prepareHistory(ruleset: Ruleset, events: readonly UserEvent[], l
   const { accepted, rejected } = screenEvents(ruleset, events, lines);
   const order = accepted.map((event, line) => ({ event, at: instantMs(event.occurredAt), eventId: event.eventId, line }));
   order.sort(compareEventOrder);
-  return { events: order.map((o) => o.event), times: Float64Array.from(order, (o) => o.at), rejected };
+  // A plain loop: Float64Array.from with a mapping function walks the list through the iterator protocol.
+  const times = new Float64Array(order.length);
+  for (let i = 0; i < order.length; i++) times[i] = order[i]!.at;
+  return { events: order.map((o) => o.event), times, rejected };
 }
 
 interface WakeUp {

@@ -3,8 +3,9 @@
  * each day's bucket and key list, the days in date order, and a user's window copies, kept until something they show
  * changes. Whatever the writes (events on light days that turn heavy, resends settled across days, sends, days
  * added out of order), every read must show exactly what the stored days hold at that moment, as a read that built
- * it all afresh would. The same for the shortcuts beside it: copyToSettle's single pass against the list-and-sort it
- * replaced, tier history kept in version order, and the review-date search given the decision's qualified tier.
+ * it all afresh would, and an event key is known exactly while a day or guard holds it. The same for the shortcuts
+ * beside it: copyToSettle's single pass against the list-and-sort it replaced, tier history kept in version order,
+ * and the review-date search given the decision's qualified tier.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -71,6 +72,13 @@ describe('the replay store, read after any writes', () => {
           expect({ lightKeys: { ...read.copies!.lightKeys }, heavyDates: [...read.copies!.heavyDates] }).toEqual(fresh.copies);
           const journeyRead = await store.loadUserForJourney(USER, fromDate);
           expect(journeyRead.buckets).toEqual(fresh.buckets);
+          // A key is known while any day or guard holds it.
+          const stored = store.storedUser(USER);
+          for (let key = 0; key <= 40; key++) {
+            const held =
+              stored !== undefined && (stored.guards.has(`k${key}`) || [...stored.days.values()].some((day) => day.eventKeys.has(`k${key}`)));
+            expect(store.knowsEventKey(USER, `k${key}`)).toBe(held);
+          }
         };
         for (const op of operations) {
           const increment = { date: 'date' in op ? op.date : DATES[0]!, counters: { [COUNTER]: 1 }, signals: [] };
