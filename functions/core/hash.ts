@@ -41,5 +41,8 @@ export function hashPercent(text: string): number {
 
 /** A pseudonymous user reference for logs and execution names: never the raw id or email. */
 export function userRef(userId: string): string {
-  return 'u_' + shortHash('user:' + userId, 16);
+  // Asked for every notice of a user, often several times in a row for the same one.
+  if (userId !== lastRef.userId) lastRef = { userId, ref: 'u_' + shortHash('user:' + userId, 16) };
+  return lastRef.ref;
 }
+let lastRef = { userId: '', ref: 'u_' + shortHash('user:', 16) };

@@ -19,7 +19,7 @@ import type { UserEvent } from './event.js';
 import { shortHash, userRef } from './hash.js';
 import { type DayIncrement, applyEventToAttributes, dayIncrements, factsAt } from './metrics.js';
 import type { Clock, JourneyStarter, NoticePublisher, TierStore, WindowCopies } from './ports.js';
-import { type Qualification, qualify } from './qualify.js';
+import { type Qualification, qualify, qualifyNow } from './qualify.js';
 import { nextReviewDate } from './review-date.js';
 import type { Ruleset } from './ruleset.js';
 import { type DayBucket, type HistoryEntry, type TierLock, type TierNotice, type UserProfile, newProfile } from './state.js';
@@ -125,17 +125,20 @@ export function copyToSettle(
   ownDate: string,
 ): { on: 'light' | 'heavy'; claim: string } | undefined {
   if (!copies) return undefined;
-  const elsewhere = Object.keys(copies.lightKeys)
-    .filter((date) => date !== ownDate && copies.lightKeys[date]!.includes(eventKey))
-    .sort();
-  if (copies.lightKeys[ownDate]?.includes(eventKey)) {
-    if (elsewhere.length > 0) return { on: 'light', claim: elsewhere[0]! };
+  // The earliest other light day that holds the key (every fresh event asks, so no list is made and sorted).
+  const { lightKeys } = copies;
+  let elsewhere: string | undefined;
+  for (const date of Object.keys(lightKeys)) {
+    if (date !== ownDate && (elsewhere === undefined || date < elsewhere) && lightKeys[date]!.includes(eventKey)) elsewhere = date;
+  }
+  if (lightKeys[ownDate]?.includes(eventKey)) {
+    if (elsewhere !== undefined) return { on: 'light', claim: elsewhere };
     const from = addDays(ownDate, -RESEND_HORIZON_DAYS);
     const to = addDays(ownDate, RESEND_HORIZON_DAYS);
     const heavyNearby = copies.heavyDates.some((date) => date !== ownDate && date >= from && date <= to);
     return heavyNearby ? { on: 'light', claim: ownDate } : undefined;
   }
-  if (copies.heavyDates.includes(ownDate) && elsewhere.length > 0) return { on: 'heavy', claim: elsewhere[0]! };
+  if (elsewhere !== undefined && copies.heavyDates.includes(ownDate)) return { on: 'heavy', claim: elsewhere };
   return undefined;
 }
 
@@ -214,7 +217,10 @@ export async function decideAndSave(
       }
     }
     const stored = read.profile;
-    const buckets = read.buckets.filter((bucket) => bucket.date >= decisionWindow);
+    // Most reads start at the decision window already: then the read's own list is the window's.
+    const buckets = read.buckets.every((bucket) => bucket.date >= decisionWindow)
+      ? read.buckets
+      : read.buckets.filter((bucket) => bucket.date >= decisionWindow);
     const applyAttributes = countedOn === undefined;
     let profile = stored ?? newProfile(userId, ruleset.baseTier, now);
     let ownChange = false;
@@ -231,25 +237,20 @@ export async function decideAndSave(
       }
     }
     const today = localDate(now, ruleset.timezone);
-    const qualification = await qualify(ruleset, factsAt(ruleset, buckets, profile.attributes, today));
+    const facts = factsAt(ruleset, buckets, profile.attributes, today);
+    const qualification = qualifyNow(ruleset, facts) ?? (await qualify(ruleset, facts));
     const decision =
       typeof trigger === 'object'
         ? await operatorDecision(ruleset, profile, trigger.lock, now, qualification)
-        : await decideTier({ ruleset, profile, qualification, now, trigger, ...(event ? { eventId: event.eventId } : {}) });
+        : await decideTier({ ruleset, profile, qualification, now, trigger, eventId: event?.eventId });
     const leaseIsFree = !profile.outboxLease || instantMs(profile.outboxLease.until) <= now.getTime();
-    // Made only when the outbox needs a lease: most events leave no outbox, and the hash costs more than the decision.
-    const leaseVersion = profile.version;
-    const takeLease = () => ({
-      owner: shortHash(`lease|${userId}|${leaseVersion}|${now.toISOString()}`, 16),
-      until: new Date(now.getTime() + OUTBOX_LEASE_MS).toISOString(),
-    });
     // At review the review date itself always moves, so the profile is always written.
     if (!decision.changed && !ownChange && trigger === 'event') {
       const unchanged = stored ?? profile;
       // An outbox left by a failed or crashed flush: take its lease (one write, only on this retry path) and flush.
       const extras = { ...(countedOn ? { countedOn } : {}), ...(stored ? { previous: stored } : {}) };
       if (unchanged.outboxVersion === undefined || !leaseIsFree) return { decision, profile: unchanged, ...extras };
-      const lease = takeLease();
+      const lease = outboxLease(userId, profile.version, now);
       const leased: UserProfile = { ...unchanged, outboxLease: lease };
       if (await store.saveProfile(leased, unchanged.version))
         return { decision, profile: { ...leased, version: unchanged.version + 1 }, leaseOwner: lease.owner, ...extras };
@@ -257,7 +258,9 @@ export async function decideAndSave(
     }
 
     const next: UserProfile = { ...decision.profile };
-    const reviewAt = await nextReviewDate(ruleset, next, buckets as DayBucket[], now);
+    // The decision keeps the attributes it was qualified on (same buckets, same date): its qualified tier is the baseline.
+    const baselineTier = next.attributes === profile.attributes ? qualification.tier : undefined;
+    const reviewAt = await nextReviewDate(ruleset, next, buckets as DayBucket[], now, baselineTier);
     if (reviewAt) next.reviewAt = reviewAt;
     else delete next.reviewAt;
     const version = profile.version + 1;
@@ -286,7 +289,7 @@ export async function decideAndSave(
     }
     // The lease rides in this same write. A live lease of another flush is kept: that flush sees the newer outbox
     // when its clear fails, and flushes the rest itself.
-    const lease = next.outboxVersion !== undefined && leaseIsFree ? takeLease() : undefined;
+    const lease = next.outboxVersion !== undefined && leaseIsFree ? outboxLease(userId, profile.version, now) : undefined;
     if (lease) next.outboxLease = lease;
     if (await store.saveProfile(next, profile.version)) {
       return {
@@ -299,6 +302,17 @@ export async function decideAndSave(
     }
   }
   throw new VersionConflictError(userRef(userId));
+}
+
+/**
+ * The outbox lease a decision on profile version `version` takes. Made only when the outbox needs a lease: most
+ * events leave no outbox, and the hash costs more than the decision.
+ */
+function outboxLease(userId: string, version: number, now: Date): NonNullable<UserProfile['outboxLease']> {
+  return {
+    owner: shortHash(`lease|${userId}|${version}|${now.toISOString()}`, 16),
+    until: new Date(now.getTime() + OUTBOX_LEASE_MS).toISOString(),
+  };
 }
 
 function operatorDecision(
@@ -325,10 +339,15 @@ export async function setTierLock(services: TierServices, userId: string, lock: 
  * is idempotent, so a crash anywhere here is healed by repeating the flush on the next event or review. When a
  * newer decision adds to the outbox meanwhile (the clear is refused), the holder flushes what it has not done yet.
  */
+/** Whether a flush would do anything: an outbox is waiting and this caller holds its lease. */
+function holdsOutboxToFlush(saved: Pick<SavedDecision, 'profile' | 'leaseOwner'>): boolean {
+  return saved.profile.outboxVersion !== undefined && saved.leaseOwner !== undefined;
+}
+
 export async function flushOutbox(services: TierServices, saved: Pick<SavedDecision, 'profile' | 'leaseOwner'>): Promise<void> {
   const { leaseOwner } = saved;
   let profile = saved.profile;
-  if (profile.outboxVersion === undefined || leaseOwner === undefined) return;
+  if (!holdsOutboxToFlush(saved)) return;
   const done = new Set<string>();
   const counted: TierCountOccurrence[] = [];
   const once = async (id: string, work: () => Promise<unknown>): Promise<void> => {
@@ -394,7 +413,8 @@ export async function ingestEvent(services: TierServices, event: UserEvent): Pro
   const recorded = await services.store.recordEvent(event.userId, key, increment);
   // A same-day duplicate still applies its attributes (idempotent), which heals a crash before the profile write.
   const saved = await decideAndSave(services, event.userId, 'event', event, { eventKey: key, increment, ...recorded });
-  const { error } = await tryFlushOutbox(services, saved);
+  // Most events leave no outbox: the flush would return at once, so it is not even called.
+  const { error } = holdsOutboxToFlush(saved) ? await tryFlushOutbox(services, saved) : {};
   // Whether or not the event is a duplicate: a conversion counts once per journey entry, under the entry's id.
   const conversion = services.counters ? conversionOccurrence(services.ruleset, saved.previous, event) : undefined;
   if (conversion) await services.counters?.addOnce(conversion);

@@ -203,7 +203,16 @@ function windowStartDate(asOf: string, windowDays: number): string {
 
 /** Attribute facts as of a local date. */
 export function attributeFacts(ruleset: Pick<Ruleset, 'attributes' | 'timezone'>, attributes: Record<string, StoredAttribute>, asOf: string): Facts {
-  const facts: Facts = {};
+  return writeAttributeFacts({}, ruleset, attributes, asOf);
+}
+
+/** Writes the attribute facts into `facts` (after what it holds, replacing a fact of the same name), and returns it. */
+function writeAttributeFacts(
+  facts: Facts,
+  ruleset: Pick<Ruleset, 'attributes' | 'timezone'>,
+  attributes: Record<string, StoredAttribute>,
+  asOf: string,
+): Facts {
   for (const name in ruleset.attributes) {
     if (!Object.hasOwn(ruleset.attributes, name)) continue;
     const definition = ruleset.attributes[name]!;
@@ -220,10 +229,8 @@ export function attributeFacts(ruleset: Pick<Ruleset, 'attributes' | 'timezone'>
 }
 
 export function factsAt(ruleset: Ruleset, buckets: readonly DayBucket[], attributes: Record<string, StoredAttribute>, asOf: string): Facts {
-  const facts: Facts = aggregateMetrics(ruleset, buckets, asOf);
-  const attributeValues = attributeFacts(ruleset, attributes, asOf);
-  for (const name in attributeValues) facts[name] = attributeValues[name]!;
-  return facts;
+  // Into the metrics' own record: every decision and every review date tried makes one.
+  return writeAttributeFacts(aggregateMetrics(ruleset, buckets, asOf), ruleset, attributes, asOf);
 }
 
 function isLater(a: { at: string; eventId: string }, b: { at: string; eventId: string }): boolean {
@@ -254,11 +261,8 @@ export function applyEventToAttributes(
   profile: Pick<UserProfile, 'attributes'>,
   event: UserEvent,
 ): Record<string, StoredAttribute> | undefined {
+  // Copied on the first change only (no closure for it: this runs for every event, changing or not).
   let next: Record<string, StoredAttribute> | undefined;
-  const write = (name: string, value: StoredAttribute): void => {
-    next ??= { ...profile.attributes };
-    next[name] = value;
-  };
   for (const name in ruleset.attributes) {
     if (!Object.hasOwn(ruleset.attributes, name)) continue;
     const definition = ruleset.attributes[name]!;
@@ -266,7 +270,10 @@ export function applyEventToAttributes(
     const stored = Object.hasOwn(profile.attributes, name) ? profile.attributes[name] : undefined;
     const candidate = { at: event.occurredAt, eventId: event.eventId };
     if (definition.type === 'days-since') {
-      if (!stored || isLater(stored, candidate)) write(name, { value: null, ...candidate });
+      if (!stored || isLater(stored, candidate)) {
+        next ??= { ...profile.attributes };
+        next[name] = { value: null, ...candidate };
+      }
       continue;
     }
     const raw = Object.hasOwn(event.properties, definition.property) ? event.properties[definition.property] : undefined;
@@ -283,7 +290,10 @@ export function applyEventToAttributes(
       // `at` tracks the latest contributing event so that the stored item is the same in any delivery order.
       const candidateIsNewer = !stored || isLater(candidate, stored);
       const latest = candidateIsNewer ? candidate : stored;
-      if (merged.length !== current.length || candidateIsNewer) write(name, { value: merged, at: latest.at, eventId: latest.eventId });
+      if (merged.length !== current.length || candidateIsNewer) {
+        next ??= { ...profile.attributes };
+        next[name] = { value: merged, at: latest.at, eventId: latest.eventId };
+      }
       continue;
     }
     if (typeof raw !== definition.type) {
@@ -294,7 +304,10 @@ export function applyEventToAttributes(
         },
       ]);
     }
-    if (!stored || isLater(candidate, stored)) write(name, { value: raw as string | number | boolean, ...candidate });
+    if (!stored || isLater(candidate, stored)) {
+      next ??= { ...profile.attributes };
+      next[name] = { value: raw as string | number | boolean, ...candidate };
+    }
   }
   return next;
 }

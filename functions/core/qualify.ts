@@ -181,6 +181,25 @@ function compiledVerdict(rule: RuleVerdicts, facts: Facts): boolean | undefined 
  * comparisons instead of a run that builds and settles a promise per condition); the rest run on it.
  */
 async function passingTier(ruleset: Ruleset, facts: Facts): Promise<string> {
+  return compiledPassingTier(ruleset, facts) ?? (await passingTierWithEngine(ruleset, facts));
+}
+
+/**
+ * passingTier where every rule's compiled conditions give its verdict on these facts, found with no wait at all;
+ * undefined where some rule needs the engine. Decisions and the review-date search call it first, since most
+ * rulesets compile whole and an await on every call costs more than the verdicts.
+ */
+export function compiledPassingTier(ruleset: Ruleset, facts: Facts): string | undefined {
+  let best = 0;
+  for (const rule of ruleVerdicts(ruleset)) {
+    const passes = compiledVerdict(rule, facts);
+    if (passes === undefined) return undefined;
+    if (passes && rule.tierIndex > best) best = rule.tierIndex;
+  }
+  return ruleset.tiers[best]!.id;
+}
+
+async function passingTierWithEngine(ruleset: Ruleset, facts: Facts): Promise<string> {
   let best = 0;
   for (const rule of ruleVerdicts(ruleset)) {
     let passes = compiledVerdict(rule, facts);
@@ -193,16 +212,38 @@ async function passingTier(ruleset: Ruleset, facts: Facts): Promise<string> {
   return ruleset.tiers[best]!.id;
 }
 
+/** A class rather than an object with a closure: every decision makes one, and most never explain. */
+class RulesQualification implements Qualification {
+  readonly #ruleset: Ruleset;
+  #explained: Promise<RuleOutcome[]> | undefined;
+
+  constructor(
+    ruleset: Ruleset,
+    readonly facts: Facts,
+    readonly tier: string,
+  ) {
+    this.#ruleset = ruleset;
+  }
+
+  explain(): Promise<RuleOutcome[]> {
+    const ruleset = this.#ruleset;
+    this.#explained ??= runEngine(ruleset, this.facts).then(({ results, failureResults }) => ruleOutcomes(ruleset, [...results, ...failureResults]));
+    return this.#explained;
+  }
+}
+
+function qualification(ruleset: Ruleset, facts: Facts, tier: string): Qualification {
+  return new RulesQualification(ruleset, facts, tier);
+}
+
 export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualification> {
-  let explained: Promise<RuleOutcome[]> | undefined;
-  return {
-    tier: await passingTier(ruleset, facts),
-    facts,
-    explain: () => {
-      explained ??= runEngine(ruleset, facts).then(({ results, failureResults }) => ruleOutcomes(ruleset, [...results, ...failureResults]));
-      return explained;
-    },
-  };
+  return qualification(ruleset, facts, await passingTier(ruleset, facts));
+}
+
+/** qualify with no wait, where every rule's compiled conditions decide (compiledPassingTier); else undefined. */
+export function qualifyNow(ruleset: Ruleset, facts: Facts): Qualification | undefined {
+  const tier = compiledPassingTier(ruleset, facts);
+  return tier === undefined ? undefined : qualification(ruleset, facts, tier);
 }
 
 /** Qualification without the explanation, for hot loops such as review-date search. */

@@ -12,7 +12,7 @@
 import { addDays, localDate, minDate } from './dates.js';
 import { isLockActive, tenureEndDate } from './decide.js';
 import { factsAt } from './metrics.js';
-import { qualifiedTier } from './qualify.js';
+import { compiledPassingTier, qualifiedTier } from './qualify.js';
 import type { Ruleset } from './ruleset.js';
 import type { DayBucket, UserProfile } from './state.js';
 
@@ -37,6 +37,19 @@ function countsAnything(counters: Record<string, number>): boolean {
   return false;
 }
 
+/** The dates on which a time-based fact counted from `anchor` crosses one of the rules' numbers for it. */
+function addCrossings(candidates: Set<string>, thresholds: readonly number[] | undefined, anchor: string): void {
+  for (const threshold of thresholds ?? []) {
+    if (!Number.isInteger(threshold)) {
+      candidates.add(addDays(anchor, Math.ceil(threshold)));
+      continue;
+    }
+    // Both sides of the number, for > and >= alike.
+    candidates.add(addDays(anchor, threshold));
+    candidates.add(addDays(anchor, threshold + 1));
+  }
+}
+
 export function candidateDates(ruleset: Ruleset, profile: UserProfile, buckets: readonly DayBucket[], today: string): string[] {
   const candidates = new Set<string>();
   const windows = windowLengths(ruleset);
@@ -46,17 +59,6 @@ export function candidateDates(ruleset: Ruleset, profile: UserProfile, buckets: 
     if (bucket.date > today) candidates.add(bucket.date);
     for (const window of windows) candidates.add(addDays(bucket.date, window));
   }
-  const crossings = (fact: string, anchor: string): void => {
-    for (const threshold of ruleset.thresholds[fact] ?? []) {
-      if (!Number.isInteger(threshold)) {
-        candidates.add(addDays(anchor, Math.ceil(threshold)));
-        continue;
-      }
-      // Both sides of the number, for > and >= alike.
-      candidates.add(addDays(anchor, threshold));
-      candidates.add(addDays(anchor, threshold + 1));
-    }
-  };
   for (const metric of ruleset.metrics) {
     if (metric.definition.kind !== 'last') continue;
     let latest: string | undefined;
@@ -64,11 +66,12 @@ export function candidateDates(ruleset: Ruleset, profile: UserProfile, buckets: 
       if ((bucket.counters[metric.countCounter] ?? 0) > 0 && bucket.date <= today && (latest === undefined || bucket.date > latest))
         latest = bucket.date;
     }
-    if (latest !== undefined) crossings(metric.name, latest);
+    if (latest !== undefined) addCrossings(candidates, ruleset.thresholds[metric.name], latest);
   }
-  for (const [name, definition] of Object.entries(ruleset.attributes)) {
+  for (const name of Object.keys(ruleset.attributes)) {
     const stored = profile.attributes[name];
-    if (definition.type === 'days-since' && stored) crossings(name, localDate(stored.at, ruleset.timezone));
+    if (ruleset.attributes[name]!.type === 'days-since' && stored)
+      addCrossings(candidates, ruleset.thresholds[name], localDate(stored.at, ruleset.timezone));
   }
   const horizon = addDays(today, HORIZON_DAYS);
   return [...candidates].filter((date) => date > today && date <= horizon).sort();
@@ -82,17 +85,33 @@ export function reviewIndexDate(profile: Pick<UserProfile, 'reviewAt' | 'outboxV
   return minDate(profile.reviewAt, profile.outboxVersion !== undefined ? profile.outboxRetryAt : undefined);
 }
 
-export async function nextReviewDate(ruleset: Ruleset, profile: UserProfile, buckets: readonly DayBucket[], now: Date): Promise<string | undefined> {
+/**
+ * `baselineTier`, when the caller has it: the tier the rules give today on these same buckets and the profile's
+ * attributes (what the decision just qualified), so that it is not found again.
+ */
+async function tierOn(ruleset: Ruleset, buckets: readonly DayBucket[], profile: UserProfile, date: string): Promise<string> {
+  const facts = factsAt(ruleset, buckets, profile.attributes, date);
+  return compiledPassingTier(ruleset, facts) ?? qualifiedTier(ruleset, facts);
+}
+
+export async function nextReviewDate(
+  ruleset: Ruleset,
+  profile: UserProfile,
+  buckets: readonly DayBucket[],
+  now: Date,
+  baselineTier?: string,
+): Promise<string | undefined> {
   const today = localDate(now, ruleset.timezone);
   if (isLockActive(profile.lock, today)) return profile.lock.until;
   const tenureEnd = tenureEndDate(ruleset, profile);
   const boundaries = [profile.graceUntil, tenureEnd !== undefined && tenureEnd > today ? tenureEnd : undefined];
 
-  const baseline = await qualifiedTier(ruleset, factsAt(ruleset, buckets, profile.attributes, today));
+  const baseline = baselineTier ?? (await tierOn(ruleset, buckets, profile, today));
   const candidates = candidateDates(ruleset, profile, buckets, today).slice(0, MAX_EVALUATIONS);
   let firstChange: string | undefined;
   for (const date of candidates) {
-    const tier = await qualifiedTier(ruleset, factsAt(ruleset, buckets, profile.attributes, date));
+    const facts = factsAt(ruleset, buckets, profile.attributes, date);
+    const tier = compiledPassingTier(ruleset, facts) ?? (await qualifiedTier(ruleset, facts));
     if (tier !== baseline) {
       firstChange = date;
       break;

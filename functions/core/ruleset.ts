@@ -120,7 +120,10 @@ export interface LoadResult {
 }
 
 export function tierIndex(ruleset: Ruleset, tier: string): number {
-  return ruleset.tiers.findIndex((t) => t.id === tier);
+  // A plain loop (no callback made per call): every decision asks, several times.
+  const { tiers } = ruleset;
+  for (let i = 0; i < tiers.length; i++) if (tiers[i]!.id === tier) return i;
+  return -1;
 }
 
 /** Parse a JSON file and report a syntax error with line and column. */

@@ -130,11 +130,11 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
         startedAt: now,
         status: 'RUNNING',
         state: asl.StartAt,
-        data: structuredClone(input),
+        data: jsonCopy(input),
         resumeAt: now,
       };
       contexts.set(execution, {
-        Execution: { Name: name, StartTime: new Date(now).toISOString(), Input: structuredClone(input) },
+        Execution: { Name: name, StartTime: new Date(now).toISOString(), Input: jsonCopy(input) },
         State: {},
       });
       return execution;
@@ -213,6 +213,14 @@ export function journeyMachine(asl: AslDefinition, hooks: MachineHooks): Compile
   };
 }
 
+/**
+ * An execution's input as Step Functions holds it: JSON text read back, so that the execution never shares the
+ * caller's objects (and a copy by JSON costs less than structuredClone, for every journey started).
+ */
+function jsonCopy(input: Json): Json {
+  return input === undefined ? undefined : JSON.parse(JSON.stringify(input));
+}
+
 async function runWithRetries(
   hooks: MachineHooks,
   execution: MachineExecution,
@@ -283,10 +291,38 @@ function entriesOf(template: JsonObject): ReadonlyArray<[string, Json]> {
   return entries;
 }
 
+/**
+ * A Parameters part with no path anywhere in it, copied and frozen once: every Task run then shares that copy rather
+ * than building its own (a journey step's settings and step are such parts). Nothing downstream writes to a Task's
+ * input, and the freezing makes sure of it. Undefined for a part that holds a path.
+ */
+const constantParts = new WeakMap<object, { value: Json } | undefined>();
+
+function constantPart(template: object): { value: Json } | undefined {
+  if (constantParts.has(template)) return constantParts.get(template);
+  const holdsPath = (node: Json): boolean =>
+    node !== null &&
+    typeof node === 'object' &&
+    (Array.isArray(node) ? node.some(holdsPath) : Object.entries(node).some(([key, value]) => key.endsWith('.$') || holdsPath(value)));
+  const part = holdsPath(template) ? undefined : { value: deepFreeze(structuredClone(template)) };
+  constantParts.set(template, part);
+  return part;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 /** Parameters: keys ending in `.$` take the value at a path (`$…` in the input, `$$…` in the context). */
 function resolveParameters(template: Json, input: Json, ctx: JsonObject): Json {
-  if (Array.isArray(template)) return template.map((item) => resolveParameters(item, input, ctx));
   if (template === null || typeof template !== 'object') return template;
+  const constant = constantPart(template);
+  if (constant) return constant.value;
+  if (Array.isArray(template)) return template.map((item) => resolveParameters(item, input, ctx));
   const out: JsonObject = {};
   for (const [key, value] of entriesOf(template as JsonObject)) {
     if (key.endsWith('.$')) {

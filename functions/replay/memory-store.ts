@@ -52,17 +52,39 @@ interface DayViews {
   keys?: string[];
 }
 
+/** A day as this store makes it: with its views, read on every window read (a field, not a lookup by day). */
+interface KeptDay extends StoredDay {
+  views: DayViews;
+}
+
+function viewsOf(day: StoredDay): DayViews {
+  return (day as KeptDay).views;
+}
+
 export class MemoryReplayStore implements TierStore, JourneyStepStore {
   private readonly users = new Map<string, StoredUser>();
-  private readonly views = new WeakMap<StoredDay, DayViews>();
-  /** Each user's days in date order, until a day is added. */
+  /** Each user's days in date order, made on the first window read and kept in order as days are added. */
   private readonly sortedDays = new WeakMap<StoredUser, StoredDay[]>();
+  /** Every key each user's light days have held, for knowsEventKey (asked of most events) to look up at once. */
+  private readonly keysEverListed = new WeakMap<StoredUser, Set<string>>();
+  /**
+   * Each user's latest window copies and the date that window started on, until a light day's list of keys changes
+   * other than by a key appended to a listed day: every fresh event reads them, most often from the same date.
+   */
+  private readonly listedCopies = new WeakMap<StoredUser, { fromDate: string; copies: WindowCopies }>();
   private checkpoint: string | undefined;
   private shardCountSeen: number;
   /** Review dates set by deferReview, which a profile write replaces (as the DynamoDB item's index key is). */
   private readonly deferredReviews = new Map<string, string>();
 
-  constructor(private readonly shardCount: number) {
+  /**
+   * `keepHistory: false` for a replay that reads no tier history (the core never reads it while it ingests, reviews
+   * or runs a journey step; only listHistory does): entries are then not kept, and listHistory refuses to answer.
+   */
+  constructor(
+    private readonly shardCount: number,
+    private readonly options: { keepHistory?: boolean } = {},
+  ) {
     this.shardCountSeen = shardCount;
   }
 
@@ -100,9 +122,9 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   knowsEventKey(userId: string, eventKey: string): boolean {
     const user = this.users.get(userId);
     if (!user) return false;
-    if (user.guards.has(eventKey)) return true;
-    for (const day of user.days.values()) if (day.eventKeys.has(eventKey)) return true;
-    return false;
+    // A key leaves a day's list only with a guard set for it (the day turned heavy, or settleCopy took the copy out),
+    // so the keys ever put on a light day and the guards are together what the days and guards hold now.
+    return user.guards.has(eventKey) || (this.keysEverListed.get(user)?.has(eventKey) ?? false);
   }
 
   private user(userId: string): StoredUser {
@@ -118,32 +140,29 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const days = this.user(userId).days;
     let day = days.get(date);
     if (!day) {
-      day = { date, counters: {}, eventKeys: new Set() };
+      const kept: KeptDay = { date, counters: {}, eventKeys: new Set(), views: {} };
+      day = kept;
       days.set(date, day);
-      this.sortedDays.delete(this.user(userId));
+      // Into the days' order where it is kept (a new day is most often the latest), rather than sorted again.
+      const sorted = this.sortedDays.get(this.user(userId));
+      if (sorted) {
+        let at = sorted.length;
+        while (at > 0 && sorted[at - 1]!.date > date) at--;
+        sorted.splice(at, 0, day);
+      }
     }
     return day;
   }
 
   /** The day's bucket changed: the window read makes it again. */
   private changed(day: StoredDay): void {
-    const views = this.views.get(day);
-    if (views) views.bucket = undefined;
+    viewsOf(day).bucket = undefined;
   }
 
   /** A key left the day's list (a resend taken back out, or the day turned heavy): the window read lists them again. */
-  private keysRemoved(day: StoredDay): void {
-    const views = this.views.get(day);
-    if (views) views.keys = undefined;
-  }
-
-  private viewsOf(day: StoredDay): DayViews {
-    let views = this.views.get(day);
-    if (!views) {
-      views = {};
-      this.views.set(day, views);
-    }
-    return views;
+  private keysRemoved(userId: string, day: StoredDay): void {
+    viewsOf(day).keys = undefined;
+    this.listedCopies.delete(this.user(userId));
   }
 
   private daysInOrder(user: StoredUser): StoredDay[] {
@@ -161,8 +180,17 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       if (day.eventKeys.has(eventKey)) return { duplicate: true };
       this.changed(day);
       if (day.eventKeys.size < DEFAULT_LIGHT_DAY_EVENTS) {
+        // A day's first key puts the day in the window's copies; a later one is appended to its listed keys.
+        const user = this.user(userId);
+        if (day.eventKeys.size === 0) this.listedCopies.delete(user);
         day.eventKeys.add(eventKey);
-        this.views.get(day)?.keys?.push(eventKey);
+        let everListed = this.keysEverListed.get(user);
+        if (!everListed) {
+          everListed = new Set();
+          this.keysEverListed.set(user, everListed);
+        }
+        everListed.add(eventKey);
+        viewsOf(day).keys?.push(eventKey);
         this.addToDay(day, increment.counters, increment.signals);
         return { duplicate: false };
       }
@@ -170,7 +198,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       const guards = this.user(userId).guards;
       for (const key of day.eventKeys) if (!guards.has(key)) guards.set(key, increment.date);
       day.eventKeys.clear();
-      this.keysRemoved(day);
+      this.keysRemoved(userId, day);
       day.heavy = true;
     }
     const guards = this.user(userId).guards;
@@ -200,7 +228,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     const day = this.day(userId, increment.date);
     this.changed(day);
     const present = copy.on === 'light' ? day.eventKeys.delete(eventKey) : named === increment.date;
-    if (copy.on === 'light') this.keysRemoved(day);
+    if (copy.on === 'light') this.keysRemoved(userId, day);
     if (present) {
       const negated = Object.fromEntries(Object.entries(increment.counters).map(([counter, amount]) => [counter, -amount + 0]));
       this.addToDay(day, negated, []);
@@ -213,45 +241,26 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     if (signals.length > 0) day.signals = [...new Set([...(day.signals ?? []), ...signals])];
   }
 
-  /**
-   * The window's copies (light days' keys, heavy days' dates), listed only when read: only a fresh event's
-   * decision settles its copy against them, while reviews and journey steps read the window too.
-   */
-  private copiesOf(days: readonly StoredDay[]): WindowCopies {
-    let listed: WindowCopies | undefined;
-    const list = (): WindowCopies => {
-      if (listed) return listed;
-      const lightKeys: Record<string, string[]> = {};
-      const heavyDates: string[] = [];
-      for (const day of days) {
-        if (day.heavy) heavyDates.push(day.date);
-        else if (day.eventKeys.size > 0) {
-          const views = this.viewsOf(day);
-          lightKeys[day.date] = views.keys ??= [...day.eventKeys];
-        }
-      }
-      listed = { lightKeys, heavyDates };
-      return listed;
-    };
-    return {
-      get lightKeys() {
-        return list().lightKeys;
-      },
-      get heavyDates() {
-        return list().heavyDates;
-      },
-    };
+  /** The light day's keys as the window read lists them: made again only after a key left the day. */
+  lightKeysOf(day: StoredDay): string[] {
+    const views = viewsOf(day);
+    views.keys ??= [...day.eventKeys];
+    return views.keys;
   }
 
-  private window(userId: string, fromDate: string): { profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies } {
+  private window(
+    userId: string,
+    fromDate: string,
+    withCopies: boolean,
+  ): { profile: UserProfile | undefined; buckets: DayBucket[]; copies: WindowCopies } {
     const user = this.users.get(userId);
-    if (!user) return { profile: undefined, buckets: [], copies: { lightKeys: {}, heavyDates: [] } };
+    if (!user) return { profile: undefined, buckets: [], copies: NO_COPIES };
     const buckets: DayBucket[] = [];
     const days: StoredDay[] = [];
     for (const day of this.daysInOrder(user)) {
       if (day.date < fromDate) continue;
-      const views = this.viewsOf(day);
-      days.push(day);
+      const views = viewsOf(day);
+      if (withCopies) days.push(day);
       if (!views.bucket) {
         const bucket: DayBucket = { date: day.date, counters: day.counters };
         if (day.signals) bucket.signals = day.signals;
@@ -260,16 +269,21 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
       }
       buckets.push(views.bucket);
     }
-    return { profile: user.profile, buckets, copies: this.copiesOf(days) };
+    if (!withCopies) return { profile: user.profile, buckets, copies: NO_COPIES };
+    const listed = this.listedCopies.get(user);
+    if (listed?.fromDate === fromDate) return { profile: user.profile, buckets, copies: listed.copies };
+    const copies = new ListedOnRead(this, days);
+    this.listedCopies.set(user, { fromDate, copies });
+    return { profile: user.profile, buckets, copies };
   }
 
   async loadUser(userId: string, fromDate: string): Promise<{ profile?: UserProfile; buckets: DayBucket[]; copies: WindowCopies }> {
-    const { profile, buckets, copies } = this.window(userId, fromDate);
+    const { profile, buckets, copies } = this.window(userId, fromDate, true);
     return profile ? { profile, buckets, copies } : { buckets, copies };
   }
 
   async loadUserForJourney(userId: string, sinceDate: string): Promise<{ profile: UserProfile | undefined; buckets: DayBucket[] }> {
-    const { profile, buckets } = this.window(userId, sinceDate);
+    const { profile, buckets } = this.window(userId, sinceDate, false);
     return { profile, buckets };
   }
 
@@ -282,8 +296,13 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   }
 
   async appendHistory(entry: HistoryEntry): Promise<void> {
+    if (this.options.keepHistory === false) return;
     const user = this.user(entry.userId);
-    user.history = [...user.history.filter((e) => e.version !== entry.version || e.id !== entry.id), entry].sort((a, b) => a.version - b.version);
+    const last = user.history[user.history.length - 1];
+    // The usual case, a version newer than any kept: nothing to replace, and the list stays in version order.
+    if (last === undefined || last.version < entry.version) user.history.push(entry);
+    else
+      user.history = [...user.history.filter((e) => e.version !== entry.version || e.id !== entry.id), entry].sort((a, b) => a.version - b.version);
   }
 
   async clearOutbox(profile: UserProfile): Promise<boolean> {
@@ -323,6 +342,7 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
   }
 
   async listHistory(userId: string, limit: number): Promise<HistoryEntry[]> {
+    if (this.options.keepHistory === false) throw new Error('MemoryReplayStore: this replay keeps no tier history (keepHistory: false)');
     const user = this.users.get(userId);
     return committedHistory([...(user?.history ?? [])].reverse(), user?.profile?.lastHistoryId, limit);
   }
@@ -335,5 +355,41 @@ export class MemoryReplayStore implements TierStore, JourneyStepStore {
     day.sends = (day.sends ?? 0) + 1;
     this.changed(day);
     return true;
+  }
+}
+
+const NO_COPIES: WindowCopies = { lightKeys: {}, heavyDates: [] };
+
+/**
+ * The window's copies (light days' keys, heavy days' dates), listed only when read: only a fresh event's decision
+ * settles its copy against them, while reviews and journey steps read the window too. A class rather than an object
+ * of getters, since every window read makes one.
+ */
+class ListedOnRead implements WindowCopies {
+  private listed: { lightKeys: Record<string, string[]>; heavyDates: string[] } | undefined;
+
+  constructor(
+    private readonly store: MemoryReplayStore,
+    private readonly days: readonly StoredDay[],
+  ) {}
+
+  private list(): { lightKeys: Record<string, string[]>; heavyDates: string[] } {
+    if (this.listed) return this.listed;
+    const lightKeys: Record<string, string[]> = {};
+    const heavyDates: string[] = [];
+    for (const day of this.days) {
+      if (day.heavy) heavyDates.push(day.date);
+      else if (day.eventKeys.size > 0) lightKeys[day.date] = this.store.lightKeysOf(day);
+    }
+    this.listed = { lightKeys, heavyDates };
+    return this.listed;
+  }
+
+  get lightKeys(): Readonly<Record<string, readonly string[]>> {
+    return this.list().lightKeys;
+  }
+
+  get heavyDates(): readonly string[] {
+    return this.list().heavyDates;
   }
 }

@@ -156,7 +156,10 @@ export function prepareHistory(ruleset: Ruleset, events: readonly UserEvent[], l
   const { accepted, rejected } = screenEvents(ruleset, events, lines);
   const order = accepted.map((event, line) => ({ event, at: instantMs(event.occurredAt), eventId: event.eventId, line }));
   order.sort(compareEventOrder);
-  return { events: order.map((o) => o.event), times: Float64Array.from(order, (o) => o.at), rejected };
+  // A plain loop: Float64Array.from with a mapping function walks the list through the iterator protocol.
+  const times = new Float64Array(order.length);
+  for (let i = 0; i < order.length; i++) times[i] = order[i]!.at;
+  return { events: order.map((o) => o.event), times, rejected };
 }
 
 interface WakeUp {
@@ -202,7 +205,8 @@ export async function replayPrepared(
   });
 
   const tally = new ActivityTally(ruleset.journeys);
-  const store = new MemoryReplayStore(REVIEW_SHARDS);
+  // Tier history is read only by whoever reads a user's store when their replay is over (`strata import`).
+  const store = new MemoryReplayStore(REVIEW_SHARDS, { keepHistory: options.onUserDone !== undefined });
   const counters = { eventsRecorded: 0, duplicates: 0 };
   const tierDays = timeline.dates.map(() => new Map<string, number>());
   let now = timeline.ticks[0]?.at ?? timeline.endAt;
@@ -336,14 +340,14 @@ export async function replayPrepared(
             profile.outboxVersion === undefined
               ? { profile, today }
               : undefined;
-          await settle();
+          if (runnable.length > 0) await settle();
         }
       } else {
         nextReview++;
         for (const date of tick.reviewDates!) {
           if (store.isDueForReview(userId, date)) {
             await reviewUser(services, userId);
-            await settle();
+            if (runnable.length > 0) await settle();
           }
         }
       }

@@ -55,7 +55,22 @@ export class ActivityTally {
   readonly tierChangesByUser = new Map<string, Array<{ at: number; fromTier?: string; toTier: string }>>();
   private readonly seenNotices = new Set<string>();
 
+  /** Each journey's steps by tier and step id, looked up on every step outcome. */
+  private readonly stepsByTier = new Map<string, Map<string, JourneyDefinition['steps'][number]>>();
+
   constructor(private readonly journeys: Record<string, JourneyDefinition>) {}
+
+  private stepOf(tier: string, stepId: string): JourneyDefinition['steps'][number] | undefined {
+    let steps = this.stepsByTier.get(tier);
+    if (!steps) {
+      steps = new Map();
+      // The first step of an id, as a search from the start would find it.
+      for (const step of (Object.hasOwn(this.journeys, tier) ? this.journeys[tier]?.steps : undefined) ?? [])
+        if (!steps.has(step.id)) steps.set(step.id, step);
+      this.stepsByTier.set(tier, steps);
+    }
+    return steps.get(stepId);
+  }
 
   record(activity: ReplayActivity): void {
     switch (activity.kind) {
@@ -96,8 +111,7 @@ export class ActivityTally {
       }
       case 'journey-step': {
         const { task, result } = activity;
-        const journey = this.journeys[task.tier];
-        const step = journey?.steps.find((s) => s.id === task.stepId);
+        const step = this.stepOf(task.tier, task.stepId);
         if (!step || !(isSendStep(step) || step.type === 'branch')) return;
         const key = `${task.tier}/${task.stepId}`;
         const funnel = this.steps.get(key) ?? { stepId: task.stepId, kind: step.type, sent: 0, deferred: 0, exited: 0 };
@@ -142,8 +156,11 @@ function observeHoldout(
   const conversion = journey.settings.exitOn?.conversion;
   const filter = conversion ? { eventTypes: [conversion.type], ...(conversion.where ? { where: conversion.where } : {}) } : undefined;
   const entriesByUser = new Map<string, number[]>();
-  for (const execution of executions)
-    entriesByUser.set(execution.userId, [...(entriesByUser.get(execution.userId) ?? []), Date.parse(execution.startedAt)]);
+  for (const execution of executions) {
+    const entries = entriesByUser.get(execution.userId);
+    if (entries) entries.push(Date.parse(execution.startedAt));
+    else entriesByUser.set(execution.userId, [Date.parse(execution.startedAt)]);
+  }
   const groups = { treated: { users: 0, converted: 0 }, heldOut: { users: 0, converted: 0 } };
   for (const [userId, entries] of entriesByUser) {
     const group = groups[isHeldOut(userId, journey) ? 'heldOut' : 'treated'];

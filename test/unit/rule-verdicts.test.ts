@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import type { RuleResult } from 'json-rules-engine';
 import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../functions/core/facts.js';
-import { qualify } from '../../functions/core/qualify.js';
+import { factsAt } from '../../functions/core/metrics.js';
+import { compiledPassingTier, qualify, qualifyNow } from '../../functions/core/qualify.js';
 import { type Ruleset, loadRulesetOrThrow } from '../../functions/core/ruleset.js';
 import { readProjectFiles } from '../../functions/local/project-files.js';
 
@@ -67,6 +68,14 @@ function factsFor(ruleset: Ruleset): fc.Arbitrary<Facts> {
 }
 
 describe('qualify, rule by rule', () => {
+  it('answers with no wait for rulesets whose rules all compile, as the shipped ones do', async () => {
+    for (const dir of ['.', 'test/fixtures/stricter']) {
+      const rules = await ruleset(dir);
+      const facts = factsAt(rules, [{ date: '2026-03-01', counters: {} }], {}, '2026-03-01');
+      expect(qualifyNow(rules, facts)?.tier).toBe((await qualify(rules, facts)).tier);
+    }
+  });
+
   for (const dir of ['.', 'test/fixtures/stricter']) {
     it(`gives the shared engine's tier and verdicts under ${dir === '.' ? 'the shipped rules' : dir}`, async () => {
       const rules = await ruleset(dir);
@@ -83,6 +92,13 @@ describe('qualify, rule by rule', () => {
               leaves: leavesOf(outcome.conditions as unknown as Record<string, unknown>),
             }));
             expect(verdicts).toEqual(expected.verdicts);
+            // The no-wait path that decisions take first: where it answers, the same tier and the same explanation.
+            const now = qualifyNow(rules, facts);
+            if (now !== undefined) {
+              expect(now.tier).toBe(expected.tier);
+              expect(compiledPassingTier(rules, facts)).toBe(expected.tier);
+              expect(await now.explain()).toEqual(await qualification.explain());
+            }
           }
         }),
         { numRuns: 300 },

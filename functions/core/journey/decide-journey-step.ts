@@ -193,20 +193,20 @@ function frequencyCapFrees(input: JourneyStepInput, at: Date): Date | undefined 
   if (!cap) return undefined;
   const zone = input.rulesetTimeZone;
   const today = localDate(at, zone);
-  const sendsInWindowEnding = (day: string): number => {
-    const first = addDays(day, -(cap.days - 1));
-    // Days after `today` hold no sends yet as far as this decision knows.
-    return input.buckets.reduce(
-      (sum, bucket) => (bucket.date >= first && bucket.date <= day && bucket.date <= today ? sum + (bucket.sends ?? 0) : sum),
-      0,
-    );
-  };
-  if (sendsInWindowEnding(today) < cap.maxSends) return undefined;
+  if (sendsInWindowEnding(input.buckets, cap.days, today, today) < cap.maxSends) return undefined;
   for (let ahead = 1; ahead <= cap.days; ahead++) {
     const day = addDays(today, ahead);
-    if (sendsInWindowEnding(day) < cap.maxSends) return instantAtLocalTime(day, 0, zone);
+    if (sendsInWindowEnding(input.buckets, cap.days, day, today) < cap.maxSends) return instantAtLocalTime(day, 0, zone);
   }
   return instantAtLocalTime(addDays(today, cap.days), 0, zone);
+}
+
+/** Sends in the cap's window of `days` days ending on `day`; days after `today` hold no sends yet as far as a decision knows. */
+function sendsInWindowEnding(buckets: readonly DayBucket[], days: number, day: string, today: string): number {
+  const first = addDays(day, -(days - 1));
+  let sum = 0;
+  for (const bucket of buckets) if (bucket.date >= first && bucket.date <= day && bucket.date <= today) sum += bucket.sends ?? 0;
+  return sum;
 }
 
 function decideBranch(input: JourneyStepInput, step: Extract<TaskStep, { type: 'branch' }>): JourneyDecision {
