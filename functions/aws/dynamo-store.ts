@@ -1128,33 +1128,34 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     return itemSizeBytes(segment) + drained < days.reduce((sum, [, item]) => sum + itemSizeBytes(item), 0);
   }
 
+  /** A roll-up write under its condition: undefined when the condition fails (another attempt got there first). */
+  function rollUpWrite<Output extends { ConsumedCapacity?: ConsumedCapacity }>(request: Promise<Output>): Promise<Output | undefined> {
+    return unlessConditionFails(metered('rollUp', 'write', request));
+  }
+
   async function rollSegment(userId: string, firstDate: string, days: Array<[string, Item, DayValues]>): Promise<void> {
     const sealed: Array<[string, Item, DayValues]> = [];
     for (const [date, item, values] of days) {
       if (item[DAY_ATTRIBUTES.rollSeal] === undefined) {
         options.onRollUpStep?.('seal', date);
-        const written = await unlessConditionFails(
-          metered(
-            'rollUp',
-            'write',
-            client.send(
-              new UpdateItemCommand({
-                ...common,
-                Key: dayItemKey(userId, date),
-                UpdateExpression: 'SET #rs = :true',
-                ConditionExpression:
-                  '#hv = :true AND attribute_not_exists(#ids) AND attribute_not_exists(#sends) AND attribute_not_exists(#sendIds) AND attribute_not_exists(#sig)',
-                ExpressionAttributeNames: {
-                  '#rs': DAY_ATTRIBUTES.rollSeal,
-                  '#hv': DAY_ATTRIBUTES.heavy,
-                  '#ids': DAY_ATTRIBUTES.eventKeys,
-                  '#sends': DAY_ATTRIBUTES.sends,
-                  '#sendIds': DAY_ATTRIBUTES.sendIds,
-                  '#sig': DAY_ATTRIBUTES.signals,
-                },
-                ExpressionAttributeValues: { ':true': { BOOL: true } },
-              }),
-            ),
+        const written = await rollUpWrite(
+          client.send(
+            new UpdateItemCommand({
+              ...common,
+              Key: dayItemKey(userId, date),
+              UpdateExpression: 'SET #rs = :true',
+              ConditionExpression:
+                '#hv = :true AND attribute_not_exists(#ids) AND attribute_not_exists(#sends) AND attribute_not_exists(#sendIds) AND attribute_not_exists(#sig)',
+              ExpressionAttributeNames: {
+                '#rs': DAY_ATTRIBUTES.rollSeal,
+                '#hv': DAY_ATTRIBUTES.heavy,
+                '#ids': DAY_ATTRIBUTES.eventKeys,
+                '#sends': DAY_ATTRIBUTES.sends,
+                '#sendIds': DAY_ATTRIBUTES.sendIds,
+                '#sig': DAY_ATTRIBUTES.signals,
+              },
+              ExpressionAttributeValues: { ':true': { BOOL: true } },
+            }),
           ),
         );
         // Changed since the read (a send, or drained by a concurrent roll-up): the day stays out of this segment.
@@ -1166,18 +1167,14 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     const lastDate = addDays(firstDate, SEGMENT_DAYS - 1);
     const item = segmentItemOf(userId, firstDate, new Map(sealed.map(([date, , values]) => [date, values])), Number(expiresAt(lastDate).N));
     options.onRollUpStep?.('segment', lastDate);
-    const put = await unlessConditionFails(
-      metered(
-        'rollUp',
-        'write',
-        client.send(
-          new PutItemCommand({
-            ...common,
-            Item: item,
-            ConditionExpression: 'attribute_not_exists(#pk)',
-            ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
-          }),
-        ),
+    const put = await rollUpWrite(
+      client.send(
+        new PutItemCommand({
+          ...common,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(#pk)',
+          ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
+        }),
       ),
     );
     // Another roll-up stored this period's segment first: the next window read drains its days from that one.
@@ -1223,57 +1220,49 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     const key = dayItemKey(userId, date);
     options.onRollUpStep?.('drain', date);
     // Unchanged since the segment was made (the usual case): its counters and sets go whole, leaving a small item.
-    const whole = await unlessConditionFails(
-      metered(
-        'rollUp',
-        'write',
-        client.send(
-          new UpdateItemCommand({
-            ...common,
-            Key: key,
-            UpdateExpression: `REMOVE ${['#rs', ...counters.map((c) => c.ref), ...sets.map((s) => s.ref), ...pending].join(', ')} SET #hv = :drained`,
-            // Sets only grow between the read and now, so an unchanged size is an unchanged set.
-            ConditionExpression: [
-              'attribute_exists(#rs)',
-              ...counters.map((c) => `${c.ref} = ${c.value}`),
-              ...sets.map((s) => `size(${s.ref}) = ${s.value}n`),
-            ].join(' AND '),
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: {
-              ...shared,
-              ...Object.fromEntries(counters.map((c) => [c.value, { N: c.amount }])),
-              ...Object.fromEntries(sets.map((s) => [`${s.value}n`, { N: String(s.elements.length) }])),
-            },
-          }),
-        ),
+    const whole = await rollUpWrite(
+      client.send(
+        new UpdateItemCommand({
+          ...common,
+          Key: key,
+          UpdateExpression: `REMOVE ${['#rs', ...counters.map((c) => c.ref), ...sets.map((s) => s.ref), ...pending].join(', ')} SET #hv = :drained`,
+          // Sets only grow between the read and now, so an unchanged size is an unchanged set.
+          ConditionExpression: [
+            'attribute_exists(#rs)',
+            ...counters.map((c) => `${c.ref} = ${c.value}`),
+            ...sets.map((s) => `size(${s.ref}) = ${s.value}n`),
+          ].join(' AND '),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: {
+            ...shared,
+            ...Object.fromEntries(counters.map((c) => [c.value, { N: c.amount }])),
+            ...Object.fromEntries(sets.map((s) => [`${s.value}n`, { N: String(s.elements.length) }])),
+          },
+        }),
       ),
     );
     if (whole !== undefined) return;
     // Late events came in between: take out exactly the segment's values and leave theirs.
     const additions = counters.map((c) => `${c.ref} ${c.value}`);
     const deletions = sets.map((s) => `${s.ref} ${s.value}`);
-    await unlessConditionFails(
-      metered(
-        'rollUp',
-        'write',
-        client.send(
-          new UpdateItemCommand({
-            ...common,
-            Key: key,
-            UpdateExpression:
-              (additions.length > 0 ? `ADD ${additions.join(', ')} ` : '') +
-              (deletions.length > 0 ? `DELETE ${deletions.join(', ')} ` : '') +
-              `REMOVE ${['#rs', ...pending].join(', ')} SET #hv = :drained`,
-            // Drained already (a concurrent roll-up): nothing to do.
-            ConditionExpression: 'attribute_exists(#rs)',
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: {
-              ...shared,
-              ...Object.fromEntries(counters.map((c) => [c.value, { N: negated(c.amount) }])),
-              ...Object.fromEntries(sets.map((s) => [s.value, { BS: s.elements }])),
-            },
-          }),
-        ),
+    await rollUpWrite(
+      client.send(
+        new UpdateItemCommand({
+          ...common,
+          Key: key,
+          UpdateExpression:
+            (additions.length > 0 ? `ADD ${additions.join(', ')} ` : '') +
+            (deletions.length > 0 ? `DELETE ${deletions.join(', ')} ` : '') +
+            `REMOVE ${['#rs', ...pending].join(', ')} SET #hv = :drained`,
+          // Drained already (a concurrent roll-up): nothing to do.
+          ConditionExpression: 'attribute_exists(#rs)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: {
+            ...shared,
+            ...Object.fromEntries(counters.map((c) => [c.value, { N: negated(c.amount) }])),
+            ...Object.fromEntries(sets.map((s) => [s.value, { BS: s.elements }])),
+          },
+        }),
       ),
     );
   }
@@ -1297,22 +1286,18 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       conditions.push(`attribute_not_exists(#n${conditions.length})`);
     }
     options.onRollUpStep?.('delete', date);
-    const deleted = await unlessConditionFails(
-      metered(
-        'rollUp',
-        'write',
-        client.send(
-          new DeleteItemCommand({
-            ...common,
-            Key: dayItemKey(userId, date),
-            ConditionExpression: conditions.join(' AND '),
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: {
-              ':drained': { N: drainedOn },
-              ...(conditions.some((c) => c.endsWith(':zero')) ? { ':zero': { N: '0' } } : {}),
-            },
-          }),
-        ),
+    const deleted = await rollUpWrite(
+      client.send(
+        new DeleteItemCommand({
+          ...common,
+          Key: dayItemKey(userId, date),
+          ConditionExpression: conditions.join(' AND '),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: {
+            ':drained': { N: drainedOn },
+            ...(conditions.some((c) => c.endsWith(':zero')) ? { ':zero': { N: '0' } } : {}),
+          },
+        }),
       ),
     );
     return deleted !== undefined;
