@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { startBundledWorker } from './bundled-worker.js';
-import { rememberDynaliteConditionParses } from './dynalite-expression-cache.js';
+import { rememberDynaliteExpressionParses } from './dynalite-expression-cache.js';
 import { cacheTableDescriptions, type DynaliteTableStore, type TableCacheStats } from './dynalite-table-cache.js';
 import { isWriteTarget } from './partition-cache.js';
 import { releaseIdleMemory } from './release-memory.js';
@@ -251,7 +251,7 @@ export async function serveDynalite(options: {
 }): Promise<DynaliteServer & { listener: (request: IncomingMessage, response: ServerResponse) => void; tableCache?: TableCacheStats }> {
   if (options.path) await mkdir(options.path, { recursive: true });
   closeDynaliteIteratorsOnReturn();
-  rememberDynaliteConditionParses();
+  rememberDynaliteExpressionParses();
   const { server, store } = createDynaliteServerAndStore({
     ...(options.path ? { path: options.path } : {}),
     createTableMs: 0,
