@@ -1,6 +1,6 @@
 /**
- * dynalite parses every condition expression (ConditionExpression, KeyConditionExpression, FilterExpression) with a
- * backtracking PEG parser, on every request. The store's guard on a day bucket,
+ * dynalite parses every condition expression (ConditionExpression, KeyConditionExpression, FilterExpression) and
+ * update expression with a backtracking PEG parser, on every request. The store's guard on a day bucket,
  * `NOT contains(#ids, :key) AND attribute_not_exists(#hv) AND (attribute_not_exists(#ids) OR size(#ids) < :limit)`,
  * took about a third of dynalite's thread under full ingest, parsed anew for each event although only the values
  * differ.
@@ -133,24 +133,39 @@ function copyReplacing(node: unknown, replacements: Map<unknown, unknown>): unkn
   return copy;
 }
 
-type DynaliteConditionParser = ExpressionParser & { originalParse?: ExpressionParser['parse'] };
+type DynaliteParser = ExpressionParser & { originalParse?: ExpressionParser['parse'] };
 
-/** dynalite's condition parser module, the one its validations load. */
-function dynaliteConditionParser(): DynaliteConditionParser {
+/**
+ * The expression parsers remembered: conditions (ConditionExpression, KeyConditionExpression, FilterExpression) and
+ * UpdateExpression. The update parser depends on the context as the condition parser does (names resolved into the
+ * tree, values put in by identity, a value's type checked for ADD, DELETE, list_append and arithmetic, placeholders
+ * marked used) and reads no value's content, so the same key holds for it. Every UpdateItem of the store parsed its
+ * expression anew, and a parser run that often was also optimised by V8 again and again.
+ */
+const REMEMBERED_PARSERS = ['conditionParser', 'updateParser'] as const;
+type ParserName = (typeof REMEMBERED_PARSERS)[number];
+
+/** One of dynalite's expression parser modules, the ones its validations load. */
+function dynaliteParser(name: ParserName): DynaliteParser {
   const fromDynalite = createRequire(createRequire(import.meta.url).resolve('dynalite'));
-  return fromDynalite('./db/conditionParser') as DynaliteConditionParser;
+  return fromDynalite(`./db/${name}`) as DynaliteParser;
 }
 
-/** Makes dynalite (in the calling thread) parse each distinct condition expression shape once. */
-export function rememberDynaliteConditionParses(): void {
-  const parser = dynaliteConditionParser();
-  if (parser.originalParse) return;
-  parser.originalParse = parser.parse.bind(parser);
-  parser.parse = rememberingParse(parser.originalParse);
+/** Makes dynalite (in the calling thread) parse each distinct condition and update expression shape once. */
+export function rememberDynaliteExpressionParses(): void {
+  for (const name of REMEMBERED_PARSERS) {
+    const parser = dynaliteParser(name);
+    if (parser.originalParse) continue;
+    parser.originalParse = parser.parse.bind(parser);
+    parser.parse = rememberingParse(parser.originalParse);
+  }
 }
 
-/** dynalite's own condition parse, without remembering: what the remembering one is compared with. */
-export function dynaliteConditionParse(): ExpressionParser['parse'] {
-  const parser = dynaliteConditionParser();
+/** dynalite's own parse of one kind of expression, without remembering: what the remembering one is compared with. */
+function dynaliteOwnParse(name: ParserName): ExpressionParser['parse'] {
+  const parser = dynaliteParser(name);
   return parser.originalParse ?? parser.parse.bind(parser);
 }
+
+export const dynaliteConditionParse = (): ExpressionParser['parse'] => dynaliteOwnParse('conditionParser');
+export const dynaliteUpdateParse = (): ExpressionParser['parse'] => dynaliteOwnParse('updateParser');

@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { startBundledWorker } from './bundled-worker.js';
-import { rememberDynaliteConditionParses } from './dynalite-expression-cache.js';
+import { rememberDynaliteExpressionParses } from './dynalite-expression-cache.js';
+import { cacheTableDescriptions, type DynaliteTableStore, type TableCacheStats } from './dynalite-table-cache.js';
 import { isWriteTarget } from './partition-cache.js';
 import { releaseIdleMemory } from './release-memory.js';
 
@@ -27,7 +28,8 @@ const createDynaliteServer = requireCommonJs('dynalite') as (options: DynaliteOp
 interface DynaliteStore {
   /** dynalite replaces `close` with one that also marks the store closed for good, and keeps LevelDB's as `_original`. */
   db: { open(): Promise<void>; close: (() => Promise<void>) & { _original?: () => Promise<void> } };
-  lifecycleManager?: { getPendingOperationCount(): number };
+  lifecycleManager?: { getPendingOperationCount(): number; getState(): string };
+  tableDb: DynaliteTableStore;
 }
 
 /** dynalite's server and the store it creates (dynalite keeps the store to itself; its `db` module builds it). */
@@ -244,16 +246,22 @@ export async function serveDynalite(options: {
   port?: number;
   /** Counted here: write requests over TCP, before dynalite reads them and after it answers (see partition-cache.ts). */
   externalWrites?: SharedArrayBuffer;
-}): Promise<DynaliteServer & { listener: (request: IncomingMessage, response: ServerResponse) => void }> {
+  /** Remember table descriptions between requests (dynalite-table-cache.ts); on unless false. */
+  cacheTables?: boolean;
+}): Promise<DynaliteServer & { listener: (request: IncomingMessage, response: ServerResponse) => void; tableCache?: TableCacheStats }> {
   if (options.path) await mkdir(options.path, { recursive: true });
   closeDynaliteIteratorsOnReturn();
-  rememberDynaliteConditionParses();
+  rememberDynaliteExpressionParses();
   const { server, store } = createDynaliteServerAndStore({
     ...(options.path ? { path: options.path } : {}),
     createTableMs: 0,
     deleteTableMs: 0,
     updateTableMs: 0,
   });
+  const tableCache =
+    store && options.cacheTables !== false
+      ? cacheTableDescriptions(store.tableDb, () => (store.lifecycleManager?.getState() ?? 'open') === 'open')
+      : undefined;
   const door = holdableListener(server.listeners('request')[0] as RequestListener);
   server.removeAllListeners('request');
   server.on('request', door.listener);
@@ -264,6 +272,7 @@ export async function serveDynalite(options: {
     return {
       port,
       listener: door.listener,
+      ...(tableCache ? { tableCache } : {}),
       async releaseMemory() {
         // Only a database on disk: an in-memory one is its data.
         if (options.path && store) await reopenStore(store, door);

@@ -65,17 +65,35 @@ function reuseSigner(client: DynamoDBClient): void {
 /**
  * For requests that never leave this process (the MessagePort to dynalite's worker): the header dynalite requires of
  * a signed request, without the SHA-256 and HMAC work of SigV4 (about 7 % of the main thread), since dynalite checks
- * that a request is signed, never the signature. Requests over TCP are signed with SigV4 as ever.
+ * that a request is signed, never the signature. Requests over TCP are signed with SigV4 as ever. The stamp is
+ * built once per second (SigV4's resolution), not per request.
  */
-const IN_PROCESS_SIGNER = {
-  async sign<R extends { headers: Record<string, string> }>(request: R, options?: { signingDate?: Date }): Promise<R> {
-    const stamp = (options?.signingDate ?? new Date()).toISOString().replace(/[-:]|\.\d{3}/g, '');
-    request.headers['x-amz-date'] = stamp;
-    request.headers['authorization'] =
-      `AWS4-HMAC-SHA256 Credential=local/${stamp.slice(0, 8)}/local/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=in-process`;
-    return request;
-  },
-};
+function inProcessSigner(): { sign<R extends { headers: Record<string, string> }>(request: R, options?: { signingDate?: Date }): Promise<R> } {
+  let second = Number.NaN;
+  let stamp = '';
+  let authorization = '';
+  return {
+    async sign(request, options) {
+      const now = options?.signingDate?.getTime() ?? Date.now();
+      if (Math.floor(now / 1000) !== second) {
+        second = Math.floor(now / 1000);
+        stamp = new Date(now).toISOString().replace(/[-:]|\.\d{3}/g, '');
+        authorization = `AWS4-HMAC-SHA256 Credential=local/${stamp.slice(0, 8)}/local/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=in-process`;
+      }
+      request.headers['x-amz-date'] = stamp;
+      request.headers['authorization'] = authorization;
+      return request;
+    },
+  };
+}
+
+/**
+ * Middleware whose only work is headers for AWS's side, which dynalite never reads: the SDK's user agent (built and
+ * escaped per request, about 2 % of the main thread), the Lambda trace id, and the logger's copies (its logger is
+ * silent). Taken off only the in-process client; every request still goes through serialisation, endpoint,
+ * retries, signing and deserialisation as ever.
+ */
+const IN_PROCESS_NEEDLESS_MIDDLEWARE = ['getUserAgentMiddleware', 'recursionDetectionMiddleware', 'loggerMiddleware'];
 
 export interface StartDynaliteOptions {
   /** A directory to persist the data in (for example `.strata/`); in memory when absent. */
@@ -206,9 +224,10 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
     // This process's own requests to a worker-thread dynalite skip TCP and HTTP; other processes use the port.
     // Such a client also builds each command's middleware chain once, not per request (about 7 % of the main
     // thread): middleware added to it later reaches only commands it has not sent yet.
-    ...(server.requestPort ? { requestHandler: channelRequestHandler(server.requestPort), cacheMiddleware: true, signer: IN_PROCESS_SIGNER } : {}),
+    ...(server.requestPort ? { requestHandler: channelRequestHandler(server.requestPort), cacheMiddleware: true, signer: inProcessSigner() } : {}),
   });
   if (!server.requestPort) reuseSigner(client);
+  else for (const name of IN_PROCESS_NEEDLESS_MIDDLEWARE) client.middlewareStack.remove(name);
   const tableName = options.tableName ?? DEFAULT_TABLE_NAME;
   // Only this process's own requests come through the channel, and those over TCP are counted apart: the cache
   // can then tell every write it did not see.

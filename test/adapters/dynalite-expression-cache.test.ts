@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ParseContext, dynaliteConditionParse, rememberingParse } from '../../functions/local/dynalite-expression-cache.js';
+import { type ParseContext, dynaliteConditionParse, dynaliteUpdateParse, rememberingParse } from '../../functions/local/dynalite-expression-cache.js';
 
 type Values = Record<string, Record<string, unknown>>;
 
@@ -77,6 +77,47 @@ const CASES: Case[] = [
   },
 ];
 
+const SS = (...values: string[]) => ({ SS: values });
+const BS = (...values: string[]) => ({ BS: values.map((value) => Buffer.from(value)) });
+
+/** The store's own update expressions (functions/aws/dynamo-store.ts, dynamo-counters.ts), and shapes whose parse checks values' types. */
+const UPDATE_CASES: Case[] = [
+  {
+    text: 'ADD #ids :keys, #c0 :c0, #c1 :c1, #s0 :s0 SET #expiresAt = :expiresAt',
+    names: { '#ids': 'ids', '#c0': 'c_orders', '#c1': 'c_spend', '#s0': 'sig', '#expiresAt': 'expiresAt' },
+    values: [
+      { ':keys': SS('k1'), ':c0': N(1), ':c1': N(12.5), ':s0': BS('a'), ':expiresAt': N(1_900_000_000) },
+      { ':keys': SS('k2'), ':c0': N(-1), ':c1': N(3), ':s0': BS('b', 'c'), ':expiresAt': N(1_900_000_001) },
+      // A string where ADD needs a number or a set: an error only the value's type reveals.
+      { ':keys': SS('k3'), ':c0': S('1'), ':c1': N(3), ':s0': BS('d'), ':expiresAt': N(1) },
+    ],
+  },
+  {
+    text: 'REMOVE #p0, #p1',
+    names: { '#p0': 'p_k1', '#p1': 'p_k2', '#pk': 'pk' },
+    values: [{}, {}],
+  },
+  {
+    text: 'SET #v = if_not_exists(#v, :zero) + :one, #at = :at',
+    names: { '#v': 'version', '#at': 'at' },
+    values: [
+      { ':zero': N(0), ':one': N(1), ':at': S('2026-03-01') },
+      { ':zero': N(0), ':one': N(1), ':at': S('2026-03-02') },
+      { ':zero': N(0), ':one': S('1'), ':at': S('x') },
+    ],
+  },
+  { text: 'SET #l = list_append(#l, :v)', names: { '#l': 'l' }, values: [{ ':v': { L: [N(1)] } }, { ':v': N(1) }, { ':v': { L: [] } }] },
+  { text: 'DELETE #s :v', names: { '#s': 's' }, values: [{ ':v': SS('a') }, { ':v': S('a') }, { ':v': SS('b', 'c') }] },
+  // Errors: a section twice, overlapping paths, an unknown function, a missing name, a reserved word, unused values.
+  { text: 'SET #a = :a SET #b = :a', names: { '#a': 'a', '#b': 'b' }, values: [{ ':a': N(1) }, { ':a': N(2) }] },
+  { text: 'SET #a = :a, #a.#b = :a', names: { '#a': 'a', '#b': 'b' }, values: [{ ':a': N(1) }, { ':a': N(2) }] },
+  { text: 'SET #a = nope(:a)', names: { '#a': 'a' }, values: [{ ':a': N(1) }, { ':a': N(2) }] },
+  { text: 'SET #missing = :a', names: { '#a': 'a' }, values: [{ ':a': N(1) }, { ':a': N(2) }] },
+  { text: 'SET status = :a', values: [{ ':a': N(1) }, { ':a': N(2) }] },
+  { text: 'SET #a = :a', names: { '#a': 'a', '#unused': 'u' }, values: [{ ':a': N(1), ':unused': N(2) }, { ':a': N(3) }, {}] },
+  { text: 'SET #a = :a,', names: { '#a': 'a' }, values: [{ ':a': N(1) }, { ':a': N(1) }] },
+];
+
 function freshContext(names: Record<string, string> | undefined, values: Values, isKeyCondition: boolean | undefined): ParseContext {
   return {
     ...(names ? { attrNames: names } : {}),
@@ -118,6 +159,29 @@ describe("remembering dynalite's condition parses", () => {
       }
     }
     expect(compared).toBeGreaterThan(50);
+  });
+
+  it('gives every UpdateItem exactly what dynalite parses for its update expression', () => {
+    const original = dynaliteUpdateParse();
+    const remembering = rememberingParse(original);
+    let compared = 0;
+    for (let round = 0; round < 2; round++) {
+      for (const { text, names, values } of UPDATE_CASES) {
+        for (const requestValues of values) {
+          const expected = outcome(original, text, freshContext(names, requestValues, false));
+          const actual = outcome(remembering, text, freshContext(names, requestValues, false));
+          expect(actual, `${text} with ${JSON.stringify(requestValues)}`).toEqual(expected);
+          compared += 1;
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(40);
+    // The cases met both parses and errors, so the comparison covers each.
+    const outcomes = UPDATE_CASES.flatMap(({ text, names, values }) =>
+      values.map((v) => JSON.stringify(outcome(original, text, freshContext(names, v, false)))),
+    );
+    expect(outcomes.some((text) => text.includes('"thrown"') || /"result":"[^"]+"/.test(text))).toBe(true);
+    expect(outcomes.some((text) => text.includes('"sections"') || text.includes('"ADD"') || text.includes('"SET"'))).toBe(true);
   });
 
   it('marks as used only what the expression uses, whatever other expressions of the request used', () => {
