@@ -1033,11 +1033,10 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         }
       }
       if (operation === 'loadUser') {
-        const readBytes = items.reduce((sum, item) => sum + itemSizeBytes(item), 0);
         // The read above is complete and exact whatever the roll-up does: a roll-up that stops (throttled, or any
         // failure) is picked up by a later read, and must not fail the event that read for its decision.
         try {
-          await rollUp(userId, fromDate, dayItems, segments, readBytes);
+          await rollUp(userId, fromDate, items, dayItems, segments);
         } catch (error) {
           options.onRollUpFailure?.(userId, error);
         }
@@ -1073,9 +1072,10 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
   async function rollUp(
     userId: string,
     fromDate: string,
+    /** Everything the window read returned: its size decides whether a roll-up pays. */
+    items: readonly Item[],
     dayItems: ReadonlyMap<string, Item>,
     segments: Segment[],
-    readBytes: number,
   ): Promise<void> {
     // What an earlier attempt left: days still sealed under a stored segment.
     for (const segment of segments) {
@@ -1089,7 +1089,10 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       if (deleted >= DRAINED_DELETED_PER_READ) break;
       if (await deleteDrained(userId, date, item)) deleted += 1;
     }
-    if (readBytes < rollUpReadBytes || dayItems.size === 0) return;
+    // Only a day still heavy (`hv = true`) can be rolled up (rollableValues): without one, the read's size, which
+    // costs a walk over every attribute of every item, is not worth computing on this per-event path.
+    if (![...dayItems.values()].some((item) => item[DAY_ATTRIBUTES.heavy]?.BOOL === true)) return;
+    if (items.reduce((sum, item) => sum + itemSizeBytes(item), 0) < rollUpReadBytes) return;
     const newest = [...dayItems.keys()].sort().at(-1)!;
     const stored = new Set(segments.map((segment) => segment.firstDate));
     const periods = new Map<string, Array<[string, Item, DayValues]>>();
