@@ -333,17 +333,17 @@ export async function setTierLock(services: TierServices, userId: string, lock: 
   return saved.decision;
 }
 
+/** Whether a flush would do anything: an outbox is waiting and this caller holds its lease. */
+function holdsOutboxToFlush(saved: Pick<SavedDecision, 'profile' | 'leaseOwner'>): boolean {
+  return saved.profile.outboxVersion !== undefined && saved.leaseOwner !== undefined;
+}
+
 /**
  * Does what the outbox holds (history, journey stop and start, bus notices), then clears it, if this caller holds
  * the outbox's lease (`saved.leaseOwner`); otherwise another flush is under way and this one does nothing. Every step
  * is idempotent, so a crash anywhere here is healed by repeating the flush on the next event or review. When a
  * newer decision adds to the outbox meanwhile (the clear is refused), the holder flushes what it has not done yet.
  */
-/** Whether a flush would do anything: an outbox is waiting and this caller holds its lease. */
-function holdsOutboxToFlush(saved: Pick<SavedDecision, 'profile' | 'leaseOwner'>): boolean {
-  return saved.profile.outboxVersion !== undefined && saved.leaseOwner !== undefined;
-}
-
 export async function flushOutbox(services: TierServices, saved: Pick<SavedDecision, 'profile' | 'leaseOwner'>): Promise<void> {
   const { leaseOwner } = saved;
   let profile = saved.profile;

@@ -232,18 +232,14 @@ class RulesQualification implements Qualification {
   }
 }
 
-function qualification(ruleset: Ruleset, facts: Facts, tier: string): Qualification {
-  return new RulesQualification(ruleset, facts, tier);
-}
-
 export async function qualify(ruleset: Ruleset, facts: Facts): Promise<Qualification> {
-  return qualification(ruleset, facts, await passingTier(ruleset, facts));
+  return new RulesQualification(ruleset, facts, await passingTier(ruleset, facts));
 }
 
 /** qualify with no wait, where every rule's compiled conditions decide (compiledPassingTier); else undefined. */
 export function qualifyNow(ruleset: Ruleset, facts: Facts): Qualification | undefined {
   const tier = compiledPassingTier(ruleset, facts);
-  return tier === undefined ? undefined : qualification(ruleset, facts, tier);
+  return tier === undefined ? undefined : new RulesQualification(ruleset, facts, tier);
 }
 
 /** Qualification without the explanation, for hot loops such as review-date search. */

@@ -85,15 +85,16 @@ export function reviewIndexDate(profile: Pick<UserProfile, 'reviewAt' | 'outboxV
   return minDate(profile.reviewAt, profile.outboxVersion !== undefined ? profile.outboxRetryAt : undefined);
 }
 
-/**
- * `baselineTier`, when the caller has it: the tier the rules give today on these same buckets and the profile's
- * attributes (what the decision just qualified), so that it is not found again.
- */
+/** The tier the rules give on `date` to these buckets and the profile's attributes. */
 async function tierOn(ruleset: Ruleset, buckets: readonly DayBucket[], profile: UserProfile, date: string): Promise<string> {
   const facts = factsAt(ruleset, buckets, profile.attributes, date);
   return compiledPassingTier(ruleset, facts) ?? qualifiedTier(ruleset, facts);
 }
 
+/**
+ * `baselineTier`, when the caller has it: the tier the rules give today on these same buckets and the profile's
+ * attributes (what the decision just qualified), so that it is not found again.
+ */
 export async function nextReviewDate(
   ruleset: Ruleset,
   profile: UserProfile,

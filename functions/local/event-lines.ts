@@ -54,7 +54,8 @@ function readLine(raw: string, lineNumber: number, sink: EventSink, skipped: Ski
   sink(event, lineNumber);
 }
 
-function collect(): { read: NumberedEventLines; sink: EventSink } {
+/** A sink that keeps every event it is handed, with its line number, in `read` (whose `skipped` the caller fills). */
+export function eventCollector(): { read: NumberedEventLines; sink: EventSink } {
   const read: NumberedEventLines = { events: [], skipped: [], lines: [] };
   return {
     read,
@@ -66,7 +67,7 @@ function collect(): { read: NumberedEventLines; sink: EventSink } {
 }
 
 export function parseEventLines(text: string): NumberedEventLines {
-  const { read, sink } = collect();
+  const { read, sink } = eventCollector();
   text.split('\n').forEach((raw, index) => readLine(raw, index + 1, sink, read.skipped));
   return read;
 }
@@ -103,7 +104,7 @@ export async function streamEventLines(
   onProgress?: (bytesRead: number, totalBytes: number) => void,
   keep?: LineFilter,
 ): Promise<NumberedEventLines> {
-  const { read, sink } = collect();
+  const { read, sink } = eventCollector();
   read.skipped = await visitEventLines(file, sink, onProgress, keep);
   return read;
 }

@@ -8,9 +8,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { instantMs } from '../core/dates.js';
-import type { UserEvent } from '../core/event.js';
 import { loadRulesetOrThrow } from '../core/ruleset.js';
-import { visitEventLines } from '../local/event-lines.js';
+import { eventCollector, visitEventLines } from '../local/event-lines.js';
 import { readProjectFiles } from '../local/project-files.js';
 import type { ReplayWorkerData, ToMain, ToWorker } from './parallel-replay.js';
 import { mergeResults, partitionOf } from './partitions.js';
@@ -78,13 +77,9 @@ async function main(): Promise<void> {
     let replayed = 0;
     let reported = 0;
     for (let part = 0; part < spill.parts; part++) {
-      const own: UserEvent[] = [];
-      const lines: number[] = [];
-      spill.read(part, (event, lineNumber) => {
-        own.push(event);
-        lines.push(lineNumber);
-      });
-      const prepared = prepareHistory(ruleset, own, lines);
+      const { read: own, sink } = eventCollector();
+      spill.read(part, sink);
+      const prepared = prepareHistory(ruleset, own.events, own.lines);
       const before = replayed;
       parts.push(
         await replayPrepared(
