@@ -251,6 +251,18 @@ function tagValues(raw: unknown): string[] | undefined {
   return undefined;
 }
 
+/** `next` with `name` set to `value`, `next` being a copy of `current` made on the first change (undefined before). */
+function withAttribute(
+  next: Record<string, StoredAttribute> | undefined,
+  current: Record<string, StoredAttribute>,
+  name: string,
+  value: StoredAttribute,
+): Record<string, StoredAttribute> {
+  const written = next ?? { ...current };
+  written[name] = value;
+  return written;
+}
+
 /**
  * The profile attributes after an event. Latest occurredAt wins for values (ties broken by event id), tags
  * accumulate and days-since keeps the earliest, so the result is the same in any delivery order.
@@ -261,7 +273,7 @@ export function applyEventToAttributes(
   profile: Pick<UserProfile, 'attributes'>,
   event: UserEvent,
 ): Record<string, StoredAttribute> | undefined {
-  // Copied on the first change only (no closure for it: this runs for every event, changing or not).
+  // Copied on the first change only (withAttribute; no closure: this runs for every event, changing or not).
   let next: Record<string, StoredAttribute> | undefined;
   for (const name in ruleset.attributes) {
     if (!Object.hasOwn(ruleset.attributes, name)) continue;
@@ -270,10 +282,7 @@ export function applyEventToAttributes(
     const stored = Object.hasOwn(profile.attributes, name) ? profile.attributes[name] : undefined;
     const candidate = { at: event.occurredAt, eventId: event.eventId };
     if (definition.type === 'days-since') {
-      if (!stored || isLater(stored, candidate)) {
-        next ??= { ...profile.attributes };
-        next[name] = { value: null, ...candidate };
-      }
+      if (!stored || isLater(stored, candidate)) next = withAttribute(next, profile.attributes, name, { value: null, ...candidate });
       continue;
     }
     const raw = Object.hasOwn(event.properties, definition.property) ? event.properties[definition.property] : undefined;
@@ -290,10 +299,8 @@ export function applyEventToAttributes(
       // `at` tracks the latest contributing event so that the stored item is the same in any delivery order.
       const candidateIsNewer = !stored || isLater(candidate, stored);
       const latest = candidateIsNewer ? candidate : stored;
-      if (merged.length !== current.length || candidateIsNewer) {
-        next ??= { ...profile.attributes };
-        next[name] = { value: merged, at: latest.at, eventId: latest.eventId };
-      }
+      if (merged.length !== current.length || candidateIsNewer)
+        next = withAttribute(next, profile.attributes, name, { value: merged, at: latest.at, eventId: latest.eventId });
       continue;
     }
     if (typeof raw !== definition.type) {
@@ -304,10 +311,8 @@ export function applyEventToAttributes(
         },
       ]);
     }
-    if (!stored || isLater(candidate, stored)) {
-      next ??= { ...profile.attributes };
-      next[name] = { value: raw as string | number | boolean, ...candidate };
-    }
+    if (!stored || isLater(candidate, stored))
+      next = withAttribute(next, profile.attributes, name, { value: raw as string | number | boolean, ...candidate });
   }
   return next;
 }
