@@ -33,6 +33,7 @@ import { eventMatches } from './metrics.js';
 import type { StoppedExecution } from './ports.js';
 import type { Ruleset } from './ruleset.js';
 import type { PendingJourney, TierNotice, UserProfile } from './state.js';
+import type { ExecutionTally } from './tally-batches.js';
 import { conversionDifference } from './uplift.js';
 
 /** Counter items per date and kind: spreads the writes of a busy day without making reports read much. */
@@ -210,7 +211,7 @@ export function executionTally(
   ruleset: Pick<Ruleset, 'timezone'>,
   execution: { journeyId: string; executionName: string; startedAt: string },
   results: Readonly<Record<string, KeptStepResult>>,
-): TierCountOccurrence | undefined {
+): ExecutionTally | undefined {
   const counts: Record<string, number> = {};
   for (const [stepId, result] of Object.entries(results)) {
     if (result.outcome === 'sent') add(counts, COUNTER_NAMES.sent(stepId), 1);
@@ -230,7 +231,7 @@ export function executionTally(
 }
 
 /** The tally of an execution stopped by a tier change, from the data the stop returned. */
-export function stoppedExecutionTally(ruleset: Ruleset, executionName: string, stopped: StoppedExecution): TierCountOccurrence | undefined {
+export function stoppedExecutionTally(ruleset: Ruleset, executionName: string, stopped: StoppedExecution): ExecutionTally | undefined {
   const journey = journeyOf(ruleset, stopped.tier);
   if (!journey) return undefined;
   return executionTally(ruleset, { journeyId: journey.id, executionName, startedAt: stopped.startedAt }, keptStepResults(stopped.data));
@@ -371,6 +372,11 @@ export interface ProductionReport {
   overTime: CensusSnapshot[];
   flows: ReportFlow[];
   journeys: ReportJourney[];
+  /**
+   * Journey executions that ended (or were stopped) and wait in the tally queue for the nightly count: their steps
+   * are not in the funnels yet. Absent when the queue could not be asked.
+   */
+  talliesWaiting?: number;
 }
 
 export interface ReportInput {
