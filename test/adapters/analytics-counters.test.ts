@@ -1,7 +1,9 @@
 /**
  * The production counters on the embedded stack (dynalite, the local runner, the real handlers): `strata report`'s
  * census matches the profiles counted directly, a redelivered tier change counts once, held-out and treated
- * conversions are counted over the same horizon, and operator paths (lock, forget) keep the census exact.
+ * conversions are counted over the same horizon, and operator paths (lock, forget) keep the census exact. Journey
+ * funnels hold an execution once the nightly count has drained its tally (core/tally-batches.ts): the tests that read
+ * them run that count first.
  */
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +17,7 @@ import { journeyStepSpec } from '../../functions/core/journey/compile-journey.js
 import { isHeldOut } from '../../functions/core/journey/decide-journey-step.js';
 import type { JourneyStepResult, JourneyTaskInput } from '../../functions/core/journey/journey-task.js';
 import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js';
+import { countTallies } from '../../functions/core/tally-batches.js';
 import { journeyStepStore } from '../../functions/handlers/journey-step.js';
 import { instantAtLocalTime } from '../../functions/core/local-time.js';
 import { forgetUser, lockUser } from '../../functions/core/operator.js';
@@ -71,6 +74,9 @@ async function profilesByTier(): Promise<Record<string, number>> {
 
 const counters = () => createDynamoCounters({ client: stack.dynalite.client, tableName: stack.dynalite.tableName });
 const report = async () => readProductionReport(ruleset, counters(), localDate(clock.now(), ruleset.timezone), 30);
+/** The nightly review's count step: the tallies of the executions that ended so far reach the funnels. */
+const countQueuedTallies = async () =>
+  countTallies({ source: stack.tallies, batches: counters() }, { drainDate: localDate(clock.now(), ruleset.timezone), hasTimeLeft: () => true });
 
 beforeEach(async () => {
   ruleset = await loadValidRuleset(process.cwd(), 'the ruleset');
@@ -97,6 +103,7 @@ describe('production counters on the local stack', () => {
     await lockUser(stack.services, 'u7', { tier: 'core', reason: 'partner' });
     await forgetUser({ ...stack.services, eraser: stack.store, erasurePublisher: { publishUserForgotten: async () => {} } }, 'u8');
     await stack.settle();
+    await countQueuedTallies();
 
     const direct = await profilesByTier();
     expect(direct['member']).toBeGreaterThan(0);
@@ -205,6 +212,7 @@ describe('production counters on the local stack', () => {
     const executions = stack.runner.executions();
     expect(executions.filter((execution) => execution.status === 'ABORTED').length).toBe(2);
     expect(executions.every((execution) => execution.status !== 'RUNNING')).toBe(true);
+    await countQueuedTallies();
     // Every step outcome of every execution, counted exactly once, from the steps as they ran.
     for (const journey of Object.values(ruleset.journeys)) {
       const expected: Record<string, number> = {};
@@ -246,6 +254,7 @@ describe('production counters on the local stack', () => {
     const event = { eventId: 'again', userId, type: 'app.opened', occurredAt: clock.now().toISOString(), properties: {} };
     expect((await ingestEvent(services, event)).outboxError).toBeUndefined();
     await stack.settle();
+    await countQueuedTallies();
     const firstSend = visitor.steps.find((step) => step.type === 'content')!.id;
     const sent = (await counters().readJourneyDays(visitor.id, DAY0)).reduce((sum, day) => sum + (day.counts[COUNTER_NAMES.sent(firstSend)] ?? 0), 0);
     expect(sent).toBe(1);
@@ -276,6 +285,7 @@ describe('production counters on the local stack', () => {
       },
       clock: { now: () => now },
       counters: counters(),
+      tallies: stack.tallies,
     });
     const counted = async (): Promise<Record<string, number>> => {
       const totals: Record<string, number> = {};
@@ -294,6 +304,8 @@ describe('production counters on the local stack', () => {
       rulesetTimeZone: ruleset.timezone,
     });
     expect(again).toMatchObject({ outcome: 'deferred', deferrals: 2 });
+    expect(await stack.tallies.waiting()).toBe(0);
+    await countQueuedTallies();
     expect(await counted()).toEqual(before);
     // The next morning it sends, and ends the execution: one write for the execution, kept once through the retry.
     const morning = new Date(instantAtLocalTime(addDays(DAY0, 1), 9 * 60, ruleset.timezone));
@@ -301,6 +313,7 @@ describe('production counters on the local stack', () => {
     await expect(runJourneyStep(ports(morning), { task: task(state), rulesetTimeZone: ruleset.timezone })).rejects.toThrow('bus outage');
     const retried = await runJourneyStep(ports(morning), { task: task(state), rulesetTimeZone: ruleset.timezone });
     expect(retried).toMatchObject({ outcome: 'sent', deferrals: 2 });
+    await countQueuedTallies();
     const after = await counted();
     const added = Object.fromEntries(
       Object.entries(after)
