@@ -27,9 +27,13 @@ interface Queued {
   inFlight: boolean;
 }
 
+/**
+ * The file's whole lines. What follows the last line break is a line a crash cut short (its enqueue never resolved,
+ * so it is enqueued again): it is dropped, even when it still reads as a tally, since its last count may be cut.
+ */
 async function readLines(path: string): Promise<string[]> {
   try {
-    return (await readFile(path, 'utf8')).split('\n');
+    return (await readFile(path, 'utf8')).split('\n').slice(0, -1);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
