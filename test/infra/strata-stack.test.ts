@@ -730,13 +730,21 @@ describe('IAM', () => {
     const env = (fn: { function: unknown }) =>
       resources[logicalIdOf(fn.function as never)]!.Properties['Environment'].Variables as Record<string, unknown>;
     expect(Object.keys(env(stack.ingestFunction)).sort()).toEqual(
-      [ENV.deadLetterQueueUrl, ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
+      [
+        ENV.deadLetterQueueUrl,
+        ENV.eventBusName,
+        ENV.journeyStateMachines,
+        ENV.metricsNamespace,
+        ENV.reviewShardCount,
+        ENV.tableName,
+        ENV.tallyQueueUrl,
+      ].sort(),
     );
     expect(Object.keys(env(stack.reviewFunction)).sort()).toEqual(
       [ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName, ENV.tallyQueueUrl].sort(),
     );
     expect(Object.keys(env(stack.journeyStepFunction)).sort()).toEqual(
-      [ENV.eventBusName, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
+      [ENV.eventBusName, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName, ENV.tallyQueueUrl].sort(),
     );
     expect(env(stack.ingestFunction)[ENV.reviewShardCount]).toBe('12');
     // Only the review reads the review index.
@@ -787,6 +795,7 @@ describe('functions', () => {
           [ENV.reviewShardCount]: '12',
           [ENV.eventBusName]: 'strata-bus',
           [ENV.deadLetterQueueUrl]: 'https://sqs.eu-west-1.amazonaws.com/123456789012/dlq',
+          [ENV.tallyQueueUrl]: 'https://sqs.eu-west-1.amazonaws.com/123456789012/tallies',
           [ENV.metricsNamespace]: 'Strata/Strata',
           [ENV.journeyStateMachines]: JSON.stringify({ member: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Member' }),
         },
