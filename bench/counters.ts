@@ -95,7 +95,8 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
         else if (key === 'STATS#CENSUS') writes.snapshots += 1;
         else if (key === TALLY_BATCHES_KEY) writes.tallyItems += 1;
         else writes.journeyItems += 1;
-        if (key !== 'STATS#CENSUS' && key !== TALLY_BATCHES_KEY) guards.push({ partition: key, guard: command?.ExpressionAttributeNames?.['#g'] ?? '' });
+        if (key !== 'STATS#CENSUS' && key !== TALLY_BATCHES_KEY)
+          guards.push({ partition: key, guard: command?.ExpressionAttributeNames?.['#g'] ?? '' });
       }
       return output;
     },

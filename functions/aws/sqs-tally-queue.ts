@@ -37,20 +37,24 @@ export interface SqsTallyQueueOptions {
 export function createSqsTallyQueue(options: SqsTallyQueueOptions): TallyQueue & TallySource {
   const { client, queueUrl } = options;
 
-  /** DeleteMessageBatch and ChangeMessageVisibilityBatch take ten entries and report failures per entry. */
+  /**
+   * DeleteMessageBatch and ChangeMessageVisibilityBatch take ten entries and report failures per entry: every batch
+   * is sent (a failed entry never holds back the others), then the failures are reported.
+   */
   async function inBatches(
     receipts: readonly string[],
     send: (entries: Array<{ Id: string; ReceiptHandle: string }>) => Promise<{ Failed?: Array<{ Id?: string; Message?: string }> }>,
     what: string,
   ): Promise<void> {
+    const failed: Array<{ Message?: string }> = [];
     for (let i = 0; i < receipts.length; i += SQS_BATCH) {
       const entries = receipts.slice(i, i + SQS_BATCH).map((receipt, j) => ({ Id: String(j), ReceiptHandle: receipt }));
-      const { Failed } = await send(entries);
-      if (Failed && Failed.length > 0)
-        throw new TallyQueueError(
-          `TallyQueue: could not ${what} ${Failed.length} message(s) of ${queueUrl} (${Failed[0]?.Message ?? 'no reason given'}); the count step is retried`,
-        );
+      failed.push(...((await send(entries)).Failed ?? []));
     }
+    if (failed.length > 0)
+      throw new TallyQueueError(
+        `TallyQueue: could not ${what} ${failed.length} message(s) of ${queueUrl} (${failed[0]?.Message ?? 'no reason given'}); the count step is retried`,
+      );
   }
 
   return {

@@ -210,7 +210,7 @@ export interface TallyCountPorts {
 /**
  * Drains the tally queue into batch items of `drainDate`, round by round while `hasTimeLeft`: a round's tallies
  * are written before they are removed from the queue, so a crash anywhere repeats work and never loses or doubles
- * a tally (see the top of this file). A failed round releases its deliveries for the retry.
+ * a tally (see the top of this file). A failed round (a write or the removal) releases its deliveries for the retry.
  */
 export async function countTallies(
   ports: TallyCountPorts,
@@ -238,12 +238,12 @@ export async function countTallies(
         await batches.writeTallyBatch(options.drainDate, text);
         result.batches += 1;
       }
+      await source.remove(receipts);
     } catch (error) {
-      // The ids of this round are not all stored: forget them, and let a retry receive the tallies again at once.
+      // Let a retry receive this round's tallies at once: it drops those stored here, and stores the others.
       await source.release(receipts).catch(() => undefined);
       throw error;
     }
-    await source.remove(receipts);
     result.received += received.length;
     result.counted += fresh.length;
   }

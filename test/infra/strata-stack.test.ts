@@ -586,7 +586,7 @@ describe('queues and alarms', () => {
     });
   }, 120_000);
 
-  it("keeps journey tallies 14 days, with a DLQ, and alarms when one has waited past the nightly count", () => {
+  it('keeps journey tallies 14 days, with a DLQ, and alarms when one has waited past the nightly count', () => {
     const queue = resources[logicalIdOf(stack.tallyQueue)]!.Properties;
     expect(queue['MessageRetentionPeriod']).toBe(14 * 24 * 3600);
     expect(resources[logicalIdOf(stack.tallyDeadLetterQueue)]!.Properties['MessageRetentionPeriod']).toBe(14 * 24 * 3600);
@@ -614,14 +614,17 @@ describe('queues and alarms', () => {
       expect(env[ENV.tallyQueueUrl], fn.node.id).toEqual(tallyQueueUrl);
     }
     const statementsOn = (fn: StrataFunction): Array<{ Action: string | string[]; Resource: unknown }> =>
-      (resources[logicalIdOf(fn.role.node.findChild('DefaultPolicy') as never)]!.Properties['PolicyDocument'].Statement as Array<{
-        Action: string | string[];
-        Resource: unknown;
-      }>).filter((statement) => JSON.stringify(statement.Resource) === JSON.stringify(tallyQueueArn));
+      (
+        resources[logicalIdOf(fn.role.node.findChild('DefaultPolicy') as never)]!.Properties['PolicyDocument'].Statement as Array<{
+          Action: string | string[];
+          Resource: unknown;
+        }>
+      ).filter((statement) => JSON.stringify(statement.Resource) === JSON.stringify(tallyQueueArn));
     for (const fn of functions) {
       const actions = statementsOn(fn).flatMap((statement) => [statement.Action].flat());
       expect(actions, fn.node.id).toContain('sqs:SendMessage');
-      if (fn === stack.reviewFunction) expect(actions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility']));
+      if (fn === stack.reviewFunction)
+        expect(actions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility']));
       else expect(actions, fn.node.id).not.toContain('sqs:ReceiveMessage');
     }
   });

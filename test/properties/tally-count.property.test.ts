@@ -123,7 +123,10 @@ describe('the nightly count of journey tallies', () => {
             }
           }
           // The last night's count runs clean: the queue ends empty.
-          await countTallies({ source: queue, batches: store }, { drainDate: addDays(FIRST_NIGHT, nights.length), hasTimeLeft: () => true, maxBytes });
+          await countTallies(
+            { source: queue, batches: store },
+            { drainDate: addDays(FIRST_NIGHT, nights.length), hasTimeLeft: () => true, maxBytes },
+          );
           expect(await queue.waiting()).toBe(0);
           const expected = sumsByJourney(first.values());
           for (const journeyId of JOURNEYS) {
