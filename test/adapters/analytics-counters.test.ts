@@ -5,12 +5,16 @@
  * funnels hold an execution once the nightly count has drained its tally (core/tally-batches.ts): the tests that read
  * them run that count first.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDynamoCounters } from '../../functions/aws/dynamo-counters.js';
-import { readProductionReport, renderProductionHtml } from '../../functions/cli/commands/report.js';
+import { readProductionReport, renderProductionHtml, reportCommand } from '../../functions/cli/commands/report.js';
 import { loadValidRuleset } from '../../functions/cli/commands/simulate.js';
-import { COUNTER_NAMES } from '../../functions/core/analytics.js';
+import { COUNTER_NAMES, type ProductionReport } from '../../functions/core/analytics.js';
 import { addDays, localDate } from '../../functions/core/dates.js';
 import { type TierServices, ingestEvent } from '../../functions/core/ingest.js';
 import { journeyStepSpec } from '../../functions/core/journey/compile-journey.js';
@@ -24,6 +28,7 @@ import { forgetUser, lockUser } from '../../functions/core/operator.js';
 import type { StoppedExecution } from '../../functions/core/ports.js';
 import type { Ruleset } from '../../functions/core/ruleset.js';
 import { type VirtualClock, createVirtualClock } from '../../functions/local/clock.js';
+import { DYNALITE_FOLDER } from '../../functions/local/local-data.js';
 import { type LocalStack, startLocalStack } from '../../functions/local/local-stack.js';
 
 const DAY0 = '2026-03-02';
@@ -116,6 +121,84 @@ describe('production counters on the local stack', () => {
     expect(visitorJourney.entered).toBe(12);
     expect(visitorJourney.steps.some((step) => step.sent > 0)).toBe(true);
     expect(renderProductionHtml(production)).toContain('Strata production report');
+  });
+
+  it("strata report's funnels match the executions' steps once the nightly review has counted them, and say how many wait", async () => {
+    await stack.close();
+    const dataDir = await mkdtemp(join(tmpdir(), 'strata-report-funnel-'));
+    try {
+      const steps: Array<{ task: JourneyTaskInput; result: JourneyStepResult }> = [];
+      stack = await startLocalStack({
+        ruleset,
+        clock,
+        batchWindowMs: 0,
+        dynalitePath: join(dataDir, DYNALITE_FOLDER),
+        tallyQueueDir: dataDir,
+        onActivity: (activity) => {
+          if (activity.kind === 'journey-step') steps.push(activity);
+        },
+      });
+      clock.settleWith(() => stack.settle());
+      await stack.store.setReviewCheckpoint(addDays(DAY0, -1));
+      for (let user = 0; user < 10; user++) await sendEvent(`f${user}`, 'app.opened', `open-f${user}`);
+      // Four become members on the third day, which stops their visitor journeys; the others run theirs to the end.
+      for (let day = 1; day <= 3; day++) {
+        await clock.advanceTo(new Date(instantAtLocalTime(addDays(DAY0, day), 10 * 60, ruleset.timezone)));
+        for (let user = 0; user < 4; user++) {
+          await sendEvent(`f${user}`, 'app.opened', `open-f${user}-${day}`);
+          await sendEvent(`f${user}`, 'content.completed', `done-f${user}-${day}`, { contentId: 'lesson-1' });
+        }
+      }
+      await clock.advanceTo(new Date(instantAtLocalTime(addDays(DAY0, 20), 10 * 60, ruleset.timezone)));
+      const ended = new Set(
+        stack.runner
+          .executions()
+          .filter((execution) => execution.status !== 'RUNNING')
+          .map((e) => e.executionName),
+      );
+      expect(ended.size).toBeGreaterThanOrEqual(10);
+      const waiting = await stack.tallies.waiting();
+      expect(waiting).toBeGreaterThan(0);
+      const funnelOf = (report: ProductionReport, journeyId: string) =>
+        Object.fromEntries(
+          report.journeys
+            .find((journey) => journey.journeyId === journeyId)!
+            .steps.map((step) => [step.stepId, { sent: step.sent, deferred: step.deferred }]),
+        );
+      const visitor = ruleset.journeys['visitor']!;
+      // Before the nightly count: the entries are there, the steps wait.
+      const before = await report();
+      expect(Object.values(funnelOf(before, visitor.id)).every((step) => step.sent === 0)).toBe(true);
+
+      const review = await stack.runNightlyReview();
+      expect(review.talliesCounted).toBe(waiting);
+      expect(await stack.tallies.waiting()).toBe(0);
+      const after = await report();
+      for (const journey of Object.values(ruleset.journeys)) {
+        const expected = funnelOf(after, journey.id);
+        for (const stepId of Object.keys(expected)) expected[stepId] = { sent: 0, deferred: 0 };
+        for (const { task, result } of steps) {
+          if (task.journeyId !== journey.id || !ended.has(task.executionName) || !(task.stepId in expected)) continue;
+          if (result.outcome === 'sent') expected[task.stepId]!.sent += 1;
+          if (result.outcome === 'deferred') expected[task.stepId]!.deferred += 1;
+        }
+        expect(funnelOf(after, journey.id), journey.id).toEqual(expected);
+      }
+      expect(Object.values(funnelOf(after, visitor.id)).some((step) => step.sent > 0)).toBe(true);
+
+      // `strata report` on the stopped stack's folder reads the same funnels, and says nothing waits.
+      await stack.close();
+      const lines: string[] = [];
+      const program = new Command('strata').exitOverride();
+      program.addCommand(reportCommand({ info: (line) => lines.push(line), error: (line) => lines.push(line) }));
+      await program.parseAsync(['report', '--data', dataDir, '--rules', process.cwd(), '--days', '400', '--json'], { from: 'user' });
+      const printed = JSON.parse(lines.join('\n')) as ProductionReport;
+      expect(printed.talliesWaiting).toBe(0);
+      for (const journey of Object.values(ruleset.journeys)) expect(funnelOf(printed, journey.id)).toEqual(funnelOf(after, journey.id));
+    } finally {
+      stack = await startLocalStack({ ruleset, clock, batchWindowMs: 0 });
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('counts a tier change once when its outbox flush fails after counting and is repeated by a redelivery', async () => {
