@@ -10,13 +10,16 @@
  *   taken off the item once the outbox is cleared, lazily, in the adapter's next write to the same item.
  * - A conversion is counted once per journey entry, under the entry's id, on the entry day's item (the guard stays).
  * - A journey execution's step outcomes (sends, deferrals, exits) travel in the execution's own state (each Task
- *   sees it), and are counted once, when the execution ends: by the Task that ends it (an exit, or the step after
- *   which only Waits and the end remain), or, for an execution stopped by a tier change, by the outbox flush that
- *   stopped it, from the execution data the stop returns. Both write under the execution's id, with the guard, so
- *   a retried final Task or a repeated flush adds nothing; the guard goes once the Task has returned or the outbox
- *   is cleared. So a journey costs one counter write however many steps it sends or defers, and a deferral writes
- *   nothing by itself. The outcomes are counted on the entry's day, like its conversion: a day's journey counters
- *   are the funnel of that day's entries.
+ *   sees it), and make one tally when the execution ends: by the Task that ends it (an exit, or the step after which
+ *   only Waits and the end remain), or, for an execution stopped by a tier change or an erasure, by whoever stopped
+ *   it, from the execution data the stop returns. The tally is not written then: it is put on the tally queue, under
+ *   the execution's id, and the nightly review drains the queue into batch items of about 1 KB of tallies of every
+ *   user (tally-batches.ts), so a night's journeys cost a few writes, and a deferral writes nothing by itself. The
+ *   count keeps the first tally drained under an id and drops the others (a retried final Task, a repeated flush,
+ *   the final Task racing the stop), and a count that crashes is repeated without counting twice (it finds the ids
+ *   stored in the last nights' batch items). The outcomes are counted on the entry's day, like its conversion: a
+ *   day's journey counters are the funnel of that day's entries, complete once the nightly count after the
+ *   executions' ends has run.
  * - Executions of a definition compiled before the state was passed to Tasks count each send (once, with its send
  *   record), deferral and exit as they happen, as before.
  * - Actions marked `test` (from `strata send-test`) are never counted.
@@ -60,7 +63,10 @@ export const COUNTER_NAMES = {
   exited: (stepId: string, reason: ExitReason): string => `x|${stepId}|${reason}`,
 } as const;
 
-/** Counts added to a day's tier item once, under `id` (a redelivered change finds the id and adds nothing). */
+/**
+ * Counts added once, under `id`: to a day's tier item (a redelivered change finds the id and adds nothing), or, for
+ * an execution's tally (`journeyId` set), to that journey's funnel by the nightly count (tally-batches.ts).
+ */
 export interface TierCountOccurrence {
   id: string;
   /** Local date of the change (of the entry, for a conversion). */
@@ -68,7 +74,7 @@ export interface TierCountOccurrence {
   counts: Record<string, number>;
   /** Conversions keep their guard: a second conversion of the same entry must never count. */
   keepGuard?: boolean;
-  /** A journey execution's outcomes: counted on that journey's item of `date` rather than the tier item. */
+  /** A journey execution's outcomes: counted on that journey's funnel of `date` rather than the tier item. */
   journeyId?: string;
 }
 
@@ -205,7 +211,7 @@ export interface KeptStepResult {
 /**
  * What one journey execution adds, from the step results its state holds: per step, a send, its deferrals, and an
  * exit by reason. A step stopped while deferred keeps its deferrals. Branch checks and local-time waits add
- * nothing (the funnel lists sends). Counted under the execution's id on its entry day's item of the journey.
+ * nothing (the funnel lists sends). Queued under the execution's id, and counted on its entry day's funnel.
  */
 export function executionTally(
   ruleset: Pick<Ruleset, 'timezone'>,
