@@ -202,6 +202,17 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
     }));
   }
 
+  async function readJourneysDays(journeyIds: readonly string[], fromDate: string): Promise<Record<string, CounterDay[]>> {
+    // Batches drained from the period's first day on hold every tally of an entry in it (an entry is drained after it).
+    const [batches, ...own] = await Promise.all([
+      readTallyBatches(fromDate),
+      ...journeyIds.map((journeyId) => queryAll(journeyCountersKey(journeyId), fromDate)),
+    ]);
+    return Object.fromEntries(
+      journeyIds.map((journeyId, i) => [journeyId, mergeCounterDays(daysOf(own[i]!), journeyDaysFromBatches(batches, journeyId, fromDate))]),
+    );
+  }
+
   return {
     addOnce(occurrence: TierCountOccurrence) {
       return addCounts('addOnce', occurrenceItemKey(occurrence), occurrence.counts, GUARD_PREFIX + occurrence.id);
@@ -231,10 +242,10 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
     },
 
     async readJourneyDays(journeyId: string, fromDate: string) {
-      // Batches drained from the period's first day on hold every tally of an entry in it (an entry is drained after it).
-      const [own, batches] = await Promise.all([queryAll(journeyCountersKey(journeyId), fromDate), readTallyBatches(fromDate)]);
-      return mergeCounterDays(daysOf(own), journeyDaysFromBatches(batches, journeyId, fromDate));
+      return (await readJourneysDays([journeyId], fromDate))[journeyId]!;
     },
+
+    readJourneysDays,
 
     readTallyBatches,
 

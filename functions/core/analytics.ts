@@ -112,7 +112,13 @@ export interface CensusSnapshot {
 export interface AnalyticsReader {
   /** The tier items' counts per date, from `fromDate` on (every date when absent), oldest first. */
   readTierDays(fromDate?: string): Promise<CounterDay[]>;
+  /**
+   * A journey's step outcomes per entry date, from `fromDate` on: its tallies counted by the nightly count (drained
+   * from `fromDate` on), and its own items (older deployments, definitions that count per step).
+   */
   readJourneyDays(journeyId: string, fromDate: string): Promise<CounterDay[]>;
+  /** readJourneyDays of several journeys at once, reading the nightly count's batch items once. */
+  readJourneysDays(journeyIds: readonly string[], fromDate: string): Promise<Record<string, CounterDay[]>>;
   readCensusSnapshots(fromDate: string): Promise<CensusSnapshot[]>;
   writeCensusSnapshot(snapshot: CensusSnapshot): Promise<void>;
 }

@@ -38,10 +38,9 @@ const MAX_DAYS = 400;
 /** Reads the counters of the last `days` days up to the store's today. */
 export async function readProductionReport(ruleset: Ruleset, reader: AnalyticsReader, today: string, days: number): Promise<ProductionReport> {
   const firstDate = addDays(today, -(days - 1));
-  const journeyDays = Object.fromEntries(
-    await Promise.all(
-      Object.values(ruleset.journeys).map(async (journey) => [journey.id, await reader.readJourneyDays(journey.id, firstDate)] as const),
-    ),
+  const journeyDays = await reader.readJourneysDays(
+    Object.values(ruleset.journeys).map((journey) => journey.id),
+    firstDate,
   );
   return buildProductionReport({
     ruleset,
