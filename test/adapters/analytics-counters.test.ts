@@ -128,16 +128,28 @@ describe('production counters on the local stack', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'strata-report-funnel-'));
     try {
       const steps: Array<{ task: JourneyTaskInput; result: JourneyStepResult }> = [];
-      stack = await startLocalStack({
-        ruleset,
-        clock,
-        batchWindowMs: 0,
-        dynalitePath: join(dataDir, DYNALITE_FOLDER),
-        tallyQueueDir: dataDir,
-        onActivity: (activity) => {
-          if (activity.kind === 'journey-step') steps.push(activity);
-        },
-      });
+      const startOnFolder = () =>
+        startLocalStack({
+          ruleset,
+          clock,
+          batchWindowMs: 0,
+          dynalitePath: join(dataDir, DYNALITE_FOLDER),
+          tallyQueueDir: dataDir,
+          onActivity: (activity) => {
+            if (activity.kind === 'journey-step') steps.push(activity);
+          },
+        });
+      /** `strata report` itself, on the folder of the stopped stack. */
+      const cliReport = async (json: boolean): Promise<string[]> => {
+        const lines: string[] = [];
+        const program = new Command('strata').exitOverride();
+        program.addCommand(reportCommand({ info: (line) => lines.push(line), error: (line) => lines.push(line) }));
+        await program.parseAsync(['report', '--data', dataDir, '--rules', process.cwd(), '--days', '400', ...(json ? ['--json'] : [])], {
+          from: 'user',
+        });
+        return lines;
+      };
+      stack = await startOnFolder();
       clock.settleWith(() => stack.settle());
       await stack.store.setReviewCheckpoint(addDays(DAY0, -1));
       for (let user = 0; user < 10; user++) await sendEvent(`f${user}`, 'app.opened', `open-f${user}`);
@@ -166,9 +178,16 @@ describe('production counters on the local stack', () => {
             .steps.map((step) => [step.stepId, { sent: step.sent, deferred: step.deferred }]),
         );
       const visitor = ruleset.journeys['visitor']!;
-      // Before the nightly count: the entries are there, the steps wait.
+      // Before the nightly count: the entries are there, the steps wait, and the report says how many journeys do.
       const before = await report();
       expect(Object.values(funnelOf(before, visitor.id)).every((step) => step.sent === 0)).toBe(true);
+      await stack.close();
+      expect((JSON.parse((await cliReport(true)).join('\n')) as ProductionReport).talliesWaiting).toBe(waiting);
+      expect(await cliReport(false)).toContain(
+        `${waiting} ended journey executions wait for the nightly count: their steps are not in the funnels below yet`,
+      );
+      stack = await startOnFolder();
+      clock.settleWith(() => stack.settle());
 
       const review = await stack.runNightlyReview();
       expect(review.talliesCounted).toBe(waiting);
@@ -188,11 +207,7 @@ describe('production counters on the local stack', () => {
 
       // `strata report` on the stopped stack's folder reads the same funnels, and says nothing waits.
       await stack.close();
-      const lines: string[] = [];
-      const program = new Command('strata').exitOverride();
-      program.addCommand(reportCommand({ info: (line) => lines.push(line), error: (line) => lines.push(line) }));
-      await program.parseAsync(['report', '--data', dataDir, '--rules', process.cwd(), '--days', '400', '--json'], { from: 'user' });
-      const printed = JSON.parse(lines.join('\n')) as ProductionReport;
+      const printed = JSON.parse((await cliReport(true)).join('\n')) as ProductionReport;
       expect(printed.talliesWaiting).toBe(0);
       for (const journey of Object.values(ruleset.journeys)) expect(funnelOf(printed, journey.id)).toEqual(funnelOf(after, journey.id));
     } finally {
