@@ -36,7 +36,6 @@ import { eventMatches } from './metrics.js';
 import type { StoppedExecution } from './ports.js';
 import type { Ruleset } from './ruleset.js';
 import type { PendingJourney, TierNotice, UserProfile } from './state.js';
-import type { ExecutionTally } from './tally-batches.js';
 import { conversionDifference } from './uplift.js';
 
 /** Counter items per date and kind: spreads the writes of a busy day without making reports read much. */
@@ -77,6 +76,9 @@ export interface TierCountOccurrence {
   /** A journey execution's outcomes: counted on that journey's funnel of `date` rather than the tier item. */
   journeyId?: string;
 }
+
+/** An execution's tally: a once-only occurrence counted on its journey's funnel, on its entry date (tally-batches.ts). */
+export type ExecutionTally = TierCountOccurrence & { journeyId: string };
 
 /** Counts added to a journey's day item (no guard; see the top of this file). */
 export interface JourneyStepCount {

@@ -17,11 +17,8 @@
  *
  * Pure: the encoding, the packing and the drain's logic; the queue and the table are ports.
  */
-import type { CounterDay, TierCountOccurrence } from './analytics.js';
+import type { CounterDay, ExecutionTally } from './analytics.js';
 import { addDays } from './dates.js';
-
-/** An execution's tally: a once-only occurrence counted on its journey's funnel, on its entry date. */
-export type ExecutionTally = TierCountOccurrence & { journeyId: string };
 
 /**
  * The queue's messages live at most 14 days (SQS retention; a DLQ redrive keeps the first enqueue time), so a

@@ -9,7 +9,8 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ExecutionTally, type ReceivedTally, type TallyQueue, type TallySource, decodeTally, encodeTally } from '../core/tally-batches.js';
+import type { ExecutionTally } from '../core/analytics.js';
+import { type ReceivedTally, type TallyQueue, type TallySource, decodeTally, encodeTally } from '../core/tally-batches.js';
 import { type DurableFile, openDurableFile } from './durable-file.js';
 
 export const TALLY_QUEUE_FILE = 'tally-queue.txt';

@@ -8,8 +8,8 @@ import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { COUNTER_NAMES } from '../../functions/core/analytics.js';
-import { type ExecutionTally, encodeTally } from '../../functions/core/tally-batches.js';
+import { COUNTER_NAMES, type ExecutionTally } from '../../functions/core/analytics.js';
+import { encodeTally } from '../../functions/core/tally-batches.js';
 import { TALLY_QUEUE_FILE, openLocalTallyQueue, readQueuedTallies } from '../../functions/local/local-tally-queue.js';
 
 const tally = (i: number): ExecutionTally => ({

@@ -24,8 +24,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDynamoCounters } from '../../functions/aws/dynamo-counters.js';
 import { TALLY_RECEIVE_VISIBILITY_SECONDS, TallyQueueError, createSqsTallyQueue } from '../../functions/aws/sqs-tally-queue.js';
-import { COUNTER_NAMES } from '../../functions/core/analytics.js';
-import { type ExecutionTally, type TallyQueue, type TallySource, countTallies } from '../../functions/core/tally-batches.js';
+import { COUNTER_NAMES, type ExecutionTally } from '../../functions/core/analytics.js';
+import { type TallyQueue, type TallySource, countTallies } from '../../functions/core/tally-batches.js';
 import { openLocalTallyQueue } from '../../functions/local/local-tally-queue.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
 

@@ -4,9 +4,8 @@
  * each tally id once, by journey and entry date.
  */
 import { describe, expect, it } from 'vitest';
-import { COUNTER_NAMES } from '../../functions/core/analytics.js';
+import { COUNTER_NAMES, type ExecutionTally } from '../../functions/core/analytics.js';
 import {
-  type ExecutionTally,
   TALLY_BATCH_BYTES,
   TallyEncodingError,
   decodeTally,

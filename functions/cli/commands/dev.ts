@@ -239,10 +239,8 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
         return;
       }
       const result = await stack.runNightlyReview();
-      if (result.usersDue > 0 || result.talliesCounted > 0)
-        out.info(
-          `${stamp()}  nightly review: ${result.usersDue} users due, ${result.usersChanged} changed, ${result.talliesCounted} journey tallies counted`,
-        );
+      if (result.usersDue > 0) out.info(`${stamp()}  nightly review: ${result.usersDue} users due, ${result.usersChanged} changed`);
+      if (result.talliesCounted > 0) out.info(`${stamp()}  nightly count: ${result.talliesCounted} ended journeys added to the funnels`);
     }
   })();
 

@@ -2,10 +2,10 @@
  * One journey step, end to end: load the user, decide, and for a send, record it and publish the action.
  * The same function runs behind the Task state in Lambda and in the local runner; only the ports differ.
  */
-import { type AnalyticsCounters, executionTally, journeyStepCount, keptStepResults } from '../analytics.js';
+import { type AnalyticsCounters, type ExecutionTally, executionTally, journeyStepCount, keptStepResults } from '../analytics.js';
 import { localDate } from '../dates.js';
 import type { DayBucket, UserProfile } from '../state.js';
-import type { ExecutionTally, TallyQueue } from '../tally-batches.js';
+import type { TallyQueue } from '../tally-batches.js';
 import { decideJourneyStep, journeyLookbackDate, toStepResult, type JourneyAction } from './decide-journey-step.js';
 import type { JourneyStepResult, JourneyStepSpec, JourneyTaskInput } from './journey-task.js';
 
