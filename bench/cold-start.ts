@@ -50,6 +50,7 @@ export async function measureColdStart(projectRoot: string, files: ProjectFiles,
       [ENV.reviewShardCount]: '16',
       [ENV.eventBusName]: 'strata-bus',
       [ENV.deadLetterQueueUrl]: 'https://sqs.us-east-1.amazonaws.com/123456789012/dlq',
+      [ENV.tallyQueueUrl]: 'https://sqs.us-east-1.amazonaws.com/123456789012/tallies',
       [ENV.metricsNamespace]: 'Strata/Strata',
       [ENV.journeyStateMachines]: JSON.stringify({ member: 'arn:aws:states:us-east-1:123456789012:stateMachine:Member' }),
     };

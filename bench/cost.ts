@@ -23,6 +23,8 @@ export const COST_ASSUMPTIONS = {
   ingestBatchSize: 10,
   /** One SendMessage by the EventBridge target, one ReceiveMessage and one DeleteMessageBatch per batch of 10. */
   sqsRequestsPerEvent: 1 + 2 / 10,
+  /** A journey tally: one SendMessage when its execution ends, and its share of the nightly count's receives and deletes of 10. */
+  sqsRequestsPerTally: 1 + 2 / 10,
   ingestLambdaMemoryGb: 0.5,
   /** Billed ingest duration per event in AWS: ~2–4 single-digit-ms DynamoDB calls plus ~0.1 ms of evaluation. */
   ingestLambdaMsPerEvent: 15,
@@ -46,8 +48,10 @@ export const COST_ASSUMPTIONS = {
 export interface CostInputs {
   /** Mean DynamoDB units per ingested event, all operations. */
   perEvent: CapacityUnits;
-  /** Write units the analytics counters add per event (tier changes, conversions, one per journey execution, snapshots). */
+  /** Write units the analytics counters add per event (tier changes, conversions, the nightly tally batches, snapshots). */
   countersWritePerEvent?: number;
+  /** Journey executions' tallies per event, each sent to the tally queue and drained from it by the nightly count. */
+  talliesPerEvent?: number;
   /** Share of events that change a tier (each starts a journey and publishes a notice). */
   tierChangeShare: number;
   /** The 3-send journey's figures. */
@@ -80,6 +84,7 @@ export function costModel(prices: Prices, inputs: CostInputs): CostResult {
     dynamoDbWrites: inputs.perEvent.write * prices.dynamoDbPerMillionWriteUnits,
     dynamoDbReads: inputs.perEvent.read * prices.dynamoDbPerMillionReadUnits,
     analyticsCounters: (inputs.countersWritePerEvent ?? 0) * prices.dynamoDbPerMillionWriteUnits,
+    tallyQueue: (inputs.talliesPerEvent ?? 0) * a.sqsRequestsPerTally * prices.sqsPerMillionRequests,
   };
   const { transitions, tasks, sends } = inputs.journey;
   const journeyParts = {

@@ -1,13 +1,15 @@
 /**
  * What the analytics counters cost per event: the example population replayed through the embedded stack (the real
  * ingest, journey-step and review handlers on dynalite, the compiled journeys on the local runner, a virtual clock),
- * with every DynamoDB request's ConsumedCapacity read off the client. A request on a `STATS#…` key is a counter's.
+ * with every DynamoDB request's ConsumedCapacity read off the client. A request on a `STATS#…` key is a counter's,
+ * the nightly count's batch items of journey tallies (`STATS#TALLIES`) included. After the last day the nightly review
+ * runs once more, so that the tallies of the executions that ended on it are counted too.
  *
  *   tsx bench/counters.ts [users]     prints the figures as JSON
  */
 import { fileURLToPath } from 'node:url';
 import { addDays, localDate } from '../functions/core/dates.js';
-import { shortHash } from '../functions/core/hash.js';
+import { TALLY_BATCHES_KEY } from '../functions/aws/dynamo-counters.js';
 import type { UserEvent } from '../functions/core/event.js';
 import { instantAtLocalTime } from '../functions/core/local-time.js';
 import type { Ruleset } from '../functions/core/ruleset.js';
@@ -24,15 +26,19 @@ export interface CountersResult {
   countersWruPerEvent: number;
   /** Every write unit of the run (store, journeys, review, counters) ÷ events, for scale. */
   allWruPerEvent: number;
-  /** Counter writes by item kind: tier changes, entries and conversions; journey executions' step outcomes; nightly snapshots. */
-  counterWrites: { tierItems: number; journeyItems: number; snapshots: number };
+  /**
+   * Counter writes by item kind: tier changes, entries and conversions; per-step journey counts; the nightly count's
+   * batches of journey executions' tallies; nightly snapshots.
+   */
+  counterWrites: { tierItems: number; journeyItems: number; tallyItems: number; snapshots: number };
   /**
    * The same writes by what caused them, read off each write's guard: tier changes (with the entry they start),
-   * journey entries without a tier move, conversions, erasures; an execution's tally written by the flush that
-   * stopped it or by the Task that ended it; per-step counts of executions compiled before the tally; snapshots.
-   * What a design that merges writes can save is read here (for example, a stopped tally beside its tier change).
+   * journey entries without a tier move, conversions, erasures; per-step counts of executions compiled before the
+   * tally; the nightly count's batch items; snapshots. What a design that merges writes can save is read here.
    */
   counterWritesByCause: CounterWritesByCause;
+  /** Journey executions' tallies (ended or stopped) that the nightly counts wrote into those batch items. */
+  talliesCounted: number;
   counterWru: number;
   /** Events the stack applied (duplicates aside). */
   eventsApplied: number;
@@ -43,9 +49,9 @@ export interface CounterWritesByCause {
   entriesWithoutMove: number;
   conversions: number;
   erasures: number;
-  stoppedExecutionTallies: number;
-  endedExecutionTallies: number;
   stepCounts: number;
+  /** Batch items of the nightly count, each holding up to ~1 KB of journey executions' tallies. */
+  tallyBatches: number;
   snapshots: number;
 }
 
@@ -72,7 +78,7 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
   const stack = await startLocalStack({ ruleset, clock, batchWindowMs: 0, ingestConcurrency: 4 });
   clock.settleWith(() => stack.settle());
   const units = { all: 0, counters: 0 };
-  const writes = { tierItems: 0, journeyItems: 0, snapshots: 0 };
+  const writes = { tierItems: 0, journeyItems: 0, tallyItems: 0, snapshots: 0 };
   /** Every counter write's item partition and guard (`g|<occurrence id>`; '' for an unguarded write). */
   const guards: Array<{ partition: string; guard: string }> = [];
   stack.dynalite.client.middlewareStack.add(
@@ -87,14 +93,17 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
         units.counters += consumed;
         if (key === 'STATS#TIERS') writes.tierItems += 1;
         else if (key === 'STATS#CENSUS') writes.snapshots += 1;
+        else if (key === TALLY_BATCHES_KEY) writes.tallyItems += 1;
         else writes.journeyItems += 1;
-        if (key !== 'STATS#CENSUS') guards.push({ partition: key, guard: command?.ExpressionAttributeNames?.['#g'] ?? '' });
+        if (key !== 'STATS#CENSUS' && key !== TALLY_BATCHES_KEY)
+          guards.push({ partition: key, guard: command?.ExpressionAttributeNames?.['#g'] ?? '' });
       }
       return output;
     },
     { step: 'initialize', name: 'benchCounterCapacity' },
   );
   let eventsApplied = 0;
+  let talliesCounted = 0;
   let byCause: CounterWritesByCause | undefined;
   try {
     await stack.store.setReviewCheckpoint(addDays(firstDate, -1));
@@ -104,7 +113,7 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
       for (let hour = 0; hour < 24; hour++) {
         if (hour * 60 === REVIEW_MINUTE) {
           await clock.advanceTo(instantAtLocalTime(date, REVIEW_MINUTE, zone));
-          await stack.runNightlyReview();
+          talliesCounted += (await stack.runNightlyReview()).talliesCounted;
           await stack.settle();
         }
         const sliceEnd = dayStart + (hour + 1) * HOUR_MS;
@@ -120,8 +129,11 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
         await stack.settle();
       }
     }
+    await clock.advanceTo(instantAtLocalTime(addDays(lastDate, 1), REVIEW_MINUTE, zone));
+    talliesCounted += (await stack.runNightlyReview()).talliesCounted;
+    await stack.settle();
     eventsApplied = stack.counters.eventsRecorded;
-    byCause = writesByCause(guards, stack.runner.executions(), writes.snapshots);
+    byCause = writesByCause(guards, writes.tallyItems, writes.snapshots);
   } finally {
     await stack.close();
   }
@@ -132,33 +144,26 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
     allWruPerEvent: r3(units.all / events.length),
     counterWrites: writes,
     counterWritesByCause: byCause,
+    talliesCounted,
     counterWru: units.counters,
     eventsApplied,
   };
 }
 
 /**
- * Sorts counter writes by their guard's occurrence id (core/analytics.ts): `n` a tier change, `j` on the tier item a
- * journey entry without a move, `c` a conversion, `x` an erasure; `j` on a journey item an execution's tally, by the
- * flush that stopped it when the execution was aborted, else by its final Task; unguarded writes are per-step counts.
- * A guard that fits none fails the bench rather than being filed somewhere.
+ * Sorts the guarded and per-step counter writes by their guard's occurrence id (core/analytics.ts): `n` a tier
+ * change, `j` on the tier item a journey entry without a move, `c` a conversion, `x` an erasure; unguarded writes on
+ * a journey item are per-step counts. An execution's tally is never written on its own any more (it is queued and
+ * counted in the nightly batches), so a guard that fits none, such as a tally's, fails the bench.
  */
-function writesByCause(
-  guards: ReadonlyArray<{ partition: string; guard: string }>,
-  executions: ReadonlyArray<{ executionName: string; status: string }>,
-  snapshots: number,
-): CounterWritesByCause {
-  const tallyGuard = (executionName: string): string => `g|j${shortHash(executionName, 16)}`;
-  const abortedTallies = new Set(executions.filter((e) => e.status === 'ABORTED').map((e) => tallyGuard(e.executionName)));
-  const executionTallies = new Set(executions.map((e) => tallyGuard(e.executionName)));
+function writesByCause(guards: ReadonlyArray<{ partition: string; guard: string }>, tallyBatches: number, snapshots: number): CounterWritesByCause {
   const byCause: CounterWritesByCause = {
     tierChanges: 0,
     entriesWithoutMove: 0,
     conversions: 0,
     erasures: 0,
-    stoppedExecutionTallies: 0,
-    endedExecutionTallies: 0,
     stepCounts: 0,
+    tallyBatches,
     snapshots,
   };
   for (const { partition, guard } of guards) {
@@ -167,8 +172,6 @@ function writesByCause(
     else if (guard.startsWith('g|n')) byCause.tierChanges += 1;
     else if (guard.startsWith('g|c')) byCause.conversions += 1;
     else if (guard.startsWith('g|x')) byCause.erasures += 1;
-    else if (abortedTallies.has(guard)) byCause.stoppedExecutionTallies += 1;
-    else if (executionTallies.has(guard)) byCause.endedExecutionTallies += 1;
     else throw new Error(`bench/counters: a counter write with guard ${guard} on ${partition} matches no known cause`);
   }
   return byCause;

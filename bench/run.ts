@@ -305,6 +305,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const cost = costModel(prices, {
     perEvent: capacity.meanPerEvent,
     countersWritePerEvent: counters.countersWruPerEvent,
+    talliesPerEvent: counters.events > 0 ? counters.talliesCounted / counters.events : 0,
     tierChangeShare: capacity.measuredEvents > 0 ? capacity.tierChange.events / capacity.measuredEvents : 0,
     journey: threeSend,
   });

@@ -58,6 +58,16 @@ export function bindDeadLetterQueue(fn: LambdaFunction, queue: IQueue): void {
   queue.grantSendMessages(fn);
 }
 
+/**
+ * The queue of journey executions' tallies: the functions that end or stop executions send to it ('enqueue'); the
+ * review also drains it ('drain': receive, release, delete, and its depth for the logs).
+ */
+export function bindTallyQueue(fn: LambdaFunction, queue: IQueue, access: 'enqueue' | 'drain'): void {
+  fn.addEnvironment(ENV.tallyQueueUrl, queue.queueUrl);
+  queue.grantSendMessages(fn);
+  if (access === 'drain') queue.grantConsumeMessages(fn);
+}
+
 /** A journey state machine and the alias its executions start on. */
 export interface JourneyTarget {
   machine: StateMachine;

@@ -4,8 +4,10 @@
  *   producers ─PutEvents→ bus ─rule (user events)→ ingest queue ─batch of 10→ ingest Lambda ─→ table
  *                                                      └ DLQ (poison, exhausted retries, undeliverable)
  *   ingest / review ─StartExecution→ one journey state machine per tier ─Task→ journey-step Lambda ─→ bus
+ *   journey-step / ingest / review (an execution ends or is stopped) ─its tally→ tally queue ─→ the review counts it
  *   Scheduler (nightly, local time) → review state machine: re-judge everyone if the ruleset is new (plan → Map
- *                                      over Scan segments → complete) → plan → Map over shards → advance checkpoint
+ *                                      over Scan segments → complete) → plan → Map over shards → count the
+ *                                      journey tallies → advance checkpoint
  *
  * The rules and journeys are read at synth: the journeys are compiled to the state machines' ASL, and the files
  * are baked into every function, so one deploy ships one consistent version of both.
@@ -52,7 +54,8 @@ import { ConfigError } from '../functions/core/errors.js';
 import { JOURNEY_STEP_RESOURCE, compileJourney, journeyVersion } from '../functions/core/journey/compile-journey.js';
 import { LAMBDA_TASK_RETRY } from '../functions/core/lambda-task-retry.js';
 import { type ProjectFiles, type Ruleset, loadRuleset } from '../functions/core/ruleset.js';
-import { type JourneyTarget, bindDeadLetterQueue, bindEventBus, bindJourneyStarter, bindTable } from './bindings.js';
+import { type JourneyTarget, bindDeadLetterQueue, bindEventBus, bindJourneyStarter, bindTable, bindTallyQueue } from './bindings.js';
+import { TALLY_RECEIVE_VISIBILITY_SECONDS } from '../functions/aws/sqs-tally-queue.js';
 import { busStatementId, metricsNamespaceOf } from './stage-names.js';
 import { acknowledge, acknowledgeWildcardResources } from './nag.js';
 import { RESERVED_SOURCE_PREFIX, type StageSettings } from './stage-settings.js';
@@ -92,6 +95,16 @@ export const JOURNEY_ALIAS_NAME = 'live';
 const QUEUE_RETENTION = Duration.days(14);
 /** The ingest queue alarms when its oldest message has waited this long: ingest is down or far behind. */
 export const INGEST_QUEUE_AGE_ALARM = Duration.hours(1);
+/**
+ * The tally queue is drained every night: its oldest tally is about a day old at most, unless the count stopped.
+ * Alarm before the 14-day retention is near, with room for a weekend.
+ */
+export const TALLY_QUEUE_AGE_ALARM = Duration.days(3);
+/**
+ * Receives of one tally before it is dead-lettered: a count fails only on an outage, and each failed night is one
+ * receive, so this is a week of failed nights (a message that is no tally fails every night and lands there).
+ */
+const TALLY_MAX_RECEIVES = 7;
 /** A dead letter left this long is near its 14-day expiry: redrive it or lose it. */
 export const DEAD_LETTER_AGE_ALARM = Duration.days(10);
 
@@ -110,6 +123,9 @@ export class StrataStack extends Stack {
   readonly ingestQueue: Queue;
   readonly ingestDeadLetterQueue: Queue;
   readonly scheduleDeadLetterQueue: Queue;
+  /** Journey executions' tallies, waiting for the nightly count (core/tally-batches.ts). */
+  readonly tallyQueue: Queue;
+  readonly tallyDeadLetterQueue: Queue;
   readonly journeyMachines: Record<string, StateMachine> = {};
   /** Per tier: the version this deploy published and the alias that new executions start on. */
   readonly journeyTargets: Record<string, JourneyTarget & { version: CfnStateMachineVersion }> = {};
@@ -186,6 +202,21 @@ export class StrataStack extends Stack {
       targets: [new SqsQueue(this.ingestQueue, { deadLetterQueue: this.ingestDeadLetterQueue })],
     });
 
+    // ---- Journey tallies, counted by the nightly review -----------------------------------------------------
+    this.tallyDeadLetterQueue = new Queue(this, 'TallyDeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: QUEUE_RETENTION,
+    });
+    this.tallyQueue = new Queue(this, 'TallyQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // The count receives with a longer timeout of its own (sqs-tally-queue.ts); this covers any other reader.
+      visibilityTimeout: Duration.seconds(TALLY_RECEIVE_VISIBILITY_SECONDS),
+      retentionPeriod: QUEUE_RETENTION,
+      deadLetterQueue: { queue: this.tallyDeadLetterQueue, maxReceiveCount: TALLY_MAX_RECEIVES },
+    });
+
     // ---- Delivery channels (channels.json) ------------------------------------------------------------------
     this.channelDestinations = new ChannelDestinations(this, 'Channels', { bus: this.bus, channels: this.ruleset.channels });
 
@@ -199,6 +230,7 @@ export class StrataStack extends Stack {
     });
     bindTable(this.journeyStepFunction.function, tableBinding, 'journeyStep');
     bindEventBus(this.journeyStepFunction.function, this.bus);
+    bindTallyQueue(this.journeyStepFunction.function, this.tallyQueue, 'enqueue');
 
     for (const tier of this.ruleset.tiers) {
       const journey = this.ruleset.journeys[tier.id];
@@ -218,6 +250,7 @@ export class StrataStack extends Stack {
     bindTable(this.ingestFunction.function, tableBinding, 'ingest');
     bindEventBus(this.ingestFunction.function, this.bus);
     bindJourneyStarter(this.ingestFunction.function, this.journeyTargets);
+    bindTallyQueue(this.ingestFunction.function, this.tallyQueue, 'enqueue');
     bindDeadLetterQueue(this.ingestFunction.function, this.ingestDeadLetterQueue);
     this.ingestFunction.function.addEventSource(
       new SqsEventSource(this.ingestQueue, {
@@ -231,7 +264,7 @@ export class StrataStack extends Stack {
     this.reviewFunction = new StrataFunction(this, 'Review', {
       ...functionDefaults,
       handlerName: 'review',
-      description: 'Strata: nightly review steps (plan, one shard, advance the checkpoint)',
+      description: 'Strata: nightly review steps (plan, one shard, count the journey tallies, advance the checkpoint)',
       // A shard stops within its time budget and returns a cursor that the state machine resumes from.
       timeout: Duration.minutes(15),
       memorySize: 1024,
@@ -239,6 +272,7 @@ export class StrataStack extends Stack {
     bindTable(this.reviewFunction.function, tableBinding, 'review');
     bindEventBus(this.reviewFunction.function, this.bus);
     bindJourneyStarter(this.reviewFunction.function, this.journeyTargets);
+    bindTallyQueue(this.reviewFunction.function, this.tallyQueue, 'drain');
 
     this.rejudgeFunction = new StrataFunction(this, 'Rejudge', {
       ...functionDefaults,
@@ -251,6 +285,7 @@ export class StrataStack extends Stack {
     bindTable(this.rejudgeFunction.function, tableBinding, 'rejudge');
     bindEventBus(this.rejudgeFunction.function, this.bus);
     bindJourneyStarter(this.rejudgeFunction.function, this.journeyTargets);
+    bindTallyQueue(this.rejudgeFunction.function, this.tallyQueue, 'enqueue');
 
     // ---- Nightly review ------------------------------------------------------------------------------------
     this.reviewMachine = this.reviewStateMachine(settings);
@@ -289,6 +324,10 @@ export class StrataStack extends Stack {
 
     new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName, description: 'Producers PutEvents here' });
     new CfnOutput(this, 'EventBusArn', { value: this.bus.eventBusArn });
+    new CfnOutput(this, 'TallyQueueUrl', {
+      value: this.tallyQueue.queueUrl,
+      description: 'Journey tallies waiting for the nightly count: strata report --tally-queue, strata forget/lock --tally-queue',
+    });
   }
 
   /**
@@ -341,6 +380,17 @@ export class StrataStack extends Stack {
           treatMissingData: TreatMissingData.NOT_BREACHING,
         }),
     );
+    alarmWhen(
+      this.tallyQueue
+        .metricApproximateAgeOfOldestMessage({ period: Duration.hours(1), statistic: 'Maximum' })
+        .createAlarm(this, 'TallyQueueAgeAlarm', {
+          alarmDescription: `Strata: a journey tally has waited ${TALLY_QUEUE_AGE_ALARM.toDays()} days for the nightly count (tallies expire after ${QUEUE_RETENTION.toDays()}); check the review's CountTallies step`,
+          threshold: TALLY_QUEUE_AGE_ALARM.toSeconds(),
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        }),
+    );
     const machines: Array<[string, StateMachine]> = [
       ...Object.entries(this.journeyMachines).map(([tier, machine]): [string, StateMachine] => [`Journey-${tier}`, machine]),
       ['Review', this.reviewMachine],
@@ -381,6 +431,7 @@ export class StrataStack extends Stack {
     return {
       IngestDeadLetterQueue: this.ingestDeadLetterQueue,
       ScheduleDeadLetterQueue: this.scheduleDeadLetterQueue,
+      TallyDeadLetterQueue: this.tallyDeadLetterQueue,
       ...(channels ? { ChannelDeadLetterQueue: channels } : {}),
     };
   }
@@ -539,7 +590,8 @@ export class StrataStack extends Stack {
   }
 
   /**
-   * Re-judge (when the ruleset is new) → plan → (nothing due? done) → Map over shards → advance the checkpoint.
+   * Re-judge (when the ruleset is new) → plan → (nothing due? done) → Map over shards → count the journey tallies
+   * (looping while a step returns `next`) → advance the checkpoint.
    *
    * The re-judge runs first, inside the nightly review, so a deploy that brings a new `rulesetVersion` reaches
    * every user on the first night, whatever their review date: its plan step compares the stored re-judged
@@ -590,6 +642,12 @@ export class StrataStack extends Stack {
     });
     // The shard step's input is the state itself: the Map item, or the `next` a paused invocation returned.
     eachShard.itemProcessor(this.resumableStep('ReviewShard', 'ShardPaused', 'ResumeShard', 'ShardDone', reviewFunction));
+    // After the shards (their flushes queue the tallies of the executions they stop), before the census snapshot.
+    const countTallies = this.lambdaTask('CountTallies', reviewFunction, {
+      payload: TaskInput.fromObject({ step: 'countTallies' }),
+      resultPath: '$.tallies',
+    });
+    countTallies.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(30), maxAttempts: 3, backoffRate: 2 });
     const advance = this.lambdaTask('AdvanceCheckpoint', reviewFunction, {
       payload: TaskInput.fromObject({ step: 'advance', dates: JsonPath.listAt('$.plan.dates') }),
       resultPath: '$.checkpoint',
@@ -605,11 +663,17 @@ export class StrataStack extends Stack {
       .otherwise(new Succeed(this, 'Reviewed'));
     plan.next(
       new Choice(this, 'AnythingToReview')
-        .when(Condition.isPresent('$.plan.dates[0]'), eachShard.next(advance).next(outcome))
+        .when(
+          Condition.isPresent('$.plan.dates[0]'),
+          eachShard
+            .next(countTallies)
+            .next(new Choice(this, 'TalliesLeft').when(Condition.isPresent('$.tallies.next'), countTallies).otherwise(advance.next(outcome))),
+        )
         .otherwise(new Pass(this, 'AlreadyReviewed').next(outcome)),
     );
     const machine = new StateMachine(this, 'ReviewStateMachine', {
-      comment: 'Strata nightly review: re-judge everyone under a new ruleset, then plan, review each shard, advance the checkpoint',
+      comment:
+        'Strata nightly review: re-judge everyone under a new ruleset, then plan, review each shard, count the journey tallies, advance the checkpoint',
       stateMachineType: StateMachineType.STANDARD,
       definitionBody: DefinitionBody.fromChainable(rejudge),
       timeout: Duration.hours(12),

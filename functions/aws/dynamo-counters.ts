@@ -2,10 +2,17 @@
  * The analytics counters (core/analytics.ts) in the same DynamoDB table as the users, on a few small items:
  *
  *   STATS#TIERS / <date>#<shard>             census changes, flows, journey entries and conversions of a day
- *   STATS#JOURNEY#<journeyId> / <date>#<shard>  the step outcomes of that journey's executions entered that day
+ *   STATS#TALLIES / <drain date>#<hash>      journey executions' tallies, counted by the nightly review in batches
+ *   STATS#JOURNEY#<journeyId> / <date>#<shard>  step outcomes written one execution (or step) at a time, by
+ *                                            deployments before the nightly batches and by definitions compiled
+ *                                            before the execution state was passed to Tasks
  *   STATS#CENSUS / <date>                    the nightly snapshot of users per tier
  *
- * Every counter write is one UpdateItem of ADDs. A once-only occurrence (a tier change, an execution's tally) also sets its guard
+ * A journey's funnel is the sum of both: the batch items' tallies of that journey (each id once, by entry date, see
+ * core/tally-batches.ts) and its own items. A batch item is one PutItem of at most about 1 KB of encoded tallies,
+ * under the hash of its text and never over an existing one.
+ *
+ * Every other counter write is one UpdateItem of ADDs. A once-only occurrence (a tier change, a conversion) also sets its guard
  * attribute `g|<id>` under the condition that it is not there yet; a refused condition means it was counted before.
  * Guards of settled occurrences (their outbox is cleared, so nothing will count them again) are removed by this
  * store's next write to the same item, so that items, and so write units, stay small without a write of their own.
@@ -30,6 +37,8 @@ import {
   type TierCountOccurrence,
   counterShard,
 } from '../core/analytics.js';
+import { shortHash } from '../core/hash.js';
+import { type TallyBatch, type TallyBatchStore, decodeTallyBatch, journeyDaysFromBatches, mergeCounterDays } from '../core/tally-batches.js';
 import { type CapacityUnits, isTransientError } from './dynamo-store.js';
 import { TABLE_KEYS } from './table-schema.js';
 
@@ -38,11 +47,14 @@ type Item = Record<string, AttributeValue>;
 export const TIER_COUNTERS_KEY = 'STATS#TIERS';
 export const journeyCountersKey = (journeyId: string): string => `STATS#JOURNEY#${journeyId}`;
 export const CENSUS_SNAPSHOT_KEY = 'STATS#CENSUS';
+export const TALLY_BATCHES_KEY = 'STATS#TALLIES';
+/** The attribute of a batch item that holds its encoded tallies. */
+const TALLIES_ATTRIBUTE = 't';
 const GUARD_PREFIX = 'g|';
 /** Guards of settled occurrences remembered per item for the next write there; beyond this the oldest item's go. */
 const SETTLED_ITEMS_REMEMBERED = 64;
 
-export type CounterOperation = 'addOnce' | 'addJourneyStep' | 'readCounters' | 'censusSnapshot';
+export type CounterOperation = 'addOnce' | 'addJourneyStep' | 'readCounters' | 'censusSnapshot' | 'tallyBatch';
 
 export interface DynamoCountersOptions {
   client: DynamoDBClient;
@@ -51,7 +63,7 @@ export interface DynamoCountersOptions {
   onCapacity?: (operation: CounterOperation, capacity: CapacityUnits) => void;
 }
 
-export type DynamoCounters = AnalyticsCounters & AnalyticsReader;
+export type DynamoCounters = AnalyticsCounters & AnalyticsReader & TallyBatchStore;
 
 /** A counter request that failed for a reason other than throttling or an outage. */
 export class CounterStoreError extends Error {
@@ -183,6 +195,24 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
     return [...byDate.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([date, counts]) => ({ date, counts }));
   }
 
+  async function readTallyBatches(fromDrainDate: string): Promise<TallyBatch[]> {
+    return (await queryAll(TALLY_BATCHES_KEY, fromDrainDate)).map((item) => ({
+      drainDate: (item[TABLE_KEYS.sortKey]?.S ?? '').split('#')[0]!,
+      tallies: decodeTallyBatch(item[TALLIES_ATTRIBUTE]?.S ?? ''),
+    }));
+  }
+
+  async function readJourneysDays(journeyIds: readonly string[], fromDate: string): Promise<Record<string, CounterDay[]>> {
+    // Batches drained from the period's first day on hold every tally of an entry in it (an entry is drained after it).
+    const [batches, ...own] = await Promise.all([
+      readTallyBatches(fromDate),
+      ...journeyIds.map((journeyId) => queryAll(journeyCountersKey(journeyId), fromDate)),
+    ]);
+    return Object.fromEntries(
+      journeyIds.map((journeyId, i) => [journeyId, mergeCounterDays(daysOf(own[i]!), journeyDaysFromBatches(batches, journeyId, fromDate))]),
+    );
+  }
+
   return {
     addOnce(occurrence: TierCountOccurrence) {
       return addCounts('addOnce', occurrenceItemKey(occurrence), occurrence.counts, GUARD_PREFIX + occurrence.id);
@@ -212,7 +242,34 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
     },
 
     async readJourneyDays(journeyId: string, fromDate: string) {
-      return daysOf(await queryAll(journeyCountersKey(journeyId), fromDate));
+      return (await readJourneysDays([journeyId], fromDate))[journeyId]!;
+    },
+
+    readJourneysDays,
+
+    readTallyBatches,
+
+    async writeTallyBatch(drainDate: string, encoded: string) {
+      const item: Item = {
+        [TABLE_KEYS.partitionKey]: { S: TALLY_BATCHES_KEY },
+        [TABLE_KEYS.sortKey]: { S: `${drainDate}#${shortHash(encoded, 16)}` },
+        [TALLIES_ATTRIBUTE]: { S: encoded },
+      };
+      try {
+        await metered('tallyBatch', 'write', () =>
+          client.send(
+            new PutItemCommand({
+              ...common,
+              Item: item,
+              ConditionExpression: 'attribute_not_exists(#pk)',
+              ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
+            }),
+          ),
+        );
+      } catch (error) {
+        // The same text under the same night is stored already (a retried write): nothing more to do.
+        if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      }
     },
 
     async readCensusSnapshots(fromDate: string) {

@@ -10,13 +10,16 @@
  *   taken off the item once the outbox is cleared, lazily, in the adapter's next write to the same item.
  * - A conversion is counted once per journey entry, under the entry's id, on the entry day's item (the guard stays).
  * - A journey execution's step outcomes (sends, deferrals, exits) travel in the execution's own state (each Task
- *   sees it), and are counted once, when the execution ends: by the Task that ends it (an exit, or the step after
- *   which only Waits and the end remain), or, for an execution stopped by a tier change, by the outbox flush that
- *   stopped it, from the execution data the stop returns. Both write under the execution's id, with the guard, so
- *   a retried final Task or a repeated flush adds nothing; the guard goes once the Task has returned or the outbox
- *   is cleared. So a journey costs one counter write however many steps it sends or defers, and a deferral writes
- *   nothing by itself. The outcomes are counted on the entry's day, like its conversion: a day's journey counters
- *   are the funnel of that day's entries.
+ *   sees it), and make one tally when the execution ends: by the Task that ends it (an exit, or the step after which
+ *   only Waits and the end remain), or, for an execution stopped by a tier change or an erasure, by whoever stopped
+ *   it, from the execution data the stop returns. The tally is not written then: it is put on the tally queue, under
+ *   the execution's id, and the nightly review drains the queue into batch items of about 1 KB of tallies of every
+ *   user (tally-batches.ts), so a night's journeys cost a few writes, and a deferral writes nothing by itself. The
+ *   count keeps the first tally drained under an id and drops the others (a retried final Task, a repeated flush,
+ *   the final Task racing the stop), and a count that crashes is repeated without counting twice (it finds the ids
+ *   stored in the last nights' batch items). The outcomes are counted on the entry's day, like its conversion: a
+ *   day's journey counters are the funnel of that day's entries, complete once the nightly count after the
+ *   executions' ends has run.
  * - Executions of a definition compiled before the state was passed to Tasks count each send (once, with its send
  *   record), deferral and exit as they happen, as before.
  * - Actions marked `test` (from `strata send-test`) are never counted.
@@ -59,7 +62,10 @@ export const COUNTER_NAMES = {
   exited: (stepId: string, reason: ExitReason): string => `x|${stepId}|${reason}`,
 } as const;
 
-/** Counts added to a day's tier item once, under `id` (a redelivered change finds the id and adds nothing). */
+/**
+ * Counts added once, under `id`: to a day's tier item (a redelivered change finds the id and adds nothing), or, for
+ * an execution's tally (`journeyId` set), to that journey's funnel by the nightly count (tally-batches.ts).
+ */
 export interface TierCountOccurrence {
   id: string;
   /** Local date of the change (of the entry, for a conversion). */
@@ -67,9 +73,12 @@ export interface TierCountOccurrence {
   counts: Record<string, number>;
   /** Conversions keep their guard: a second conversion of the same entry must never count. */
   keepGuard?: boolean;
-  /** A journey execution's outcomes: counted on that journey's item of `date` rather than the tier item. */
+  /** A journey execution's outcomes: counted on that journey's funnel of `date` rather than the tier item. */
   journeyId?: string;
 }
+
+/** An execution's tally: a once-only occurrence counted on its journey's funnel, on its entry date (tally-batches.ts). */
+export type ExecutionTally = TierCountOccurrence & { journeyId: string };
 
 /** Counts added to a journey's day item (no guard; see the top of this file). */
 export interface JourneyStepCount {
@@ -105,7 +114,13 @@ export interface CensusSnapshot {
 export interface AnalyticsReader {
   /** The tier items' counts per date, from `fromDate` on (every date when absent), oldest first. */
   readTierDays(fromDate?: string): Promise<CounterDay[]>;
+  /**
+   * A journey's step outcomes per entry date, from `fromDate` on: its tallies counted by the nightly count (drained
+   * from `fromDate` on), and its own items (older deployments, definitions that count per step).
+   */
   readJourneyDays(journeyId: string, fromDate: string): Promise<CounterDay[]>;
+  /** readJourneyDays of several journeys at once, reading the nightly count's batch items once. */
+  readJourneysDays(journeyIds: readonly string[], fromDate: string): Promise<Record<string, CounterDay[]>>;
   readCensusSnapshots(fromDate: string): Promise<CensusSnapshot[]>;
   writeCensusSnapshot(snapshot: CensusSnapshot): Promise<void>;
 }
@@ -204,13 +219,13 @@ export interface KeptStepResult {
 /**
  * What one journey execution adds, from the step results its state holds: per step, a send, its deferrals, and an
  * exit by reason. A step stopped while deferred keeps its deferrals. Branch checks and local-time waits add
- * nothing (the funnel lists sends). Counted under the execution's id on its entry day's item of the journey.
+ * nothing (the funnel lists sends). Queued under the execution's id, and counted on its entry day's funnel.
  */
 export function executionTally(
   ruleset: Pick<Ruleset, 'timezone'>,
   execution: { journeyId: string; executionName: string; startedAt: string },
   results: Readonly<Record<string, KeptStepResult>>,
-): TierCountOccurrence | undefined {
+): ExecutionTally | undefined {
   const counts: Record<string, number> = {};
   for (const [stepId, result] of Object.entries(results)) {
     if (result.outcome === 'sent') add(counts, COUNTER_NAMES.sent(stepId), 1);
@@ -230,7 +245,7 @@ export function executionTally(
 }
 
 /** The tally of an execution stopped by a tier change, from the data the stop returned. */
-export function stoppedExecutionTally(ruleset: Ruleset, executionName: string, stopped: StoppedExecution): TierCountOccurrence | undefined {
+export function stoppedExecutionTally(ruleset: Ruleset, executionName: string, stopped: StoppedExecution): ExecutionTally | undefined {
   const journey = journeyOf(ruleset, stopped.tier);
   if (!journey) return undefined;
   return executionTally(ruleset, { journeyId: journey.id, executionName, startedAt: stopped.startedAt }, keptStepResults(stopped.data));
@@ -371,6 +386,11 @@ export interface ProductionReport {
   overTime: CensusSnapshot[];
   flows: ReportFlow[];
   journeys: ReportJourney[];
+  /**
+   * Journey executions that ended (or were stopped) and wait in the tally queue for the nightly count: their steps
+   * are not in the funnels yet. Absent when the queue could not be asked.
+   */
+  talliesWaiting?: number;
 }
 
 export interface ReportInput {

@@ -23,6 +23,7 @@ import { type Qualification, qualify, qualifyNow } from './qualify.js';
 import { nextReviewDate } from './review-date.js';
 import type { Ruleset } from './ruleset.js';
 import { type DayBucket, type HistoryEntry, type TierLock, type TierNotice, type UserProfile, newProfile } from './state.js';
+import type { TallyQueue } from './tally-batches.js';
 
 export { OPT_OUT_EVENT } from './consent.js';
 const MAX_CONFLICT_RETRIES = 8;
@@ -53,6 +54,8 @@ export interface TierServices {
   clock: Clock;
   /** The analytics counters (analytics.ts); absent where nothing reports on production counts (the replay). */
   counters?: AnalyticsCounters;
+  /** Where a stopped execution's tally waits for the nightly count (tally-batches.ts); absent: not counted. */
+  tallies?: TallyQueue;
 }
 
 export interface IngestResult {
@@ -98,15 +101,14 @@ export function eventKey(eventId: string): string {
 let lastKeyed = { eventId: '', key: shortHash('event:', 12) };
 
 /**
- * Stops a journey execution and counts the steps it ran. A stopped execution never reaches the Task that would
- * count them, so whoever stops it does, under its id (a repeated stop, or that Task racing the stop, adds nothing).
- * Returns the occurrence counted, for the caller to settle once its own work is done.
+ * Stops a journey execution and queues the tally of the steps it ran. A stopped execution never reaches the Task
+ * that would, so whoever stops it does, under its id: a repeated stop, or that Task racing the stop, queues another
+ * tally under the same id, and the nightly count keeps the first it drains (tally-batches.ts).
  */
-export async function stopAndCount(services: TierServices, executionName: string): Promise<TierCountOccurrence | undefined> {
+export async function stopAndCount(services: TierServices, executionName: string): Promise<void> {
   const stopped = await services.journeys.stop(executionName);
-  const tally = stopped && services.counters ? stoppedExecutionTally(services.ruleset, executionName, stopped) : undefined;
-  if (tally) await services.counters?.addOnce(tally);
-  return tally;
+  const tally = stopped && services.tallies ? stoppedExecutionTally(services.ruleset, executionName, stopped) : undefined;
+  if (tally) await services.tallies?.enqueue(tally);
 }
 
 export function windowStart(ruleset: Ruleset, now: Date): string {
@@ -370,10 +372,7 @@ export async function flushOutbox(services: TierServices, saved: Pick<SavedDecis
     for (const entry of pendingHistory ?? []) await once(`history:${entry.version}`, () => services.store.appendHistory(entry));
     if (pendingJourney) {
       for (const name of pendingJourney.stopExecutionNames) {
-        await once(`stop:${name}`, async () => {
-          const tally = await stopAndCount(services, name);
-          if (tally) counted.push(tally);
-        });
+        await once(`stop:${name}`, () => stopAndCount(services, name));
       }
       const { start } = pendingJourney;
       if (start) await once(`start:${start.executionName}`, () => services.journeys.start(start, profile.userId));

@@ -6,7 +6,7 @@
  * unknown tier, a lock that ends in the past. Erasure deletes everything stored under the user's key, stops the
  * journeys the profile knows of, and tells the bus with a pseudonymous reference only.
  */
-import { type TierCountOccurrence, erasureOccurrence } from './analytics.js';
+import { erasureOccurrence } from './analytics.js';
 import { localDate, LOCAL_DATE } from './dates.js';
 import { type Decision, isLockActive } from './decide.js';
 import { assertNever } from './errors.js';
@@ -94,18 +94,14 @@ export async function forgetUser(services: OperatorServices, userId: string): Pr
   if (profile?.journey) executions.add(profile.journey.executionName);
   for (const name of profile?.pendingJourney?.stopExecutionNames ?? []) executions.add(name);
   if (profile?.pendingJourney?.start) executions.add(profile.pendingJourney.start.executionName);
-  // A stopped journey's steps happened: they are counted, under its id, as a tier change's flush counts them.
-  const tallies: TierCountOccurrence[] = [];
-  for (const name of executions) {
-    const tally = await stopAndCount(services, name);
-    if (tally) tallies.push(tally);
-  }
+  // A stopped journey's steps happened: their tally is queued, under its id, as a tier change's flush queues it.
+  for (const name of executions) await stopAndCount(services, name);
   // The census loses the user before their items go: a rerun after a crash finds the profile and the same id again.
   const erasure = profile && services.counters ? erasureOccurrence(services.ruleset, profile, services.clock.now()) : undefined;
   if (erasure) await services.counters?.addOnce(erasure);
   // Journeys first: a step that runs between the two sees no profile and exits as unknown-user anyway.
   const { deleted } = await services.eraser.deleteUserItems(userId);
-  for (const occurrence of erasure ? [...tallies, erasure] : tallies) services.counters?.settle(occurrence);
+  if (erasure) services.counters?.settle(erasure);
   const reference = userRef(userId);
   await services.erasurePublisher.publishUserForgotten({ detailType: 'UserForgotten', userRef: reference, at: services.clock.now().toISOString() });
   return { userRef: reference, deleted, stoppedExecutions: [...executions] };

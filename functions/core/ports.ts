@@ -81,7 +81,7 @@ export interface JourneyStarter {
   /**
    * Stops a running execution (its tier is the name's prefix); an unknown or finished one counts as done. Resolves
    * the execution data where it was stopped when it has been stopped (now, or by an earlier call), so that its
-   * journey counters can be counted (core/analytics.ts executionTally); nothing when it ended on its own, is
+   * tally can be queued (core/analytics.ts executionTally); nothing when it ended on its own, is
    * unknown, or the starter cannot tell.
    */
   stop(executionName: string): Promise<StoppedExecution | undefined> | Promise<void>;

@@ -3,9 +3,9 @@
  * the first time) is also emitted as a CloudWatch metric (Embedded Metric Format, through Powertools), named and
  * dimensioned only as core/analytics-metrics.ts lists, for the stack's dashboard. A refused repeat emits nothing.
  *
- * Journey step outcomes are the exception: the table takes them once per execution, at its end, but the dashboard
- * should show a send when it happens. So the journey-step handler emits each step's outcome once its Task has
- * succeeded (emitJourneyStep), and the table writes of journey counts emit nothing.
+ * Journey step outcomes are the exception: the table takes them once per execution, at the nightly count after its
+ * end (core/tally-batches.ts), but the dashboard should show a send when it happens. So the journey-step handler
+ * emits each step's outcome once its Task has succeeded (emitJourneyStep), and the tallies emit nothing.
  */
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { type AnalyticsCounters, type CensusSnapshot, journeyStepCount, parseCounterName } from '../core/analytics.js';
@@ -67,7 +67,7 @@ export function countersWithMetrics<C extends AnalyticsCounters>(counters: C, me
     ...counters,
     async addOnce(occurrence) {
       const added = await counters.addOnce(occurrence);
-      // An execution's tally: its steps were emitted as they happened (emitJourneyStep).
+      // An execution's tally (of an older deployment): its steps were emitted as they happened (emitJourneyStep).
       if (added && occurrence.journeyId === undefined)
         for (const point of metricsOfCounts(occurrence.counts)) emit(metrics, point.name, point.value, point.dimensions);
       return added;

@@ -32,6 +32,7 @@ import {
   systemClock,
 } from './runtime.js';
 import { countersWithMetrics, emitJourneyStep } from './analytics-emitter.js';
+import { tallyQueueFromEnvironment } from './tier-services.js';
 
 export const JOURNEY_STEP_SERVICE_NAME = 'strata-journey-step';
 
@@ -155,6 +156,7 @@ export function journeyStepDependenciesFromEnvironment(files = bakedProjectFiles
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,
       counters: countersWithMetrics(createDynamoCounters({ client, tableName }), metrics),
+      tallies: tallyQueueFromEnvironment(),
     },
     metrics,
   };

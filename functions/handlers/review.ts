@@ -5,7 +5,10 @@
  *            shards of the review index (the largest count ever used, so lowering reviewShards strands no one)
  *   shard    one shard, every date in order, a bounded number of users at once, within the invocation's time
  *            budget; when time runs out it returns `next`, and the state machine calls it again from there
- *   advance  moves the checkpoint to the last date, once every shard of the run has succeeded
+ *   countTallies  drains the queue of journey executions' tallies into the funnels' batch items
+ *            (core/tally-batches.ts), within the invocation's time budget; when time runs out it returns `next`,
+ *            and the state machine calls it again
+ *   advance  moves the checkpoint to the last date, once every shard of the run has succeeded, and snapshots the census
  *
  * One user that cannot be reviewed never stops a shard: the failure is logged and counted, the user is listed
  * again for the next night, and the shard carries on, so the checkpoint still moves.
@@ -20,6 +23,7 @@ import { LOCAL_DATE, addDays, localDate } from '../core/dates.js';
 import { userRef } from '../core/hash.js';
 import { type AnalyticsReader, snapshotCensus } from '../core/analytics.js';
 import type { TierServices } from '../core/ingest.js';
+import { type TallyCountPorts, type TallyCountResult, countTallies } from '../core/tally-batches.js';
 import {
   DEFAULT_USER_CONCURRENCY,
   type ReviewFailureStage,
@@ -45,6 +49,7 @@ export const REVIEW_TIME_MARGIN_MS = 120_000;
 export type ReviewStepInput =
   | { step: 'plan' }
   | { step: 'shard'; dates: string[]; shard: number; cursor?: ShardPosition }
+  | { step: 'countTallies' }
   | { step: 'advance'; dates: string[] };
 
 export interface ReviewPlan {
@@ -72,7 +77,12 @@ export interface AdvanceResult {
   advanced: boolean;
 }
 
-export type ReviewStepOutput = ReviewPlan | ShardReviewResult | AdvanceResult;
+export type TallyCountStepResult = Omit<TallyCountResult, 'done'> & {
+  /** Present when the time budget ran out first: the state machine passes it back as the next step's input. */
+  next?: { step: 'countTallies' };
+};
+
+export type ReviewStepOutput = ReviewPlan | ShardReviewResult | TallyCountStepResult | AdvanceResult;
 
 /** The part of the Lambda context the review reads. */
 export interface InvocationClock {
@@ -88,13 +98,15 @@ export interface ReviewDependencies {
   metrics?: Metrics;
   /** Where the nightly census snapshot is read from and written to, once the checkpoint advances. */
   census?: AnalyticsReader;
+  /** The tally queue and the batch items it is drained into; absent where nothing reports on journeys. */
+  tallies?: TallyCountPorts;
 }
 
 export class InvalidReviewInputError extends Error {
   override readonly name = 'InvalidReviewInputError';
   constructor(problem: string) {
     super(
-      `Review: ${problem}; the state machine passes {"step": "plan"}, {"step": "shard", "dates", "shard", "cursor"?} or {"step": "advance", "dates"}`,
+      `Review: ${problem}; the state machine passes {"step": "plan"}, {"step": "shard", "dates", "shard", "cursor"?}, {"step": "countTallies"} or {"step": "advance", "dates"}`,
     );
   }
 }
@@ -140,6 +152,8 @@ export function parseReviewStepInput(input: unknown): ReviewStepInput {
       const position = checkCursor(cursor, checked);
       return position ? { step, dates: checked, shard, cursor: position } : { step, dates: checked, shard };
     }
+    case 'countTallies':
+      return { step };
     case 'advance':
       return { step, dates: checkDates(dates) };
     default:
@@ -216,6 +230,20 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
     return result;
   }
 
+  async function countQueuedTallies(context: InvocationClock | undefined): Promise<TallyCountStepResult> {
+    if (!dependencies.tallies) return { received: 0, counted: 0, duplicates: 0, batches: 0 };
+    const drainDate = localDate(services.clock.now(), services.ruleset.timezone);
+    const { done, ...counts } = await countTallies(dependencies.tallies, {
+      drainDate,
+      hasTimeLeft: context ? () => context.getRemainingTimeInMillis() > REVIEW_TIME_MARGIN_MS : () => true,
+    });
+    metrics.addMetric('JourneyTalliesCounted', MetricUnit.Count, counts.counted);
+    metrics.addMetric('JourneyTallyDuplicates', MetricUnit.Count, counts.duplicates);
+    metrics.publishStoredMetrics();
+    logger.info(done ? 'Journey tallies counted' : 'Tally count paused: time budget used, resuming', { drainDate, ...counts });
+    return done ? counts : { ...counts, next: { step: 'countTallies' } };
+  }
+
   async function advance(dates: string[]): Promise<AdvanceResult> {
     const last = dates[dates.length - 1];
     const checkpoint = await services.store.getReviewCheckpoint();
@@ -234,6 +262,8 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
         return plan();
       case 'shard':
         return reviewOneShard(step.dates, step.shard, step.cursor, context);
+      case 'countTallies':
+        return countQueuedTallies(context);
       case 'advance':
         return advance(step.dates);
     }
@@ -243,10 +273,11 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
 export function reviewDependenciesFromEnvironment(files = bakedProjectFiles()): ReviewDependencies {
   if (!files) throw new HandlerOutsideBundleError('review', 'createReviewHandler');
   const ruleset = loadRulesetOrFail(files);
-  const { services, shardCount, counters } = tierServicesFromEnvironment(ruleset);
+  const { services, shardCount, counters, tallies } = tierServicesFromEnvironment(ruleset);
   return {
     shardCount,
     census: counters,
+    tallies: { source: tallies, batches: counters },
     metrics: createHandlerMetrics(REVIEW_SERVICE_NAME),
     services,
   };

@@ -31,6 +31,8 @@ export const ENV = {
   journeyStateMachines: 'STRATA_JOURNEY_STATE_MACHINES',
   eventBusName: 'STRATA_EVENT_BUS_NAME',
   deadLetterQueueUrl: 'STRATA_DEAD_LETTER_QUEUE_URL',
+  /** The queue where journey executions' tallies wait for the nightly count (core/tally-batches.ts). */
+  tallyQueueUrl: 'STRATA_TALLY_QUEUE_URL',
   /** The CloudWatch namespace of the handlers' metrics: one per stack, so two stages in one account stay apart. */
   metricsNamespace: 'STRATA_METRICS_NAMESPACE',
   /** Optional: hours an event's occurredAt may be ahead of now (default 24). */

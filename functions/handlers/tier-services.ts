@@ -7,6 +7,7 @@ import { type DynamoCounters, createDynamoCounters } from '../aws/dynamo-counter
 import { type DynamoTierStore, createDynamoTierStore, dayRetentionDays } from '../aws/dynamo-store.js';
 import { createEventBridgePublisher } from '../aws/eventbridge-publisher.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../aws/sfn-journey-starter.js';
+import { createSqsTallyQueue } from '../aws/sqs-tally-queue.js';
 import { userRef } from '../core/hash.js';
 import type { TierServices } from '../core/ingest.js';
 import type { Ruleset } from '../core/ruleset.js';
@@ -17,6 +18,7 @@ import {
   createEventBridgeClient,
   createHandlerMetrics,
   createSfnClient,
+  createSqsClient,
   journeyIdsOf,
   requireEnv,
   requirePositiveIntegerEnv,
@@ -27,12 +29,23 @@ import {
 export const ANALYTICS_SERVICE_NAME = 'strata-analytics';
 const storeLogger = new Logger({ serviceName: 'strata-store' });
 
+/** The tally queue as the stack gives it to every Lambda that ends or stops journey executions. */
+export function tallyQueueFromEnvironment(): ReturnType<typeof createSqsTallyQueue> {
+  const queueUrl = requireEnv(ENV.tallyQueueUrl, "the queue of journey executions' tallies");
+  return createSqsTallyQueue({
+    client: createSqsClient(),
+    queueUrl,
+    onUnreadable: (messageId) => storeLogger.error('A tally queue message is no tally; it is left for the dead-letter queue', { messageId }),
+  });
+}
+
 /** `store` is `services.store` with its full type (the re-judge also uses its Scan and checkpoint). */
 export function tierServicesFromEnvironment(ruleset: Ruleset): {
   services: TierServices;
   store: DynamoTierStore;
   shardCount: number;
   counters: DynamoCounters;
+  tallies: ReturnType<typeof createSqsTallyQueue>;
 } {
   const tableName = requireEnv(ENV.tableName, 'the DynamoDB table');
   const shardCount = requirePositiveIntegerEnv(ENV.reviewShardCount, 'the number of review index shards');
@@ -43,6 +56,7 @@ export function tierServicesFromEnvironment(ruleset: Ruleset): {
   const eventBusName = requireEnv(ENV.eventBusName, 'the event bus for tier notices');
   const client = createDynamoDbClient();
   const counters = createDynamoCounters({ client, tableName });
+  const tallies = tallyQueueFromEnvironment();
   const store = createDynamoTierStore({
     client,
     tableName,
@@ -59,6 +73,7 @@ export function tierServicesFromEnvironment(ruleset: Ruleset): {
     shardCount,
     store,
     counters,
+    tallies,
     services: {
       ruleset,
       store,
@@ -66,6 +81,7 @@ export function tierServicesFromEnvironment(ruleset: Ruleset): {
       publisher: createEventBridgePublisher({ client: createEventBridgeClient(), eventBusName }),
       clock: systemClock,
       counters: countersWithMetrics(counters, createHandlerMetrics(ANALYTICS_SERVICE_NAME)),
+      tallies,
     },
   };
 }

@@ -26,7 +26,7 @@ import type { TierNotice } from '../core/state.js';
 import { createIngestHandler } from '../handlers/ingest.js';
 import { createJourneyStepHandler, journeyStepStore } from '../handlers/journey-step.js';
 import { type RejudgePlan, createRejudgeHandler } from '../handlers/rejudge.js';
-import { type ShardReviewResult, type ReviewPlan, createReviewHandler } from '../handlers/review.js';
+import { type ShardReviewResult, type ReviewPlan, type TallyCountStepResult, createReviewHandler } from '../handlers/review.js';
 import type { Clock } from './clock.js';
 import { startDynalite, type RunningDynalite } from './dynalite.js';
 import { openJourneyExecutionLog } from './journey-execution-log.js';
@@ -34,6 +34,7 @@ import { createJourneyRunner, type JourneyRunner } from './journey-runner.js';
 import { type LocalBus, createLocalBus } from './local-bus.js';
 import { type IngestLog, openIngestLog } from './ingest-log.js';
 import { type LocalQueue, createLocalQueue } from './local-queue.js';
+import { type LocalTallyQueue, openLocalTallyQueue } from './local-tally-queue.js';
 
 export const LOCAL_BUS_NAME = 'strata';
 export const LOCAL_REVIEW_SHARDS = 4;
@@ -67,6 +68,8 @@ export interface LocalStackOptions {
   journeyDataDir?: string;
   /** Makes acceptance durable: the ingest queue is written to (and replayed from) a log in this folder. */
   ingestLogDir?: string;
+  /** Keeps the queue of journey executions' tallies (waiting for the nightly count) in a file here; in memory when absent. */
+  tallyQueueDir?: string;
   /** How far ahead of the clock an event may be stamped; the core's default (one day) when absent. */
   maxEventFutureMs?: number;
 }
@@ -75,6 +78,8 @@ export interface NightlyReviewResult {
   dates: string[];
   usersDue: number;
   usersChanged: number;
+  /** Journey executions' tallies counted into the funnels by this review. */
+  talliesCounted: number;
 }
 
 export interface LocalStack {
@@ -84,6 +89,8 @@ export interface LocalStack {
   store: DynamoTierStore;
   runner: JourneyRunner;
   dynalite: RunningDynalite;
+  /** Where journey executions' tallies wait for the nightly count. */
+  tallies: LocalTallyQueue;
   services: TierServices;
   /** The same services with erasure: what `strata lock`, `unlock` and `forget` act through. */
   operator: OperatorServices;
@@ -91,7 +98,7 @@ export interface LocalStack {
   counters: { eventsRecorded: number; duplicates: number };
   /** Journeys that were running when the stack last stopped (or crashed) and carry on from where they were. */
   resumedJourneys: number;
-  /** The nightly review as the deployed state machine runs it: plan, every shard, then the checkpoint. */
+  /** The nightly review as the deployed state machine runs it: plan, every shard, the tally count, then the checkpoint. */
   runNightlyReview(): Promise<NightlyReviewResult>;
   /** Judges every user under the ruleset if it is not the one last re-judged under (a restart with new rules). */
   runRejudge(): Promise<{ needed: boolean; usersJudged: number; usersChanged: number }>;
@@ -124,6 +131,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     retentionDays: dayRetentionDays(ruleset.maxWindowDays),
   });
   const analytics = createDynamoCounters({ client: dynalite.client, tableName: dynalite.tableName });
+  let tallies: LocalTallyQueue;
+  try {
+    tallies = await openLocalTallyQueue(options.tallyQueueDir);
+  } catch (error) {
+    await dynalite.close();
+    throw error;
+  }
   const counters = { eventsRecorded: 0, duplicates: 0 };
   // Counted at the store, the one place that knows whether a delivery was new.
   const store: DynamoTierStore = {
@@ -153,7 +167,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
   const runStep = createJourneyStepHandler({
     ruleset,
-    ports: { store: journeyStepStore(store), publisher, clock, counters: analytics },
+    ports: { store: journeyStepStore(store), publisher, clock, counters: analytics, tallies },
     logger: quietLogger('strata-journey-step'),
   });
   const machines = Object.fromEntries(Object.entries(ruleset.journeys).map(([tier, journey]) => [tier, compileJourney(journey)]));
@@ -182,7 +196,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     },
   };
 
-  const services: TierServices = { ruleset, store, journeys, publisher, clock, counters: analytics };
+  const services: TierServices = { ruleset, store, journeys, publisher, clock, counters: analytics, tallies };
   const ingest = createIngestHandler({
     services,
     deadLetters: { sendToDeadLetter: (letter) => report({ kind: 'dead-letter', letter }) },
@@ -194,6 +208,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     ingestLog = options.ingestLogDir ? await openIngestLog(options.ingestLogDir) : undefined;
   } catch (error) {
     await executionLog?.close();
+    await tallies.close();
     await dynalite.close();
     throw error;
   }
@@ -225,7 +240,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     deliver: (envelope) => report({ kind: 'action', action: envelope.detail as unknown as JourneyAction }),
   });
 
-  const review = createReviewHandler({ services, shardCount: LOCAL_REVIEW_SHARDS, logger: quietLogger('strata-review'), census: analytics });
+  const review = createReviewHandler({
+    services,
+    shardCount: LOCAL_REVIEW_SHARDS,
+    logger: quietLogger('strata-review'),
+    census: analytics,
+    tallies: { source: tallies, batches: analytics },
+  });
   // With every target wired, so that a resumed step's action is delivered.
   const resumedJourneys = await runner.resume();
 
@@ -236,6 +257,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     store,
     runner,
     dynalite,
+    tallies,
     services,
     operator: {
       ...services,
@@ -247,11 +269,21 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     async runNightlyReview() {
       const plan = (await review({ step: 'plan' })) as ReviewPlan;
       const results = (await Promise.all(plan.shards.map((shard) => review({ step: 'shard', dates: plan.dates, shard })))) as ShardReviewResult[];
-      await review({ step: 'advance', dates: plan.dates });
+      // As the state machine does, after the shards (whose flushes may stop executions) and before the checkpoint.
+      let talliesCounted = 0;
+      if (plan.dates.length > 0) {
+        let count: TallyCountStepResult;
+        do {
+          count = (await review({ step: 'countTallies' })) as TallyCountStepResult;
+          talliesCounted += count.counted;
+        } while (count.next);
+        await review({ step: 'advance', dates: plan.dates });
+      }
       return {
         dates: plan.dates,
         usersDue: results.reduce((sum, r) => sum + r.usersDue, 0),
         usersChanged: results.reduce((sum, r) => sum + r.usersChanged, 0),
+        talliesCounted,
       };
     },
     async runRejudge() {
@@ -284,6 +316,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       } else {
         for (const execution of runner.executions()) if (execution.status === 'RUNNING') await runner.stop(execution.executionName);
       }
+      await tallies.close();
       await dynalite.close();
       return { remaining };
     },

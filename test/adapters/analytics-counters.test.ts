@@ -1,26 +1,34 @@
 /**
  * The production counters on the embedded stack (dynalite, the local runner, the real handlers): `strata report`'s
  * census matches the profiles counted directly, a redelivered tier change counts once, held-out and treated
- * conversions are counted over the same horizon, and operator paths (lock, forget) keep the census exact.
+ * conversions are counted over the same horizon, and operator paths (lock, forget) keep the census exact. Journey
+ * funnels hold an execution once the nightly count has drained its tally (core/tally-batches.ts): the tests that read
+ * them run that count first.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDynamoCounters } from '../../functions/aws/dynamo-counters.js';
-import { readProductionReport, renderProductionHtml } from '../../functions/cli/commands/report.js';
+import { readProductionReport, renderProductionHtml, reportCommand } from '../../functions/cli/commands/report.js';
 import { loadValidRuleset } from '../../functions/cli/commands/simulate.js';
-import { COUNTER_NAMES } from '../../functions/core/analytics.js';
+import { COUNTER_NAMES, type ProductionReport } from '../../functions/core/analytics.js';
 import { addDays, localDate } from '../../functions/core/dates.js';
 import { type TierServices, ingestEvent } from '../../functions/core/ingest.js';
 import { journeyStepSpec } from '../../functions/core/journey/compile-journey.js';
 import { isHeldOut } from '../../functions/core/journey/decide-journey-step.js';
 import type { JourneyStepResult, JourneyTaskInput } from '../../functions/core/journey/journey-task.js';
 import { runJourneyStep } from '../../functions/core/journey/run-journey-step.js';
+import { countTallies } from '../../functions/core/tally-batches.js';
 import { journeyStepStore } from '../../functions/handlers/journey-step.js';
 import { instantAtLocalTime } from '../../functions/core/local-time.js';
 import { forgetUser, lockUser } from '../../functions/core/operator.js';
 import type { StoppedExecution } from '../../functions/core/ports.js';
 import type { Ruleset } from '../../functions/core/ruleset.js';
 import { type VirtualClock, createVirtualClock } from '../../functions/local/clock.js';
+import { DYNALITE_FOLDER } from '../../functions/local/local-data.js';
 import { type LocalStack, startLocalStack } from '../../functions/local/local-stack.js';
 
 const DAY0 = '2026-03-02';
@@ -71,6 +79,9 @@ async function profilesByTier(): Promise<Record<string, number>> {
 
 const counters = () => createDynamoCounters({ client: stack.dynalite.client, tableName: stack.dynalite.tableName });
 const report = async () => readProductionReport(ruleset, counters(), localDate(clock.now(), ruleset.timezone), 30);
+/** The nightly review's count step: the tallies of the executions that ended so far reach the funnels. */
+const countQueuedTallies = async () =>
+  countTallies({ source: stack.tallies, batches: counters() }, { drainDate: localDate(clock.now(), ruleset.timezone), hasTimeLeft: () => true });
 
 beforeEach(async () => {
   ruleset = await loadValidRuleset(process.cwd(), 'the ruleset');
@@ -97,6 +108,7 @@ describe('production counters on the local stack', () => {
     await lockUser(stack.services, 'u7', { tier: 'core', reason: 'partner' });
     await forgetUser({ ...stack.services, eraser: stack.store, erasurePublisher: { publishUserForgotten: async () => {} } }, 'u8');
     await stack.settle();
+    await countQueuedTallies();
 
     const direct = await profilesByTier();
     expect(direct['member']).toBeGreaterThan(0);
@@ -109,6 +121,99 @@ describe('production counters on the local stack', () => {
     expect(visitorJourney.entered).toBe(12);
     expect(visitorJourney.steps.some((step) => step.sent > 0)).toBe(true);
     expect(renderProductionHtml(production)).toContain('Strata production report');
+  });
+
+  it("strata report's funnels match the executions' steps once the nightly review has counted them, and say how many wait", async () => {
+    await stack.close();
+    const dataDir = await mkdtemp(join(tmpdir(), 'strata-report-funnel-'));
+    try {
+      const steps: Array<{ task: JourneyTaskInput; result: JourneyStepResult }> = [];
+      const startOnFolder = () =>
+        startLocalStack({
+          ruleset,
+          clock,
+          batchWindowMs: 0,
+          dynalitePath: join(dataDir, DYNALITE_FOLDER),
+          tallyQueueDir: dataDir,
+          onActivity: (activity) => {
+            if (activity.kind === 'journey-step') steps.push(activity);
+          },
+        });
+      /** `strata report` itself, on the folder of the stopped stack. */
+      const cliReport = async (json: boolean): Promise<string[]> => {
+        const lines: string[] = [];
+        const program = new Command('strata').exitOverride();
+        program.addCommand(reportCommand({ info: (line) => lines.push(line), error: (line) => lines.push(line) }));
+        await program.parseAsync(['report', '--data', dataDir, '--rules', process.cwd(), '--days', '400', ...(json ? ['--json'] : [])], {
+          from: 'user',
+        });
+        return lines;
+      };
+      stack = await startOnFolder();
+      clock.settleWith(() => stack.settle());
+      await stack.store.setReviewCheckpoint(addDays(DAY0, -1));
+      for (let user = 0; user < 10; user++) await sendEvent(`f${user}`, 'app.opened', `open-f${user}`);
+      // Four become members on the third day, which stops their visitor journeys; the others run theirs to the end.
+      for (let day = 1; day <= 3; day++) {
+        await clock.advanceTo(new Date(instantAtLocalTime(addDays(DAY0, day), 10 * 60, ruleset.timezone)));
+        for (let user = 0; user < 4; user++) {
+          await sendEvent(`f${user}`, 'app.opened', `open-f${user}-${day}`);
+          await sendEvent(`f${user}`, 'content.completed', `done-f${user}-${day}`, { contentId: 'lesson-1' });
+        }
+      }
+      await clock.advanceTo(new Date(instantAtLocalTime(addDays(DAY0, 20), 10 * 60, ruleset.timezone)));
+      const ended = new Set(
+        stack.runner
+          .executions()
+          .filter((execution) => execution.status !== 'RUNNING')
+          .map((e) => e.executionName),
+      );
+      expect(ended.size).toBeGreaterThanOrEqual(10);
+      const waiting = await stack.tallies.waiting();
+      expect(waiting).toBeGreaterThan(0);
+      const funnelOf = (report: ProductionReport, journeyId: string) =>
+        Object.fromEntries(
+          report.journeys
+            .find((journey) => journey.journeyId === journeyId)!
+            .steps.map((step) => [step.stepId, { sent: step.sent, deferred: step.deferred }]),
+        );
+      const visitor = ruleset.journeys['visitor']!;
+      // Before the nightly count: the entries are there, the steps wait, and the report says how many journeys do.
+      const before = await report();
+      expect(Object.values(funnelOf(before, visitor.id)).every((step) => step.sent === 0)).toBe(true);
+      await stack.close();
+      expect((JSON.parse((await cliReport(true)).join('\n')) as ProductionReport).talliesWaiting).toBe(waiting);
+      expect(await cliReport(false)).toContain(
+        `${waiting} ended journey executions wait for the nightly count: their steps are not in the funnels below yet`,
+      );
+      stack = await startOnFolder();
+      clock.settleWith(() => stack.settle());
+
+      const review = await stack.runNightlyReview();
+      expect(review.talliesCounted).toBe(waiting);
+      expect(await stack.tallies.waiting()).toBe(0);
+      const after = await report();
+      for (const journey of Object.values(ruleset.journeys)) {
+        const expected = funnelOf(after, journey.id);
+        for (const stepId of Object.keys(expected)) expected[stepId] = { sent: 0, deferred: 0 };
+        for (const { task, result } of steps) {
+          if (task.journeyId !== journey.id || !ended.has(task.executionName) || !(task.stepId in expected)) continue;
+          if (result.outcome === 'sent') expected[task.stepId]!.sent += 1;
+          if (result.outcome === 'deferred') expected[task.stepId]!.deferred += 1;
+        }
+        expect(funnelOf(after, journey.id), journey.id).toEqual(expected);
+      }
+      expect(Object.values(funnelOf(after, visitor.id)).some((step) => step.sent > 0)).toBe(true);
+
+      // `strata report` on the stopped stack's folder reads the same funnels, and says nothing waits.
+      await stack.close();
+      const printed = JSON.parse((await cliReport(true)).join('\n')) as ProductionReport;
+      expect(printed.talliesWaiting).toBe(0);
+      for (const journey of Object.values(ruleset.journeys)) expect(funnelOf(printed, journey.id)).toEqual(funnelOf(after, journey.id));
+    } finally {
+      stack = await startLocalStack({ ruleset, clock, batchWindowMs: 0 });
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('counts a tier change once when its outbox flush fails after counting and is repeated by a redelivery', async () => {
@@ -205,6 +310,7 @@ describe('production counters on the local stack', () => {
     const executions = stack.runner.executions();
     expect(executions.filter((execution) => execution.status === 'ABORTED').length).toBe(2);
     expect(executions.every((execution) => execution.status !== 'RUNNING')).toBe(true);
+    await countQueuedTallies();
     // Every step outcome of every execution, counted exactly once, from the steps as they ran.
     for (const journey of Object.values(ruleset.journeys)) {
       const expected: Record<string, number> = {};
@@ -246,6 +352,7 @@ describe('production counters on the local stack', () => {
     const event = { eventId: 'again', userId, type: 'app.opened', occurredAt: clock.now().toISOString(), properties: {} };
     expect((await ingestEvent(services, event)).outboxError).toBeUndefined();
     await stack.settle();
+    await countQueuedTallies();
     const firstSend = visitor.steps.find((step) => step.type === 'content')!.id;
     const sent = (await counters().readJourneyDays(visitor.id, DAY0)).reduce((sum, day) => sum + (day.counts[COUNTER_NAMES.sent(firstSend)] ?? 0), 0);
     expect(sent).toBe(1);
@@ -276,6 +383,7 @@ describe('production counters on the local stack', () => {
       },
       clock: { now: () => now },
       counters: counters(),
+      tallies: stack.tallies,
     });
     const counted = async (): Promise<Record<string, number>> => {
       const totals: Record<string, number> = {};
@@ -294,6 +402,8 @@ describe('production counters on the local stack', () => {
       rulesetTimeZone: ruleset.timezone,
     });
     expect(again).toMatchObject({ outcome: 'deferred', deferrals: 2 });
+    expect(await stack.tallies.waiting()).toBe(0);
+    await countQueuedTallies();
     expect(await counted()).toEqual(before);
     // The next morning it sends, and ends the execution: one write for the execution, kept once through the retry.
     const morning = new Date(instantAtLocalTime(addDays(DAY0, 1), 9 * 60, ruleset.timezone));
@@ -301,6 +411,7 @@ describe('production counters on the local stack', () => {
     await expect(runJourneyStep(ports(morning), { task: task(state), rulesetTimeZone: ruleset.timezone })).rejects.toThrow('bus outage');
     const retried = await runJourneyStep(ports(morning), { task: task(state), rulesetTimeZone: ruleset.timezone });
     expect(retried).toMatchObject({ outcome: 'sent', deferrals: 2 });
+    await countQueuedTallies();
     const after = await counted();
     const added = Object.fromEntries(
       Object.entries(after)

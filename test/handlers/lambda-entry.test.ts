@@ -25,6 +25,7 @@ const FULL_ENV = {
   [ENV.journeyStateMachines]: JSON.stringify({ member: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Member' }),
   [ENV.eventBusName]: 'strata-bus',
   [ENV.deadLetterQueueUrl]: 'https://sqs.eu-west-1.amazonaws.com/123456789012/dlq',
+  [ENV.tallyQueueUrl]: 'https://sqs.eu-west-1.amazonaws.com/123456789012/tallies',
   [ENV.metricsNamespace]: 'Strata/Strata-test',
   AWS_REGION: 'eu-west-1',
 };
@@ -74,6 +75,11 @@ describe.each(Object.entries(ENTRIES))('the %s entry', (name, load) => {
     vi.stubEnv(ENV.reviewShardCount, '16');
     vi.stubEnv(ENV.metricsNamespace, '');
     await expect(load()).rejects.toMatchObject({ name: 'MissingEnvironmentError', message: expect.stringContaining(ENV.metricsNamespace) });
+    // A handler that may stop a journey must have somewhere to queue its tally.
+    vi.resetModules();
+    vi.stubEnv(ENV.metricsNamespace, 'Strata/Strata-test');
+    vi.stubEnv(ENV.tallyQueueUrl, '');
+    await expect(load()).rejects.toMatchObject({ name: 'MissingEnvironmentError', message: expect.stringContaining(ENV.tallyQueueUrl) });
   });
 
   it('fails the cold start when the baked-in rules are broken, naming the file', async () => {

@@ -19,6 +19,7 @@ import type { Ruleset } from '../../functions/core/ruleset.js';
 import type { TierNotice } from '../../functions/core/state.js';
 import { REJUDGE_SEGMENTS, type RejudgeHandler, createRejudgeHandler } from '../../functions/handlers/rejudge.js';
 import { createReviewHandler } from '../../functions/handlers/review.js';
+import { createDynamoCounters } from '../../functions/aws/dynamo-counters.js';
 import { createVirtualClock, type VirtualClock } from '../../functions/local/clock.js';
 import { LOCAL_REVIEW_SHARDS, type LocalStack, startLocalStack } from '../../functions/local/local-stack.js';
 import { readProjectFiles } from '../../functions/local/project-files.js';
@@ -29,7 +30,7 @@ import { PROJECT_ROOT, buildApp } from '../../infra/app.js';
 
 const DAY0 = '2026-03-02';
 const REJUDGE_TASKS = ['PlanRejudge', 'RejudgeSegment', 'CompleteRejudge'];
-const REVIEW_TASKS = ['PlanReview', 'ReviewShard', 'AdvanceCheckpoint'];
+const REVIEW_TASKS = ['PlanReview', 'ReviewShard', 'CountTallies', 'AdvanceCheckpoint'];
 
 let usual: Ruleset;
 let stricter: Ruleset;
@@ -136,6 +137,10 @@ async function runReviewMachine(run: Run, segmentFails?: (segment: number) => bo
     shardCount: LOCAL_REVIEW_SHARDS,
     logger: quiet('strata-review'),
     metrics: new Metrics({ namespace: 'StrataTest', serviceName: 'strata-review' }),
+    tallies: {
+      source: run.stack.tallies,
+      batches: createDynamoCounters({ client: run.stack.dynalite.client, tableName: run.stack.dynalite.tableName }),
+    },
   });
   const rejudgeStep = async (input: unknown) => {
     const { segment } = input as { segment?: number };
@@ -198,6 +203,7 @@ describe('the synthesized review machine re-judges after a ruleset change', () =
     expect((await after.stack.store.loadUser('p-1', DAY0)).profile!.tier).toBe('member');
     expect(night.statesEntered.filter((name) => name === 'RejudgeSegment')).toHaveLength(REJUDGE_SEGMENTS);
     expect(night.statesEntered).toContain('CompleteRejudge');
+    expect(night.statesEntered).toContain('CountTallies');
     expect(after.notices.map((notice) => [notice.kind, notice.toTier, notice.rulesetVersion])).toEqual([['promoted', 'member', usual.version]]);
     expect(await after.stack.store.getRejudgedVersion()).toBe(usual.version);
 

@@ -19,7 +19,7 @@ import { ENV } from '../../functions/handlers/runtime.js';
 import { PROJECT_ROOT, buildApp } from '../../infra/app.js';
 import { DEFAULT_STAGE_SETTINGS, StageSettingsError, readStageSettings } from '../../infra/stage-settings.js';
 import { busStatementId, metricsNamespaceOf } from '../../infra/stage-names.js';
-import { INGEST_QUEUE_AGE_ALARM, type StrataStack } from '../../infra/strata-stack.js';
+import { INGEST_QUEUE_AGE_ALARM, type StrataStack, TALLY_QUEUE_AGE_ALARM } from '../../infra/strata-stack.js';
 import { LAMBDA_TRANSIENT_ERRORS, MIN_LAMBDA_RETRY_WINDOW_SECONDS, retryWindowSeconds } from '../../functions/core/lambda-task-retry.js';
 import { REVIEW_USERS_FAILED_METRIC } from '../../functions/handlers/review.js';
 import type { StrataFunction } from '../../infra/strata-function.js';
@@ -201,7 +201,7 @@ describe('state machines', () => {
     const { States: top } = definitionOf(stack.reviewMachine);
     const inner = [top['ReviewEachShard']!, top['RejudgeEachSegment']!].flatMap((map) => Object.values(map.ItemProcessor!.States));
     const tasks = [...Object.values(top), ...inner].filter((state) => state.Type === 'Task');
-    expect(tasks).toHaveLength(6);
+    expect(tasks).toHaveLength(7);
     for (const task of tasks) {
       const first = task.Retry![0]!;
       expect(first.ErrorEquals).toEqual(
@@ -229,8 +229,19 @@ describe('state machines', () => {
     expect(reviewDefinition).toContain('\\"MaxConcurrency\\":6');
     expect(reviewDefinition).toContain('\\"Mode\\":\\"INLINE\\"');
     expect(reviewDefinition).not.toContain('DISTRIBUTED');
-    // The checkpoint step comes after the Map, so it only runs once every shard has succeeded.
-    expect(reviewDefinition).toMatch(/ReviewEachShard.*\\"Next\\":\\"AdvanceCheckpoint\\"/);
+    // The tally count and then the checkpoint step come after the Map, so they only run once every shard has succeeded.
+    const { States: states } = definitionOf(stack.reviewMachine);
+    expect(states['ReviewEachShard']!.Next).toBe('CountTallies');
+  });
+
+  it('counts the journey tallies after the shards and before the checkpoint, looping while the step returns `next`', () => {
+    const { States: states } = definitionOf(stack.reviewMachine);
+    expect(states['CountTallies']).toMatchObject({ Type: 'Task', Next: 'TalliesLeft', ResultPath: '$.tallies' });
+    expect(JSON.stringify(states['CountTallies'])).toContain('"step":"countTallies"');
+    expect(states['TalliesLeft']!.Choices).toEqual([{ Variable: '$.tallies.next', IsPresent: true, Next: 'CountTallies' }]);
+    expect(states['TalliesLeft']!.Default).toBe('AdvanceCheckpoint');
+    // Any failure is retried too (after the Lambda retry): a rerun drops what the failed run stored.
+    expect(states['CountTallies']!.Retry!.map((retry) => retry.ErrorEquals)).toContainEqual(['States.ALL']);
   });
 });
 
@@ -305,7 +316,7 @@ describe('re-judge after a ruleset change', () => {
   it('gives the re-judge function the table (with Scan, which nothing else may do), the bus and the journeys', () => {
     const env = resources[logicalIdOf(stack.rejudgeFunction.function)]!.Properties['Environment'].Variables as Record<string, unknown>;
     expect(Object.keys(env).sort()).toEqual(
-      [ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
+      [ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName, ENV.tallyQueueUrl].sort(),
     );
     const scanners = ofType('AWS::IAM::Policy').filter(([, policy]) =>
       (policy.Properties['PolicyDocument'].Statement as Array<{ Action: string | string[] }>).some((statement) =>
@@ -575,8 +586,51 @@ describe('queues and alarms', () => {
     });
   }, 120_000);
 
+  it('keeps journey tallies 14 days, with a DLQ, and alarms when one has waited past the nightly count', () => {
+    const queue = resources[logicalIdOf(stack.tallyQueue)]!.Properties;
+    expect(queue['MessageRetentionPeriod']).toBe(14 * 24 * 3600);
+    expect(resources[logicalIdOf(stack.tallyDeadLetterQueue)]!.Properties['MessageRetentionPeriod']).toBe(14 * 24 * 3600);
+    expect(queue['RedrivePolicy']).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [logicalIdOf(stack.tallyDeadLetterQueue), 'Arn'] },
+      maxReceiveCount: expect.any(Number),
+    });
+    expect(queue['RedrivePolicy'].maxReceiveCount).toBeGreaterThanOrEqual(5);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalIdOf(stack.tallyQueue), 'QueueName'] } }],
+      Threshold: TALLY_QUEUE_AGE_ALARM.toSeconds(),
+      AlarmActions: [ref(logicalIdOf(stack.alarmTopic))],
+    });
+    template.hasOutput('TallyQueueUrl', { Value: ref(logicalIdOf(stack.tallyQueue)) });
+  });
+
+  it('gives the tally queue to the functions that end or stop journeys, and lets only the review receive and delete', () => {
+    const tallyQueueUrl = ref(logicalIdOf(stack.tallyQueue));
+    const tallyQueueArn = { 'Fn::GetAtt': [logicalIdOf(stack.tallyQueue), 'Arn'] };
+    const functions = [stack.journeyStepFunction, stack.ingestFunction, stack.reviewFunction, stack.rejudgeFunction];
+    for (const fn of functions) {
+      const env = resources[logicalIdOf(fn.function)]!.Properties['Environment'].Variables as Record<string, unknown>;
+      expect(env[ENV.tallyQueueUrl], fn.node.id).toEqual(tallyQueueUrl);
+    }
+    const statementsOn = (fn: StrataFunction): Array<{ Action: string | string[]; Resource: unknown }> =>
+      (
+        resources[logicalIdOf(fn.role.node.findChild('DefaultPolicy') as never)]!.Properties['PolicyDocument'].Statement as Array<{
+          Action: string | string[];
+          Resource: unknown;
+        }>
+      ).filter((statement) => JSON.stringify(statement.Resource) === JSON.stringify(tallyQueueArn));
+    for (const fn of functions) {
+      const actions = statementsOn(fn).flatMap((statement) => [statement.Action].flat());
+      expect(actions, fn.node.id).toContain('sqs:SendMessage');
+      if (fn === stack.reviewFunction)
+        expect(actions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility']));
+      else expect(actions, fn.node.id).not.toContain('sqs:ReceiveMessage');
+    }
+  });
+
   it('alarms on the depth of each dead-letter queue', () => {
-    for (const queue of [stack.ingestDeadLetterQueue, stack.scheduleDeadLetterQueue]) {
+    for (const queue of [stack.ingestDeadLetterQueue, stack.scheduleDeadLetterQueue, stack.tallyDeadLetterQueue]) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',
         MetricName: 'ApproximateNumberOfMessagesVisible',
@@ -679,13 +733,21 @@ describe('IAM', () => {
     const env = (fn: { function: unknown }) =>
       resources[logicalIdOf(fn.function as never)]!.Properties['Environment'].Variables as Record<string, unknown>;
     expect(Object.keys(env(stack.ingestFunction)).sort()).toEqual(
-      [ENV.deadLetterQueueUrl, ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
+      [
+        ENV.deadLetterQueueUrl,
+        ENV.eventBusName,
+        ENV.journeyStateMachines,
+        ENV.metricsNamespace,
+        ENV.reviewShardCount,
+        ENV.tableName,
+        ENV.tallyQueueUrl,
+      ].sort(),
     );
     expect(Object.keys(env(stack.reviewFunction)).sort()).toEqual(
-      [ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
+      [ENV.eventBusName, ENV.journeyStateMachines, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName, ENV.tallyQueueUrl].sort(),
     );
     expect(Object.keys(env(stack.journeyStepFunction)).sort()).toEqual(
-      [ENV.eventBusName, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName].sort(),
+      [ENV.eventBusName, ENV.metricsNamespace, ENV.reviewShardCount, ENV.tableName, ENV.tallyQueueUrl].sort(),
     );
     expect(env(stack.ingestFunction)[ENV.reviewShardCount]).toBe('12');
     // Only the review reads the review index.
@@ -736,6 +798,7 @@ describe('functions', () => {
           [ENV.reviewShardCount]: '12',
           [ENV.eventBusName]: 'strata-bus',
           [ENV.deadLetterQueueUrl]: 'https://sqs.eu-west-1.amazonaws.com/123456789012/dlq',
+          [ENV.tallyQueueUrl]: 'https://sqs.eu-west-1.amazonaws.com/123456789012/tallies',
           [ENV.metricsNamespace]: 'Strata/Strata',
           [ENV.journeyStateMachines]: JSON.stringify({ member: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Member' }),
         },

@@ -162,6 +162,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
     dynalitePath: join(dataDir, DYNALITE_FOLDER),
     journeyDataDir: dataDir,
     ingestLogDir: dataDir,
+    tallyQueueDir: dataDir,
     // The demo's clock starts DEMO_DAYS back and catches up with the wall clock; a producer's event stamped with the
     // wall time during the catch-up is not from the future.
     maxEventFutureMs: maxFutureHours * 3_600_000 + (options.demo ? DEMO_DAYS * 86_400_000 : 0),
@@ -239,6 +240,7 @@ export async function startDev(options: DevOptions, out: CliOutput): Promise<Run
       }
       const result = await stack.runNightlyReview();
       if (result.usersDue > 0) out.info(`${stamp()}  nightly review: ${result.usersDue} users due, ${result.usersChanged} changed`);
+      if (result.talliesCounted > 0) out.info(`${stamp()}  nightly count: ${result.talliesCounted} ended journeys added to the funnels`);
     }
   })();
 

@@ -9,11 +9,13 @@ import { createDynamoCounters } from '../../aws/dynamo-counters.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { createDynamoTierStore } from '../../aws/dynamo-store.js';
 import { createEventBridgePublisher } from '../../aws/eventbridge-publisher.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../../aws/sfn-journey-starter.js';
+import { createSqsTallyQueue } from '../../aws/sqs-tally-queue.js';
 import { DEFAULT_REVIEW_SHARDS } from '../../aws/table-schema.js';
 import { OperatorError, type OperatorOutcome, type OperatorRequest, type OperatorServices, performOperatorRequest } from '../../core/operator.js';
 import type { Ruleset } from '../../core/ruleset.js';
@@ -25,6 +27,8 @@ import { loadValidRuleset } from '../load-ruleset.js';
 /** The variables the deployed Lambdas read; an operator's shell can export the same values. */
 const EVENT_BUS_VARIABLE = 'STRATA_EVENT_BUS_NAME';
 const STATE_MACHINES_VARIABLE = 'STRATA_JOURNEY_STATE_MACHINES';
+/** The same variable the stack gives its Lambdas (handlers/runtime.ts ENV.tallyQueueUrl). */
+export const TALLY_QUEUE_VARIABLE = 'STRATA_TALLY_QUEUE_URL';
 
 interface OperatorOptions {
   data: string;
@@ -33,6 +37,7 @@ interface OperatorOptions {
   region?: string;
   eventBus?: string;
   stateMachines?: string;
+  tallyQueue?: string;
   reviewShards: string;
 }
 
@@ -40,6 +45,8 @@ export interface AwsOperatorClients {
   dynamo: DynamoDBClient;
   sfn: SFNClient;
   eventBridge: EventBridgeClient;
+  /** With `tallyQueueUrl`: where the tallies of the executions an operator stops are queued. */
+  sqs?: SQSClient;
 }
 
 export interface AwsOperatorTarget {
@@ -48,6 +55,8 @@ export interface AwsOperatorTarget {
   /** The JSON map tier → journey state machine (alias) ARN, as the stack gives its Lambdas. */
   stateMachines: string;
   reviewShards: number;
+  /** The stack's tally queue (output TallyQueueUrl); without it a stopped execution's steps are not counted. */
+  tallyQueueUrl?: string;
 }
 
 /** The operator services on AWS: the same adapters the Lambdas use, with the operator's credentials. */
@@ -73,6 +82,7 @@ export function awsOperatorServices(ruleset: Ruleset, clients: AwsOperatorClient
     }),
     clock: { now: () => new Date() },
     counters: createDynamoCounters({ client: clients.dynamo, tableName: target.tableName }),
+    ...(clients.sqs && target.tallyQueueUrl ? { tallies: createSqsTallyQueue({ client: clients.sqs, queueUrl: target.tallyQueueUrl }) } : {}),
   };
 }
 
@@ -90,15 +100,26 @@ async function performOnTable(request: OperatorRequest, options: OperatorOptions
       `pass --state-machines or set ${STATE_MACHINES_VARIABLE}, the JSON the stack gives its Lambdas in that variable`,
     );
   }
+  const tallyQueueUrl = options.tallyQueue ?? process.env[TALLY_QUEUE_VARIABLE];
+  if (!tallyQueueUrl)
+    throw new UsageError(
+      `${request.action}: --table needs the tally queue, where the steps of the journeys it stops are counted`,
+      `pass --tally-queue or set ${TALLY_QUEUE_VARIABLE} (the stack output TallyQueueUrl)`,
+    );
   const reviewShards = Number(options.reviewShards);
   if (!Number.isInteger(reviewShards) || reviewShards < 1)
     throw new UsageError(`${request.action}: --review-shards must be a positive whole number, not "${options.reviewShards}"`);
   const ruleset = await loadValidRuleset(resolve(options.rules), 'the ruleset');
   const region = options.region ? { region: options.region } : {};
-  const clients = { dynamo: new DynamoDBClient(region), sfn: new SFNClient(region), eventBridge: new EventBridgeClient(region) };
+  const clients = {
+    dynamo: new DynamoDBClient(region),
+    sfn: new SFNClient(region),
+    eventBridge: new EventBridgeClient(region),
+    sqs: new SQSClient(region),
+  };
   try {
     return await performOperatorRequest(
-      awsOperatorServices(ruleset, clients, { tableName: options.table, eventBusName, stateMachines, reviewShards }),
+      awsOperatorServices(ruleset, clients, { tableName: options.table, eventBusName, stateMachines, reviewShards, tallyQueueUrl }),
       request,
     );
   } catch (error) {
@@ -152,6 +173,7 @@ function operatorCommand(name: string, description: string): Command {
     .option('--region <region>', 'AWS region, with --table')
     .option('--event-bus <name>', `the Strata event bus, with --table (default $${EVENT_BUS_VARIABLE})`)
     .option('--state-machines <json>', `tier → journey state machine ARN, with --table (default $${STATE_MACHINES_VARIABLE})`)
+    .option('--tally-queue <url>', `the stack's tally queue URL (output TallyQueueUrl), with --table (default $${TALLY_QUEUE_VARIABLE})`)
     .option('--review-shards <n>', 'review index shards of the deployed stack, with --table', String(DEFAULT_REVIEW_SHARDS));
 }
 

@@ -4,25 +4,30 @@
  * counter items from the local stack's data or a DynamoDB table; never a user.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createDynamoCounters } from '../../aws/dynamo-counters.js';
+import { createSqsTallyQueue } from '../../aws/sqs-tally-queue.js';
 import { type AnalyticsReader, type ProductionReport, buildProductionReport } from '../../core/analytics.js';
 import { addDays, localDate } from '../../core/dates.js';
 import type { Ruleset } from '../../core/ruleset.js';
 import { NoLocalDataError, openLocalData } from '../../local/local-data.js';
+import { readQueuedTallies } from '../../local/local-tally-queue.js';
 import { renderReportHtml } from '../../local/report-html.js';
 import type { JourneyFunnel, SimulationSummary } from '../../local/simulation-summary.js';
 import { describeDifference, describeGroup } from '../../replay/holdout-text.js';
 import { loadValidRuleset } from '../load-ruleset.js';
 import { type CliOutput, UsageError } from '../output.js';
+import { TALLY_QUEUE_VARIABLE } from './operate.js';
 
 export interface ReportOptions {
   data: string;
   rules: string;
   table?: string;
   region?: string;
+  tallyQueue?: string;
   days: string;
   json?: boolean;
   out?: string;
@@ -33,10 +38,9 @@ const MAX_DAYS = 400;
 /** Reads the counters of the last `days` days up to the store's today. */
 export async function readProductionReport(ruleset: Ruleset, reader: AnalyticsReader, today: string, days: number): Promise<ProductionReport> {
   const firstDate = addDays(today, -(days - 1));
-  const journeyDays = Object.fromEntries(
-    await Promise.all(
-      Object.values(ruleset.journeys).map(async (journey) => [journey.id, await reader.readJourneyDays(journey.id, firstDate)] as const),
-    ),
+  const journeyDays = await reader.readJourneysDays(
+    Object.values(ruleset.journeys).map((journey) => journey.id),
+    firstDate,
   );
   return buildProductionReport({
     ruleset,
@@ -48,14 +52,30 @@ export async function readProductionReport(ruleset: Ruleset, reader: AnalyticsRe
   });
 }
 
-async function openReader(options: ReportOptions): Promise<{ reader: AnalyticsReader; now: () => Date; where: string; close(): Promise<void> }> {
+interface OpenedReader {
+  reader: AnalyticsReader;
+  now: () => Date;
+  where: string;
+  /** How many journey tallies wait for the nightly count; undefined when the queue is not known. */
+  talliesWaiting(): Promise<number | undefined>;
+  close(): Promise<void>;
+}
+
+async function openReader(options: ReportOptions): Promise<OpenedReader> {
   if (options.table) {
-    const client = new DynamoDBClient(options.region ? { region: options.region } : {});
+    const region = options.region ? { region: options.region } : {};
+    const client = new DynamoDBClient(region);
+    const queueUrl = options.tallyQueue ?? process.env[TALLY_QUEUE_VARIABLE];
+    const sqs = queueUrl ? new SQSClient(region) : undefined;
     return {
       reader: createDynamoCounters({ client, tableName: options.table }),
       now: () => new Date(),
       where: `table ${options.table}`,
-      close: async () => client.destroy(),
+      talliesWaiting: async () => (sqs && queueUrl ? createSqsTallyQueue({ client: sqs, queueUrl }).waiting() : undefined),
+      close: async () => {
+        client.destroy();
+        sqs?.destroy();
+      },
     };
   }
   try {
@@ -64,6 +84,7 @@ async function openReader(options: ReportOptions): Promise<{ reader: AnalyticsRe
       reader: createDynamoCounters({ client: local.client, tableName: local.tableName }),
       now: local.now,
       where: options.data,
+      talliesWaiting: async () => (await readQueuedTallies(resolve(options.data))).length,
       close: local.close,
     };
   } catch (error) {
@@ -134,6 +155,10 @@ function printReport(report: ProductionReport, out: CliOutput, where: string): v
   out.info(`Flows ${report.firstDate} to ${report.lastDate}:`);
   if (report.flows.length === 0) out.info('  none');
   for (const flow of report.flows) out.info(`  ${(flow.from ?? '(new)').padEnd(12)} → ${(flow.to ?? '(erased)').padEnd(12)} ${flow.count}`);
+  if (report.talliesWaiting !== undefined && report.talliesWaiting > 0)
+    out.info(`${report.talliesWaiting} ended journey executions wait for the nightly count: their steps are not in the funnels below yet`);
+  else if (report.talliesWaiting === undefined && report.journeys.length > 0)
+    out.info(`funnels hold the journey executions counted by the last nightly review (pass --tally-queue to see how many wait)`);
   for (const journey of report.journeys) {
     const steps = journey.steps.map((step) => `${step.stepId} ${step.sent}${step.deferred > 0 ? ` (+${step.deferred} deferred)` : ''}`).join(' → ');
     out.info(
@@ -155,6 +180,10 @@ export function reportCommand(out: CliOutput): Command {
     .option('--rules <dir>', 'the project directory with rules/ and journeys/', '.')
     .option('--table <name>', 'read from this DynamoDB table in AWS instead (default credential chain)')
     .option('--region <region>', 'AWS region, with --table')
+    .option(
+      '--tally-queue <url>',
+      `with --table: the stack's tally queue (output TallyQueueUrl; default $${TALLY_QUEUE_VARIABLE}), to say how many journey tallies wait for the nightly count`,
+    )
     .option('--days <n>', 'the period: this many days up to today', '30')
     .option('--json', 'machine-readable output')
     .option('--out <dir>', 'also write report.json and report.html here')
@@ -167,6 +196,8 @@ export function reportCommand(out: CliOutput): Command {
       let report: ProductionReport;
       try {
         report = await readProductionReport(ruleset, opened.reader, localDate(opened.now(), ruleset.timezone), days);
+        const waiting = await opened.talliesWaiting();
+        if (waiting !== undefined) report.talliesWaiting = waiting;
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         throw new UsageError(

@@ -61,8 +61,8 @@ export const journeyTaskInputSchema = journeyStepSpecSchema.extend({
   /** Branch checks only: when the branch's `since` step was sent, from `$.results.<since>.at`. */
   sinceSentAt: z.string().optional(),
   /**
-   * The execution data (`$`): the results of the steps so far, which the Task that ends the execution counts in
-   * one write (core/analytics.ts executionTally). Absent from definitions compiled before it was passed.
+   * The execution data (`$`): the results of the steps so far, which the Task that ends the execution queues as one
+   * tally (core/analytics.ts executionTally) for the nightly count. Absent from definitions compiled before it was passed.
    */
   state: z.object({ results: z.record(z.string(), z.unknown()).optional() }).optional(),
   /** The outcomes of this step after which the execution ends with no further Task (only Waits and the end). */

@@ -2,9 +2,10 @@
  * One journey step, end to end: load the user, decide, and for a send, record it and publish the action.
  * The same function runs behind the Task state in Lambda and in the local runner; only the ports differ.
  */
-import { type AnalyticsCounters, type TierCountOccurrence, executionTally, journeyStepCount, keptStepResults } from '../analytics.js';
+import { type AnalyticsCounters, type ExecutionTally, executionTally, journeyStepCount, keptStepResults } from '../analytics.js';
 import { localDate } from '../dates.js';
 import type { DayBucket, UserProfile } from '../state.js';
+import type { TallyQueue } from '../tally-batches.js';
 import { decideJourneyStep, journeyLookbackDate, toStepResult, type JourneyAction } from './decide-journey-step.js';
 import type { JourneyStepResult, JourneyStepSpec, JourneyTaskInput } from './journey-task.js';
 
@@ -23,8 +24,10 @@ export interface JourneyStepPorts {
   store: JourneyStepStore;
   publisher: JourneyActionPublisher;
   clock: { now(): Date };
-  /** The journey counters (see analytics.ts); absent where nothing reports on them. */
-  counters?: Pick<AnalyticsCounters, 'addJourneyStep' | 'addOnce' | 'settle'>;
+  /** The per-step journey counters of old definitions (see analytics.ts); absent where nothing reports on them. */
+  counters?: Pick<AnalyticsCounters, 'addJourneyStep'>;
+  /** Where an ended execution's tally waits for the nightly count (core/tally-batches.ts); absent: not counted. */
+  tallies?: TallyQueue;
 }
 
 export interface JourneyStepRequest {
@@ -72,8 +75,8 @@ export async function runJourneyStep(ports: JourneyStepPorts, request: JourneySt
 
 /**
  * A step of an execution whose state the Task sees: the step's deferrals travel in its result, and only the Task
- * that ends the execution writes the counters, once for all its steps (core/analytics.ts executionTally), under the
- * execution's id so that a retry adds nothing. The guard may go once the step has done everything else.
+ * that ends the execution counts, once for all its steps (core/analytics.ts executionTally): it puts the tally, under
+ * the execution's id, on the tally queue, and the nightly count drops the copies a retried Task enqueues again.
  */
 async function runCountedAtEnd(
   ports: JourneyStepPorts,
@@ -94,19 +97,19 @@ async function runCountedAtEnd(
         : decided;
   const ends = result.outcome === 'exit' || (task.endsOn ?? []).some((outcome) => outcome === result.outcome);
   const test = decision.outcome === 'sent' && decision.action.test === true;
-  const tally: TierCountOccurrence | undefined =
-    ends && !test && ports.counters ? executionTally({ timezone: rulesetTimeZone }, task, { ...results, [task.stepId]: { ...result } }) : undefined;
+  const tally: ExecutionTally | undefined =
+    ends && !test && ports.tallies ? executionTally({ timezone: rulesetTimeZone }, task, { ...results, [task.stepId]: { ...result } }) : undefined;
   if (decision.outcome === 'sent') {
     const { action } = decision;
     await ports.store.recordSend(task.userId, today, action.actionId);
-    // Counted before publishing, under the execution's id: a step retried after a failed publish adds nothing.
-    if (tally) await ports.counters?.addOnce(tally);
+    // Queued before publishing, under the execution's id: a step retried after a failed publish queues a copy,
+    // which the nightly count drops.
+    if (tally) await ports.tallies?.enqueue(tally);
     // Publish even when the send was already recorded (see runJourneyStep): at-least-once, deduplicated by actionId.
     await ports.publisher.publishJourneyAction(action);
   } else if (tally) {
-    await ports.counters?.addOnce(tally);
+    await ports.tallies?.enqueue(tally);
   }
-  if (tally) ports.counters?.settle(tally);
   return result;
 }
 
