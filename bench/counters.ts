@@ -9,7 +9,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { addDays, localDate } from '../functions/core/dates.js';
-import { TALLY_BATCHES_KEY } from '../functions/aws/dynamo-counters.js';
+import { TALLY_BATCHES_KEY, TALLY_COUNT_LEASE_SORT_KEY } from '../functions/aws/dynamo-counters.js';
 import type { UserEvent } from '../functions/core/event.js';
 import { instantAtLocalTime } from '../functions/core/local-time.js';
 import type { Ruleset } from '../functions/core/ruleset.js';
@@ -30,7 +30,7 @@ export interface CountersResult {
    * Counter writes by item kind: tier changes, entries and conversions; per-step journey counts; the nightly count's
    * batches of journey executions' tallies; nightly snapshots.
    */
-  counterWrites: { tierItems: number; journeyItems: number; tallyItems: number; snapshots: number };
+  counterWrites: { tierItems: number; journeyItems: number; tallyItems: number; countLeases: number; snapshots: number };
   /**
    * The same writes by what caused them, read off each write's guard: tier changes (with the entry they start),
    * journey entries without a tier move, conversions, erasures; per-step counts of executions compiled before the
@@ -52,6 +52,8 @@ export interface CounterWritesByCause {
   stepCounts: number;
   /** Batch items of the nightly count, each holding up to ~1 KB of journey executions' tallies. */
   tallyBatches: number;
+  /** The nightly count's lease, taken once a night when tallies wait (two review runs at once never both count). */
+  countLeases: number;
   snapshots: number;
 }
 
@@ -78,7 +80,7 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
   const stack = await startLocalStack({ ruleset, clock, batchWindowMs: 0, ingestConcurrency: 4 });
   clock.settleWith(() => stack.settle());
   const units = { all: 0, counters: 0 };
-  const writes = { tierItems: 0, journeyItems: 0, tallyItems: 0, snapshots: 0 };
+  const writes = { tierItems: 0, journeyItems: 0, tallyItems: 0, countLeases: 0, snapshots: 0 };
   /** Every counter write's item partition and guard (`g|<occurrence id>`; '' for an unguarded write). */
   const guards: Array<{ partition: string; guard: string }> = [];
   stack.dynalite.client.middlewareStack.add(
@@ -93,6 +95,7 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
         units.counters += consumed;
         if (key === 'STATS#TIERS') writes.tierItems += 1;
         else if (key === 'STATS#CENSUS') writes.snapshots += 1;
+        else if (key === TALLY_BATCHES_KEY && command?.Item?.['sk']?.S === TALLY_COUNT_LEASE_SORT_KEY) writes.countLeases += 1;
         else if (key === TALLY_BATCHES_KEY) writes.tallyItems += 1;
         else writes.journeyItems += 1;
         if (key !== 'STATS#CENSUS' && key !== TALLY_BATCHES_KEY)
@@ -133,7 +136,7 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
     talliesCounted += (await stack.runNightlyReview()).talliesCounted;
     await stack.settle();
     eventsApplied = stack.counters.eventsRecorded;
-    byCause = writesByCause(guards, writes.tallyItems, writes.snapshots);
+    byCause = writesByCause(guards, writes);
   } finally {
     await stack.close();
   }
@@ -156,15 +159,19 @@ export async function measureCounters(ruleset: Ruleset, options: { users: number
  * a journey item are per-step counts. An execution's tally is never written on its own any more (it is queued and
  * counted in the nightly batches), so a guard that fits none, such as a tally's, fails the bench.
  */
-function writesByCause(guards: ReadonlyArray<{ partition: string; guard: string }>, tallyBatches: number, snapshots: number): CounterWritesByCause {
+function writesByCause(
+  guards: ReadonlyArray<{ partition: string; guard: string }>,
+  items: { tallyItems: number; countLeases: number; snapshots: number },
+): CounterWritesByCause {
   const byCause: CounterWritesByCause = {
     tierChanges: 0,
     entriesWithoutMove: 0,
     conversions: 0,
     erasures: 0,
     stepCounts: 0,
-    tallyBatches,
-    snapshots,
+    tallyBatches: items.tallyItems,
+    countLeases: items.countLeases,
+    snapshots: items.snapshots,
   };
   for (const { partition, guard } of guards) {
     if (guard === '') byCause.stepCounts += 1;

@@ -644,7 +644,8 @@ export class StrataStack extends Stack {
     eachShard.itemProcessor(this.resumableStep('ReviewShard', 'ShardPaused', 'ResumeShard', 'ShardDone', reviewFunction));
     // After the shards (their flushes queue the tallies of the executions they stop), before the census snapshot.
     const countTallies = this.lambdaTask('CountTallies', reviewFunction, {
-      payload: TaskInput.fromObject({ step: 'countTallies' }),
+      // The execution's id owns the count's lease: a second review run at the same time leaves the queue to this one.
+      payload: TaskInput.fromObject({ step: 'countTallies', owner: JsonPath.stringAt('$$.Execution.Id') }),
       resultPath: '$.tallies',
     });
     countTallies.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(30), maxAttempts: 3, backoffRate: 2 });

@@ -38,7 +38,14 @@ import {
   counterShard,
 } from '../core/analytics.js';
 import { shortHash } from '../core/hash.js';
-import { type TallyBatch, type TallyBatchStore, decodeTallyBatch, journeyDaysFromBatches, mergeCounterDays } from '../core/tally-batches.js';
+import {
+  type CountLease,
+  type TallyBatch,
+  type TallyBatchStore,
+  decodeTallyBatch,
+  journeyDaysFromBatches,
+  mergeCounterDays,
+} from '../core/tally-batches.js';
 import { type CapacityUnits, isTransientError } from './dynamo-store.js';
 import { TABLE_KEYS } from './table-schema.js';
 
@@ -50,11 +57,13 @@ export const CENSUS_SNAPSHOT_KEY = 'STATS#CENSUS';
 export const TALLY_BATCHES_KEY = 'STATS#TALLIES';
 /** The attribute of a batch item that holds its encoded tallies. */
 const TALLIES_ATTRIBUTE = 't';
+/** The nightly count's lease, in the batches' partition: `!` sorts before every drain date, so no batch read meets it. */
+export const TALLY_COUNT_LEASE_SORT_KEY = '!lease';
 const GUARD_PREFIX = 'g|';
 /** Guards of settled occurrences remembered per item for the next write there; beyond this the oldest item's go. */
 const SETTLED_ITEMS_REMEMBERED = 64;
 
-export type CounterOperation = 'addOnce' | 'addJourneyStep' | 'readCounters' | 'censusSnapshot' | 'tallyBatch';
+export type CounterOperation = 'addOnce' | 'addJourneyStep' | 'readCounters' | 'censusSnapshot' | 'tallyBatch' | 'countLease';
 
 export interface DynamoCountersOptions {
   client: DynamoDBClient;
@@ -248,6 +257,32 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
     readJourneysDays,
 
     readTallyBatches,
+
+    async holdCountLease(lease: CountLease) {
+      try {
+        await metered('countLease', 'write', () =>
+          client.send(
+            new PutItemCommand({
+              ...common,
+              Item: {
+                [TABLE_KEYS.partitionKey]: { S: TALLY_BATCHES_KEY },
+                [TABLE_KEYS.sortKey]: { S: TALLY_COUNT_LEASE_SORT_KEY },
+                owner: { S: lease.owner },
+                until: { S: lease.until.toISOString() },
+              },
+              // Free, ours already (a resumed count), or lapsed: ISO instants of one format compare as text.
+              ConditionExpression: 'attribute_not_exists(#pk) OR #owner = :owner OR #until < :now',
+              ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey, '#owner': 'owner', '#until': 'until' },
+              ExpressionAttributeValues: { ':owner': { S: lease.owner }, ':now': { S: lease.now.toISOString() } },
+            }),
+          ),
+        );
+        return true;
+      } catch (error) {
+        if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+        throw error;
+      }
+    },
 
     async writeTallyBatch(drainDate: string, encoded: string) {
       const item: Item = {

@@ -13,7 +13,8 @@
  *   ids are found in the batches of the last TALLY_DEDUP_NIGHTS nights (longer than a queued message can live).
  * - A drain that crashes in the middle of writing its batches: the written ones' ids are found, the rest are written.
  * - A batch written twice with the same content (a retried write) is refused by its key, which is its content's hash.
- * Drains must not overlap (the review runs one count step at a time; locally one process owns the queue).
+ * - Two counts at once (a review started twice, a redrive beside tonight's run): only the holder of the count's lease
+ *   writes, and its ids are read under the lease, so two deliveries of one tally never both count.
  *
  * Pure: the encoding, the packing and the drain's logic; the queue and the table are ports.
  */
@@ -62,8 +63,22 @@ export interface TallyBatch {
   tallies: ExecutionTally[];
 }
 
+/**
+ * The nightly count's lease: who holds it, and until when. Two counts at once could each find a tally's id
+ * uncounted (two deliveries of one tally, one to each) and both store it, so a count writes only while it holds the
+ * lease, and it holds it no longer than its invocation can run (a dead holder's lease lapses by itself).
+ */
+export interface CountLease {
+  /** The same for every step of one count (the review execution's id), so a resumed count renews its own lease. */
+  owner: string;
+  now: Date;
+  until: Date;
+}
+
 /** Where the nightly count keeps its batches. */
 export interface TallyBatchStore {
+  /** Takes or renews the count's lease; false while another owner holds an unexpired one. */
+  holdCountLease(lease: CountLease): Promise<boolean>;
   /** The batches drained from `fromDrainDate` on, in key order. */
   readTallyBatches(fromDrainDate: string): Promise<TallyBatch[]>;
   /** Stores one encoded batch under the drain date and the text's hash; the same text twice is stored once. */
@@ -197,6 +212,8 @@ export interface TallyCountResult {
   batches: number;
   /** The queue is empty (false: the time budget ran out first, and a next step carries on). */
   done: boolean;
+  /** Another count holds the lease: this one left the queue to it (and is done). */
+  leaseHeldElsewhere?: true;
 }
 
 export interface TallyCountPorts {
@@ -208,19 +225,27 @@ export interface TallyCountPorts {
  * Drains the tally queue into batch items of `drainDate`, round by round while `hasTimeLeft`: a round's tallies
  * are written before they are removed from the queue, so a crash anywhere repeats work and never loses or doubles
  * a tally (see the top of this file). A failed round (a write or the removal) releases its deliveries for the retry.
+ * It writes only under the count's lease; while another count holds it, this one releases what it received and ends.
  */
 export async function countTallies(
   ports: TallyCountPorts,
-  options: { drainDate: string; hasTimeLeft: () => boolean; roundSize?: number; maxBytes?: number },
+  options: { drainDate: string; lease: CountLease; hasTimeLeft: () => boolean; roundSize?: number; maxBytes?: number },
 ): Promise<TallyCountResult> {
   const { source, batches } = ports;
+  const result: TallyCountResult = { received: 0, counted: 0, duplicates: 0, batches: 0, done: false };
+  const roundSize = options.roundSize ?? TALLY_DRAIN_ROUND;
+  let received = await source.receive(roundSize);
+  // An empty queue (most nights of a small community) costs no lease write.
+  if (received.length === 0) return { ...result, done: true };
+  if (!(await batches.holdCountLease(options.lease))) {
+    await source.release(received.map((delivery) => delivery.receipt)).catch(() => undefined);
+    return { ...result, done: true, leaseHeldElsewhere: true };
+  }
+  // Read under the lease, so that what an earlier holder stored is seen.
   const counted = new Set<string>();
   for (const batch of await batches.readTallyBatches(addDays(options.drainDate, -TALLY_DEDUP_NIGHTS)))
     for (const tally of batch.tallies) counted.add(tally.id);
-  const result: TallyCountResult = { received: 0, counted: 0, duplicates: 0, batches: 0, done: false };
-  while (options.hasTimeLeft()) {
-    const received = await source.receive(options.roundSize ?? TALLY_DRAIN_ROUND);
-    if (received.length === 0) return { ...result, done: true };
+  for (;;) {
     const receipts = received.map((delivery) => delivery.receipt);
     const fresh: ExecutionTally[] = [];
     for (const { tally } of received) {
@@ -243,6 +268,8 @@ export async function countTallies(
     }
     result.received += received.length;
     result.counted += fresh.length;
+    if (!options.hasTimeLeft()) return result;
+    received = await source.receive(roundSize);
+    if (received.length === 0) return { ...result, done: true };
   }
-  return result;
 }

@@ -17,6 +17,7 @@
  * is read, a rerun finds only who is left, and the checkpoint never moves backwards.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { randomUUID } from 'node:crypto';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { MAX_REVIEW_SHARDS } from '../aws/table-schema.js';
 import { LOCAL_DATE, addDays, localDate } from '../core/dates.js';
@@ -45,11 +46,14 @@ export const REVIEW_USERS_FAILED_METRIC = 'ReviewUsersFailed';
  * finish (each SDK call is bounded, see SDK_TIMEOUTS) and for the result to be returned.
  */
 export const REVIEW_TIME_MARGIN_MS = 120_000;
+/** Without a Lambda context (the embedded stack), the count's lease lasts this long: no step runs longer. */
+const COUNT_STEP_MAX_MS = 15 * 60_000;
+const COUNT_LEASE_MARGIN_MS = 60_000;
 
 export type ReviewStepInput =
   | { step: 'plan' }
   | { step: 'shard'; dates: string[]; shard: number; cursor?: ShardPosition }
-  | { step: 'countTallies' }
+  | { step: 'countTallies'; owner?: string }
   | { step: 'advance'; dates: string[] };
 
 export interface ReviewPlan {
@@ -79,7 +83,7 @@ export interface AdvanceResult {
 
 export type TallyCountStepResult = Omit<TallyCountResult, 'done'> & {
   /** Present when the time budget ran out first: the state machine passes it back as the next step's input. */
-  next?: { step: 'countTallies' };
+  next?: { step: 'countTallies'; owner: string };
 };
 
 export type ReviewStepOutput = ReviewPlan | ShardReviewResult | TallyCountStepResult | AdvanceResult;
@@ -140,7 +144,7 @@ function checkCursor(cursor: unknown, dates: string[]): ShardPosition | undefine
  */
 export function parseReviewStepInput(input: unknown): ReviewStepInput {
   if (input === null || typeof input !== 'object') throw new InvalidReviewInputError('the input is not an object');
-  const { step, dates, shard, cursor } = input as { step?: unknown; dates?: unknown; shard?: unknown; cursor?: unknown };
+  const { step, dates, shard, cursor, owner } = input as { step?: unknown; dates?: unknown; shard?: unknown; cursor?: unknown; owner?: unknown };
   switch (step) {
     case 'plan':
       return { step };
@@ -153,7 +157,10 @@ export function parseReviewStepInput(input: unknown): ReviewStepInput {
       return position ? { step, dates: checked, shard, cursor: position } : { step, dates: checked, shard };
     }
     case 'countTallies':
-      return { step };
+      if (owner === undefined) return { step };
+      if (typeof owner !== 'string' || owner === '')
+        throw new InvalidReviewInputError('"owner" must be a non-empty string (the review execution\'s id)');
+      return { step, owner };
     case 'advance':
       return { step, dates: checkDates(dates) };
     default:
@@ -230,18 +237,28 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
     return result;
   }
 
-  async function countQueuedTallies(context: InvocationClock | undefined): Promise<TallyCountStepResult> {
+  async function countQueuedTallies(owner: string, context: InvocationClock | undefined): Promise<TallyCountStepResult> {
     if (!dependencies.tallies) return { received: 0, counted: 0, duplicates: 0, batches: 0 };
-    const drainDate = localDate(services.clock.now(), services.ruleset.timezone);
-    const { done, ...counts } = await countTallies(dependencies.tallies, {
+    const now = services.clock.now();
+    const drainDate = localDate(now, services.ruleset.timezone);
+    // The lease lasts as long as this invocation can, and a little more for a write already sent when it ends.
+    const lease = {
+      owner,
+      now,
+      until: new Date(now.getTime() + (context ? context.getRemainingTimeInMillis() : COUNT_STEP_MAX_MS) + COUNT_LEASE_MARGIN_MS),
+    };
+    const { done, leaseHeldElsewhere, ...counts } = await countTallies(dependencies.tallies, {
       drainDate,
+      lease,
       hasTimeLeft: context ? () => context.getRemainingTimeInMillis() > REVIEW_TIME_MARGIN_MS : () => true,
     });
     metrics.addMetric('JourneyTalliesCounted', MetricUnit.Count, counts.counted);
     metrics.addMetric('JourneyTallyDuplicates', MetricUnit.Count, counts.duplicates);
     metrics.publishStoredMetrics();
-    logger.info(done ? 'Journey tallies counted' : 'Tally count paused: time budget used, resuming', { drainDate, ...counts });
-    return done ? counts : { ...counts, next: { step: 'countTallies' } };
+    if (leaseHeldElsewhere)
+      logger.warn('Tally count skipped: another count holds its lease (a second review run); it counts the queue', { drainDate, owner });
+    else logger.info(done ? 'Journey tallies counted' : 'Tally count paused: time budget used, resuming', { drainDate, ...counts });
+    return done ? counts : { ...counts, next: { step: 'countTallies', owner } };
   }
 
   async function advance(dates: string[]): Promise<AdvanceResult> {
@@ -263,7 +280,8 @@ export function createReviewHandler(dependencies: ReviewDependencies): ReviewHan
       case 'shard':
         return reviewOneShard(step.dates, step.shard, step.cursor, context);
       case 'countTallies':
-        return countQueuedTallies(context);
+        // The state machine passes its execution's id; a caller without one (an older definition) counts alone.
+        return countQueuedTallies(step.owner ?? randomUUID(), context);
       case 'advance':
         return advance(step.dates);
     }

@@ -274,7 +274,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       if (plan.dates.length > 0) {
         let count: TallyCountStepResult;
         do {
-          count = (await review({ step: 'countTallies' })) as TallyCountStepResult;
+          // One process owns the local queue and table, so its counts share one lease owner and never wait on each other.
+          count = (await review({ step: 'countTallies', owner: 'embedded-stack' })) as TallyCountStepResult;
           talliesCounted += count.counted;
         } while (count.next);
         await review({ step: 'advance', dates: plan.dates });

@@ -30,6 +30,7 @@ import type { Ruleset } from '../../functions/core/ruleset.js';
 import { type VirtualClock, createVirtualClock } from '../../functions/local/clock.js';
 import { DYNALITE_FOLDER } from '../../functions/local/local-data.js';
 import { type LocalStack, startLocalStack } from '../../functions/local/local-stack.js';
+import { countLeaseAt } from '../helpers/count-lease.js';
 
 const DAY0 = '2026-03-02';
 
@@ -81,7 +82,10 @@ const counters = () => createDynamoCounters({ client: stack.dynalite.client, tab
 const report = async () => readProductionReport(ruleset, counters(), localDate(clock.now(), ruleset.timezone), 30);
 /** The nightly review's count step: the tallies of the executions that ended so far reach the funnels. */
 const countQueuedTallies = async () =>
-  countTallies({ source: stack.tallies, batches: counters() }, { drainDate: localDate(clock.now(), ruleset.timezone), hasTimeLeft: () => true });
+  countTallies(
+    { source: stack.tallies, batches: counters() },
+    { drainDate: localDate(clock.now(), ruleset.timezone), lease: countLeaseAt('test-review', clock.now()), hasTimeLeft: () => true },
+  );
 
 beforeEach(async () => {
   ruleset = await loadValidRuleset(process.cwd(), 'the ruleset');

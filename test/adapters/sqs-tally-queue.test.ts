@@ -22,6 +22,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { countLeaseAt } from '../helpers/count-lease.js';
 import { createDynamoCounters } from '../../functions/aws/dynamo-counters.js';
 import { TALLY_RECEIVE_VISIBILITY_SECONDS, TallyQueueError, createSqsTallyQueue } from '../../functions/aws/sqs-tally-queue.js';
 import { COUNTER_NAMES, type ExecutionTally } from '../../functions/core/analytics.js';
@@ -128,7 +129,10 @@ async function countThrough(queue: TallyQueue & TallySource) {
   let failures = 0;
   for (;;) {
     try {
-      await countTallies({ source: queue, batches }, { drainDate: '2026-04-01', hasTimeLeft: () => true, roundSize: 10 });
+      await countTallies(
+        { source: queue, batches },
+        { drainDate: '2026-04-01', lease: countLeaseAt('test-review', new Date('2026-04-01T02:00:00Z')), hasTimeLeft: () => true, roundSize: 10 },
+      );
       break;
     } catch (error) {
       if (!(error instanceof TallyQueueError) || ++failures > 3) throw error;
@@ -186,7 +190,7 @@ describe('the tally queue on SQS', () => {
     const tableName = await dynalite.freshTable();
     const result = await countTallies(
       { source: queue, batches: createDynamoCounters({ client: dynalite.client, tableName }) },
-      { drainDate: '2026-04-01', hasTimeLeft: () => true },
+      { drainDate: '2026-04-01', lease: countLeaseAt('test-review', new Date('2026-04-01T02:00:00Z')), hasTimeLeft: () => true },
     );
     expect(result).toMatchObject({ received: 1, counted: 1, done: true });
     expect(unreadable).toEqual(['m1']);

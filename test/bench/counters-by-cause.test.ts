@@ -19,9 +19,10 @@ describe('bench/counters: counter writes by cause', () => {
     expect(byCause.tierChanges + byCause.entriesWithoutMove + byCause.conversions + byCause.erasures).toBe(byItem.tierItems);
     expect(byCause.stepCounts).toBe(byItem.journeyItems);
     expect(byCause.tallyBatches).toBe(byItem.tallyItems);
+    expect(byCause.countLeases).toBe(byItem.countLeases);
     expect(byCause.snapshots).toBe(byItem.snapshots);
     // Every counter write here is within 1 KB, batch items included, so the units are the writes.
-    expect(result.counterWru).toBe(byItem.tierItems + byItem.journeyItems + byItem.tallyItems + byItem.snapshots);
+    expect(result.counterWru).toBe(byItem.tierItems + byItem.journeyItems + byItem.tallyItems + byItem.countLeases + byItem.snapshots);
     // Users join and move through the ladder, and journeys end and are counted, several to a batch item.
     expect(byCause.tierChanges).toBeGreaterThan(0);
     expect(result.talliesCounted).toBeGreaterThan(0);
@@ -30,5 +31,8 @@ describe('bench/counters: counter writes by cause', () => {
     // Executions of today's definitions count once at their end, in a batch, never per step.
     expect(byCause.stepCounts).toBe(0);
     expect(byItem.snapshots).toBeGreaterThanOrEqual(days - 1);
+    // The count's lease is taken at most once a night, and only on nights with tallies to count.
+    expect(byCause.countLeases).toBeGreaterThan(0);
+    expect(byCause.countLeases).toBeLessThanOrEqual(days + 1);
   }, 300_000);
 });

@@ -124,6 +124,9 @@ interface MachineRun {
  * One execution of the synthesized review machine, each Task state calling the real handler its Resource names.
  * `segmentFails` makes a segment step throw, as a re-judge Lambda that keeps failing would.
  */
+/** Review executions run so far: each gets an id of its own, as in Step Functions. */
+let nightsRun = 0;
+
 async function runReviewMachine(run: Run, segmentFails?: (segment: number) => boolean): Promise<MachineRun> {
   const quiet = (serviceName: string) => new Logger({ serviceName, logLevel: 'SILENT' });
   const rejudge: RejudgeHandler = createRejudgeHandler({
@@ -156,6 +159,8 @@ async function runReviewMachine(run: Run, segmentFails?: (segment: number) => bo
   const execution = machine.run(
     { trigger: 'schedule' },
     {
+      // Step Functions gives every execution its id; the count step's lease is owned by it.
+      context: { Execution: { Id: `arn:aws:states:us-east-1:123456789012:execution:review:night-${++nightsRun}` } },
       overrides: {
         taskResourceLocalHandlers: handlers,
         retryIntervalOverrides: Object.fromEntries([...REJUDGE_TASKS, ...REVIEW_TASKS].map((name) => [name, 0])),

@@ -238,6 +238,8 @@ describe('state machines', () => {
     const { States: states } = definitionOf(stack.reviewMachine);
     expect(states['CountTallies']).toMatchObject({ Type: 'Task', Next: 'TalliesLeft', ResultPath: '$.tallies' });
     expect(JSON.stringify(states['CountTallies'])).toContain('"step":"countTallies"');
+    // The execution's id owns the count's lease: a second review run at the same time leaves the queue to the first.
+    expect(JSON.stringify(states['CountTallies'])).toContain('"owner.$":"$$.Execution.Id"');
     expect(states['TalliesLeft']!.Choices).toEqual([{ Variable: '$.tallies.next', IsPresent: true, Next: 'CountTallies' }]);
     expect(states['TalliesLeft']!.Default).toBe('AdvanceCheckpoint');
     // Any failure is retried too (after the Lambda retry): a rerun drops what the failed run stored.

@@ -13,8 +13,9 @@ import { describe, expect, it } from 'vitest';
 import { createDynamoCounters } from '../../functions/aws/dynamo-counters.js';
 import { COUNTER_NAMES, type CounterDay, type ExecutionTally } from '../../functions/core/analytics.js';
 import { addDays } from '../../functions/core/dates.js';
-import { type TallyBatchStore, type TallySource, countTallies } from '../../functions/core/tally-batches.js';
+import { type CountLease, type TallyBatchStore, type TallySource, countTallies } from '../../functions/core/tally-batches.js';
 import { type LocalTallyQueue, openLocalTallyQueue } from '../../functions/local/local-tally-queue.js';
+import { countLeaseAt } from '../helpers/count-lease.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
 import { propertyRuns } from '../helpers/property-runs.js';
 
@@ -67,6 +68,7 @@ function crashing(queue: LocalTallyQueue, store: TallyBatchStore, crash: Night['
       waiting: () => queue.waiting(),
     },
     batches: {
+      holdCountLease: (lease) => store.holdCountLease(lease),
       readTallyBatches: (from) => store.readTallyBatches(from),
       async writeTallyBatch(drainDate, encoded) {
         if (crash.kind === 'between-writes' && writes++ === crash.afterWrites) throw new Crash('between two batch writes');
@@ -84,6 +86,9 @@ function sumsByJourney(tallies: Iterable<ExecutionTally>): Record<string, Record
   }
   return sums;
 }
+
+/** A count's lease on the night of `date`. */
+const leaseOf = (owner: string, date: string): CountLease => countLeaseAt(owner, new Date(`${date}T02:00:00Z`));
 
 const asSums = (days: readonly CounterDay[]): Record<string, Record<string, number>> => Object.fromEntries(days.map((day) => [day.date, day.counts]));
 
@@ -110,8 +115,15 @@ describe('the nightly count of journey tallies', () => {
               await queue.enqueue(tally);
               if (spec.twice) await queue.enqueue(tally);
             }
+            // A retry is the same review execution, so the same lease owner; the next night's run comes a day later.
             const count = (ports: ReturnType<typeof crashing>) =>
-              countTallies(ports, { drainDate: date, hasTimeLeft: () => true, roundSize: night.roundSize, maxBytes });
+              countTallies(ports, {
+                drainDate: date,
+                lease: leaseOf(`night-${i}`, date),
+                hasTimeLeft: () => true,
+                roundSize: night.roundSize,
+                maxBytes,
+              });
             try {
               await count(crashing(queue, store, night.crash));
             } catch (error) {
@@ -123,9 +135,10 @@ describe('the nightly count of journey tallies', () => {
             }
           }
           // The last night's count runs clean: the queue ends empty.
+          const lastNight = addDays(FIRST_NIGHT, nights.length);
           await countTallies(
             { source: queue, batches: store },
-            { drainDate: addDays(FIRST_NIGHT, nights.length), hasTimeLeft: () => true, maxBytes },
+            { drainDate: lastNight, lease: leaseOf('last-night', lastNight), hasTimeLeft: () => true, maxBytes },
           );
           expect(await queue.waiting()).toBe(0);
           const expected = sumsByJourney(first.values());
@@ -145,4 +158,45 @@ describe('the nightly count of journey tallies', () => {
       { numRuns: propertyRuns(25) },
     );
   }, 240_000);
+
+  it('lets one count at a time write: a second count at the same moment leaves the queue to the lease holder', async () => {
+    const tableName = await dynalite.freshTable();
+    const store = createDynamoCounters({ client: dynalite.client, tableName });
+    const queue = await openLocalTallyQueue();
+    const tally: ExecutionTally = { id: 'jtwice', journeyId: JOURNEYS[0]!, date: FIRST_NIGHT, counts: { [NAMES[0]!]: 1 } };
+    // Two deliveries of one tally (a Task retried after its enqueue): without the lease each count would get one,
+    // find the id uncounted, and store it.
+    await queue.enqueue(tally);
+    await queue.enqueue(tally);
+    let second: Awaited<ReturnType<typeof countTallies>> | undefined;
+    const first = await countTallies(
+      {
+        source: queue,
+        batches: {
+          ...store,
+          holdCountLease: (lease) => store.holdCountLease(lease),
+          readTallyBatches: (from) => store.readTallyBatches(from),
+          async writeTallyBatch(drainDate, encoded) {
+            // The second review run starts while the first holds its lease and has not written yet.
+            second ??= await countTallies(
+              { source: queue, batches: store },
+              { drainDate, lease: leaseOf('run-b', FIRST_NIGHT), hasTimeLeft: () => true, roundSize: 1 },
+            );
+            await store.writeTallyBatch(drainDate, encoded);
+          },
+        },
+      },
+      { drainDate: FIRST_NIGHT, lease: leaseOf('run-a', FIRST_NIGHT), hasTimeLeft: () => true, roundSize: 1 },
+    );
+    expect(second).toMatchObject({ counted: 0, done: true, leaseHeldElsewhere: true });
+    expect(first).toMatchObject({ counted: 1, duplicates: 1, done: true });
+    expect(await queue.waiting()).toBe(0);
+    expect(asSums(await store.readJourneyDays(JOURNEYS[0]!, FIRST_NIGHT))).toEqual({ [FIRST_NIGHT]: { [NAMES[0]!]: 1 } });
+    // A resumed count of the same run renews its own lease; once it lapses, the next night's run takes it.
+    const later = new Date(`${FIRST_NIGHT}T02:10:00Z`);
+    expect(await store.holdCountLease({ owner: 'run-a', now: later, until: new Date(later.getTime() + 60_000) })).toBe(true);
+    expect(await store.holdCountLease({ owner: 'run-b', now: later, until: new Date(later.getTime() + 60_000) })).toBe(false);
+    expect(await store.holdCountLease(leaseOf('next-night', addDays(FIRST_NIGHT, 1)))).toBe(true);
+    await queue.close();
+  });
 });
