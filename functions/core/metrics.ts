@@ -18,6 +18,12 @@ export interface DayIncrement {
   date: string;
   counters: Record<string, number>;
   signals: string[];
+  /**
+   * What the event contributes to the profile's attributes (attributeContribution), when it changes any: a store may
+   * keep it beside the day's counters (the DynamoDB store's attribute overlay on a heavy day). Stores that do not
+   * ignore it; the profile write then carries the change.
+   */
+  attributes?: Record<string, StoredAttribute>;
 }
 
 type FilterLike = Pick<CounterSpec, 'eventTypes' | 'where'>;

@@ -1,0 +1,141 @@
+/**
+ * A heavy user's attribute changes ride in the day write (the attribute overlay, see dynamo-store.ts): on a heavy
+ * day, an event that changes only attributes costs W1 and W2 (2 WRU) rather than a third write for the profile, and
+ * every reader (the window read, the journey's short read, the review) sees the profile joined with the overlays,
+ * exactly as the replay store's profile. The review folds an overlay into the profile and, once its lease is over
+ * and the user quiet, clears it.
+ */
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import type { DynamoTierStore } from '../../functions/aws/dynamo-store.js';
+import { addDays } from '../../functions/core/dates.js';
+import type { UserEvent } from '../../functions/core/event.js';
+import { type TierServices, ingestEvent } from '../../functions/core/ingest.js';
+import { runReview } from '../../functions/core/review.js';
+import { loadRulesetOrThrow } from '../../functions/core/ruleset.js';
+import type { TierStore } from '../../functions/core/ports.js';
+import { MemoryReplayStore } from '../../functions/replay/memory-store.js';
+import { useDynalite } from '../helpers/dynalite-fixture.js';
+import { ManualClock, RecordingJourneyStarter, RecordingPublisher } from '../helpers/memory-ports.js';
+
+const dynalite = useDynalite();
+
+export const overlayRuleset = loadRulesetOrThrow({
+  'rules/tiers.json': JSON.stringify({
+    timezone: 'UTC',
+    tiers: [
+      { id: 'visitor', name: 'Visitor', graceDays: 0, minTenureDays: 0, downgrade: 'one-step' },
+      { id: 'member', name: 'Member', graceDays: 0, minTenureDays: 0, downgrade: 'one-step' },
+    ],
+    metrics: { lessons7: { kind: 'count', windowDays: 7, eventTypes: ['lesson.completed'] } },
+    attributes: {
+      goal: { type: 'string', event: 'questionnaire.answered', property: 'goal' },
+      level: { type: 'number', event: 'questionnaire.answered', property: 'level' },
+      interests: { type: 'tags', event: 'questionnaire.answered', property: 'interests' },
+      daysSinceSignup: { type: 'days-since', event: 'user.signed_up' },
+    },
+  }),
+  'rules/member.json': JSON.stringify({
+    conditions: { all: [{ fact: 'lessons7', operator: 'greaterThanInclusive', value: 500 }] },
+    event: { type: 'qualifies', params: { tier: 'member' } },
+  }),
+});
+const USER = 'heavy-ana';
+const TODAY = '2026-03-20';
+
+async function setup() {
+  const clock = new ManualClock(new Date(`${TODAY}T12:00:00Z`));
+  const { store, capacity, tableName } = await dynalite.freshStore({
+    shardCount: 4,
+    timeZone: overlayRuleset.timezone,
+    lightDayEvents: 3,
+    now: () => clock.now(),
+  });
+  const services = (tierStore: TierStore): TierServices => ({
+    ruleset: overlayRuleset,
+    store: tierStore,
+    journeys: new RecordingJourneyStarter(),
+    publisher: new RecordingPublisher(),
+    clock,
+  });
+  const replay = new MemoryReplayStore(4);
+  return { store, capacity, tableName, clock, live: services(store), replayed: services(replay), replay };
+}
+
+let minute = 0;
+const lesson = (eventId: string, date = TODAY): UserEvent => ({
+  eventId,
+  userId: USER,
+  type: 'lesson.completed',
+  occurredAt: new Date(Date.parse(`${date}T08:00:00Z`) + (minute++ % 600) * 60_000).toISOString(),
+  properties: {},
+});
+const answer = (eventId: string, occurredAt: string, properties: Record<string, unknown>): UserEvent => ({
+  eventId,
+  userId: USER,
+  type: 'questionnaire.answered',
+  occurredAt,
+  properties,
+});
+
+async function attributesOf(store: TierStore & Pick<DynamoTierStore, 'loadUserForJourney'>, from: string) {
+  return {
+    window: (await store.loadUser(USER, from)).profile?.attributes,
+    journey: (await store.loadUserForJourney(USER, TODAY)).profile?.attributes,
+  };
+}
+
+describe('the attribute overlay of a heavy day', () => {
+  it('costs 2 WRU for an attribute change on a heavy day, and every reader sees it', async () => {
+    const { store, capacity, clock, live, replayed, replay } = await setup();
+    const events: UserEvent[] = [];
+    for (let i = 0; i < 6; i++) events.push(lesson(`busy-${i}`));
+    // The first change on the heavy day writes the profile (and with it the lease); the later ones ride in W1.
+    events.push(answer('q1', `${TODAY}T09:00:00Z`, { goal: 'career', level: 1, interests: ['data'] }));
+    for (const event of events) await ingestEvent(live, event);
+    const costs: number[] = [];
+    const changes = [
+      answer('q2', `${TODAY}T10:00:00Z`, { goal: 'upskill', interests: ['web'] }),
+      answer('q3', `${TODAY}T07:00:00Z`, { goal: 'curious', level: 3, interests: ['ai'] }),
+      answer('q4', `${TODAY}T11:00:00Z`, { level: 2 }),
+    ];
+    for (const event of changes) {
+      capacity.clear();
+      await ingestEvent(live, event);
+      costs.push(capacity.total().write);
+      events.push(event);
+    }
+    expect(costs).toEqual([2, 2, 2]);
+
+    for (const event of events) await ingestEvent(replayed, event);
+    const expected = (await replay.loadUser(USER, addDays(TODAY, -6))).profile?.attributes;
+    expect(expected?.['goal']?.value).toBe('upskill');
+    expect(await attributesOf(store, addDays(TODAY, -6))).toEqual({ window: expected, journey: expected });
+
+    // The review folds the overlay; once the lease is over and the user quiet, it clears it.
+    for (let day = 1; day <= 4; day++) {
+      clock.set(`${addDays(TODAY, day)}T04:00:00Z`);
+      await runReview(live, 4);
+    }
+    const { profile } = await store.loadUser(USER, addDays(TODAY, -6));
+    expect(profile?.attributes).toEqual(expected);
+    expect(profile?.overlayFrom).toBeUndefined();
+    expect(profile?.overlayUntil).toBeUndefined();
+  });
+
+  it('reads the overlays of days before the read when the profile has not folded them yet', async () => {
+    const { store, clock, live, replayed, replay, tableName } = await setup();
+    const events: UserEvent[] = [];
+    for (let i = 0; i < 6; i++) events.push(lesson(`busy-${i}`));
+    events.push(answer('q1', `${TODAY}T09:00:00Z`, { goal: 'career' }));
+    events.push(answer('q2', `${TODAY}T10:00:00Z`, { goal: 'upskill' }));
+    for (const event of events) await ingestEvent(live, event);
+    for (const event of events) await ingestEvent(replayed, event);
+    const { Items = [] } = await dynalite.client.send(new ScanCommand({ TableName: tableName }));
+    expect(Items.some((item) => item['ov'] !== undefined)).toBe(true);
+    // Two days on, a journey step reads only from today: the overlay of the 20th still counts.
+    clock.set(`${addDays(TODAY, 2)}T01:00:00Z`);
+    const expected = (await replay.loadUser(USER, addDays(TODAY, -6))).profile?.attributes;
+    expect((await store.loadUserForJourney(USER, addDays(TODAY, 2))).profile?.attributes).toEqual(expected);
+  });
+});
