@@ -58,6 +58,40 @@
  *   a guard past its TTL (heavy days) are not caught. Day items are kept at least the horizon (dayRetentionDays).
  *   `lightDayEvents: 0` makes every day heavy: 2 WRU an event, and no settle needed.
  *
+ * ATTRIBUTE OVERLAY. An event that changes profile attributes (a questionnaire answer) would cost a third write on a
+ * heavy day, the profile's. Instead its changes (attributeContribution: applyEventToAttributes on an empty profile)
+ * ride in W1 as the day's overlay, and no profile write is made unless something else changed (the tier, consent,
+ * the review date: decideAndSave writes those as before, and its profile carries the overlays it read):
+ *   `ov`        the join (joinAttributes: the same order as applyEventToAttributes) of the attribute changes of the
+ *               day's events that wrote it, and its holder, the event key of the last one;
+ *   `u_<key>`   beside p_<key>: the overlay that attempt replaced ('' for none), removed with p_<key>.
+ *   W1 sets ov to join(expected overlay, the event's changes) under `ov = <expected>` (or none), and replaces an
+ *   overlay whose holder is pending (p_<holder> there) only when this store knows that the holder's guard holds its
+ *   token (W2 of this store): so the overlay a holder replaced only ever holds changes that count. A refusal shows the
+ *   overlay there: W1 is repeated expecting it, or without the overlay (the profile write then carries the change).
+ *   The undo of a stray copy (W2 found another token, or settleCopy took it back out) puts back the overlay it
+ *   replaced, in the same conditional write as its counters, if it still holds it (no one else can have replaced it).
+ *   A reader counts a day's overlay whole when its holder is not pending or its guard holds the holder's token (one
+ *   consistent guard read, unless this store wrote it), else the overlay the holder replaced. The profile a read
+ *   returns is the stored one joined with the overlays that count; saving it folds them (joins are idempotent).
+ * Where readers look, and the lease. Overlays may lie only on days from the profile's `overlayFrom` on: every read
+ * (loadUser, loadUserForJourney, and so the review, `strata user`, export and re-judge) joins the overlays of the
+ * days it reads from there, reading further back than asked when overlayFrom is earlier. An event writes the overlay
+ * only if the stored profile, as this store last read or saved it, holds a lease (`overlayFrom`, `overlayUntil`),
+ * its date is at least overlayFrom and yesterday (by the store's clock), and today is at least two days before
+ * overlayUntil. A profile that a read of a user with a heavy day today or yesterday returns carries the lease
+ * extended (overlayUntil two days on), and overlayFrom moved up to the day before yesterday, or to the earliest
+ * overlay whose holder has no guard yet (in flight, or crashed before W2): no overlay can appear later on an earlier
+ * day, so saving that profile leaves none unfolded before overlayFrom. The review index lists the profile on
+ * overlayUntil at the latest (reviewIndexDate), when the review folds what is left; a read on or after overlayUntil of
+ * a user with no recent heavy day and no overlay in flight drops both fields (no event may write one any more:
+ * events stopped two days before), so a user who went quiet stops being reviewed for it. A cold cache just pays the
+ * profile write, which stores the lease. Light users never have a lease, and pay nothing for any of this.
+ * Roll-up: a day is rolled up only if its overlay is folded (before overlayFrom), and the drain drops it. A heavy copy
+ * that settleCopy takes back out after another event's W1 replaced its overlay (two events of one user at once, one a
+ * resend with another date) stays in that overlay: the window left open, as for counters, by a decision made while
+ * both copies are applied.
+ *
  * Segments (roll-up). A finished heavy day item is still ~150-250 bytes, most of it key, expiry and attribute names,
  * so a user heavy every day of a 90-day window reads ~20 KB. When a window read (loadUser) is big, the sealed heavy
  * days of each SEGMENT_DAYS-day period are moved into one segment item (`DAY#<last date>~`, inside the same Query

@@ -129,7 +129,7 @@ function storeWritePoint(command: unknown): WritePoint | undefined {
   const sortKey = (input.Key ?? input.Item)?.['sk']?.S ?? '';
   if (sortKey.startsWith('SEEN#')) return 'W2';
   if (!sortKey.startsWith('DAY#') || input.UpdateExpression === undefined) return undefined;
-  if (input.ConditionExpression === '#p = :token') return 'undo';
+  if ((input.ConditionExpression ?? '').startsWith('#p = :token')) return 'undo';
   if (input.UpdateExpression.includes('#p = :token')) return 'W1';
   if (input.UpdateExpression.startsWith('REMOVE #ids')) return 'turnHeavy';
   if (input.UpdateExpression.startsWith('REMOVE #r0')) return 'closeDay';
