@@ -12,34 +12,14 @@ import { addDays } from '../../functions/core/dates.js';
 import type { UserEvent } from '../../functions/core/event.js';
 import { type TierServices, ingestEvent } from '../../functions/core/ingest.js';
 import { runReview } from '../../functions/core/review.js';
-import { loadRulesetOrThrow } from '../../functions/core/ruleset.js';
 import type { TierStore } from '../../functions/core/ports.js';
 import { MemoryReplayStore } from '../../functions/replay/memory-store.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
 import { ManualClock, RecordingJourneyStarter, RecordingPublisher } from '../helpers/memory-ports.js';
+import { overlayRuleset } from '../helpers/overlay-fixtures.js';
 
 const dynalite = useDynalite();
 
-export const overlayRuleset = loadRulesetOrThrow({
-  'rules/tiers.json': JSON.stringify({
-    timezone: 'UTC',
-    tiers: [
-      { id: 'visitor', name: 'Visitor', graceDays: 0, minTenureDays: 0, downgrade: 'one-step' },
-      { id: 'member', name: 'Member', graceDays: 0, minTenureDays: 0, downgrade: 'one-step' },
-    ],
-    metrics: { lessons7: { kind: 'count', windowDays: 7, eventTypes: ['lesson.completed'] } },
-    attributes: {
-      goal: { type: 'string', event: 'questionnaire.answered', property: 'goal' },
-      level: { type: 'number', event: 'questionnaire.answered', property: 'level' },
-      interests: { type: 'tags', event: 'questionnaire.answered', property: 'interests' },
-      daysSinceSignup: { type: 'days-since', event: 'user.signed_up' },
-    },
-  }),
-  'rules/member.json': JSON.stringify({
-    conditions: { all: [{ fact: 'lessons7', operator: 'greaterThanInclusive', value: 500 }] },
-    event: { type: 'qualifies', params: { tier: 'member' } },
-  }),
-});
 const USER = 'heavy-ana';
 const TODAY = '2026-03-20';
 
@@ -137,5 +117,28 @@ describe('the attribute overlay of a heavy day', () => {
     clock.set(`${addDays(TODAY, 2)}T01:00:00Z`);
     const expected = (await replay.loadUser(USER, addDays(TODAY, -6))).profile?.attributes;
     expect((await store.loadUserForJourney(USER, addDays(TODAY, 2))).profile?.attributes).toEqual(expected);
+  });
+});
+
+describe('a copy of an answer that must not count', () => {
+  it('a resend with another date that lands on a heavy day puts back the overlay it replaced', async () => {
+    const { store, live, replayed, replay, capacity } = await setup();
+    const yesterday = addDays(TODAY, -1);
+    const original = answer('q-old', `${addDays(TODAY, -2)}T09:00:00Z`, { goal: 'career', level: 1 });
+    const events: UserEvent[] = [original];
+    for (let i = 0; i < 6; i++) events.push(lesson(`busy-${i}`, yesterday));
+    events.push(answer('q1', `${yesterday}T09:00:00Z`, { goal: 'upskill' }));
+    events.push(answer('q2', `${yesterday}T10:00:00Z`, { level: 2 }));
+    for (const event of events) await ingestEvent(live, event);
+    for (const event of events) await ingestEvent(replayed, event);
+    // The producer sends the first answer again, dated a day later: it would win on `goal` if it counted.
+    capacity.clear();
+    const resend = { ...original, occurredAt: `${yesterday}T11:00:00Z` };
+    expect((await ingestEvent(live, resend)).duplicate).toBe(true);
+    // W1 applied it (no guard: the original's day was light); the settle then took it back out, overlay and all.
+    expect(capacity.records.filter((record) => record.operation === 'recordEvent' && record.write > 0)).toHaveLength(2);
+    const expected = (await replay.loadUser(USER, addDays(TODAY, -6))).profile?.attributes;
+    expect(expected?.['goal']?.value).toBe('upskill');
+    expect(await attributesOf(store, addDays(TODAY, -6))).toEqual({ window: expected, journey: expected });
   });
 });
