@@ -921,6 +921,7 @@ export function tableItemLayout(
       }
       if (day.sends !== undefined) item[DAY_ATTRIBUTES.sends] = { N: String(day.sends) };
       if (day.sendIds?.length) item[DAY_ATTRIBUTES.sendIds] = { SS: [...day.sendIds] };
+      if (day.overlay) item[DAY_ATTRIBUTES.overlay] = { S: day.overlay };
       return item;
     },
     guardItems(userId, day) {
@@ -950,11 +951,18 @@ export function segmentsWithoutDates(stored: readonly Item[], dates: ReadonlySet
   return rewritten;
 }
 
-/** The stored attributes of a day item other than its counters, so that `strata import --rebuild` can keep sends. */
-export function dayItemSends(item: Item): { sends?: number; sendIds?: string[] } {
+/**
+ * The stored attributes of a day item other than its counters that `strata import --rebuild` keeps: the journey
+ * sends, and the attribute overlay as it counts (the one its writer replaced while that writer is pending: the
+ * rebuilt item has no pending markers).
+ */
+export function dayItemKept(item: Item): { sends?: number; sendIds?: string[]; overlay?: string } {
   const sends = item[DAY_ATTRIBUTES.sends]?.N;
   const sendIds = item[DAY_ATTRIBUTES.sendIds]?.SS;
-  return { ...(sends !== undefined ? { sends: Number(sends) } : {}), ...(sendIds ? { sendIds } : {}) };
+  const stored = item[DAY_ATTRIBUTES.overlay]?.S;
+  const holder = decodeOverlay(stored)?.holder;
+  const overlay = holder !== undefined && item[PENDING_PREFIX + holder] !== undefined ? item[REPLACED_OVERLAY_PREFIX + holder]?.S : stored;
+  return { ...(sends !== undefined ? { sends: Number(sends) } : {}), ...(sendIds ? { sendIds } : {}), ...(overlay ? { overlay } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

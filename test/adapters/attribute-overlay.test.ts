@@ -142,3 +142,61 @@ describe('a copy of an answer that must not count', () => {
     expect(await attributesOf(store, addDays(TODAY, -6))).toEqual({ window: expected, journey: expected });
   });
 });
+
+describe('overlays and the roll-up', () => {
+  it('a user heavy with answers every day: folded days roll up without their overlays, and every read stays the replay store profile', async () => {
+    const clock = new ManualClock(new Date('2026-05-01T20:00:00Z'));
+    const { store, tableName } = await dynalite.freshStore({
+      shardCount: 4,
+      timeZone: overlayRuleset.timezone,
+      lightDayEvents: 3,
+      rollUpReadBytes: 1024,
+      now: () => clock.now(),
+    });
+    const replay = new MemoryReplayStore(4);
+    const services = (tierStore: TierStore): TierServices => ({
+      ruleset: overlayRuleset,
+      store: tierStore,
+      journeys: new RecordingJourneyStarter(),
+      publisher: new RecordingPublisher(),
+      clock,
+    });
+    const goals = ['career', 'upskill', 'curious'];
+    const tags = ['ai', 'data', 'design', 'web', 'ops'];
+    const DAYS = 30;
+    for (let day = 0; day < DAYS; day++) {
+      const date = addDays('2026-05-01', day);
+      clock.set(`${date}T20:00:00Z`);
+      const events: UserEvent[] = [];
+      for (let i = 0; i < 6; i++) events.push({ ...lesson(`l${day}-${i}`, date) });
+      events.push(
+        answer(`a${day}-0`, `${date}T${String(10 + (day % 7)).padStart(2, '0')}:00:00Z`, { goal: goals[day % 3], interests: [tags[day % 5]] }),
+      );
+      events.push(answer(`a${day}-1`, `${date}T09:30:00Z`, { level: day % 4 }));
+      for (const event of events) {
+        await ingestEvent(services(store), event);
+        await ingestEvent(services(replay), event);
+      }
+      // The nightly review, early next morning.
+      clock.set(`${addDays(date, 1)}T04:00:00Z`);
+      await runReview(services(store), 4);
+      await runReview(services(replay), 4);
+    }
+    const from = addDays('2026-05-01', DAYS - 20);
+    const expected = await replay.loadUser(USER, from);
+    const read = await store.loadUser(USER, from);
+    expect(read.profile?.attributes).toEqual(expected.profile?.attributes);
+    expect(read.buckets.map(({ date, counters }) => ({ date, counters }))).toEqual(
+      expected.buckets.map(({ date, counters }) => ({ date, counters })),
+    );
+    expect((await store.loadUserForJourney(USER, addDays('2026-05-01', DAYS))).profile?.attributes).toEqual(expected.profile?.attributes);
+    const { Items = [] } = await dynalite.client.send(new ScanCommand({ TableName: tableName }));
+    const segments = Items.filter((item) => item['sk']?.S?.endsWith('~'));
+    expect(segments.length).toBeGreaterThan(0);
+    // Rolled-up days keep no overlay (the profile folded it), and neither does the segment; the newest days hold theirs.
+    const drained = Items.filter((item) => item['hv']?.N !== undefined);
+    expect(drained.length).toBeGreaterThan(0);
+    for (const item of [...segments, ...drained]) expect(item['ov']).toBeUndefined();
+    expect(Items.some((item) => item['ov'] !== undefined)).toBe(true);
+  }, 120_000);
+});
