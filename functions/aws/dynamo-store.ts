@@ -1999,7 +1999,9 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         if (!overlay) continue;
         remember(dayOverlays, dayRef(userId, date), text!);
         const counted = await countedOverlay(operation, userId, date, item, overlay);
-        if (counted.unresolved) unresolved = minDate(unresolved, date);
+        // A holder SQS can no longer redeliver does not hold overlayFrom back: if it is ever redriven, its own
+        // decision reads past it, finds its changes missing and writes them to the profile.
+        if (counted.unresolved && date >= addDays(now, -REDELIVERY_DAYS)) unresolved = minDate(unresolved, date);
         attributes = joinAttributes(attributes, counted.attributes);
       }
     }

@@ -199,7 +199,10 @@ export async function decideAndSave(
   const { ruleset, store, clock } = services;
   // A copy of an event already applied under another date: its attributes must not count twice either.
   let countedOn = copy?.duplicate && copy.appliedOn !== copy.increment.date ? copy.appliedOn : undefined;
-  let settled = copy === undefined || copy.duplicate;
+  // A duplicate that counts on its own date may be the redelivery of an attempt that crashed before its settle (between
+  // W1 and W2, which this delivery adopted, or after W2): it is settled as a fresh copy is. For a plain redelivery
+  // the window read shows no copy elsewhere, and nothing is settled.
+  let settled = copy === undefined || countedOn !== undefined;
   for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
     const now = clock.now();
     const decisionWindow = windowStart(ruleset, now);

@@ -5,9 +5,9 @@
  * exactly as the replay store's profile. The review folds an overlay into the profile and, once its lease is over
  * and the user quiet, clears it.
  */
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import type { DynamoTierStore } from '../../functions/aws/dynamo-store.js';
+import { type DynamoTierStore, createDynamoTierStore } from '../../functions/aws/dynamo-store.js';
 import { addDays } from '../../functions/core/dates.js';
 import type { UserEvent } from '../../functions/core/event.js';
 import { type TierServices, ingestEvent } from '../../functions/core/ingest.js';
@@ -15,6 +15,7 @@ import { runReview } from '../../functions/core/review.js';
 import type { TierStore } from '../../functions/core/ports.js';
 import { MemoryReplayStore } from '../../functions/replay/memory-store.js';
 import { useDynalite } from '../helpers/dynalite-fixture.js';
+import { type FaultRule, withClientFaults } from '../helpers/fault-injection.js';
 import { ManualClock, RecordingJourneyStarter, RecordingPublisher } from '../helpers/memory-ports.js';
 import { overlayRuleset } from '../helpers/overlay-fixtures.js';
 
@@ -141,6 +142,59 @@ describe('a copy of an answer that must not count', () => {
     expect(expected?.['goal']?.value).toBe('upskill');
     expect(await attributesOf(store, addDays(TODAY, -6))).toEqual({ window: expected, journey: expected });
   });
+});
+
+describe('a resend whose first attempt crashed before its settle', () => {
+  const cases = [
+    { kind: 'answer', when: 'before' },
+    { kind: 'answer', when: 'after' },
+    { kind: 'lesson', when: 'before' },
+    { kind: 'lesson', when: 'after' },
+  ] as const;
+  for (const { kind, when } of cases) {
+    it(`counts once (${kind}), counters and attributes, when the process died ${when} W2`, async () => {
+      const { store, live, replayed, replay, tableName, clock } = await setup();
+      const yesterday = addDays(TODAY, -1);
+      const original =
+        kind === 'answer'
+          ? answer('q-old', `${addDays(TODAY, -2)}T09:00:00Z`, { goal: 'career', level: 1 })
+          : { ...lesson('l-old', addDays(TODAY, -2)), occurredAt: `${addDays(TODAY, -2)}T09:00:00Z` };
+      const events: UserEvent[] = [original];
+      for (let i = 0; i < 6; i++) events.push(lesson(`busy-${i}`, yesterday));
+      events.push(answer('q1', `${yesterday}T09:00:00Z`, { goal: 'upskill' }));
+      for (const event of events) await ingestEvent(live, event);
+      for (const event of events) await ingestEvent(replayed, event);
+      // The resend's W1 is applied (the original's day was light: no guard), then the process dies at its W2.
+      const resend = { ...original, occurredAt: `${yesterday}T11:00:00Z` };
+      const rules: FaultRule[] = [
+        {
+          operation: 'PutItemCommand',
+          call: 1,
+          when,
+          times: Infinity,
+          match: (args) => ((args[0] as { input: { Item?: Record<string, { S?: string }> } }).input.Item?.['sk']?.S ?? '').startsWith('SEEN#'),
+        },
+      ];
+      const dying = createDynamoTierStore({
+        client: withClientFaults(dynalite.client, rules) as DynamoDBClient,
+        tableName,
+        shardCount: 4,
+        timeZone: overlayRuleset.timezone,
+        lightDayEvents: 3,
+        now: () => clock.now(),
+      });
+      await expect(ingestEvent({ ...live, store: dying }, resend)).rejects.toThrow();
+      // SQS redelivers it to another process.
+      expect((await ingestEvent(live, resend)).duplicate).toBe(true);
+      const from = addDays(TODAY, -6);
+      const expected = await replay.loadUser(USER, from);
+      const read = await store.loadUser(USER, from);
+      expect(read.buckets.map(({ date, counters }) => ({ date, counters }))).toEqual(
+        expected.buckets.map(({ date, counters }) => ({ date, counters })),
+      );
+      expect(read.profile?.attributes).toEqual(expected.profile?.attributes);
+    });
+  }
 });
 
 describe('overlays and the roll-up', () => {
