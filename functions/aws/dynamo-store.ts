@@ -38,9 +38,10 @@
  *   make W1, and the loser of W2 undoes its copy; a decision made in between may see the event twice.
  * - Across days (a producer resend with another date), the ingest settles what the day writes cannot see. Its one
  *   consistent window Query always reaches RESEND_HORIZON_DAYS before the event's date (and every later day), and
- *   returns light days' `ids` and heavy days' `hv` (`copies`). After recordEvent applied a copy, ingest calls
- *   settleCopy when that read shows the key on another light day, or when the copy is on a light day and a heavy
- *   day lies within the horizon (whose keys only its SEEN# guards know). settleCopy decides on the key's SEEN# guard:
+ *   returns light days' `ids` and heavy days' `hv` (`copies`). After recordEvent applied a copy (or found it applied
+ *   on its own date: the redelivery of an attempt that crashed before its settle), ingest calls settleCopy when that
+ *   read shows the key on another light day, or when the copy is on a light day and a heavy day lies within the
+ *   horizon (whose keys only its SEEN# guards know). settleCopy decides on the key's SEEN# guard:
  *     - a light copy that saw only heavy days nearby reads the guard (consistently) and keeps itself if there is
  *       none: a heavy copy that has not reached W2 yet reads the window after it and yields (below);
  *     - otherwise it puts a settled guard naming the claimed date (the earliest other light copy's, else its own) under
