@@ -324,8 +324,9 @@ describe('ingest model', () => {
         const events = eventsOf(spec);
         const delivered = deliveryOrder(spec, events);
         const clock = new ManualClock(NOW);
-        // The store's clock is the run's: today's and yesterday's questionnaire answers on heavy days ride in the
-        // day write as the attribute overlay.
+        // The store's clock is the run's (guard expiry, which days may hold an attribute overlay). Each batch is a
+        // process with a cold cache, so answers here mostly take the profile write; attribute-overlay.property covers
+        // the overlay itself.
         const storeFor = (client: DynamoDBClient) =>
           createDynamoTierStore({
             client,
