@@ -144,6 +144,67 @@ describe('a copy of an answer that must not count', () => {
   });
 });
 
+describe('an answer whose process died between W1 and W2', () => {
+  it('is not read until its redelivery finishes it, and holds overlayFrom back meanwhile', async () => {
+    const { store, live, replayed, replay, tableName, clock } = await setup();
+    const events: UserEvent[] = [];
+    for (let i = 0; i < 6; i++) events.push(lesson(`busy-${i}`));
+    events.push(answer('q1', `${TODAY}T09:00:00Z`, { goal: 'career', level: 1 }));
+    events.push(answer('q2', `${TODAY}T10:00:00Z`, { goal: 'upskill' }));
+    for (const event of events) await ingestEvent(live, event);
+    for (const event of events) await ingestEvent(replayed, event);
+    const from = addDays(TODAY, -6);
+    const before = (await replay.loadUser(USER, from)).profile?.attributes;
+    // q3's W1 writes the overlay (this process holds the lease), then the process dies before its guard (W2).
+    const q3 = answer('q3', `${TODAY}T11:00:00Z`, { goal: 'curious', level: 3 });
+    const rules: FaultRule[] = [
+      {
+        operation: 'PutItemCommand',
+        call: 1,
+        when: 'before',
+        times: Infinity,
+        match: (args) => ((args[0] as { input: { Item?: Record<string, { S?: string }> } }).input.Item?.['sk']?.S ?? '').startsWith('SEEN#'),
+      },
+    ];
+    const dying = createDynamoTierStore({
+      client: withClientFaults(dynalite.client, rules) as DynamoDBClient,
+      tableName,
+      shardCount: 4,
+      timeZone: overlayRuleset.timezone,
+      lightDayEvents: 3,
+      now: () => clock.now(),
+    });
+    await dying.loadUser(USER, from);
+    await expect(ingestEvent({ ...live, store: dying }, q3)).rejects.toThrow();
+    const { Items = [] } = await dynalite.client.send(new ScanCommand({ TableName: tableName }));
+    expect(Items.find((item) => item['sk']?.S === `DAY#${TODAY}`)?.['ov']?.S).toContain('q3');
+    // Until then every reader (this process or a cold one) reads the overlay q3 replaced, and a save keeps the day.
+    const cold = createDynamoTierStore({
+      client: dynalite.client,
+      tableName,
+      shardCount: 4,
+      timeZone: overlayRuleset.timezone,
+      now: () => clock.now(),
+    });
+    clock.set(`${addDays(TODAY, 3)}T01:00:00Z`);
+    for (const reader of [store, cold]) {
+      const read = await reader.loadUser(USER, from);
+      expect(read.profile?.attributes).toEqual(before);
+      expect(read.profile?.overlayFrom).toBe(TODAY);
+      expect((await reader.loadUserForJourney(USER, addDays(TODAY, 3))).profile?.attributes).toEqual(before);
+    }
+    // The redelivery adopts the attempt and finishes it: now it counts, as in the replay store.
+    await ingestEvent(live, q3);
+    await ingestEvent(replayed, q3);
+    const after = (await replay.loadUser(USER, from)).profile?.attributes;
+    expect(after?.['goal']?.value).toBe('curious');
+    for (const reader of [store, cold]) {
+      expect((await reader.loadUser(USER, from)).profile?.attributes).toEqual(after);
+      expect((await reader.loadUserForJourney(USER, addDays(TODAY, 3))).profile?.attributes).toEqual(after);
+    }
+  });
+});
+
 describe('a resend whose first attempt crashed before its settle', () => {
   const cases = [
     { kind: 'answer', when: 'before' },
