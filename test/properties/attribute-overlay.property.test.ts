@@ -8,7 +8,7 @@
  * clean, once-only stream, and the days hold the same counters. Then the nightly review folds the overlays into the
  * stored profile and, once the lease is over, clears it: the attributes stay the same.
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type DynamoTierStore, createDynamoTierStore } from '../../functions/aws/dynamo-store.js';
@@ -279,5 +279,114 @@ describe('the attribute overlay against the replay store', () => {
     );
     expect(stats.overlayWrites).toBeGreaterThan(0);
     expect(stats.restores).toBeGreaterThan(0);
+  }, 900_000);
+});
+
+describe('the attribute overlay and the roll-up', () => {
+  const daySpec = fc.record({
+    lessons: fc.integer({ min: 4, max: 7 }),
+    answers: fc.array(
+      fc.record({
+        minute: fc.integer({ min: 0, max: 1_100 }),
+        goal: fc.option(fc.constantFrom(...GOALS), { nil: undefined }),
+        level: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+        interests: fc.option(fc.subarray(TAGS), { nil: undefined }),
+      }),
+      { maxLength: 3 },
+    ),
+    reviewed: fc.boolean(),
+  });
+  const rollUpCase = fc.record({
+    days: fc.array(daySpec, { minLength: 18, maxLength: 26 }),
+    /** Roll-up writes before which a crash stops the roll-up (counted over the whole case). */
+    crashes: fc.uniqueArray(fc.integer({ min: 1, max: 60 }), { maxLength: 4 }),
+  });
+
+  it('rolls folded days up without their overlays, crashes between its writes included, and reads stay the replay store profile', async () => {
+    let rolled = 0;
+    let crashed = 0;
+    await fc.assert(
+      fc.asyncProperty(rollUpCase, async ({ days, crashes }) => {
+        caseNumber += 1;
+        const userId = `rolled-${caseNumber}`;
+        const tableName = await dynalite.freshTable();
+        const clock = new ManualClock(new Date('2026-05-01T20:00:00Z'));
+        let steps = 0;
+        const crashAt = new Set(crashes);
+        const store = createDynamoTierStore({
+          client: dynalite.client,
+          tableName,
+          shardCount: SHARDS,
+          timeZone: ruleset.timezone,
+          lightDayEvents: 3,
+          rollUpReadBytes: 1024,
+          now: () => clock.now(),
+          onRollUpStep: () => {
+            steps += 1;
+            if (!crashAt.has(steps)) return;
+            crashed += 1;
+            throw new Error(`crash before roll-up write ${steps}`);
+          },
+        });
+        const replay = new MemoryReplayStore(SHARDS);
+        const services = (tierStore: TierServices['store']): TierServices => ({
+          ruleset,
+          store: tierStore,
+          journeys: new RecordingJourneyStarter(),
+          publisher: new RecordingPublisher(),
+          clock,
+        });
+        const compare = async (from: string, today: string) => {
+          const expected = await replay.loadUser(userId, from);
+          const read = await store.loadUser(userId, from);
+          expect(read.profile?.attributes).toEqual(expected.profile?.attributes);
+          expect(countersOf(read.buckets)).toEqual(countersOf(expected.buckets));
+          expect((await store.loadUserForJourney(userId, today)).profile?.attributes).toEqual(expected.profile?.attributes);
+        };
+        for (const [day, spec] of days.entries()) {
+          const date = addDays('2026-05-01', day);
+          clock.set(`${date}T20:00:00Z`);
+          const events: UserEvent[] = [];
+          for (let i = 0; i < spec.lessons; i++) {
+            events.push({
+              eventId: `${userId}-l${day}-${i}`,
+              userId,
+              type: 'lesson.completed',
+              occurredAt: `${date}T0${i}:00:00.000Z`,
+              properties: {},
+            });
+          }
+          spec.answers.forEach((answer, i) => {
+            const properties: Record<string, unknown> = {};
+            if (answer.goal !== undefined) properties['goal'] = answer.goal;
+            if (answer.level !== undefined) properties['level'] = answer.level;
+            if (answer.interests !== undefined) properties['interests'] = answer.interests;
+            const occurredAt = new Date(Date.parse(`${date}T00:00:00Z`) + answer.minute * 60_000).toISOString();
+            events.push({ eventId: `${userId}-a${day}-${i}`, userId, type: 'questionnaire.answered', occurredAt, properties });
+          });
+          for (const event of events) {
+            await ingestEvent(services(store), event);
+            await ingestEvent(services(replay), event);
+          }
+          if (spec.reviewed) {
+            clock.set(`${addDays(date, 1)}T04:00:00Z`);
+            await runReview(services(store), SHARDS);
+            await runReview(services(replay), SHARDS);
+          }
+          await compare(addDays(date, -14), date);
+        }
+        crashAt.clear();
+        const last = addDays('2026-05-01', days.length - 1);
+        await compare(addDays(last, -20), last);
+        const { Items = [] } = await dynalite.client.send(new ScanCommand({ TableName: tableName }));
+        const segments = Items.filter((item) => item['sk']?.S?.endsWith('~'));
+        const drained = Items.filter((item) => item['hv']?.N !== undefined);
+        if (segments.length > 0) rolled += 1;
+        for (const item of [...segments, ...drained]) expect(item['ov']).toBeUndefined();
+      }),
+      { numRuns: propertyRuns(5), endOnFailure: true },
+    );
+    console.info(`attribute overlay and roll-up: ${rolled} cases rolled up, ${crashed} roll-ups stopped by a crash`);
+    expect(rolled).toBeGreaterThan(0);
   }, 900_000);
 });
