@@ -199,6 +199,8 @@ export async function measureHeavyUser(
   const userId = 'heavy-5f0c2a8e-3b1d-4c7a-9e2f';
   const dynalite = await startDynalite();
   const context = new AsyncLocalStorage<EventContext & { loadRead: number }>();
+  /** The simulated time: each event a second after it happened, as in production, for ingest and the store alike. */
+  const now = (): Date => context.getStore()?.now ?? new Date(`${POPULATION_START}T00:00:00Z`);
   try {
     const store = createDynamoTierStore({
       client: dynalite.client,
@@ -206,6 +208,8 @@ export async function measureHeavyUser(
       shardCount: 16,
       timeZone: ruleset.timezone,
       retentionDays: dayRetentionDays(ruleset.maxWindowDays),
+      // The store's clock (guard expiry, roll-up timing, which days may hold an attribute overlay) is the same.
+      now,
       onCapacity: (operation, units) => {
         const current = context.getStore();
         if (!current) return;
@@ -219,7 +223,7 @@ export async function measureHeavyUser(
       store,
       journeys: { start: async () => 'started', stop: async () => undefined },
       publisher: { publishNotices: async () => undefined },
-      clock: { now: () => context.getStore()?.now ?? new Date(`${POPULATION_START}T00:00:00Z`) },
+      clock: { now },
     };
     const samples: Array<EventContext & { loadRead: number }> = [];
     const startMs = Date.parse(`${POPULATION_START}T01:00:00Z`);

@@ -38,9 +38,10 @@
  *   make W1, and the loser of W2 undoes its copy; a decision made in between may see the event twice.
  * - Across days (a producer resend with another date), the ingest settles what the day writes cannot see. Its one
  *   consistent window Query always reaches RESEND_HORIZON_DAYS before the event's date (and every later day), and
- *   returns light days' `ids` and heavy days' `hv` (`copies`). After recordEvent applied a copy, ingest calls
- *   settleCopy when that read shows the key on another light day, or when the copy is on a light day and a heavy
- *   day lies within the horizon (whose keys only its SEEN# guards know). settleCopy decides on the key's SEEN# guard:
+ *   returns light days' `ids` and heavy days' `hv` (`copies`). After recordEvent applied a copy (or found it applied
+ *   on its own date: the redelivery of an attempt that crashed before its settle), ingest calls settleCopy when that
+ *   read shows the key on another light day, or when the copy is on a light day and a heavy day lies within the
+ *   horizon (whose keys only its SEEN# guards know). settleCopy decides on the key's SEEN# guard:
  *     - a light copy that saw only heavy days nearby reads the guard (consistently) and keeps itself if there is
  *       none: a heavy copy that has not reached W2 yet reads the window after it and yields (below);
  *     - otherwise it puts a settled guard naming the claimed date (the earliest other light copy's, else its own) under
@@ -57,6 +58,40 @@
  *   day turned heavy between its write and the settle stays; dates further apart than the horizon (light days) or
  *   a guard past its TTL (heavy days) are not caught. Day items are kept at least the horizon (dayRetentionDays).
  *   `lightDayEvents: 0` makes every day heavy: 2 WRU an event, and no settle needed.
+ *
+ * ATTRIBUTE OVERLAY. An event that changes profile attributes (a questionnaire answer) would cost a third write on a
+ * heavy day, the profile's. Instead its changes (attributeContribution: applyEventToAttributes on an empty profile)
+ * ride in W1 as the day's overlay, and no profile write is made unless something else changed (the tier, consent,
+ * the review date: decideAndSave writes those as before, and its profile carries the overlays it read):
+ *   `ov`        the join (joinAttributes: the same order as applyEventToAttributes) of the attribute changes of the
+ *               day's events that wrote it, and its holder, the event key of the last one;
+ *   `u_<key>`   beside p_<key>: the overlay that attempt replaced ('' for none), removed with p_<key>.
+ *   W1 sets ov to join(expected overlay, the event's changes) under `ov = <expected>` (or none), and replaces an
+ *   overlay whose holder is pending (p_<holder> there) only when this store knows that the holder's guard holds its
+ *   token (W2 of this store): so the overlay a holder replaced only ever holds changes that count. A refusal shows the
+ *   overlay there: W1 is repeated expecting it, or without the overlay (the profile write then carries the change).
+ *   The undo of a stray copy (W2 found another token, or settleCopy took it back out) puts back the overlay it
+ *   replaced, in the same conditional write as its counters, if it still holds it (no one else can have replaced it).
+ *   A reader counts a day's overlay whole when its holder is not pending or its guard holds the holder's token (one
+ *   consistent guard read, unless this store wrote it), else the overlay the holder replaced. The profile a read
+ *   returns is the stored one joined with the overlays that count; saving it folds them (joins are idempotent).
+ * Where readers look, and the lease. Overlays may lie only on days from the profile's `overlayFrom` on: every read
+ * (loadUser, loadUserForJourney, and so the review, `strata user`, export and re-judge) joins the overlays of the
+ * days it reads from there, reading further back than asked when overlayFrom is earlier. An event writes the overlay
+ * only if the stored profile, as this store last read or saved it, holds a lease (`overlayFrom`, `overlayUntil`),
+ * its date is at least overlayFrom and yesterday (by the store's clock), and today is at least two days before
+ * overlayUntil. A profile that a read of a user with a heavy day today or yesterday returns carries the lease
+ * extended (overlayUntil two days on), and overlayFrom moved up to the day before yesterday, or to the earliest
+ * overlay whose holder has no guard yet (in flight, or crashed before W2): no overlay can appear later on an earlier
+ * day, so saving that profile leaves none unfolded before overlayFrom. The review index lists the profile on
+ * overlayUntil at the latest (reviewIndexDate), when the review folds what is left; a read on or after overlayUntil of
+ * a user with no recent heavy day and no overlay in flight drops both fields (no event may write one any more:
+ * events stopped two days before), so a user who went quiet stops being reviewed for it. A cold cache just pays the
+ * profile write, which stores the lease. Light users never have a lease, and pay nothing for any of this.
+ * Roll-up: a day is rolled up only if its overlay is folded (before overlayFrom), and the drain drops it. A heavy copy
+ * that settleCopy takes back out after another event's W1 replaced its overlay (two events of one user at once, one a
+ * resend with another date) stays in that overlay: the window left open, as for counters, by a decision made while
+ * both copies are applied.
  *
  * Segments (roll-up). A finished heavy day item is still ~150-250 bytes, most of it key, expiry and attribute names,
  * so a user heavy every day of a 90-day window reads ~20 KB. When a window read (loadUser) is big, the sealed heavy
@@ -84,11 +119,11 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { addDays, localDate } from '../core/dates.js';
+import { addDays, localDate, minDate } from '../core/dates.js';
 import { userRef } from '../core/hash.js';
 import type { ImportedDay } from '../core/import-plan.js';
 import { RESEND_HORIZON_DAYS } from '../core/ingest.js';
-import { DEFAULT_LIGHT_DAY_EVENTS, type DayIncrement, HEAVY_DAY_SIGNAL_SECONDS, coarsenSignal } from '../core/metrics.js';
+import { DEFAULT_LIGHT_DAY_EVENTS, type DayIncrement, HEAVY_DAY_SIGNAL_SECONDS, coarsenSignal, joinAttributes } from '../core/metrics.js';
 import type { JourneyStepStore } from '../core/journey/run-journey-step.js';
 import type { TierStore, WindowCopies } from '../core/ports.js';
 import type { UserEraser } from '../core/operator.js';
@@ -96,7 +131,7 @@ import type { RejudgeProgress, RejudgeStore } from '../core/rejudge.js';
 import { instantAtLocalTime } from '../core/local-time.js';
 import { reviewIndexDate } from '../core/review-date.js';
 import { reviewShard } from '../core/review.js';
-import { type DayBucket, type HistoryEntry, type UserProfile, committedHistory } from '../core/state.js';
+import { type DayBucket, type HistoryEntry, type StoredAttribute, type UserProfile, committedHistory } from '../core/state.js';
 import {
   PROFILE_KEY,
   REVIEW_CHECKPOINT_KEY,
@@ -174,6 +209,8 @@ const DAY_ATTRIBUTES = {
   heavy: 'hv',
   /** A heavy day sealed for its segment (see the roll-up below): while it is there, the day item alone counts. */
   rollSeal: 'rs',
+  /** A heavy day's attribute overlay (see ATTRIBUTE OVERLAY at the top of this file). */
+  overlay: 'ov',
 } as const;
 /**
  * A SEEN# guard's attributes: the token of the attempt that counts and its date; `settled` once a resend with
@@ -182,6 +219,43 @@ const DAY_ATTRIBUTES = {
 const GUARD_ATTRIBUTES = { token: 'token', date: 'date', settled: 'settled' } as const;
 /** A heavy day's pending key: `p_<event key>` = the token of the attempt whose counters were applied. */
 const PENDING_PREFIX = 'p_';
+/** Beside a pending key whose attempt wrote the overlay: `u_<event key>` = the overlay it replaced ('' for none). */
+const REPLACED_OVERLAY_PREFIX = 'u_';
+/** Overlay writes are allowed until this many days before the lease's end (`overlayUntil`), when a reader clears it. */
+const OVERLAY_WRITE_MARGIN_DAYS = 2;
+/** A heavy user's profile write extends the overlay lease to this many days after its date. */
+const OVERLAY_LEASE_DAYS = 2;
+/** Days before today from which overlays are written, and from which a fold may not advance `overlayFrom`. */
+const OVERLAY_RECENT_DAYS = 1;
+const OVERLAY_FOLD_LAG_DAYS = 2;
+
+/** A day's attribute overlay: the join of its writers' attribute changes, and the event key of the last writer. */
+interface Overlay {
+  holder: string;
+  attributes: Record<string, StoredAttribute>;
+}
+
+/** Compact text: each (occurredAt, event id) once, and every attribute as [value, index of its stamp]. */
+function encodeOverlay(overlay: Overlay): string {
+  const stamps: Array<[string, string]> = [];
+  const attributes: Record<string, [StoredAttribute['value'], number]> = {};
+  for (const [name, attribute] of Object.entries(overlay.attributes)) {
+    let i = stamps.findIndex(([at, eventId]) => at === attribute.at && eventId === attribute.eventId);
+    if (i < 0) i = stamps.push([attribute.at, attribute.eventId]) - 1;
+    attributes[name] = [attribute.value, i];
+  }
+  return JSON.stringify({ k: overlay.holder, e: stamps, a: attributes });
+}
+
+function decodeOverlay(text: string | undefined): Overlay | undefined {
+  if (!text) return undefined;
+  const { k, e, a } = JSON.parse(text) as { k: string; e: Array<[string, string]>; a: Record<string, [StoredAttribute['value'], number]> };
+  const attributes: Record<string, StoredAttribute> = {};
+  for (const [name, [value, i]] of Object.entries(a)) attributes[name] = { value, at: e[i]![0], eventId: e[i]![1] };
+  return { holder: k, attributes };
+}
+
+const laterDate = (a: string, b: string): string => (a > b ? a : b);
 /**
  * A day's signals, one binary-set attribute per signal filter: `*<filter id>` = the times they fall at, relative to
  * UTC midnight of the day's date (see signalSetAttributes). An element of one byte is a whole hour (every heavy-day
@@ -464,11 +538,15 @@ function startOfLocalDay(date: string, timeZone: string): number {
   return Math.floor(instantAtLocalTime(date, 0, timeZone).getTime() / 1000);
 }
 
-/** REMOVE targets for these event keys' p_ entries (a heavy day's pending markers), named into `names`. */
+/**
+ * REMOVE targets for these event keys' p_ entries (a heavy day's pending markers) and the u_ entries that go with
+ * them (an overlay's replaced value is kept only while its writer is pending), named into `names`.
+ */
 function pendingRemovals(eventKeys: readonly string[], names: Record<string, string>): string[] {
-  return eventKeys.map((key, i) => {
+  return eventKeys.flatMap((key, i) => {
     names[`#r${i}`] = PENDING_PREFIX + key;
-    return `#r${i}`;
+    names[`#q${i}`] = REPLACED_OVERLAY_PREFIX + key;
+    return [`#r${i}`, `#q${i}`];
   });
 }
 
@@ -584,14 +662,18 @@ interface Segment {
 const SEGMENT_DAYS_ATTRIBUTE = 'dd';
 const SEGMENT_VALUE_SEPARATOR = ',';
 
-/** The day item's values if it can be rolled up (a heavy day with counters, binary signal sets and pending keys only). */
-function rollableValues(item: Item): DayValues | undefined {
+/**
+ * The day item's values if it can be rolled up (a heavy day with counters, binary signal sets and pending keys only,
+ * and an attribute overlay only if the profile has folded it: the day is before `overlayFrom`, and the drain drops it).
+ */
+function rollableValues(item: Item, overlayFolded: boolean): DayValues | undefined {
   if (item[DAY_ATTRIBUTES.heavy]?.BOOL !== true) return undefined;
   const values: DayValues = { counters: new Map(), signalSets: new Map() };
   for (const [name, attribute] of Object.entries(item)) {
     if (name === TABLE_KEYS.partitionKey || name === TABLE_KEYS.sortKey || name === TABLE_KEYS.timeToLiveAttribute) continue;
     if (name === DAY_ATTRIBUTES.heavy || name === DAY_ATTRIBUTES.rollSeal) continue;
-    if (name.startsWith(PENDING_PREFIX) && attribute.S !== undefined) continue;
+    if (name === DAY_ATTRIBUTES.overlay && overlayFolded) continue;
+    if ((name.startsWith(PENDING_PREFIX) || name.startsWith(REPLACED_OVERLAY_PREFIX)) && attribute.S !== undefined) continue;
     if (attribute.N !== undefined && !NON_COUNTER_ATTRIBUTES.has(name)) values.counters.set(name, attribute.N);
     else if (attribute.BS !== undefined && name.startsWith(SIGNAL_SET_PREFIX)) values.signalSets.set(name, attribute.BS);
     // Light keys, sends, string or earlier-layout signals: the day stays a day item.
@@ -840,6 +922,7 @@ export function tableItemLayout(
       }
       if (day.sends !== undefined) item[DAY_ATTRIBUTES.sends] = { N: String(day.sends) };
       if (day.sendIds?.length) item[DAY_ATTRIBUTES.sendIds] = { SS: [...day.sendIds] };
+      if (day.overlay) item[DAY_ATTRIBUTES.overlay] = { S: day.overlay };
       return item;
     },
     guardItems(userId, day) {
@@ -869,11 +952,18 @@ export function segmentsWithoutDates(stored: readonly Item[], dates: ReadonlySet
   return rewritten;
 }
 
-/** The stored attributes of a day item other than its counters, so that `strata import --rebuild` can keep sends. */
-export function dayItemSends(item: Item): { sends?: number; sendIds?: string[] } {
+/**
+ * The stored attributes of a day item other than its counters that `strata import --rebuild` keeps: the journey
+ * sends, and the attribute overlay as it counts (the one its writer replaced while that writer is pending: the
+ * rebuilt item has no pending markers).
+ */
+export function dayItemKept(item: Item): { sends?: number; sendIds?: string[]; overlay?: string } {
   const sends = item[DAY_ATTRIBUTES.sends]?.N;
   const sendIds = item[DAY_ATTRIBUTES.sendIds]?.SS;
-  return { ...(sends !== undefined ? { sends: Number(sends) } : {}), ...(sendIds ? { sendIds } : {}) };
+  const stored = item[DAY_ATTRIBUTES.overlay]?.S;
+  const holder = decodeOverlay(stored)?.holder;
+  const overlay = holder !== undefined && item[PENDING_PREFIX + holder] !== undefined ? item[REPLACED_OVERLAY_PREFIX + holder]?.S : stored;
+  return { ...(sends !== undefined ? { sends: Number(sends) } : {}), ...(sendIds ? { sendIds } : {}), ...(overlay ? { overlay } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1032,11 +1122,13 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           if (rolledDates.has(date)) copies.heavyDates.push(date);
         }
       }
+      const storedOverlayFrom = profile?.overlayFrom;
+      if (profile) profile = await withOverlays(operation, profile, fromDate, dayItems, copies.heavyDates);
       if (operation === 'loadUser') {
         // The read above is complete and exact whatever the roll-up does: a roll-up that stops (throttled, or any
         // failure) is picked up by a later read, and must not fail the event that read for its decision.
         try {
-          await rollUp(userId, fromDate, items, dayItems, segments);
+          await rollUp(userId, fromDate, items, dayItems, segments, storedOverlayFrom);
         } catch (error) {
           options.onRollUpFailure?.(userId, error);
         }
@@ -1076,6 +1168,8 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     items: readonly Item[],
     dayItems: ReadonlyMap<string, Item>,
     segments: Segment[],
+    /** The stored profile's overlayFrom: overlays on earlier days are folded (all of them when there is none). */
+    overlayFrom: string | undefined,
   ): Promise<void> {
     // What an earlier attempt left: days still sealed under a stored segment.
     for (const segment of segments) {
@@ -1099,7 +1193,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     for (const [date, item] of dayItems) {
       const firstDate = segmentFirstDate(date);
       if (firstDate < fromDate || stored.has(firstDate) || addDays(firstDate, SEGMENT_DAYS - 1) > addDays(newest, -SEAL_LAG_DAYS)) continue;
-      const values = rollableValues(item);
+      const values = rollableValues(item, overlayFrom === undefined || date < overlayFrom);
       if (values) periods.set(firstDate, [...(periods.get(firstDate) ?? []), [date, item, values]]);
     }
     let made = 0;
@@ -1208,10 +1302,16 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     }
     const names: Record<string, string> = { '#rs': DAY_ATTRIBUTES.rollSeal, '#hv': DAY_ATTRIBUTES.heavy };
     const shared: Item = { ':drained': { N: String(epochDayNow()) } };
-    const pending = confirmed.map((name, i) => {
+    const pending = confirmed.flatMap((name, i) => {
       names[`#p${i}`] = name;
-      return `#p${i}`;
+      names[`#u${i}`] = REPLACED_OVERLAY_PREFIX + name.slice(PENDING_PREFIX.length);
+      return [`#p${i}`, `#u${i}`];
     });
+    // Only a day whose overlay the profile has folded is rolled up (rollableValues): the overlay goes with the drain.
+    if (read[DAY_ATTRIBUTES.overlay] !== undefined) {
+      names['#ov'] = DAY_ATTRIBUTES.overlay;
+      pending.push('#ov');
+    }
     const counters = [...values.counters].map(([name, amount], i) => {
       names[`#c${i}`] = name;
       return { ref: `#c${i}`, value: `:c${i}`, amount };
@@ -1529,40 +1629,68 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     [TABLE_KEYS.sortKey]: { S: seenKey(eventKey) },
   });
 
-  /** Takes a copy of the event back out of a day, if one is there under a token other than the guard's. */
+  /**
+   * Takes a copy of the event back out of a day, if one is there under a token other than the guard's: its counters,
+   * and the overlay it wrote, which goes back to the one it replaced (kept in its u_ entry). No other writer can have
+   * replaced that overlay since: a pending writer's overlay is replaced only by one that knows its guard, which a
+   * stray never gets. Repeatable: the condition on the token makes a second undo change nothing.
+   */
   async function undoStrayCopy(userId: string, eventKey: string, increment: DayIncrement, guardToken: string | undefined): Promise<void> {
     const key = dayItemKey(userId, increment.date);
     const pendingName = PENDING_PREFIX + eventKey;
-    const { Item: day } = await metered(
-      'recordEvent',
-      'read',
-      client.send(
-        new GetItemCommand({
-          ...common,
+    const replacedName = REPLACED_OVERLAY_PREFIX + eventKey;
+    // Twice at most: a second round only when the overlay changed between the read and the write.
+    for (let round = 0; round < 2; round++) {
+      const { Item: day } = await metered(
+        'recordEvent',
+        'read',
+        client.send(
+          new GetItemCommand({
+            ...common,
+            Key: key,
+            ConsistentRead: true,
+            ProjectionExpression: '#p, #u, #ov',
+            ExpressionAttributeNames: { '#p': pendingName, '#u': replacedName, '#ov': DAY_ATTRIBUTES.overlay },
+          }),
+        ),
+      );
+      const stray = day?.[pendingName]?.S;
+      if (stray === undefined || stray === guardToken) return;
+      const names: Record<string, string> = { '#p': pendingName, '#u': replacedName };
+      const values: Item = { ':token': { S: stray } };
+      const subtractions = incrementClauses(increment, -1, names, values);
+      const removals = ['#p', '#u'];
+      let conditions = '#p = :token';
+      let restore = '';
+      const overlayNow = day?.[DAY_ATTRIBUTES.overlay]?.S;
+      const replaced = day?.[replacedName]?.S ?? '';
+      const restoring = decodeOverlay(overlayNow)?.holder === eventKey;
+      if (restoring) {
+        names['#ov'] = DAY_ATTRIBUTES.overlay;
+        values[':ovNow'] = { S: overlayNow! };
+        conditions += ' AND #ov = :ovNow';
+        if (replaced) {
+          values[':replaced'] = { S: replaced };
+          restore = ' SET #ov = :replaced';
+        } else removals.push('#ov');
+      }
+      const undone = await conditionalWrite(
+        'recordEvent',
+        key,
+        updateDay({
           Key: key,
-          ConsistentRead: true,
-          ProjectionExpression: '#p',
-          ExpressionAttributeNames: { '#p': pendingName },
+          UpdateExpression: (subtractions.length > 0 ? `ADD ${subtractions.join(', ')} ` : '') + `REMOVE ${removals.join(', ')}${restore}`,
+          ConditionExpression: conditions,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValuesOnConditionCheckFailure: 'NONE',
         }),
-      ),
-    );
-    const stray = day?.[pendingName]?.S;
-    if (stray === undefined || stray === guardToken) return;
-    const names: Record<string, string> = { '#p': pendingName };
-    const values: Item = { ':token': { S: stray } };
-    const subtractions = incrementClauses(increment, -1, names, values);
-    await conditionalWrite(
-      'recordEvent',
-      key,
-      updateDay({
-        Key: key,
-        UpdateExpression: (subtractions.length > 0 ? `ADD ${subtractions.join(', ')} ` : '') + 'REMOVE #p',
-        ConditionExpression: '#p = :token',
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-        ReturnValuesOnConditionCheckFailure: 'NONE',
-      }),
-    );
+      );
+      if (undone.applied) {
+        if (restoring) remember(dayOverlays, dayRef(userId, increment.date), replaced);
+        return;
+      }
+    }
   }
 
   const appliedOnOf = (guard: Item | undefined): { duplicate: true; appliedOn?: string } => {
@@ -1587,7 +1715,10 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       await undoStrayCopy(userId, eventKey, increment, existingGuard[GUARD_ATTRIBUTES.token]?.S);
       return appliedOnOf(existingGuard);
     }
-    // A few rounds at most: a round only repeats when a pending entry vanished between a failure and its read.
+    // The event's attribute changes ride in W1 as the day's overlay when the profile's lease allows it.
+    let withOverlay = increment.attributes !== undefined && overlayAllowed(userId, increment.date);
+    // A few rounds at most: a round only repeats when a pending entry vanished between a failure and its read, or
+    // when the overlay there was not the one expected.
     for (let round = 0; round < 4; round++) {
       let token = randomUUID().replace(/-/g, '').slice(0, 12);
       const confirmed = [...new Set(confirmedKeys.get(ref))].filter((k) => k !== eventKey).slice(0, PENDING_REMOVALS_PER_WRITE);
@@ -1600,6 +1731,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       const values: Item = { ':token': { S: token }, ':key': { S: eventKey }, ':true': { BOOL: true }, ':expiresAt': expiresAt(increment.date) };
       const removals = pendingRemovals(confirmed, names);
       const additions = incrementClauses(coarsened(increment), 1, names, values);
+      const overlay = withOverlay ? overlayWrite(ref, eventKey, increment.attributes!, names, values) : undefined;
       const w1 = await conditionalWrite(
         'recordEvent',
         key,
@@ -1608,8 +1740,9 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           UpdateExpression:
             (additions.length > 0 ? `ADD ${additions.join(', ')} ` : '') +
             'SET #p = :token, #hv = :true, #expiresAt = :expiresAt' +
+            (overlay ? `, ${overlay.set}` : '') +
             (removals.length > 0 ? ` REMOVE ${removals.join(', ')}` : ''),
-          ConditionExpression: 'attribute_not_exists(#p) AND NOT contains(#ids, :key)',
+          ConditionExpression: 'attribute_not_exists(#p) AND NOT contains(#ids, :key)' + (overlay ? ` AND ${overlay.condition}` : ''),
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         }),
@@ -1620,10 +1753,16 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
           ref,
           (confirmedKeys.get(ref) ?? []).filter((k) => !confirmed.includes(k)),
         );
+        for (const removed of confirmed) confirmedTokens.delete(keyRef(ref, removed));
+        if (overlay) remember(dayOverlays, ref, overlay.text);
       } else {
         if (w1.old?.[DAY_ATTRIBUTES.eventKeys]?.SS?.includes(eventKey)) return { duplicate: true };
         const pendingToken = w1.old?.[pendingName]?.S;
-        if (pendingToken === undefined) continue;
+        if (pendingToken === undefined) {
+          // Refused by the overlay's condition: expect what is there, or leave the change to the profile write.
+          if (overlay) withOverlay = learnOverlay(ref, w1.old);
+          continue;
+        }
         token = pendingToken;
         adopted = true;
       }
@@ -1632,6 +1771,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
       if (w2.applied || w2.old?.[GUARD_ATTRIBUTES.token]?.S === token) {
         rememberHeavy(ref);
         confirmKey(userId, increment.date, eventKey);
+        remember(confirmedTokens, keyRef(ref, eventKey), token);
         return { duplicate: adopted };
       }
       // Applied before under another token: take this day's copy back out.
@@ -1699,6 +1839,199 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         ReturnValuesOnConditionCheckFailure: 'NONE',
       }),
     );
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Attribute overlay (the protocol is described at the top of this file).
+
+  /** Per user, the overlay lease of the stored profile as this store last read or wrote it. */
+  const overlayLeases = new Map<string, { from: string; until: string }>();
+  /** Per heavy day, the overlay text this store last saw there ('' for none): what W1 expects to replace. */
+  const dayOverlays = new Map<string, string>();
+  /** Per heavy day and event key, the token its SEEN# guard holds, when this store wrote or read it. */
+  const confirmedTokens = new Map<string, string>();
+  const keyRef = (ref: string, eventKey: string): string => `${ref}\u0000${eventKey}`;
+  const today = (): string => localDate(wallClock(), timeZone);
+
+  function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+    if (!map.has(key) && map.size >= HEAVY_DAYS_REMEMBERED) map.delete(map.keys().next().value as K);
+    map.set(key, value);
+  }
+
+  function rememberLease(profile: UserProfile): void {
+    const { userId, overlayFrom, overlayUntil } = profile;
+    if (overlayFrom !== undefined && overlayUntil !== undefined) remember(overlayLeases, userId, { from: overlayFrom, until: overlayUntil });
+    else overlayLeases.delete(userId);
+  }
+
+  /**
+   * Whether an event of `date` may write the overlay: the stored profile (as last read or written here) holds a lease
+   * that readers follow, the date is recent, and the lease has not reached its last days.
+   */
+  function overlayAllowed(userId: string, date: string): boolean {
+    const lease = overlayLeases.get(userId);
+    if (!lease) return false;
+    const now = today();
+    return date >= lease.from && date >= addDays(now, -OVERLAY_RECENT_DAYS) && now <= addDays(lease.until, -OVERLAY_WRITE_MARGIN_DAYS);
+  }
+
+  /**
+   * The SET clauses and condition that put this event's contribution into the day's overlay, replacing the overlay
+   * this store expects there; undefined when the join adds nothing to it. A pending writer's overlay is replaced only
+   * when this store knows that writer's guard holds its token, so that an overlay put back by an undo is always one
+   * whose writers count.
+   */
+  function overlayWrite(
+    ref: string,
+    eventKey: string,
+    contribution: Record<string, StoredAttribute>,
+    names: Record<string, string>,
+    values: Item,
+  ): { set: string; condition: string; text: string } | undefined {
+    const current = dayOverlays.get(ref) ?? '';
+    const expected = decodeOverlay(current);
+    const joined = joinAttributes(expected?.attributes ?? {}, contribution);
+    if (expected && joined === expected.attributes) return undefined;
+    const text = encodeOverlay({ holder: eventKey, attributes: joined });
+    names['#ov'] = DAY_ATTRIBUTES.overlay;
+    names['#u'] = REPLACED_OVERLAY_PREFIX + eventKey;
+    values[':ov'] = { S: text };
+    values[':replaced'] = { S: current };
+    if (!expected) return { set: '#ov = :ov, #u = :replaced', condition: 'attribute_not_exists(#ov)', text };
+    names['#holder'] = PENDING_PREFIX + expected.holder;
+    const known = confirmedTokens.get(keyRef(ref, expected.holder));
+    if (known !== undefined) values[':holderToken'] = { S: known };
+    const holderDone = known !== undefined ? '(attribute_not_exists(#holder) OR #holder = :holderToken)' : 'attribute_not_exists(#holder)';
+    return { set: '#ov = :ov, #u = :replaced', condition: `#ov = :replaced AND ${holderDone}`, text };
+  }
+
+  /**
+   * After W1 was refused with the item as it was: the overlay there is what to expect next time. Returns whether a
+   * retry may still write the overlay (its holder is not pending, or known to count).
+   */
+  function learnOverlay(ref: string, old: Item | undefined): boolean {
+    const text = old?.[DAY_ATTRIBUTES.overlay]?.S ?? '';
+    remember(dayOverlays, ref, text);
+    const holder = decodeOverlay(text)?.holder;
+    if (holder === undefined) return true;
+    const pending = old?.[PENDING_PREFIX + holder]?.S;
+    return pending === undefined || confirmedTokens.get(keyRef(ref, holder)) === pending;
+  }
+
+  /**
+   * A day's overlay as it counts: whole when its holder is not pending or its guard holds the holder's token; else
+   * the overlay the holder replaced (its writers count), and `unresolved` while the holder has no guard yet (in
+   * flight, or crashed before W2: its redelivery finishes it).
+   */
+  async function countedOverlay(
+    operation: StoreOperation,
+    userId: string,
+    date: string,
+    item: Item,
+    overlay: Overlay,
+  ): Promise<{ attributes: Record<string, StoredAttribute>; unresolved?: true }> {
+    const token = item[PENDING_PREFIX + overlay.holder]?.S;
+    if (token === undefined) return { attributes: overlay.attributes };
+    const ref = keyRef(dayRef(userId, date), overlay.holder);
+    if (confirmedTokens.get(ref) === token) return { attributes: overlay.attributes };
+    const { Item: guard } = await metered(
+      operation,
+      'read',
+      client.send(
+        new GetItemCommand({
+          ...common,
+          Key: guardKey(userId, overlay.holder),
+          ConsistentRead: true,
+          ProjectionExpression: '#token',
+          ExpressionAttributeNames: { '#token': GUARD_ATTRIBUTES.token },
+        }),
+      ),
+    );
+    const guardToken = guard?.[GUARD_ATTRIBUTES.token]?.S;
+    if (guardToken === token) {
+      remember(confirmedTokens, ref, token);
+      return { attributes: overlay.attributes };
+    }
+    const replaced = decodeOverlay(item[REPLACED_OVERLAY_PREFIX + overlay.holder]?.S)?.attributes ?? {};
+    return guardToken === undefined ? { attributes: replaced, unresolved: true } : { attributes: replaced };
+  }
+
+  /** Day items of the user from `from` to `to`, for the overlays a window read that starts later does not see. */
+  async function overlayDays(operation: StoreOperation, userId: string, from: string, to: string): Promise<Map<string, Item>> {
+    const items = await queryAll(operation, {
+      ConsistentRead: true,
+      KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: { ':pk': { S: userKey(userId) }, ':from': { S: dayKey(from) }, ':to': { S: dayKey(to) } },
+    });
+    const days = new Map<string, Item>();
+    for (const item of items) {
+      const sortKey = item[TABLE_KEYS.sortKey]?.S ?? '';
+      if (sortKey.startsWith(DAY_PREFIX) && !isSegmentKey(sortKey)) days.set(sortKey.slice(DAY_PREFIX.length), item);
+    }
+    return days;
+  }
+
+  /**
+   * The profile as it counts: the stored one joined with the overlays of its days from `overlayFrom` on (read further
+   * back than the window when it must), with the overlay fields a save of it may store: `overlayFrom` advanced past
+   * what is folded (never past an unresolved overlay, nor past the days events may still write), the lease extended
+   * while the user has a heavy day today or yesterday, and both cleared once the lease is over and nothing is left.
+   */
+  async function withOverlays(
+    operation: StoreOperation,
+    stored: UserProfile,
+    fromDate: string,
+    dayItems: ReadonlyMap<string, Item>,
+    heavyDates: readonly string[],
+  ): Promise<UserProfile> {
+    const { userId } = stored;
+    rememberLease(stored);
+    const now = today();
+    const from = stored.overlayFrom;
+    let attributes = stored.attributes;
+    let unresolved: string | undefined;
+    if (from !== undefined) {
+      const earlier = from < fromDate ? await overlayDays(operation, userId, from, addDays(fromDate, -1)) : undefined;
+      for (const [date, item] of [...(earlier ?? []), ...dayItems]) {
+        if (date < from) continue;
+        const text = item[DAY_ATTRIBUTES.overlay]?.S;
+        const overlay = decodeOverlay(text);
+        if (!overlay) continue;
+        remember(dayOverlays, dayRef(userId, date), text!);
+        const counted = await countedOverlay(operation, userId, date, item, overlay);
+        // A holder SQS can no longer redeliver does not hold overlayFrom back: if it is ever redriven, its own
+        // decision reads past it, finds its changes missing and writes them to the profile.
+        if (counted.unresolved && date >= addDays(now, -REDELIVERY_DAYS)) unresolved = minDate(unresolved, date);
+        attributes = joinAttributes(attributes, counted.attributes);
+      }
+    }
+    const recent = addDays(now, -OVERLAY_RECENT_DAYS);
+    const heavyRecently = heavyDates.some((date) => date >= recent) || heavyDays.has(dayRef(userId, now)) || heavyDays.has(dayRef(userId, recent));
+    // Events write overlays only from yesterday on (by their clock), so a fold may move overlayFrom up to the day before.
+    const folded = minDate(addDays(now, -OVERLAY_FOLD_LAG_DAYS), unresolved)!;
+    let overlayFrom: string | undefined;
+    let overlayUntil: string | undefined;
+    if (heavyRecently) {
+      overlayFrom = from === undefined ? folded : laterDate(from, folded);
+      const extended = addDays(now, OVERLAY_LEASE_DAYS);
+      overlayUntil = stored.overlayUntil === undefined ? extended : laterDate(stored.overlayUntil, extended);
+    } else if (from !== undefined) {
+      const over = stored.overlayUntil === undefined || now >= stored.overlayUntil;
+      // Over, and nothing left to fold: no event may write the overlay any more, so readers need not look for it.
+      if (!over || unresolved !== undefined) {
+        overlayFrom = laterDate(from, folded);
+        overlayUntil = over ? addDays(now, 1) : stored.overlayUntil;
+      }
+    }
+    if (attributes === stored.attributes && overlayFrom === from && overlayUntil === stored.overlayUntil) return stored;
+    const { overlayFrom: _from, overlayUntil: _until, ...rest } = stored;
+    return {
+      ...rest,
+      attributes,
+      ...(overlayFrom !== undefined ? { overlayFrom } : {}),
+      ...(overlayUntil !== undefined ? { overlayUntil } : {}),
+    };
   }
 
   // The re-judge run's checkpoint items (one per ruleset version and Scan segment) live beside the review's.
@@ -1788,6 +2121,8 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
             ),
           ),
         );
+        // The lease it stored is what this store's overlay writes now go by.
+        if (written !== undefined) rememberLease(profile);
         return written !== undefined;
       });
     },
@@ -1820,13 +2155,18 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
         // The index key is rebuilt from this profile's reviewAt, so the stored one must still be the same: a later
         // write that moved it also carried the outbox forward, and clears it itself after its own flush.
         let reviewAtUnchanged: string;
-        if (profile.reviewAt !== undefined) {
-          values[':reviewAt'] = { S: profile.reviewAt };
-          values[':reviewPk'] = { S: reviewPartitionOf(profile.userId, profile.reviewAt) };
+        // The index date once the outbox is empty: the review date, or the end of an overlay lease if that is sooner.
+        const indexDate = reviewIndexDate({ ...profile, outboxVersion: undefined });
+        if (indexDate !== undefined) {
+          values[':reviewPk'] = { S: reviewPartitionOf(profile.userId, indexDate) };
           setReviewPartition = ' SET #reviewPk = :reviewPk';
-          reviewAtUnchanged = '#reviewAt = :reviewAt';
         } else {
           removals.push('#reviewPk');
+        }
+        if (profile.reviewAt !== undefined) {
+          values[':reviewAt'] = { S: profile.reviewAt };
+          reviewAtUnchanged = '#reviewAt = :reviewAt';
+        } else {
           reviewAtUnchanged = 'attribute_not_exists(#reviewAt)';
         }
         const cleared = await unlessConditionFails(

@@ -24,6 +24,11 @@ export interface ImportedDay extends DayBucket {
   guardKeys: readonly string[];
   /** Journey send ids recorded that day (kept by `--rebuild` from the stored item). */
   sendIds?: readonly string[];
+  /**
+   * A stored day's attribute overlay, in the DynamoDB store's own text (kept by `--rebuild`: the profile stays as live
+   * ingest left it, and the changes not folded into it yet live in the overlay).
+   */
+  overlay?: string;
 }
 
 /** What the replay left for one user: everything import writes for them. */

@@ -14,10 +14,10 @@ import { type AnalyticsCounters, type TierCountOccurrence, conversionOccurrence,
 import { applyConsentEvent } from './consent.js';
 import { addDays, instantMs, localDate } from './dates.js';
 import { type Decision, type TierTransition, decideTier, lockTier, unlockTier } from './decide.js';
-import { assertNever } from './errors.js';
+import { InvalidEventError, assertNever } from './errors.js';
 import type { UserEvent } from './event.js';
 import { shortHash, userRef } from './hash.js';
-import { type DayIncrement, applyEventToAttributes, dayIncrements, factsAt } from './metrics.js';
+import { type DayIncrement, applyEventToAttributes, attributeContribution, dayIncrements, factsAt } from './metrics.js';
 import type { Clock, JourneyStarter, NoticePublisher, TierStore, WindowCopies } from './ports.js';
 import { type Qualification, qualify, qualifyNow } from './qualify.js';
 import { nextReviewDate } from './review-date.js';
@@ -201,7 +201,10 @@ export async function decideAndSave(
   const { ruleset, store, clock } = services;
   // A copy of an event already applied under another date: its attributes must not count twice either.
   let countedOn = copy?.duplicate && copy.appliedOn !== copy.increment.date ? copy.appliedOn : undefined;
-  let settled = copy === undefined || copy.duplicate;
+  // A duplicate that counts on its own date may be the redelivery of an attempt that crashed before its settle (between
+  // W1 and W2, which this delivery adopted, or after W2): it is settled as a fresh copy is. For a plain redelivery
+  // the window read shows no copy elsewhere, and nothing is settled.
+  let settled = copy === undefined || countedOn !== undefined;
   for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
     const now = clock.now();
     const decisionWindow = windowStart(ruleset, now);
@@ -406,8 +409,25 @@ export async function tryFlushOutbox(services: TierServices, saved: Pick<SavedDe
   }
 }
 
+/**
+ * The event's day increment, with what it contributes to the attributes when it changes any: the store may keep that
+ * beside the day's counters (a heavy day's attribute overlay), so that no profile write is needed for it. An
+ * attribute of the wrong type is refused later, by decideAndSave after the day write, as it always has been.
+ */
+function eventIncrement(ruleset: Ruleset, event: UserEvent): DayIncrement {
+  const increment = dayIncrements(ruleset, event);
+  let attributes: DayIncrement['attributes'];
+  try {
+    attributes = attributeContribution(ruleset, event);
+  } catch (error) {
+    if (error instanceof InvalidEventError) return increment;
+    throw error;
+  }
+  return Object.keys(attributes).length > 0 ? { ...increment, attributes } : increment;
+}
+
 export async function ingestEvent(services: TierServices, event: UserEvent): Promise<IngestResult> {
-  const increment = dayIncrements(services.ruleset, event);
+  const increment = eventIncrement(services.ruleset, event);
   const key = eventKey(event.eventId);
   const recorded = await services.store.recordEvent(event.userId, key, increment);
   // A same-day duplicate still applies its attributes (idempotent), which heals a crash before the profile write.

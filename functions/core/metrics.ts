@@ -18,6 +18,12 @@ export interface DayIncrement {
   date: string;
   counters: Record<string, number>;
   signals: string[];
+  /**
+   * What the event contributes to the profile's attributes (attributeContribution), when it changes any: a store may
+   * keep it beside the day's counters (the DynamoDB store's attribute overlay on a heavy day). Stores that do not
+   * ignore it; the profile write then carries the change.
+   */
+  attributes?: Record<string, StoredAttribute>;
 }
 
 type FilterLike = Pick<CounterSpec, 'eventTypes' | 'where'>;
@@ -251,6 +257,19 @@ function tagValues(raw: unknown): string[] | undefined {
   return undefined;
 }
 
+/**
+ * Two tag lists merged: capped, and by sort order rather than arrival, so that the stored set is the same in any
+ * delivery order (the smallest MAX_TAGS of a union is the smallest MAX_TAGS of the union of the capped parts).
+ */
+function mergedTags(current: readonly string[], values: readonly string[]): string[] {
+  return [...new Set([...current, ...values])].sort().slice(0, MAX_TAGS);
+}
+
+/** Whether two tag lists hold the same values in the same order: a full list can change without growing. */
+function sameTags(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((tag, i) => tag === b[i]);
+}
+
 /** `next` with `name` set to `value`, `next` being a copy of `current` made on the first change (undefined before). */
 function withAttribute(
   next: Record<string, StoredAttribute> | undefined,
@@ -294,12 +313,11 @@ export function applyEventToAttributes(
           { pointer: `/properties/${definition.property}`, message: 'must be a string or a list of strings (it sets tags)' },
         ]);
       const current = Array.isArray(stored?.value) ? stored.value : [];
-      // Capped, and by sort order rather than arrival, so that the stored set is the same in any delivery order.
-      const merged = [...new Set([...current, ...values])].sort().slice(0, MAX_TAGS);
+      const merged = mergedTags(current, values);
       // `at` tracks the latest contributing event so that the stored item is the same in any delivery order.
       const candidateIsNewer = !stored || isLater(candidate, stored);
       const latest = candidateIsNewer ? candidate : stored;
-      if (merged.length !== current.length || candidateIsNewer)
+      if (!sameTags(merged, current) || candidateIsNewer)
         next = withAttribute(next, profile.attributes, name, { value: merged, at: latest.at, eventId: latest.eventId });
       continue;
     }
@@ -315,4 +333,48 @@ export function applyEventToAttributes(
       next = withAttribute(next, profile.attributes, name, { value: raw as string | number | boolean, ...candidate });
   }
   return next;
+}
+
+const NO_ATTRIBUTES: Readonly<Record<string, StoredAttribute>> = Object.freeze({});
+
+/**
+ * What one event contributes to the profile's attributes on its own: applyEventToAttributes on an empty profile.
+ * Joined (joinAttributes) into any profile it gives what applying the event gives, so a store may keep a day's
+ * contributions apart from the profile and join them in when it reads (see the attribute overlay in dynamo-store.ts).
+ */
+export function attributeContribution(ruleset: Pick<Ruleset, 'attributes'>, event: UserEvent): Record<string, StoredAttribute> {
+  return applyEventToAttributes(ruleset, { attributes: NO_ATTRIBUTES }, event) ?? {};
+}
+
+/**
+ * The join of two attribute records, in exactly applyEventToAttributes' order: per attribute, the later
+ * (occurredAt, then event id) wins for values, the earlier for days-since (value null), and tags are the capped
+ * union with the later event's stamp. Commutative, associative and idempotent, so joining events' contributions in
+ * any grouping and order gives what applying the events one by one gives. Returns `a` itself when `b` adds nothing.
+ */
+export function joinAttributes(
+  a: Readonly<Record<string, StoredAttribute>>,
+  b: Readonly<Record<string, StoredAttribute>>,
+): Record<string, StoredAttribute> {
+  let next: Record<string, StoredAttribute> | undefined;
+  for (const name in b) {
+    if (!Object.hasOwn(b, name)) continue;
+    const incoming = b[name]!;
+    const stored = Object.hasOwn(a, name) ? a[name] : undefined;
+    const joined = stored === undefined ? incoming : joinAttribute(stored, incoming);
+    if (joined !== stored) next = withAttribute(next, a, name, joined);
+  }
+  return next ?? (a as Record<string, StoredAttribute>);
+}
+
+function joinAttribute(stored: StoredAttribute, incoming: StoredAttribute): StoredAttribute {
+  if (Array.isArray(stored.value) && Array.isArray(incoming.value)) {
+    const merged = mergedTags(stored.value, incoming.value);
+    const latest = isLater(incoming, stored) ? incoming : stored;
+    if (latest === stored && sameTags(merged, stored.value)) return stored;
+    return { value: merged, at: latest.at, eventId: latest.eventId };
+  }
+  // days-since keeps the first occurrence; every other value the latest.
+  if (stored.value === null && incoming.value === null) return isLater(stored, incoming) ? incoming : stored;
+  return isLater(incoming, stored) ? incoming : stored;
 }

@@ -79,10 +79,11 @@ export function candidateDates(ruleset: Ruleset, profile: UserProfile, buckets: 
 
 /**
  * The date under which the review index lists a user: the review date, or the next night while an outbox is
- * waiting, so that a crash before the outbox was emptied is healed by the review even if no event follows.
+ * waiting, so that a crash before the outbox was emptied is healed by the review even if no event follows, and no
+ * later than the end of an attribute overlay's lease, so that a user who went quiet has the overlay folded.
  */
-export function reviewIndexDate(profile: Pick<UserProfile, 'reviewAt' | 'outboxVersion' | 'outboxRetryAt'>): string | undefined {
-  return minDate(profile.reviewAt, profile.outboxVersion !== undefined ? profile.outboxRetryAt : undefined);
+export function reviewIndexDate(profile: Pick<UserProfile, 'reviewAt' | 'outboxVersion' | 'outboxRetryAt' | 'overlayUntil'>): string | undefined {
+  return minDate(profile.reviewAt, profile.outboxVersion !== undefined ? profile.outboxRetryAt : undefined, profile.overlayUntil);
 }
 
 /** The tier the rules give on `date` to these buckets and the profile's attributes. */

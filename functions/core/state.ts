@@ -114,6 +114,17 @@ export interface UserProfile {
    * outbox, so taking it costs nothing on a tier change.
    */
   outboxLease?: OutboxLease;
+  /**
+   * A heavy user's attribute overlay (functions/aws/dynamo-store.ts): day items dated from this local date on may
+   * hold attribute changes that are not in `attributes` yet; a reader joins them in, and a save folds them. Only the
+   * DynamoDB store sets it.
+   */
+  overlayFrom?: string;
+  /**
+   * The overlay's lease: events may write it until two days before this local date, on which the review folds it
+   * (reviewIndexDate) and a reader clears both fields if nothing is left to fold.
+   */
+  overlayUntil?: string;
 }
 
 export interface OutboxLease {

@@ -50,7 +50,7 @@ const W1 =
   (args: unknown[]) =>
     sortKeyOf(inputOf(args)).startsWith(`DAY#${date}`) && (inputOf(args).UpdateExpression ?? '').includes('#p = :token');
 const W2 = (args: unknown[]) => sortKeyOf(inputOf(args)).startsWith('SEEN#');
-const UNDO = (args: unknown[]) => inputOf(args).ConditionExpression === '#p = :token';
+const UNDO = (args: unknown[]) => (inputOf(args).ConditionExpression ?? '').startsWith('#p = :token');
 const TURN_HEAVY = (args: unknown[]) => inputOf(args).UpdateExpression === 'REMOVE #ids SET #hv = :true';
 
 /** What the caller of a killed process sees: the store wraps the crash as it would any non-retryable failure. */

@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { dayItemSends, segmentsWithoutDates, dayRetentionDays, tableItemLayout } from '../../aws/dynamo-store.js';
+import { dayItemKept, segmentsWithoutDates, dayRetentionDays, tableItemLayout } from '../../aws/dynamo-store.js';
 import { createEventBridgePublisher } from '../../aws/eventbridge-publisher.js';
 import { type ImportTable, createImportTable, sameItem } from '../../aws/import-table.js';
 import { createSfnJourneyStarter, parseStateMachineArns } from '../../aws/sfn-journey-starter.js';
@@ -289,7 +289,7 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
       fresh.push(user);
     }
     // Only the covered dates' counters of a stored user: the profile and history stay as live ingest left them, and
-    // the journey sends recorded on those days are kept.
+    // the journey sends recorded on those days are kept, as are the attribute changes not folded into the profile.
     const storedDays = await table.storedDays(
       rebuilt.map((user) => user.userId),
       covered.from,
@@ -299,7 +299,7 @@ export async function runImport(input: ImportInput): Promise<ImportReport> {
     for (const user of rebuilt) {
       const stored = storedDays.get(user.userId) ?? [];
       const byDate = new Map(stored.map((item) => [item[TABLE_KEYS.sortKey]!.S!, item]));
-      const days = user.days.map((day) => ({ ...day, ...dayItemSends(byDate.get(dayKey(day.date)) ?? {}) }));
+      const days = user.days.map((day) => ({ ...day, ...dayItemKept(byDate.get(dayKey(day.date)) ?? {}) }));
       const inCover = (date: string): boolean => date >= covered.from && date <= covered.to;
       before.push(...dayItemsOf({ ...user, days }, inCover));
       // The rebuilt dates leave the segments that held them (written first: a day is never counted twice).
