@@ -46,7 +46,7 @@ import {
   journeyDaysFromBatches,
   mergeCounterDays,
 } from '../core/tally-batches.js';
-import { type CapacityUnits, isTransientError } from './dynamo-store.js';
+import { type CapacityUnits, ONLY_IF_NEW, isTransientError } from './dynamo-store.js';
 import { TABLE_KEYS } from './table-schema.js';
 
 type Item = Record<string, AttributeValue>;
@@ -291,16 +291,7 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
         [TALLIES_ATTRIBUTE]: { S: encoded },
       };
       try {
-        await metered('tallyBatch', 'write', () =>
-          client.send(
-            new PutItemCommand({
-              ...common,
-              Item: item,
-              ConditionExpression: 'attribute_not_exists(#pk)',
-              ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
-            }),
-          ),
-        );
+        await metered('tallyBatch', 'write', () => client.send(new PutItemCommand({ ...common, Item: item, ...ONLY_IF_NEW })));
       } catch (error) {
         // The same text under the same night is stored already (a retried write): nothing more to do.
         if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;

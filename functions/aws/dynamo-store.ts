@@ -433,6 +433,13 @@ export function isTransientError(error: unknown): boolean {
   );
 }
 
+/** The condition of a write that only creates: DynamoDB refuses it (ConditionalCheckFailedException) when the item is there. */
+export const ONLY_IF_NEW = Object.freeze({
+  ConditionExpression: 'attribute_not_exists(#pk)',
+  // Frozen: every request shares this object.
+  ExpressionAttributeNames: Object.freeze({ '#pk': TABLE_KEYS.partitionKey }),
+}) satisfies Pick<PutItemCommandInput, 'ConditionExpression' | 'ExpressionAttributeNames'>;
+
 function isConditionalCheckFailure(error: unknown): boolean {
   return (error as ServiceErrorShape | undefined)?.name === 'ConditionalCheckFailedException';
 }
@@ -1264,16 +1271,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     const lastDate = addDays(firstDate, SEGMENT_DAYS - 1);
     const item = segmentItemOf(userId, firstDate, new Map(sealed.map(([date, , values]) => [date, values])), Number(expiresAt(lastDate).N));
     options.onRollUpStep?.('segment', lastDate);
-    const put = await rollUpWrite(
-      client.send(
-        new PutItemCommand({
-          ...common,
-          Item: item,
-          ConditionExpression: 'attribute_not_exists(#pk)',
-          ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
-        }),
-      ),
-    );
+    const put = await rollUpWrite(client.send(new PutItemCommand({ ...common, Item: item, ...ONLY_IF_NEW })));
     // Another roll-up stored this period's segment first: the next window read drains its days from that one.
     if (put === undefined) return;
     for (const [date, dayItem, values] of sealed) await drainDay(userId, date, dayItem, values);
@@ -1596,8 +1594,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
     const input: PutItemCommandInput = {
       ...common,
       Item: guardItemOf(userId, eventKey, token, date, guardExpiresAt, settled),
-      ConditionExpression: 'attribute_not_exists(#pk)',
-      ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
+      ...ONLY_IF_NEW,
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
     };
     return conditionalWrite('guardEvent', key, () => client.send(new PutItemCommand(input)));
@@ -2106,7 +2103,7 @@ export function createDynamoTierStore(options: DynamoTierStoreOptions): DynamoTi
                 ...common,
                 Item: item,
                 ...(expectedVersion === 0
-                  ? { ConditionExpression: 'attribute_not_exists(#pk)', ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey } }
+                  ? ONLY_IF_NEW
                   : {
                       // The clears this writer read must still be the stored ones (see clearOutbox).
                       ConditionExpression:
