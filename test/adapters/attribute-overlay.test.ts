@@ -43,6 +43,27 @@ async function setup() {
   return { store, capacity, tableName, clock, live: services(store), replayed: services(replay), replay };
 }
 
+/** The same store as setup's, in a process that dies at its first SEEN# guard write (W2), before or after it lands. */
+function storeDyingAtGuardWrite(tableName: string, clock: ManualClock, when: 'before' | 'after') {
+  const rules: FaultRule[] = [
+    {
+      operation: 'PutItemCommand',
+      call: 1,
+      when,
+      times: Infinity,
+      match: (args) => ((args[0] as { input: { Item?: Record<string, { S?: string }> } }).input.Item?.['sk']?.S ?? '').startsWith('SEEN#'),
+    },
+  ];
+  return createDynamoTierStore({
+    client: withClientFaults(dynalite.client, rules) as DynamoDBClient,
+    tableName,
+    shardCount: 4,
+    timeZone: overlayRuleset.timezone,
+    lightDayEvents: 3,
+    now: () => clock.now(),
+  });
+}
+
 let minute = 0;
 const lesson = (eventId: string, date = TODAY): UserEvent => ({
   eventId,
@@ -157,23 +178,7 @@ describe('an answer whose process died between W1 and W2', () => {
     const before = (await replay.loadUser(USER, from)).profile?.attributes;
     // q3's W1 writes the overlay (this process holds the lease), then the process dies before its guard (W2).
     const q3 = answer('q3', `${TODAY}T11:00:00Z`, { goal: 'curious', level: 3 });
-    const rules: FaultRule[] = [
-      {
-        operation: 'PutItemCommand',
-        call: 1,
-        when: 'before',
-        times: Infinity,
-        match: (args) => ((args[0] as { input: { Item?: Record<string, { S?: string }> } }).input.Item?.['sk']?.S ?? '').startsWith('SEEN#'),
-      },
-    ];
-    const dying = createDynamoTierStore({
-      client: withClientFaults(dynalite.client, rules) as DynamoDBClient,
-      tableName,
-      shardCount: 4,
-      timeZone: overlayRuleset.timezone,
-      lightDayEvents: 3,
-      now: () => clock.now(),
-    });
+    const dying = storeDyingAtGuardWrite(tableName, clock, 'before');
     await dying.loadUser(USER, from);
     await expect(ingestEvent({ ...live, store: dying }, q3)).rejects.toThrow();
     const { Items = [] } = await dynalite.client.send(new ScanCommand({ TableName: tableName }));
@@ -227,23 +232,7 @@ describe('a resend whose first attempt crashed before its settle', () => {
       for (const event of events) await ingestEvent(replayed, event);
       // The resend's W1 is applied (the original's day was light: no guard), then the process dies at its W2.
       const resend = { ...original, occurredAt: `${yesterday}T11:00:00Z` };
-      const rules: FaultRule[] = [
-        {
-          operation: 'PutItemCommand',
-          call: 1,
-          when,
-          times: Infinity,
-          match: (args) => ((args[0] as { input: { Item?: Record<string, { S?: string }> } }).input.Item?.['sk']?.S ?? '').startsWith('SEEN#'),
-        },
-      ];
-      const dying = createDynamoTierStore({
-        client: withClientFaults(dynalite.client, rules) as DynamoDBClient,
-        tableName,
-        shardCount: 4,
-        timeZone: overlayRuleset.timezone,
-        lightDayEvents: 3,
-        now: () => clock.now(),
-      });
+      const dying = storeDyingAtGuardWrite(tableName, clock, when);
       await expect(ingestEvent({ ...live, store: dying }, resend)).rejects.toThrow();
       // SQS redelivers it to another process.
       expect((await ingestEvent(live, resend)).duplicate).toBe(true);
