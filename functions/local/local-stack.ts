@@ -46,7 +46,9 @@ export type StackActivity =
   | { kind: 'dead-letter'; letter: DeadLetter }
   | { kind: 'journey-started'; executionName: string; tier: string; userId: string; at: string }
   | { kind: 'journey-stopped'; executionName: string; at: string }
-  | { kind: 'journey-step'; task: JourneyTaskInput; result: JourneyStepResult; at: string };
+  | { kind: 'journey-step'; task: JourneyTaskInput; result: JourneyStepResult; at: string }
+  /** A roll-up of a heavy user's sealed days stopped (it never fails the read); a later window read resumes it. */
+  | { kind: 'roll-up-stopped'; userId: string; reason: string };
 
 export interface LocalStackOptions {
   ruleset: Ruleset;
@@ -129,6 +131,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     shardCount: LOCAL_REVIEW_SHARDS,
     timeZone: ruleset.timezone,
     retentionDays: dayRetentionDays(ruleset.maxWindowDays),
+    // Logged as the Lambdas log it, so that a roll-up that keeps stopping shows locally too.
+    onRollUpFailure: (userId, error) =>
+      void report({ kind: 'roll-up-stopped', userId, reason: error instanceof Error ? error.message : String(error) }),
   });
   const analytics = createDynamoCounters({ client: dynalite.client, tableName: dynalite.tableName });
   let tallies: LocalTallyQueue;

@@ -50,7 +50,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     ruleset,
     clock,
     onActivity: (activity) => {
-      if (activity.kind !== 'dead-letter' && activity.kind !== 'action' && activity.kind !== 'forgotten') tally.record(activity);
+      if (activity.kind !== 'dead-letter' && activity.kind !== 'action' && activity.kind !== 'forgotten' && activity.kind !== 'roll-up-stopped')
+        tally.record(activity);
     },
     ingestConcurrency: 4,
     batchWindowMs: 0,

@@ -44,6 +44,14 @@ describe('the live log', () => {
     );
     expect(line).toBe('user-00060  deferred beginner_cases until 2026-11-29 08:00 +08:00 (quiet-hours)');
   });
+
+  it('shows a stopped roll-up of a heavy user, which the Lambdas log as a warning, and that it resumes', () => {
+    const activity: StackActivity = { kind: 'roll-up-stopped', userId: 'bot-7', reason: 'ProvisionedThroughputExceededException' };
+    expect(describeActivity(activity, 'UTC')).toBe(
+      'bot-7  roll-up of sealed heavy days stopped (ProvisionedThroughputExceededException); the next window read resumes it',
+    );
+    expect(activityTime(activity)).toBeUndefined();
+  });
 });
 
 describe('the live log is stamped with the decision time', () => {

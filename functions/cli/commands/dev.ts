@@ -92,6 +92,8 @@ export function describeActivity(activity: StackActivity, timeZone: string): str
           : undefined;
     case 'forgotten':
       return `${activity.notice.userRef}  forgotten (every stored item deleted)`;
+    case 'roll-up-stopped':
+      return `${activity.userId}  roll-up of sealed heavy days stopped (${activity.reason}); the next window read resumes it`;
     case 'journey-started':
     case 'journey-stopped':
       return undefined;
@@ -111,6 +113,7 @@ export function activityTime(activity: StackActivity): Date | undefined {
     case 'journey-stopped':
       return new Date(activity.at);
     case 'dead-letter':
+    case 'roll-up-stopped':
       return undefined;
   }
 }
