@@ -292,16 +292,29 @@ export function applyEventToAttributes(
   profile: Pick<UserProfile, 'attributes'>,
   event: UserEvent,
 ): Record<string, StoredAttribute> | undefined {
-  // Copied on the first change only (withAttribute; no closure: this runs for every event, changing or not).
-  let next: Record<string, StoredAttribute> | undefined;
+  // One set of rules: the event's own contribution joined in, as a store joins a day's overlay (joinAttributes).
+  const joined = joinAttributes(profile.attributes, attributeContribution(ruleset, event));
+  return joined === profile.attributes ? undefined : joined;
+}
+
+const NO_ATTRIBUTES: Readonly<Record<string, StoredAttribute>> = Object.freeze({});
+
+/**
+ * What one event contributes to the profile's attributes on its own: each attribute it sets, stamped with the event
+ * (a days-since attribute as value null, tags deduplicated, sorted and capped). Joined (joinAttributes) into any
+ * profile it gives what applying the event gives, so a store may keep a day's contributions apart from the profile
+ * and join them in when it reads (see the attribute overlay in dynamo-store.ts). Throws InvalidEventError for a
+ * property of the wrong type.
+ */
+export function attributeContribution(ruleset: Pick<Ruleset, 'attributes'>, event: UserEvent): Record<string, StoredAttribute> {
+  // Made on the first attribute only (withAttribute; no closure: this runs for every event, setting any or not).
+  let contribution: Record<string, StoredAttribute> | undefined;
   for (const name in ruleset.attributes) {
     if (!Object.hasOwn(ruleset.attributes, name)) continue;
     const definition = ruleset.attributes[name]!;
     if (definition.event !== event.type) continue;
-    const stored = Object.hasOwn(profile.attributes, name) ? profile.attributes[name] : undefined;
-    const candidate = { at: event.occurredAt, eventId: event.eventId };
     if (definition.type === 'days-since') {
-      if (!stored || isLater(stored, candidate)) next = withAttribute(next, profile.attributes, name, { value: null, ...candidate });
+      contribution = withAttribute(contribution, NO_ATTRIBUTES, name, { value: null, at: event.occurredAt, eventId: event.eventId });
       continue;
     }
     const raw = Object.hasOwn(event.properties, definition.property) ? event.properties[definition.property] : undefined;
@@ -312,13 +325,11 @@ export function applyEventToAttributes(
         throw new InvalidEventError(event.eventId, [
           { pointer: `/properties/${definition.property}`, message: 'must be a string or a list of strings (it sets tags)' },
         ]);
-      const current = Array.isArray(stored?.value) ? stored.value : [];
-      const merged = mergedTags(current, values);
-      // `at` tracks the latest contributing event so that the stored item is the same in any delivery order.
-      const candidateIsNewer = !stored || isLater(candidate, stored);
-      const latest = candidateIsNewer ? candidate : stored;
-      if (!sameTags(merged, current) || candidateIsNewer)
-        next = withAttribute(next, profile.attributes, name, { value: merged, at: latest.at, eventId: latest.eventId });
+      contribution = withAttribute(contribution, NO_ATTRIBUTES, name, {
+        value: mergedTags([], values),
+        at: event.occurredAt,
+        eventId: event.eventId,
+      });
       continue;
     }
     if (typeof raw !== definition.type) {
@@ -329,21 +340,13 @@ export function applyEventToAttributes(
         },
       ]);
     }
-    if (!stored || isLater(candidate, stored))
-      next = withAttribute(next, profile.attributes, name, { value: raw as string | number | boolean, ...candidate });
+    contribution = withAttribute(contribution, NO_ATTRIBUTES, name, {
+      value: raw as string | number | boolean,
+      at: event.occurredAt,
+      eventId: event.eventId,
+    });
   }
-  return next;
-}
-
-const NO_ATTRIBUTES: Readonly<Record<string, StoredAttribute>> = Object.freeze({});
-
-/**
- * What one event contributes to the profile's attributes on its own: applyEventToAttributes on an empty profile.
- * Joined (joinAttributes) into any profile it gives what applying the event gives, so a store may keep a day's
- * contributions apart from the profile and join them in when it reads (see the attribute overlay in dynamo-store.ts).
- */
-export function attributeContribution(ruleset: Pick<Ruleset, 'attributes'>, event: UserEvent): Record<string, StoredAttribute> {
-  return applyEventToAttributes(ruleset, { attributes: NO_ATTRIBUTES }, event) ?? {};
+  return contribution ?? NO_ATTRIBUTES;
 }
 
 /**
@@ -368,13 +371,17 @@ export function joinAttributes(
 }
 
 function joinAttribute(stored: StoredAttribute, incoming: StoredAttribute): StoredAttribute {
-  if (Array.isArray(stored.value) && Array.isArray(incoming.value)) {
-    const merged = mergedTags(stored.value, incoming.value);
+  // By the incoming value's kind (the attribute's definition), so that a value stored under an earlier definition of
+  // another type is replaced as applying the event replaces it.
+  if (Array.isArray(incoming.value)) {
+    const current = Array.isArray(stored.value) ? stored.value : [];
+    const merged = mergedTags(current, incoming.value);
+    // `at` tracks the latest contributing event so that the stored item is the same in any delivery order.
     const latest = isLater(incoming, stored) ? incoming : stored;
-    if (latest === stored && sameTags(merged, stored.value)) return stored;
+    if (latest === stored && sameTags(merged, current)) return stored;
     return { value: merged, at: latest.at, eventId: latest.eventId };
   }
   // days-since keeps the first occurrence; every other value the latest.
-  if (stored.value === null && incoming.value === null) return isLater(stored, incoming) ? incoming : stored;
+  if (incoming.value === null) return isLater(stored, incoming) ? incoming : stored;
   return isLater(incoming, stored) ? incoming : stored;
 }
