@@ -24,6 +24,11 @@ const dynalite = useDynalite();
 const USER = 'heavy-ana';
 const TODAY = '2026-03-20';
 
+/** The tier services of the overlay ruleset on `store`, with journeys and notices recorded. */
+function servicesOn(store: TierStore, clock: ManualClock): TierServices {
+  return { ruleset: overlayRuleset, store, journeys: new RecordingJourneyStarter(), publisher: new RecordingPublisher(), clock };
+}
+
 async function setup() {
   const clock = new ManualClock(new Date(`${TODAY}T12:00:00Z`));
   const { store, capacity, tableName } = await dynalite.freshStore({
@@ -32,13 +37,7 @@ async function setup() {
     lightDayEvents: 3,
     now: () => clock.now(),
   });
-  const services = (tierStore: TierStore): TierServices => ({
-    ruleset: overlayRuleset,
-    store: tierStore,
-    journeys: new RecordingJourneyStarter(),
-    publisher: new RecordingPublisher(),
-    clock,
-  });
+  const services = (tierStore: TierStore): TierServices => servicesOn(tierStore, clock);
   const replay = new MemoryReplayStore(4);
   return { store, capacity, tableName, clock, live: services(store), replayed: services(replay), replay };
 }
@@ -258,13 +257,7 @@ describe('overlays and the roll-up', () => {
       now: () => clock.now(),
     });
     const replay = new MemoryReplayStore(4);
-    const services = (tierStore: TierStore): TierServices => ({
-      ruleset: overlayRuleset,
-      store: tierStore,
-      journeys: new RecordingJourneyStarter(),
-      publisher: new RecordingPublisher(),
-      clock,
-    });
+    const services = (tierStore: TierStore): TierServices => servicesOn(tierStore, clock);
     const goals = ['career', 'upskill', 'curious'];
     const tags = ['ai', 'data', 'design', 'web', 'ops'];
     const DAYS = 30;
