@@ -46,7 +46,7 @@ import {
   journeyDaysFromBatches,
   mergeCounterDays,
 } from '../core/tally-batches.js';
-import { type CapacityUnits, ONLY_IF_NEW, isTransientError } from './dynamo-store.js';
+import { type CapacityUnits, ONLY_IF_NEW, isConditionalCheckFailure, isTransientError, unlessConditionFails } from './dynamo-store.js';
 import { TABLE_KEYS } from './table-schema.js';
 
 type Item = Record<string, AttributeValue>;
@@ -99,7 +99,7 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
     try {
       output = await request();
     } catch (error) {
-      if (isTransientError(error) || (error as { name?: string }).name === 'ConditionalCheckFailedException') throw error;
+      if (isTransientError(error) || isConditionalCheckFailure(error)) throw error;
       const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       throw new CounterStoreError(operation, `failed on table ${tableName} (${reason}); check the table exists and the role may write it`, {
         cause: error,
@@ -136,8 +136,8 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
     }
     if (removes.length > 0) expression += ` REMOVE ${removes.join(', ')}`;
     if (expression === '') return false;
-    try {
-      await metered(operation, 'write', () =>
+    const written = await unlessConditionFails(
+      metered(operation, 'write', () =>
         client.send(
           new UpdateItemCommand({
             ...common,
@@ -148,11 +148,9 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
             ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
           }),
         ),
-      );
-    } catch (error) {
-      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
-      throw error;
-    }
+      ),
+    );
+    if (written === undefined) return false;
     const left = settled.get(itemRef);
     if (left) {
       for (const name of removable) left.delete(name);
@@ -191,17 +189,16 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
 
   /** The shards of each date summed; guards and keys left out. */
   function daysOf(items: Item[]): CounterDay[] {
-    const byDate = new Map<string, Record<string, number>>();
-    for (const item of items) {
-      const date = (item[TABLE_KEYS.sortKey]?.S ?? '').split('#')[0]!;
-      const counts = byDate.get(date) ?? {};
-      for (const [name, value] of Object.entries(item)) {
-        if (name === TABLE_KEYS.partitionKey || name === TABLE_KEYS.sortKey || name.startsWith(GUARD_PREFIX) || value.N === undefined) continue;
-        counts[name] = (counts[name] ?? 0) + Number(value.N);
-      }
-      byDate.set(date, counts);
-    }
-    return [...byDate.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([date, counts]) => ({ date, counts }));
+    return mergeCounterDays(
+      items.map((item): CounterDay => {
+        const counts: Record<string, number> = {};
+        for (const [name, value] of Object.entries(item)) {
+          if (name === TABLE_KEYS.partitionKey || name === TABLE_KEYS.sortKey || name.startsWith(GUARD_PREFIX) || value.N === undefined) continue;
+          counts[name] = Number(value.N);
+        }
+        return { date: (item[TABLE_KEYS.sortKey]?.S ?? '').split('#')[0]!, counts };
+      }),
+    );
   }
 
   async function readTallyBatches(fromDrainDate: string): Promise<TallyBatch[]> {
@@ -259,8 +256,8 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
     readTallyBatches,
 
     async holdCountLease(lease: CountLease) {
-      try {
-        await metered('countLease', 'write', () =>
+      const held = await unlessConditionFails(
+        metered('countLease', 'write', () =>
           client.send(
             new PutItemCommand({
               ...common,
@@ -276,12 +273,9 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
               ExpressionAttributeValues: { ':owner': { S: lease.owner }, ':now': { S: lease.now.toISOString() } },
             }),
           ),
-        );
-        return true;
-      } catch (error) {
-        if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
-        throw error;
-      }
+        ),
+      );
+      return held !== undefined;
     },
 
     async writeTallyBatch(drainDate: string, encoded: string) {
@@ -290,12 +284,8 @@ export function createDynamoCounters(options: DynamoCountersOptions): DynamoCoun
         [TABLE_KEYS.sortKey]: { S: `${drainDate}#${shortHash(encoded, 16)}` },
         [TALLIES_ATTRIBUTE]: { S: encoded },
       };
-      try {
-        await metered('tallyBatch', 'write', () => client.send(new PutItemCommand({ ...common, Item: item, ...ONLY_IF_NEW })));
-      } catch (error) {
-        // The same text under the same night is stored already (a retried write): nothing more to do.
-        if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-      }
+      // Refused: the same text under the same night is stored already (a retried write), nothing more to do.
+      await unlessConditionFails(metered('tallyBatch', 'write', () => client.send(new PutItemCommand({ ...common, Item: item, ...ONLY_IF_NEW }))));
     },
 
     async readCensusSnapshots(fromDate: string) {

@@ -440,12 +440,12 @@ export const ONLY_IF_NEW = Object.freeze({
   ExpressionAttributeNames: Object.freeze({ '#pk': TABLE_KEYS.partitionKey }),
 }) satisfies Pick<PutItemCommandInput, 'ConditionExpression' | 'ExpressionAttributeNames'>;
 
-function isConditionalCheckFailure(error: unknown): boolean {
+export function isConditionalCheckFailure(error: unknown): boolean {
   return (error as ServiceErrorShape | undefined)?.name === 'ConditionalCheckFailedException';
 }
 
 /** Resolves undefined when the request's condition does not hold, which is an answer here, not a failure. */
-async function unlessConditionFails<T>(request: Promise<T>): Promise<T | undefined> {
+export async function unlessConditionFails<T>(request: Promise<T>): Promise<T | undefined> {
   try {
     return await request;
   } catch (error) {

@@ -174,27 +174,26 @@ export function packTallies(tallies: readonly ExecutionTally[], maxBytes = TALLY
  */
 export function journeyDaysFromBatches(batches: readonly TallyBatch[], journeyId: string, fromDate: string): CounterDay[] {
   const seen = new Set<string>();
-  const byDate = new Map<string, Record<string, number>>();
+  const days: CounterDay[] = [];
   for (const batch of batches) {
     for (const tally of batch.tallies) {
       if (seen.has(tally.id)) continue;
       seen.add(tally.id);
-      if (tally.journeyId !== journeyId || tally.date < fromDate) continue;
-      const counts = byDate.get(tally.date) ?? {};
-      for (const [name, value] of Object.entries(tally.counts)) counts[name] = (counts[name] ?? 0) + value;
-      byDate.set(tally.date, counts);
+      if (tally.journeyId === journeyId && tally.date >= fromDate) days.push(tally);
     }
   }
-  return [...byDate.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([date, counts]) => ({ date, counts }));
+  return mergeCounterDays(days);
 }
 
-/** Two lists of days summed by date, oldest first. */
-export function mergeCounterDays(a: readonly CounterDay[], b: readonly CounterDay[]): CounterDay[] {
+/** Lists of days summed by date, oldest first (the inputs' counts are left as they are). */
+export function mergeCounterDays(...lists: ReadonlyArray<readonly CounterDay[]>): CounterDay[] {
   const byDate = new Map<string, Record<string, number>>();
-  for (const day of [...a, ...b]) {
-    const counts = byDate.get(day.date) ?? {};
-    for (const [name, value] of Object.entries(day.counts)) counts[name] = (counts[name] ?? 0) + value;
-    byDate.set(day.date, counts);
+  for (const list of lists) {
+    for (const day of list) {
+      let counts = byDate.get(day.date);
+      if (!counts) byDate.set(day.date, (counts = {}));
+      for (const [name, value] of Object.entries(day.counts)) counts[name] = (counts[name] ?? 0) + value;
+    }
   }
   return [...byDate.entries()].sort(([x], [y]) => (x < y ? -1 : 1)).map(([date, counts]) => ({ date, counts }));
 }
